@@ -1,0 +1,165 @@
+//! A batch of events handed to a receiver, and why it was cut.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::shared::Shared;
+
+/// Why a batch was emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FlushReason {
+    /// `interval` elapsed since the batch's first event.
+    Interval,
+    /// The batch reached `max_batch_bytes`, or the next event would have
+    /// pushed it past.
+    Bytes,
+    /// The batch reached `max_batch_items`.
+    Items,
+    /// [`Dispatcher::flush`](crate::Dispatcher::flush) was called.
+    Manual,
+    /// The dispatcher is shutting down.
+    Drain,
+}
+
+impl FlushReason {
+    /// Every reason, in declaration order (the order of [`FlushCounts`](crate::FlushCounts)).
+    pub const ALL: [FlushReason; 5] = [
+        FlushReason::Interval,
+        FlushReason::Bytes,
+        FlushReason::Items,
+        FlushReason::Manual,
+        FlushReason::Drain,
+    ];
+
+    /// A lowercase name: `interval`, `bytes`, `items`, `manual`, `drain`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlushReason::Interval => "interval",
+            FlushReason::Bytes => "bytes",
+            FlushReason::Items => "items",
+            FlushReason::Manual => "manual",
+            FlushReason::Drain => "drain",
+        }
+    }
+}
+
+impl fmt::Display for FlushReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A sealed batch, as the dispatcher keeps it before a receiver takes it.
+pub(crate) struct Sealed<T> {
+    pub(crate) items: Vec<T>,
+    pub(crate) bytes: usize,
+    pub(crate) reason: FlushReason,
+}
+
+/// Events emitted together, in admission order, with their total weight and
+/// the reason the batch was cut.
+///
+/// A `Batch` dereferences to a slice of its events. Take the events out by
+/// value with [`drain`](Batch::drain); when the batch is dropped its buffer goes
+/// back to the dispatcher for reuse, so steady-state batching allocates nothing.
+///
+/// # Examples
+///
+/// ```
+/// use dispatcher::{Dispatcher, FlushReason};
+///
+/// let (dispatcher, batches) = Dispatcher::<String>::builder().build()?;
+/// let producer = dispatcher.producer();
+/// producer.try_enqueue("a".to_string())?;
+/// producer.try_enqueue("bc".to_string())?;
+/// dispatcher.flush();
+///
+/// let mut batch = batches.recv()?;
+/// assert_eq!(batch.len(), 2);
+/// assert_eq!(batch.bytes(), 3);
+/// assert_eq!(batch.reason(), FlushReason::Manual);
+/// let owned: Vec<String> = batch.drain().collect();
+/// assert_eq!(owned, ["a", "bc"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Batch<T> {
+    items: Vec<T>,
+    bytes: usize,
+    reason: FlushReason,
+    home: Arc<Shared<T>>,
+}
+
+impl<T> Batch<T> {
+    pub(crate) fn new(sealed: Sealed<T>, home: Arc<Shared<T>>) -> Self {
+        Batch {
+            items: sealed.items,
+            bytes: sealed.bytes,
+            reason: sealed.reason,
+            home,
+        }
+    }
+
+    /// The summed weight of the events, as admission charged them.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Why the batch was cut.
+    pub fn reason(&self) -> FlushReason {
+        self.reason
+    }
+
+    /// The events, in admission order.
+    pub fn items(&self) -> &[T] {
+        &self.items
+    }
+
+    /// Moves the events out, in admission order, keeping the buffer for reuse.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, T> {
+        self.items.drain(..)
+    }
+
+    /// Takes the events as a `Vec` (its buffer is then not recycled).
+    pub fn into_vec(mut self) -> Vec<T> {
+        std::mem::take(&mut self.items)
+    }
+}
+
+impl<T> Deref for Batch<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        &self.items
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Batch<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+impl<T> fmt::Debug for Batch<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("len", &self.items.len())
+            .field("bytes", &self.bytes)
+            .field("reason", &self.reason)
+            .finish()
+    }
+}
+
+impl<T> Drop for Batch<T> {
+    fn drop(&mut self) {
+        if self.items.capacity() == 0 {
+            return;
+        }
+        // Drop the events here, on the receiver's thread, outside any lock.
+        self.items.clear();
+        self.home.recycle(std::mem::take(&mut self.items));
+    }
+}

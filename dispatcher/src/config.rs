@@ -1,0 +1,392 @@
+//! Limits, overload policy and the builder that validates them.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::dispatcher::Dispatcher;
+use crate::receiver::Batches;
+use crate::shared::Shared;
+
+/// What admission does when an event does not fit under `max_buffered_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Refuse the event with [`EnqueueError::Full`](crate::EnqueueError::Full).
+    Reject,
+    /// Wait for room, at most `timeout`, then refuse with
+    /// [`EnqueueError::Timeout`](crate::EnqueueError::Timeout).
+    Block {
+        /// How long [`Producer::enqueue`](crate::Producer::enqueue) waits for room.
+        timeout: Duration,
+    },
+    /// Evict the oldest events not yet handed to a receiver until the new one
+    /// fits. Every eviction is counted in [`Stats::dropped`](crate::Stats::dropped)
+    /// and handed to the builder's `on_evict` callback, if any.
+    DropOldest,
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Policy::Reject => f.write_str("reject"),
+            Policy::Block { timeout } => write!(f, "block ({timeout:?})"),
+            Policy::DropOldest => f.write_str("drop-oldest"),
+        }
+    }
+}
+
+/// The limits a dispatcher batches and admits by; all can change while it runs
+/// (see [`Dispatcher::set_limits`]).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use dispatcher::Limits;
+///
+/// let limits = Limits {
+///     max_batch_bytes: Some(32 * 1024),
+///     ..Limits::default()
+/// };
+/// assert!(limits.validate().is_ok());
+/// assert_eq!(limits.interval, Duration::from_millis(10));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A batch is emitted at most this long after its first event arrived
+    /// (plus a random share of `interval_jitter`). Must be > 0.
+    pub interval: Duration,
+    /// Up to this much extra delay is added to each batch's interval, chosen at
+    /// random, so many dispatchers do not flush in lock-step. `0..=interval`.
+    pub interval_jitter: Duration,
+    /// Upper bound on the summed weight of accepted, undelivered events. > 0.
+    pub max_buffered_bytes: usize,
+    /// A batch is emitted once it reaches this many bytes; it exceeds the
+    /// limit only when a single event is itself larger. `1..=max_buffered_bytes`.
+    pub max_batch_bytes: Option<usize>,
+    /// A batch is emitted once it holds this many events. > 0.
+    pub max_batch_items: Option<usize>,
+}
+
+impl Default for Limits {
+    /// 10 ms interval, no jitter, 64 MiB buffered, no batch size limits.
+    fn default() -> Self {
+        Limits {
+            interval: Duration::from_millis(10),
+            interval_jitter: Duration::ZERO,
+            max_buffered_bytes: 64 * 1024 * 1024,
+            max_batch_bytes: None,
+            max_batch_items: None,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks every field against its allowed range.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the first field out of range, its value and the
+    /// allowed range.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dispatcher::Limits;
+    ///
+    /// let bad = Limits { max_batch_bytes: Some(1 << 30), max_buffered_bytes: 1 << 20, ..Limits::default() };
+    /// let err = bad.validate().unwrap_err();
+    /// assert_eq!(err.field(), "max_batch_bytes");
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.interval.is_zero() {
+            return Err(ConfigError::new("interval", &self.interval, "> 0"));
+        }
+        if self.interval_jitter > self.interval {
+            return Err(ConfigError::new(
+                "interval_jitter",
+                &self.interval_jitter,
+                format!("0 ..= interval ({:?})", self.interval),
+            ));
+        }
+        if self.max_buffered_bytes == 0 {
+            return Err(ConfigError::new("max_buffered_bytes", &0, "> 0"));
+        }
+        if let Some(bytes) = self.max_batch_bytes {
+            if bytes == 0 || bytes > self.max_buffered_bytes {
+                return Err(ConfigError::new(
+                    "max_batch_bytes",
+                    &bytes,
+                    format!("1 ..= max_buffered_bytes ({})", self.max_buffered_bytes),
+                ));
+            }
+        }
+        if self.max_batch_items == Some(0) {
+            return Err(ConfigError::new("max_batch_items", &0, "> 0"));
+        }
+        Ok(())
+    }
+}
+
+/// A configuration value outside its allowed range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field} = {value}: allowed {allowed}")]
+pub struct ConfigError {
+    field: &'static str,
+    value: String,
+    allowed: String,
+}
+
+impl ConfigError {
+    fn new(field: &'static str, value: &dyn fmt::Debug, allowed: impl Into<String>) -> Self {
+        ConfigError {
+            field,
+            value: format!("{value:?}"),
+            allowed: allowed.into(),
+        }
+    }
+
+    /// The name of the offending field, as spelled in [`Limits`] / [`Builder`].
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+
+    /// The offending value, formatted.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The allowed range, in words.
+    pub fn allowed(&self) -> &str {
+        &self.allowed
+    }
+}
+
+/// Called with each event that [`Policy::DropOldest`] evicts.
+pub(crate) type EvictHook<T> = Arc<dyn Fn(T) + Send + Sync>;
+
+/// Builds a [`Dispatcher`] and its [`Batches`] receiver; validates on
+/// [`build`](Builder::build).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use dispatcher::{Dispatcher, Policy};
+///
+/// let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+///     .interval(Duration::from_millis(5))
+///     .max_buffered_bytes(1 << 20)
+///     .max_batch_bytes(16 * 1024)
+///     .policy(Policy::Block { timeout: Duration::from_millis(50) })
+///     .build()?;
+/// # drop((dispatcher, batches));
+/// # Ok::<(), dispatcher::ConfigError>(())
+/// ```
+pub struct Builder<T> {
+    limits: Limits,
+    policy: Policy,
+    on_evict: Option<EvictHook<T>>,
+    seed: u64,
+}
+
+impl<T> fmt::Debug for Builder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("limits", &self.limits)
+            .field("policy", &self.policy)
+            .field("on_evict", &self.on_evict.is_some())
+            .finish()
+    }
+}
+
+impl<T> Default for Builder<T> {
+    fn default() -> Self {
+        Builder {
+            limits: Limits::default(),
+            policy: Policy::Reject,
+            on_evict: None,
+            seed: 0x6d65_7472_6f6e_6f6d,
+        }
+    }
+}
+
+impl<T: crate::Weight + Send + 'static> Builder<T> {
+    /// Sets [`Limits::interval`] (default 10 ms).
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.limits.interval = interval;
+        self
+    }
+
+    /// Sets [`Limits::interval_jitter`] (default 0).
+    pub fn interval_jitter(mut self, jitter: Duration) -> Self {
+        self.limits.interval_jitter = jitter;
+        self
+    }
+
+    /// Sets [`Limits::max_buffered_bytes`] (default 64 MiB).
+    pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_buffered_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Limits::max_batch_bytes`] (default: none).
+    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_batch_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets [`Limits::max_batch_items`] (default: none).
+    pub fn max_batch_items(mut self, items: usize) -> Self {
+        self.limits.max_batch_items = Some(items);
+        self
+    }
+
+    /// Replaces all limits at once.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the overload [`Policy`] (default [`Policy::Reject`]).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Receives every event that [`Policy::DropOldest`] evicts, on the thread
+    /// of the producer whose event caused the eviction, after the dispatcher's
+    /// lock is released (so the callback may enqueue elsewhere).
+    pub fn on_evict(mut self, hook: impl Fn(T) + Send + Sync + 'static) -> Self {
+        self.on_evict = Some(Arc::new(hook));
+        self
+    }
+
+    /// Seeds the random interval jitter, for reproducible tests.
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Validates the configuration and creates the dispatcher and its receiver.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the first field out of range (see
+    /// [`Limits::validate`]); a `Block` policy needs a timeout > 0.
+    pub fn build(self) -> Result<(Dispatcher<T>, Batches<T>), ConfigError> {
+        self.limits.validate()?;
+        if let Policy::Block { timeout } = self.policy {
+            if timeout.is_zero() {
+                return Err(ConfigError::new("policy.timeout", &timeout, "> 0"));
+            }
+        }
+        let shared = Arc::new(Shared::new(
+            self.limits,
+            self.policy,
+            self.on_evict,
+            self.seed,
+        ));
+        Ok((
+            Dispatcher::from_shared(Arc::clone(&shared)),
+            Batches::from_shared(shared),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(limits: Limits) -> &'static str {
+        limits.validate().unwrap_err().field()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Limits::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn each_out_of_range_field_is_named() {
+        let d = Limits::default();
+        assert_eq!(
+            field_of(Limits {
+                interval: Duration::ZERO,
+                ..d
+            }),
+            "interval"
+        );
+        let jitter = Limits {
+            interval_jitter: d.interval * 2,
+            ..d
+        };
+        assert_eq!(field_of(jitter), "interval_jitter");
+        assert_eq!(
+            field_of(Limits {
+                max_buffered_bytes: 0,
+                ..d
+            }),
+            "max_buffered_bytes"
+        );
+        assert_eq!(
+            field_of(Limits {
+                max_batch_bytes: Some(0),
+                ..d
+            }),
+            "max_batch_bytes"
+        );
+        let over = Limits {
+            max_batch_bytes: Some(d.max_buffered_bytes + 1),
+            ..d
+        };
+        assert_eq!(field_of(over), "max_batch_bytes");
+        assert_eq!(
+            field_of(Limits {
+                max_batch_items: Some(0),
+                ..d
+            }),
+            "max_batch_items"
+        );
+    }
+
+    #[test]
+    fn error_message_names_field_value_and_range() {
+        let err = Limits {
+            max_batch_bytes: Some(10),
+            max_buffered_bytes: 5,
+            ..Limits::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid max_batch_bytes = 10: allowed 1 ..= max_buffered_bytes (5)"
+        );
+        assert_eq!(err.value(), "10");
+    }
+
+    #[test]
+    fn jitter_equal_to_interval_is_allowed() {
+        let d = Limits::default();
+        assert!(
+            Limits {
+                interval_jitter: d.interval,
+                ..d
+            }
+            .validate()
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn block_policy_needs_a_timeout() {
+        let err = Builder::<Vec<u8>>::default()
+            .policy(Policy::Block {
+                timeout: Duration::ZERO,
+            })
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), "policy.timeout");
+    }
+}

@@ -1,0 +1,93 @@
+//! An in-process batching dispatcher whose memory is bounded by bytes.
+//!
+//! Producers hand events to a [`Dispatcher`]; it groups them into batches and
+//! emits a batch when its interval elapses, when it reaches a byte or item
+//! target, on [`flush`](Dispatcher::flush), or on shutdown. Admission is
+//! bounded by the summed byte [`Weight`] of accepted, undelivered events —
+//! exactly, not estimated — and an explicit [`Policy`] says what happens when
+//! an event does not fit: refuse it with a typed error that hands it back,
+//! block for a while, or evict the oldest events and count them. Shutdown
+//! delivers everything accepted within a deadline, or returns what it could
+//! not deliver.
+//!
+//! # Tutorial
+//!
+//! ```
+//! use std::thread;
+//! use std::time::Duration;
+//! use dispatcher::{Dispatcher, Policy, TryEnqueueError};
+//!
+//! // 1. Configure: batches of up to 32 KiB or 10 ms, at most 1 MiB held.
+//! let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+//!     .interval(Duration::from_millis(10))
+//!     .max_batch_bytes(32 * 1024)
+//!     .max_buffered_bytes(1024 * 1024)
+//!     .policy(Policy::Reject)
+//!     .build()?;
+//!
+//! // 2. Consume batches on a thread of your own (or several: clone `batches`).
+//! let consumer = thread::spawn(move || {
+//!     let mut events = 0;
+//!     for batch in &batches {
+//!         events += batch.len(); // write the batch downstream here
+//!     }
+//!     events
+//! });
+//!
+//! // 3. Produce from any number of threads through cheap handles.
+//! let producer = dispatcher.producer();
+//! for i in 0..1000u32 {
+//!     match producer.try_enqueue(i.to_le_bytes().to_vec()) {
+//!         Ok(()) => {}
+//!         Err(TryEnqueueError::Full(event)) => drop(event), // or retry, or count
+//!         Err(other) => return Err(other.into()),
+//!     }
+//! }
+//!
+//! // 4. Shut down: everything accepted reaches the consumer, or comes back.
+//! let report = dispatcher.shutdown(Duration::from_secs(5))?;
+//! assert_eq!(consumer.join().unwrap() as u64, report.delivered_total);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Guarantees
+//!
+//! - `buffered_bytes <= max_buffered_bytes` at all times, also after the limit
+//!   is lowered with [`Dispatcher::set_limits`] (admission waits instead).
+//! - A batch exceeds `max_batch_bytes` only when it holds a single event that
+//!   is itself larger.
+//! - Events from one producer thread are delivered in the order they were
+//!   accepted; each accepted event is delivered exactly once, evicted and
+//!   counted (DropOldest), or returned by [`Dispatcher::shutdown`] /
+//!   [`Dispatcher::stop`].
+//! - No thread of its own, no busy waiting: an idle dispatcher sleeps on a
+//!   condition variable. Receivers cut batches whose interval has elapsed.
+//!
+//! # Features
+//!
+//! - `bytes`: [`Weight`] for `bytes::Bytes`.
+
+#![forbid(unsafe_code)]
+
+mod batch;
+mod config;
+mod dispatcher;
+mod error;
+mod producer;
+mod receiver;
+mod shared;
+mod state;
+mod stats;
+mod weight;
+
+pub use batch::{Batch, FlushReason};
+pub use config::{Builder, ConfigError, Limits, Policy};
+pub use dispatcher::Dispatcher;
+pub use error::{
+    EnqueueError, EnqueueTimeoutError, RecvError, RecvTimeoutError, ShutdownReport,
+    ShutdownTimeout, TryEnqueueError, TryRecvError,
+};
+pub use producer::Producer;
+pub use receiver::{Batches, Iter};
+pub use stats::{FlushCounts, Rejections, Stats};
+pub use weight::Weight;

@@ -1,0 +1,229 @@
+//! The cloneable handle producers enqueue through.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Policy;
+use crate::error::{EnqueueError, EnqueueTimeoutError, TryEnqueueError};
+use crate::shared::{Refused, Shared};
+use crate::weight::Weight;
+
+/// A handle for enqueueing events; cheap to clone, `Send + Sync`.
+///
+/// Events from one producer thread keep their order. Every refusal hands the
+/// event back inside the error.
+///
+/// # Examples
+///
+/// ```
+/// use std::thread;
+/// use dispatcher::Dispatcher;
+///
+/// let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder().build()?;
+/// let handles: Vec<_> = (0..4)
+///     .map(|_| {
+///         let producer = dispatcher.producer();
+///         thread::spawn(move || producer.try_enqueue(vec![0; 100]).is_ok())
+///     })
+///     .collect();
+/// assert!(handles.into_iter().all(|h| h.join().unwrap()));
+/// dispatcher.flush();
+/// assert_eq!(batches.recv()?.len(), 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Producer<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for Producer<T> {
+    fn clone(&self) -> Self {
+        Producer {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Producer { .. }")
+    }
+}
+
+impl<T: Weight> Producer<T> {
+    pub(crate) fn from_shared(shared: Arc<Shared<T>>) -> Self {
+        Producer { shared }
+    }
+
+    /// Admits `item` if it fits now; never blocks. Under
+    /// [`Policy::DropOldest`] it evicts the oldest undelivered events to make
+    /// room instead of refusing.
+    ///
+    /// # Errors
+    ///
+    /// - [`TryEnqueueError::Full`]: no room (Reject and Block policies).
+    /// - [`TryEnqueueError::TooLarge`]: `item` weighs more than `max_buffered_bytes`.
+    /// - [`TryEnqueueError::Closed`]: shutting down, stopped, or no receiver left.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dispatcher::{Dispatcher, TryEnqueueError};
+    ///
+    /// let (dispatcher, _batches) = Dispatcher::<Vec<u8>>::builder().max_buffered_bytes(4).build()?;
+    /// let producer = dispatcher.producer();
+    /// assert!(producer.try_enqueue(vec![1, 2, 3]).is_ok());
+    /// match producer.try_enqueue(vec![4, 5]) {
+    ///     Err(TryEnqueueError::Full(item)) => assert_eq!(item, [4, 5]),
+    ///     other => panic!("expected Full, got {other:?}"),
+    /// }
+    /// # Ok::<(), dispatcher::ConfigError>(())
+    /// ```
+    pub fn try_enqueue(&self, item: T) -> Result<(), TryEnqueueError<T>> {
+        self.shared.try_enqueue(item)
+    }
+
+    /// Admits `item` following the dispatcher's [`Policy`]: Reject refuses at
+    /// once, Block waits up to its timeout, DropOldest evicts to make room.
+    ///
+    /// # Errors
+    ///
+    /// - [`EnqueueError::Full`]: no room under Reject.
+    /// - [`EnqueueError::Timeout`]: no room appeared in time under Block.
+    /// - [`EnqueueError::TooLarge`]: `item` weighs more than `max_buffered_bytes`.
+    /// - [`EnqueueError::Closed`]: shutting down, stopped, or no receiver left.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dispatcher::{Dispatcher, EnqueueError, Policy};
+    ///
+    /// let (dispatcher, _batches) = Dispatcher::<Vec<u8>>::builder()
+    ///     .max_buffered_bytes(4)
+    ///     .policy(Policy::Block { timeout: Duration::from_millis(5) })
+    ///     .build()?;
+    /// let producer = dispatcher.producer();
+    /// producer.enqueue(vec![1, 2, 3])?;
+    /// // Nobody receives, so no room appears: the wait ends with the item back.
+    /// assert!(matches!(producer.enqueue(vec![4, 5]), Err(EnqueueError::Timeout(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn enqueue(&self, item: T) -> Result<(), EnqueueError<T>> {
+        let policy = self.shared.lock().policy;
+        match policy {
+            Policy::Reject | Policy::DropOldest => {
+                self.try_enqueue(item).map_err(|err| match err {
+                    TryEnqueueError::Full(item) => EnqueueError::Full(item),
+                    TryEnqueueError::TooLarge(item) => EnqueueError::TooLarge(item),
+                    TryEnqueueError::Closed(item) => EnqueueError::Closed(item),
+                })
+            }
+            Policy::Block { timeout } => {
+                let deadline = deadline_after(timeout);
+                self.shared
+                    .enqueue_until(item, deadline)
+                    .map_err(|err| match err {
+                        Refused::Full(item) => EnqueueError::Full(item),
+                        Refused::Timeout(item) => EnqueueError::Timeout(item),
+                        Refused::TooLarge(item) => EnqueueError::TooLarge(item),
+                        Refused::Closed(item) => EnqueueError::Closed(item),
+                    })
+            }
+        }
+    }
+
+    /// Admits `item`, waiting up to `timeout` for room whatever the policy
+    /// (under DropOldest it evicts instead of waiting).
+    ///
+    /// # Errors
+    ///
+    /// - [`EnqueueTimeoutError::Timeout`]: no room appeared in time.
+    /// - [`EnqueueTimeoutError::TooLarge`]: `item` weighs more than `max_buffered_bytes`.
+    /// - [`EnqueueTimeoutError::Closed`]: shutting down, stopped, or no receiver left.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dispatcher::Dispatcher;
+    ///
+    /// let (dispatcher, _batches) = Dispatcher::<String>::builder().build()?;
+    /// dispatcher.producer().enqueue_timeout("hello".into(), Duration::from_millis(10))?;
+    /// assert_eq!(dispatcher.stats().accepted, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn enqueue_timeout(
+        &self,
+        item: T,
+        timeout: Duration,
+    ) -> Result<(), EnqueueTimeoutError<T>> {
+        self.enqueue_deadline(item, deadline_after(timeout))
+    }
+
+    /// Like [`enqueue_timeout`](Producer::enqueue_timeout), with an absolute deadline.
+    ///
+    /// # Errors
+    ///
+    /// As [`enqueue_timeout`](Producer::enqueue_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use dispatcher::Dispatcher;
+    ///
+    /// let (dispatcher, _batches) = Dispatcher::<String>::builder().build()?;
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// dispatcher.producer().enqueue_deadline("hello".into(), deadline)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn enqueue_deadline(
+        &self,
+        item: T,
+        deadline: Instant,
+    ) -> Result<(), EnqueueTimeoutError<T>> {
+        self.shared
+            .enqueue_until(item, deadline)
+            .map_err(|err| match err {
+                Refused::Full(item) | Refused::Timeout(item) => EnqueueTimeoutError::Timeout(item),
+                Refused::TooLarge(item) => EnqueueTimeoutError::TooLarge(item),
+                Refused::Closed(item) => EnqueueTimeoutError::Closed(item),
+            })
+    }
+
+    /// Admits all of `items` or none of them, atomically: no other producer's
+    /// event lands between them, and a receiver never sees only part of the
+    /// group accepted. Never blocks; under DropOldest it evicts older events
+    /// to make room for the whole group.
+    ///
+    /// # Errors
+    ///
+    /// The whole group back inside [`TryEnqueueError::Full`] (no room for all
+    /// of it), [`TryEnqueueError::TooLarge`] (the group alone weighs more than
+    /// `max_buffered_bytes`) or [`TryEnqueueError::Closed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dispatcher::{Dispatcher, TryEnqueueError};
+    ///
+    /// let (dispatcher, _batches) = Dispatcher::<Vec<u8>>::builder().max_buffered_bytes(10).build()?;
+    /// let producer = dispatcher.producer();
+    /// producer.try_enqueue_all(vec![vec![0; 4], vec![0; 4]])?;
+    /// let refused = producer.try_enqueue_all(vec![vec![0; 1], vec![0; 2]]).unwrap_err();
+    /// assert!(matches!(refused, TryEnqueueError::Full(ref group) if group.len() == 2));
+    /// assert_eq!(dispatcher.stats().accepted, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_enqueue_all(&self, items: Vec<T>) -> Result<(), TryEnqueueError<Vec<T>>> {
+        self.shared.try_enqueue_all(items)
+    }
+}
+
+/// `now + timeout`, saturating at a far-future instant instead of overflowing.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}

@@ -1,0 +1,389 @@
+//! The dispatcher's state behind its lock: the open batch, sealed batches
+//! waiting for a receiver, byte accounting and counters. Single-threaded logic
+//! only; [`Shared`](crate::shared::Shared) adds the lock and the waiting.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::batch::{FlushReason, Sealed};
+use crate::config::{Limits, Policy};
+use crate::stats::Stats;
+use crate::weight::{Weight, charge};
+
+/// Whether an item of a given weight can be admitted now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Room {
+    Fits,
+    Full,
+    TooLarge,
+    Closed,
+}
+
+pub(crate) struct State<T> {
+    pub(crate) limits: Limits,
+    pub(crate) policy: Policy,
+    pub(crate) stats: Stats,
+    pub(crate) closed: bool,
+    /// Live [`Batches`](crate::Batches) handles; admission closes at zero.
+    pub(crate) receivers: usize,
+    /// Receivers blocked in `recv`; sealing wakes one only when non-zero.
+    pub(crate) waiting_receivers: usize,
+    /// Producers (and shutdown) blocked until bytes are freed.
+    pub(crate) waiting_for_room: usize,
+    open: Vec<T>,
+    open_bytes: usize,
+    /// When the open batch got its first event, and its share of the jitter.
+    open_since: Option<(Instant, Duration)>,
+    ready: VecDeque<Sealed<T>>,
+    /// Emptied batch buffers handed back by receivers, for reuse.
+    pool: Vec<Vec<T>>,
+    rng: fastrand::Rng,
+}
+
+/// How many emptied batch buffers are kept for reuse.
+const POOL_CAPACITY: usize = 64;
+
+impl<T> State<T> {
+    pub(crate) fn new(limits: Limits, policy: Policy, seed: u64) -> Self {
+        State {
+            limits,
+            policy,
+            stats: Stats::default(),
+            closed: false,
+            receivers: 1,
+            waiting_receivers: 0,
+            waiting_for_room: 0,
+            open: Vec::new(),
+            open_bytes: 0,
+            open_since: None,
+            ready: VecDeque::new(),
+            pool: Vec::new(),
+            rng: fastrand::Rng::with_seed(seed),
+        }
+    }
+
+    /// Can `weight` more bytes be admitted now?
+    pub(crate) fn room_for(&self, weight: usize) -> Room {
+        if self.closed {
+            Room::Closed
+        } else if weight > self.limits.max_buffered_bytes {
+            Room::TooLarge
+        } else if self.stats.buffered_bytes + weight > self.limits.max_buffered_bytes {
+            Room::Full
+        } else {
+            Room::Fits
+        }
+    }
+
+    /// Appends an admitted item (the caller checked [`Room::Fits`]) and cuts
+    /// the batch if a size limit says so. Returns true when a receiver should
+    /// be woken: a batch was sealed, or a batch was opened (a new deadline).
+    pub(crate) fn append(&mut self, item: T, weight: usize) -> bool {
+        let mut wake = false;
+        if let Some(max) = self.limits.max_batch_bytes {
+            if !self.open.is_empty() && self.open_bytes + weight > max {
+                wake |= self.seal(FlushReason::Bytes);
+                return self.append_to_empty(item, weight) | wake;
+            }
+        }
+        if self.open.is_empty() {
+            return self.append_to_empty(item, weight) | wake;
+        }
+        self.push(item, weight);
+        self.cut_if_full();
+        wake
+    }
+
+    fn append_to_empty(&mut self, item: T, weight: usize) -> bool {
+        let jitter = self.limits.interval_jitter;
+        let share = if jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(self.rng.u64(0..=jitter.as_nanos() as u64))
+        };
+        self.open_since = Some((Instant::now(), share));
+        self.push(item, weight);
+        self.cut_if_full();
+        true
+    }
+
+    fn push(&mut self, item: T, weight: usize) {
+        self.open.push(item);
+        self.open_bytes += weight;
+        self.stats.accepted += 1;
+        self.stats.buffered_items += 1;
+        self.stats.buffered_bytes += weight;
+        if self.stats.buffered_bytes > self.stats.peak_buffered_bytes {
+            self.stats.peak_buffered_bytes = self.stats.buffered_bytes;
+        }
+    }
+
+    /// Seals the open batch when it has reached a size limit.
+    fn cut_if_full(&mut self) -> bool {
+        if self
+            .limits
+            .max_batch_bytes
+            .is_some_and(|max| self.open_bytes >= max)
+        {
+            self.seal(FlushReason::Bytes)
+        } else if self
+            .limits
+            .max_batch_items
+            .is_some_and(|max| self.open.len() >= max)
+        {
+            self.seal(FlushReason::Items)
+        } else {
+            false
+        }
+    }
+
+    /// Moves the open batch to the ready queue. Returns false if it was empty.
+    pub(crate) fn seal(&mut self, reason: FlushReason) -> bool {
+        if self.open.is_empty() {
+            return false;
+        }
+        let next = self
+            .pool
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.open.len()));
+        let items = std::mem::replace(&mut self.open, next);
+        self.ready.push_back(Sealed {
+            items,
+            bytes: std::mem::take(&mut self.open_bytes),
+            reason,
+        });
+        self.open_since = None;
+        true
+    }
+
+    /// When the open batch must be emitted, if it holds anything.
+    pub(crate) fn due(&self) -> Option<Instant> {
+        self.open_since
+            .map(|(since, share)| since + self.limits.interval + share)
+    }
+
+    /// Hands the oldest sealed batch to a receiver: it is delivered from here on.
+    pub(crate) fn take_ready(&mut self) -> Option<Sealed<T>> {
+        let sealed = self.ready.pop_front()?;
+        let stats = &mut self.stats;
+        stats.buffered_bytes -= sealed.bytes;
+        stats.buffered_items -= sealed.items.len();
+        stats.delivered += sealed.items.len() as u64;
+        stats.delivered_bytes += sealed.bytes as u64;
+        stats.batches += 1;
+        stats.flushes.bump(sealed.reason);
+        Some(sealed)
+    }
+
+    /// Keeps an emptied batch buffer for reuse, up to a bound.
+    pub(crate) fn recycle(&mut self, buffer: Vec<T>) {
+        debug_assert!(buffer.is_empty());
+        if self.pool.len() < POOL_CAPACITY {
+            self.pool.push(buffer);
+        }
+    }
+
+    /// Stops admission and seals what is open, for receivers to drain.
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
+        self.seal(FlushReason::Drain);
+    }
+
+    /// Removes every undelivered event, oldest first, counting it as returned.
+    pub(crate) fn take_all(&mut self) -> Vec<T> {
+        let mut all = Vec::with_capacity(self.stats.buffered_items);
+        for sealed in self.ready.drain(..) {
+            all.extend(sealed.items);
+        }
+        all.append(&mut self.open);
+        self.open_bytes = 0;
+        self.open_since = None;
+        self.stats.returned += all.len() as u64;
+        self.stats.buffered_bytes = 0;
+        self.stats.buffered_items = 0;
+        all
+    }
+
+    /// Installs new (validated) limits; cuts the open batch if it is already
+    /// at a lowered size limit. Accepted events are never dropped.
+    pub(crate) fn set_limits(&mut self, limits: Limits) -> bool {
+        self.limits = limits;
+        self.cut_if_full()
+    }
+}
+
+impl<T: Weight> State<T> {
+    /// Evicts the oldest undelivered events until `weight` more bytes fit,
+    /// passing each to `evicted`. The caller checked `weight <= max_buffered_bytes`.
+    pub(crate) fn evict_for(&mut self, weight: usize, mut evicted: impl FnMut(T)) {
+        let max = self.limits.max_buffered_bytes;
+        while self.stats.buffered_bytes + weight > max {
+            let excess = self.stats.buffered_bytes + weight - max;
+            let (items, bytes) = match self.ready.front_mut() {
+                Some(front) => (&mut front.items, &mut front.bytes),
+                None => (&mut self.open, &mut self.open_bytes),
+            };
+            let (count, freed) = oldest_covering(items, excess);
+            *bytes -= freed;
+            self.stats.buffered_bytes -= freed;
+            self.stats.buffered_items -= count;
+            self.stats.dropped += count as u64;
+            items.drain(..count).for_each(&mut evicted);
+            if items.is_empty() {
+                match self.ready.pop_front() {
+                    Some(emptied) => self.recycle(emptied.items),
+                    None => self.open_since = None,
+                }
+            }
+        }
+    }
+}
+
+/// How many of the oldest `items` must go to free at least `excess` bytes,
+/// and how many bytes that frees.
+fn oldest_covering<T: Weight>(items: &[T], excess: usize) -> (usize, usize) {
+    let mut freed = 0;
+    let mut count = 0;
+    for item in items {
+        if freed >= excess {
+            break;
+        }
+        freed += charge(item);
+        count += 1;
+    }
+    (count, freed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(limits: Limits) -> State<Vec<u8>> {
+        limits.validate().expect("valid limits");
+        State::new(limits, Policy::Reject, 1)
+    }
+
+    fn add(st: &mut State<Vec<u8>>, len: usize) -> bool {
+        assert_eq!(st.room_for(len), Room::Fits);
+        st.append(vec![len as u8; len], len)
+    }
+
+    fn reasons(st: &mut State<Vec<u8>>) -> Vec<(usize, FlushReason)> {
+        std::iter::from_fn(|| st.take_ready())
+            .map(|s| (s.bytes, s.reason))
+            .collect()
+    }
+
+    #[test]
+    fn cuts_before_an_event_that_would_overflow_the_batch() {
+        let mut st = state(Limits {
+            max_batch_bytes: Some(10),
+            ..Limits::default()
+        });
+        add(&mut st, 6);
+        add(&mut st, 6);
+        assert_eq!(reasons(&mut st), [(6, FlushReason::Bytes)]);
+        add(&mut st, 4);
+        assert_eq!(reasons(&mut st), [(10, FlushReason::Bytes)]);
+    }
+
+    #[test]
+    fn an_oversized_event_travels_alone() {
+        let mut st = state(Limits {
+            max_batch_bytes: Some(10),
+            ..Limits::default()
+        });
+        add(&mut st, 3);
+        add(&mut st, 25);
+        assert_eq!(
+            reasons(&mut st),
+            [(3, FlushReason::Bytes), (25, FlushReason::Bytes)]
+        );
+    }
+
+    #[test]
+    fn cuts_at_the_item_limit() {
+        let mut st = state(Limits {
+            max_batch_items: Some(2),
+            ..Limits::default()
+        });
+        for _ in 0..5 {
+            add(&mut st, 1);
+        }
+        assert_eq!(
+            reasons(&mut st),
+            [(2, FlushReason::Items), (2, FlushReason::Items)]
+        );
+        assert_eq!(st.stats.buffered_items, 1);
+    }
+
+    #[test]
+    fn room_reflects_limit_and_closure() {
+        let mut st = state(Limits {
+            max_buffered_bytes: 10,
+            ..Limits::default()
+        });
+        add(&mut st, 7);
+        assert_eq!(st.room_for(3), Room::Fits);
+        assert_eq!(st.room_for(4), Room::Full);
+        assert_eq!(st.room_for(11), Room::TooLarge);
+        st.close();
+        assert_eq!(st.room_for(1), Room::Closed);
+        assert_eq!(reasons(&mut st), [(7, FlushReason::Drain)]);
+    }
+
+    #[test]
+    fn opening_a_batch_sets_a_deadline_and_asks_for_a_wakeup() {
+        let mut st = state(Limits::default());
+        assert_eq!(st.due(), None);
+        assert!(add(&mut st, 1));
+        assert!(st.due().is_some());
+        assert!(!add(&mut st, 1));
+        st.seal(FlushReason::Manual);
+        assert_eq!(st.due(), None);
+    }
+
+    #[test]
+    fn eviction_takes_the_oldest_first_and_counts() {
+        let mut st = state(Limits {
+            max_buffered_bytes: 10,
+            max_batch_bytes: Some(4),
+            ..Limits::default()
+        });
+        for len in [4, 3, 3] {
+            add(&mut st, len);
+        }
+        let mut evicted = Vec::new();
+        st.evict_for(5, |item| evicted.push(item.len()));
+        assert_eq!(evicted, [4, 3]);
+        assert_eq!((st.stats.dropped, st.stats.buffered_bytes), (2, 3));
+        assert_eq!(st.room_for(5), Room::Fits);
+    }
+
+    #[test]
+    fn lowering_the_batch_limit_cuts_without_dropping() {
+        let mut st = state(Limits::default());
+        add(&mut st, 8);
+        let limits = Limits {
+            max_batch_bytes: Some(4),
+            ..st.limits
+        };
+        assert!(st.set_limits(limits));
+        assert_eq!(reasons(&mut st), [(8, FlushReason::Bytes)]);
+        assert_eq!(st.stats.delivered, 1);
+    }
+
+    #[test]
+    fn take_all_returns_everything_in_order() {
+        let mut st = state(Limits {
+            max_batch_items: Some(2),
+            ..Limits::default()
+        });
+        for len in 1..=5 {
+            add(&mut st, len);
+        }
+        let lens: Vec<usize> = st.take_all().iter().map(Vec::len).collect();
+        assert_eq!(lens, [1, 2, 3, 4, 5]);
+        assert_eq!((st.stats.returned, st.stats.buffered_bytes), (5, 0));
+    }
+}

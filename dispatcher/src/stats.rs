@@ -1,0 +1,109 @@
+//! Counters and gauges, read as one consistent snapshot.
+
+use crate::batch::FlushReason;
+
+/// Refusals by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rejections {
+    /// No room under the Reject policy (or `try_enqueue` under Block).
+    pub full: u64,
+    /// No room before the wait ended.
+    pub timeout: u64,
+    /// Heavier than `max_buffered_bytes`.
+    pub too_large: u64,
+    /// Refused because the dispatcher was closed.
+    pub closed: u64,
+}
+
+impl Rejections {
+    /// All refusals together.
+    pub fn total(&self) -> u64 {
+        self.full + self.timeout + self.too_large + self.closed
+    }
+}
+
+/// Delivered batches by [`FlushReason`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushCounts {
+    /// Cut because `interval` elapsed.
+    pub interval: u64,
+    /// Cut at `max_batch_bytes`.
+    pub bytes: u64,
+    /// Cut at `max_batch_items`.
+    pub items: u64,
+    /// Cut by [`Dispatcher::flush`](crate::Dispatcher::flush).
+    pub manual: u64,
+    /// Cut by shutdown.
+    pub drain: u64,
+}
+
+impl FlushCounts {
+    /// The count for one reason.
+    pub fn get(&self, reason: FlushReason) -> u64 {
+        match reason {
+            FlushReason::Interval => self.interval,
+            FlushReason::Bytes => self.bytes,
+            FlushReason::Items => self.items,
+            FlushReason::Manual => self.manual,
+            FlushReason::Drain => self.drain,
+        }
+    }
+
+    pub(crate) fn bump(&mut self, reason: FlushReason) {
+        let slot = match reason {
+            FlushReason::Interval => &mut self.interval,
+            FlushReason::Bytes => &mut self.bytes,
+            FlushReason::Items => &mut self.items,
+            FlushReason::Manual => &mut self.manual,
+            FlushReason::Drain => &mut self.drain,
+        };
+        *slot += 1;
+    }
+}
+
+/// A snapshot of a dispatcher's counters (since it was built) and gauges (now).
+///
+/// Every accepted event is exactly one of: delivered, dropped (evicted),
+/// returned (by shutdown or stop), or still buffered:
+/// `accepted == delivered + dropped + returned + buffered_items`.
+///
+/// # Examples
+///
+/// ```
+/// use dispatcher::Dispatcher;
+///
+/// let (dispatcher, _batches) = Dispatcher::<Vec<u8>>::builder().max_buffered_bytes(10).build()?;
+/// let producer = dispatcher.producer();
+/// producer.try_enqueue(vec![0; 8])?;
+/// assert!(producer.try_enqueue(vec![0; 8]).is_err());
+///
+/// let stats = dispatcher.stats();
+/// assert_eq!((stats.accepted, stats.rejected.full), (1, 1));
+/// assert_eq!(stats.buffered_bytes, 8);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events admitted.
+    pub accepted: u64,
+    /// Events refused, by reason.
+    pub rejected: Rejections,
+    /// Accepted events evicted by [`Policy::DropOldest`](crate::Policy::DropOldest).
+    pub dropped: u64,
+    /// Accepted events handed to a receiver.
+    pub delivered: u64,
+    /// Summed weight of the delivered events.
+    pub delivered_bytes: u64,
+    /// Accepted events handed back to the caller by shutdown or stop.
+    pub returned: u64,
+    /// Batches handed to a receiver.
+    pub batches: u64,
+    /// Delivered batches by reason.
+    pub flushes: FlushCounts,
+    /// Weight of accepted events not yet delivered.
+    pub buffered_bytes: usize,
+    /// Number of accepted events not yet delivered.
+    pub buffered_items: usize,
+    /// The highest `buffered_bytes` ever reached (exact, not sampled).
+    pub peak_buffered_bytes: usize,
+}
