@@ -1,0 +1,348 @@
+//! Commands a dashboard sends to a running soak, and the live limits they change.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ScenarioConfig;
+
+/// A command to a running soak, one JSON object with a `cmd` key.
+///
+/// ```
+/// use runlog::Control;
+/// let json = serde_json::to_string(&Control::SetInterval { interval_us: 5000 })?;
+/// assert_eq!(json, r#"{"cmd":"set_interval","interval_us":5000}"#);
+/// assert_eq!(serde_json::from_str::<Control>(r#"{"cmd":"pause"}"#)?, Control::Pause);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Control {
+    /// Change the flush interval.
+    SetInterval {
+        /// The new interval.
+        interval_us: u64,
+    },
+    /// Change (or remove, with `None`) the batch byte trigger.
+    SetMaxBatchBytes {
+        /// The new limit.
+        bytes: Option<u64>,
+    },
+    /// Change the bound on buffered bytes.
+    SetMaxBufferedBytes {
+        /// The new limit.
+        bytes: u64,
+    },
+    /// Change (or remove, with `None`) the offered rate.
+    SetRate {
+        /// The new rate over all producers.
+        per_sec: Option<u64>,
+    },
+    /// Change the consumer's fixed per-batch delay.
+    SetConsumerDelay {
+        /// The new delay.
+        delay_us: u64,
+    },
+    /// Pause the producers (the consumer keeps delivering).
+    Pause,
+    /// Resume the producers.
+    Resume,
+    /// End the run early: stop producing, drain, write the record.
+    Stop,
+}
+
+impl Control {
+    /// The knob this command changes, if it changes one.
+    ///
+    /// ```
+    /// use runlog::{Control, Knob};
+    /// assert_eq!(Control::SetRate { per_sec: None }.knob(), Some(Knob::Rate));
+    /// assert_eq!(Control::Stop.knob(), None);
+    /// ```
+    #[must_use]
+    pub fn knob(&self) -> Option<Knob> {
+        match self {
+            Self::SetInterval { .. } => Some(Knob::Interval),
+            Self::SetMaxBatchBytes { .. } => Some(Knob::MaxBatchBytes),
+            Self::SetMaxBufferedBytes { .. } => Some(Knob::MaxBufferedBytes),
+            Self::SetRate { .. } => Some(Knob::Rate),
+            Self::SetConsumerDelay { .. } => Some(Knob::ConsumerDelay),
+            Self::Pause | Self::Resume | Self::Stop => None,
+        }
+    }
+}
+
+/// A limit that can be changed while a run is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Knob {
+    /// [`Limits::interval_us`].
+    Interval,
+    /// [`Limits::max_batch_bytes`].
+    MaxBatchBytes,
+    /// [`Limits::max_buffered_bytes`].
+    MaxBufferedBytes,
+    /// [`Limits::rate_per_sec`].
+    Rate,
+    /// [`Limits::consumer_delay_us`].
+    ConsumerDelay,
+}
+
+impl Knob {
+    /// Every knob, in display order.
+    pub const ALL: [Knob; 5] = [
+        Knob::Interval,
+        Knob::MaxBatchBytes,
+        Knob::MaxBufferedBytes,
+        Knob::Rate,
+        Knob::ConsumerDelay,
+    ];
+
+    /// The stable key, with its unit: the [`Limits`] field name, used as the `knob` of a
+    /// reconfigure event.
+    ///
+    /// ```
+    /// assert_eq!(runlog::Knob::Interval.name(), "interval_us");
+    /// ```
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Interval => "interval_us",
+            Self::MaxBatchBytes => "max_batch_bytes",
+            Self::MaxBufferedBytes => "max_buffered_bytes",
+            Self::Rate => "rate_per_sec",
+            Self::ConsumerDelay => "consumer_delay_us",
+        }
+    }
+
+    /// A short human label for dashboards (also the `Display` form).
+    ///
+    /// ```
+    /// assert_eq!(runlog::Knob::MaxBufferedBytes.to_string(), "max buffered");
+    /// ```
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Interval => "interval",
+            Self::MaxBatchBytes => "max batch",
+            Self::MaxBufferedBytes => "max buffered",
+            Self::Rate => "rate",
+            Self::ConsumerDelay => "consumer delay",
+        }
+    }
+}
+
+impl fmt::Display for Knob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The live values of the changeable limits (also reported in every sample).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Limits {
+    /// Flush interval.
+    pub interval_us: u64,
+    /// Batch byte trigger; `None` is off.
+    pub max_batch_bytes: Option<u64>,
+    /// Batch count trigger; `None` is off (not changeable live; reported for completeness).
+    pub max_batch_items: Option<u64>,
+    /// Bound on buffered bytes.
+    pub max_buffered_bytes: u64,
+    /// Offered rate; `None` is unlimited.
+    pub rate_per_sec: Option<u64>,
+    /// Consumer's fixed per-batch delay.
+    pub consumer_delay_us: u64,
+}
+
+/// A [`Control`] refused by [`Limits::apply`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitError {
+    /// The requested value is outside the allowed range.
+    #[error("{} = {value} is out of range (allowed: {allowed})", knob.name())]
+    OutOfRange {
+        /// The knob concerned.
+        knob: Knob,
+        /// The refused value.
+        value: String,
+        /// The allowed range given the other current limits.
+        allowed: String,
+    },
+}
+
+impl LimitError {
+    /// The knob whose change was refused.
+    #[must_use]
+    pub fn knob(&self) -> Knob {
+        match self {
+            Self::OutOfRange { knob, .. } => *knob,
+        }
+    }
+}
+
+const MIN_BUFFERED_BYTES: u64 = 1024;
+
+fn refuse(knob: Knob, value: impl fmt::Display, allowed: impl fmt::Display) -> LimitError {
+    LimitError::OutOfRange {
+        knob,
+        value: value.to_string(),
+        allowed: allowed.to_string(),
+    }
+}
+
+impl Limits {
+    /// The scenario's starting limits.
+    ///
+    /// ```
+    /// let limits = runlog::Limits::from_config(&runlog::ScenarioConfig::default());
+    /// assert_eq!(limits.interval_us, 10_000);
+    /// ```
+    #[must_use]
+    pub fn from_config(config: &ScenarioConfig) -> Self {
+        Self {
+            interval_us: config.interval_us,
+            max_batch_bytes: config.max_batch_bytes,
+            max_batch_items: config.max_batch_items,
+            max_buffered_bytes: config.max_buffered_bytes,
+            rate_per_sec: config.rate_per_sec,
+            consumer_delay_us: config.consumer_delay_us,
+        }
+    }
+
+    /// The limits after `control`, if the change is allowed; `Pause`, `Resume` and `Stop`
+    /// change no limit and return a copy.
+    ///
+    /// Rules: `interval_us >= 1`; `1 <= max_batch_bytes <= max_buffered_bytes`;
+    /// `max_buffered_bytes >= 1 KiB` and `>= max_batch_bytes`; `rate_per_sec >= 1`.
+    ///
+    /// ```
+    /// use runlog::{Control, Limits, ScenarioConfig};
+    /// let limits = Limits::from_config(&ScenarioConfig::default());
+    /// let next = limits.apply(&Control::SetInterval { interval_us: 2000 })?;
+    /// assert_eq!(next.interval_us, 2000);
+    /// let err = limits.apply(&Control::SetMaxBufferedBytes { bytes: 512 }).unwrap_err();
+    /// assert_eq!(err.to_string(), "max_buffered_bytes = 512 is out of range (allowed: >= 32768)");
+    /// # Ok::<(), runlog::LimitError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`LimitError::OutOfRange`] naming the knob, the value and the allowed range.
+    pub fn apply(&self, control: &Control) -> Result<Limits, LimitError> {
+        let mut next = self.clone();
+        match *control {
+            Control::SetInterval { interval_us } => {
+                if interval_us == 0 {
+                    return Err(refuse(Knob::Interval, interval_us, ">= 1"));
+                }
+                next.interval_us = interval_us;
+            }
+            Control::SetMaxBatchBytes { bytes } => {
+                if let Some(b) = bytes {
+                    if !(1..=self.max_buffered_bytes).contains(&b) {
+                        let allowed =
+                            format!("1..={} (max_buffered_bytes)", self.max_buffered_bytes);
+                        return Err(refuse(Knob::MaxBatchBytes, b, allowed));
+                    }
+                }
+                next.max_batch_bytes = bytes;
+            }
+            Control::SetMaxBufferedBytes { bytes } => {
+                let min = MIN_BUFFERED_BYTES.max(self.max_batch_bytes.unwrap_or(0));
+                if bytes < min {
+                    return Err(refuse(Knob::MaxBufferedBytes, bytes, format!(">= {min}")));
+                }
+                next.max_buffered_bytes = bytes;
+            }
+            Control::SetRate { per_sec } => {
+                if per_sec == Some(0) {
+                    return Err(refuse(Knob::Rate, 0, ">= 1 or unlimited"));
+                }
+                next.rate_per_sec = per_sec;
+            }
+            Control::SetConsumerDelay { delay_us } => next.consumer_delay_us = delay_us,
+            Control::Pause | Control::Resume | Control::Stop => {}
+        }
+        Ok(next)
+    }
+
+    /// The current value of a knob as text, `"unlimited"` for `None`: the `from`/`to` of a
+    /// reconfigure event.
+    ///
+    /// ```
+    /// let limits = runlog::Limits::from_config(&runlog::ScenarioConfig::default());
+    /// assert_eq!(limits.value_text(runlog::Knob::Rate), "unlimited");
+    /// assert_eq!(limits.value_text(runlog::Knob::MaxBatchBytes), "32768");
+    /// ```
+    #[must_use]
+    pub fn value_text(&self, knob: Knob) -> String {
+        let value = match knob {
+            Knob::Interval => Some(self.interval_us),
+            Knob::MaxBatchBytes => self.max_batch_bytes,
+            Knob::MaxBufferedBytes => Some(self.max_buffered_bytes),
+            Knob::Rate => self.rate_per_sec,
+            Knob::ConsumerDelay => Some(self.consumer_delay_us),
+        };
+        value.map_or_else(|| "unlimited".to_owned(), |v| v.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn base() -> Limits {
+        Limits::from_config(&ScenarioConfig::default())
+    }
+
+    #[test]
+    fn unit_commands_leave_limits_unchanged() {
+        for c in [Control::Pause, Control::Resume, Control::Stop] {
+            assert_eq!(base().apply(&c).unwrap(), base());
+        }
+    }
+
+    #[test]
+    fn knob_names_match_limits_field_names() {
+        let json = serde_json::to_value(base()).unwrap();
+        for knob in Knob::ALL {
+            assert!(json.get(knob.name()).is_some(), "{}", knob.name());
+        }
+    }
+
+    fn control() -> impl Strategy<Value = Control> {
+        let opt = proptest::option::of(0u64..200_000);
+        prop_oneof![
+            (0u64..50_000).prop_map(|interval_us| Control::SetInterval { interval_us }),
+            opt.clone()
+                .prop_map(|bytes| Control::SetMaxBatchBytes { bytes }),
+            (0u64..200_000).prop_map(|bytes| Control::SetMaxBufferedBytes { bytes }),
+            opt.prop_map(|per_sec| Control::SetRate { per_sec }),
+            (0u64..10_000).prop_map(|delay_us| Control::SetConsumerDelay { delay_us }),
+            Just(Control::Pause),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        #[test]
+        fn accepted_changes_keep_limits_consistent(
+            controls in proptest::collection::vec(control(), 1..20)
+        ) {
+            let mut limits = Limits { max_buffered_bytes: 100_000, ..base() };
+            for c in &controls {
+                match limits.apply(c) {
+                    Ok(next) => limits = next,
+                    Err(e) => prop_assert_eq!(Some(e.knob()), c.knob()),
+                }
+                prop_assert!(limits.interval_us >= 1);
+                prop_assert!(limits.max_buffered_bytes >= MIN_BUFFERED_BYTES);
+                let batch = limits.max_batch_bytes.unwrap_or(1);
+                prop_assert!((1..=limits.max_buffered_bytes).contains(&batch));
+                prop_assert_ne!(limits.rate_per_sec, Some(0));
+            }
+        }
+    }
+}

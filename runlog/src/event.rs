@@ -1,0 +1,91 @@
+//! Markers on a run's timeline: reconfigurations, phase changes, warnings.
+
+use serde::{Deserialize, Serialize};
+
+/// Something that happened at a point of a run.
+///
+/// Serialized flat: `{"at_s":12.5,"kind":"phase","name":"drain"}`.
+///
+/// ```
+/// use runlog::{Event, EventKind};
+/// let e = Event::new(12.5, EventKind::Phase { name: "drain".into() });
+/// assert_eq!(serde_json::to_string(&e)?, r#"{"at_s":12.5,"kind":"phase","name":"drain"}"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Seconds since the run started.
+    pub at_s: f64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// An event at `at_s` seconds into the run.
+    ///
+    /// ```
+    /// let e = runlog::Event::new(1.0, runlog::EventKind::Warning { message: "slow".into() });
+    /// assert_eq!(e.at_s, 1.0);
+    /// ```
+    #[must_use]
+    pub fn new(at_s: f64, kind: EventKind) -> Self {
+        Self { at_s, kind }
+    }
+}
+
+/// The kinds of [`Event`], tagged by a `kind` key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A limit was changed while running.
+    Reconfigure {
+        /// The [`Knob::name`](crate::Knob::name), e.g. `"interval_us"`.
+        knob: String,
+        /// The previous value, as text (`"unlimited"` for none).
+        from: String,
+        /// The new value, as text.
+        to: String,
+        /// Who changed it, e.g. `"tui"`, `"schedule"`, `"tune"`.
+        source: String,
+    },
+    /// The run entered a phase, e.g. `"run"` or `"drain"`.
+    Phase {
+        /// The phase name.
+        name: String,
+    },
+    /// Something worth a look that is not a failure.
+    Warning {
+        /// What happened.
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconfigure_round_trips_flat() {
+        let e = Event::new(
+            3.25,
+            EventKind::Reconfigure {
+                knob: "interval_us".into(),
+                from: "10000".into(),
+                to: "5000".into(),
+                source: "tui".into(),
+            },
+        );
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["kind"], "reconfigure");
+        assert_eq!(v["knob"], "interval_us");
+        assert_eq!(serde_json::from_value::<Event>(v).unwrap(), e);
+    }
+
+    #[test]
+    fn integer_time_is_accepted() {
+        let e: Event =
+            serde_json::from_str(r#"{"at_s":2,"kind":"warning","message":"m"}"#).unwrap();
+        assert_eq!(e.at_s, 2.0);
+    }
+}

@@ -1,0 +1,224 @@
+//! `results.json`: the summary of one run, and its reader and writer.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::assessment::Assessment;
+use crate::config::ScenarioConfig;
+use crate::environment::Environment;
+use crate::error::RunlogError;
+use crate::event::Event;
+use crate::latency::LatencySummary;
+use crate::sample::{FlushReasonCounts, Totals};
+
+/// The schema this crate writes and reads, the value of the `schema` key.
+pub const SCHEMA: &str = "metronome.run/1";
+
+/// Delivered and accepted throughput over the run (events per second unless named bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Delivered events over the measured duration.
+    pub avg_delivered_per_sec: f64,
+    /// Lowest per-sample delivery rate.
+    pub min_delivered_per_sec: f64,
+    /// Highest per-sample delivery rate.
+    pub max_delivered_per_sec: f64,
+    /// Delivered payload bytes over the measured duration.
+    pub avg_delivered_bytes_per_sec: f64,
+    /// Accepted events over the measured duration.
+    pub avg_accepted_per_sec: f64,
+}
+
+/// Memory high-water marks and the configured bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Memory {
+    /// Largest sampled heap allocation.
+    pub peak_heap_bytes: u64,
+    /// Heap allocation after the drain.
+    pub final_heap_bytes: u64,
+    /// Largest sampled resident set size.
+    pub peak_rss_bytes: u64,
+    /// Largest buffered bytes (exact, from the dispatcher).
+    pub peak_buffered_bytes: u64,
+    /// The configured bound on buffered bytes (the largest in force during the run).
+    pub max_buffered_bytes: u64,
+}
+
+/// How shutdown went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Drain {
+    /// From close to the last delivery.
+    pub drain_us: u64,
+    /// From close to all threads joined.
+    pub shutdown_us: u64,
+    /// Accepted events handed back undelivered because the drain deadline passed.
+    pub undelivered: u64,
+}
+
+/// Batch shape over the run.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct BatchStats {
+    /// Mean bytes per delivered batch.
+    pub mean_batch_bytes: f64,
+    /// Batches per flush reason.
+    pub flush_reasons: FlushReasonCounts,
+}
+
+/// `results.json`: the summary of one run. Its key names are a contract (see DESIGN.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    /// Always [`SCHEMA`]; checked on read.
+    pub schema: String,
+    /// The run directory's name, e.g. `20261123-103512-a3f9`.
+    pub run_id: String,
+    /// When the run started, RFC 3339 UTC (see [`now_rfc3339`](crate::now_rfc3339)).
+    pub started_at: String,
+    /// The machine and build.
+    pub environment: Environment,
+    /// The scenario as run (its starting limits).
+    pub config: ScenarioConfig,
+    /// Final cumulative counts.
+    pub totals: Totals,
+    /// Throughput over the run.
+    pub throughput: Throughput,
+    /// Memory high-water marks.
+    pub memory: Memory,
+    /// Enqueue-to-delivery latency over the whole run.
+    pub latency_us: LatencySummary,
+    /// How shutdown went.
+    pub drain: Drain,
+    /// Reconfigure, phase and warning markers, in time order.
+    pub events: Vec<Event>,
+    /// The verdict.
+    pub assessment: Assessment,
+    /// Batch shape over the run.
+    pub batches: BatchStats,
+    /// Measured length of the producing phase.
+    pub duration_s: f64,
+    /// Where batches went (`"in-process"` for the simulated consumer).
+    #[serde(default = "default_sink")]
+    pub sink: String,
+}
+
+fn default_sink() -> String {
+    "in-process".to_owned()
+}
+
+impl Default for RunResults {
+    /// An empty record with `schema` = [`SCHEMA`] and `sink` = `"in-process"`.
+    fn default() -> Self {
+        Self {
+            schema: SCHEMA.to_owned(),
+            run_id: String::new(),
+            started_at: String::new(),
+            environment: Environment::default(),
+            config: ScenarioConfig::default(),
+            totals: Totals::default(),
+            throughput: Throughput::default(),
+            memory: Memory::default(),
+            latency_us: LatencySummary::default(),
+            drain: Drain::default(),
+            events: Vec::new(),
+            assessment: Assessment::default(),
+            batches: BatchStats::default(),
+            duration_s: 0.0,
+            sink: default_sink(),
+        }
+    }
+}
+
+/// Writes `results.json` as pretty JSON, atomically: a reader never sees half a file.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("runlog-doc-wr-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("results.json");
+/// let results = runlog::RunResults { run_id: "demo".into(), ..Default::default() };
+/// runlog::write_results(&path, &results)?;
+/// assert_eq!(runlog::read_results(&path)?, results);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), runlog::RunlogError>(())
+/// ```
+///
+/// # Errors
+/// [`RunlogError::Io`] when the temporary file cannot be written or renamed;
+/// [`RunlogError::Json`] when a value cannot be serialized (a non-finite `f64`).
+pub fn write_results(path: &Path, results: &RunResults) -> Result<(), RunlogError> {
+    let mut text =
+        serde_json::to_vec_pretty(results).map_err(|e| RunlogError::json(path, None, e))?;
+    text.push(b'\n');
+    let file_name = path.file_name().map_or_else(
+        || "results.json".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&text));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(RunlogError::io(&tmp, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        RunlogError::io(path, e)
+    })
+}
+
+/// Only the `schema` key, read before the rest so another schema gets a clear error.
+#[derive(Deserialize)]
+struct SchemaProbe {
+    schema: Option<String>,
+}
+
+/// Reads `results.json`, refusing any schema other than [`SCHEMA`].
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("runlog-doc-rd-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("results.json");
+/// std::fs::write(&path, r#"{"schema": "metronome.run/2"}"#).unwrap();
+/// let err = runlog::read_results(&path).unwrap_err();
+/// assert!(matches!(err, runlog::RunlogError::Schema { .. }));
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+///
+/// # Errors
+/// [`RunlogError::Io`] when the file cannot be read; [`RunlogError::Schema`] for another or
+/// a missing schema; [`RunlogError::Json`] with the line for malformed JSON or a missing or
+/// mistyped key.
+pub fn read_results(path: &Path) -> Result<RunResults, RunlogError> {
+    let text = std::fs::read_to_string(path).map_err(|e| RunlogError::io(path, e))?;
+    let json_err = |e: serde_json::Error| {
+        let line = (e.line() > 0).then(|| e.line());
+        RunlogError::json(path, line, e)
+    };
+    let probe: SchemaProbe = serde_json::from_str(&text).map_err(json_err)?;
+    if probe.schema.as_deref() != Some(SCHEMA) {
+        return Err(RunlogError::Schema {
+            path: path.to_path_buf(),
+            found: probe.schema.unwrap_or_default(),
+        });
+    }
+    serde_json::from_str(&text).map_err(json_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_record_carries_the_schema() {
+        let r = RunResults::default();
+        assert_eq!(r.schema, SCHEMA);
+        assert_eq!(r.sink, "in-process");
+    }
+
+    #[test]
+    fn missing_sink_defaults_to_in_process() {
+        let mut v = serde_json::to_value(RunResults::default()).unwrap();
+        v.as_object_mut().unwrap().remove("sink");
+        let r: RunResults = serde_json::from_value(v).unwrap();
+        assert_eq!(r.sink, "in-process");
+    }
+}
