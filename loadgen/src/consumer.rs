@@ -1,0 +1,453 @@
+//! The consumer loop: receive batches, record latency, count, simulate work.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use dispatcher::FlushReason;
+use fastrand::Rng;
+use hdrhistogram::sync::Recorder;
+
+use crate::event::{Clock, duration_ns};
+use crate::pacing::{ConsumerSim, Pacer, Stall, batch_cost};
+use crate::source::{BatchSource, DeliveredBatch, SourceError};
+
+/// The longest a consumer goes without looking at its latency recorder, in
+/// a blocking receive or a simulated-work sleep. A histogram refresh waits
+/// for every recorder to check in, so this bounds how long the sampler's
+/// `SyncHistogram::refresh` can block on an idle or sleeping consumer.
+pub const RECORDER_POLL: Duration = Duration::from_millis(5);
+
+/// A [`ConsumerSim`] whose per-batch delay and per-KiB cost can be changed
+/// while consumers run (a dashboard's "consumer delay" knob); consumers read
+/// them once per batch.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use loadgen::{ConsumerControl, ConsumerSim};
+///
+/// let control = ConsumerControl::new(ConsumerSim::default());
+/// control.set_delay_per_batch(Duration::from_micros(200));
+/// assert_eq!(control.sim().delay_per_batch, Duration::from_micros(200));
+/// ```
+#[derive(Debug)]
+pub struct ConsumerControl {
+    delay_ns: AtomicU64,
+    cost_per_kib_ns: AtomicU64,
+    jitter: Duration,
+    stall: Option<Stall>,
+    seed: u64,
+}
+
+impl ConsumerControl {
+    /// Starts from `sim`.
+    pub fn new(sim: ConsumerSim) -> Self {
+        Self {
+            delay_ns: AtomicU64::new(duration_ns(sim.delay_per_batch)),
+            cost_per_kib_ns: AtomicU64::new(duration_ns(sim.cost_per_kib)),
+            jitter: sim.jitter,
+            stall: sim.stall,
+            seed: sim.seed,
+        }
+    }
+
+    /// Changes the fixed cost of every batch from the next batch on.
+    pub fn set_delay_per_batch(&self, delay: Duration) {
+        self.delay_ns.store(duration_ns(delay), Ordering::Relaxed);
+    }
+
+    /// Changes the cost per KiB from the next batch on.
+    pub fn set_cost_per_kib(&self, cost: Duration) {
+        self.cost_per_kib_ns
+            .store(duration_ns(cost), Ordering::Relaxed);
+    }
+
+    /// The simulation as it stands now.
+    pub fn sim(&self) -> ConsumerSim {
+        ConsumerSim {
+            delay_per_batch: Duration::from_nanos(self.delay_ns.load(Ordering::Relaxed)),
+            cost_per_kib: Duration::from_nanos(self.cost_per_kib_ns.load(Ordering::Relaxed)),
+            jitter: self.jitter,
+            stall: self.stall,
+            seed: self.seed,
+        }
+    }
+}
+
+/// Delivery counts shared by one or more consumers; updated once per batch.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+pub struct ConsumerCounters {
+    delivered: AtomicU64,
+    delivered_bytes: AtomicU64,
+    batches: AtomicU64,
+    by_reason: [AtomicU64; FlushReason::ALL.len()],
+    work_ns: AtomicU64,
+}
+
+impl ConsumerCounters {
+    /// All zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> ConsumerTotals {
+        ConsumerTotals {
+            delivered: self.delivered.load(Ordering::Relaxed),
+            delivered_bytes: self.delivered_bytes.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            batches_by_reason: self.by_reason.each_ref().map(|c| c.load(Ordering::Relaxed)),
+            work_ns: self.work_ns.load(Ordering::Relaxed),
+        }
+    }
+
+    fn add(&self, batch: &ConsumerTotals) {
+        self.delivered.fetch_add(batch.delivered, Ordering::Relaxed);
+        self.delivered_bytes
+            .fetch_add(batch.delivered_bytes, Ordering::Relaxed);
+        self.batches.fetch_add(batch.batches, Ordering::Relaxed);
+        for (counter, n) in self.by_reason.iter().zip(batch.batches_by_reason) {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        if batch.work_ns > 0 {
+            self.work_ns.fetch_add(batch.work_ns, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Consumer counts at one moment (or one consumer's, from [`run_consumer`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ConsumerTotals {
+    /// Events received.
+    pub delivered: u64,
+    /// Summed weight of the events received, in bytes.
+    pub delivered_bytes: u64,
+    /// Batches received.
+    pub batches: u64,
+    /// Batches per flush reason, in [`FlushReason::ALL`] order (batches
+    /// from sources without reasons are counted in `batches` only).
+    pub batches_by_reason: [u64; FlushReason::ALL.len()],
+    /// Simulated work charged, in nanoseconds (stalls excluded).
+    pub work_ns: u64,
+}
+
+impl ConsumerTotals {
+    /// Batches cut for `reason`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dispatcher::FlushReason;
+    /// use loadgen::ConsumerTotals;
+    ///
+    /// let totals = ConsumerTotals { batches_by_reason: [4, 0, 0, 0, 1], ..Default::default() };
+    /// assert_eq!(totals.batches_for(FlushReason::Interval), 4);
+    /// assert_eq!(totals.batches_for(FlushReason::Drain), 1);
+    /// ```
+    pub fn batches_for(&self, reason: FlushReason) -> u64 {
+        reason_index(reason).map_or(0, |i| self.batches_by_reason[i])
+    }
+}
+
+fn reason_index(reason: FlushReason) -> Option<usize> {
+    FlushReason::ALL.iter().position(|&r| r == reason)
+}
+
+/// Receives batches from `source` until it is closed and drained.
+///
+/// For each batch it records every event's latency (delivery time minus
+/// [`Event::intended_at_ns`](crate::Event::intended_at_ns), in microseconds)
+/// into `latency` when given, adds the batch to `counters`, and then stays
+/// busy for the batch's simulated cost (see [`Pacer`]) while holding it, as
+/// a real consumer writing it downstream would. Returns this consumer's own
+/// totals.
+///
+/// Pass `latency: None` to skip recording. The owner of the histogram
+/// collects samples with
+/// [`SyncHistogram::refresh`](hdrhistogram::sync::SyncHistogram::refresh),
+/// which waits until every recorder checks in: a waiting or sleeping
+/// consumer checks in at least every [`RECORDER_POLL`], so samples land in
+/// the sample interval they were recorded in, and a refresh blocks only
+/// briefly. (The recorder is deliberately never marked idle: an idle
+/// recorder keeps its unsent samples until its next recording after a
+/// refresh, which would shift them into a later interval.)
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use hdrhistogram::{Histogram, sync::SyncHistogram};
+/// use loadgen::*;
+///
+/// let (target, batches) = channel(100, 8);
+/// for seq in 0..20 {
+///     let event = Event { payload: vec![0; 10], intended_at_ns: 0, producer: 0, seq };
+///     assert!(matches!(target.offer(event), Offer::Accepted));
+/// }
+/// drop(target); // closes the channel
+///
+/// let mut histogram: SyncHistogram<u64> = Histogram::new(3).unwrap().into();
+/// let control = ConsumerControl::new(ConsumerSim::default());
+/// let counters = ConsumerCounters::new();
+/// let totals = run_consumer(batches, &control, &counters, Clock::new(), Some(histogram.recorder()));
+/// assert_eq!((totals.delivered, totals.delivered_bytes, totals.batches), (20, 200, 3));
+/// assert_eq!(counters.snapshot(), totals);
+/// histogram.refresh();
+/// assert_eq!(histogram.len(), 20);
+/// ```
+pub fn run_consumer<S: BatchSource>(
+    mut source: S,
+    control: &ConsumerControl,
+    counters: &ConsumerCounters,
+    clock: Clock,
+    latency: Option<Recorder<u64>>,
+) -> ConsumerTotals {
+    let mut consumer = Consumer {
+        control,
+        counters,
+        clock,
+        latency,
+        pacer: Pacer::new(Instant::now(), control.stall),
+        rng: Rng::with_seed(control.seed),
+        totals: ConsumerTotals::default(),
+    };
+    // Whether the consumer went idle since its last batch: if not, the next
+    // batch was already waiting and its work queues behind the previous one.
+    let mut waited = false;
+    loop {
+        match source.try_recv_batch() {
+            Ok(batch) => {
+                consumer.consume(batch, waited);
+                waited = false;
+                continue;
+            }
+            Err(SourceError::Closed) => break,
+            Err(SourceError::Empty) => waited = true,
+        }
+        match source.recv_batch(RECORDER_POLL) {
+            Ok(batch) => {
+                consumer.consume(batch, true);
+                waited = false;
+            }
+            Err(SourceError::Empty) => consumer.check_in(),
+            Err(SourceError::Closed) => break,
+        }
+    }
+    consumer.totals
+}
+
+/// Runs [`run_consumer`] on a new thread named `name`, owning what it needs.
+///
+/// # Errors
+///
+/// The OS error if the thread cannot be started.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use loadgen::*;
+///
+/// let (target, batches) = channel(100, 8);
+/// let control = Arc::new(ConsumerControl::new(ConsumerSim::default()));
+/// let counters = Arc::new(ConsumerCounters::new());
+/// let handle = spawn_consumer("consumer", batches, control, counters.clone(), Clock::new(), None)?;
+/// drop(target);
+/// assert_eq!(handle.join().unwrap().delivered, 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn spawn_consumer<S>(
+    name: &str,
+    source: S,
+    control: std::sync::Arc<ConsumerControl>,
+    counters: std::sync::Arc<ConsumerCounters>,
+    clock: Clock,
+    latency: Option<Recorder<u64>>,
+) -> std::io::Result<JoinHandle<ConsumerTotals>>
+where
+    S: BatchSource + Send + 'static,
+{
+    thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || run_consumer(source, &control, &counters, clock, latency))
+}
+
+/// One consumer's loop state.
+struct Consumer<'c> {
+    control: &'c ConsumerControl,
+    counters: &'c ConsumerCounters,
+    clock: Clock,
+    latency: Option<Recorder<u64>>,
+    pacer: Pacer,
+    rng: Rng,
+    totals: ConsumerTotals,
+}
+
+impl Consumer<'_> {
+    /// Records, counts and works off one batch, then drops it.
+    fn consume<B: DeliveredBatch>(&mut self, batch: B, waited: bool) {
+        let now = Instant::now();
+        if let Some(recorder) = &mut self.latency {
+            let now_ns = self.clock.ns_at(now);
+            for event in batch.iter() {
+                recorder.saturating_record(now_ns.saturating_sub(event.intended_at_ns) / 1_000);
+            }
+        }
+        let sim = self.control.sim();
+        let cost = if sim.is_free() {
+            Duration::ZERO
+        } else {
+            batch_cost(
+                sim.delay_per_batch,
+                sim.cost_per_kib,
+                sim.jitter,
+                batch.bytes(),
+                &mut self.rng,
+            )
+        };
+        let mut tally = ConsumerTotals {
+            delivered: batch.len() as u64,
+            delivered_bytes: batch.bytes() as u64,
+            batches: 1,
+            work_ns: duration_ns(cost),
+            ..ConsumerTotals::default()
+        };
+        if let Some(i) = batch.reason().and_then(reason_index) {
+            tally.batches_by_reason[i] = 1;
+        }
+        self.counters.add(&tally);
+        self.totals = add(self.totals, &tally);
+        if !sim.is_free() {
+            let deadline = self.pacer.charge(now, waited, cost);
+            self.sleep_until(deadline);
+        }
+        drop(batch);
+    }
+
+    /// Sleeps until `deadline`, checking in with the recorder at least
+    /// every [`RECORDER_POLL`].
+    fn sleep_until(&mut self, deadline: Instant) {
+        loop {
+            let now = Instant::now();
+            if deadline <= now {
+                return;
+            }
+            thread::sleep((deadline - now).min(RECORDER_POLL));
+            self.check_in();
+        }
+    }
+
+    /// Lets a pending histogram refresh collect this recorder's samples.
+    fn check_in(&mut self) {
+        if let Some(recorder) = &mut self.latency {
+            // Recording zero occurrences changes nothing (not even min or
+            // max), but hands over the samples if a refresh is pending.
+            recorder.saturating_record_n(0, 0);
+        }
+    }
+}
+
+fn add(a: ConsumerTotals, b: &ConsumerTotals) -> ConsumerTotals {
+    let mut by_reason = a.batches_by_reason;
+    for (sum, n) in by_reason.iter_mut().zip(b.batches_by_reason) {
+        *sum += n;
+    }
+    ConsumerTotals {
+        delivered: a.delivered + b.delivered,
+        delivered_bytes: a.delivered_bytes + b.delivered_bytes,
+        batches: a.batches + b.batches,
+        batches_by_reason: by_reason,
+        work_ns: a.work_ns + b.work_ns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::channel;
+    use crate::event::Event;
+    use crate::target::{Offer, Target};
+    use hdrhistogram::Histogram;
+    use hdrhistogram::sync::SyncHistogram;
+    use std::sync::Arc;
+
+    fn event(seq: u64) -> Event {
+        Event {
+            payload: vec![0; 100],
+            intended_at_ns: 0,
+            producer: 0,
+            seq,
+        }
+    }
+
+    #[test]
+    fn live_settings_reach_the_sim() {
+        let sim = ConsumerSim {
+            jitter: Duration::from_micros(3),
+            seed: 9,
+            ..ConsumerSim::default()
+        };
+        let control = ConsumerControl::new(sim);
+        assert_eq!(control.sim(), sim);
+        control.set_delay_per_batch(Duration::from_micros(200));
+        control.set_cost_per_kib(Duration::from_micros(2));
+        let now = control.sim();
+        assert_eq!(now.delay_per_batch, Duration::from_micros(200));
+        assert_eq!(now.cost_per_kib, Duration::from_micros(2));
+        assert_eq!((now.jitter, now.seed), (sim.jitter, 9));
+    }
+
+    #[test]
+    fn counters_split_batches_by_reason() {
+        let counters = ConsumerCounters::new();
+        let mut tally = ConsumerTotals {
+            delivered: 3,
+            delivered_bytes: 30,
+            batches: 1,
+            ..ConsumerTotals::default()
+        };
+        tally.batches_by_reason[reason_index(FlushReason::Bytes).unwrap()] = 1;
+        counters.add(&tally);
+        counters.add(&tally);
+        let totals = counters.snapshot();
+        assert_eq!((totals.delivered, totals.batches), (6, 2));
+        assert_eq!(totals.batches_for(FlushReason::Bytes), 2);
+        assert_eq!(totals.batches_for(FlushReason::Interval), 0);
+        assert_eq!(add(tally, &tally), totals);
+    }
+
+    #[test]
+    fn a_waiting_consumer_does_not_hold_up_histogram_refresh() {
+        let (target, batches) = channel(10, 10);
+        let mut histogram: SyncHistogram<u64> = Histogram::new(3).unwrap().into();
+        let control = Arc::new(ConsumerControl::new(ConsumerSim::default()));
+        let counters = Arc::new(ConsumerCounters::new());
+        let consumer = spawn_consumer(
+            "consumer",
+            batches,
+            control,
+            counters.clone(),
+            Clock::new(),
+            Some(histogram.recorder()),
+        )
+        .unwrap();
+        assert!(matches!(target.offer(event(0)), Offer::Accepted));
+        while counters.snapshot().delivered == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        // The consumer now waits for the next batch, checking in with its
+        // recorder, so a refresh completes with the sample rather than
+        // running into its timeout.
+        let began = Instant::now();
+        histogram.refresh_timeout(Duration::from_secs(10));
+        assert!(began.elapsed() < Duration::from_secs(5));
+        assert_eq!(histogram.len(), 1);
+        drop(target);
+        assert_eq!(consumer.join().unwrap().delivered, 1);
+    }
+}

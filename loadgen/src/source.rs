@@ -1,0 +1,82 @@
+//! Where consumers take batches from: the [`BatchSource`] trait, implemented
+//! for the dispatcher's [`Batches`] and for the channel reference
+//! ([`ChannelBatches`](crate::ChannelBatches)), so one consumer loop serves both.
+
+use std::ops::Deref;
+use std::time::Duration;
+
+use dispatcher::{Batch, Batches, FlushReason, RecvTimeoutError, TryRecvError};
+
+use crate::event::Event;
+
+/// A batch as a consumer sees it: its events, their summed weight, and why
+/// it was cut (when the source knows).
+pub trait DeliveredBatch: Deref<Target = [Event]> {
+    /// The summed weight of the events in bytes.
+    fn bytes(&self) -> usize;
+    /// Why the batch was emitted; `None` for sources that do not cut batches
+    /// for a reason (the channel reference).
+    fn reason(&self) -> Option<FlushReason>;
+}
+
+/// Why no batch came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// Nothing was ready (within the timeout).
+    #[error("no batch ready")]
+    Empty,
+    /// The source is closed and drained: no batch will ever come.
+    #[error("source closed and drained")]
+    Closed,
+}
+
+/// A receiving end that hands out batches of [`Event`]s.
+pub trait BatchSource {
+    /// The batch type; dropping it gives any buffer back to the source.
+    type Batch<'a>: DeliveredBatch
+    where
+        Self: 'a;
+
+    /// Waits up to `timeout` for the next batch.
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError::Empty`] if none came in time, [`SourceError::Closed`]
+    /// once closed and drained.
+    fn recv_batch(&mut self, timeout: Duration) -> Result<Self::Batch<'_>, SourceError>;
+
+    /// Takes the next batch if one is ready, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_batch`](BatchSource::recv_batch).
+    fn try_recv_batch(&mut self) -> Result<Self::Batch<'_>, SourceError>;
+}
+
+impl DeliveredBatch for Batch<Event> {
+    fn bytes(&self) -> usize {
+        Batch::bytes(self)
+    }
+
+    fn reason(&self) -> Option<FlushReason> {
+        Some(Batch::reason(self))
+    }
+}
+
+impl BatchSource for Batches<Event> {
+    type Batch<'a> = Batch<Event>;
+
+    fn recv_batch(&mut self, timeout: Duration) -> Result<Batch<Event>, SourceError> {
+        self.recv_timeout(timeout).map_err(|e| match e {
+            RecvTimeoutError::Timeout => SourceError::Empty,
+            RecvTimeoutError::Disconnected => SourceError::Closed,
+        })
+    }
+
+    fn try_recv_batch(&mut self) -> Result<Batch<Event>, SourceError> {
+        self.try_recv().map_err(|e| match e {
+            TryRecvError::Empty => SourceError::Empty,
+            TryRecvError::Disconnected => SourceError::Closed,
+        })
+    }
+}
