@@ -1,1 +1,138 @@
-fn main() {}
+//! Enqueue-to-batch throughput: P producer threads hand N events of a given
+//! size to one consumer. Every group measures a bare bounded channel hand-off
+//! of the same events beside the dispatcher, so the ratio holds on any machine.
+
+use std::hint::black_box;
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use dispatcher::{Dispatcher, Policy};
+
+/// Bytes either side may hold before producers wait.
+const BUFFERED_BYTES: usize = 8 * 1024 * 1024;
+const BATCH_BYTES: usize = 64 * 1024;
+
+fn events_per_run(size: usize) -> usize {
+    match size {
+        0..=256 => 400_000,
+        257..=4096 => 100_000,
+        _ => 20_000,
+    }
+}
+
+/// Runs `producers` threads that each send their share of `total` events of
+/// `size` bytes through `send`, while `consume` runs on this thread and
+/// returns once all are received. Times from a common start to the last receipt.
+fn timed_run<S>(
+    producers: usize,
+    total: usize,
+    size: usize,
+    make_sender: impl Fn() -> S,
+    consume: impl FnOnce(),
+) -> Duration
+where
+    S: FnMut(Vec<u8>) + Send,
+{
+    let start = Arc::new(Barrier::new(producers + 1));
+    thread::scope(|scope| {
+        for p in 0..producers {
+            let mut send = make_sender();
+            let start = Arc::clone(&start);
+            let share = total / producers + usize::from(p < total % producers);
+            scope.spawn(move || {
+                start.wait();
+                for _ in 0..share {
+                    send(vec![0u8; size]);
+                }
+            });
+        }
+        start.wait();
+        let began = Instant::now();
+        consume();
+        began.elapsed()
+    })
+}
+
+fn dispatcher_run(producers: usize, total: usize, size: usize) -> Duration {
+    let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+        .max_buffered_bytes(BUFFERED_BYTES)
+        .max_batch_bytes(BATCH_BYTES)
+        .interval(Duration::from_millis(1))
+        .policy(Policy::Block {
+            timeout: Duration::from_secs(60),
+        })
+        .build()
+        .expect("valid bench config");
+    let elapsed = timed_run(
+        producers,
+        total,
+        size,
+        || {
+            let producer = dispatcher.producer();
+            move |event| producer.enqueue(event).expect("bench enqueue")
+        },
+        || {
+            let mut seen = 0;
+            while seen < total {
+                let batch = batches.recv().expect("bench batch");
+                seen += black_box(batch.len());
+            }
+        },
+    );
+    dispatcher
+        .shutdown(Duration::from_secs(1))
+        .expect("drained");
+    elapsed
+}
+
+fn channel_run(producers: usize, total: usize, size: usize) -> Duration {
+    let (tx, rx) = sync_channel::<Vec<u8>>(BUFFERED_BYTES / size);
+    timed_run(
+        producers,
+        total,
+        size,
+        || {
+            let tx = tx.clone();
+            move |event| tx.send(event).expect("bench send")
+        },
+        || {
+            for _ in 0..total {
+                black_box(rx.recv().expect("bench recv"));
+            }
+        },
+    )
+}
+
+fn enqueue_to_batch(c: &mut Criterion) {
+    for size in [64usize, 1024, 10 * 1024] {
+        let mut group = c.benchmark_group(format!("enqueue_to_batch/{size}B"));
+        group.sample_size(10);
+        group.warm_up_time(Duration::from_millis(500));
+        group.measurement_time(Duration::from_secs(3));
+        let total = events_per_run(size);
+        group.throughput(Throughput::Elements(total as u64));
+        for producers in [1usize, 4, 32] {
+            group.bench_with_input(
+                BenchmarkId::new("channel", producers),
+                &producers,
+                |b, &p| {
+                    b.iter_custom(|iters| (0..iters).map(|_| channel_run(p, total, size)).sum())
+                },
+            );
+            group.bench_with_input(
+                BenchmarkId::new("dispatcher", producers),
+                &producers,
+                |b, &p| {
+                    b.iter_custom(|iters| (0..iters).map(|_| dispatcher_run(p, total, size)).sum())
+                },
+            );
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, enqueue_to_batch);
+criterion_main!(benches);

@@ -192,18 +192,19 @@ impl<T: Weight> Dispatcher<T> {
         let delivered_before = self.stats().delivered;
         self.shared.close();
         let undelivered = self.shared.drain_until(deadline);
-        let delivered_total = self.stats().delivered;
+        let stats = self.stats();
         let report = ShutdownReport {
-            delivered_during_drain: delivered_total - delivered_before,
-            delivered_total,
+            delivered_during_drain: stats.delivered - delivered_before,
+            delivered_total: stats.delivered,
             elapsed: started.elapsed(),
+            stats,
         };
         if undelivered.is_empty() {
             Ok(report)
         } else {
             Err(ShutdownTimeout {
                 undelivered,
-                report,
+                report: Box::new(report),
             })
         }
     }

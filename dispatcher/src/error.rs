@@ -125,8 +125,8 @@ pub enum TryRecvError {
 pub struct ShutdownTimeout<T> {
     /// Events that were accepted but never handed to a receiver.
     pub undelivered: Vec<T>,
-    /// How far the drain got.
-    pub report: crate::ShutdownReport,
+    /// How far the drain got (boxed: it carries the final [`Stats`](crate::Stats)).
+    pub report: Box<crate::ShutdownReport>,
 }
 
 impl<T> ShutdownTimeout<T> {
@@ -147,6 +147,7 @@ impl<T> fmt::Debug for ShutdownTimeout<T> {
 
 /// What a completed (or timed-out) shutdown achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ShutdownReport {
     /// Events handed to receivers between the start of shutdown and its end.
     pub delivered_during_drain: u64,
@@ -154,6 +155,9 @@ pub struct ShutdownReport {
     pub delivered_total: u64,
     /// From the call to `shutdown` until it returned.
     pub elapsed: Duration,
+    /// The final counters: a dispatcher that was shut down is gone, so this
+    /// is the last word on what it accepted, delivered, evicted and returned.
+    pub stats: crate::Stats,
 }
 
 #[cfg(test)]

@@ -110,8 +110,7 @@ impl<T: Weight> Producer<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn enqueue(&self, item: T) -> Result<(), EnqueueError<T>> {
-        let policy = self.shared.lock().policy;
-        match policy {
+        match self.shared.policy {
             Policy::Reject | Policy::DropOldest => {
                 self.try_enqueue(item).map_err(|err| match err {
                     TryEnqueueError::Full(item) => EnqueueError::Full(item),

@@ -20,6 +20,8 @@ pub(crate) struct Shared<T> {
     batch_ready: Condvar,
     /// Blocked producers and shutdown wait here for bytes to be freed.
     room_freed: Condvar,
+    /// Fixed at build time, so reading it needs no lock.
+    pub(crate) policy: Policy,
     on_evict: Option<EvictHook<T>>,
 }
 
@@ -58,9 +60,10 @@ impl<T: Weight> Shared<T> {
         seed: u64,
     ) -> Self {
         Shared {
-            state: Mutex::new(State::new(limits, policy, seed)),
+            state: Mutex::new(State::new(limits, seed)),
             batch_ready: Condvar::new(),
             room_freed: Condvar::new(),
+            policy,
             on_evict,
         }
     }
@@ -89,7 +92,7 @@ impl<T: Weight> Shared<T> {
         let mut st = self.lock();
         let outcome = match st.room_for(weight) {
             Room::Fits => Ok(Self::append(&mut st, item, weight)),
-            Room::Full if st.policy == Policy::DropOldest => {
+            Room::Full if self.policy == Policy::DropOldest => {
                 st.evict_for(weight, |old| evicted.push(old));
                 Ok(Self::append(&mut st, item, weight))
             }
@@ -124,7 +127,7 @@ impl<T: Weight> Shared<T> {
                     self.wake(wake);
                     return Ok(());
                 }
-                Room::Full if st.policy == Policy::DropOldest => {
+                Room::Full if self.policy == Policy::DropOldest => {
                     drop(st);
                     return self.try_enqueue(item).map_err(|err| match err {
                         TryEnqueueError::Full(item) => Refused::Full(item),
@@ -163,7 +166,7 @@ impl<T: Weight> Shared<T> {
         let room = st.room_for(total);
         let refusal = match room {
             Room::Fits => None,
-            Room::Full if st.policy == Policy::DropOldest => {
+            Room::Full if self.policy == Policy::DropOldest => {
                 st.evict_for(total, |old| evicted.push(old));
                 None
             }

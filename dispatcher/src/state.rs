@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::batch::{FlushReason, Sealed};
-use crate::config::{Limits, Policy};
+use crate::config::Limits;
 use crate::stats::Stats;
 use crate::weight::{Weight, charge};
 
@@ -21,7 +21,6 @@ pub(crate) enum Room {
 
 pub(crate) struct State<T> {
     pub(crate) limits: Limits,
-    pub(crate) policy: Policy,
     pub(crate) stats: Stats,
     pub(crate) closed: bool,
     /// Live [`Batches`](crate::Batches) handles; admission closes at zero.
@@ -37,6 +36,9 @@ pub(crate) struct State<T> {
     ready: VecDeque<Sealed<T>>,
     /// Emptied batch buffers handed back by receivers, for reuse.
     pool: Vec<Vec<T>>,
+    /// The longest batch since the limits last changed: the capacity new
+    /// batch buffers get.
+    len_hint: usize,
     rng: fastrand::Rng,
 }
 
@@ -44,10 +46,9 @@ pub(crate) struct State<T> {
 const POOL_CAPACITY: usize = 64;
 
 impl<T> State<T> {
-    pub(crate) fn new(limits: Limits, policy: Policy, seed: u64) -> Self {
+    pub(crate) fn new(limits: Limits, seed: u64) -> Self {
         State {
             limits,
-            policy,
             stats: Stats::default(),
             closed: false,
             receivers: 1,
@@ -58,6 +59,7 @@ impl<T> State<T> {
             open_since: None,
             ready: VecDeque::new(),
             pool: Vec::new(),
+            len_hint: 0,
             rng: fastrand::Rng::with_seed(seed),
         }
     }
@@ -142,10 +144,11 @@ impl<T> State<T> {
         if self.open.is_empty() {
             return false;
         }
-        let next = self
-            .pool
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(self.open.len()));
+        self.len_hint = self.len_hint.max(self.open.len());
+        let mut next = self.pool.pop().unwrap_or_default();
+        // Size new buffers for the longest batch seen, so they rarely double
+        // (a doubled buffer holds up to twice the slots its events need).
+        next.reserve_exact(self.len_hint);
         let items = std::mem::replace(&mut self.open, next);
         self.ready.push_back(Sealed {
             items,
@@ -208,6 +211,7 @@ impl<T> State<T> {
     /// at a lowered size limit. Accepted events are never dropped.
     pub(crate) fn set_limits(&mut self, limits: Limits) -> bool {
         self.limits = limits;
+        self.len_hint = 0;
         self.cut_if_full()
     }
 }
@@ -260,7 +264,7 @@ mod tests {
 
     fn state(limits: Limits) -> State<Vec<u8>> {
         limits.validate().expect("valid limits");
-        State::new(limits, Policy::Reject, 1)
+        State::new(limits, 1)
     }
 
     fn add(st: &mut State<Vec<u8>>, len: usize) -> bool {

@@ -1,0 +1,242 @@
+//! Command-line arguments. Values are parsed (and refused with a message
+//! naming the flag and the accepted form) by clap; `main.rs` only parses and
+//! hands over to [`crate::app::main`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, ValueEnum};
+use loadgen::units::{Rate, parse_bytes, parse_duration};
+
+/// Soak the Metronome dispatcher under backpressure and record the run.
+///
+/// With no arguments, runs the default scenario: 60 s of telemetry payloads
+/// from 32 producers into a consumer that spends 200us per batch, 10ms
+/// interval, 32KiB batches, 64MiB buffered, reject policy.
+#[derive(Debug, Parser)]
+#[command(name = "soak", version, about, long_about = None)]
+pub struct Cli {
+    /// The scenario to run.
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+
+    /// Where run directories go; `<out>/<run-id>/`, with `<out>/latest` pointing at the newest.
+    #[arg(long, value_name = "DIR", default_value = "target/soak")]
+    pub out: PathBuf,
+
+    /// Print results.json to stdout (progress and summary go to stderr).
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress lines, only the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// A named starting point for the scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// The default scenario for 10 s: a smoke test.
+    Quick,
+    /// The reference Go dispatcher's soak: the default scenario for 5 minutes.
+    Tempo,
+    /// A Raspberry Pi 4: 5 minutes of ~10 KiB payloads with intentional backpressure.
+    Pi4,
+}
+
+/// The overload policy, as spelled on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// Refuse what does not fit; producers back off.
+    Reject,
+    /// Wait for room up to --block-timeout.
+    Block,
+    /// Evict the oldest undelivered events.
+    DropOldest,
+}
+
+/// What the producers feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetArg {
+    /// The dispatcher under test.
+    Dispatcher,
+    /// A bare bounded channel: the reference for overhead ratios.
+    Channel,
+}
+
+/// Scenario flags; each overrides the preset or `--config` file.
+#[derive(Debug, Default, Args)]
+pub struct ScenarioArgs {
+    /// Scenario file (TOML, the keys of results.json `config`).
+    #[arg(long, value_name = "FILE.toml", conflicts_with = "preset")]
+    pub config: Option<PathBuf>,
+    /// Start from a preset instead of the default scenario.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// How long producers run, e.g. 60s, 5m.
+    #[arg(long, value_parser = duration)]
+    pub duration: Option<Duration>,
+    /// Producer threads (1..=4096).
+    #[arg(long)]
+    pub producers: Option<u32>,
+    /// Payload shape: fixed:SIZE, uniform:MIN..MAX, lognormal:MEDIAN,SIGMA, telemetry, file:PATH.
+    #[arg(long, value_name = "SHAPE")]
+    pub payload: Option<String>,
+    /// Total offered rate: `unlimited` (closed loop) or e.g. 200k/s (open loop).
+    #[arg(long, value_parser = rate)]
+    pub rate: Option<Rate>,
+    /// Producer pause after a refusal, e.g. 100us.
+    #[arg(long, value_parser = duration)]
+    pub backoff: Option<Duration>,
+    /// Simulated consumer work per batch, e.g. 200us; 0s for none.
+    #[arg(long, value_parser = duration)]
+    pub consumer_delay: Option<Duration>,
+    /// Simulated consumer work per KiB delivered, e.g. 2us.
+    #[arg(long, value_parser = duration)]
+    pub consumer_cost_per_kib: Option<Duration>,
+    /// Random +/- jitter on the consumer's work per batch.
+    #[arg(long, value_parser = duration)]
+    pub consumer_jitter: Option<Duration>,
+    /// The consumer stalls every this long (with --stall-for).
+    #[arg(long, value_parser = duration, requires = "stall_for")]
+    pub stall_every: Option<Duration>,
+    /// How long each consumer stall lasts.
+    #[arg(long, value_parser = duration)]
+    pub stall_for: Option<Duration>,
+    /// Batch interval, e.g. 10ms.
+    #[arg(long, value_parser = duration)]
+    pub interval: Option<Duration>,
+    /// Random extra interval per batch, 0..=interval.
+    #[arg(long, value_parser = duration)]
+    pub interval_jitter: Option<Duration>,
+    /// Batch byte target, e.g. 32KiB, or `none`.
+    #[arg(long, value_parser = optional_bytes, value_name = "SIZE|none")]
+    pub max_batch_bytes: Option<Limit>,
+    /// Batch item target, or `none`.
+    #[arg(long, value_parser = optional_count, value_name = "N|none")]
+    pub max_batch_items: Option<Limit>,
+    /// Limit on buffered bytes, e.g. 64MiB.
+    #[arg(long, value_parser = bytes, value_name = "SIZE")]
+    pub max_buffered_bytes: Option<u64>,
+    /// Overload policy.
+    #[arg(long, value_enum)]
+    pub policy: Option<PolicyArg>,
+    /// How long a producer waits for room under the block policy.
+    #[arg(long, value_parser = duration)]
+    pub block_timeout: Option<Duration>,
+    /// How often to sample, e.g. 1s, 250ms.
+    #[arg(long, value_parser = duration)]
+    pub sample_every: Option<Duration>,
+    /// Seed for payload generation.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// What the producers feed.
+    #[arg(long, value_enum)]
+    pub target: Option<TargetArg>,
+    /// Deadline for draining at the end.
+    #[arg(long, value_parser = duration)]
+    pub drain_timeout: Option<Duration>,
+    /// Do not record enqueue-to-delivery latency (to measure the recording's cost).
+    #[arg(long)]
+    pub no_latency: bool,
+}
+
+/// A limit that can be switched off with `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub Option<u64>);
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn rate(s: &str) -> Result<Rate, String> {
+    s.parse::<Rate>().map_err(|e| e.to_string())
+}
+
+fn bytes(s: &str) -> Result<u64, String> {
+    parse_bytes(s).map_err(|e| e.to_string())
+}
+
+fn is_none(s: &str) -> bool {
+    matches!(
+        s.trim().to_ascii_lowercase().as_str(),
+        "none" | "unlimited" | "off"
+    )
+}
+
+fn optional_bytes(s: &str) -> Result<Limit, String> {
+    if is_none(s) {
+        Ok(Limit(None))
+    } else {
+        bytes(s).map(|b| Limit(Some(b)))
+    }
+}
+
+fn optional_count(s: &str) -> Result<Limit, String> {
+    if is_none(s) {
+        return Ok(Limit(None));
+    }
+    s.trim()
+        .parse::<u64>()
+        .map(|n| Limit(Some(n)))
+        .map_err(|_| format!("`{s}` is not a whole number of events (or `none`)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_invocation_uses_every_default() {
+        let cli = Cli::try_parse_from(["soak"]).expect("parses");
+        assert!(cli.scenario.duration.is_none() && cli.scenario.preset.is_none());
+        assert_eq!(cli.out, PathBuf::from("target/soak"));
+    }
+
+    #[test]
+    fn units_parse_on_the_command_line() {
+        let cli = Cli::try_parse_from([
+            "soak",
+            "--duration",
+            "2m",
+            "--max-buffered-bytes",
+            "64MiB",
+            "--max-batch-bytes",
+            "none",
+            "--rate",
+            "200k/s",
+            "--consumer-delay",
+            "200us",
+            "--policy",
+            "drop-oldest",
+        ])
+        .expect("parses");
+        let s = cli.scenario;
+        assert_eq!(s.duration, Some(Duration::from_secs(120)));
+        assert_eq!(s.max_buffered_bytes, Some(64 << 20));
+        assert_eq!(s.max_batch_bytes, Some(Limit(None)));
+        assert_eq!(s.rate, Some(Rate::PerSecond(200_000)));
+        assert_eq!(s.consumer_delay, Some(Duration::from_micros(200)));
+        assert_eq!(s.policy, Some(PolicyArg::DropOldest));
+    }
+
+    #[test]
+    fn a_bad_value_names_the_flag() {
+        let err = Cli::try_parse_from(["soak", "--max-buffered-bytes", "lots"]).unwrap_err();
+        assert!(err.to_string().contains("--max-buffered-bytes"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn preset_and_config_exclude_each_other() {
+        let err =
+            Cli::try_parse_from(["soak", "--preset", "quick", "--config", "x.toml"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+}

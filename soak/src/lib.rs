@@ -1,0 +1,37 @@
+//! The soak runner: drives the [`dispatcher`] (or a bare channel, as the
+//! reference) with [`loadgen`] producers under backpressure, samples
+//! throughput, memory and latency into a [`runlog`] run record, drains,
+//! and assesses the run.
+//!
+//! The binary (`cargo soak`) parses arguments with [`cli::Cli`] and hands
+//! them to [`app::main`]. A run in code:
+//!
+//! ```no_run
+//! use soak::{progress::Progress, run::{run, RunOptions}};
+//!
+//! let mut config = runlog::ScenarioConfig::default();
+//! config.duration_s = 5.0;
+//! let options = RunOptions { out: "target/soak".into() };
+//! let outcome = run(&config, &options, &mut Progress::new(true))?;
+//! println!("{:?}", outcome.results.assessment.overall);
+//! # Ok::<(), soak::run::RunError>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+/// Heap figures come from jemalloc, so it is the allocator of everything
+/// that links this crate (the binary and its tests).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+pub mod app;
+pub mod assess;
+pub mod cli;
+pub mod environment;
+pub mod human;
+pub mod memory;
+pub mod progress;
+pub mod run;
+pub mod sampler;
+pub mod scenario;
+pub mod subject;

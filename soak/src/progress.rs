@@ -1,0 +1,137 @@
+//! Progress lines while a run goes, and the summary at its end.
+
+use std::io::Write;
+
+use runlog::{RunDir, RunResults, Sample, ScenarioConfig, Section};
+
+use crate::human;
+
+/// Where progress goes: one line per sample on stderr, unless quiet.
+#[derive(Debug, Default)]
+pub struct Progress {
+    quiet: bool,
+}
+
+impl Progress {
+    /// Progress lines on stderr, or none.
+    pub fn new(quiet: bool) -> Self {
+        Progress { quiet }
+    }
+
+    /// Announces the run.
+    pub fn started(&mut self, config: &ScenarioConfig, dir: &RunDir) {
+        if !self.quiet {
+            eprintln!(
+                "soak: {} -> {}",
+                scenario_line(config),
+                dir.path().display()
+            );
+        }
+    }
+
+    /// One line for one sample.
+    pub fn sample(&mut self, s: &Sample, duration_s: f64) {
+        if self.quiet {
+            return;
+        }
+        let refused = s.rejected_per_sec + s.dropped_per_sec;
+        let refused_pct = if s.attempted_per_sec > 0.0 {
+            refused / s.attempted_per_sec * 100.0
+        } else {
+            0.0
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "[{:>5.1}s/{:.0}s] delivered {:>7}/s  accepted {:>7}/s  refused {:>5.1}%  buffered {:>9} / {}  heap {:>9}  p99 {}",
+            s.t_s,
+            duration_s,
+            human::count(s.delivered_per_sec),
+            human::count(s.accepted_per_sec),
+            refused_pct,
+            human::bytes(s.buffered_bytes),
+            human::bytes(s.limits.max_buffered_bytes),
+            human::bytes(s.heap_allocated_bytes),
+            human::micros(s.latency_us.p99),
+        );
+    }
+}
+
+/// The scenario in one line.
+pub fn scenario_line(c: &ScenarioConfig) -> String {
+    let rate = c.rate_per_sec.map_or("closed loop".into(), |r| {
+        format!("{}/s", human::count(r as f64))
+    });
+    let batch = c
+        .max_batch_bytes
+        .map_or("no byte target".into(), human::bytes);
+    format!(
+        "{:.0}s, {} producers ({rate}), {} payloads, consumer {} us/batch, interval {}, batch {batch}, buffered {}, {:?} into {:?}",
+        c.duration_s,
+        c.producers,
+        c.payload,
+        c.consumer_delay_us,
+        human::micros(c.interval_us),
+        human::bytes(c.max_buffered_bytes),
+        c.policy,
+        c.target,
+    )
+}
+
+fn section_lines(name: &str, section: &Section) -> String {
+    let mut out = format!("  {name:<12} {}", section.status.as_str().to_uppercase());
+    for note in &section.notes {
+        out.push_str(&format!("\n               - {note}"));
+    }
+    out
+}
+
+/// The end-of-run summary.
+pub fn summary(r: &RunResults, dir: &RunDir) -> String {
+    let t = &r.totals;
+    let refused_pct = if t.attempted > 0 {
+        (t.rejected + t.dropped) as f64 / t.attempted as f64 * 100.0
+    } else {
+        0.0
+    };
+    let a = &r.assessment;
+    [
+        format!("soak {}: {}", r.run_id, a.overall.as_str().to_uppercase()),
+        format!("  scenario     {}", scenario_line(&r.config)),
+        format!(
+            "  throughput   {} delivered/s avg (min {}, max {}), {} delivered in {:.1} s, {refused_pct:.2}% refused or evicted",
+            human::count(r.throughput.avg_delivered_per_sec),
+            human::count(r.throughput.min_delivered_per_sec),
+            human::count(r.throughput.max_delivered_per_sec),
+            human::count(t.delivered as f64),
+            r.duration_s,
+        ),
+        format!(
+            "  memory       peak heap {} ({:.2}x the {} limit), peak buffered {}, peak RSS {}",
+            human::bytes(r.memory.peak_heap_bytes),
+            r.memory.peak_heap_bytes as f64 / r.memory.max_buffered_bytes.max(1) as f64,
+            human::bytes(r.memory.max_buffered_bytes),
+            human::bytes(r.memory.peak_buffered_bytes),
+            human::bytes(r.memory.peak_rss_bytes),
+        ),
+        format!(
+            "  latency      p50 {}  p99 {}  p99.9 {}  max {}",
+            human::micros(r.latency_us.p50),
+            human::micros(r.latency_us.p99),
+            human::micros(r.latency_us.p999),
+            human::micros(r.latency_us.max),
+        ),
+        format!(
+            "  drain        {} (shutdown {}), {} undelivered",
+            human::micros(r.drain.drain_us),
+            human::micros(r.drain.shutdown_us),
+            r.drain.undelivered
+        ),
+        section_lines("correctness", &a.correctness),
+        section_lines("pressure", &a.pressure),
+        section_lines("memory", &a.memory),
+        section_lines("drain", &a.drain),
+        format!("  run dir      {}", dir.path().display()),
+    ]
+    .join("\n")
+}

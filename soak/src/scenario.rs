@@ -1,0 +1,222 @@
+//! Resolves the scenario: defaults, then a preset or a scenario file, then
+//! flags; validated once at the end.
+
+use std::time::Duration;
+
+use runlog::{Policy, ScenarioConfig, TargetKind};
+
+use crate::cli::{PolicyArg, Preset, ScenarioArgs, TargetArg};
+
+/// Why the scenario could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The scenario file could not be read or parsed.
+    #[error(transparent)]
+    File(#[from] runlog::RunlogError),
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(#[from] runlog::ConfigError),
+    /// The payload shape does not parse or its file cannot be loaded.
+    #[error("--payload: {0}")]
+    Payload(String),
+}
+
+/// The starting scenario of a preset.
+pub fn preset(preset: Preset) -> ScenarioConfig {
+    let mut config = ScenarioConfig::default();
+    match preset {
+        Preset::Quick => config.duration_s = 10.0,
+        Preset::Tempo => config.duration_s = 300.0,
+        Preset::Pi4 => {
+            config.duration_s = 300.0;
+            config.producers = 8;
+            config.payload = "fixed:10KiB".into();
+            config.max_batch_bytes = Some(256 * 1024);
+            config.max_buffered_bytes = 64 * 1024 * 1024;
+            config.consumer_delay_us = 200;
+        }
+    }
+    config.preset = Some(format!("{preset:?}").to_lowercase());
+    config
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Applies the flags that were given on top of `base`.
+fn apply_flags(mut c: ScenarioConfig, a: &ScenarioArgs) -> ScenarioConfig {
+    if let Some(d) = a.duration {
+        c.duration_s = d.as_secs_f64();
+    }
+    if let Some(n) = a.producers {
+        c.producers = n;
+    }
+    if let Some(p) = &a.payload {
+        c.payload = p.clone();
+    }
+    if let Some(r) = a.rate {
+        c.rate_per_sec = r.per_second();
+    }
+    let set_us = |field: &mut u64, d: Option<Duration>| {
+        if let Some(d) = d {
+            *field = micros(d);
+        }
+    };
+    set_us(&mut c.backoff_us, a.backoff);
+    set_us(&mut c.consumer_delay_us, a.consumer_delay);
+    set_us(&mut c.consumer_cost_per_kib_us, a.consumer_cost_per_kib);
+    set_us(&mut c.consumer_jitter_us, a.consumer_jitter);
+    set_us(&mut c.interval_us, a.interval);
+    set_us(&mut c.interval_jitter_us, a.interval_jitter);
+    set_us(&mut c.block_timeout_us, a.block_timeout);
+    if let Some(d) = a.stall_every {
+        c.consumer_stall_every_ms = Some(millis(d));
+    }
+    if let Some(d) = a.stall_for {
+        c.consumer_stall_for_ms = millis(d);
+    }
+    if let Some(b) = a.max_batch_bytes {
+        c.max_batch_bytes = b.0;
+    }
+    if let Some(n) = a.max_batch_items {
+        c.max_batch_items = n.0;
+    }
+    if let Some(b) = a.max_buffered_bytes {
+        c.max_buffered_bytes = b;
+    }
+    if let Some(p) = a.policy {
+        c.policy = match p {
+            PolicyArg::Reject => Policy::Reject,
+            PolicyArg::Block => Policy::Block,
+            PolicyArg::DropOldest => Policy::DropOldest,
+        };
+    }
+    if let Some(d) = a.sample_every {
+        c.sample_every_ms = millis(d);
+    }
+    if let Some(s) = a.seed {
+        c.seed = s;
+    }
+    if let Some(t) = a.target {
+        c.target = match t {
+            TargetArg::Dispatcher => TargetKind::Dispatcher,
+            TargetArg::Channel => TargetKind::Channel,
+        };
+    }
+    if let Some(d) = a.drain_timeout {
+        c.drain_timeout_ms = millis(d);
+    }
+    if a.no_latency {
+        c.record_latency = false;
+    }
+    c
+}
+
+/// The scenario the flags describe.
+///
+/// # Errors
+///
+/// [`ScenarioError`] for an unreadable scenario file, an out-of-range value
+/// (naming the field and its allowed range) or a bad payload shape.
+pub fn resolve(args: &ScenarioArgs) -> Result<ScenarioConfig, ScenarioError> {
+    let base = match (&args.config, args.preset) {
+        (Some(path), _) => ScenarioConfig::from_toml_file(path)?,
+        (None, Some(p)) => preset(p),
+        (None, None) => ScenarioConfig::default(),
+    };
+    let config = apply_flags(base, args);
+    config.validate()?;
+    config
+        .payload
+        .parse::<loadgen::PayloadSpec>()
+        .map_err(|e| ScenarioError::Payload(e.to_string()))?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_flags_is_the_default_scenario() {
+        let c = resolve(&ScenarioArgs::default()).expect("valid");
+        assert_eq!(c, ScenarioConfig::default());
+        assert_eq!(
+            (c.duration_s, c.producers, c.consumer_delay_us),
+            (60.0, 32, 200)
+        );
+        assert_eq!(
+            (c.interval_us, c.max_batch_bytes, c.max_buffered_bytes),
+            (10_000, Some(32 * 1024), 64 << 20)
+        );
+    }
+
+    #[test]
+    fn flags_override_the_preset() {
+        let args = ScenarioArgs {
+            preset: Some(Preset::Pi4),
+            producers: Some(4),
+            consumer_delay: Some(Duration::ZERO),
+            ..ScenarioArgs::default()
+        };
+        let c = resolve(&args).expect("valid");
+        assert_eq!(c.payload, "fixed:10KiB");
+        assert_eq!((c.producers, c.consumer_delay_us), (4, 0));
+        assert_eq!(c.preset.as_deref(), Some("pi4"));
+    }
+
+    #[test]
+    fn every_preset_is_valid() {
+        for p in [Preset::Quick, Preset::Tempo, Preset::Pi4] {
+            assert!(preset(p).validate().is_ok(), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_field() {
+        let args = ScenarioArgs {
+            producers: Some(0),
+            ..ScenarioArgs::default()
+        };
+        let err = resolve(&args).unwrap_err();
+        assert!(err.to_string().contains("producers"), "{err}");
+        let args = ScenarioArgs {
+            max_batch_bytes: Some(crate::cli::Limit(Some(1 << 40))),
+            ..ScenarioArgs::default()
+        };
+        assert!(
+            resolve(&args)
+                .unwrap_err()
+                .to_string()
+                .contains("max_batch_bytes")
+        );
+    }
+
+    #[test]
+    fn a_bad_payload_shape_is_refused() {
+        let args = ScenarioArgs {
+            payload: Some("gaussian".into()),
+            ..ScenarioArgs::default()
+        };
+        assert!(matches!(resolve(&args), Err(ScenarioError::Payload(_))));
+    }
+
+    #[test]
+    fn a_scenario_file_is_the_base() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, "producers = 3\nconsumer_delay_us = 50\n").expect("write");
+        let args = ScenarioArgs {
+            config: Some(path),
+            consumer_delay: Some(Duration::from_micros(70)),
+            ..ScenarioArgs::default()
+        };
+        let c = resolve(&args).expect("valid");
+        assert_eq!((c.producers, c.consumer_delay_us), (3, 70));
+    }
+}
