@@ -1,0 +1,149 @@
+//! The `soak` binary end to end: short real runs, their record, exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn soak(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_soak"))
+        .args(args)
+        .output()
+        .expect("the soak binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_short_run_writes_a_complete_passing_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().to_str().expect("utf-8 path");
+    let out = soak(&[
+        "--duration",
+        "1500ms",
+        "--producers",
+        "4",
+        "--sample-every",
+        "500ms",
+        "--out",
+        out_dir,
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let printed: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("--json prints results.json");
+    let run = runlog::RunDir::resolve_latest(dir.path()).expect("latest points at the run");
+    let results = runlog::read_results(&run.results_path()).expect("results.json reads back");
+    assert_eq!(printed["run_id"], results.run_id.as_str());
+    assert_eq!(results.config.producers, 4);
+    assert_ne!(
+        results.assessment.overall,
+        runlog::Status::Fail,
+        "{:#?}",
+        results.assessment
+    );
+    assert_eq!(results.assessment.correctness.status, runlog::Status::Pass);
+
+    let t = &results.totals;
+    assert!(t.delivered > 0);
+    assert_eq!(
+        t.accepted,
+        t.delivered + t.dropped + results.drain.undelivered
+    );
+    assert_eq!(t.attempted, t.accepted + t.rejected);
+    assert_eq!(results.latency_us.count, t.delivered);
+
+    let log = runlog::read_samples(&run.samples_path()).expect("samples.jsonl reads back");
+    assert!(log.truncated.is_none());
+    assert!(
+        log.samples.len() >= 3,
+        "one sample per 500 ms, plus the drain"
+    );
+    assert_eq!(log.samples.last().map(|s| s.phase.as_str()), Some("drain"));
+    assert_eq!(
+        log.samples.last().map(|s| s.totals.delivered),
+        Some(t.delivered)
+    );
+    let phases: Vec<_> = results
+        .events
+        .iter()
+        .map(|e| format!("{:?}", e.kind))
+        .collect();
+    assert!(phases.iter().any(|p| p.contains("drain")), "{phases:?}");
+
+    let hlog = runlog::read_hlog(&run.hlog_path()).expect("latency.hlog reads back");
+    let logged: u64 = hlog.iter().map(|(_, _, h)| h.len()).sum();
+    assert_eq!(logged, t.delivered, "every latency lands in one interval");
+}
+
+#[test]
+fn the_channel_reference_and_drop_oldest_runs_account_for_every_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().to_str().expect("utf-8 path");
+    for extra in [["--target", "channel"], ["--policy", "drop-oldest"]] {
+        let mut args = vec![
+            "--duration",
+            "700ms",
+            "--producers",
+            "4",
+            "--max-buffered-bytes",
+            "256KiB",
+            "-q",
+            "--out",
+            out_dir,
+        ];
+        args.extend(extra);
+        let out = soak(&args);
+        assert_eq!(out.status.code(), Some(0), "{extra:?}: {}", stderr(&out));
+        let run = runlog::RunDir::resolve_latest(dir.path()).expect("latest");
+        let r = runlog::read_results(&run.results_path()).expect("results");
+        assert_eq!(
+            r.assessment.correctness.status,
+            runlog::Status::Pass,
+            "{extra:?}: {:#?}",
+            r.assessment
+        );
+        assert_eq!(r.totals.accepted, r.totals.delivered + r.totals.dropped);
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2_naming_the_flag() {
+    let out = soak(&["--producers", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("producers"), "{}", stderr(&out));
+
+    let out = soak(&["--rate", "fast"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--rate"), "{}", stderr(&out));
+
+    let out = soak(&[
+        "--payload",
+        "file:/nonexistent/events.jsonl",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/events.jsonl"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_unwritable_out_dir_fails_before_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").expect("write");
+    let started = std::time::Instant::now();
+    let out = soak(&["--duration", "30s", "--out", file.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--out"), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "refused before running"
+    );
+    assert!(!Path::new(&file).join("latest").exists());
+}
