@@ -1,0 +1,124 @@
+//! Helpers shared by the integration tests: a test event that carries its
+//! producer and sequence number, and watchdogs so a deadlock fails a test
+//! instead of hanging the suite.
+
+#![allow(dead_code, missing_docs, unreachable_pub)]
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use dispatcher::Weight;
+
+/// A test event: who produced it, its per-producer sequence number, and the
+/// weight admission should charge (0 is charged as 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ev {
+    pub producer: u8,
+    pub seq: u32,
+    pub weight: usize,
+}
+
+impl Weight for Ev {
+    fn weight(&self) -> usize {
+        self.weight
+    }
+}
+
+pub fn ev(producer: u8, seq: u32, weight: usize) -> Ev {
+    Ev {
+        producer,
+        seq,
+        weight,
+    }
+}
+
+/// What admission charges: the weight, at least one byte.
+pub fn charge(weight: usize) -> usize {
+    weight.max(1)
+}
+
+/// Generous bound for anything that should finish "promptly": only a
+/// deadlock or a lost wake-up can reach it.
+pub const PROMPTLY: Duration = Duration::from_secs(10);
+
+/// A thread whose result is awaited with a time limit.
+pub struct Watched<T> {
+    rx: mpsc::Receiver<T>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+/// Runs `f` on a new thread.
+pub fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Watched<T> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let handle = thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    Watched {
+        rx,
+        handle: Some(handle),
+    }
+}
+
+impl<T> Watched<T> {
+    /// The thread's result; panics (with the thread's own panic, if it
+    /// panicked) or fails after `limit` instead of hanging.
+    pub fn join_within(mut self, limit: Duration, what: &str) -> T {
+        match self.rx.recv_timeout(limit) {
+            Ok(value) => {
+                let _ = self.handle.take().map(thread::JoinHandle::join);
+                value
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let handle = self.handle.take().expect("joined once");
+                match handle.join() {
+                    Err(panic) => std::panic::resume_unwind(panic),
+                    Ok(()) => panic!("{what}: thread ended without a result"),
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("{what}: no result within {limit:?} (deadlock or lost wake-up?)")
+            }
+        }
+    }
+
+    pub fn join(self, what: &str) -> T {
+        self.join_within(PROMPTLY, what)
+    }
+
+    /// The result if the thread finished within `limit`; otherwise gives the
+    /// handle back so the caller can unblock the thread and join it later.
+    pub fn try_join_within(mut self, limit: Duration) -> Result<T, Self> {
+        match self.rx.recv_timeout(limit) {
+            Ok(value) => {
+                let _ = self.handle.take().map(thread::JoinHandle::join);
+                Ok(value)
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(self),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let handle = self.handle.take().expect("joined once");
+                match handle.join() {
+                    Err(panic) => std::panic::resume_unwind(panic),
+                    Ok(()) => panic!("thread ended without a result"),
+                }
+            }
+        }
+    }
+
+    /// True while the thread has not produced its result.
+    pub fn is_running(&self) -> bool {
+        self.handle
+            .as_ref()
+            .is_some_and(|handle| !handle.is_finished())
+    }
+}
+
+/// Runs a whole test body on its own thread and fails if it does not finish
+/// within `limit`, so a deadlock in the code under test cannot hang the suite.
+pub fn with_watchdog<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    spawn(body).join_within(limit, what)
+}

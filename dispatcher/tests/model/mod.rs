@@ -1,0 +1,178 @@
+//! A reference model of the dispatcher contract for `properties.rs`: the
+//! documented admission, eviction and batching rules, executed naively on
+//! plain collections (no locks, no time).
+
+#![allow(dead_code, missing_docs, unreachable_pub)]
+
+use std::collections::VecDeque;
+
+use dispatcher::{FlushReason, Limits, Policy, Stats};
+
+use crate::common::{Ev, charge};
+
+/// A sealed batch in the model, with the limits in force when it was cut.
+#[derive(Debug)]
+pub struct Cut {
+    pub items: Vec<Ev>,
+    pub bytes: usize,
+    pub reason: FlushReason,
+    pub limits: Limits,
+    /// Cut by `set_limits`: see the ignored tests in `lifecycle.rs`.
+    pub by_set_limits: bool,
+}
+
+/// The contract, executed naively.
+pub struct Model {
+    pub limits: Limits,
+    pub policy: Policy,
+    pub open: Vec<Ev>,
+    pub open_bytes: usize,
+    pub ready: VecDeque<Cut>,
+    pub stats: Stats,
+    pub evicted: Vec<Ev>,
+    /// Buffered bytes may exceed the limit only after it was lowered, until
+    /// deliveries bring them under it; admission refuses meanwhile.
+    pub over_after_lowering: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    Full,
+    TooLarge,
+}
+
+impl Model {
+    pub fn new(limits: Limits, policy: Policy) -> Self {
+        Model {
+            limits,
+            policy,
+            open: Vec::new(),
+            open_bytes: 0,
+            ready: VecDeque::new(),
+            stats: Stats::default(),
+            evicted: Vec::new(),
+            over_after_lowering: false,
+        }
+    }
+
+    pub fn admit(&mut self, items: Vec<Ev>) -> Verdict {
+        let total: usize = items.iter().map(|e| charge(e.weight)).sum();
+        let max = self.limits.max_buffered_bytes;
+        if total > max {
+            self.stats.rejected.too_large += items.len() as u64;
+            return Verdict::TooLarge;
+        }
+        if self.stats.buffered_bytes + total > max {
+            if self.policy != Policy::DropOldest {
+                return Verdict::Full; // counted by the caller: full or timeout
+            }
+            while self.stats.buffered_bytes + total > max {
+                self.evict_oldest();
+            }
+        }
+        items.into_iter().for_each(|e| self.append(e));
+        self.over_after_lowering = false;
+        Verdict::Accepted
+    }
+
+    pub fn evict_oldest(&mut self) {
+        let event = match self.ready.front_mut() {
+            Some(cut) => {
+                let event = cut.items.remove(0);
+                cut.bytes -= charge(event.weight);
+                if cut.items.is_empty() {
+                    self.ready.pop_front();
+                }
+                event
+            }
+            None => {
+                let event = self.open.remove(0);
+                self.open_bytes -= charge(event.weight);
+                event
+            }
+        };
+        self.stats.buffered_bytes -= charge(event.weight);
+        self.stats.buffered_items -= 1;
+        self.stats.dropped += 1;
+        self.evicted.push(event);
+    }
+
+    pub fn append(&mut self, event: Ev) {
+        let weight = charge(event.weight);
+        let max_bytes = self.limits.max_batch_bytes;
+        if max_bytes.is_some_and(|max| !self.open.is_empty() && self.open_bytes + weight > max) {
+            self.seal(FlushReason::Bytes, false);
+        }
+        self.open.push(event);
+        self.open_bytes += weight;
+        let stats = &mut self.stats;
+        stats.accepted += 1;
+        stats.buffered_items += 1;
+        stats.buffered_bytes += weight;
+        stats.peak_buffered_bytes = stats.peak_buffered_bytes.max(stats.buffered_bytes);
+        self.cut_if_full(false);
+    }
+
+    pub fn cut_if_full(&mut self, by_set_limits: bool) {
+        if self
+            .limits
+            .max_batch_bytes
+            .is_some_and(|max| self.open_bytes >= max)
+        {
+            self.seal(FlushReason::Bytes, by_set_limits);
+        } else if self
+            .limits
+            .max_batch_items
+            .is_some_and(|max| self.open.len() >= max)
+        {
+            self.seal(FlushReason::Items, by_set_limits);
+        }
+    }
+
+    pub fn seal(&mut self, reason: FlushReason, by_set_limits: bool) {
+        if !self.open.is_empty() {
+            self.ready.push_back(Cut {
+                items: std::mem::take(&mut self.open),
+                bytes: std::mem::take(&mut self.open_bytes),
+                reason,
+                limits: self.limits,
+                by_set_limits,
+            });
+        }
+    }
+
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        self.cut_if_full(true);
+        self.over_after_lowering = self.stats.buffered_bytes > limits.max_buffered_bytes;
+    }
+
+    pub fn take(&mut self) -> Option<Cut> {
+        let cut = self.ready.pop_front()?;
+        let stats = &mut self.stats;
+        stats.buffered_bytes -= cut.bytes;
+        stats.buffered_items -= cut.items.len();
+        stats.delivered += cut.items.len() as u64;
+        stats.delivered_bytes += cut.bytes as u64;
+        stats.batches += 1;
+        match cut.reason {
+            FlushReason::Bytes => stats.flushes.bytes += 1,
+            FlushReason::Items => stats.flushes.items += 1,
+            FlushReason::Manual => stats.flushes.manual += 1,
+            FlushReason::Interval => stats.flushes.interval += 1,
+            FlushReason::Drain => stats.flushes.drain += 1,
+        }
+        Some(cut)
+    }
+
+    pub fn take_all(&mut self) -> Vec<Ev> {
+        let mut all: Vec<Ev> = self.ready.drain(..).flat_map(|c| c.items).collect();
+        all.append(&mut self.open);
+        self.open_bytes = 0;
+        self.stats.returned += all.len() as u64;
+        self.stats.buffered_bytes = 0;
+        self.stats.buffered_items = 0;
+        all
+    }
+}
