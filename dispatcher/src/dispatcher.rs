@@ -99,7 +99,7 @@ impl<T: Weight> Dispatcher<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stats(&self) -> Stats {
-        self.shared.lock().stats
+        self.shared.stats()
     }
 
     /// The limits in force.

@@ -2,16 +2,24 @@
 //! and every operation that needs both.
 //!
 //! Nothing in here runs user code while holding the lock except
-//! [`Weight::weight`] during eviction; evicted events, the eviction hook and
-//! event destructors all run after the lock is released.
+//! [`Weight::weight`] during eviction and limit changes; evicted events, the
+//! eviction hook and event destructors all run after the lock is released.
+//!
+//! The lock is `parking_lot`'s: its eventual fairness hands the lock over to
+//! a waiting receiver (or `stats()`) instead of letting a crowd of producers
+//! re-take it forever. Refusals under Reject are decided without the lock at
+//! all, from [`Gauges`], so an overload storm does not queue on it.
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::batch::{FlushReason, Sealed};
 use crate::config::{EvictHook, Limits, Policy};
 use crate::error::{RecvTimeoutError, TryEnqueueError, TryRecvError};
 use crate::state::{Room, State};
+use crate::stats::{Rejections, Stats};
 use crate::weight::{Weight, charge};
 
 pub(crate) struct Shared<T> {
@@ -23,6 +31,28 @@ pub(crate) struct Shared<T> {
     /// Fixed at build time, so reading it needs no lock.
     pub(crate) policy: Policy,
     on_evict: Option<EvictHook<T>>,
+    gauges: Gauges,
+    refusals: Refusals,
+}
+
+/// Copies of the admission-relevant state, stored under the lock after every
+/// change and read without it. A reading is a value the state really had a
+/// moment ago, so a refusal decided from it is as valid as one decided under
+/// the lock an instant earlier.
+#[derive(Default)]
+struct Gauges {
+    buffered_bytes: AtomicUsize,
+    max_buffered_bytes: AtomicUsize,
+    closed: AtomicBool,
+}
+
+/// Refusal counters, bumped with or without the lock.
+#[derive(Default)]
+struct Refusals {
+    full: AtomicU64,
+    timeout: AtomicU64,
+    too_large: AtomicU64,
+    closed: AtomicU64,
 }
 
 /// Why a blocking admission gave up.
@@ -33,22 +63,64 @@ pub(crate) enum Refused<T> {
     Closed(T),
 }
 
-/// Who to wake once the lock is released.
-#[derive(Default)]
-struct Wake {
-    one_receiver: bool,
-    all_waiting: bool,
-}
-
 impl<T> Shared<T> {
-    /// Locks the state. A panic elsewhere cannot leave it half-updated (no
-    /// user code runs between related updates), so poisoning is ignored.
+    /// Locks the state.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     pub(crate) fn recycle(&self, buffer: Vec<T>) {
         self.lock().recycle(buffer);
+    }
+
+    /// Refreshes the lock-free copies; call before releasing the lock after
+    /// any change to buffered bytes, limits or closure.
+    fn publish(&self, st: &State<T>) {
+        self.gauges
+            .buffered_bytes
+            .store(st.stats.buffered_bytes, Relaxed);
+        self.gauges
+            .max_buffered_bytes
+            .store(st.limits.max_buffered_bytes, Relaxed);
+        self.gauges.closed.store(st.closed, Relaxed);
+    }
+
+    fn refuse(&self, room: Room, count: u64) {
+        let counter = match room {
+            Room::Full => &self.refusals.full,
+            Room::TooLarge => &self.refusals.too_large,
+            Room::Closed => &self.refusals.closed,
+            Room::Fits => return,
+        };
+        counter.fetch_add(count, Relaxed);
+    }
+
+    /// A consistent snapshot of the locked counters, with the refusal
+    /// counters read just after.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = self.lock().stats;
+        stats.rejected = Rejections {
+            full: self.refusals.full.load(Relaxed),
+            timeout: self.refusals.timeout.load(Relaxed),
+            too_large: self.refusals.too_large.load(Relaxed),
+            closed: self.refusals.closed.load(Relaxed),
+        };
+        stats
+    }
+
+    /// Wakes one more waiting receiver if there is work left for it, so a
+    /// wake-up is never lost when the receiver that got it leaves.
+    fn pass_on(&self, st: MutexGuard<'_, State<T>>) {
+        let more = st.waiting_receivers > 0 && (st.has_ready() || st.due().is_some());
+        drop(st);
+        if more {
+            self.batch_ready.notify_one();
+        }
+    }
+
+    fn wake_all(&self) {
+        self.batch_ready.notify_all();
+        self.room_freed.notify_all();
     }
 }
 
@@ -59,99 +131,114 @@ impl<T: Weight> Shared<T> {
         on_evict: Option<EvictHook<T>>,
         seed: u64,
     ) -> Self {
-        Shared {
+        let shared = Shared {
             state: Mutex::new(State::new(limits, seed)),
             batch_ready: Condvar::new(),
             room_freed: Condvar::new(),
             policy,
             on_evict,
+            gauges: Gauges::default(),
+            refusals: Refusals::default(),
+        };
+        shared.publish(&shared.lock());
+        shared
+    }
+
+    /// The lock-free refusal check: `Some` if the item must be refused now.
+    fn precheck(&self, weight: usize) -> Option<Room> {
+        let max = self.gauges.max_buffered_bytes.load(Relaxed);
+        if self.gauges.closed.load(Relaxed) {
+            Some(Room::Closed)
+        } else if weight > max {
+            Some(Room::TooLarge)
+        } else if self.policy != Policy::DropOldest
+            && self.gauges.buffered_bytes.load(Relaxed) + weight > max
+        {
+            Some(Room::Full)
+        } else {
+            None
         }
     }
 
-    fn wake(&self, wake: Wake) {
-        if wake.all_waiting {
-            self.batch_ready.notify_all();
-            self.room_freed.notify_all();
-        } else if wake.one_receiver {
+    /// Appends under the lock, then wakes a receiver if a batch was sealed
+    /// or opened and one is waiting.
+    fn append_and_wake(&self, mut st: MutexGuard<'_, State<T>>, item: T, weight: usize) {
+        let wake = st.append(item, weight) && st.waiting_receivers > 0;
+        self.publish(&st);
+        drop(st);
+        if wake {
             self.batch_ready.notify_one();
-        }
-    }
-
-    fn append(st: &mut State<T>, item: T, weight: usize) -> Wake {
-        let wake = st.append(item, weight);
-        Wake {
-            one_receiver: wake && st.waiting_receivers > 0,
-            all_waiting: false,
         }
     }
 
     /// Admits without waiting. Under DropOldest, evicts to make room.
     pub(crate) fn try_enqueue(&self, item: T) -> Result<(), TryEnqueueError<T>> {
         let weight = charge(&item);
-        let mut evicted = Vec::new();
+        if let Some(room) = self.precheck(weight) {
+            return Err(self.refusal(room, item));
+        }
         let mut st = self.lock();
-        let outcome = match st.room_for(weight) {
-            Room::Fits => Ok(Self::append(&mut st, item, weight)),
+        match st.room_for(weight) {
+            Room::Fits => self.append_and_wake(st, item, weight),
             Room::Full if self.policy == Policy::DropOldest => {
+                let mut evicted = Vec::new();
                 st.evict_for(weight, |old| evicted.push(old));
-                Ok(Self::append(&mut st, item, weight))
+                self.append_and_wake(st, item, weight);
+                self.hand_over_evicted(evicted);
             }
-            Room::Full => {
-                st.stats.rejected.full += 1;
-                Err(TryEnqueueError::Full(item))
+            room => {
+                drop(st);
+                return Err(self.refusal(room, item));
             }
-            Room::TooLarge => {
-                st.stats.rejected.too_large += 1;
-                Err(TryEnqueueError::TooLarge(item))
-            }
-            Room::Closed => {
-                st.stats.rejected.closed += 1;
-                Err(TryEnqueueError::Closed(item))
-            }
-        };
-        drop(st);
-        self.hand_over_evicted(evicted);
-        outcome.map(|wake| self.wake(wake))
+        }
+        Ok(())
+    }
+
+    fn refusal(&self, room: Room, item: T) -> TryEnqueueError<T> {
+        self.refuse(room, 1);
+        match room {
+            Room::TooLarge => TryEnqueueError::TooLarge(item),
+            Room::Closed => TryEnqueueError::Closed(item),
+            Room::Full | Room::Fits => TryEnqueueError::Full(item),
+        }
     }
 
     /// Admits, waiting for room until `deadline`. Under DropOldest, evicts
     /// instead of waiting.
     pub(crate) fn enqueue_until(&self, item: T, deadline: Instant) -> Result<(), Refused<T>> {
+        if self.policy == Policy::DropOldest {
+            return self.try_enqueue(item).map_err(|err| match err {
+                TryEnqueueError::Full(item) => Refused::Full(item),
+                TryEnqueueError::TooLarge(item) => Refused::TooLarge(item),
+                TryEnqueueError::Closed(item) => Refused::Closed(item),
+            });
+        }
         let weight = charge(&item);
         let mut st = self.lock();
         loop {
-            match st.room_for(weight) {
+            let room = st.room_for(weight);
+            match room {
                 Room::Fits => {
-                    let wake = Self::append(&mut st, item, weight);
-                    drop(st);
-                    self.wake(wake);
+                    self.append_and_wake(st, item, weight);
                     return Ok(());
                 }
-                Room::Full if self.policy == Policy::DropOldest => {
-                    drop(st);
-                    return self.try_enqueue(item).map_err(|err| match err {
-                        TryEnqueueError::Full(item) => Refused::Full(item),
-                        TryEnqueueError::TooLarge(item) => Refused::TooLarge(item),
-                        TryEnqueueError::Closed(item) => Refused::Closed(item),
-                    });
-                }
-                Room::Full => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        st.stats.rejected.timeout += 1;
-                        return Err(Refused::Timeout(item));
-                    }
+                Room::Full if Instant::now() < deadline => {
                     st.waiting_for_room += 1;
-                    st = self.wait_room(st, deadline - now);
+                    self.room_freed.wait_until(&mut st, deadline);
                     st.waiting_for_room -= 1;
                 }
-                Room::TooLarge => {
-                    st.stats.rejected.too_large += 1;
-                    return Err(Refused::TooLarge(item));
+                Room::Full => {
+                    drop(st);
+                    self.refusals.timeout.fetch_add(1, Relaxed);
+                    return Err(Refused::Timeout(item));
                 }
-                Room::Closed => {
-                    st.stats.rejected.closed += 1;
-                    return Err(Refused::Closed(item));
+                Room::TooLarge | Room::Closed => {
+                    drop(st);
+                    self.refuse(room, 1);
+                    return Err(match room {
+                        Room::TooLarge => Refused::TooLarge(item),
+                        _ => Refused::Closed(item),
+                    });
                 }
             }
         }
@@ -159,41 +246,41 @@ impl<T: Weight> Shared<T> {
 
     /// Admits every item or none.
     pub(crate) fn try_enqueue_all(&self, items: Vec<T>) -> Result<(), TryEnqueueError<Vec<T>>> {
-        let total: usize = items.iter().map(charge).sum();
-        let mut evicted = Vec::new();
+        // Weigh once, outside the lock; a sum that overflows can never fit.
+        let weights: Vec<usize> = items.iter().map(charge).collect();
+        let count = items.len() as u64;
+        let total = weights
+            .iter()
+            .try_fold(0usize, |sum, &w| sum.checked_add(w));
         let mut st = self.lock();
-        let refused = items.len() as u64;
-        let room = st.room_for(total);
-        let refusal = match room {
-            Room::Fits => None,
-            Room::Full if self.policy == Policy::DropOldest => {
+        let room = total.map_or(Room::TooLarge, |total| st.room_for(total));
+        let mut evicted = Vec::new();
+        match (room, total) {
+            (Room::Fits, _) => {}
+            (Room::Full, Some(total)) if self.policy == Policy::DropOldest => {
                 st.evict_for(total, |old| evicted.push(old));
-                None
             }
-            Room::Full => {
-                st.stats.rejected.full += refused;
-                Some(TryEnqueueError::Full as fn(Vec<T>) -> _)
+            (room, _) => {
+                drop(st);
+                self.refuse(room, count);
+                return Err(match room {
+                    Room::TooLarge => TryEnqueueError::TooLarge(items),
+                    Room::Closed => TryEnqueueError::Closed(items),
+                    Room::Full | Room::Fits => TryEnqueueError::Full(items),
+                });
             }
-            Room::TooLarge => {
-                st.stats.rejected.too_large += refused;
-                Some(TryEnqueueError::TooLarge as fn(Vec<T>) -> _)
-            }
-            Room::Closed => {
-                st.stats.rejected.closed += refused;
-                Some(TryEnqueueError::Closed as fn(Vec<T>) -> _)
-            }
-        };
-        if let Some(refusal) = refusal {
-            return Err(refusal(items));
         }
-        let mut wake = Wake::default();
-        for item in items {
-            let weight = charge(&item);
-            wake.one_receiver |= Self::append(&mut st, item, weight).one_receiver;
+        let mut wake = false;
+        for (item, weight) in items.into_iter().zip(weights) {
+            wake |= st.append(item, weight);
         }
+        let wake = wake && st.waiting_receivers > 0;
+        self.publish(&st);
         drop(st);
+        if wake {
+            self.batch_ready.notify_one();
+        }
         self.hand_over_evicted(evicted);
-        self.wake(wake);
         Ok(())
     }
 
@@ -201,17 +288,6 @@ impl<T: Weight> Shared<T> {
         if let Some(hook) = &self.on_evict {
             evicted.into_iter().for_each(|item| hook(item));
         }
-    }
-
-    fn wait_room<'a>(
-        &self,
-        st: MutexGuard<'a, State<T>>,
-        timeout: Duration,
-    ) -> MutexGuard<'a, State<T>> {
-        self.room_freed
-            .wait_timeout(st, timeout)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0
     }
 
     /// Takes a sealed batch, cutting the open one if its interval elapsed;
@@ -223,8 +299,9 @@ impl<T: Weight> Shared<T> {
         let mut st = self.lock();
         loop {
             if let Some(sealed) = st.take_ready() {
+                self.publish(&st);
                 let wake_room = st.waiting_for_room > 0;
-                drop(st);
+                self.pass_on(st);
                 if wake_room {
                     self.room_freed.notify_all();
                 }
@@ -234,37 +311,23 @@ impl<T: Weight> Shared<T> {
             if due.is_none() && st.closed {
                 return Err(RecvTimeoutError::Disconnected);
             }
-            let wake_at = match (due, deadline) {
-                (Some(due), Some(deadline)) => Some(due.min(deadline)),
-                (due, deadline) => due.or(deadline),
-            };
-            let timeout = match wake_at {
-                None => None,
-                Some(at) => {
-                    let now = Instant::now();
-                    if due.is_some_and(|due| now >= due) {
-                        st.seal(FlushReason::Interval);
-                        continue;
-                    }
-                    if now >= at {
-                        return Err(RecvTimeoutError::Timeout);
-                    }
-                    Some(at - now)
-                }
-            };
+            let now = Instant::now();
+            if due.is_some_and(|due| now >= due) {
+                st.seal(FlushReason::Interval);
+                continue;
+            }
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                self.pass_on(st);
+                return Err(RecvTimeoutError::Timeout);
+            }
             st.waiting_receivers += 1;
-            st = match timeout {
-                None => self
-                    .batch_ready
-                    .wait(st)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(timeout) => {
-                    self.batch_ready
-                        .wait_timeout(st, timeout)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
+            match (due, deadline) {
+                (None, None) => self.batch_ready.wait(&mut st),
+                (due, deadline) => {
+                    let wake_at = due.into_iter().chain(deadline).min().unwrap_or(now);
+                    self.batch_ready.wait_until(&mut st, wake_at);
                 }
-            };
+            }
             st.waiting_receivers -= 1;
         }
     }
@@ -281,49 +344,43 @@ impl<T: Weight> Shared<T> {
     /// Cuts the open batch now.
     pub(crate) fn flush(&self) {
         let mut st = self.lock();
-        let sealed = st.seal(FlushReason::Manual);
-        let wake = Wake {
-            one_receiver: sealed && st.waiting_receivers > 0,
-            all_waiting: false,
-        };
+        let wake = st.seal(FlushReason::Manual) && st.waiting_receivers > 0;
         drop(st);
-        self.wake(wake);
+        if wake {
+            self.batch_ready.notify_one();
+        }
     }
 
     pub(crate) fn set_limits(&self, limits: Limits) {
         let mut st = self.lock();
         st.set_limits(limits);
+        self.publish(&st);
         drop(st);
         // Deadlines and room may both have changed.
-        self.wake(Wake {
-            one_receiver: false,
-            all_waiting: true,
-        });
+        self.wake_all();
     }
 
     /// Stops admission and seals the open batch; waiters learn of it.
     pub(crate) fn close(&self) {
-        self.lock().close();
-        self.wake(Wake {
-            one_receiver: false,
-            all_waiting: true,
-        });
+        let mut st = self.lock();
+        st.close();
+        self.publish(&st);
+        drop(st);
+        self.wake_all();
     }
 
     /// Waits until every accepted event is delivered or `deadline` passes
     /// (or no receiver is left); then returns what is still undelivered.
     pub(crate) fn drain_until(&self, deadline: Instant) -> Vec<T> {
         let mut st = self.lock();
-        while st.stats.buffered_items > 0 && st.receivers > 0 {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
+        while st.stats.buffered_items > 0 && st.receivers > 0 && Instant::now() < deadline {
             st.waiting_for_room += 1;
-            st = self.wait_room(st, deadline - now);
+            self.room_freed.wait_until(&mut st, deadline);
             st.waiting_for_room -= 1;
         }
-        st.take_all()
+        let undelivered = st.take_all();
+        self.publish(&st);
+        undelivered
     }
 
     /// Stops admission and removes every undelivered event.
@@ -331,11 +388,9 @@ impl<T: Weight> Shared<T> {
         let mut st = self.lock();
         st.close();
         let all = st.take_all();
+        self.publish(&st);
         drop(st);
-        self.wake(Wake {
-            one_receiver: false,
-            all_waiting: true,
-        });
+        self.wake_all();
         all
     }
 
@@ -350,11 +405,9 @@ impl<T: Weight> Shared<T> {
         st.receivers -= 1;
         if st.receivers == 0 {
             st.close();
+            self.publish(&st);
             drop(st);
-            self.wake(Wake {
-                one_receiver: false,
-                all_waiting: true,
-            });
+            self.wake_all();
         }
     }
 }

@@ -77,47 +77,56 @@ impl<T> State<T> {
         }
     }
 
-    /// Appends an admitted item (the caller checked [`Room::Fits`]) and cuts
-    /// the batch if a size limit says so. Returns true when a receiver should
+    /// Appends an admitted item (the caller made room for it) and cuts
+    /// batches as the size limits say. Returns true when a receiver should
     /// be woken: a batch was sealed, or a batch was opened (a new deadline).
     pub(crate) fn append(&mut self, item: T, weight: usize) -> bool {
-        let mut wake = false;
-        if let Some(max) = self.limits.max_batch_bytes {
-            if !self.open.is_empty() && self.open_bytes + weight > max {
-                wake |= self.seal(FlushReason::Bytes);
-                return self.append_to_empty(item, weight) | wake;
-            }
-        }
-        if self.open.is_empty() {
-            return self.append_to_empty(item, weight) | wake;
-        }
-        self.push(item, weight);
-        self.cut_if_full();
-        wake
-    }
-
-    fn append_to_empty(&mut self, item: T, weight: usize) -> bool {
-        let jitter = self.limits.interval_jitter;
-        let share = if jitter.is_zero() {
-            Duration::ZERO
-        } else {
-            Duration::from_nanos(self.rng.u64(0..=jitter.as_nanos() as u64))
-        };
-        self.open_since = Some((Instant::now(), share));
-        self.push(item, weight);
-        self.cut_if_full();
-        true
-    }
-
-    fn push(&mut self, item: T, weight: usize) {
-        self.open.push(item);
-        self.open_bytes += weight;
         self.stats.accepted += 1;
         self.stats.buffered_items += 1;
         self.stats.buffered_bytes += weight;
-        if self.stats.buffered_bytes > self.stats.peak_buffered_bytes {
-            self.stats.peak_buffered_bytes = self.stats.buffered_bytes;
+        self.stats.peak_buffered_bytes = self
+            .stats
+            .peak_buffered_bytes
+            .max(self.stats.buffered_bytes);
+        let sealed_before = self.cut_before(weight);
+        let opened = self.open.is_empty();
+        if opened {
+            self.open_since = Some((Instant::now(), self.jitter_share()));
         }
+        self.open.push(item);
+        self.open_bytes += weight;
+        let sealed_after = self.cut_if_full();
+        sealed_before || opened || sealed_after
+    }
+
+    /// Seals the open batch if `weight` more bytes would push it past
+    /// `max_batch_bytes`, so a batch exceeds the limit only with one event.
+    fn cut_before(&mut self, weight: usize) -> bool {
+        let over = self
+            .limits
+            .max_batch_bytes
+            .is_some_and(|max| self.open_bytes + weight > max);
+        over && self.seal(FlushReason::Bytes)
+    }
+
+    fn jitter_share(&mut self) -> Duration {
+        let jitter = self.limits.interval_jitter;
+        if jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(self.rng.u64(0..=jitter.as_nanos() as u64))
+        }
+    }
+
+    /// Whether the open batch is at or past a size limit.
+    fn open_is_full(&self) -> bool {
+        self.limits
+            .max_batch_bytes
+            .is_some_and(|max| self.open_bytes >= max)
+            || self
+                .limits
+                .max_batch_items
+                .is_some_and(|max| self.open.len() >= max)
     }
 
     /// Seals the open batch when it has reached a size limit.
@@ -157,6 +166,10 @@ impl<T> State<T> {
         });
         self.open_since = None;
         true
+    }
+
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
     }
 
     /// When the open batch must be emitted, if it holds anything.
@@ -206,28 +219,51 @@ impl<T> State<T> {
         self.stats.buffered_items = 0;
         all
     }
-
-    /// Installs new (validated) limits; cuts the open batch if it is already
-    /// at a lowered size limit. Accepted events are never dropped.
-    pub(crate) fn set_limits(&mut self, limits: Limits) -> bool {
-        self.limits = limits;
-        self.len_hint = 0;
-        self.cut_if_full()
-    }
 }
 
 impl<T: Weight> State<T> {
-    /// Evicts the oldest undelivered events until `weight` more bytes fit,
-    /// passing each to `evicted`. The caller checked `weight <= max_buffered_bytes`.
+    /// Installs new (validated) limits. If the open batch is over a lowered
+    /// batch limit it is cut again under the new limits, into as many batches
+    /// as they call for; accepted events are never dropped.
+    pub(crate) fn set_limits(&mut self, limits: Limits) -> bool {
+        self.limits = limits;
+        self.len_hint = 0;
+        if !self.open_is_full() {
+            return false;
+        }
+        let since = self.open_since;
+        let items = std::mem::take(&mut self.open);
+        self.open_bytes = 0;
+        for item in items {
+            let weight = charge(&item);
+            self.cut_before(weight);
+            self.open.push(item);
+            self.open_bytes += weight;
+            self.cut_if_full();
+        }
+        if !self.open.is_empty() {
+            self.open_since = since;
+        }
+        true
+    }
+
+    /// Evicts the oldest undelivered events to make room for `weight` more
+    /// bytes, passing each to `evicted`. Normally it frees just enough for the
+    /// event to fit. If buffered bytes are above a lowered limit it frees at
+    /// most the event's own weight, so buffered bytes never grow but a limit
+    /// change alone never evicts anything. The caller checked
+    /// `weight <= max_buffered_bytes`.
     pub(crate) fn evict_for(&mut self, weight: usize, mut evicted: impl FnMut(T)) {
-        let max = self.limits.max_buffered_bytes;
-        while self.stats.buffered_bytes + weight > max {
-            let excess = self.stats.buffered_bytes + weight - max;
+        let excess =
+            (self.stats.buffered_bytes + weight).saturating_sub(self.limits.max_buffered_bytes);
+        let mut owed = excess.min(weight);
+        while owed > 0 && self.stats.buffered_items > 0 {
             let (items, bytes) = match self.ready.front_mut() {
                 Some(front) => (&mut front.items, &mut front.bytes),
                 None => (&mut self.open, &mut self.open_bytes),
             };
-            let (count, freed) = oldest_covering(items, excess);
+            let (count, freed) = oldest_covering(items, owed);
+            owed = owed.saturating_sub(freed);
             *bytes -= freed;
             self.stats.buffered_bytes -= freed;
             self.stats.buffered_items -= count;

@@ -140,7 +140,6 @@ fn groups_stay_contiguous_with_concurrent_producers() {
 }
 
 #[test]
-#[ignore = "bug: try_enqueue_all sums group weights unchecked (shared.rs try_enqueue_all): overflow panics in debug, wraps and admits in release"]
 fn a_group_whose_weights_overflow_usize_is_too_large() {
     let (dispatcher, _batches) = build(Policy::Reject, 100);
     let producer = dispatcher.producer();

@@ -231,7 +231,12 @@ impl Run {
                     !was_over || self.model.policy == Policy::DropOldest || events.is_empty(),
                     "admitted while over a lowered limit"
                 );
-                prop_assert!(stats.buffered_bytes <= self.model.limits.max_buffered_bytes);
+                // DropOldest admits above a lowered limit, evicting as much as
+                // it adds (the model checks the exact figures).
+                prop_assert!(
+                    stats.buffered_bytes <= self.model.limits.max_buffered_bytes
+                        || (was_over && self.model.policy == Policy::DropOldest)
+                );
                 events.into_iter().for_each(|e| {
                     self.fate.insert((e.producer, e.seq), 0);
                 });
@@ -387,24 +392,10 @@ proptest! {
         ops in vec(op(), 1..60),
         end in end(),
     ) {
-        let mut run = Run::new(policy, initial, false);
-        for op in ops {
-            run.apply(op)?;
-        }
-        run.finish(end)?;
-    }
-
-    #[test]
-    #[ignore = "bug: set_limits seals the whole open batch, over the new batch limits (see lifecycle.rs)"]
-    fn batches_cut_by_set_limits_respect_the_new_limits(
-        policy in policy(),
-        initial in limits(),
-        ops in vec(op(), 1..60),
-    ) {
         let mut run = Run::new(policy, initial, true);
         for op in ops {
             run.apply(op)?;
         }
-        run.finish(End::DrainThenShutdown)?;
+        run.finish(end)?;
     }
 }

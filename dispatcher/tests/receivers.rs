@@ -106,8 +106,6 @@ fn both_receive(receivers: [Watched<Vec<u32>>; 2], dispatcher: Dispatcher<Ev>) -
 }
 
 #[test]
-#[ignore = "bug: sealing several batches in one call wakes one receiver (shared.rs wake/notify_one); \
-            a receiver that leaves after one batch strands the others asleep"]
 fn a_group_that_seals_two_batches_wakes_two_waiting_receivers() {
     let (dispatcher, batches) = Dispatcher::<Ev>::builder()
         .interval(LONG)
@@ -124,8 +122,6 @@ fn a_group_that_seals_two_batches_wakes_two_waiting_receivers() {
 }
 
 #[test]
-#[ignore = "bug: an oversized event seals the open batch and itself, but wakes one receiver \
-            (state.rs append + shared.rs notify_one)"]
 fn an_event_that_seals_two_batches_wakes_two_waiting_receivers() {
     let (dispatcher, batches) = Dispatcher::<Ev>::builder()
         .interval(LONG)
@@ -142,8 +138,6 @@ fn an_event_that_seals_two_batches_wakes_two_waiting_receivers() {
 }
 
 #[test]
-#[ignore = "bug: the wake-up for a new batch's deadline can go to a recv_timeout receiver that \
-            times out first; a receiver blocked in recv() never learns the deadline (shared.rs recv_until)"]
 fn a_waiting_receiver_cuts_a_due_batch_even_if_another_receiver_timed_out() {
     let interval = Duration::from_millis(150);
     let (dispatcher, batches) = Dispatcher::<Ev>::builder()

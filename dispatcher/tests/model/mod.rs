@@ -17,7 +17,7 @@ pub struct Cut {
     pub bytes: usize,
     pub reason: FlushReason,
     pub limits: Limits,
-    /// Cut by `set_limits`: see the ignored tests in `lifecycle.rs`.
+    /// Cut by `set_limits` (re-cut under the new limits).
     pub by_set_limits: bool,
 }
 
@@ -67,12 +67,18 @@ impl Model {
             if self.policy != Policy::DropOldest {
                 return Verdict::Full; // counted by the caller: full or timeout
             }
-            while self.stats.buffered_bytes + total > max {
+            // Free just enough to fit; above a lowered limit, at most the
+            // group's own weight, so buffered bytes never grow.
+            let excess = self.stats.buffered_bytes + total - max;
+            let mut owed = excess.min(total);
+            while owed > 0 && self.stats.buffered_items > 0 {
+                let before = self.stats.buffered_bytes;
                 self.evict_oldest();
+                owed = owed.saturating_sub(before - self.stats.buffered_bytes);
             }
         }
         items.into_iter().for_each(|e| self.append(e));
-        self.over_after_lowering = false;
+        self.over_after_lowering = self.stats.buffered_bytes > max;
         Verdict::Accepted
     }
 
@@ -144,7 +150,29 @@ impl Model {
 
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
-        self.cut_if_full(true);
+        let over = limits
+            .max_batch_bytes
+            .is_some_and(|max| self.open_bytes >= max)
+            || limits
+                .max_batch_items
+                .is_some_and(|max| self.open.len() >= max);
+        if over {
+            // Cut the open batch again, event by event, under the new limits.
+            let items = std::mem::take(&mut self.open);
+            self.open_bytes = 0;
+            for event in items {
+                let weight = charge(event.weight);
+                let would_overflow = limits
+                    .max_batch_bytes
+                    .is_some_and(|max| !self.open.is_empty() && self.open_bytes + weight > max);
+                if would_overflow {
+                    self.seal(FlushReason::Bytes, true);
+                }
+                self.open.push(event);
+                self.open_bytes += weight;
+                self.cut_if_full(true);
+            }
+        }
         self.over_after_lowering = self.stats.buffered_bytes > limits.max_buffered_bytes;
     }
 
