@@ -26,8 +26,12 @@ pub(crate) struct Shared<T> {
     state: Mutex<State<T>>,
     /// Receivers wait here for a sealed batch or an open batch's deadline.
     batch_ready: Condvar,
-    /// Blocked producers and shutdown wait here for bytes to be freed.
+    /// Blocked producers wait here for bytes to be freed. One is woken per
+    /// delivery, and each that gets in wakes the next while room is left,
+    /// so a delivery does not wake a herd that mostly goes back to sleep.
     room_freed: Condvar,
+    /// Shutdown waits here for the last delivery.
+    drained: Condvar,
     /// Fixed at build time, so reading it needs no lock.
     pub(crate) policy: Policy,
     on_evict: Option<EvictHook<T>>,
@@ -42,6 +46,7 @@ pub(crate) struct Shared<T> {
 #[derive(Default)]
 struct Gauges {
     buffered_bytes: AtomicUsize,
+    ready_batches: AtomicUsize,
     max_buffered_bytes: AtomicUsize,
     closed: AtomicBool,
 }
@@ -54,6 +59,10 @@ struct Refusals {
     too_large: AtomicU64,
     closed: AtomicU64,
 }
+
+/// How many `spin_loop` rounds a receiver looks for a batch before it sleeps
+/// (a few microseconds).
+const SPIN_ROUNDS: u32 = 128;
 
 /// Why a blocking admission gave up.
 pub(crate) enum Refused<T> {
@@ -76,6 +85,7 @@ impl<T> Shared<T> {
     /// Refreshes the lock-free copies; call before releasing the lock after
     /// any change to buffered bytes, limits or closure.
     fn publish(&self, st: &State<T>) {
+        self.gauges.ready_batches.store(st.ready_len(), Relaxed);
         self.gauges
             .buffered_bytes
             .store(st.stats.buffered_bytes, Relaxed);
@@ -121,6 +131,7 @@ impl<T> Shared<T> {
     fn wake_all(&self) {
         self.batch_ready.notify_all();
         self.room_freed.notify_all();
+        self.drained.notify_all();
     }
 }
 
@@ -135,6 +146,7 @@ impl<T: Weight> Shared<T> {
             state: Mutex::new(State::new(limits, seed)),
             batch_ready: Condvar::new(),
             room_freed: Condvar::new(),
+            drained: Condvar::new(),
             policy,
             on_evict,
             gauges: Gauges::default(),
@@ -164,10 +176,14 @@ impl<T: Weight> Shared<T> {
     /// or opened and one is waiting.
     fn append_and_wake(&self, mut st: MutexGuard<'_, State<T>>, item: T, weight: usize) {
         let wake = st.append(item, weight) && st.waiting_receivers > 0;
+        let next_producer = st.waiting_for_room > 0 && st.room_for(1) == Room::Fits;
         self.publish(&st);
         drop(st);
         if wake {
             self.batch_ready.notify_one();
+        }
+        if next_producer {
+            self.room_freed.notify_one();
         }
     }
 
@@ -297,13 +313,18 @@ impl<T: Weight> Shared<T> {
         deadline: Option<Instant>,
     ) -> Result<Sealed<T>, RecvTimeoutError> {
         let mut st = self.lock();
+        let mut spun = false;
         loop {
             if let Some(sealed) = st.take_ready() {
                 self.publish(&st);
-                let wake_room = st.waiting_for_room > 0;
+                let wake_producer = st.waiting_for_room > 0;
+                let wake_shutdown = st.stats.buffered_items == 0 && st.waiting_for_drain;
                 self.pass_on(st);
-                if wake_room {
-                    self.room_freed.notify_all();
+                if wake_producer {
+                    self.room_freed.notify_one();
+                }
+                if wake_shutdown {
+                    self.drained.notify_all();
                 }
                 return Ok(sealed);
             }
@@ -320,6 +341,14 @@ impl<T: Weight> Shared<T> {
                 self.pass_on(st);
                 return Err(RecvTimeoutError::Timeout);
             }
+            if !spun {
+                // Batches often follow each other closely: look for the next
+                // one briefly before paying for a sleep and a wake-up.
+                // The state may change meanwhile: look at it afresh after.
+                spun = true;
+                MutexGuard::unlocked(&mut st, || self.spin_for_batch());
+                continue;
+            }
             st.waiting_receivers += 1;
             match (due, deadline) {
                 (None, None) => self.batch_ready.wait(&mut st),
@@ -329,6 +358,16 @@ impl<T: Weight> Shared<T> {
                 }
             }
             st.waiting_receivers -= 1;
+        }
+    }
+
+    /// Spins a few microseconds (bounded, once per receive) for a sealed batch.
+    fn spin_for_batch(&self) {
+        for _ in 0..SPIN_ROUNDS {
+            if self.gauges.ready_batches.load(Relaxed) > 0 {
+                return;
+            }
+            std::hint::spin_loop();
         }
     }
 
@@ -374,9 +413,8 @@ impl<T: Weight> Shared<T> {
     pub(crate) fn drain_until(&self, deadline: Instant) -> Vec<T> {
         let mut st = self.lock();
         while st.stats.buffered_items > 0 && st.receivers > 0 && Instant::now() < deadline {
-            st.waiting_for_room += 1;
-            self.room_freed.wait_until(&mut st, deadline);
-            st.waiting_for_room -= 1;
+            st.waiting_for_drain = true;
+            self.drained.wait_until(&mut st, deadline);
         }
         let undelivered = st.take_all();
         self.publish(&st);

@@ -27,8 +27,10 @@ pub(crate) struct State<T> {
     pub(crate) receivers: usize,
     /// Receivers blocked in `recv`; sealing wakes one only when non-zero.
     pub(crate) waiting_receivers: usize,
-    /// Producers (and shutdown) blocked until bytes are freed.
+    /// Producers blocked until bytes are freed.
     pub(crate) waiting_for_room: usize,
+    /// Shutdown is waiting for the last delivery.
+    pub(crate) waiting_for_drain: bool,
     open: Vec<T>,
     open_bytes: usize,
     /// When the open batch got its first event, and its share of the jitter.
@@ -54,6 +56,7 @@ impl<T> State<T> {
             receivers: 1,
             waiting_receivers: 0,
             waiting_for_room: 0,
+            waiting_for_drain: false,
             open: Vec::new(),
             open_bytes: 0,
             open_since: None,
@@ -166,6 +169,10 @@ impl<T> State<T> {
         });
         self.open_since = None;
         true
+    }
+
+    pub(crate) fn ready_len(&self) -> usize {
+        self.ready.len()
     }
 
     pub(crate) fn has_ready(&self) -> bool {
