@@ -73,6 +73,7 @@ fn waiting_receivers_and_producers_do_not_spin() {
     thread::sleep(IDLE);
     let used = cpu_ticks() - before;
     let budget = ticks_per_second() / 20; // 5% of one core over the idle second
+    eprintln!("idle for {IDLE:?}: the process used {used} ticks of CPU (budget {budget})");
 
     // Wake everything and make sure it all ends (before asserting, so a
     // failure does not leave threads blocked).
