@@ -18,7 +18,7 @@ use fastrand::Rng;
 
 pub use records::MAX_FILE_BYTES;
 use records::Records;
-use telemetry::{TelemetryWriter, mix};
+use telemetry::{TelemetryPool, mix};
 
 use crate::units::parse_bytes;
 
@@ -254,7 +254,8 @@ impl PayloadSource {
 
     /// The expected mean payload size in bytes: exact for `fixed`,
     /// `uniform` and `file`, estimated from a fixed sample of 4096 draws for
-    /// `lognormal` (clamping included) and `telemetry`. The soak uses it to
+    /// `lognormal` (clamping included), and for `telemetry` the mean of 16
+    /// producers' template pools (4096 templates). The soak uses it to
     /// work out the consumer's bound in events per second.
     pub fn mean_size_hint(&self) -> f64 {
         self.mean
@@ -275,26 +276,49 @@ impl PayloadSource {
     /// assert_ne!(a, c);
     /// ```
     pub fn generator(&self, seed: u64, producer: u32) -> PayloadGen {
-        let stream = mix(seed ^ mix(u64::from(producer)));
-        let cursor = match &self.shape {
+        let mut rng = Rng::with_seed(mix(seed ^ mix(u64::from(producer))));
+        let stream = match &self.shape {
+            Shape::Fixed(n) => Stream::Fixed(*n),
+            Shape::Uniform(min, max) => Stream::Uniform(*min, *max),
+            Shape::LogNormal { ln_median, sigma } => Stream::LogNormal {
+                ln_median: *ln_median,
+                sigma: *sigma,
+            },
+            Shape::Telemetry => Stream::Telemetry(TelemetryPool::new(&mut rng, producer)),
             // Spread the producers' starting records over the file (a
             // golden-ratio sequence), so they do not replay it in lockstep.
             Shape::Records(records) => {
                 let fraction =
                     mix(seed).wrapping_add(u64::from(producer).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-                ((u128::from(fraction) * records.len() as u128) >> 64) as usize
+                Stream::Records {
+                    records: Arc::clone(records),
+                    cursor: ((u128::from(fraction) * records.len() as u128) >> 64) as usize,
+                }
             }
-            _ => 0,
         };
         PayloadGen {
-            shape: self.shape.clone(),
-            rng: Rng::with_seed(stream),
-            telemetry: TelemetryWriter::new(producer),
+            stream,
+            rng,
             seq: 0,
-            cursor,
             mean: self.mean,
         }
     }
+}
+
+/// A shape as one generator draws from it: with its per-producer state.
+#[derive(Debug, Clone)]
+enum Stream {
+    Fixed(usize),
+    Uniform(usize, usize),
+    LogNormal {
+        ln_median: f64,
+        sigma: f64,
+    },
+    Telemetry(TelemetryPool),
+    Records {
+        records: Arc<Records>,
+        cursor: usize,
+    },
 }
 
 /// One producer's deterministic stream of payloads (see [`PayloadSource`]).
@@ -302,11 +326,9 @@ impl PayloadSource {
 /// Also an endless [`Iterator`] of payloads.
 #[derive(Debug, Clone)]
 pub struct PayloadGen {
-    shape: Shape,
+    stream: Stream,
     rng: Rng,
-    telemetry: TelemetryWriter,
     seq: u64,
-    cursor: usize,
     mean: f64,
 }
 
@@ -339,16 +361,16 @@ impl PayloadGen {
     pub fn next_payload(&mut self) -> Vec<u8> {
         let seq = self.seq;
         self.seq += 1;
-        match &self.shape {
-            Shape::Fixed(n) => vec![FILL; *n],
-            Shape::Uniform(min, max) => vec![FILL; self.rng.usize(*min..=*max)],
-            Shape::LogNormal { ln_median, sigma } => {
+        match &mut self.stream {
+            Stream::Fixed(n) => vec![FILL; *n],
+            Stream::Uniform(min, max) => vec![FILL; self.rng.usize(*min..=*max)],
+            Stream::LogNormal { ln_median, sigma } => {
                 vec![FILL; lognormal_size(&mut self.rng, *ln_median, *sigma)]
             }
-            Shape::Telemetry => self.telemetry.event(&mut self.rng, seq),
-            Shape::Records(records) => {
-                let payload = records.get(self.cursor).to_vec();
-                self.cursor = (self.cursor + 1) % records.len();
+            Stream::Telemetry(pool) => pool.event(seq),
+            Stream::Records { records, cursor } => {
+                let payload = records.get(*cursor).to_vec();
+                *cursor = (*cursor + 1) % records.len();
                 payload
             }
         }
@@ -398,12 +420,14 @@ fn estimate_mean(shape: &Shape) -> f64 {
                 .sum();
             total / f64::from(SAMPLES)
         }
+        // Every template is equally likely, so a pool's mean is exact for
+        // its producer; average a few producers' pools (SAMPLES templates).
         Shape::Telemetry => {
-            let mut writer = TelemetryWriter::new(0);
-            let total: usize = (0..u64::from(SAMPLES))
-                .map(|seq| writer.event(&mut rng, seq).len())
+            let pools = SAMPLES / telemetry::POOL as u32;
+            let total: f64 = (0..pools)
+                .map(|producer| TelemetryPool::new(&mut rng, producer).mean_len())
                 .sum();
-            total as f64 / f64::from(SAMPLES)
+            total / f64::from(pools)
         }
     }
 }

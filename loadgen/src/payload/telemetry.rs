@@ -5,216 +5,140 @@
 //! (the smallest). Every event carries a unique `id` (producer index and
 //! sequence number in hex) and a `ts` timestamp in epoch milliseconds.
 //!
-//! The JSON is appended by hand into a reused scratch buffer: no serde, no
-//! `fmt` machinery, a few random draws per event, then one exact-capacity
-//! copy out so the payload's heap size equals its weight.
+//! Generation must cost far less than the dispatcher spends per event, so
+//! the JSON is not written per event. Each producer pre-renders a pool of
+//! [`POOL`] realistic events (module `render`) whose sequence number and
+//! timestamp are fixed-width placeholders. An event is then one exact-size
+//! copy of a template plus two fixed-width patches (module `digits`): one
+//! allocation, one `memcpy`, no branches on the data.
+//!
+//! The pool holds the mix in its exact proportions, shuffled; every lap of
+//! [`POOL`] events visits each template once, in an order that changes
+//! from lap to lap.
+
+mod digits;
+mod render;
+
+use std::fmt;
 
 use fastrand::Rng;
+
+use digits::{DEC_WIDTH, HEX_WIDTH};
+use render::{Kind, render};
+
+/// log2 of [`POOL`].
+const POOL_BITS: u32 = 8;
+
+/// Templates per producer: enough that the byte stream does not look
+/// periodic to a batcher, few enough (~58 KiB) to stay cheap in memory.
+pub(crate) const POOL: usize = 1 << POOL_BITS;
 
 /// 2024-01-01T00:00:00Z in milliseconds: the synthetic timeline's origin, so
 /// the timestamps are deterministic for a seed and look like real ones.
 const EPOCH_MS: u64 = 1_704_067_200_000;
 
-/// Large enough for the longest event, so appends never reallocate.
-const SCRATCH_CAPACITY: usize = 512;
+/// Milliseconds between a producer's events on the synthetic timeline; each
+/// template adds its own jitter below this.
+const STEP_MS: u64 = 37;
 
-const PAGES: &[&str] = &[
-    "/",
-    "/pricing",
-    "/products/shoes/running?color=blue&size=42",
-    "/products/jackets/rain-shell",
-    "/checkout/cart",
-    "/checkout/payment",
-    "/blog/2024/how-we-batch-events",
-    "/account/settings/notifications",
-    "/search?q=trail+runners&page=2",
-    "/docs/getting-started/install",
-];
+/// Timestamps wrap back to [`EPOCH_MS`] before they would need a 14th digit
+/// (after ~2 * 10^11 events of one producer), so they stay fixed-width.
+const TS_SPAN_MS: u64 = 10_000_000_000_000 - EPOCH_MS;
 
-const REFERRERS: &[&str] = &[
-    "https://www.google.com/",
-    "https://duckduckgo.com/",
-    "https://news.ycombinator.com/item?id=38712345",
-    "https://example.com/newsletter/2024-01",
-    "",
-];
-
-const USER_AGENTS: &[&str] = &[
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Safari/605.1.15",
-    "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
-];
-
-const VIEWPORTS: &[(u64, u64)] = &[
-    (1920, 1080),
-    (1440, 900),
-    (1366, 768),
-    (390, 844),
-    (412, 915),
-];
-
-const CLICK_TARGETS: &[&str] = &[
-    "button#add-to-cart",
-    "a.nav-link[href='/pricing']",
-    "div.product-card:nth-child(3) > img",
-    "button.checkout-submit",
-    "a#footer-careers",
-];
-
-const FORMS: &[(&str, &[&str])] = &[
-    ("signup", &["email", "password", "display_name"]),
-    ("checkout", &["card_name", "postcode", "street", "city"]),
-    ("search", &["q"]),
-    ("newsletter", &["email"]),
-];
-
-/// The kinds of event in the mix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    PageView,
-    Click,
-    FormInput,
-    Scroll,
-    Heartbeat,
+/// Where one template lives in the pool's bytes, and where its placeholders are.
+#[derive(Debug, Clone, Copy)]
+struct Template {
+    start: u32,
+    end: u32,
+    /// Offset of the id's [`HEX_WIDTH`] sequence digits from `start`.
+    seq_at: u16,
+    /// Offset of the timestamp's [`DEC_WIDTH`] digits from `start`.
+    ts_at: u16,
+    /// Added to the timestamp, below [`STEP_MS`].
+    jitter_ms: u8,
 }
 
-impl Kind {
-    /// Picks a kind with the mix's weights (percent): page views 20, clicks
-    /// 25, form inputs 15, scrolls 25, heartbeats 15.
-    fn pick(rng: &mut Rng) -> Kind {
-        match rng.u8(..100) {
-            0..20 => Kind::PageView,
-            20..45 => Kind::Click,
-            45..60 => Kind::FormInput,
-            60..85 => Kind::Scroll,
-            _ => Kind::Heartbeat,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Kind::PageView => "page_view",
-            Kind::Click => "click",
-            Kind::FormInput => "form_input",
-            Kind::Scroll => "scroll",
-            Kind::Heartbeat => "heartbeat",
-        }
-    }
+/// One producer's pre-rendered telemetry events.
+#[derive(Clone)]
+pub(crate) struct TelemetryPool {
+    /// Every template's JSON, back to back.
+    bytes: Box<[u8]>,
+    templates: Box<[Template]>,
 }
 
-/// Writes telemetry events for one producer.
-#[derive(Debug, Clone)]
-pub(crate) struct TelemetryWriter {
-    producer: u32,
-    scratch: Vec<u8>,
-}
-
-impl TelemetryWriter {
-    pub(crate) fn new(producer: u32) -> Self {
+impl TelemetryPool {
+    /// The pool for `producer`, its contents drawn from `rng`.
+    pub(crate) fn new(rng: &mut Rng, producer: u32) -> Self {
+        // The mix in exact proportions (stratified), then shuffled.
+        let mut kinds: Vec<Kind> = (0..POOL)
+            .map(|i| Kind::at_percentile((2 * i + 1) * 100 / (2 * POOL)))
+            .collect();
+        rng.shuffle(&mut kinds);
+        let mut bytes = Vec::with_capacity(POOL * 256);
+        let templates = kinds
+            .into_iter()
+            .map(|kind| {
+                let start = bytes.len();
+                let at = render(&mut bytes, rng, producer, kind);
+                let narrow = |n: usize| u16::try_from(n).expect("templates are small");
+                Template {
+                    start: u32::try_from(start).expect("the pool is small"),
+                    end: u32::try_from(bytes.len()).expect("the pool is small"),
+                    seq_at: narrow(at.seq_at),
+                    ts_at: narrow(at.ts_at),
+                    // STEP_MS is below 256, so the cast keeps every bit.
+                    jitter_ms: rng.u64(..STEP_MS) as u8,
+                }
+            })
+            .collect();
         Self {
-            producer,
-            scratch: Vec::with_capacity(SCRATCH_CAPACITY),
+            bytes: bytes.into_boxed_slice(),
+            templates,
         }
     }
 
     /// The event with sequence number `seq`, as an exact-capacity `Vec`.
-    pub(crate) fn event(&mut self, rng: &mut Rng, seq: u64) -> Vec<u8> {
-        let mut out = Json(std::mem::take(&mut self.scratch));
-        out.0.clear();
-        let kind = Kind::pick(rng);
-        out.raw(b"{\"id\":\"");
-        out.hex(u64::from(self.producer), 8);
-        out.raw(b"-");
-        out.hex(seq, 16);
-        out.raw(b"\",\"ts\":");
-        // Wrapping: sequence numbers near u64::MAX must not panic in debug builds.
-        out.dec(
-            EPOCH_MS
-                .wrapping_add(seq.wrapping_mul(37))
-                .wrapping_add(rng.u64(..37)),
-        );
-        out.string_field("type", kind.name());
-        out.raw(b",\"session\":\"");
-        // A producer plays a handful of concurrent visitors.
-        let visitor = rng.u64(..8);
-        out.hex(mix(u64::from(self.producer) << 8 | visitor), 16);
-        out.raw(b"\",\"user\":\"u");
-        out.dec(u64::from(self.producer) * 1_000 + visitor * 97 + 10_000);
-        out.raw(b"\"");
-        match kind {
-            Kind::PageView => page_view(&mut out, rng),
-            Kind::Click => click(&mut out, rng),
-            Kind::FormInput => form_input(&mut out, rng),
-            Kind::Scroll => scroll(&mut out, rng),
-            Kind::Heartbeat => heartbeat(&mut out, rng, seq),
-        }
-        out.raw(b"}");
-        let payload = out.0.as_slice().to_vec();
-        self.scratch = out.0;
-        payload
+    pub(crate) fn event(&self, seq: u64) -> Vec<u8> {
+        let template = self.templates[slot(seq)];
+        let mut out = self.bytes[template.start as usize..template.end as usize].to_vec();
+        let at = usize::from(template.seq_at);
+        out[at..at + HEX_WIDTH].copy_from_slice(&digits::hex(seq));
+        let at = usize::from(template.ts_at);
+        out[at..at + DEC_WIDTH]
+            .copy_from_slice(&digits::dec(timestamp_ms(seq, template.jitter_ms)));
+        out
+    }
+
+    /// The mean event size in bytes: exact for this pool.
+    pub(crate) fn mean_len(&self) -> f64 {
+        self.bytes.len() as f64 / self.templates.len() as f64
     }
 }
 
-fn page_view(out: &mut Json, rng: &mut Rng) {
-    out.string_field("page", pick(rng, PAGES));
-    out.string_field("referrer", pick(rng, REFERRERS));
-    out.string_field("ua", pick(rng, USER_AGENTS));
-    let (w, h) = pick(rng, VIEWPORTS);
-    out.raw(b",\"viewport\":{\"w\":");
-    out.dec(w);
-    out.raw(b",\"h\":");
-    out.dec(h);
-    out.raw(b"}");
-    out.number_field("load_ms", rng.u64(80..2_500));
-}
-
-fn click(out: &mut Json, rng: &mut Rng) {
-    out.string_field("page", pick(rng, PAGES));
-    out.string_field("target", pick(rng, CLICK_TARGETS));
-    out.number_field("x", rng.u64(..1_920));
-    out.number_field("y", rng.u64(..1_080));
-    out.string_field("button", if rng.u8(..10) == 0 { "right" } else { "left" });
-}
-
-fn form_input(out: &mut Json, rng: &mut Rng) {
-    let (form, fields) = pick(rng, FORMS);
-    out.string_field("page", pick(rng, PAGES));
-    out.string_field("form", form);
-    out.string_field("field", pick(rng, fields));
-    out.raw(b",\"value\":\"");
-    let mut value = [0u8; 24];
-    let len = rng.usize(1..value.len());
-    for c in &mut value[..len] {
-        *c = rng.alphanumeric() as u8;
+impl fmt::Debug for TelemetryPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelemetryPool")
+            .field("templates", &self.templates.len())
+            .field("bytes", &self.bytes.len())
+            .finish()
     }
-    out.raw(&value[..len]);
-    out.raw(b"\"");
-    out.raw(if rng.u8(..8) == 0 {
-        b",\"valid\":false"
-    } else {
-        b",\"valid\":true"
-    });
 }
 
-fn scroll(out: &mut Json, rng: &mut Rng) {
-    out.string_field("page", pick(rng, PAGES));
-    out.number_field("depth_pct", rng.u64(..=100));
-    out.number_field("scroll_y", rng.u64(..12_000));
-    out.string_field("direction", if rng.bool() { "down" } else { "up" });
+/// The template for event `seq`: lap `seq / POOL` visits every template
+/// once, in the order of `seq`'s low bits XORed with a per-lap key (a
+/// bijection on `0..POOL`), so consecutive laps do not replay one order.
+fn slot(seq: u64) -> usize {
+    let lap_key = (seq >> POOL_BITS).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - POOL_BITS);
+    // Masked to POOL_BITS bits, so the cast keeps every bit.
+    ((seq ^ lap_key) & (POOL as u64 - 1)) as usize
 }
 
-fn heartbeat(out: &mut Json, rng: &mut Rng, seq: u64) {
-    out.number_field("beat", seq / 16);
-    out.raw(if rng.u8(..4) == 0 {
-        b",\"visible\":false"
-    } else {
-        b",\"visible\":true"
-    });
-}
-
-fn pick<T: Copy>(rng: &mut Rng, items: &[T]) -> T {
-    items[rng.usize(..items.len())]
+/// Event `seq`'s timestamp: [`STEP_MS`] apart plus the template's jitter, so a
+/// producer's timestamps never go backwards (until the far-off wrap).
+fn timestamp_ms(seq: u64, jitter_ms: u8) -> u64 {
+    // Wrapping: sequence numbers near u64::MAX must not panic in debug builds.
+    let offset = seq.wrapping_mul(STEP_MS).wrapping_add(u64::from(jitter_ms));
+    EPOCH_MS + offset % TS_SPAN_MS
 }
 
 /// A stable 64-bit scramble (splitmix64's finaliser).
@@ -225,94 +149,69 @@ pub(crate) fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// Appends JSON pieces. Callers only pass strings that need no escaping
-/// (the static tables above and alphanumerics).
-struct Json(Vec<u8>);
-
-impl Json {
-    fn raw(&mut self, bytes: &[u8]) {
-        self.0.extend_from_slice(bytes);
-    }
-
-    /// `,"key":"value"`
-    fn string_field(&mut self, key: &str, value: &str) {
-        self.raw(b",\"");
-        self.raw(key.as_bytes());
-        self.raw(b"\":\"");
-        self.raw(value.as_bytes());
-        self.raw(b"\"");
-    }
-
-    /// `,"key":value`
-    fn number_field(&mut self, key: &str, value: u64) {
-        self.raw(b",\"");
-        self.raw(key.as_bytes());
-        self.raw(b"\":");
-        self.dec(value);
-    }
-
-    fn dec(&mut self, mut value: u64) {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            // `value % 10` is below 10, so the cast keeps every bit.
-            digits[at] = b'0' + (value % 10) as u8;
-            value /= 10;
-            if value == 0 {
-                break;
-            }
-        }
-        self.raw(&digits[at..]);
-    }
-
-    /// Lowercase hex, zero-padded to `width` digits (at most 16).
-    fn hex(&mut self, value: u64, width: u32) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut digits = [0u8; 16];
-        for (i, digit) in digits.iter_mut().enumerate() {
-            *digit = DIGITS[((value >> ((15 - i) * 4)) & 0xf) as usize];
-        }
-        // One append rather than a capacity check per digit.
-        self.raw(&digits[16 - width as usize..]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     #[test]
-    fn numbers_are_written_exactly() {
-        let mut json = Json(Vec::new());
-        for v in [0, 7, 10, 12_345, u64::MAX] {
-            json.0.clear();
-            json.dec(v);
-            assert_eq!(json.0, v.to_string().as_bytes());
+    fn every_lap_visits_every_template_once() {
+        for lap in [0u64, 1, 2, 77, u64::MAX >> POOL_BITS] {
+            let slots: HashSet<usize> = (0..POOL as u64)
+                .map(|i| slot(lap << POOL_BITS | i))
+                .collect();
+            assert_eq!(slots.len(), POOL, "lap {lap}");
         }
-        json.0.clear();
-        json.hex(0x1a2f, 8);
-        assert_eq!(json.0, b"00001a2f");
+        let order =
+            |lap: u64| -> Vec<usize> { (0..8).map(|i| slot(lap << POOL_BITS | i)).collect() };
+        assert_ne!(order(1), order(2));
     }
 
     #[test]
-    fn the_mix_covers_every_kind() {
-        let mut rng = Rng::with_seed(1);
-        let mut seen = [0usize; 5];
-        for _ in 0..1_000 {
-            seen[Kind::pick(&mut rng) as usize] += 1;
+    fn the_pool_holds_the_mix_in_proportion() {
+        let pool = TelemetryPool::new(&mut Rng::with_seed(1), 0);
+        let mut seen = std::collections::BTreeMap::new();
+        for seq in 0..POOL as u64 {
+            let event: serde_json::Value = serde_json::from_slice(&pool.event(seq)).unwrap();
+            *seen
+                .entry(event["type"].as_str().unwrap().to_owned())
+                .or_insert(0) += 1;
         }
-        assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+        let share = |kind: &str| f64::from(seen[kind]) / POOL as f64;
+        for (kind, want) in [
+            ("page_view", 0.20),
+            ("click", 0.25),
+            ("form_input", 0.15),
+            ("scroll", 0.25),
+            ("heartbeat", 0.15),
+        ] {
+            assert!((share(kind) - want).abs() < 0.01, "{kind}: {seen:?}");
+        }
     }
 
     #[test]
-    fn events_fit_the_scratch_buffer() {
-        let mut writer = TelemetryWriter::new(u32::MAX);
-        let mut rng = Rng::with_seed(9);
-        for seq in 0..5_000 {
-            let len = writer.event(&mut rng, u64::MAX - seq).len();
-            assert!((90..=SCRATCH_CAPACITY).contains(&len), "{len}");
+    fn extreme_sequence_numbers_stay_valid_and_fixed_width() {
+        let pool = TelemetryPool::new(&mut Rng::with_seed(9), u32::MAX);
+        for seq in (0..5_000).map(|i| u64::MAX - i).chain([0, 1 << 40]) {
+            let event = pool.event(seq);
+            assert!((90..=512).contains(&event.len()), "{}", event.len());
+            assert_eq!(event.len(), event.capacity());
+            let value: serde_json::Value = serde_json::from_slice(&event).unwrap();
+            assert_eq!(value["id"], format!("ffffffff-{seq:016x}"));
+            let ts = value["ts"].as_u64().unwrap();
+            assert!((EPOCH_MS..10_000_000_000_000).contains(&ts), "{ts}");
         }
-        assert_eq!(writer.scratch.capacity(), SCRATCH_CAPACITY);
+    }
+
+    #[test]
+    fn timestamps_step_forward_and_stay_thirteen_digits() {
+        for seq in [0, 1, 1_000, u64::MAX / STEP_MS, u64::MAX] {
+            for jitter in [0, STEP_MS as u8 - 1] {
+                let ts = timestamp_ms(seq, jitter);
+                assert!((EPOCH_MS..10_000_000_000_000).contains(&ts));
+            }
+        }
+        assert!(timestamp_ms(1, 0) > timestamp_ms(0, STEP_MS as u8 - 1));
     }
 }

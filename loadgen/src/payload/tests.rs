@@ -138,6 +138,51 @@ fn telemetry_lines_are_json_with_unique_ids_and_timestamps() {
 }
 
 #[test]
+fn telemetry_ids_stay_unique_across_producers_and_pool_laps() {
+    let source = PayloadSource::load(&PayloadSpec::Telemetry).unwrap();
+    let events = 3 * telemetry::POOL + 17;
+    let mut ids = HashSet::new();
+    for producer in [0, 1, 2, 255, 256, u32::MAX] {
+        let mut generator = source.generator(23, producer);
+        let mut last_ts = 0;
+        let mut bodies = HashSet::new();
+        for seq in 0..events {
+            let payload = generator.next_payload();
+            let mut value: serde_json::Value = serde_json::from_slice(&payload)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&payload)));
+            let id = value["id"].as_str().expect("id").to_owned();
+            assert_eq!(id, format!("{producer:08x}-{seq:016x}"));
+            assert!(ids.insert(id), "duplicate id");
+            let ts = value["ts"].as_u64().expect("ts");
+            assert!(ts >= last_ts, "timestamps go forward");
+            last_ts = ts;
+            // What is left once id and ts are removed repeats only per lap.
+            let object = value.as_object_mut().expect("object");
+            object.remove("id");
+            object.remove("ts");
+            bodies.insert(value.to_string());
+        }
+        assert!(bodies.len() > telemetry::POOL / 2, "{}", bodies.len());
+        assert!(bodies.len() <= telemetry::POOL, "{}", bodies.len());
+    }
+}
+
+#[test]
+fn telemetry_mean_hint_matches_what_producers_send() {
+    let source = PayloadSource::load(&PayloadSpec::Telemetry).unwrap();
+    let (mut bytes, mut count) = (0usize, 0usize);
+    for producer in 0..8 {
+        for payload in source.generator(99, producer).take(2 * telemetry::POOL) {
+            bytes += payload.len();
+            count += 1;
+        }
+    }
+    let measured = bytes as f64 / count as f64;
+    let hint = source.mean_size_hint();
+    assert!((measured / hint - 1.0).abs() < 0.02, "{measured} vs {hint}");
+}
+
+#[test]
 fn file_records_cycle_from_spread_offsets() {
     let dir = std::env::temp_dir().join(format!("loadgen-payload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
