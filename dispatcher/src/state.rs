@@ -38,8 +38,9 @@ pub(crate) struct State<T> {
     ready: VecDeque<Sealed<T>>,
     /// Emptied batch buffers handed back by receivers, for reuse.
     pool: Vec<Vec<T>>,
-    /// The longest batch since the limits last changed: the capacity new
-    /// batch buffers get.
+    /// A running average of batch lengths (events): new batch buffers get
+    /// a little more than this. Slots are memory the byte limit does not
+    /// see, so buffers are sized to what batches hold, not to the longest.
     len_hint: usize,
     rng: fastrand::Rng,
 }
@@ -96,10 +97,20 @@ impl<T> State<T> {
         if opened {
             self.open_since = Some((Instant::now(), self.jitter_share()));
         }
-        self.open.push(item);
+        self.push_open(item);
         self.open_bytes += weight;
         let sealed_after = self.cut_if_full();
         sealed_before || opened || sealed_after
+    }
+
+    /// Pushes onto the open batch, growing it by an eighth rather than
+    /// doubling when it is full (a doubled buffer can hold twice the slots
+    /// its events need for as long as the batch waits).
+    fn push_open(&mut self, item: T) {
+        if self.open.len() == self.open.capacity() {
+            self.open.reserve_exact((self.open.len() / 8).max(8));
+        }
+        self.open.push(item);
     }
 
     /// Seals the open batch if `weight` more bytes would push it past
@@ -156,11 +167,14 @@ impl<T> State<T> {
         if self.open.is_empty() {
             return false;
         }
-        self.len_hint = self.len_hint.max(self.open.len());
+        let len = self.open.len();
+        self.len_hint = if self.len_hint == 0 {
+            len
+        } else {
+            self.len_hint - self.len_hint / 8 + len / 8
+        };
         let mut next = self.pool.pop().unwrap_or_default();
-        // Size new buffers for the longest batch seen, so they rarely double
-        // (a doubled buffer holds up to twice the slots its events need).
-        next.reserve_exact(self.len_hint);
+        next.reserve_exact(self.len_hint + self.len_hint / 8);
         let items = std::mem::replace(&mut self.open, next);
         self.ready.push_back(Sealed {
             items,
@@ -244,7 +258,7 @@ impl<T: Weight> State<T> {
         for item in items {
             let weight = charge(&item);
             self.cut_before(weight);
-            self.open.push(item);
+            self.push_open(item);
             self.open_bytes += weight;
             self.cut_if_full();
         }

@@ -49,12 +49,7 @@ fn whole_event(c: &mut Criterion) {
     group.bench_function("telemetry+clock", |b| {
         b.iter(|| {
             seq += 1;
-            black_box(Event {
-                payload: generator.next_payload(),
-                intended_at_ns: clock.now_ns(),
-                producer: 0,
-                seq,
-            })
+            black_box(Event::new(generator.next_payload(), clock.now_ns(), 0, seq))
         });
     });
     group.finish();

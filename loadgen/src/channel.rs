@@ -35,7 +35,7 @@ use crate::target::{Offer, Target};
 /// use loadgen::{channel, BatchSource, Event, Offer, Target};
 ///
 /// let (target, mut batches) = channel(2, 16);
-/// let event = |seq| Event { payload: vec![0; 10], intended_at_ns: 0, producer: 0, seq };
+/// let event = |seq| Event::new(vec![0; 10], 0, 0, seq);
 /// assert!(matches!(target.offer(event(0)), Offer::Accepted));
 /// assert!(matches!(target.offer(event(1)), Offer::Accepted));
 /// assert!(matches!(target.offer(event(2)), Offer::Refused(_))); // full
@@ -161,12 +161,7 @@ mod tests {
     use super::*;
 
     fn event(seq: u64, len: usize) -> Event {
-        Event {
-            payload: vec![0; len],
-            intended_at_ns: 0,
-            producer: 0,
-            seq,
-        }
+        Event::new(vec![0; len], 0, 0, seq)
     }
 
     #[test]
@@ -176,7 +171,7 @@ mod tests {
             assert!(matches!(target.offer(event(seq, 3)), Offer::Accepted));
         }
         let batch = batches.try_recv_batch().unwrap();
-        let seqs: Vec<u64> = batch.iter().map(|e| e.seq).collect();
+        let seqs: Vec<u64> = batch.iter().map(|e| e.seq()).collect();
         assert_eq!(seqs, [0, 1, 2, 3]);
         assert_eq!((batch.bytes(), batch.reason()), (12, None));
         drop(batch);

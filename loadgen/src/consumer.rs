@@ -186,7 +186,7 @@ fn reason_index(reason: FlushReason) -> Option<usize> {
 ///
 /// let (target, batches) = channel(100, 8);
 /// for seq in 0..20 {
-///     let event = Event { payload: vec![0; 10], intended_at_ns: 0, producer: 0, seq };
+///     let event = Event::new(vec![0; 10], 0, 0, seq);
 ///     assert!(matches!(target.offer(event), Offer::Accepted));
 /// }
 /// drop(target); // closes the channel
@@ -377,12 +377,7 @@ mod tests {
     use std::sync::Arc;
 
     fn event(seq: u64) -> Event {
-        Event {
-            payload: vec![0; 100],
-            intended_at_ns: 0,
-            producer: 0,
-            seq,
-        }
+        Event::new(vec![0; 100], 0, 0, seq)
     }
 
     #[test]

@@ -334,12 +334,7 @@ impl Worker {
     /// Offers one event and counts the outcome.
     fn offer(&mut self, payload: Vec<u8>, intended_at_ns: u64) -> Offer {
         let slot: &Slot = self.counters.slot(self.index as usize);
-        let event = Event {
-            payload,
-            intended_at_ns,
-            producer: self.index,
-            seq: self.seq,
-        };
+        let event = Event::new(payload, intended_at_ns, self.index, self.seq);
         self.seq += 1;
         slot.attempted();
         let offer = self.target.offer(event);

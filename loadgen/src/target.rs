@@ -30,7 +30,7 @@ use crate::event::Event;
 /// }
 ///
 /// let sink = Sink::default();
-/// let event = Event { payload: vec![1], intended_at_ns: 0, producer: 0, seq: 0 };
+/// let event = Event::new(vec![1], 0, 0, 0);
 /// assert!(matches!(sink.offer(event), Offer::Accepted));
 /// assert_eq!(sink.0.load(Ordering::Relaxed), 1);
 /// ```
@@ -76,7 +76,7 @@ pub enum Offer {
 ///     .policy(Policy::Reject)
 ///     .build()?;
 /// let target: Arc<dyn Target> = Arc::new(DispatcherTarget::new(dispatcher.producer()));
-/// let event = |len| Event { payload: vec![0; len], intended_at_ns: 0, producer: 0, seq: 0 };
+/// let event = |len| Event::new(vec![0; len], 0, 0, 0);
 /// assert!(matches!(target.offer(event(6)), Offer::Accepted));
 /// assert!(matches!(target.offer(event(6)), Offer::Refused(_))); // full
 /// assert!(matches!(target.offer(event(9)), Offer::Refused(_))); // too large
