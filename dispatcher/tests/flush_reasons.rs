@@ -8,18 +8,8 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Ev, PROMPTLY, ev};
-use dispatcher::{
-    Batch, Batches, Builder, Dispatcher, FlushReason, RecvTimeoutError, TryRecvError,
-};
-
-const LONG: Duration = Duration::from_secs(3600);
-
-fn builder() -> Builder<Ev> {
-    Dispatcher::builder()
-        .interval(LONG)
-        .max_buffered_bytes(1 << 20)
-}
+use common::{Ev, LONG, PROMPTLY, builder, ev};
+use dispatcher::{Batch, Batches, FlushReason, RecvTimeoutError, TryRecvError};
 
 fn seqs(batch: &Batch<Ev>) -> Vec<u32> {
     batch.iter().map(|e| e.seq).collect()

@@ -8,19 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Ev, PROMPTLY, ev};
+use common::{Ev, PROMPTLY, build, ev};
 use dispatcher::{Batches, Dispatcher, Policy, TryEnqueueError};
-
-const LONG: Duration = Duration::from_secs(3600);
-
-fn build(policy: Policy, max_buffered: usize) -> (Dispatcher<Ev>, Batches<Ev>) {
-    Dispatcher::builder()
-        .interval(LONG)
-        .max_buffered_bytes(max_buffered)
-        .policy(policy)
-        .build()
-        .expect("valid config")
-}
 
 fn delivered(batches: &Batches<Ev>) -> Vec<Ev> {
     std::iter::from_fn(|| batches.try_recv().ok())

@@ -12,10 +12,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use common::{Ev, PROMPTLY, ev};
+use common::{Ev, LONG, PROMPTLY, ev};
 use dispatcher::{Dispatcher, Policy};
 
-const LONG: Duration = Duration::from_secs(3600);
 const IDLE: Duration = Duration::from_secs(1);
 
 /// utime + stime of this process, in clock ticks (fields 14 and 15 of

@@ -11,20 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{Ev, PROMPTLY, ev};
-use dispatcher::{Builder, Dispatcher, EnqueueError, TryEnqueueError, Weight};
-
-const LONG: Duration = Duration::from_secs(3600);
-
-fn builder() -> Builder<Ev> {
-    Dispatcher::builder()
-        .interval(LONG)
-        .max_buffered_bytes(1 << 20)
-}
-
-fn seqs(events: &[Ev]) -> Vec<u32> {
-    events.iter().map(|e| e.seq).collect()
-}
+use common::{LONG, PROMPTLY, builder, ev, seqs};
+use dispatcher::{Dispatcher, EnqueueError, TryEnqueueError, Weight};
 
 #[test]
 fn shutdown_delivers_everything_to_a_consumer_and_reports_it() {

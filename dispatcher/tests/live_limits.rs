@@ -9,20 +9,9 @@ mod common;
 use std::thread;
 use std::time::Duration;
 
-use common::{Ev, PROMPTLY, ev};
-use dispatcher::{Builder, Dispatcher, EnqueueError, FlushReason, Limits, Policy, TryEnqueueError};
+use common::{PROMPTLY, builder, ev, seqs};
+use dispatcher::{EnqueueError, FlushReason, Limits, Policy, TryEnqueueError};
 
-const LONG: Duration = Duration::from_secs(3600);
-
-fn builder() -> Builder<Ev> {
-    Dispatcher::builder()
-        .interval(LONG)
-        .max_buffered_bytes(1 << 20)
-}
-
-fn seqs(events: &[Ev]) -> Vec<u32> {
-    events.iter().map(|e| e.seq).collect()
-}
 #[test]
 fn lowering_max_buffered_bytes_drops_nothing_and_admission_waits() {
     let (dispatcher, batches) = builder()

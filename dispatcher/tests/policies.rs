@@ -9,19 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Ev, PROMPTLY, ev};
+use common::{Ev, LONG, PROMPTLY, build, ev};
 use dispatcher::{Batches, Dispatcher, EnqueueError, EnqueueTimeoutError, Policy, TryEnqueueError};
-
-const LONG: Duration = Duration::from_secs(3600);
-
-fn build(policy: Policy, max_buffered: usize) -> (Dispatcher<Ev>, Batches<Ev>) {
-    Dispatcher::builder()
-        .interval(LONG)
-        .max_buffered_bytes(max_buffered)
-        .policy(policy)
-        .build()
-        .expect("valid config")
-}
 
 fn block(timeout: Duration) -> Policy {
     Policy::Block { timeout }

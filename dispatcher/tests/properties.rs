@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Ev, charge, ev};
+use common::{Ev, LONG, charge, ev};
 use dispatcher::{
     Batches, Dispatcher, FlushReason, Limits, Policy, Producer, ShutdownReport, TryEnqueueError,
     TryRecvError,
@@ -22,7 +22,6 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
-const LONG: Duration = Duration::from_secs(3600);
 const PRODUCERS: u8 = 3;
 
 #[derive(Debug, Clone)]

@@ -9,10 +9,9 @@ mod common;
 use std::thread;
 use std::time::Duration;
 
-use common::{Ev, PROMPTLY, Watched, ev};
+use common::{Ev, LONG, PROMPTLY, Watched, ev};
 use dispatcher::{Batches, Dispatcher, FlushReason};
 
-const LONG: Duration = Duration::from_secs(3600);
 /// How long a receiver may take to notice a ready (or due) batch before the
 /// test calls it a lost wake-up. Generous: the expected delay is ~0.
 const NOTICE: Duration = Duration::from_secs(2);

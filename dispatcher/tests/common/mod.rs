@@ -122,3 +122,31 @@ pub fn with_watchdog<T: Send + 'static>(
 ) -> T {
     spawn(body).join_within(limit, what)
 }
+
+/// Long enough that time never cuts a batch during a test.
+pub const LONG: Duration = Duration::from_secs(3600);
+
+/// A dispatcher that only size limits, flushes and shutdown cut.
+pub fn build(
+    policy: dispatcher::Policy,
+    max_buffered: usize,
+) -> (dispatcher::Dispatcher<Ev>, dispatcher::Batches<Ev>) {
+    dispatcher::Dispatcher::builder()
+        .interval(LONG)
+        .max_buffered_bytes(max_buffered)
+        .policy(policy)
+        .build()
+        .expect("valid config")
+}
+
+/// A builder with a long interval and 1 MiB buffered.
+pub fn builder() -> dispatcher::Builder<Ev> {
+    dispatcher::Dispatcher::builder()
+        .interval(LONG)
+        .max_buffered_bytes(1 << 20)
+}
+
+/// The sequence numbers of `events`, in order.
+pub fn seqs(events: &[Ev]) -> Vec<u32> {
+    events.iter().map(|e| e.seq).collect()
+}
