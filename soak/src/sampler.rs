@@ -87,7 +87,7 @@ pub struct Sampler {
     run_latency: Histogram<u64>,
     /// Run-wide extremes so far.
     pub peaks: Peaks,
-    /// `(t_s, heap_allocated_bytes)` per sample, for the leak slope.
+    /// `(t_s, heap_allocated_bytes)` per run-phase sample, for the leak slope.
     pub heap_series: Vec<(f64, u64)>,
     /// The last memory reading.
     pub last_memory: MemoryReading,
@@ -193,8 +193,9 @@ impl Sampler {
             p.max_delivered_per_sec = p.max_delivered_per_sec.max(s.delivered_per_sec);
             let min = p.min_delivered_per_sec.get_or_insert(s.delivered_per_sec);
             *min = min.min(s.delivered_per_sec);
+            // The drain empties the buffer: its heap says nothing about leaks.
+            self.heap_series.push((s.t_s, s.heap_allocated_bytes));
         }
-        self.heap_series.push((s.t_s, s.heap_allocated_bytes));
     }
 
     /// Enqueue-to-delivery latency over every interval so far.
