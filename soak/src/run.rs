@@ -19,7 +19,7 @@ use crate::assess::{Facts, assess};
 use crate::environment;
 use crate::progress::Progress;
 use crate::sampler::{Readings, Sampler, latency_histogram};
-use crate::subject::{Drained, Subject, SubjectError};
+use crate::subject::{ConsumerParts, Drained, Subject, SubjectError};
 
 /// Where and how to run.
 #[derive(Debug, Clone)]
@@ -151,10 +151,12 @@ pub fn run(
     let subject = Subject::start(
         config,
         mean_payload,
-        Arc::clone(&consumer_control),
-        Arc::clone(&consumer_counters),
-        clock,
-        latency.as_ref().map(SyncHistogram::recorder),
+        ConsumerParts {
+            control: Arc::clone(&consumer_control),
+            counters: Arc::clone(&consumer_counters),
+            clock,
+            latency: latency.as_ref().map(SyncHistogram::recorder),
+        },
     )?;
     let producer_control = Arc::new(ProducerControl::new(config.rate_per_sec));
     let producer_counters = Arc::new(ProducerCounters::new(config.producers as usize));

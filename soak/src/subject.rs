@@ -73,6 +73,44 @@ pub fn dispatcher_limits(live: &Limits, interval_jitter_us: u64) -> DispatcherLi
     }
 }
 
+/// What the consumer thread is started with.
+pub struct ConsumerParts {
+    /// Live-settable simulated cost.
+    pub control: Arc<ConsumerControl>,
+    /// Where it counts what it receives.
+    pub counters: Arc<ConsumerCounters>,
+    /// The run's clock, for latency.
+    pub clock: Clock,
+    /// Where latency goes, if it is recorded.
+    pub latency: Option<Recorder<u64>>,
+}
+
+impl ConsumerParts {
+    fn spawn<S>(self, source: S) -> std::io::Result<JoinHandle<ConsumerTotals>>
+    where
+        S: loadgen::BatchSource + Send + 'static,
+    {
+        loadgen::spawn_consumer(
+            "consumer",
+            source,
+            self.control,
+            self.counters,
+            self.clock,
+            self.latency,
+        )
+    }
+}
+
+fn dispatcher_policy(config: &ScenarioConfig) -> DispatcherPolicy {
+    match config.policy {
+        Policy::Reject => DispatcherPolicy::Reject,
+        Policy::Block => DispatcherPolicy::Block {
+            timeout: Duration::from_micros(config.block_timeout_us.max(1)),
+        },
+        Policy::DropOldest => DispatcherPolicy::DropOldest,
+    }
+}
+
 impl Subject {
     /// Builds the target the scenario names and starts its consumer.
     ///
@@ -82,20 +120,10 @@ impl Subject {
     pub fn start(
         config: &ScenarioConfig,
         mean_payload_bytes: f64,
-        consumer_control: Arc<ConsumerControl>,
-        consumer_counters: Arc<ConsumerCounters>,
-        clock: Clock,
-        latency: Option<Recorder<u64>>,
+        consumer: ConsumerParts,
     ) -> Result<Subject, SubjectError> {
-        let (kind, target, consumer) = match config.target {
+        match config.target {
             TargetKind::Dispatcher => {
-                let policy = match config.policy {
-                    Policy::Reject => DispatcherPolicy::Reject,
-                    Policy::Block => DispatcherPolicy::Block {
-                        timeout: Duration::from_micros(config.block_timeout_us.max(1)),
-                    },
-                    Policy::DropOldest => DispatcherPolicy::DropOldest,
-                };
                 let evicted = Arc::new(AtomicU64::new(0));
                 let seen = Arc::clone(&evicted);
                 let (dispatcher, batches) = Dispatcher::<Event>::builder()
@@ -103,7 +131,7 @@ impl Subject {
                         &Limits::from_config(config),
                         config.interval_jitter_us,
                     ))
-                    .policy(policy)
+                    .policy(dispatcher_policy(config))
                     .jitter_seed(config.seed)
                     .on_evict(move |_event| {
                         seen.fetch_add(1, Ordering::Relaxed);
@@ -111,50 +139,34 @@ impl Subject {
                     .build()?;
                 let target: Arc<dyn Target> =
                     Arc::new(DispatcherTarget::new(dispatcher.producer()));
-                let consumer = loadgen::spawn_consumer(
-                    "consumer",
-                    batches,
-                    consumer_control,
-                    consumer_counters,
-                    clock,
-                    latency,
-                )?;
-                (
-                    Kind::Dispatcher {
+                let consumer = consumer.spawn(batches)?;
+                Ok(Subject {
+                    kind: Kind::Dispatcher {
                         dispatcher,
                         evicted,
                     },
                     target,
                     consumer,
-                )
+                })
             }
             TargetKind::Channel => {
-                let capacity = (config.max_buffered_bytes as f64 / mean_payload_bytes.max(1.0))
-                    .max(1.0) as usize;
+                // The same bytes and batch sizes, counted in events of the mean size.
+                let per_event = mean_payload_bytes.max(1.0);
+                let capacity = (config.max_buffered_bytes as f64 / per_event).max(1.0) as usize;
                 let batch_items = match (config.max_batch_items, config.max_batch_bytes) {
                     (Some(items), _) => usize_of(items),
-                    (None, Some(bytes)) => {
-                        (bytes as f64 / mean_payload_bytes.max(1.0)).max(1.0) as usize
-                    }
+                    (None, Some(bytes)) => (bytes as f64 / per_event).max(1.0) as usize,
                     (None, None) => capacity,
                 };
                 let (target, batches) = loadgen::channel(capacity, batch_items.max(1));
-                let consumer = loadgen::spawn_consumer(
-                    "consumer",
-                    batches,
-                    consumer_control,
-                    consumer_counters,
-                    clock,
-                    latency,
-                )?;
-                (Kind::Channel, Arc::new(target) as Arc<dyn Target>, consumer)
+                let consumer = consumer.spawn(batches)?;
+                Ok(Subject {
+                    kind: Kind::Channel,
+                    target: Arc::new(target),
+                    consumer,
+                })
             }
-        };
-        Ok(Subject {
-            kind,
-            target,
-            consumer,
-        })
+        }
     }
 
     /// The dispatcher's counters, if the subject is the dispatcher.
