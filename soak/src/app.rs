@@ -29,7 +29,7 @@ pub fn main(cli: Cli) -> ExitCode {
     let options = RunOptions {
         out: cli.out.clone(),
     };
-    let outcome = match run(&config, &options, &mut progress) {
+    let outcome = match run(&config, &options, &mut progress, None) {
         Ok(outcome) => outcome,
         Err(err @ RunError::Input(_)) => {
             eprintln!("soak: {err}");

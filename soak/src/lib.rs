@@ -12,7 +12,7 @@
 //! let mut config = runlog::ScenarioConfig::default();
 //! config.duration_s = 5.0;
 //! let options = RunOptions { out: "target/soak".into() };
-//! let outcome = run(&config, &options, &mut Progress::new(true))?;
+//! let outcome = run(&config, &options, &mut Progress::new(true), None)?;
 //! println!("{:?}", outcome.results.assessment.overall);
 //! # Ok::<(), soak::run::RunError>(())
 //! ```
@@ -28,6 +28,7 @@ pub mod app;
 pub mod assess;
 pub mod cli;
 pub mod environment;
+pub mod harness;
 pub mod human;
 pub mod memory;
 pub mod progress;

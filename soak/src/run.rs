@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::sync::SyncHistogram;
@@ -11,12 +12,13 @@ use loadgen::{
     ProducerControl, ProducerCounters, Stall,
 };
 use runlog::{
-    BatchStats, Drain, Event, EventKind, HlogWriter, LatencySummary, Limits, Memory, RunDir,
-    RunResults, SamplesWriter, ScenarioConfig, Throughput,
+    BatchStats, Control, Drain, Event, EventKind, HlogWriter, LatencySummary, Limits, Memory,
+    RunDir, RunResults, SamplesWriter, ScenarioConfig, Throughput,
 };
 
 use crate::assess::{Facts, assess};
 use crate::environment;
+use crate::harness::{Applied, Harness};
 use crate::progress::Progress;
 use crate::sampler::{Readings, Sampler, latency_histogram};
 use crate::subject::{ConsumerParts, Drained, Subject, SubjectError};
@@ -54,28 +56,6 @@ pub enum RunError {
     Producer(String),
 }
 
-/// Everything that lives for the length of a run.
-struct Harness {
-    subject: Subject,
-    producer_control: Arc<ProducerControl>,
-    producer_counters: Arc<ProducerCounters>,
-    consumer_control: Arc<ConsumerControl>,
-    consumer_counters: Arc<ConsumerCounters>,
-    live: Limits,
-}
-
-impl Harness {
-    fn readings(&self) -> Readings {
-        Readings {
-            producers: self.producer_counters.snapshot(),
-            consumer: self.consumer_counters.snapshot(),
-            dispatcher: self.subject.stats(),
-            limits: self.live.clone(),
-            paused: self.producer_control.is_paused(),
-        }
-    }
-}
-
 /// The run directory and the files streamed into it.
 struct Record {
     dir: RunDir,
@@ -106,7 +86,8 @@ fn consumer_sim(config: &ScenarioConfig) -> ConsumerSim {
     }
 }
 
-/// Runs the scenario, writing the run directory as it goes.
+/// Runs the scenario, writing the run directory as it goes. Commands on
+/// `controls` (from a dashboard) are applied live and recorded as events.
 ///
 /// # Errors
 ///
@@ -116,6 +97,7 @@ pub fn run(
     config: &ScenarioConfig,
     options: &RunOptions,
     progress: &mut Progress,
+    controls: Option<&Receiver<Control>>,
 ) -> Result<RunOutcome, RunError> {
     let spec = config
         .payload
@@ -171,13 +153,14 @@ pub fn run(
         Arc::clone(&producer_control),
     )
     .map_err(|e| RunError::Producer(e.to_string()))?;
-    let harness = Harness {
+    let mut harness = Harness {
         subject,
         producer_control,
         producer_counters,
         consumer_control,
         consumer_counters,
         live: Limits::from_config(config),
+        interval_jitter_us: config.interval_jitter_us,
     };
     let mut sampler = Sampler::new(start, latency);
     record.event(0.0, EventKind::Phase { name: "run".into() })?;
@@ -187,10 +170,11 @@ pub fn run(
     sample_until(
         run_end,
         config,
-        &harness,
+        &mut harness,
         &mut sampler,
         &mut record,
         progress,
+        controls,
     )?;
     let run_elapsed = start.elapsed().as_secs_f64();
     let at_run_end = sampler.last_readings().clone();
@@ -243,32 +227,72 @@ pub fn run(
     })
 }
 
-/// Samples every `sample_every_ms` until `end`, plus a final partial interval.
+/// Samples every `sample_every_ms` until `end` (or a `Stop` command), plus a
+/// final partial interval, applying live commands as they arrive.
 fn sample_until(
     end: Instant,
     config: &ScenarioConfig,
-    harness: &Harness,
+    harness: &mut Harness,
     sampler: &mut Sampler,
     record: &mut Record,
     progress: &mut Progress,
+    controls: Option<&Receiver<Control>>,
 ) -> Result<(), RunError> {
     let every = Duration::from_millis(config.sample_every_ms);
-    let start = Instant::now();
-    let mut next = start + every;
+    let mut next = Instant::now() + every;
+    let mut stopping = false;
     loop {
         let tick = next.min(end);
-        let now = Instant::now();
-        if tick > now {
-            std::thread::sleep(tick - now);
-        }
+        stopping |= wait_for_tick(tick, harness, sampler, record, controls)?;
         let now = Instant::now();
         let (sample, hist) = sampler.sample(now, harness.readings(), "run");
         write_sample(record, &sample, hist.as_ref())?;
         progress.sample(&sample, config.duration_s);
-        if now >= end {
+        if stopping || now >= end {
             return Ok(());
         }
         next += every;
+    }
+}
+
+/// Waits until `tick`, applying commands meanwhile. True if told to stop.
+fn wait_for_tick(
+    tick: Instant,
+    harness: &mut Harness,
+    sampler: &Sampler,
+    record: &mut Record,
+    controls: Option<&Receiver<Control>>,
+) -> Result<bool, RunError> {
+    loop {
+        let now = Instant::now();
+        if now >= tick {
+            return Ok(false);
+        }
+        let Some(controls) = controls else {
+            std::thread::sleep(tick - now);
+            return Ok(false);
+        };
+        let control = match controls.recv_timeout(tick - now) {
+            Ok(control) => control,
+            Err(RecvTimeoutError::Timeout) => return Ok(false),
+            Err(RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(tick.saturating_duration_since(Instant::now()));
+                return Ok(false);
+            }
+        };
+        let at_s = sampler.elapsed_s();
+        match harness.apply(&control, "control") {
+            Applied::Stop => {
+                record.event(
+                    at_s,
+                    EventKind::Phase {
+                        name: "stop requested".into(),
+                    },
+                )?;
+                return Ok(true);
+            }
+            Applied::Changed(kind) | Applied::Refused(kind) => record.event(at_s, kind)?,
+        }
     }
 }
 

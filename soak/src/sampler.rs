@@ -198,6 +198,11 @@ impl Sampler {
         }
     }
 
+    /// Seconds since the run started.
+    pub fn elapsed_s(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
     /// Enqueue-to-delivery latency over every interval so far.
     pub fn run_latency(&self) -> &Histogram<u64> {
         &self.run_latency
