@@ -86,31 +86,28 @@ fn consumer_sim(config: &ScenarioConfig) -> ConsumerSim {
     }
 }
 
-/// Runs the scenario, writing the run directory as it goes. Commands on
-/// `controls` (from a dashboard) are applied live and recorded as events.
+/// A run whose input is checked and whose directory exists, ready to start.
+pub struct Prepared {
+    config: ScenarioConfig,
+    payload: PayloadSource,
+    run_id: String,
+    record: Record,
+    latency: Option<SyncHistogram<u64>>,
+}
+
+/// Checks the input and creates the run directory, before anything runs.
 ///
 /// # Errors
 ///
-/// [`RunError::Input`] before anything runs (bad payload, unwritable output);
-/// other variants if the record cannot be written or a thread fails.
-pub fn run(
-    config: &ScenarioConfig,
-    options: &RunOptions,
-    progress: &mut Progress,
-    controls: Option<&Receiver<Control>>,
-) -> Result<RunOutcome, RunError> {
-    let spec = config
-        .payload
-        .parse()
-        .map_err(|e| RunError::Input(format!("--payload: {e}")))?;
-    let payload =
-        PayloadSource::load(&spec).map_err(|e| RunError::Input(format!("--payload: {e}")))?;
-    let mean_payload = payload.mean_size_hint();
+/// [`RunError::Input`] for a bad payload or an unwritable output directory;
+/// [`RunError::Record`] if the record files cannot be created.
+pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared, RunError> {
+    let bad_payload = |e: &dyn std::fmt::Display| RunError::Input(format!("--payload: {e}"));
+    let spec = config.payload.parse().map_err(|e| bad_payload(&e))?;
+    let payload = PayloadSource::load(&spec).map_err(|e| bad_payload(&e))?;
     let run_id = runlog::new_run_id();
     let dir = RunDir::create(&options.out, &run_id)
         .map_err(|e| RunError::Input(format!("--out {}: {e}", options.out.display())))?;
-    let started_at = runlog::now_rfc3339();
-    let environment = environment::collect(config.cpus);
     let mut record = Record {
         samples: SamplesWriter::create(&dir.samples_path())?,
         hlog: None,
@@ -125,106 +122,163 @@ pub fn run(
             SystemTime::now(),
         )?);
     }
-
-    let start = Instant::now();
-    let clock = Clock::starting_at(start);
-    let consumer_control = Arc::new(ConsumerControl::new(consumer_sim(config)));
-    let consumer_counters = Arc::new(ConsumerCounters::new());
-    let subject = Subject::start(
-        config,
-        mean_payload,
-        ConsumerParts {
-            control: Arc::clone(&consumer_control),
-            counters: Arc::clone(&consumer_counters),
-            clock,
-            latency: latency.as_ref().map(SyncHistogram::recorder),
-        },
-    )?;
-    let producer_control = Arc::new(ProducerControl::new(config.rate_per_sec));
-    let producer_counters = Arc::new(ProducerCounters::new(config.producers as usize));
-    let mut producer_config = ProducerConfig::new(config.producers, payload);
-    producer_config.seed = config.seed;
-    producer_config.backoff = Duration::from_micros(config.backoff_us);
-    let producers = loadgen::spawn_producers(
-        producer_config,
-        Arc::clone(&subject.target),
-        Arc::clone(&producer_counters),
-        clock,
-        Arc::clone(&producer_control),
-    )
-    .map_err(|e| RunError::Producer(e.to_string()))?;
-    let mut harness = Harness {
-        subject,
-        producer_control,
-        producer_counters,
-        consumer_control,
-        consumer_counters,
-        live: Limits::from_config(config),
-        interval_jitter_us: config.interval_jitter_us,
-    };
-    let mut sampler = Sampler::new(start, latency);
-    record.event(0.0, EventKind::Phase { name: "run".into() })?;
-    progress.started(config, &record.dir);
-
-    let run_end = start + Duration::from_secs_f64(config.duration_s);
-    sample_until(
-        run_end,
-        config,
-        &mut harness,
-        &mut sampler,
-        &mut record,
-        progress,
-        controls,
-    )?;
-    let run_elapsed = start.elapsed().as_secs_f64();
-    let at_run_end = sampler.last_readings().clone();
-
-    record.event(
-        run_elapsed,
-        EventKind::Phase {
-            name: "drain".into(),
-        },
-    )?;
-    let shutdown_began = Instant::now();
-    harness.producer_control.stop();
-    producers
-        .join()
-        .map_err(|e| RunError::Producer(e.to_string()))?;
-    harness.consumer_control.set_delay_per_batch(Duration::ZERO);
-    harness.consumer_control.set_cost_per_kib(Duration::ZERO);
-    let readings_before_drain = harness.readings();
-    let drained = harness
-        .subject
-        .drain(Duration::from_millis(config.drain_timeout_ms))?;
-    let shutdown_us = shutdown_began.elapsed().as_micros() as u64;
-
-    let final_readings = Readings {
-        producers: harness.producer_counters.snapshot(),
-        consumer: drained.consumer,
-        dispatcher: drained.stats.or(readings_before_drain.dispatcher),
-        ..readings_before_drain
-    };
-    let (sample, hist) = sampler.sample(Instant::now(), final_readings.clone(), "drain");
-    write_sample(&mut record, &sample, hist.as_ref())?;
-
-    let results = compose(Composition {
-        config,
+    Ok(Prepared {
+        config: config.clone(),
+        payload,
         run_id,
-        started_at,
-        environment,
-        sampler: &sampler,
-        readings: &final_readings,
-        drained: &drained,
-        at_run_end: &at_run_end,
-        run_elapsed,
-        shutdown_us,
-        events: record.events.clone(),
-    });
-    runlog::write_results(&record.dir.results_path(), &results)?;
-    Ok(RunOutcome {
-        dir: record.dir,
-        results,
+        record,
+        latency,
     })
+}
+
+/// Prepares and runs the scenario: see [`prepare`] and [`Prepared::run`].
+///
+/// # Errors
+///
+/// As [`prepare`] and [`Prepared::run`].
+pub fn run(
+    config: &ScenarioConfig,
+    options: &RunOptions,
+    progress: &mut Progress,
+    controls: Option<&Receiver<Control>>,
+) -> Result<RunOutcome, RunError> {
+    prepare(config, options)?.run(progress, controls)
+}
+
+impl Prepared {
+    /// The run directory, already created (its samples.jsonl too, empty).
+    pub fn dir(&self) -> &RunDir {
+        &self.record.dir
+    }
+
+    /// The scenario.
+    pub fn config(&self) -> &ScenarioConfig {
+        &self.config
+    }
+
+    /// Runs the scenario, writing the run directory as it goes. Commands on
+    /// `controls` (from a dashboard) are applied live and recorded as events.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::Record`] if the record cannot be written; other variants
+    /// if a thread fails.
+    pub fn run(
+        self,
+        progress: &mut Progress,
+        controls: Option<&Receiver<Control>>,
+    ) -> Result<RunOutcome, RunError> {
+        let Prepared {
+            config,
+            payload,
+            run_id,
+            mut record,
+            latency,
+        } = self;
+        let config = &config;
+        let mean_payload = payload.mean_size_hint();
+        let started_at = runlog::now_rfc3339();
+        let environment = environment::collect(config.cpus);
+        let start = Instant::now();
+        let clock = Clock::starting_at(start);
+        let consumer_control = Arc::new(ConsumerControl::new(consumer_sim(config)));
+        let consumer_counters = Arc::new(ConsumerCounters::new());
+        let subject = Subject::start(
+            config,
+            mean_payload,
+            ConsumerParts {
+                control: Arc::clone(&consumer_control),
+                counters: Arc::clone(&consumer_counters),
+                clock,
+                latency: latency.as_ref().map(SyncHistogram::recorder),
+            },
+        )?;
+        let producer_control = Arc::new(ProducerControl::new(config.rate_per_sec));
+        let producer_counters = Arc::new(ProducerCounters::new(config.producers as usize));
+        let mut producer_config = ProducerConfig::new(config.producers, payload);
+        producer_config.seed = config.seed;
+        producer_config.backoff = Duration::from_micros(config.backoff_us);
+        let producers = loadgen::spawn_producers(
+            producer_config,
+            Arc::clone(&subject.target),
+            Arc::clone(&producer_counters),
+            clock,
+            Arc::clone(&producer_control),
+        )
+        .map_err(|e| RunError::Producer(e.to_string()))?;
+        let mut harness = Harness {
+            subject,
+            producer_control,
+            producer_counters,
+            consumer_control,
+            consumer_counters,
+            live: Limits::from_config(config),
+            interval_jitter_us: config.interval_jitter_us,
+        };
+        let mut sampler = Sampler::new(start, latency);
+        record.event(0.0, EventKind::Phase { name: "run".into() })?;
+        progress.started(config, &record.dir);
+
+        let run_end = start + Duration::from_secs_f64(config.duration_s);
+        sample_until(
+            run_end,
+            config,
+            &mut harness,
+            &mut sampler,
+            &mut record,
+            progress,
+            controls,
+        )?;
+        let run_elapsed = start.elapsed().as_secs_f64();
+        let at_run_end = sampler.last_readings().clone();
+
+        record.event(
+            run_elapsed,
+            EventKind::Phase {
+                name: "drain".into(),
+            },
+        )?;
+        let shutdown_began = Instant::now();
+        harness.producer_control.stop();
+        producers
+            .join()
+            .map_err(|e| RunError::Producer(e.to_string()))?;
+        harness.consumer_control.set_delay_per_batch(Duration::ZERO);
+        harness.consumer_control.set_cost_per_kib(Duration::ZERO);
+        let readings_before_drain = harness.readings();
+        let drained = harness
+            .subject
+            .drain(Duration::from_millis(config.drain_timeout_ms))?;
+        let shutdown_us = shutdown_began.elapsed().as_micros() as u64;
+
+        let final_readings = Readings {
+            producers: harness.producer_counters.snapshot(),
+            consumer: drained.consumer,
+            dispatcher: drained.stats.or(readings_before_drain.dispatcher),
+            ..readings_before_drain
+        };
+        let (sample, hist) = sampler.sample(Instant::now(), final_readings.clone(), "drain");
+        write_sample(&mut record, &sample, hist.as_ref())?;
+
+        let results = compose(Composition {
+            config,
+            run_id,
+            started_at,
+            environment,
+            sampler: &sampler,
+            readings: &final_readings,
+            drained: &drained,
+            at_run_end: &at_run_end,
+            run_elapsed,
+            shutdown_us,
+            events: record.events.clone(),
+        });
+        runlog::write_results(&record.dir.results_path(), &results)?;
+        Ok(RunOutcome {
+            dir: record.dir,
+            results,
+        })
+    }
 }
 
 /// Samples every `sample_every_ms` until `end` (or a `Stop` command), plus a
