@@ -2,8 +2,9 @@
 //! and every operation that needs both.
 //!
 //! Nothing in here runs user code while holding the lock except
-//! [`Weight::weight`] during eviction and limit changes; evicted events, the
-//! eviction hook and event destructors all run after the lock is released.
+//! [`Weight::weight`] during eviction and limit changes, and the destructors
+//! of evicted events when no eviction hook is set; the hook and the
+//! destructors of delivered events run after the lock is released.
 //!
 //! The lock is `parking_lot`'s: its eventual fairness hands the lock over to
 //! a waiting receiver (or `stats()`) instead of letting a crowd of producers
@@ -198,7 +199,7 @@ impl<T: Weight> Shared<T> {
             Room::Fits => self.append_and_wake(st, item, weight),
             Room::Full if self.policy == Policy::DropOldest => {
                 let mut evicted = Vec::new();
-                st.evict_for(weight, |old| evicted.push(old));
+                self.evict(&mut st, weight, &mut evicted);
                 self.append_and_wake(st, item, weight);
                 self.hand_over_evicted(evicted);
             }
@@ -274,7 +275,7 @@ impl<T: Weight> Shared<T> {
         match (room, total) {
             (Room::Fits, _) => {}
             (Room::Full, Some(total)) if self.policy == Policy::DropOldest => {
-                st.evict_for(total, |old| evicted.push(old));
+                self.evict(&mut st, total, &mut evicted);
             }
             (room, _) => {
                 drop(st);
@@ -298,6 +299,17 @@ impl<T: Weight> Shared<T> {
         }
         self.hand_over_evicted(evicted);
         Ok(())
+    }
+
+    /// Evicts to make room for `weight`. With an eviction hook the events
+    /// are kept for it (it runs after the lock is released); without one they
+    /// are dropped here, which saves collecting them.
+    fn evict(&self, st: &mut State<T>, weight: usize, evicted: &mut Vec<T>) {
+        if self.on_evict.is_some() {
+            st.evict_for(weight, |old| evicted.push(old));
+        } else {
+            st.evict_for(weight, drop);
+        }
     }
 
     fn hand_over_evicted(&self, evicted: Vec<T>) {

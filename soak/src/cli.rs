@@ -14,8 +14,12 @@ use loadgen::units::{Rate, parse_bytes, parse_duration};
 /// from 32 producers into a consumer that spends 200us per batch, 10ms
 /// interval, 32KiB batches, 64MiB buffered, reject policy.
 #[derive(Debug, Parser)]
-#[command(name = "soak", version, about, long_about = None)]
+#[command(name = "soak", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    /// Something other than a run.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// The scenario to run.
     #[command(flatten)]
     pub scenario: ScenarioArgs,
@@ -31,6 +35,55 @@ pub struct Cli {
     /// No progress lines, only the summary.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Show the live dashboard (default when stdout is a terminal).
+    #[arg(long, conflicts_with = "no_tui")]
+    pub tui: bool,
+
+    /// Print progress lines instead of the dashboard.
+    #[arg(long)]
+    pub no_tui: bool,
+
+    /// Dashboard frames per second at most.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub fps: u32,
+}
+
+/// Work on recorded runs.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Render report.html again from a run's record.
+    Report {
+        /// The run directory (default: target/soak/latest).
+        run_dir: Option<PathBuf>,
+    },
+    /// Compare two runs side by side: writes compare.html with a verdict per metric.
+    Compare {
+        /// The run to compare against.
+        base: PathBuf,
+        /// The run being judged.
+        candidate: PathBuf,
+        /// How much worse a metric may get before it counts as regressed, e.g. 5%.
+        #[arg(long, default_value = "5%", value_parser = percent)]
+        threshold: f64,
+        /// Compare even if the scenarios differ.
+        #[arg(long)]
+        force: bool,
+        /// Exit 1 when any metric regressed beyond the threshold.
+        #[arg(long)]
+        fail_on_regression: bool,
+        /// Where to write the comparison (default: compare.html in the candidate's run directory).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Watch a run started elsewhere, read-only, by following its samples.jsonl.
+    Watch {
+        /// The run directory (default: target/soak/latest).
+        run_dir: Option<PathBuf>,
+        /// Frames per second at most.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=60))]
+        fps: u32,
+    },
 }
 
 /// A named starting point for the scenario.
@@ -145,6 +198,14 @@ pub struct ScenarioArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit(pub Option<u64>);
 
+fn percent(s: &str) -> Result<f64, String> {
+    let number = s.trim().trim_end_matches('%');
+    match number.parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        _ => Err(format!("`{s}` is not a percentage (e.g. 5%)")),
+    }
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
 }
@@ -231,6 +292,41 @@ mod tests {
         let err = Cli::try_parse_from(["soak", "--max-buffered-bytes", "lots"]).unwrap_err();
         assert!(err.to_string().contains("--max-buffered-bytes"), "{err}");
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn subcommands_parse_and_exclude_run_flags() {
+        let cli = Cli::try_parse_from([
+            "soak",
+            "compare",
+            "a",
+            "b",
+            "--threshold",
+            "2.5%",
+            "--fail-on-regression",
+        ])
+        .expect("parses");
+        match cli.command {
+            Some(Command::Compare {
+                threshold,
+                fail_on_regression,
+                force,
+                ..
+            }) => {
+                assert_eq!((threshold, fail_on_regression, force), (2.5, true, false));
+            }
+            other => panic!("expected compare, got {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["soak", "--duration", "5s", "report"]).is_err());
+        let cli = Cli::try_parse_from(["soak", "watch"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Watch {
+                run_dir: None,
+                fps: 10
+            })
+        ));
+        assert!(Cli::try_parse_from(["soak", "compare", "a", "b", "--threshold", "lots"]).is_err());
     }
 
     #[test]

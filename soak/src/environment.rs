@@ -6,7 +6,11 @@ use sysinfo::System;
 /// Describes this machine and build. `cpus_constrained` is the `--cpus` limit,
 /// if the run was pinned to fewer cores.
 pub fn collect(cpus_constrained: Option<u32>) -> Environment {
-    let sys = System::new().ok();
+    let sys = System::new().ok().map(|mut s| {
+        s.refresh_memory();
+        s.refresh_cpu_all();
+        s
+    });
     let cpu_model = sys
         .as_ref()
         .and_then(|s| s.cpus().first().map(|c| c.brand().trim().to_string()))
@@ -65,6 +69,8 @@ mod tests {
         let env = collect(Some(1));
         assert_eq!(env.arch, std::env::consts::ARCH);
         assert!(env.cpu_count >= 1);
+        assert!(env.total_memory_bytes > 0, "{env:?}");
+        assert_ne!(env.cpu_model, "unknown", "{env:?}");
         assert!(env.page_size_bytes >= 4096 && env.page_size_bytes.is_power_of_two());
         assert_eq!(env.cpus_constrained, Some(1));
         assert!(env.rustc.starts_with("rustc"), "{}", env.rustc);

@@ -1,0 +1,73 @@
+//! The crate's errors: one enum per operation, each naming the file (and line) concerned.
+
+use std::path::PathBuf;
+
+use runlog::RunlogError;
+
+use crate::compare::ConfigDifference;
+
+/// Why a run report could not be rendered.
+///
+/// A missing `results.json` or `latency.hlog` and a cut last line of `samples.jsonl` are not
+/// errors: the report still renders, with a warning (see [`Warning`](crate::Warning)).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// A run-record file could not be read or did not parse; the message names the file
+    /// and, for JSON, the 1-based line (`run/samples.jsonl:17: expected value`).
+    #[error(transparent)]
+    Record(#[from] RunlogError),
+    /// The directory holds neither `results.json` nor `samples.jsonl`.
+    #[error("{}: not a run record (no results.json and no samples.jsonl)", dir.display())]
+    NotARun {
+        /// The directory that was searched.
+        dir: PathBuf,
+    },
+    /// The report could not be written.
+    #[error("{}: cannot write the report: {source}", path.display())]
+    Write {
+        /// The file that was being written.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why two runs could not be compared.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompareError {
+    /// One of the two run records could not be read (the message names the file).
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// The two runs' scenarios differ and [`CompareOptions::force`](crate::CompareOptions)
+    /// was not set. The message lists every differing `config` key with both values.
+    #[error(
+        "runs are not comparable: their scenarios differ in {}; use force to compare anyway",
+        crate::compare::describe_differences(differences)
+    )]
+    Incomparable {
+        /// The differing `config` keys, in key order.
+        differences: Vec<ConfigDifference>,
+    },
+    /// The threshold is negative or not a number.
+    #[error("threshold_pct = {0} is not a percentage >= 0")]
+    BadThreshold(f64),
+}
+
+impl CompareError {
+    /// The differing `config` keys when the runs were [`CompareError::Incomparable`].
+    ///
+    /// ```
+    /// let err = reports::CompareError::BadThreshold(-1.0);
+    /// assert!(err.differences().is_empty());
+    /// ```
+    #[must_use]
+    pub fn differences(&self) -> &[ConfigDifference] {
+        match self {
+            Self::Incomparable { differences } => differences,
+            _ => &[],
+        }
+    }
+}

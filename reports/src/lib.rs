@@ -1,0 +1,113 @@
+//! Metronome reports: a soak run record as one self-contained HTML file, and the
+//! comparison of two runs.
+//!
+//! A run directory (`target/soak/<run-id>/`) holds `results.json`, `samples.jsonl` and
+//! `latency.hlog` (see the `runlog` crate). This crate reads them and writes:
+//!
+//! | call | writes | for |
+//! | --- | --- | --- |
+//! | [`render_run`] | `<run>/report.html` | the end of every run, `cargo soak report [RUN_DIR]` |
+//! | [`compare`] | `<candidate>/compare.html` (or [`CompareOptions::output`]) | `cargo soak compare BASE CANDIDATE` |
+//!
+//! The pages are self-contained: inline CSS and inline SVG charts drawn with plotters, no
+//! scripts, no fonts, no links; they open offline. Time series are pooled (min/max per
+//! bucket, so spikes survive) to a fixed number of points, so a one-hour run's report stays
+//! well under 3 MB.
+//!
+//! # Rendering a run
+//!
+//! ```
+//! use runlog::{Event, EventKind, RunResults, Sample, SamplesLog};
+//! use reports::{RunRecord, render_html};
+//!
+//! // Usually: RunRecord::load(dir)? or reports::render_run(dir)? in one step.
+//! let samples = (1..=10)
+//!     .map(|i| Sample { t_s: f64::from(i), delivered_per_sec: 1000.0, phase: "run".into(), ..Default::default() })
+//!     .collect();
+//! let record = RunRecord {
+//!     run_id: "demo".into(),
+//!     results: Some(RunResults { run_id: "demo".into(), ..Default::default() }),
+//!     samples: SamplesLog {
+//!         samples,
+//!         events: vec![Event::new(0.0, EventKind::Phase { name: "run".into() })],
+//!         truncated: None,
+//!     },
+//!     ..Default::default()
+//! };
+//! let html = render_html(&record);
+//! assert!(html.contains("<svg id=\"chart-throughput\""));
+//! assert!(!html.contains("<script"));
+//! ```
+//!
+//! A record with problems still renders when it can: a cut last line of `samples.jsonl`
+//! (a killed run), a missing `results.json` (figures then come from the samples) or a
+//! missing `latency.hlog` become [`Warning`]s, shown in a banner at the top of the page and
+//! returned in [`RenderedReport::warnings`]. A corrupt `results.json` or a bad line inside
+//! `samples.jsonl` is a [`ReportError`] naming the file and line.
+//!
+//! # Comparing two runs
+//!
+//! ```no_run
+//! use reports::{CompareError, CompareOptions, compare};
+//!
+//! let opts = CompareOptions { threshold_pct: 5.0, force: false, output: None };
+//! match compare("runs/base".as_ref(), "runs/candidate".as_ref(), &opts) {
+//!     Ok(c) => {
+//!         for m in &c.metrics {
+//!             println!("{:<20} {:>10}", m.label, m.verdict);
+//!         }
+//!         if c.regressed() {
+//!             std::process::exit(1); // --fail-on-regression
+//!         }
+//!     }
+//!     Err(e @ CompareError::Incomparable { .. }) => eprintln!("{e}"), // names the differing keys
+//!     Err(e) => eprintln!("{e}"),
+//! }
+//! ```
+//!
+//! Runs are comparable when their `config` is equal apart from [`IGNORED_CONFIG_KEYS`]
+//! (`seed`, `preset`); otherwise [`compare`] refuses with [`CompareError::Incomparable`]
+//! unless [`CompareOptions::force`] is set. Each metric gets a direction-aware
+//! [`Verdict`]: higher throughput is better; lower heap, RSS, latency and drain time are.
+
+#![forbid(unsafe_code)]
+
+mod charts;
+mod compare;
+mod compare_page;
+mod downsample;
+mod error;
+mod figures;
+mod format;
+mod html;
+mod page;
+mod record;
+mod report;
+mod stats;
+mod tables;
+
+pub use compare::{
+    COMPARE_FILE, CompareOptions, Comparison, ConfigDifference, Direction, IGNORED_CONFIG_KEYS,
+    MetricComparison, Unit, Verdict, compare,
+};
+pub use error::{CompareError, ReportError};
+pub use figures::KeyFigures;
+pub use html::escape_html;
+pub use record::{RunRecord, Warning};
+pub use report::{REPORT_FILE, RenderedReport, render_html, render_run, render_run_to};
+pub use stats::Fit;
+
+/// The comparison page of two records, as [`compare`] writes it.
+///
+/// ```
+/// use reports::{CompareOptions, Comparison, RunRecord};
+/// let record = RunRecord { results: Some(Default::default()), ..Default::default() };
+/// let c = Comparison::evaluate(&record, &record, &CompareOptions::default())?;
+/// let html = reports::compare_html(&record, &record, &c);
+/// assert!(html.contains("id=\"cmp-delivered\""));
+/// # Ok::<(), reports::CompareError>(())
+/// ```
+#[must_use]
+pub fn compare_html(base: &RunRecord, candidate: &RunRecord, comparison: &Comparison) -> String {
+    compare_page::render(base, candidate, comparison)
+}
