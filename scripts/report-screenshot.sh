@@ -18,7 +18,7 @@ run_dir=$(cd "$1" && pwd)
 out=${2:-$run_dir/report.png}
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 
-cargo run --quiet -p reports --example render -- "$run_dir"
+cargo soak report "$run_dir" >/dev/null
 
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [[ -z "$browser" ]]; then

@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 use runlog::Status;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
 use crate::progress::{Progress, summary};
+use crate::records;
 use crate::run::{RunError, RunOptions, run};
 use crate::scenario;
 
@@ -18,6 +19,33 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// Runs what the command line asks for and returns the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
+    match &cli.command {
+        None => soak(cli),
+        Some(Command::Report { run_dir }) => records::report(run_dir.as_deref()),
+        Some(Command::Compare {
+            base,
+            candidate,
+            threshold,
+            force,
+            fail_on_regression,
+            output,
+        }) => records::compare(&records::CompareArgs {
+            base: base.clone(),
+            candidate: candidate.clone(),
+            threshold_pct: *threshold,
+            force: *force,
+            fail_on_regression: *fail_on_regression,
+            output: output.clone(),
+        }),
+        Some(Command::Watch { .. }) => {
+            eprintln!("soak watch: the dashboard is not part of this build yet");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// A soak run: resolve the scenario, run it, write its report, summarize.
+fn soak(cli: Cli) -> ExitCode {
     let config = match scenario::resolve(&cli.scenario) {
         Ok(config) => config,
         Err(err) => {
@@ -40,6 +68,10 @@ pub fn main(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_FAIL);
         }
     };
+    match records::write_report(outcome.dir.path()) {
+        Ok(path) => eprintln!("soak: report {}", path.display()),
+        Err(err) => eprintln!("soak: warning: no report: {err}"),
+    }
     let text = summary(&outcome.results, &outcome.dir);
     if cli.json {
         eprintln!("{text}");

@@ -32,6 +32,7 @@ pub mod harness;
 pub mod human;
 pub mod memory;
 pub mod progress;
+pub mod records;
 pub mod run;
 pub mod sampler;
 pub mod scenario;

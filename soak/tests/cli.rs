@@ -147,3 +147,111 @@ fn an_unwritable_out_dir_fails_before_the_run() {
     );
     assert!(!Path::new(&file).join("latest").exists());
 }
+
+#[test]
+fn every_run_leaves_a_report_and_runs_compare() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().to_str().expect("utf-8 path");
+    let mut runs = Vec::new();
+    for producers in ["2", "2", "3"] {
+        let out = soak(&[
+            "--duration",
+            "600ms",
+            "--producers",
+            producers,
+            "--sample-every",
+            "200ms",
+            "-q",
+            "--out",
+            out_dir,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let run = runlog::RunDir::resolve_latest(dir.path()).expect("latest");
+        let html = std::fs::read_to_string(run.report_path()).expect("report.html after the run");
+        assert!(
+            html.contains("<svg") && html.contains(&run.run_id()),
+            "a report of this run"
+        );
+        runs.push(run.path().to_path_buf());
+    }
+    let path = |p: &Path| p.to_str().expect("utf-8").to_string();
+
+    std::fs::remove_file(runlog::RunDir::open(&runs[0]).expect("open").report_path())
+        .expect("remove");
+    let out = soak(&["report", &path(&runs[0])]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        runlog::RunDir::open(&runs[0])
+            .expect("open")
+            .report_path()
+            .exists(),
+        "report renders again"
+    );
+
+    let out = soak(&[
+        "compare",
+        &path(&runs[0]),
+        &path(&runs[1]),
+        "--threshold",
+        "1000%",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(runs[1].join("compare.html").exists());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("avg_delivered_per_sec"));
+
+    let out = soak(&["compare", &path(&runs[0]), &path(&runs[2])]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "different scenarios are refused"
+    );
+    assert!(stderr(&out).contains("producers"), "{}", stderr(&out));
+    let out = soak(&[
+        "compare",
+        &path(&runs[0]),
+        &path(&runs[2]),
+        "--force",
+        "--threshold",
+        "1000%",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let out = soak(&["report", "/nonexistent/run"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn compare_fails_on_a_regression_when_asked() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/tests/fixtures");
+    let (base, regressed) = (fixtures.join("basic"), fixtures.join("regressed"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = dir.path().join("compare.html");
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "compare".to_string(),
+            base.to_str().expect("utf-8").to_string(),
+            regressed.to_str().expect("utf-8").to_string(),
+            "--output".to_string(),
+            page.to_str().expect("utf-8").to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let run = |a: Vec<String>| {
+        Command::new(env!("CARGO_BIN_EXE_soak"))
+            .args(a)
+            .output()
+            .expect("runs")
+    };
+    let out = run(args(&[]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "without --fail-on-regression: {}",
+        stderr(&out)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Regressed"));
+    let out = run(args(&["--fail-on-regression"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(page.exists());
+}

@@ -1,0 +1,112 @@
+//! The subcommands that work on recorded runs: `report` and `compare`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use reports::{CompareError, CompareOptions, Verdict};
+use runlog::RunDir;
+
+use crate::app::{EXIT_FAIL, EXIT_PASS, EXIT_USAGE};
+
+/// The run directory named, or the newest under `target/soak`.
+fn resolve(run_dir: Option<&Path>) -> Result<PathBuf, String> {
+    let found = match run_dir {
+        Some(dir) => RunDir::open(dir),
+        None => RunDir::resolve_latest(Path::new("target/soak")),
+    };
+    found
+        .map(|dir| dir.path().to_path_buf())
+        .map_err(|e| e.to_string())
+}
+
+/// Writes `report.html` for a run; warnings about a damaged record go to
+/// stderr. Used at the end of every run and by `soak report`.
+///
+/// # Errors
+///
+/// The report's error, as text naming the file.
+pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
+    let rendered = reports::render_run(dir).map_err(|e| e.to_string())?;
+    for warning in &rendered.warnings {
+        eprintln!("soak: warning: {warning}");
+    }
+    Ok(rendered.path)
+}
+
+/// `soak report [RUN_DIR]`.
+pub fn report(run_dir: Option<&Path>) -> ExitCode {
+    let written = resolve(run_dir).and_then(|dir| write_report(&dir));
+    match written {
+        Ok(path) => {
+            println!("{}", path.display());
+            ExitCode::from(EXIT_PASS)
+        }
+        Err(err) => {
+            eprintln!("soak report: {err}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// What `soak compare` was asked.
+#[derive(Debug, Clone)]
+pub struct CompareArgs {
+    /// The run compared against.
+    pub base: PathBuf,
+    /// The run judged.
+    pub candidate: PathBuf,
+    /// Percent a metric may worsen before it counts as regressed.
+    pub threshold_pct: f64,
+    /// Compare different scenarios anyway.
+    pub force: bool,
+    /// Exit 1 when anything regressed.
+    pub fail_on_regression: bool,
+    /// Where compare.html goes.
+    pub output: Option<PathBuf>,
+}
+
+/// `soak compare BASE CANDIDATE`: one line per metric, the page's path, and
+/// exit 1 on a regression when asked.
+pub fn compare(args: &CompareArgs) -> ExitCode {
+    let options = CompareOptions {
+        threshold_pct: args.threshold_pct,
+        force: args.force,
+        output: args.output.clone(),
+    };
+    let comparison = match reports::compare(&args.base, &args.candidate, &options) {
+        Ok(c) => c,
+        Err(err @ CompareError::Incomparable { .. }) => {
+            eprintln!("soak compare: {err} (use --force to compare anyway)");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(err) => {
+            eprintln!("soak compare: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    for m in &comparison.metrics {
+        let show = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
+        let change = m
+            .change_pct
+            .map_or_else(|| "-".to_string(), |c| format!("{c:+.2}%"));
+        println!(
+            "{:<24} base {:>14}  candidate {:>14}  change {:>9}  {:?}",
+            m.key,
+            show(m.base),
+            show(m.candidate),
+            change,
+            m.verdict
+        );
+    }
+    if let Some(path) = &comparison.path {
+        println!("{}", path.display());
+    }
+    if args.fail_on_regression && comparison.overall() == Verdict::Regressed {
+        eprintln!(
+            "soak compare: regressed beyond {}%",
+            comparison.threshold_pct
+        );
+        return ExitCode::from(EXIT_FAIL);
+    }
+    ExitCode::from(EXIT_PASS)
+}
