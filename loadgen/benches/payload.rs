@@ -22,6 +22,8 @@ const SHAPES: [&str; 5] = [
 
 fn generation(c: &mut Criterion) {
     let mut group = c.benchmark_group("payload");
+    group.sample_size(10);
+    group.measurement_time(std::time::Duration::from_secs(2));
     group.throughput(Throughput::Elements(1));
     for shape in SHAPES {
         let spec: PayloadSpec = shape.parse().expect("valid spec");
@@ -41,6 +43,8 @@ fn generation(c: &mut Criterion) {
 
 fn whole_event(c: &mut Criterion) {
     let mut group = c.benchmark_group("event");
+    group.sample_size(10);
+    group.measurement_time(std::time::Duration::from_secs(2));
     group.throughput(Throughput::Elements(1));
     let source = PayloadSource::load(&PayloadSpec::Telemetry).expect("telemetry");
     let mut generator = source.generator(42, 0);
