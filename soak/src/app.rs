@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use runlog::Status;
 
 use crate::cli::{Cli, Command};
+use crate::live;
 use crate::progress::{Progress, summary};
 use crate::records;
-use crate::run::{RunError, RunOptions, run};
+use crate::run::{RunError, RunOptions, prepare};
 use crate::scenario;
 
 /// Exit code for a run whose assessment passed or warned.
@@ -37,10 +38,7 @@ pub fn main(cli: Cli) -> ExitCode {
             fail_on_regression: *fail_on_regression,
             output: output.clone(),
         }),
-        Some(Command::Watch { .. }) => {
-            eprintln!("soak watch: the dashboard is not part of this build yet");
-            ExitCode::from(EXIT_USAGE)
-        }
+        Some(Command::Watch { run_dir, fps }) => live::watch(run_dir.as_deref(), *fps),
     }
 }
 
@@ -53,11 +51,17 @@ fn soak(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let mut progress = Progress::new(cli.quiet);
     let options = RunOptions {
         out: cli.out.clone(),
     };
-    let outcome = match run(&config, &options, &mut progress, None) {
+    let outcome = prepare(&config, &options).and_then(|prepared| {
+        if live::wanted(cli.tui, cli.no_tui, cli.json) {
+            live::run_with_dashboard(prepared, cli.fps)
+        } else {
+            prepared.run(&mut Progress::new(cli.quiet), None)
+        }
+    });
+    let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err @ RunError::Input(_)) => {
             eprintln!("soak: {err}");

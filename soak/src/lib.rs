@@ -30,6 +30,7 @@ pub mod cli;
 pub mod environment;
 pub mod harness;
 pub mod human;
+pub mod live;
 pub mod memory;
 pub mod progress;
 pub mod records;

@@ -335,7 +335,7 @@ fn wait_for_tick(
             }
         };
         let at_s = sampler.elapsed_s();
-        match harness.apply(&control, "control") {
+        match harness.apply(&control, "dashboard") {
             Applied::Stop => {
                 record.event(
                     at_s,

@@ -1,0 +1,27 @@
+//! What can make the dashboard give up.
+
+use std::io;
+
+/// A failure of [`run`](crate::run): the terminal could not be driven.
+///
+/// Problems with the followed file (a line that does not parse, a read error) and refused
+/// commands are not errors: the dashboard shows them in its event log and keeps going.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DashboardError {
+    /// A terminal operation failed (raw mode, alternate screen, drawing, reading input).
+    #[error("terminal: cannot {action}: {source}")]
+    Terminal {
+        /// What the dashboard was doing, e.g. `"enter raw mode"`.
+        action: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl DashboardError {
+    pub(crate) fn terminal(action: &'static str) -> impl FnOnce(io::Error) -> Self {
+        move |source| Self::Terminal { action, source }
+    }
+}

@@ -1,0 +1,124 @@
+//! Human-readable numbers for the panels: bytes, rates, durations, limits.
+
+use runlog::{Knob, Limits};
+
+/// `512 B`, `12.3 KiB`, `64.0 MiB`.
+pub(crate) fn bytes(value: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if value < 1024 {
+        return format!("{value} B");
+    }
+    let mut scaled = value as f64 / 1024.0;
+    let mut unit = 0;
+    while scaled >= 1024.0 && unit + 1 < UNITS.len() {
+        scaled /= 1024.0;
+        unit += 1;
+    }
+    format!("{scaled:.1} {}", UNITS[unit])
+}
+
+/// `950`, `12.3k`, `1.23M`, `2.00G`.
+pub(crate) fn count(value: f64) -> String {
+    let v = value.max(0.0);
+    if v < 1e3 {
+        format!("{v:.0}")
+    } else if v < 1e6 {
+        format!("{:.1}k", v / 1e3)
+    } else if v < 1e9 {
+        format!("{:.2}M", v / 1e6)
+    } else {
+        format!("{:.2}G", v / 1e9)
+    }
+}
+
+/// `1.23M/s`.
+pub(crate) fn rate(per_sec: f64) -> String {
+    format!("{}/s", count(per_sec))
+}
+
+/// `850 us`, `10 ms`, `12.5 ms`, `1.50 s`.
+pub(crate) fn micros(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us} us")
+    } else if us < 1_000_000 {
+        if us % 1_000 == 0 {
+            format!("{} ms", us / 1_000)
+        } else {
+            format!("{:.1} ms", us as f64 / 1e3)
+        }
+    } else {
+        format!("{:.2} s", us as f64 / 1e6)
+    }
+}
+
+/// `12.3 s`, `4m05s`.
+pub(crate) fn seconds(s: f64) -> String {
+    let s = s.max(0.0);
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else {
+        let whole = s as u64;
+        format!("{}m{:02}s", whole / 60, whole % 60)
+    }
+}
+
+/// A knob's value with its unit; `None` reads `unlimited` (`off` for the batch trigger).
+pub(crate) fn knob_value(knob: Knob, value: Option<u64>) -> String {
+    match (knob, value) {
+        (Knob::MaxBatchBytes, None) => "off".to_owned(),
+        (_, None) => "unlimited".to_owned(),
+        (Knob::Interval | Knob::ConsumerDelay, Some(us)) => micros(us),
+        (Knob::MaxBatchBytes | Knob::MaxBufferedBytes, Some(b)) => bytes(b),
+        (Knob::Rate, Some(r)) => format!("{r}/s"),
+    }
+}
+
+/// The value of `knob` in `limits`.
+pub(crate) fn knob_of(limits: &Limits, knob: Knob) -> Option<u64> {
+    match knob {
+        Knob::Interval => Some(limits.interval_us),
+        Knob::MaxBatchBytes => limits.max_batch_bytes,
+        Knob::MaxBufferedBytes => Some(limits.max_buffered_bytes),
+        Knob::Rate => limits.rate_per_sec,
+        Knob::ConsumerDelay => Some(limits.consumer_delay_us),
+    }
+}
+
+/// A reconfigure event's value text (`"10000"`, `"unlimited"`) shown with its unit, when
+/// `knob_name` is a [`Knob::name`]; other text is shown as it is.
+pub(crate) fn event_value(knob_name: &str, text: &str) -> String {
+    let Some(knob) = Knob::ALL.into_iter().find(|k| k.name() == knob_name) else {
+        return text.to_owned();
+    };
+    match text.parse::<u64>() {
+        Ok(v) => knob_value(knob, Some(v)),
+        Err(_) => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_read_well() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(64 << 20), "64.0 MiB");
+        assert_eq!(bytes(12_897_485), "12.3 MiB");
+        assert_eq!(rate(1_234_567.0), "1.23M/s");
+        assert_eq!(count(12_345.0), "12.3k");
+        assert_eq!(micros(850), "850 us");
+        assert_eq!(micros(10_000), "10 ms");
+        assert_eq!(micros(12_500), "12.5 ms");
+        assert_eq!(micros(1_500_000), "1.50 s");
+        assert_eq!(seconds(245.0), "4m05s");
+    }
+
+    #[test]
+    fn event_values_get_units() {
+        assert_eq!(event_value("interval_us", "5000"), "5 ms");
+        assert_eq!(event_value("max_batch_bytes", "unlimited"), "unlimited");
+        assert_eq!(event_value("rate_per_sec", "1000"), "1000/s");
+        assert_eq!(event_value("producers", "paused"), "paused");
+    }
+}

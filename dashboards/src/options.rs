@@ -1,0 +1,102 @@
+//! What the caller tells the dashboard, and what it hands back.
+
+use std::path::PathBuf;
+use std::sync::mpsc::SyncSender;
+
+use runlog::{Control, Limits, Policy, ScenarioConfig};
+
+/// Frames per second when not told otherwise.
+pub const DEFAULT_FPS: u32 = 10;
+
+/// How to run the dashboard.
+///
+/// ```
+/// use dashboards::DashboardOptions;
+/// let options = DashboardOptions::new("target/soak/latest/samples.jsonl")
+///     .with_scenario(runlog::ScenarioConfig::default());
+/// assert_eq!(options.fps, 10);
+/// assert_eq!(options.duration_s, Some(60.0));
+/// assert!(options.controls.is_none()); // read-only until a sender is given
+/// ```
+#[derive(Debug, Clone)]
+pub struct DashboardOptions {
+    /// The run's `samples.jsonl`, followed from its start. Tuned scenarios (`s`) are saved
+    /// in its directory.
+    pub samples_path: PathBuf,
+    /// Where commands go, for a run this process drives; `None` watches read-only (a run
+    /// started elsewhere).
+    pub controls: Option<SyncSender<Control>>,
+    /// Most frames drawn per second (clamped to 1..=60); default [`DEFAULT_FPS`].
+    pub fps: u32,
+    /// The scenario line of the header, e.g. `telemetry, 32 producers, reject`.
+    pub title: String,
+    /// Planned run length, for the progress gauge; `None` shows elapsed time only.
+    pub duration_s: Option<f64>,
+    /// The values `r` restores; `None` takes the scenario's, else the first sample's.
+    pub starting_limits: Option<Limits>,
+    /// The scenario that `s` saves with the live limits merged in; `None` merges them into
+    /// [`ScenarioConfig::default`].
+    pub scenario: Option<ScenarioConfig>,
+}
+
+impl DashboardOptions {
+    /// Read-only options for `samples_path`, at [`DEFAULT_FPS`], with no scenario.
+    #[must_use]
+    pub fn new(samples_path: impl Into<PathBuf>) -> Self {
+        Self {
+            samples_path: samples_path.into(),
+            controls: None,
+            fps: DEFAULT_FPS,
+            title: String::new(),
+            duration_s: None,
+            starting_limits: None,
+            scenario: None,
+        }
+    }
+
+    /// Sets `scenario`, `duration_s`, `starting_limits` from `config`, and a `title`
+    /// (payload, producers, policy) when none is set.
+    #[must_use]
+    pub fn with_scenario(mut self, config: ScenarioConfig) -> Self {
+        if self.title.is_empty() {
+            let preset = config
+                .preset
+                .as_ref()
+                .map_or_else(String::new, |p| format!("{p}: "));
+            let policy = match config.policy {
+                Policy::Reject => "reject",
+                Policy::Block => "block",
+                Policy::DropOldest => "drop-oldest",
+            };
+            self.title = format!(
+                "{preset}{} payloads, {} producers, {policy} policy",
+                config.payload, config.producers
+            );
+        }
+        self.duration_s = Some(config.duration_s);
+        self.starting_limits = Some(Limits::from_config(&config));
+        self.scenario = Some(config);
+        self
+    }
+
+    /// Sends commands to `controls`: the interactive mode.
+    #[must_use]
+    pub fn with_controls(mut self, controls: SyncSender<Control>) -> Self {
+        self.controls = Some(controls);
+        self
+    }
+}
+
+/// How the dashboard ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The run finished on its own (its `drain` sample arrived), shown for a moment.
+    RunEnded,
+    /// The user quit; [`Control::Stop`] was sent and the run's `drain` sample arrived.
+    Stopped,
+    /// The user quit and [`Control::Stop`] was sent (or could not be), but the `drain`
+    /// sample did not arrive within the grace period, or the user quit a second time.
+    StopUnconfirmed,
+    /// The user quit a read-only dashboard; the watched run goes on.
+    Detached,
+}
