@@ -86,7 +86,14 @@ pub fn render_html(record: &RunRecord) -> String {
                 r.started_at,
                 format::seconds(r.duration_s)
             ),
-            format!("Scenario: {}", page::scenario_line(&r.config)),
+            match r.environment.cpus_constrained {
+                Some(cpus) => format!(
+                    "Scenario: {} · constrained to {cpus} of {} CPUs (--cpus: an approximation of a smaller machine)",
+                    page::scenario_line(&r.config),
+                    r.environment.cpu_count
+                ),
+                None => format!("Scenario: {}", page::scenario_line(&r.config)),
+            },
         ),
         None => (
             format!("{} of samples", format::seconds(figures.duration_s)),

@@ -189,6 +189,10 @@ pub struct ScenarioArgs {
     /// Deadline for draining at the end.
     #[arg(long, value_parser = duration)]
     pub drain_timeout: Option<Duration>,
+    /// Pin the run to N cores, to rehearse a smaller machine (an approximation:
+    /// the same number of cores, not the same cores, caches or memory).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
     /// Do not record enqueue-to-delivery latency (to measure the recording's cost).
     #[arg(long)]
     pub no_latency: bool,

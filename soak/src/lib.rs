@@ -24,6 +24,7 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+pub mod affinity;
 pub mod app;
 pub mod assess;
 pub mod cli;

@@ -114,6 +114,16 @@ pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
         events: Vec::new(),
         dir,
     };
+    if let Some(cpus) = config.cpus {
+        let available = crate::affinity::allowed_cores()
+            .map_err(|e| RunError::Input(e.to_string()))?
+            .len();
+        if cpus as usize > available {
+            return Err(RunError::Input(format!(
+                "--cpus {cpus} is out of range (allowed: 1..={available} on this machine)"
+            )));
+        }
+    }
     let latency: Option<SyncHistogram<u64>> =
         config.record_latency.then(|| latency_histogram().into());
     if latency.is_some() {
@@ -179,6 +189,11 @@ impl Prepared {
         let mean_payload = payload.mean_size_hint();
         let started_at = runlog::now_rfc3339();
         let environment = environment::collect(config.cpus);
+        if let Some(cpus) = config.cpus {
+            // Every thread the run starts from here inherits the mask.
+            crate::affinity::pin_current_thread(cpus)
+                .map_err(|e| RunError::Input(e.to_string()))?;
+        }
         let start = Instant::now();
         let clock = Clock::starting_at(start);
         let consumer_control = Arc::new(ConsumerControl::new(consumer_sim(config)));

@@ -111,6 +111,9 @@ fn apply_flags(mut c: ScenarioConfig, a: &ScenarioArgs) -> ScenarioConfig {
     if let Some(d) = a.drain_timeout {
         c.drain_timeout_ms = millis(d);
     }
+    if let Some(n) = a.cpus {
+        c.cpus = Some(n);
+    }
     if a.no_latency {
         c.record_latency = false;
     }

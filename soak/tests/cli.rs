@@ -255,3 +255,35 @@ fn compare_fails_on_a_regression_when_asked() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(page.exists());
 }
+
+#[test]
+fn cpus_pins_the_run_and_is_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().to_str().expect("utf-8 path");
+    let out = soak(&[
+        "--duration",
+        "500ms",
+        "--producers",
+        "2",
+        "--cpus",
+        "1",
+        "-q",
+        "--out",
+        out_dir,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run = runlog::RunDir::resolve_latest(dir.path()).expect("latest");
+    let r = runlog::read_results(&run.results_path()).expect("results");
+    assert_eq!(
+        (r.config.cpus, r.environment.cpus_constrained),
+        (Some(1), Some(1))
+    );
+
+    let out = soak(&["--cpus", "100000", "--duration", "1s", "--out", out_dir]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--cpus 100000 is out of range"),
+        "{}",
+        stderr(&out)
+    );
+}
