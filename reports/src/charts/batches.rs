@@ -22,17 +22,14 @@ pub(crate) fn size_chart(timeline: &Timeline<'_>) -> String {
     if !target.is_empty() {
         lines.push(Line::dashed("max_batch_bytes target", palette::RED, target));
     }
-    TimeChart {
-        id: "chart-batch-size",
-        title: "Batch size".into(),
-        y_desc: "mean batch",
-        scale: Scale::bytes(max),
+    TimeChart::over(
+        timeline,
+        "chart-batch-size",
+        "Batch size",
+        "mean batch",
+        Scale::bytes(max),
         lines,
-        markers: &timeline.markers,
-        x_max: timeline.x_max,
-        y_cap: None,
-        note: None,
-    }
+    )
     .render()
 }
 

@@ -20,16 +20,13 @@ pub(crate) fn chart(timeline: &Timeline<'_>, cores: Option<u32>) -> String {
             ));
         }
     }
-    TimeChart {
-        id: "chart-cpu",
-        title: "CPU".into(),
-        y_desc: "CPU",
-        scale: Scale::plain("% of one core"),
+    TimeChart::over(
+        timeline,
+        "chart-cpu",
+        "CPU",
+        "CPU",
+        Scale::plain("% of one core"),
         lines,
-        markers: &timeline.markers,
-        x_max: timeline.x_max,
-        y_cap: None,
-        note: None,
-    }
+    )
     .render()
 }

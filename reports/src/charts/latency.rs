@@ -28,17 +28,14 @@ pub(crate) fn over_time_chart(timeline: &Timeline<'_>) -> String {
         .map(|s| s.latency_us.max)
         .max()
         .unwrap_or(0);
-    TimeChart {
-        id: "chart-latency",
-        title: "Latency per interval (enqueue to delivery)".into(),
-        y_desc: "latency",
-        scale: Scale::micros(max as f64),
+    TimeChart::over(
+        timeline,
+        "chart-latency",
+        "Latency per interval (enqueue to delivery)",
+        "latency",
+        Scale::micros(max as f64),
         lines,
-        markers: &timeline.markers,
-        x_max: timeline.x_max,
-        y_cap: None,
-        note: None,
-    }
+    )
     .render()
 }
 

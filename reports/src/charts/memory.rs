@@ -66,16 +66,13 @@ pub(crate) fn heap_chart(timeline: &Timeline<'_>, slope: Option<&Fit>) -> String
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.1))
         .fold(0.0, f64::max);
-    TimeChart {
-        id: "chart-memory",
-        title: "Heap and RSS".into(),
-        y_desc: "memory",
-        scale: Scale::bytes(max),
+    TimeChart::over(
+        timeline,
+        "chart-memory",
+        "Heap and RSS",
+        "memory",
+        Scale::bytes(max),
         lines,
-        markers: &timeline.markers,
-        x_max: timeline.x_max,
-        y_cap: None,
-        note: None,
-    }
+    )
     .render()
 }

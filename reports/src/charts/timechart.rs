@@ -76,7 +76,29 @@ pub(crate) struct TimeChart<'a> {
 /// Room above the plot for marker labels.
 const MARKER_STRIP: i32 = 30;
 
-impl TimeChart<'_> {
+impl<'a> TimeChart<'a> {
+    /// A chart over `timeline` (its markers and x range), with no y cap or note.
+    pub(crate) fn over(
+        timeline: &'a super::Timeline<'_>,
+        id: &'static str,
+        title: impl Into<String>,
+        y_desc: &'static str,
+        scale: Scale,
+        lines: Vec<Line>,
+    ) -> Self {
+        TimeChart {
+            id,
+            title: title.into(),
+            y_desc,
+            scale,
+            lines,
+            markers: &timeline.markers,
+            x_max: timeline.x_max,
+            y_cap: None,
+            note: None,
+        }
+    }
+
     /// The chart as an `<svg>` element.
     pub(crate) fn render(&self) -> String {
         super::svg(self.id, &self.title, |root| self.draw(root))
