@@ -86,14 +86,20 @@ impl<T> Shared<T> {
     /// Refreshes the lock-free copies; call before releasing the lock after
     /// any change to buffered bytes, limits or closure.
     fn publish(&self, st: &State<T>) {
-        self.gauges.ready_batches.store(st.ready_len(), Relaxed);
-        self.gauges
-            .buffered_bytes
-            .store(st.stats.buffered_bytes, Relaxed);
+        self.publish_flow(st);
         self.gauges
             .max_buffered_bytes
             .store(st.limits.max_buffered_bytes, Relaxed);
         self.gauges.closed.store(st.closed, Relaxed);
+    }
+
+    /// Refreshes only what admissions and deliveries change (the hot path;
+    /// limits and closure change elsewhere, which call [`Self::publish`]).
+    fn publish_flow(&self, st: &State<T>) {
+        self.gauges.ready_batches.store(st.ready_len(), Relaxed);
+        self.gauges
+            .buffered_bytes
+            .store(st.stats.buffered_bytes, Relaxed);
     }
 
     fn refuse(&self, room: Room, count: u64) {
@@ -178,7 +184,7 @@ impl<T: Weight> Shared<T> {
     fn append_and_wake(&self, mut st: MutexGuard<'_, State<T>>, item: T, weight: usize) {
         let wake = st.append(item, weight) && st.waiting_receivers > 0;
         let next_producer = st.waiting_for_room > 0 && st.room_for(1) == Room::Fits;
-        self.publish(&st);
+        self.publish_flow(&st);
         drop(st);
         if wake {
             self.batch_ready.notify_one();
@@ -292,7 +298,7 @@ impl<T: Weight> Shared<T> {
             wake |= st.append(item, weight);
         }
         let wake = wake && st.waiting_receivers > 0;
-        self.publish(&st);
+        self.publish_flow(&st);
         drop(st);
         if wake {
             self.batch_ready.notify_one();
@@ -328,7 +334,7 @@ impl<T: Weight> Shared<T> {
         let mut spun = false;
         loop {
             if let Some(sealed) = st.take_ready() {
-                self.publish(&st);
+                self.publish_flow(&st);
                 let wake_producer = st.waiting_for_room > 0;
                 let wake_shutdown = st.stats.buffered_items == 0 && st.waiting_for_drain;
                 self.pass_on(st);
