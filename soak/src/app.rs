@@ -10,6 +10,7 @@ use crate::progress::{Progress, summary};
 use crate::records;
 use crate::run::{RunError, RunOptions, prepare};
 use crate::scenario;
+use crate::tune::{self, TuneError, TuneOptions};
 
 /// Exit code for a run whose assessment passed or warned.
 pub const EXIT_PASS: u8 = 0;
@@ -39,6 +40,43 @@ pub fn main(cli: Cli) -> ExitCode {
             output: output.clone(),
         }),
         Some(Command::Watch { run_dir, fps }) => live::watch(run_dir.as_deref(), *fps),
+        Some(Command::Tune {
+            payload,
+            budget,
+            latency_target,
+            out,
+        }) => {
+            let options = TuneOptions {
+                latency_target: *latency_target,
+                out: out.clone(),
+                runs_out: cli.out.clone(),
+                quiet: cli.quiet,
+                ..TuneOptions::new(payload, *budget)
+            };
+            tune_command(&options)
+        }
+    }
+}
+
+/// `soak tune`: exit 0 with a recommendation, 1 when nothing was healthy.
+fn tune_command(options: &TuneOptions) -> ExitCode {
+    match tune::tune(options) {
+        Ok(report) => {
+            print!("{}", tune::output::render(&report));
+            ExitCode::from(if report.recommendation.is_some() {
+                EXIT_PASS
+            } else {
+                EXIT_FAIL
+            })
+        }
+        Err(err @ TuneError::Input(_)) => {
+            eprintln!("soak tune: {err}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(err) => {
+            eprintln!("soak tune: {err}");
+            ExitCode::from(EXIT_FAIL)
+        }
     }
 }
 

@@ -76,6 +76,21 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Find sane interval and byte limits for this machine and payload; writes tuned.toml.
+    Tune {
+        /// Payload shape (any shape --payload accepts).
+        #[arg(long, default_value = "telemetry")]
+        payload: String,
+        /// Total probing time.
+        #[arg(long, default_value = "60s", value_parser = duration)]
+        budget: Duration,
+        /// p99 enqueue-to-delivery target [default: 2x the probed interval].
+        #[arg(long, value_parser = duration)]
+        latency_target: Option<Duration>,
+        /// Directory for tuned.toml.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
     /// Watch a run started elsewhere, read-only, by following its samples.jsonl.
     Watch {
         /// The run directory (default: target/soak/latest).

@@ -39,3 +39,4 @@ pub mod run;
 pub mod sampler;
 pub mod scenario;
 pub mod subject;
+pub mod tune;

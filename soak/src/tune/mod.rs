@@ -1,0 +1,205 @@
+//! `cargo soak tune`: which interval and byte limits are sane on this
+//! machine, for this payload?
+//!
+//! [`tune`] runs short probes of the live dispatcher (one soak run,
+//! reconfigured between probes: see [`probe`]), searches for the edge (see
+//! [`search`] for the method), recommends limits with one line of reasoning
+//! each ([`mod@recommend`]) and writes `tuned.toml`, which
+//! `cargo soak --config tuned.toml` runs directly.
+//!
+//! ```no_run
+//! use soak::tune::{TuneOptions, output, tune};
+//!
+//! let options = TuneOptions::new("telemetry", std::time::Duration::from_secs(20));
+//! let report = tune(&options)?;
+//! print!("{}", output::render(&report));
+//! # Ok::<(), soak::tune::TuneError>(())
+//! ```
+
+pub mod model;
+pub mod output;
+pub mod probe;
+pub mod recommend;
+pub mod search;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use runlog::ScenarioConfig;
+
+use crate::run::RunError;
+use probe::LiveMachine;
+use recommend::{Recommendation, recommend, write_tuned};
+use search::{Plan, Point, SearchOutcome};
+
+/// Recommendations keep buffered bytes within this fraction of memory.
+pub const MEMORY_FRACTION: u64 = 8;
+/// Probe length bounds: the budget is split into about [`PLANNED_PROBES`].
+const PROBE_S_RANGE: (f64, f64) = (0.3, 5.0);
+/// How many probes a budget is planned for.
+pub const PLANNED_PROBES: f64 = 14.0;
+
+/// What to tune for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TuneOptions {
+    /// Payload shape, as `--payload` accepts.
+    pub payload: String,
+    /// Total probing time.
+    pub budget: Duration,
+    /// p99 enqueue-to-delivery target; `None` is twice the probed interval.
+    pub latency_target: Option<Duration>,
+    /// Where `tuned.toml` is written.
+    pub out: PathBuf,
+    /// Where the probing run's directory is written.
+    pub runs_out: PathBuf,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+impl TuneOptions {
+    /// Defaults: no explicit target, `tuned.toml` in the current directory,
+    /// the probing run under `target/soak`.
+    #[must_use]
+    pub fn new(payload: &str, budget: Duration) -> Self {
+        Self {
+            payload: payload.to_owned(),
+            budget,
+            latency_target: None,
+            out: PathBuf::from("."),
+            runs_out: PathBuf::from("target/soak"),
+            quiet: false,
+        }
+    }
+}
+
+/// Why tuning could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum TuneError {
+    /// Bad input (exit code 2).
+    #[error("{0}")]
+    Input(String),
+    /// The probing run failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// A probe could not be taken.
+    #[error("probe: {0}")]
+    Probe(String),
+    /// The recommended scenario is not valid.
+    #[error(transparent)]
+    Scenario(#[from] runlog::RunlogError),
+    /// `tuned.toml` could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// What tuning found.
+#[derive(Debug, Clone)]
+pub struct TuneReport {
+    /// Every probe, the edge and how the search ended.
+    pub search: SearchOutcome,
+    /// The recommendation; `None` when nothing was healthy.
+    pub recommendation: Option<Recommendation>,
+    /// The written `tuned.toml`, if any.
+    pub tuned_path: Option<PathBuf>,
+    /// The probing run's directory.
+    pub run_dir: PathBuf,
+    /// The buffered-bytes cap applied (a fraction of total memory).
+    pub memory_cap_bytes: u64,
+}
+
+/// The length of each probe for a budget.
+#[must_use]
+pub fn probe_seconds(budget_s: f64) -> f64 {
+    (budget_s / PLANNED_PROBES).clamp(PROBE_S_RANGE.0, PROBE_S_RANGE.1)
+}
+
+/// 1/[`MEMORY_FRACTION`] of total memory (a 512 MiB machine if unknown).
+#[must_use]
+pub fn memory_cap_bytes() -> u64 {
+    let total = sysinfo::System::new().map_or(0, |mut sys| {
+        sys.refresh_memory();
+        sys.total_memory()
+    });
+    let total = match total {
+        0 => 512 << 20,
+        total => total,
+    };
+    total / MEMORY_FRACTION
+}
+
+/// The base scenario of the probing run: the payload, the default
+/// producers and consumer, generous limits, samples fine enough for probes.
+fn probing_config(options: &TuneOptions, probe_s: f64, cap: u64) -> ScenarioConfig {
+    let defaults = ScenarioConfig::default();
+    let sample_ms = (probe_s * 1e3 * 0.6 / 5.0).clamp(20.0, 1000.0) as u64;
+    ScenarioConfig {
+        payload: options.payload.clone(),
+        // Ended by a Stop command; long enough never to end first.
+        duration_s: options.budget.as_secs_f64() * 4.0 + 60.0,
+        sample_every_ms: sample_ms,
+        max_buffered_bytes: defaults.max_buffered_bytes.min(cap),
+        max_batch_bytes: defaults.max_batch_bytes.map(|b| b.min(cap / 4)),
+        record_latency: true,
+        ..defaults
+    }
+}
+
+/// Probes the live dispatcher within `options.budget`, recommends limits
+/// and writes `tuned.toml` into `options.out` (only when something was
+/// healthy: otherwise the report says why and has no recommendation).
+///
+/// # Errors
+/// [`TuneError::Input`] for a bad payload or a budget too small for one
+/// probe; [`TuneError::Run`] / [`TuneError::Probe`] if probing breaks down;
+/// [`TuneError::Scenario`] / [`TuneError::Write`] for `tuned.toml`.
+pub fn tune(options: &TuneOptions) -> Result<TuneReport, TuneError> {
+    let budget_s = options.budget.as_secs_f64();
+    let probe_s = probe_seconds(budget_s);
+    if budget_s < probe_s * 3.0 {
+        return Err(TuneError::Input(format!(
+            "--budget {budget_s:.1} s is too small: at least {:.1} s (three probes)",
+            probe_s * 3.0
+        )));
+    }
+    let cap = memory_cap_bytes();
+    let config = probing_config(options, probe_s, cap);
+    config
+        .validate()
+        .map_err(|e| TuneError::Input(e.to_string()))?;
+    let start = Point {
+        interval_us: config.interval_us,
+        max_batch_bytes: config.max_batch_bytes.unwrap_or(32 << 10),
+        max_buffered_bytes: config.max_buffered_bytes,
+        rate_per_sec: None,
+    };
+    let target_us = options.latency_target.map(|t| t.as_micros() as u64);
+    let plan = Plan::new(budget_s, probe_s, target_us, start);
+    let mut machine = LiveMachine::start(&config, options.runs_out.clone())?;
+    let run_dir = machine.run_dir().to_path_buf();
+    let mut bar = output::ProgressBar::new(budget_s, options.quiet);
+    let outcome = search::search(&mut machine, &plan, &mut |p, spent| bar.update(p, spent));
+    bar.finish();
+    let finished = machine.finish();
+    let outcome = outcome?;
+    finished?;
+    let recommendation = outcome
+        .edge
+        .as_ref()
+        .map(|edge| recommend(edge, &config, cap));
+    let tuned_path = match &recommendation {
+        Some(rec) => Some(write_tuned(&rec.config, &options.out)?),
+        None => None,
+    };
+    Ok(TuneReport {
+        search: outcome,
+        recommendation,
+        tuned_path,
+        run_dir,
+        memory_cap_bytes: cap,
+    })
+}

@@ -1,0 +1,463 @@
+//! The search for the edge, independent of how a probe is taken: the same
+//! logic drives the live dispatcher ([`super::probe`]) and the simulated
+//! machine of the tests ([`super::model`]).
+//!
+//! Method (each step stops early when the budget would be exceeded):
+//! 1. **ceiling**: one closed-loop probe (unlimited rate) with generous
+//!    limits; its delivered rate bounds the search from above.
+//! 2. **rate**: open-loop probes. Start at half the ceiling, halve until
+//!    healthy, then bisect (geometrically) between the last good and the
+//!    first bad rate until they are within [`RATE_RESOLUTION`].
+//! 3. **shape**: at the operating rate ([`OPERATING_FRACTION`] of the edge,
+//!    where p99 is steadier than at the edge), probe the starting interval /
+//!    batch and the plan's alternatives; an alternative replaces it only
+//!    with a clearly lower p99 ([`SHAPE_WIN`]).
+//! 4. **buffered**: at the operating rate and chosen shape, bisect the buffered
+//!    limit between the largest burst observed (or two batches) and the
+//!    generous limit, to find the smallest limit that stays healthy.
+
+use std::fmt;
+
+/// Bisection of the rate stops when last-bad / last-good is at most this.
+pub const RATE_RESOLUTION: f64 = 1.15;
+/// Bisection of the buffered limit stops when bad..good are this close.
+pub const BUFFERED_RESOLUTION: f64 = 2.0;
+/// The recommended operating rate, as a fraction of the edge rate.
+pub const OPERATING_FRACTION: f64 = 0.8;
+/// A shape alternative must bring p99 to at most this share of the
+/// incumbent's to replace it.
+pub const SHAPE_WIN: f64 = 0.5;
+/// The rate search gives up below ceiling / this.
+const MIN_RATE_FRACTION: f64 = 64.0;
+
+/// The limits and offered rate of one probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Point {
+    /// Flush interval.
+    pub interval_us: u64,
+    /// Batch byte trigger.
+    pub max_batch_bytes: u64,
+    /// Bound on buffered bytes.
+    pub max_buffered_bytes: u64,
+    /// Offered rate; `None` is closed loop (as fast as admitted).
+    pub rate_per_sec: Option<u64>,
+}
+
+/// What one probe measured.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Measured {
+    /// Delivered events per second.
+    pub delivered_per_sec: f64,
+    /// Delivered payload bytes per second.
+    pub delivered_bytes_per_sec: f64,
+    /// Refused events as a percentage of attempts.
+    pub rejected_pct: f64,
+    /// Worst per-sample p99 enqueue-to-delivery latency.
+    pub p99_us: u64,
+    /// Largest heap seen.
+    pub peak_heap_bytes: u64,
+    /// Largest buffered bytes seen (the burst the buffer had to absorb).
+    pub burst_bytes: u64,
+    /// Time the probe took (counted against the budget).
+    pub elapsed_s: f64,
+}
+
+/// Which step of the search a probe belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Closed-loop ceiling.
+    Ceiling,
+    /// Open-loop rate bisection.
+    Rate,
+    /// Interval / batch alternatives.
+    Shape,
+    /// Buffered-limit bisection.
+    Buffered,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ceiling => "ceiling",
+            Self::Rate => "rate",
+            Self::Shape => "shape",
+            Self::Buffered => "buffered",
+        })
+    }
+}
+
+/// One probe taken: where, what it measured, and the verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// The search step.
+    pub phase: Phase,
+    /// The limits probed.
+    pub point: Point,
+    /// What was measured.
+    pub measured: Measured,
+    /// The latency target it was judged against.
+    pub target_us: u64,
+    /// Why it is unhealthy; `None` when healthy.
+    pub problem: Option<String>,
+}
+
+impl Probe {
+    /// No rejections, p99 within target, and (open loop) keeping up.
+    #[must_use]
+    pub fn healthy(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// Takes one probe at a point. Implemented by the live dispatcher and the model.
+pub trait Machine {
+    /// Why a probe could not be taken at all.
+    type Error;
+    /// Runs the point for about `probe_s` seconds and reports what it saw.
+    ///
+    /// # Errors
+    /// When the machine cannot take probes any more.
+    fn probe(&mut self, point: &Point, probe_s: f64) -> Result<Measured, Self::Error>;
+}
+
+/// What the search may spend and where it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Total probing time allowed.
+    pub budget_s: f64,
+    /// Length of each probe.
+    pub probe_s: f64,
+    /// p99 target; `None` means twice the probe's interval.
+    pub latency_target_us: Option<u64>,
+    /// Starting interval, batch and generous buffered limit (rate ignored).
+    pub start: Point,
+    /// Interval / batch alternatives tried at the edge rate.
+    pub shapes: Vec<(u64, u64)>,
+}
+
+impl Plan {
+    /// A plan starting from `start`, with the default shape alternatives:
+    /// one factor of two from it (half the interval; twice the batch, if the
+    /// buffer allows), so a noisy choice between them stays within 2x.
+    #[must_use]
+    pub fn new(budget_s: f64, probe_s: f64, latency_target_us: Option<u64>, start: Point) -> Self {
+        let mut shapes = vec![((start.interval_us / 2).max(1), start.max_batch_bytes)];
+        let bigger = start.max_batch_bytes.saturating_mul(2);
+        if bigger <= start.max_buffered_bytes / 4 {
+            shapes.push((start.interval_us, bigger));
+        }
+        Self {
+            budget_s,
+            probe_s,
+            latency_target_us,
+            start,
+            shapes,
+        }
+    }
+
+    fn target_us(&self, point: &Point) -> u64 {
+        self.latency_target_us
+            .unwrap_or(point.interval_us.saturating_mul(2))
+    }
+}
+
+/// The edge the search found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edge {
+    /// The healthy probe at the highest rate.
+    pub best: Probe,
+    /// The interval / batch chosen, probed at the operating rate.
+    pub shape: Probe,
+    /// The rate recommended: [`OPERATING_FRACTION`] of the edge, where the
+    /// buffered limit is searched (right at the edge, bursts are erratic).
+    pub operating_rate_per_sec: u64,
+    /// The smallest buffered limit that stayed healthy at the operating rate.
+    pub smallest_buffered: Probe,
+    /// The first unhealthy probe beyond the edge (the failing point).
+    pub failing: Option<Probe>,
+}
+
+/// Everything the search did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchOutcome {
+    /// Every probe, in order.
+    pub probes: Vec<Probe>,
+    /// The edge; `None` when nothing was healthy (or the budget allowed no probe).
+    pub edge: Option<Edge>,
+    /// One line on how it ended.
+    pub message: String,
+    /// Probing time spent.
+    pub spent_s: f64,
+}
+
+/// Judges a measurement: the reason it is unhealthy, if it is.
+#[must_use]
+pub fn judge(point: &Point, m: &Measured, target_us: u64) -> Option<String> {
+    if m.delivered_per_sec <= 0.0 {
+        return Some("nothing delivered".into());
+    }
+    if m.rejected_pct > 0.0 {
+        return Some(format!("{:.2}% rejected", m.rejected_pct));
+    }
+    if m.p99_us > target_us {
+        return Some(format!("p99 {} us > target {target_us} us", m.p99_us));
+    }
+    match point.rate_per_sec {
+        Some(rate) if m.delivered_per_sec < 0.9 * rate as f64 => Some(format!(
+            "delivered {:.0}/s < 90% of offered {rate}/s",
+            m.delivered_per_sec
+        )),
+        _ => None,
+    }
+}
+
+/// Why the search stopped taking probes.
+enum Stop<E> {
+    /// The next probe would overrun the budget.
+    Budget,
+    /// The machine failed.
+    Machine(E),
+}
+
+struct Search<'a, M: Machine> {
+    machine: &'a mut M,
+    plan: &'a Plan,
+    probes: Vec<Probe>,
+    spent_s: f64,
+    on_probe: &'a mut dyn FnMut(&Probe, f64),
+}
+
+impl<M: Machine> Search<'_, M> {
+    fn probe(&mut self, phase: Phase, point: Point) -> Result<Probe, Stop<M::Error>> {
+        // The next probe may take as long as the longest so far.
+        let next_s = self
+            .probes
+            .iter()
+            .map(|p| p.measured.elapsed_s)
+            .fold(self.plan.probe_s, f64::max);
+        if self.spent_s + next_s > self.plan.budget_s + 1e-9 {
+            return Err(Stop::Budget);
+        }
+        let measured = self
+            .machine
+            .probe(&point, self.plan.probe_s)
+            .map_err(Stop::Machine)?;
+        // A probe costs at least its planned length, even if it reports less.
+        self.spent_s += measured.elapsed_s.max(self.plan.probe_s);
+        let target_us = self.plan.target_us(&point);
+        let probe = Probe {
+            phase,
+            point,
+            measured,
+            target_us,
+            problem: judge(&point, &measured, target_us),
+        };
+        self.probes.push(probe.clone());
+        (self.on_probe)(&probe, self.spent_s);
+        Ok(probe)
+    }
+
+    fn at_rate(&self, base: &Point, rate: f64) -> Point {
+        Point {
+            rate_per_sec: Some(rate.max(1.0) as u64),
+            ..*base
+        }
+    }
+
+    /// Halves from half the ceiling until healthy: `Some((good, first bad))`,
+    /// or `None` when nothing down to the floor was healthy.
+    fn bracket_rate(&mut self, ceiling: &Probe) -> Result<Option<(Probe, Probe)>, Stop<M::Error>> {
+        let top = ceiling.measured.delivered_per_sec;
+        let mut rate = top / 2.0;
+        let mut bad = ceiling.clone();
+        while rate >= (top / MIN_RATE_FRACTION).max(1.0) {
+            let probe = self.probe(Phase::Rate, self.at_rate(&self.plan.start, rate))?;
+            if probe.healthy() {
+                return Ok(Some((probe, bad)));
+            }
+            bad = probe;
+            rate /= 2.0;
+        }
+        Ok(None)
+    }
+
+    /// Bisects between a good and a bad rate; returns the final pair.
+    fn bisect_rate(&mut self, mut good: Probe, mut bad: Probe) -> (Probe, Probe) {
+        let top = bad.measured.delivered_per_sec;
+        loop {
+            let lo = rate_of(&good);
+            let hi = bad.point.rate_per_sec.map_or(top * 1.1, |r| r as f64);
+            if hi / lo <= RATE_RESOLUTION {
+                return (good, bad);
+            }
+            match self.probe(Phase::Rate, self.at_rate(&good.point, (lo * hi).sqrt())) {
+                Ok(probe) if probe.healthy() => good = probe,
+                Ok(probe) => bad = probe,
+                Err(_) => return (good, bad),
+            }
+        }
+    }
+
+    /// At the operating rate, probes the starting shape, then each
+    /// alternative; an alternative wins only if healthy with at most
+    /// [`SHAPE_WIN`] of the incumbent's p99, so noise does not flip it.
+    fn choose_shape(&mut self, edge: &Probe, operating_rate: u64) -> Probe {
+        let base = Point {
+            rate_per_sec: Some(operating_rate),
+            ..edge.point
+        };
+        let Ok(mut best) = self.probe(Phase::Shape, base) else {
+            return edge.clone();
+        };
+        for &(interval_us, max_batch_bytes) in &self.plan.shapes.clone() {
+            let point = Point {
+                interval_us,
+                max_batch_bytes,
+                ..base
+            };
+            match self.probe(Phase::Shape, point) {
+                Ok(p) if p.healthy() && (!best.healthy() || wins(&p, &best)) => best = p,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        best
+    }
+
+    /// Bisects the buffered limit down from the shape probe's (known good).
+    fn shrink_buffered(&mut self, edge: &Probe) -> Probe {
+        let base = edge.point;
+        let floor = edge
+            .measured
+            .burst_bytes
+            .max(edge.point.max_batch_bytes.saturating_mul(2))
+            .max(MIN_BUFFERED_BYTES);
+        let mut good = edge.clone();
+        if floor >= good.point.max_buffered_bytes {
+            return good;
+        }
+        let mut bad_bytes = floor;
+        let mut candidate = floor;
+        while good.point.max_buffered_bytes as f64 / bad_bytes as f64 > BUFFERED_RESOLUTION
+            || candidate == floor
+        {
+            let point = Point {
+                max_buffered_bytes: candidate,
+                ..base
+            };
+            match self.probe(Phase::Buffered, point) {
+                Ok(p) if p.healthy() => good = p,
+                Ok(_) => bad_bytes = candidate,
+                Err(_) => break,
+            }
+            if good.point.max_buffered_bytes <= floor {
+                break;
+            }
+            candidate = (bad_bytes as f64 * good.point.max_buffered_bytes as f64).sqrt() as u64;
+        }
+        good
+    }
+}
+
+/// The smallest buffered limit the dispatcher accepts.
+const MIN_BUFFERED_BYTES: u64 = 1024;
+
+fn rate_of(probe: &Probe) -> f64 {
+    probe
+        .point
+        .rate_per_sec
+        .map_or(probe.measured.delivered_per_sec, |r| r as f64)
+}
+
+/// Whether `challenger`'s p99 is clearly (by [`SHAPE_WIN`]) below `incumbent`'s.
+fn wins(challenger: &Probe, incumbent: &Probe) -> bool {
+    (challenger.measured.p99_us as f64) <= SHAPE_WIN * incumbent.measured.p99_us as f64
+}
+
+/// Runs the whole search against `machine` within `plan.budget_s`, calling
+/// `on_probe(probe, spent_s)` after each probe (for a progress bar).
+///
+/// # Errors
+/// The machine's error, if a probe could not be taken at all.
+pub fn search<M: Machine>(
+    machine: &mut M,
+    plan: &Plan,
+    on_probe: &mut dyn FnMut(&Probe, f64),
+) -> Result<SearchOutcome, M::Error> {
+    let mut s = Search {
+        machine,
+        plan,
+        probes: Vec::new(),
+        spent_s: 0.0,
+        on_probe,
+    };
+    let found = run_steps(&mut s);
+    let (edge, message) = match found {
+        Ok(found) => found,
+        Err(Stop::Budget) => (
+            None,
+            format!(
+                "the budget ({:.1} s) ran out before a healthy point was found",
+                plan.budget_s
+            ),
+        ),
+        Err(Stop::Machine(e)) => return Err(e),
+    };
+    Ok(SearchOutcome {
+        probes: s.probes,
+        edge,
+        message,
+        spent_s: s.spent_s,
+    })
+}
+
+fn run_steps<M: Machine>(s: &mut Search<'_, M>) -> Result<(Option<Edge>, String), Stop<M::Error>> {
+    let ceiling = s.probe(
+        Phase::Ceiling,
+        Point {
+            rate_per_sec: None,
+            ..s.plan.start
+        },
+    )?;
+    if ceiling.measured.delivered_per_sec <= 0.0 {
+        return Ok((None, "nothing healthy: nothing was delivered at all".into()));
+    }
+    let Some((good, bad)) = s.bracket_rate(&ceiling)? else {
+        return Ok((None, nothing_healthy(&ceiling, &s.probes)));
+    };
+    let (good, bad) = s.bisect_rate(good, bad);
+    let best = good;
+    let operating = ((rate_of(&best) * OPERATING_FRACTION) as u64).max(1);
+    let shape = s.choose_shape(&best, operating);
+    let smallest_buffered = s.shrink_buffered(&shape);
+    let message = format!(
+        "edge found at {:.0} events/s after {} probes",
+        rate_of(&best),
+        s.probes.len()
+    );
+    let edge = Edge {
+        best,
+        shape,
+        smallest_buffered,
+        operating_rate_per_sec: operating,
+        failing: (!bad.healthy()).then_some(bad),
+    };
+    Ok((Some(edge), message))
+}
+
+fn nothing_healthy(ceiling: &Probe, probes: &[Probe]) -> String {
+    let floor = probes
+        .iter()
+        .filter_map(|p| p.point.rate_per_sec)
+        .min()
+        .unwrap_or(0);
+    let why = probes
+        .last()
+        .and_then(|p| p.problem.clone())
+        .unwrap_or_else(|| "unhealthy".into());
+    format!(
+        "nothing healthy: no offered rate from {:.0}/s down to {floor}/s met the target \
+         (last: {why}); try a larger --latency-target or a lighter payload",
+        ceiling.measured.delivered_per_sec / 2.0
+    )
+}

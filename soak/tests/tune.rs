@@ -1,0 +1,104 @@
+//! `tune` end to end with a tiny budget: probes the live dispatcher and
+//! writes a scenario file that parses and validates.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use runlog::ScenarioConfig;
+use soak::tune::{TuneOptions, output, tune};
+
+/// Probing runs compete for the CPU: one at a time, so each sees the machine.
+static MACHINE: Mutex<()> = Mutex::new(());
+
+#[test]
+fn a_tiny_budget_tunes_end_to_end_and_writes_a_valid_scenario() {
+    let _machine = MACHINE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = TuneOptions {
+        out: dir.path().join("tuned"),
+        runs_out: dir.path().join("runs"),
+        quiet: true,
+        // A loose target: this test checks the pipeline, not the machine.
+        latency_target: Some(Duration::from_secs(1)),
+        ..TuneOptions::new("telemetry", Duration::from_secs(6))
+    };
+    let report = tune(&options).expect("tuning completes");
+    let text = output::render(&report);
+
+    assert!(!report.search.probes.is_empty(), "{text}");
+    let rec = report.recommendation.as_ref().expect("a recommendation");
+    assert!(rec.config.max_buffered_bytes <= report.memory_cap_bytes);
+    let path = report.tuned_path.as_ref().expect("tuned.toml written");
+    assert_eq!(path, &options.out.join("tuned.toml"));
+    let config = ScenarioConfig::from_toml_file(path).expect("tuned.toml parses");
+    config.validate().expect("tuned.toml validates");
+    assert_eq!(config, rec.config);
+    assert_eq!(config.payload, "telemetry");
+    assert!(text.contains("delivered/s"), "{text}");
+    assert!(text.contains("burst window"), "{text}");
+}
+
+#[test]
+fn an_unreachable_target_gives_a_clear_message_and_no_scenario() {
+    let _machine = MACHINE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = TuneOptions {
+        out: dir.path().join("tuned"),
+        runs_out: dir.path().join("runs"),
+        quiet: true,
+        // No batching dispatcher delivers within a microsecond of enqueue.
+        latency_target: Some(Duration::from_micros(1)),
+        ..TuneOptions::new("telemetry", Duration::from_secs(6))
+    };
+    let report = tune(&options).expect("tuning completes");
+    let text = output::render(&report);
+    assert!(report.recommendation.is_none(), "{text}");
+    assert!(report.tuned_path.is_none(), "{text}");
+    assert!(!options.out.join("tuned.toml").exists());
+    assert!(
+        report.search.message.starts_with("nothing healthy"),
+        "{text}"
+    );
+    assert!(text.contains("no recommendation"), "{text}");
+}
+
+#[test]
+fn a_budget_too_small_for_three_probes_is_refused() {
+    let options = TuneOptions {
+        quiet: true,
+        ..TuneOptions::new("telemetry", Duration::from_millis(500))
+    };
+    let err = tune(&options).expect_err("too small");
+    assert!(err.to_string().contains("--budget"), "{err}");
+}
+
+/// A real tune, printed: `TUNE_BUDGET_S=20 cargo test --release -p soak
+/// --test tune -- --ignored --nocapture` (twice, to compare runs); `TUNE_OUT`
+/// keeps `tuned.toml` in that directory.
+#[test]
+#[ignore = "a real probing run of TUNE_BUDGET_S seconds (default 20)"]
+fn a_real_tune_prints_its_report() {
+    let _machine = MACHINE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let budget: f64 = std::env::var("TUNE_BUDGET_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20.0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::env::var_os("TUNE_OUT").map_or_else(|| dir.path().to_path_buf(), Into::into);
+    let options = TuneOptions {
+        out,
+        runs_out: dir.path().join("runs"),
+        ..TuneOptions::new("telemetry", Duration::from_secs_f64(budget))
+    };
+    let report = tune(&options).expect("tuning completes");
+    println!("{}", output::render(&report));
+    if let Some(path) = &report.tuned_path {
+        println!("{}", std::fs::read_to_string(path).expect("read"));
+    }
+}
