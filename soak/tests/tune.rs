@@ -10,20 +10,25 @@ use soak::tune::{TuneOptions, output, tune};
 /// Probing runs compete for the CPU: one at a time, so each sees the machine.
 static MACHINE: Mutex<()> = Mutex::new(());
 
+/// A quiet 6 s tune of telemetry payloads into `dir`, against `latency_target`.
+fn options(dir: &std::path::Path, latency_target: Duration) -> TuneOptions {
+    TuneOptions {
+        out: dir.join("tuned"),
+        runs_out: dir.join("runs"),
+        quiet: true,
+        latency_target: Some(latency_target),
+        ..TuneOptions::new("telemetry", Duration::from_secs(6))
+    }
+}
+
 #[test]
 fn a_tiny_budget_tunes_end_to_end_and_writes_a_valid_scenario() {
     let _machine = MACHINE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = TuneOptions {
-        out: dir.path().join("tuned"),
-        runs_out: dir.path().join("runs"),
-        quiet: true,
-        // A loose target: this test checks the pipeline, not the machine.
-        latency_target: Some(Duration::from_secs(1)),
-        ..TuneOptions::new("telemetry", Duration::from_secs(6))
-    };
+    // A loose target: this test checks the pipeline, not the machine.
+    let options = options(dir.path(), Duration::from_secs(1));
     let report = tune(&options).expect("tuning completes");
     let text = output::render(&report);
 
@@ -46,14 +51,8 @@ fn an_unreachable_target_gives_a_clear_message_and_no_scenario() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = TuneOptions {
-        out: dir.path().join("tuned"),
-        runs_out: dir.path().join("runs"),
-        quiet: true,
-        // No batching dispatcher delivers within a microsecond of enqueue.
-        latency_target: Some(Duration::from_micros(1)),
-        ..TuneOptions::new("telemetry", Duration::from_secs(6))
-    };
+    // No batching dispatcher delivers within a microsecond of enqueue.
+    let options = options(dir.path(), Duration::from_micros(1));
     let report = tune(&options).expect("tuning completes");
     let text = output::render(&report);
     assert!(report.recommendation.is_none(), "{text}");
