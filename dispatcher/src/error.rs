@@ -89,6 +89,17 @@ refusal_common!(EnqueueTimeoutError {
     Closed
 });
 
+impl<T> From<TryEnqueueError<T>> for EnqueueError<T> {
+    /// The same refusal, as [`Producer::enqueue`](crate::Producer::enqueue) reports it.
+    fn from(err: TryEnqueueError<T>) -> Self {
+        match err {
+            TryEnqueueError::Full(item) => EnqueueError::Full(item),
+            TryEnqueueError::TooLarge(item) => EnqueueError::TooLarge(item),
+            TryEnqueueError::Closed(item) => EnqueueError::Closed(item),
+        }
+    }
+}
+
 /// [`Batches::recv`](crate::Batches::recv) found the dispatcher closed and
 /// every accepted event already delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

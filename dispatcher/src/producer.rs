@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Policy;
 use crate::error::{EnqueueError, EnqueueTimeoutError, TryEnqueueError};
-use crate::shared::{Refused, Shared};
+use crate::shared::Shared;
 use crate::weight::Weight;
 
 /// A handle for enqueueing events; cheap to clone, `Send + Sync`.
@@ -111,24 +111,8 @@ impl<T: Weight> Producer<T> {
     /// ```
     pub fn enqueue(&self, item: T) -> Result<(), EnqueueError<T>> {
         match self.shared.policy {
-            Policy::Reject | Policy::DropOldest => {
-                self.try_enqueue(item).map_err(|err| match err {
-                    TryEnqueueError::Full(item) => EnqueueError::Full(item),
-                    TryEnqueueError::TooLarge(item) => EnqueueError::TooLarge(item),
-                    TryEnqueueError::Closed(item) => EnqueueError::Closed(item),
-                })
-            }
-            Policy::Block { timeout } => {
-                let deadline = deadline_after(timeout);
-                self.shared
-                    .enqueue_until(item, deadline)
-                    .map_err(|err| match err {
-                        Refused::Full(item) => EnqueueError::Full(item),
-                        Refused::Timeout(item) => EnqueueError::Timeout(item),
-                        Refused::TooLarge(item) => EnqueueError::TooLarge(item),
-                        Refused::Closed(item) => EnqueueError::Closed(item),
-                    })
-            }
+            Policy::Reject | Policy::DropOldest => self.try_enqueue(item).map_err(Into::into),
+            Policy::Block { timeout } => self.shared.enqueue_until(item, deadline_after(timeout)),
         }
     }
 
@@ -185,9 +169,11 @@ impl<T: Weight> Producer<T> {
         self.shared
             .enqueue_until(item, deadline)
             .map_err(|err| match err {
-                Refused::Full(item) | Refused::Timeout(item) => EnqueueTimeoutError::Timeout(item),
-                Refused::TooLarge(item) => EnqueueTimeoutError::TooLarge(item),
-                Refused::Closed(item) => EnqueueTimeoutError::Closed(item),
+                EnqueueError::Full(item) | EnqueueError::Timeout(item) => {
+                    EnqueueTimeoutError::Timeout(item)
+                }
+                EnqueueError::TooLarge(item) => EnqueueTimeoutError::TooLarge(item),
+                EnqueueError::Closed(item) => EnqueueTimeoutError::Closed(item),
             })
     }
 

@@ -18,7 +18,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::batch::{FlushReason, Sealed};
 use crate::config::{EvictHook, Limits, Policy};
-use crate::error::{RecvTimeoutError, TryEnqueueError, TryRecvError};
+use crate::error::{EnqueueError, RecvTimeoutError, TryEnqueueError, TryRecvError};
 use crate::state::{Room, State};
 use crate::stats::{Rejections, Stats};
 use crate::weight::{Weight, charge};
@@ -65,14 +65,6 @@ struct Refusals {
 /// (a few microseconds).
 const SPIN_ROUNDS: u32 = 128;
 
-/// Why a blocking admission gave up.
-pub(crate) enum Refused<T> {
-    Full(T),
-    Timeout(T),
-    TooLarge(T),
-    Closed(T),
-}
-
 impl<T> Shared<T> {
     /// Locks the state.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
@@ -102,14 +94,16 @@ impl<T> Shared<T> {
             .store(st.stats.buffered_bytes, Relaxed);
     }
 
-    fn refuse(&self, room: Room, count: u64) {
-        let counter = match room {
-            Room::Full => &self.refusals.full,
-            Room::TooLarge => &self.refusals.too_large,
-            Room::Closed => &self.refusals.closed,
-            Room::Fits => return,
+    /// Counts `count` refused events and builds the refusal that hands
+    /// `item` (one event, or a group) back.
+    fn refusal<I>(&self, room: Room, item: I, count: u64) -> TryEnqueueError<I> {
+        let (counter, error): (_, fn(I) -> TryEnqueueError<I>) = match room {
+            Room::TooLarge => (&self.refusals.too_large, TryEnqueueError::TooLarge),
+            Room::Closed => (&self.refusals.closed, TryEnqueueError::Closed),
+            Room::Full | Room::Fits => (&self.refusals.full, TryEnqueueError::Full),
         };
         counter.fetch_add(count, Relaxed);
+        error(item)
     }
 
     /// A consistent snapshot of the locked counters, with the refusal
@@ -198,7 +192,7 @@ impl<T: Weight> Shared<T> {
     pub(crate) fn try_enqueue(&self, item: T) -> Result<(), TryEnqueueError<T>> {
         let weight = charge(&item);
         if let Some(room) = self.precheck(weight) {
-            return Err(self.refusal(room, item));
+            return Err(self.refusal(room, item, 1));
         }
         let mut st = self.lock();
         match st.room_for(weight) {
@@ -211,30 +205,17 @@ impl<T: Weight> Shared<T> {
             }
             room => {
                 drop(st);
-                return Err(self.refusal(room, item));
+                return Err(self.refusal(room, item, 1));
             }
         }
         Ok(())
     }
 
-    fn refusal(&self, room: Room, item: T) -> TryEnqueueError<T> {
-        self.refuse(room, 1);
-        match room {
-            Room::TooLarge => TryEnqueueError::TooLarge(item),
-            Room::Closed => TryEnqueueError::Closed(item),
-            Room::Full | Room::Fits => TryEnqueueError::Full(item),
-        }
-    }
-
     /// Admits, waiting for room until `deadline`. Under DropOldest, evicts
     /// instead of waiting.
-    pub(crate) fn enqueue_until(&self, item: T, deadline: Instant) -> Result<(), Refused<T>> {
+    pub(crate) fn enqueue_until(&self, item: T, deadline: Instant) -> Result<(), EnqueueError<T>> {
         if self.policy == Policy::DropOldest {
-            return self.try_enqueue(item).map_err(|err| match err {
-                TryEnqueueError::Full(item) => Refused::Full(item),
-                TryEnqueueError::TooLarge(item) => Refused::TooLarge(item),
-                TryEnqueueError::Closed(item) => Refused::Closed(item),
-            });
+            return self.try_enqueue(item).map_err(Into::into);
         }
         let weight = charge(&item);
         let mut st = self.lock();
@@ -253,15 +234,11 @@ impl<T: Weight> Shared<T> {
                 Room::Full => {
                     drop(st);
                     self.refusals.timeout.fetch_add(1, Relaxed);
-                    return Err(Refused::Timeout(item));
+                    return Err(EnqueueError::Timeout(item));
                 }
                 Room::TooLarge | Room::Closed => {
                     drop(st);
-                    self.refuse(room, 1);
-                    return Err(match room {
-                        Room::TooLarge => Refused::TooLarge(item),
-                        _ => Refused::Closed(item),
-                    });
+                    return Err(self.refusal(room, item, 1).into());
                 }
             }
         }
@@ -285,12 +262,7 @@ impl<T: Weight> Shared<T> {
             }
             (room, _) => {
                 drop(st);
-                self.refuse(room, count);
-                return Err(match room {
-                    Room::TooLarge => TryEnqueueError::TooLarge(items),
-                    Room::Closed => TryEnqueueError::Closed(items),
-                    Room::Full | Room::Fits => TryEnqueueError::Full(items),
-                });
+                return Err(self.refusal(room, items, count));
             }
         }
         let mut wake = false;

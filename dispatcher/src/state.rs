@@ -92,15 +92,23 @@ impl<T> State<T> {
             .stats
             .peak_buffered_bytes
             .max(self.stats.buffered_bytes);
-        let sealed_before = self.cut_before(weight);
-        let opened = self.open.is_empty();
-        if opened {
+        // An empty open batch after `place` means it sealed the event itself.
+        let opens = self.open.is_empty() || self.would_overflow(weight);
+        let sealed = self.place(item, weight);
+        if opens && !self.open.is_empty() {
             self.open_since = Some((Instant::now(), self.jitter_share()));
         }
+        opens || sealed
+    }
+
+    /// Puts an event in the open batch, cutting batches before and after it
+    /// as the size limits say. Returns true if a batch was sealed. Used by
+    /// admission and by re-cutting under new limits; counts nothing.
+    fn place(&mut self, item: T, weight: usize) -> bool {
+        let sealed_before = self.would_overflow(weight) && self.seal(FlushReason::Bytes);
         self.push_open(item);
         self.open_bytes += weight;
-        let sealed_after = self.cut_if_full();
-        sealed_before || opened || sealed_after
+        self.cut_if_full() || sealed_before
     }
 
     /// Pushes onto the open batch, growing it by an eighth rather than
@@ -113,14 +121,15 @@ impl<T> State<T> {
         self.open.push(item);
     }
 
-    /// Seals the open batch if `weight` more bytes would push it past
-    /// `max_batch_bytes`, so a batch exceeds the limit only with one event.
-    fn cut_before(&mut self, weight: usize) -> bool {
-        let over = self
-            .limits
-            .max_batch_bytes
-            .is_some_and(|max| self.open_bytes + weight > max);
-        over && self.seal(FlushReason::Bytes)
+    /// Whether `weight` more bytes would push a non-empty open batch past
+    /// `max_batch_bytes` (so it is cut first: a batch exceeds the limit only
+    /// with one event).
+    fn would_overflow(&self, weight: usize) -> bool {
+        !self.open.is_empty()
+            && self
+                .limits
+                .max_batch_bytes
+                .is_some_and(|max| self.open_bytes + weight > max)
     }
 
     fn jitter_share(&mut self) -> Duration {
@@ -132,34 +141,28 @@ impl<T> State<T> {
         }
     }
 
-    /// Whether the open batch is at or past a size limit.
-    fn open_is_full(&self) -> bool {
-        self.limits
-            .max_batch_bytes
-            .is_some_and(|max| self.open_bytes >= max)
-            || self
-                .limits
-                .max_batch_items
-                .is_some_and(|max| self.open.len() >= max)
-    }
-
-    /// Seals the open batch when it has reached a size limit.
-    fn cut_if_full(&mut self) -> bool {
+    /// Which size limit the open batch has reached, if any.
+    fn full_reason(&self) -> Option<FlushReason> {
         if self
             .limits
             .max_batch_bytes
             .is_some_and(|max| self.open_bytes >= max)
         {
-            self.seal(FlushReason::Bytes)
+            Some(FlushReason::Bytes)
         } else if self
             .limits
             .max_batch_items
             .is_some_and(|max| self.open.len() >= max)
         {
-            self.seal(FlushReason::Items)
+            Some(FlushReason::Items)
         } else {
-            false
+            None
         }
+    }
+
+    /// Seals the open batch when it has reached a size limit.
+    fn cut_if_full(&mut self) -> bool {
+        self.full_reason().is_some_and(|reason| self.seal(reason))
     }
 
     /// Moves the open batch to the ready queue. Returns false if it was empty.
@@ -249,7 +252,7 @@ impl<T: Weight> State<T> {
     pub(crate) fn set_limits(&mut self, limits: Limits) -> bool {
         self.limits = limits;
         self.len_hint = 0;
-        if !self.open_is_full() {
+        if self.full_reason().is_none() {
             return false;
         }
         let since = self.open_since;
@@ -257,10 +260,7 @@ impl<T: Weight> State<T> {
         self.open_bytes = 0;
         for item in items {
             let weight = charge(&item);
-            self.cut_before(weight);
-            self.push_open(item);
-            self.open_bytes += weight;
-            self.cut_if_full();
+            self.place(item, weight);
         }
         if !self.open.is_empty() {
             self.open_since = since;
