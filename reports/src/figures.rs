@@ -3,7 +3,9 @@
 use runlog::{LatencySummary, Status, Totals};
 
 use crate::record::RunRecord;
-use crate::stats::{self, Fit};
+use runlog::Fit;
+
+use crate::stats;
 
 /// A run's headline numbers, from `results.json` or, for a run that did not finish,
 /// derived from its samples and latency log.

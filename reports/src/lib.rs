@@ -95,7 +95,7 @@ pub use figures::KeyFigures;
 pub use html::escape_html;
 pub use record::{RunRecord, Warning};
 pub use report::{REPORT_FILE, RenderedReport, render_html, render_run, render_run_to};
-pub use stats::Fit;
+pub use runlog::Fit;
 
 /// The comparison page of two records, as [`compare`] writes it.
 ///

@@ -1,52 +1,6 @@
 //! Small statistics over samples: the least-squares heap slope and run-phase selection.
 
-use runlog::Sample;
-
-/// A straight line fitted by least squares over part of a run.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Fit {
-    /// The slope, in units of y per second.
-    pub slope_per_s: f64,
-    /// The value of the line at `t = 0`.
-    pub intercept: f64,
-    /// The first second the fit covers.
-    pub from_s: f64,
-    /// The last second the fit covers.
-    pub to_s: f64,
-}
-
-impl Fit {
-    /// The line's value at `t_s`.
-    ///
-    /// ```
-    /// let fit = reports::Fit { slope_per_s: 2.0, intercept: 1.0, from_s: 0.0, to_s: 4.0 };
-    /// assert_eq!(fit.at(3.0), 7.0);
-    /// ```
-    #[must_use]
-    pub fn at(&self, t_s: f64) -> f64 {
-        self.intercept + self.slope_per_s * t_s
-    }
-}
-
-/// Fits `y = intercept + slope * t` by least squares; `None` for fewer than two distinct times.
-pub(crate) fn least_squares(points: &[(f64, f64)]) -> Option<(f64, f64)> {
-    let n = points.len() as f64;
-    if points.len() < 2 {
-        return None;
-    }
-    let mean_t = points.iter().map(|p| p.0).sum::<f64>() / n;
-    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
-    let (mut stt, mut sty) = (0.0, 0.0);
-    for &(t, y) in points {
-        stt += (t - mean_t) * (t - mean_t);
-        sty += (t - mean_t) * (y - mean_y);
-    }
-    if stt <= f64::EPSILON {
-        return None;
-    }
-    let slope = sty / stt;
-    Some((slope, mean_y - slope * mean_t))
-}
+use runlog::{Fit, Sample};
 
 /// The samples taken while producers ran: the drain's burst would distort rates and slopes.
 /// All samples when none is marked `"run"` (a record written before phases existed).
@@ -63,26 +17,17 @@ pub(crate) fn run_phase(samples: &[Sample]) -> Vec<&Sample> {
 /// fitted by least squares. The drain's release of the buffer is not growth, so drain
 /// samples are left out.
 pub(crate) fn heap_slope(samples: &[Sample]) -> Option<Fit> {
-    let run = run_phase(samples);
-    let end = run.last()?.t_s;
-    let half = end / 2.0;
-    let points: Vec<(f64, f64)> = run
+    let points: Vec<(f64, f64)> = run_phase(samples)
         .iter()
-        .filter(|s| s.t_s >= half)
         .map(|s| (s.t_s, s.heap_allocated_bytes as f64))
         .collect();
-    let (slope_per_s, intercept) = least_squares(&points)?;
-    Some(Fit {
-        slope_per_s,
-        intercept,
-        from_s: points.first()?.0,
-        to_s: end,
-    })
+    runlog::second_half_fit(&points)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use runlog::least_squares;
 
     #[test]
     fn fits_an_exact_line() {

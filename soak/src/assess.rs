@@ -228,22 +228,14 @@ fn percent(part: u64, whole: u64) -> f64 {
     }
 }
 
-/// Least-squares slope (bytes per second) of the second half of the series;
-/// `None` with fewer than four points there.
+/// Least-squares slope (bytes per second) over the second half of the run,
+/// the same fit the report draws ([`runlog::second_half_fit`]); `None` with
+/// fewer than four points there, too few to call a trend.
 pub fn second_half_slope(series: &[(f64, u64)]) -> Option<f64> {
-    let half = &series[series.len() / 2..];
-    if half.len() < 4 {
-        return None;
-    }
-    let n = half.len() as f64;
-    let mean_t = half.iter().map(|(t, _)| t).sum::<f64>() / n;
-    let mean_h = half.iter().map(|(_, h)| *h as f64).sum::<f64>() / n;
-    let (mut num, mut den) = (0.0, 0.0);
-    for (t, h) in half {
-        num += (t - mean_t) * (*h as f64 - mean_h);
-        den += (t - mean_t).powi(2);
-    }
-    (den > 0.0).then(|| num / den)
+    let points: Vec<(f64, f64)> = series.iter().map(|&(t, h)| (t, h as f64)).collect();
+    runlog::second_half_fit(&points)
+        .filter(|fit| fit.points >= 4)
+        .map(|fit| fit.slope_per_s)
 }
 
 #[cfg(test)]

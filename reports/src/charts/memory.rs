@@ -3,7 +3,7 @@
 
 use super::{Line, TimeChart, Timeline, palette};
 use crate::format::{self, Scale};
-use crate::stats::Fit;
+use runlog::Fit;
 
 /// Buffered bytes with the `max_buffered_bytes` limit in force at each sample.
 pub(crate) fn buffered_chart(timeline: &Timeline<'_>) -> String {
