@@ -8,6 +8,9 @@ use std::time::Duration;
 use clap::{Args, Parser, ValueEnum};
 use loadgen::units::{Rate, parse_bytes, parse_duration};
 
+/// Where run directories go unless `--out` says otherwise.
+pub const DEFAULT_OUT: &str = "target/soak";
+
 /// Soak the Metronome dispatcher under backpressure and record the run.
 ///
 /// With no arguments, runs the default scenario: 60 s of telemetry payloads
@@ -25,7 +28,7 @@ pub struct Cli {
     pub scenario: ScenarioArgs,
 
     /// Where run directories go; `<out>/<run-id>/`, with `<out>/latest` pointing at the newest.
-    #[arg(long, value_name = "DIR", default_value = "target/soak")]
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
 
     /// Print results.json to stdout (progress and summary go to stderr).

@@ -8,7 +8,6 @@ use std::sync::mpsc::sync_channel;
 use std::thread;
 
 use dashboards::{DashboardOptions, Exit};
-use runlog::RunDir;
 
 use crate::app::{EXIT_PASS, EXIT_USAGE};
 use crate::progress::Progress;
@@ -51,11 +50,7 @@ pub fn run_with_dashboard(prepared: Prepared, fps: u32) -> Result<RunOutcome, Ru
 
 /// `soak watch [RUN_DIR]`: the dashboard over a run started elsewhere, read-only.
 pub fn watch(run_dir: Option<&Path>, fps: u32) -> ExitCode {
-    let dir = match run_dir {
-        Some(dir) => RunDir::open(dir),
-        None => RunDir::resolve_latest(Path::new("target/soak")),
-    };
-    let dir = match dir {
+    let dir = match crate::records::resolve_run(run_dir) {
         Ok(dir) => dir,
         Err(err) => {
             eprintln!("soak watch: {err}");

@@ -7,14 +7,22 @@ use reports::{CompareError, CompareOptions, Verdict};
 use runlog::RunDir;
 
 use crate::app::{EXIT_FAIL, EXIT_PASS, EXIT_USAGE};
+use crate::cli::DEFAULT_OUT;
 
-/// The run directory named, or the newest under `target/soak`.
-fn resolve(run_dir: Option<&Path>) -> Result<PathBuf, String> {
-    let found = match run_dir {
+/// The run directory named, or the newest under the default output directory.
+///
+/// # Errors
+///
+/// The record's error if it is not a run directory (or there is no latest run).
+pub fn resolve_run(run_dir: Option<&Path>) -> Result<RunDir, runlog::RunlogError> {
+    match run_dir {
         Some(dir) => RunDir::open(dir),
-        None => RunDir::resolve_latest(Path::new("target/soak")),
-    };
-    found
+        None => RunDir::resolve_latest(Path::new(DEFAULT_OUT)),
+    }
+}
+
+fn resolve(run_dir: Option<&Path>) -> Result<PathBuf, String> {
+    resolve_run(run_dir)
         .map(|dir| dir.path().to_path_buf())
         .map_err(|e| e.to_string())
 }

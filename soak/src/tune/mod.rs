@@ -66,7 +66,7 @@ impl TuneOptions {
             budget,
             latency_target: None,
             out: PathBuf::from("."),
-            runs_out: PathBuf::from("target/soak"),
+            runs_out: PathBuf::from(crate::cli::DEFAULT_OUT),
             quiet: false,
         }
     }
