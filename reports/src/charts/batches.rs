@@ -4,7 +4,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use runlog::FlushReasonCounts;
 
-use super::{Area, DrawError, Line, TimeChart, Timeline, font, frame, palette};
+use super::{Area, DrawError, Line, TimeChart, Timeline, font, frame, house_mesh, palette};
 use crate::format::{self, Scale};
 
 /// Mean bytes per delivered batch of each interval (intervals without batches skipped),
@@ -74,15 +74,9 @@ fn draw_bars(root: &Area<'_>, title: &str, counts: &FlushReasonCounts) -> Result
         bar.map_or_else(String::new, |b| b.0.to_owned())
     };
     let y_fmt = |v: &f64| format::si(*v);
-    chart
-        .configure_mesh()
+    house_mesh(&mut chart.configure_mesh())
         .disable_x_mesh()
-        .max_light_lines(1)
         .light_line_style(palette::GRID.mix(0.6))
-        .bold_line_style(palette::GRID)
-        .axis_style(palette::MUTED)
-        .label_style(font(11.0).color(&palette::INK))
-        .axis_desc_style(font(12.0).color(&palette::INK))
         .x_labels(bars.len())
         .y_labels(6)
         .x_label_formatter(&x_fmt)

@@ -4,7 +4,7 @@ use hdrhistogram::Histogram;
 use plotters::prelude::*;
 
 use super::{
-    Area, DrawError, LegendEntry, Line, TimeChart, Timeline, font, frame, palette, tick_label,
+    Area, DrawError, LegendEntry, Line, TimeChart, Timeline, frame, house_mesh, palette, tick_label,
 };
 use crate::format::{self, Scale};
 
@@ -107,14 +107,8 @@ fn draw_spectrum(
         .build_cartesian_2d(0.0..nines as f64, 0.0..top)?;
     let x_fmt = |x: &f64| nines_label(*x);
     let y_fmt = |v: &f64| tick_label(*v);
-    chart
-        .configure_mesh()
-        .max_light_lines(1)
+    house_mesh(&mut chart.configure_mesh())
         .light_line_style(palette::GRID.mix(0.6))
-        .bold_line_style(palette::GRID)
-        .axis_style(palette::MUTED)
-        .label_style(font(11.0).color(&palette::INK))
-        .axis_desc_style(font(12.0).color(&palette::INK))
         .x_labels(nines + 1)
         .y_labels(6)
         .x_label_formatter(&x_fmt)

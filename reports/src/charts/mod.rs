@@ -11,6 +11,7 @@ pub(crate) mod memory;
 pub(crate) mod throughput;
 pub(crate) mod timechart;
 
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -62,6 +63,18 @@ pub(crate) mod palette {
 }
 
 /// A sans-serif font of `px` CSS pixels (plotters writes `font-size = size / 1.24`).
+/// The house style of every chart's grid, axes and labels; callers add the
+/// light grid's strength, tick counts, formatters and descriptions.
+pub(crate) fn house_mesh<'m, 'a, 'b, X: Ranged, Y: Ranged, DB: DrawingBackend>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB> {
+    mesh.max_light_lines(1)
+        .bold_line_style(palette::GRID)
+        .axis_style(palette::MUTED)
+        .label_style(font(11.0).color(&palette::INK))
+        .axis_desc_style(font(12.0).color(&palette::INK))
+}
+
 pub(crate) fn font(px: f64) -> FontDesc<'static> {
     ("sans-serif", px * 1.24).into_font()
 }

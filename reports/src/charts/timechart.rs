@@ -3,7 +3,7 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{Area, DrawError, LegendEntry, Marker, font, frame, palette, tick_label};
+use super::{Area, DrawError, LegendEntry, Marker, font, frame, house_mesh, palette, tick_label};
 use crate::downsample;
 use crate::format::Scale;
 
@@ -130,14 +130,8 @@ impl<'a> TimeChart<'a> {
             .build_cartesian_2d(0.0..x_max, 0.0..top)?;
         let y_fmt = |v: &f64| tick_label(*v);
         let x_fmt = |v: &f64| tick_label(*v);
-        chart
-            .configure_mesh()
-            .max_light_lines(1)
+        house_mesh(&mut chart.configure_mesh())
             .light_line_style(palette::GRID.mix(0.5))
-            .bold_line_style(palette::GRID)
-            .axis_style(palette::MUTED)
-            .label_style(font(11.0).color(&palette::INK))
-            .axis_desc_style(font(12.0).color(&palette::INK))
             .x_labels(8)
             .y_labels(6)
             .x_label_formatter(&x_fmt)
