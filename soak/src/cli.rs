@@ -90,8 +90,8 @@ pub enum Command {
         /// p99 enqueue-to-delivery target [default: 2x the probed interval].
         #[arg(long, value_parser = duration)]
         latency_target: Option<Duration>,
-        /// Directory for tuned.toml.
-        #[arg(long, value_name = "DIR", default_value = ".")]
+        /// Directory for tuned.toml (default: target/soak).
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT)]
         out: PathBuf,
     },
     /// Watch a run started elsewhere, read-only, by following its samples.jsonl.

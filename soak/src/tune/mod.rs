@@ -57,15 +57,15 @@ pub struct TuneOptions {
 }
 
 impl TuneOptions {
-    /// Defaults: no explicit target, `tuned.toml` in the current directory,
-    /// the probing run under `target/soak`.
+    /// Defaults: no explicit target; `tuned.toml` and the probing run under
+    /// `target/soak` (generated output stays under `target/`).
     #[must_use]
     pub fn new(payload: &str, budget: Duration) -> Self {
         Self {
             payload: payload.to_owned(),
             budget,
             latency_target: None,
-            out: PathBuf::from("."),
+            out: PathBuf::from(crate::cli::DEFAULT_OUT),
             runs_out: PathBuf::from(crate::cli::DEFAULT_OUT),
             quiet: false,
         }
