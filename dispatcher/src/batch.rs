@@ -20,19 +20,23 @@ pub enum FlushReason {
     Manual,
     /// The dispatcher is shutting down.
     Drain,
+    /// The builder's `should_flush` hook asked for it, or its
+    /// `will_overflow` hook said the next event must start a new batch.
+    Hook,
 }
 
 impl FlushReason {
     /// Every reason, in declaration order (the order of [`FlushCounts`](crate::FlushCounts)).
-    pub const ALL: [FlushReason; 5] = [
+    pub const ALL: [FlushReason; 6] = [
         FlushReason::Interval,
         FlushReason::Bytes,
         FlushReason::Items,
         FlushReason::Manual,
         FlushReason::Drain,
+        FlushReason::Hook,
     ];
 
-    /// A lowercase name: `interval`, `bytes`, `items`, `manual`, `drain`.
+    /// A lowercase name: `interval`, `bytes`, `items`, `manual`, `drain`, `hook`.
     pub fn as_str(self) -> &'static str {
         match self {
             FlushReason::Interval => "interval",
@@ -40,6 +44,7 @@ impl FlushReason {
             FlushReason::Items => "items",
             FlushReason::Manual => "manual",
             FlushReason::Drain => "drain",
+            FlushReason::Hook => "hook",
         }
     }
 }
@@ -52,7 +57,18 @@ impl fmt::Display for FlushReason {
 
 /// A sealed batch, as the dispatcher keeps it before a receiver takes it.
 pub(crate) struct Sealed<T> {
+    /// Sequence number, in sealing order.
+    pub(crate) id: u64,
     pub(crate) items: Vec<T>,
+    pub(crate) bytes: usize,
+    pub(crate) reason: FlushReason,
+}
+
+/// What settling a batch needs to know once its events are gone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Receipt {
+    pub(crate) id: u64,
+    pub(crate) len: usize,
     pub(crate) bytes: usize,
     pub(crate) reason: FlushReason,
 }
@@ -84,6 +100,7 @@ pub(crate) struct Sealed<T> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Batch<T> {
+    id: u64,
     items: Vec<T>,
     bytes: usize,
     reason: FlushReason,
@@ -93,10 +110,21 @@ pub struct Batch<T> {
 impl<T> Batch<T> {
     pub(crate) fn new(sealed: Sealed<T>, home: Arc<Shared<T>>) -> Self {
         Batch {
+            id: sealed.id,
             items: sealed.items,
             bytes: sealed.bytes,
             reason: sealed.reason,
             home,
+        }
+    }
+
+    /// What settling this batch needs; read before the events are dropped.
+    pub(crate) fn receipt(&self) -> Receipt {
+        Receipt {
+            id: self.id,
+            len: self.items.len(),
+            bytes: self.bytes,
+            reason: self.reason,
         }
     }
 

@@ -4,9 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::batch::Batch;
 use crate::dispatcher::Dispatcher;
+use crate::hooks::{Hooks, OpenBatch};
 use crate::receiver::Batches;
 use crate::shared::Shared;
+use crate::sink::{ErrorHook, FlushFailure, Retry, SinkConfig};
 
 /// What admission does when an event does not fit under `max_buffered_bytes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +141,11 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(field: &'static str, value: &dyn fmt::Debug, allowed: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        field: &'static str,
+        value: &dyn fmt::Debug,
+        allowed: impl Into<String>,
+    ) -> Self {
         ConfigError {
             field,
             value: format!("{value:?}"),
@@ -187,6 +194,10 @@ pub struct Builder<T> {
     limits: Limits,
     policy: Policy,
     on_evict: Option<EvictHook<T>>,
+    pub(crate) hooks: Hooks<T>,
+    pub(crate) sink: SinkConfig,
+    pub(crate) on_flush_error: Option<ErrorHook<T>>,
+    name: Arc<str>,
     seed: u64,
 }
 
@@ -196,6 +207,10 @@ impl<T> fmt::Debug for Builder<T> {
             .field("limits", &self.limits)
             .field("policy", &self.policy)
             .field("on_evict", &self.on_evict.is_some())
+            .field("hooks", &self.hooks.names())
+            .field("sink", &self.sink)
+            .field("on_flush_error", &self.on_flush_error.is_some())
+            .field("name", &self.name)
             .finish()
     }
 }
@@ -206,6 +221,10 @@ impl<T> Default for Builder<T> {
             limits: Limits::default(),
             policy: Policy::Reject,
             on_evict: None,
+            hooks: Hooks::default(),
+            sink: SinkConfig::default(),
+            on_flush_error: None,
+            name: Arc::from("dispatcher"),
             seed: 0x6d65_7472_6f6e_6f6d,
         }
     }
@@ -262,10 +281,174 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
         self
     }
 
-    /// Seeds the random interval jitter, for reproducible tests.
+    /// Seeds the random interval jitter and retry backoff, for reproducible
+    /// tests.
     pub fn jitter_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
+    }
+
+    /// Names the dispatcher in `tracing` spans and as the `dispatcher`
+    /// label of its `metrics` (default `"dispatcher"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Arc::from(name.into());
+        self
+    }
+
+    /// Custom flush trigger, asked after each event is appended: return true
+    /// to emit the batch now (reason [`Hook`](crate::FlushReason::Hook)).
+    /// Runs under the dispatcher's lock: keep it short. See
+    /// [`OpenBatch`] for an example.
+    pub fn should_flush(
+        mut self,
+        hook: impl Fn(&OpenBatch<'_, T>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.should_flush = Some(Arc::new(hook));
+        self
+    }
+
+    /// Hard downstream limits: asked before an event joins a non-empty open
+    /// batch; return true to emit the batch first (reason
+    /// [`Hook`](crate::FlushReason::Hook)), so the event starts a new one.
+    /// Runs under the dispatcher's lock: keep it short.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dispatcher::Dispatcher;
+    ///
+    /// // A downstream that takes at most 3 distinct tenants per request.
+    /// let (dispatcher, batches) = Dispatcher::<String>::builder()
+    ///     .will_overflow(|open, next: &String| {
+    ///         let mut tenants: Vec<&str> = open.items().iter().map(|e| &e[..1]).collect();
+    ///         tenants.sort();
+    ///         tenants.dedup();
+    ///         tenants.len() == 3 && !tenants.contains(&&next[..1])
+    ///     })
+    ///     .build()?;
+    /// let producer = dispatcher.producer();
+    /// for event in ["a1", "b1", "c1", "a2", "d1"] {
+    ///     producer.try_enqueue(event.into())?;
+    /// }
+    /// assert_eq!(batches.try_recv()?.items(), ["a1", "b1", "c1", "a2"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn will_overflow(
+        mut self,
+        hook: impl Fn(&OpenBatch<'_, T>, &T) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.will_overflow = Some(Arc::new(hook));
+        self
+    }
+
+    /// Admission filter: return false to refuse the event. The producer gets
+    /// it back in a `Refused` error (counted in
+    /// [`Rejections::refused`](crate::Rejections::refused)), after
+    /// [`on_reject`](Builder::on_reject) has seen it. Runs under the
+    /// dispatcher's lock: keep it short.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dispatcher::{Dispatcher, TryEnqueueError};
+    ///
+    /// let (dispatcher, _batches) = Dispatcher::<String>::builder()
+    ///     .can_add(|open, event: &String| !open.items().contains(event)) // no duplicates per batch
+    ///     .build()?;
+    /// let producer = dispatcher.producer();
+    /// producer.try_enqueue("x".into())?;
+    /// let refused = producer.try_enqueue("x".into()).unwrap_err();
+    /// assert!(matches!(refused, TryEnqueueError::Refused(event) if event == "x"));
+    /// assert_eq!(dispatcher.stats().rejected.refused, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn can_add(
+        mut self,
+        hook: impl Fn(&OpenBatch<'_, T>, &T) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.can_add = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sees every event the `can_add` hook refuses (for logging or a
+    /// dead-letter copy), on the producer's thread, outside the lock, just
+    /// before the event goes back to the producer in the error.
+    pub fn on_reject(mut self, hook: impl Fn(&T) + Send + Sync + 'static) -> Self {
+        self.hooks.on_reject = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sink mode: how many batches are written at once (default 1,
+    /// `1..=1024`). With one worker the sink sees batches in the order they
+    /// were cut; with more, each batch keeps its order but batches may
+    /// complete in any order.
+    pub fn flush_workers(mut self, workers: usize) -> Self {
+        self.sink.workers = workers;
+        self
+    }
+
+    /// Sink mode: the time one sink call may take (default 30 s). An async
+    /// sink's call is cancelled when it runs out; a blocking sink is handed
+    /// the deadline in its [`FlushContext`](crate::sink::FlushContext) and
+    /// an error it returns after the deadline counts as a timeout.
+    pub fn flush_timeout(mut self, timeout: Duration) -> Self {
+        self.sink.timeout = timeout;
+        self
+    }
+
+    /// Sink mode: how failed writes are retried (default
+    /// [`Retry::default`]).
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.sink.retry = retry;
+        self
+    }
+
+    /// Sink mode: receives each batch the sink failed to write on every
+    /// attempt — the exact events — with the last error, on the flush
+    /// worker's thread. Route them to a dead-letter store here. Without this
+    /// hook failed events are counted in [`Stats::failed`](crate::Stats::failed)
+    /// and dropped.
+    pub fn on_flush_error(
+        mut self,
+        hook: impl Fn(FlushFailure, Batch<T>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_flush_error = Some(Arc::new(hook));
+        self
+    }
+
+    /// Checks the limits and the policy.
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.limits.validate()?;
+        if let Policy::Block { timeout } = self.policy {
+            if timeout.is_zero() {
+                return Err(ConfigError::new("policy.timeout", &timeout, "> 0"));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn into_shared(self) -> (Arc<Shared<T>>, SinkParts<T>) {
+        let shared = Arc::new(Shared::new(
+            self.limits,
+            self.policy,
+            self.on_evict,
+            self.hooks,
+            Arc::clone(&self.name),
+            self.seed,
+        ));
+        let parts = SinkParts {
+            config: self.sink,
+            on_error: self.on_flush_error,
+            name: self.name,
+            seed: self.seed,
+        };
+        (shared, parts)
+    }
+
+    /// Validates everything a sink-mode build needs.
+    pub(crate) fn validate_for_sink(&self) -> Result<(), ConfigError> {
+        self.validate()?;
+        self.sink.validate()
     }
 
     /// Validates the configuration and creates the dispatcher and its receiver.
@@ -275,23 +458,21 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// [`ConfigError`] naming the first field out of range (see
     /// [`Limits::validate`]); a `Block` policy needs a timeout > 0.
     pub fn build(self) -> Result<(Dispatcher<T>, Batches<T>), ConfigError> {
-        self.limits.validate()?;
-        if let Policy::Block { timeout } = self.policy {
-            if timeout.is_zero() {
-                return Err(ConfigError::new("policy.timeout", &timeout, "> 0"));
-            }
-        }
-        let shared = Arc::new(Shared::new(
-            self.limits,
-            self.policy,
-            self.on_evict,
-            self.seed,
-        ));
+        self.validate()?;
+        let (shared, _) = self.into_shared();
         Ok((
             Dispatcher::from_shared(Arc::clone(&shared)),
             Batches::from_shared(shared),
         ))
     }
+}
+
+/// What a sink-mode build hands to its flush workers.
+pub(crate) struct SinkParts<T> {
+    pub(crate) config: SinkConfig,
+    pub(crate) on_error: Option<ErrorHook<T>>,
+    pub(crate) name: Arc<str>,
+    pub(crate) seed: u64,
 }
 
 #[cfg(test)]

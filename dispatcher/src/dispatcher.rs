@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Builder, ConfigError, Limits};
-use crate::error::{ShutdownReport, ShutdownTimeout};
+use crate::error::{FlushWaitTimeout, ShutdownReport, ShutdownTimeout};
 use crate::producer::{Producer, deadline_after};
 use crate::shared::Shared;
+use crate::sink::SinkWorkers;
 use crate::stats::Stats;
 use crate::weight::Weight;
 
@@ -44,6 +45,8 @@ use crate::weight::Weight;
 /// ```
 pub struct Dispatcher<T: Weight> {
     shared: Arc<Shared<T>>,
+    /// Sink mode: the flush workers.
+    sink: Option<SinkWorkers>,
 }
 
 impl<T: Weight> fmt::Debug for Dispatcher<T> {
@@ -70,7 +73,14 @@ impl<T: Weight + Send + 'static> Dispatcher<T> {
 
 impl<T: Weight> Dispatcher<T> {
     pub(crate) fn from_shared(shared: Arc<Shared<T>>) -> Self {
-        Dispatcher { shared }
+        Dispatcher { shared, sink: None }
+    }
+
+    pub(crate) fn with_sink(shared: Arc<Shared<T>>, workers: SinkWorkers) -> Self {
+        Dispatcher {
+            shared,
+            sink: Some(workers),
+        }
     }
 
     /// A new handle for enqueueing.
@@ -165,14 +175,68 @@ impl<T: Weight> Dispatcher<T> {
         self.shared.flush();
     }
 
+    /// Cuts the open batch and waits until everything accepted before the
+    /// call has settled: taken by a receiver (pull mode), or written by the
+    /// sink or handed to its error hook (sink mode). Meant for tests and
+    /// checkpoints; events accepted meanwhile are not waited for.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushWaitTimeout`] if `timeout` passed first (or, in pull mode,
+    /// no receiver is left to take the batches).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use dispatcher::{Dispatcher, sink};
+    ///
+    /// let written = Arc::new(AtomicUsize::new(0));
+    /// let count = Arc::clone(&written);
+    /// let dispatcher = Dispatcher::<String>::builder()
+    ///     .interval(Duration::from_secs(3600))
+    ///     .build_with_sink(sink::from_fn(move |batch: &dispatcher::Batch<String>, _: &sink::FlushContext| {
+    ///         count.fetch_add(batch.len(), Ordering::SeqCst);
+    ///         Ok::<_, std::io::Error>(())
+    ///     }))?;
+    /// dispatcher.producer().try_enqueue("checkpoint".into())?;
+    /// dispatcher.flush_and_wait(Duration::from_secs(5))?;
+    /// assert_eq!(written.load(Ordering::SeqCst), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush_and_wait(&self, timeout: Duration) -> Result<(), FlushWaitTimeout> {
+        if self.shared.flush_and_wait(deadline_after(timeout)) {
+            Ok(())
+        } else {
+            Err(FlushWaitTimeout { timeout })
+        }
+    }
+
+    /// Publishes [`stats`](Self::stats) through the `metrics` facade now
+    /// (it is also published automatically, at most every 100 ms, while
+    /// batches are handed over). See [`crate::metrics`] for the names.
+    #[cfg(feature = "metrics")]
+    pub fn publish_metrics(&self) {
+        self.shared.publish_metrics();
+    }
+
     /// Stops admission, cuts the open batch, and waits until receivers have
-    /// taken every accepted event, or until `timeout` passes.
+    /// taken every accepted event (sink mode: until the sink has written or
+    /// given up on every batch), or until `timeout` passes.
+    ///
+    /// In sink mode, when the time runs out, workers stop retrying and hand
+    /// the batches they hold to the error hook; a batch still inside a sink
+    /// call when shutdown returns is settled by its worker when the call
+    /// ends (see `report.stats.in_flight_items`).
     ///
     /// # Errors
     ///
     /// [`ShutdownTimeout`] carrying every event that was accepted but not
-    /// delivered, oldest first, if the time ran out or every receiver was
-    /// dropped first. Nothing accepted is lost silently.
+    /// delivered (and not in a sink call), oldest first, if the time ran out
+    /// or every receiver was dropped first. Nothing accepted is lost
+    /// silently.
     ///
     /// # Examples
     ///
@@ -186,12 +250,17 @@ impl<T: Weight> Dispatcher<T> {
     /// assert_eq!(timeout.into_inner(), ["late"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn shutdown(self, timeout: Duration) -> Result<ShutdownReport, ShutdownTimeout<T>> {
+    pub fn shutdown(mut self, timeout: Duration) -> Result<ShutdownReport, ShutdownTimeout<T>> {
         let started = Instant::now();
         let deadline = deadline_after(timeout);
         let delivered_before = self.stats().delivered;
         self.shared.close();
         let undelivered = self.shared.drain_until(deadline);
+        if let Some(workers) = self.sink.take() {
+            workers.finish(&self.shared);
+        }
+        #[cfg(feature = "metrics")]
+        self.shared.publish_metrics();
         let stats = self.stats();
         let report = ShutdownReport {
             delivered_during_drain: stats.delivered - delivered_before,
@@ -221,6 +290,9 @@ impl<T: Weight> Dispatcher<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stop(self) -> Vec<T> {
+        if let Some(workers) = &self.sink {
+            workers.abandon();
+        }
         self.shared.stop()
     }
 }

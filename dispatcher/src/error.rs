@@ -16,6 +16,9 @@ pub enum TryEnqueueError<T> {
     /// The dispatcher is shutting down or stopped, or every receiver is gone.
     #[error("dispatcher is closed")]
     Closed(T),
+    /// The builder's `can_add` hook refused it.
+    #[error("refused by the can_add hook")]
+    Refused(T),
 }
 
 /// Why [`Producer::enqueue`](crate::Producer::enqueue) refused an item under
@@ -34,6 +37,9 @@ pub enum EnqueueError<T> {
     /// The dispatcher is shutting down or stopped, or every receiver is gone.
     #[error("dispatcher is closed")]
     Closed(T),
+    /// The builder's `can_add` hook refused it.
+    #[error("refused by the can_add hook")]
+    Refused(T),
 }
 
 /// Why [`Producer::enqueue_timeout`](crate::Producer::enqueue_timeout) refused an item.
@@ -48,6 +54,9 @@ pub enum EnqueueTimeoutError<T> {
     /// The dispatcher is shutting down or stopped, or every receiver is gone.
     #[error("dispatcher is closed")]
     Closed(T),
+    /// The builder's `can_add` hook refused it.
+    #[error("refused by the can_add hook")]
+    Refused(T),
 }
 
 macro_rules! refusal_common {
@@ -75,18 +84,21 @@ macro_rules! refusal_common {
 refusal_common!(TryEnqueueError {
     Full,
     TooLarge,
-    Closed
+    Closed,
+    Refused
 });
 refusal_common!(EnqueueError {
     Full,
     Timeout,
     TooLarge,
-    Closed
+    Closed,
+    Refused
 });
 refusal_common!(EnqueueTimeoutError {
     Timeout,
     TooLarge,
-    Closed
+    Closed,
+    Refused
 });
 
 impl<T> From<TryEnqueueError<T>> for EnqueueError<T> {
@@ -96,6 +108,7 @@ impl<T> From<TryEnqueueError<T>> for EnqueueError<T> {
             TryEnqueueError::Full(item) => EnqueueError::Full(item),
             TryEnqueueError::TooLarge(item) => EnqueueError::TooLarge(item),
             TryEnqueueError::Closed(item) => EnqueueError::Closed(item),
+            TryEnqueueError::Refused(item) => EnqueueError::Refused(item),
         }
     }
 }
@@ -126,6 +139,15 @@ pub enum TryRecvError {
     /// The dispatcher is closed and drained.
     #[error("dispatcher is closed and drained")]
     Disconnected,
+}
+
+/// [`Dispatcher::flush_and_wait`](crate::Dispatcher::flush_and_wait) ran out
+/// of time before the batches settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("batches did not settle within {timeout:?}")]
+pub struct FlushWaitTimeout {
+    /// The time that was allowed.
+    pub timeout: Duration,
 }
 
 /// [`Dispatcher::shutdown`](crate::Dispatcher::shutdown) ran out of time (or

@@ -73,9 +73,13 @@ mod batch;
 mod config;
 mod dispatcher;
 mod error;
+mod hooks;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod producer;
 mod receiver;
 mod shared;
+pub mod sink;
 mod state;
 mod stats;
 mod weight;
@@ -84,9 +88,10 @@ pub use batch::{Batch, FlushReason};
 pub use config::{Builder, ConfigError, Limits, Policy};
 pub use dispatcher::Dispatcher;
 pub use error::{
-    EnqueueError, EnqueueTimeoutError, RecvError, RecvTimeoutError, ShutdownReport,
-    ShutdownTimeout, TryEnqueueError, TryRecvError,
+    EnqueueError, EnqueueTimeoutError, FlushWaitTimeout, RecvError, RecvTimeoutError,
+    ShutdownReport, ShutdownTimeout, TryEnqueueError, TryRecvError,
 };
+pub use hooks::OpenBatch;
 pub use producer::Producer;
 pub use receiver::{Batches, Iter};
 pub use stats::{FlushCounts, Rejections, Stats};

@@ -174,6 +174,7 @@ impl<T: Weight> Producer<T> {
                 }
                 EnqueueError::TooLarge(item) => EnqueueTimeoutError::TooLarge(item),
                 EnqueueError::Closed(item) => EnqueueTimeoutError::Closed(item),
+                EnqueueError::Refused(item) => EnqueueTimeoutError::Refused(item),
             })
     }
 

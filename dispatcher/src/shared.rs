@@ -16,9 +16,10 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::batch::{FlushReason, Sealed};
+use crate::batch::{FlushReason, Receipt, Sealed};
 use crate::config::{EvictHook, Limits, Policy};
 use crate::error::{EnqueueError, RecvTimeoutError, TryEnqueueError, TryRecvError};
+use crate::hooks::{Hooks, ItemObserver};
 use crate::state::{Room, State};
 use crate::stats::{Rejections, Stats};
 use crate::weight::{Weight, charge};
@@ -36,8 +37,26 @@ pub(crate) struct Shared<T> {
     /// Fixed at build time, so reading it needs no lock.
     pub(crate) policy: Policy,
     on_evict: Option<EvictHook<T>>,
+    on_reject: Option<ItemObserver<T>>,
     gauges: Gauges,
     refusals: Refusals,
+    attempts: AttemptCounters,
+    /// For `tracing` and `metrics`.
+    #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
+    pub(crate) name: std::sync::Arc<str>,
+    /// When metrics were last published, in ms since `born`.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    metrics_published_ms: AtomicU64,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    born: Instant,
+}
+
+/// Sink attempt counters, bumped by flush workers without the lock.
+#[derive(Default)]
+struct AttemptCounters {
+    retries: AtomicU64,
+    timeouts: AtomicU64,
+    panics: AtomicU64,
 }
 
 /// Copies of the admission-relevant state, stored under the lock after every
@@ -59,11 +78,15 @@ struct Refusals {
     timeout: AtomicU64,
     too_large: AtomicU64,
     closed: AtomicU64,
+    refused: AtomicU64,
 }
 
 /// How many `spin_loop` rounds a receiver looks for a batch before it sleeps
 /// (a few microseconds).
 const SPIN_ROUNDS: u32 = 128;
+
+/// How often `flush_and_wait` looks again without being woken.
+const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl<T> Shared<T> {
     /// Locks the state.
@@ -100,6 +123,7 @@ impl<T> Shared<T> {
         let (counter, error): (_, fn(I) -> TryEnqueueError<I>) = match room {
             Room::TooLarge => (&self.refusals.too_large, TryEnqueueError::TooLarge),
             Room::Closed => (&self.refusals.closed, TryEnqueueError::Closed),
+            Room::Refused => (&self.refusals.refused, TryEnqueueError::Refused),
             Room::Full | Room::Fits => (&self.refusals.full, TryEnqueueError::Full),
         };
         counter.fetch_add(count, Relaxed);
@@ -115,8 +139,57 @@ impl<T> Shared<T> {
             timeout: self.refusals.timeout.load(Relaxed),
             too_large: self.refusals.too_large.load(Relaxed),
             closed: self.refusals.closed.load(Relaxed),
+            refused: self.refusals.refused.load(Relaxed),
         };
+        stats.retries = self.attempts.retries.load(Relaxed);
+        stats.sink_timeouts = self.attempts.timeouts.load(Relaxed);
+        stats.sink_panics = self.attempts.panics.load(Relaxed);
         stats
+    }
+
+    /// Sink mode: taken batches stay charged until settled.
+    pub(crate) fn hold_in_flight(&self) {
+        self.lock().hold_in_flight = true;
+    }
+
+    pub(crate) fn count_retry(&self) {
+        self.attempts.retries.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn count_attempt_failure(&self, error: &crate::sink::FlushError) {
+        use crate::sink::FlushError;
+        match error {
+            FlushError::TimedOut(_) => self.attempts.timeouts.fetch_add(1, Relaxed),
+            FlushError::Panicked(_) => self.attempts.panics.fetch_add(1, Relaxed),
+            _ => 0,
+        };
+    }
+
+    /// Publishes `stats()` through the `metrics` facade, at most every
+    /// [`METRICS_EVERY_MS`](crate::metrics::METRICS_EVERY_MS); a no-op
+    /// without the `metrics` feature.
+    pub(crate) fn publish_metrics_now_and_then(&self) {
+        #[cfg(feature = "metrics")]
+        {
+            let now = self.born.elapsed().as_millis() as u64;
+            let last = self.metrics_published_ms.load(Relaxed);
+            if now.saturating_sub(last) >= crate::metrics::METRICS_EVERY_MS
+                && self
+                    .metrics_published_ms
+                    .compare_exchange(last, now, Relaxed, Relaxed)
+                    .is_ok()
+            {
+                self.publish_metrics();
+            }
+        }
+    }
+
+    /// Publishes `stats()` through the `metrics` facade now.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn publish_metrics(&self) {
+        let stats = self.stats();
+        let max = self.gauges.max_buffered_bytes.load(Relaxed);
+        crate::metrics::publish(&self.name, &stats, max);
     }
 
     /// Wakes one more waiting receiver if there is work left for it, so a
@@ -141,17 +214,27 @@ impl<T: Weight> Shared<T> {
         limits: Limits,
         policy: Policy,
         on_evict: Option<EvictHook<T>>,
+        hooks: Hooks<T>,
+        name: std::sync::Arc<str>,
         seed: u64,
     ) -> Self {
+        let mut state = State::new(limits, seed);
+        let on_reject = hooks.on_reject.clone();
+        state.hooks = hooks;
         let shared = Shared {
-            state: Mutex::new(State::new(limits, seed)),
+            state: Mutex::new(state),
             batch_ready: Condvar::new(),
             room_freed: Condvar::new(),
             drained: Condvar::new(),
             policy,
             on_evict,
+            on_reject,
             gauges: Gauges::default(),
             refusals: Refusals::default(),
+            attempts: AttemptCounters::default(),
+            name,
+            metrics_published_ms: AtomicU64::new(0),
+            born: Instant::now(),
         };
         shared.publish(&shared.lock());
         shared
@@ -195,20 +278,42 @@ impl<T: Weight> Shared<T> {
             return Err(self.refusal(room, item, 1));
         }
         let mut st = self.lock();
-        match st.room_for(weight) {
+        match self.admission(&st, &item, weight) {
             Room::Fits => self.append_and_wake(st, item, weight),
             Room::Full if self.policy == Policy::DropOldest => {
                 let mut evicted = Vec::new();
-                self.evict(&mut st, weight, &mut evicted);
+                if !self.evict(&mut st, weight, &mut evicted) {
+                    drop(st);
+                    return Err(self.refusal(Room::Full, item, 1));
+                }
                 self.append_and_wake(st, item, weight);
                 self.hand_over_evicted(evicted);
             }
             room => {
                 drop(st);
-                return Err(self.refusal(room, item, 1));
+                return Err(self.refuse(room, item));
             }
         }
         Ok(())
+    }
+
+    /// Room for `item` under the lock, after the `can_add` hook had its say.
+    fn admission(&self, st: &State<T>, item: &T, weight: usize) -> Room {
+        match st.room_for(weight) {
+            Room::Fits | Room::Full if !st.hook_admits(item) => Room::Refused,
+            room => room,
+        }
+    }
+
+    /// Counts a refusal of one item and hands it back; a hook refusal is
+    /// shown to `on_reject` first. Call without the lock.
+    fn refuse(&self, room: Room, item: T) -> TryEnqueueError<T> {
+        if room == Room::Refused {
+            if let Some(on_reject) = &self.on_reject {
+                on_reject(&item);
+            }
+        }
+        self.refusal(room, item, 1)
     }
 
     /// Admits, waiting for room until `deadline`. Under DropOldest, evicts
@@ -220,7 +325,7 @@ impl<T: Weight> Shared<T> {
         let weight = charge(&item);
         let mut st = self.lock();
         loop {
-            let room = st.room_for(weight);
+            let room = self.admission(&st, &item, weight);
             match room {
                 Room::Fits => {
                     self.append_and_wake(st, item, weight);
@@ -236,9 +341,9 @@ impl<T: Weight> Shared<T> {
                     self.refusals.timeout.fetch_add(1, Relaxed);
                     return Err(EnqueueError::Timeout(item));
                 }
-                Room::TooLarge | Room::Closed => {
+                Room::TooLarge | Room::Closed | Room::Refused => {
                     drop(st);
-                    return Err(self.refusal(room, item, 1).into());
+                    return Err(self.refuse(room, item).into());
                 }
             }
         }
@@ -253,15 +358,23 @@ impl<T: Weight> Shared<T> {
             .iter()
             .try_fold(0usize, |sum, &w| sum.checked_add(w));
         let mut st = self.lock();
-        let room = total.map_or(Room::TooLarge, |total| st.room_for(total));
+        let mut room = total.map_or(Room::TooLarge, |total| st.room_for(total));
+        if matches!(room, Room::Fits | Room::Full) && !items.iter().all(|i| st.hook_admits(i)) {
+            room = Room::Refused;
+        }
         let mut evicted = Vec::new();
         match (room, total) {
             (Room::Fits, _) => {}
-            (Room::Full, Some(total)) if self.policy == Policy::DropOldest => {
-                self.evict(&mut st, total, &mut evicted);
-            }
+            (Room::Full, Some(total))
+                if self.policy == Policy::DropOldest
+                    && self.evict(&mut st, total, &mut evicted) => {}
             (room, _) => {
                 drop(st);
+                if room == Room::Refused {
+                    if let Some(on_reject) = &self.on_reject {
+                        items.iter().for_each(|item| on_reject(item));
+                    }
+                }
                 return Err(self.refusal(room, items, count));
             }
         }
@@ -282,11 +395,12 @@ impl<T: Weight> Shared<T> {
     /// Evicts to make room for `weight`. With an eviction hook the events
     /// are kept for it (it runs after the lock is released); without one they
     /// are dropped here, which saves collecting them.
-    fn evict(&self, st: &mut State<T>, weight: usize, evicted: &mut Vec<T>) {
+    /// Returns false (evicting nothing) if room cannot be made.
+    fn evict(&self, st: &mut State<T>, weight: usize, evicted: &mut Vec<T>) -> bool {
         if self.on_evict.is_some() {
-            st.evict_for(weight, |old| evicted.push(old));
+            st.evict_for(weight, |old| evicted.push(old))
         } else {
-            st.evict_for(weight, drop);
+            st.evict_for(weight, drop)
         }
     }
 
@@ -308,7 +422,8 @@ impl<T: Weight> Shared<T> {
             if let Some(sealed) = st.take_ready() {
                 self.publish_flow(&st);
                 let wake_producer = st.waiting_for_room > 0;
-                let wake_shutdown = st.stats.buffered_items == 0 && st.waiting_for_drain;
+                let wake_shutdown = (st.stats.buffered_items == 0 && st.waiting_for_drain)
+                    || st.waiting_for_settle > 0;
                 self.pass_on(st);
                 if wake_producer {
                     self.room_freed.notify_one();
@@ -316,6 +431,7 @@ impl<T: Weight> Shared<T> {
                 if wake_shutdown {
                     self.drained.notify_all();
                 }
+                self.publish_metrics_now_and_then();
                 return Ok(sealed);
             }
             let due = st.due();
@@ -380,6 +496,48 @@ impl<T: Weight> Shared<T> {
         }
     }
 
+    /// Ends a taken batch's flight (sink mode) and wakes who may be waiting
+    /// for the bytes or the settlement.
+    pub(crate) fn settle(&self, receipt: Receipt, delivered: bool) {
+        let mut st = self.lock();
+        st.settle(receipt, delivered);
+        self.publish_flow(&st);
+        let wake_producer = st.waiting_for_room > 0;
+        let wake_waiters =
+            (st.stats.buffered_items == 0 && st.waiting_for_drain) || st.waiting_for_settle > 0;
+        drop(st);
+        if wake_producer {
+            self.room_freed.notify_one();
+        }
+        if wake_waiters {
+            self.drained.notify_all();
+        }
+    }
+
+    /// Cuts the open batch and waits until it and every batch before it
+    /// have settled (taken by a receiver, or written or failed by the
+    /// sink), or until `deadline`. Returns whether they settled.
+    pub(crate) fn flush_and_wait(&self, deadline: Instant) -> bool {
+        let mut st = self.lock();
+        let upto = st.seal_for_wait();
+        if st.waiting_receivers > 0 && st.has_ready() {
+            self.batch_ready.notify_one();
+        }
+        while st.oldest_unsettled() < upto {
+            let now = Instant::now();
+            if now >= deadline || (st.receivers == 0 && st.has_ready()) {
+                return false;
+            }
+            // Evictions and `stop` settle batches too without waking anyone:
+            // look again at least every few milliseconds.
+            let wake_at = deadline.min(now + SETTLE_POLL);
+            st.waiting_for_settle += 1;
+            self.drained.wait_until(&mut st, wake_at);
+            st.waiting_for_settle -= 1;
+        }
+        true
+    }
+
     pub(crate) fn set_limits(&self, limits: Limits) {
         let mut st = self.lock();
         st.set_limits(limits);
@@ -409,6 +567,18 @@ impl<T: Weight> Shared<T> {
         let undelivered = st.take_all();
         self.publish(&st);
         undelivered
+    }
+
+    /// Waits until no batch is in flight, or `deadline`; returns whether
+    /// none is.
+    pub(crate) fn wait_in_flight(&self, deadline: Instant) -> bool {
+        let mut st = self.lock();
+        while st.stats.in_flight_items > 0 && Instant::now() < deadline {
+            st.waiting_for_settle += 1;
+            self.drained.wait_until(&mut st, deadline);
+            st.waiting_for_settle -= 1;
+        }
+        st.stats.in_flight_items == 0
     }
 
     /// Stops admission and removes every undelivered event.

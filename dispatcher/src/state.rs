@@ -5,8 +5,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::batch::{FlushReason, Sealed};
+use crate::batch::{FlushReason, Receipt, Sealed};
 use crate::config::Limits;
+use crate::hooks::{Hooks, OpenBatch};
 use crate::stats::Stats;
 use crate::weight::{Weight, charge};
 
@@ -17,6 +18,8 @@ pub(crate) enum Room {
     Full,
     TooLarge,
     Closed,
+    /// Refused by the `can_add` hook (never returned by `room_for`).
+    Refused,
 }
 
 pub(crate) struct State<T> {
@@ -31,6 +34,18 @@ pub(crate) struct State<T> {
     pub(crate) waiting_for_room: usize,
     /// Shutdown is waiting for the last delivery.
     pub(crate) waiting_for_drain: bool,
+    /// `flush_and_wait` callers waiting for batches to settle.
+    pub(crate) waiting_for_settle: usize,
+    /// Sink mode: a taken batch stays charged (and counted as buffered)
+    /// until the sink is done with it; see [`State::settle`].
+    pub(crate) hold_in_flight: bool,
+    pub(crate) hooks: Hooks<T>,
+    /// Ids of batches taken but not yet settled (sink mode; at most one per
+    /// flush worker).
+    in_flight: Vec<u64>,
+    in_flight_bytes: usize,
+    /// The id the next sealed batch gets.
+    next_id: u64,
     open: Vec<T>,
     open_bytes: usize,
     /// When the open batch got its first event, and its share of the jitter.
@@ -51,6 +66,12 @@ const POOL_CAPACITY: usize = 64;
 impl<T> State<T> {
     pub(crate) fn new(limits: Limits, seed: u64) -> Self {
         State {
+            waiting_for_settle: 0,
+            hold_in_flight: false,
+            hooks: Hooks::default(),
+            in_flight: Vec::new(),
+            in_flight_bytes: 0,
+            next_id: 0,
             limits,
             stats: Stats::default(),
             closed: false,
@@ -92,13 +113,53 @@ impl<T> State<T> {
             .stats
             .peak_buffered_bytes
             .max(self.stats.buffered_bytes);
+        let mut sealed = self.hook_cut_before(&item);
         // An empty open batch after `place` means it sealed the event itself.
         let opens = self.open.is_empty() || self.would_overflow(weight);
-        let sealed = self.place(item, weight);
+        sealed |= self.place(item, weight);
         if opens && !self.open.is_empty() {
             self.open_since = Some((Instant::now(), self.jitter_share()));
         }
+        sealed |= self.hook_cut_after();
         opens || sealed
+    }
+
+    fn open_view(&self) -> OpenBatch<'_, T> {
+        OpenBatch {
+            items: &self.open,
+            bytes: self.open_bytes,
+        }
+    }
+
+    /// Whether the `can_add` hook (if any) lets `item` join the open batch.
+    pub(crate) fn hook_admits(&self, item: &T) -> bool {
+        self.hooks
+            .can_add
+            .as_ref()
+            .is_none_or(|can_add| can_add(&self.open_view(), item))
+    }
+
+    /// Seals a non-empty open batch that the `will_overflow` hook says
+    /// `item` must not join.
+    fn hook_cut_before(&mut self, item: &T) -> bool {
+        let cut = !self.open.is_empty()
+            && self
+                .hooks
+                .will_overflow
+                .as_ref()
+                .is_some_and(|will_overflow| will_overflow(&self.open_view(), item));
+        cut && self.seal(FlushReason::Hook)
+    }
+
+    /// Seals the open batch if the `should_flush` hook asks for it.
+    fn hook_cut_after(&mut self) -> bool {
+        let cut = !self.open.is_empty()
+            && self
+                .hooks
+                .should_flush
+                .as_ref()
+                .is_some_and(|should_flush| should_flush(&self.open_view()));
+        cut && self.seal(FlushReason::Hook)
     }
 
     /// Puts an event in the open batch, cutting batches before and after it
@@ -179,7 +240,10 @@ impl<T> State<T> {
         let mut next = self.pool.pop().unwrap_or_default();
         next.reserve_exact(self.len_hint + self.len_hint / 8);
         let items = std::mem::replace(&mut self.open, next);
+        let id = self.next_id;
+        self.next_id += 1;
         self.ready.push_back(Sealed {
+            id,
             items,
             bytes: std::mem::take(&mut self.open_bytes),
             reason,
@@ -202,17 +266,71 @@ impl<T> State<T> {
             .map(|(since, share)| since + self.limits.interval + share)
     }
 
-    /// Hands the oldest sealed batch to a receiver: it is delivered from here on.
+    /// Hands the oldest sealed batch to a receiver: it is delivered from
+    /// here on. In sink mode it stays charged, in flight, until
+    /// [`settle`](Self::settle).
     pub(crate) fn take_ready(&mut self) -> Option<Sealed<T>> {
         let sealed = self.ready.pop_front()?;
-        let stats = &mut self.stats;
-        stats.buffered_bytes -= sealed.bytes;
-        stats.buffered_items -= sealed.items.len();
-        stats.delivered += sealed.items.len() as u64;
-        stats.delivered_bytes += sealed.bytes as u64;
-        stats.batches += 1;
-        stats.flushes.bump(sealed.reason);
+        if self.hold_in_flight {
+            self.in_flight.push(sealed.id);
+            self.in_flight_bytes += sealed.bytes;
+            self.stats.in_flight_items += sealed.items.len();
+        } else {
+            self.release(sealed.items.len(), sealed.bytes);
+            self.count_delivered(sealed.items.len(), sealed.bytes, sealed.reason);
+        }
         Some(sealed)
+    }
+
+    /// Ends a taken batch's flight (sink mode): its bytes are freed and its
+    /// events counted as delivered or failed.
+    pub(crate) fn settle(&mut self, receipt: Receipt, delivered: bool) {
+        let Some(at) = self.in_flight.iter().position(|&id| id == receipt.id) else {
+            debug_assert!(false, "batch {} settled twice", receipt.id);
+            return;
+        };
+        self.in_flight.swap_remove(at);
+        self.in_flight_bytes -= receipt.bytes;
+        self.stats.in_flight_items -= receipt.len;
+        self.release(receipt.len, receipt.bytes);
+        if delivered {
+            self.count_delivered(receipt.len, receipt.bytes, receipt.reason);
+        } else {
+            self.stats.failed += receipt.len as u64;
+            self.stats.failed_batches += 1;
+        }
+    }
+
+    fn release(&mut self, len: usize, bytes: usize) {
+        self.stats.buffered_bytes -= bytes;
+        self.stats.buffered_items -= len;
+    }
+
+    fn count_delivered(&mut self, len: usize, bytes: usize, reason: FlushReason) {
+        let stats = &mut self.stats;
+        stats.delivered += len as u64;
+        stats.delivered_bytes += bytes as u64;
+        stats.batches += 1;
+        stats.flushes.bump(reason);
+    }
+
+    /// The id of the oldest batch not yet settled (sealed batches waiting,
+    /// or in flight); the next id if there is none.
+    pub(crate) fn oldest_unsettled(&self) -> u64 {
+        let waiting = self.ready.front().map(|sealed| sealed.id);
+        self.in_flight
+            .iter()
+            .copied()
+            .chain(waiting)
+            .min()
+            .unwrap_or(self.next_id)
+    }
+
+    /// Seals the open batch and returns the id every batch up to which must
+    /// settle for everything accepted so far to be settled.
+    pub(crate) fn seal_for_wait(&mut self) -> u64 {
+        self.seal(FlushReason::Manual);
+        self.next_id
     }
 
     /// Keeps an emptied batch buffer for reuse, up to a bound.
@@ -229,19 +347,25 @@ impl<T> State<T> {
         self.seal(FlushReason::Drain);
     }
 
-    /// Removes every undelivered event, oldest first, counting it as returned.
+    /// Removes every undelivered event not in flight, oldest first,
+    /// counting it as returned.
     pub(crate) fn take_all(&mut self) -> Vec<T> {
-        let mut all = Vec::with_capacity(self.stats.buffered_items);
+        let mut all = Vec::with_capacity(self.stats.buffered_items - self.stats.in_flight_items);
+        let mut bytes = std::mem::take(&mut self.open_bytes);
         for sealed in self.ready.drain(..) {
+            bytes += sealed.bytes;
             all.extend(sealed.items);
         }
         all.append(&mut self.open);
-        self.open_bytes = 0;
         self.open_since = None;
         self.stats.returned += all.len() as u64;
-        self.stats.buffered_bytes = 0;
-        self.stats.buffered_items = 0;
+        self.release(all.len(), bytes);
         all
+    }
+
+    /// Bytes that eviction could free: everything buffered but not in flight.
+    fn evictable_bytes(&self) -> usize {
+        self.stats.buffered_bytes - self.in_flight_bytes
     }
 }
 
@@ -274,11 +398,17 @@ impl<T: Weight> State<T> {
     /// most the event's own weight, so buffered bytes never grow but a limit
     /// change alone never evicts anything. The caller checked
     /// `weight <= max_buffered_bytes`.
-    pub(crate) fn evict_for(&mut self, weight: usize, mut evicted: impl FnMut(T)) {
+    ///
+    /// Returns false, evicting nothing, if the events not in flight (sink
+    /// mode) cannot free enough: the item must then be refused.
+    pub(crate) fn evict_for(&mut self, weight: usize, mut evicted: impl FnMut(T)) -> bool {
         let excess =
             (self.stats.buffered_bytes + weight).saturating_sub(self.limits.max_buffered_bytes);
         let mut owed = excess.min(weight);
-        while owed > 0 && self.stats.buffered_items > 0 {
+        if owed > self.evictable_bytes() {
+            return false;
+        }
+        while owed > 0 && self.stats.buffered_items > self.stats.in_flight_items {
             let (items, bytes) = match self.ready.front_mut() {
                 Some(front) => (&mut front.items, &mut front.bytes),
                 None => (&mut self.open, &mut self.open_bytes),
@@ -297,6 +427,7 @@ impl<T: Weight> State<T> {
                 }
             }
         }
+        true
     }
 }
 

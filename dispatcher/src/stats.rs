@@ -13,12 +13,14 @@ pub struct Rejections {
     pub too_large: u64,
     /// Refused because the dispatcher was closed.
     pub closed: u64,
+    /// Refused by the builder's `can_add` hook.
+    pub refused: u64,
 }
 
 impl Rejections {
     /// All refusals together.
     pub fn total(&self) -> u64 {
-        self.full + self.timeout + self.too_large + self.closed
+        self.full + self.timeout + self.too_large + self.closed + self.refused
     }
 }
 
@@ -35,6 +37,8 @@ pub struct FlushCounts {
     pub manual: u64,
     /// Cut by shutdown.
     pub drain: u64,
+    /// Cut by the builder's `should_flush` or `will_overflow` hook.
+    pub hook: u64,
 }
 
 impl FlushCounts {
@@ -46,6 +50,7 @@ impl FlushCounts {
             FlushReason::Items => self.items,
             FlushReason::Manual => self.manual,
             FlushReason::Drain => self.drain,
+            FlushReason::Hook => self.hook,
         }
     }
 
@@ -56,6 +61,7 @@ impl FlushCounts {
             FlushReason::Items => &mut self.items,
             FlushReason::Manual => &mut self.manual,
             FlushReason::Drain => &mut self.drain,
+            FlushReason::Hook => &mut self.hook,
         };
         *slot += 1;
     }
@@ -64,8 +70,9 @@ impl FlushCounts {
 /// A snapshot of a dispatcher's counters (since it was built) and gauges (now).
 ///
 /// Every accepted event is exactly one of: delivered, dropped (evicted),
-/// returned (by shutdown or stop), or still buffered:
-/// `accepted == delivered + dropped + returned + buffered_items`.
+/// returned (by shutdown or stop), failed (a sink gave up on it and it went
+/// to the `on_flush_error` hook), or still buffered:
+/// `accepted == delivered + dropped + returned + failed + buffered_items`.
 ///
 /// # Examples
 ///
@@ -90,20 +97,35 @@ pub struct Stats {
     pub rejected: Rejections,
     /// Accepted events evicted by [`Policy::DropOldest`](crate::Policy::DropOldest).
     pub dropped: u64,
-    /// Accepted events handed to a receiver.
+    /// Accepted events handed to a receiver, or written by the sink.
     pub delivered: u64,
     /// Summed weight of the delivered events.
     pub delivered_bytes: u64,
     /// Accepted events handed back to the caller by shutdown or stop.
     pub returned: u64,
-    /// Batches handed to a receiver.
+    /// Batches handed to a receiver, or written by the sink.
     pub batches: u64,
     /// Delivered batches by reason.
     pub flushes: FlushCounts,
-    /// Weight of accepted events not yet delivered.
+    /// Events whose batch the sink failed to write on every attempt; each
+    /// was handed to the `on_flush_error` hook (sink mode).
+    pub failed: u64,
+    /// Batches counted in `failed`.
+    pub failed_batches: u64,
+    /// Sink attempts after the first one of a batch (sink mode).
+    pub retries: u64,
+    /// Sink attempts that ran past `flush_timeout` (sink mode).
+    pub sink_timeouts: u64,
+    /// Sink attempts that panicked; the panic was caught (sink mode).
+    pub sink_panics: u64,
+    /// Weight of accepted events not yet delivered. In sink mode this
+    /// includes the batches being written, until the sink is done with them.
     pub buffered_bytes: usize,
-    /// Number of accepted events not yet delivered.
+    /// Number of accepted events not yet delivered (sink mode: including
+    /// `in_flight_items`).
     pub buffered_items: usize,
+    /// Events in batches a flush worker is writing or retrying now.
+    pub in_flight_items: usize,
     /// The highest `buffered_bytes` ever reached (exact, not sampled).
     pub peak_buffered_bytes: usize,
 }

@@ -173,8 +173,8 @@ impl Run {
                         prop_assert_eq!(&back, &group);
                         Verdict::TooLarge
                     }
-                    Err(TryEnqueueError::Closed(_)) => {
-                        return Err(TestCaseError::fail("closed while open"));
+                    Err(TryEnqueueError::Closed(_) | TryEnqueueError::Refused(_)) => {
+                        return Err(TestCaseError::fail("closed or refused with no hook"));
                     }
                 };
                 prop_assert_eq!(&got, &expected, "{:?}", group);

@@ -145,7 +145,7 @@ impl ConsumerTotals {
     /// use dispatcher::FlushReason;
     /// use loadgen::ConsumerTotals;
     ///
-    /// let totals = ConsumerTotals { batches_by_reason: [4, 0, 0, 0, 1], ..Default::default() };
+    /// let totals = ConsumerTotals { batches_by_reason: [4, 0, 0, 0, 1, 0], ..Default::default() };
     /// assert_eq!(totals.batches_for(FlushReason::Interval), 4);
     /// assert_eq!(totals.batches_for(FlushReason::Drain), 1);
     /// ```

@@ -106,7 +106,8 @@ impl Target for DispatcherTarget {
             Ok(()) => Offer::Accepted,
             Err(EnqueueError::Full(event))
             | Err(EnqueueError::Timeout(event))
-            | Err(EnqueueError::TooLarge(event)) => Offer::Refused(event),
+            | Err(EnqueueError::TooLarge(event))
+            | Err(EnqueueError::Refused(event)) => Offer::Refused(event),
             Err(EnqueueError::Closed(event)) => Offer::Closed(event),
         }
     }

@@ -190,6 +190,7 @@ impl Model {
             FlushReason::Manual => stats.flushes.manual += 1,
             FlushReason::Interval => stats.flushes.interval += 1,
             FlushReason::Drain => stats.flushes.drain += 1,
+            FlushReason::Hook => stats.flushes.hook += 1,
         }
         Some(cut)
     }

@@ -1,0 +1,116 @@
+//! Batch hooks for callers whose limits are not plain bytes: a custom flush
+//! trigger, a hard cut before an event that must not join the open batch,
+//! and an admission filter.
+//!
+//! Hooks run on the producer's thread under the dispatcher's lock, with
+//! shared references only, at points where the byte accounting is complete
+//! and consistent: before anything changes (`can_add`, `will_overflow`) or
+//! after an event is fully accounted (`should_flush`). They cannot change the
+//! accounting, and a hook that panics leaves it consistent (the lock does not
+//! poison). Keep them short: every producer waits while one runs.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A read-only view of the batch being filled, handed to the hooks.
+///
+/// # Examples
+///
+/// ```
+/// use dispatcher::Dispatcher;
+///
+/// // Cut a batch as soon as it holds an event that says "end".
+/// let (dispatcher, batches) = Dispatcher::<String>::builder()
+///     .should_flush(|open| open.items().last().is_some_and(|e| e == "end"))
+///     .build()?;
+/// let producer = dispatcher.producer();
+/// producer.try_enqueue("a".into())?;
+/// producer.try_enqueue("end".into())?;
+/// let batch = batches.try_recv()?;
+/// assert_eq!((batch.len(), batch.reason()), (2, dispatcher::FlushReason::Hook));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct OpenBatch<'a, T> {
+    pub(crate) items: &'a [T],
+    pub(crate) bytes: usize,
+}
+
+impl<T> OpenBatch<'_, T> {
+    /// The events in the batch so far, in admission order.
+    pub fn items(&self) -> &[T] {
+        self.items
+    }
+
+    /// Their summed weight.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// How many events the batch holds.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl<T> fmt::Debug for OpenBatch<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenBatch")
+            .field("len", &self.items.len())
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+pub(crate) type BatchPredicate<T> = Arc<dyn Fn(&OpenBatch<'_, T>) -> bool + Send + Sync>;
+pub(crate) type ItemPredicate<T> = Arc<dyn Fn(&OpenBatch<'_, T>, &T) -> bool + Send + Sync>;
+pub(crate) type ItemObserver<T> = Arc<dyn Fn(&T) + Send + Sync>;
+
+/// The hooks a builder was given; all optional.
+pub(crate) struct Hooks<T> {
+    pub(crate) should_flush: Option<BatchPredicate<T>>,
+    pub(crate) will_overflow: Option<ItemPredicate<T>>,
+    pub(crate) can_add: Option<ItemPredicate<T>>,
+    pub(crate) on_reject: Option<ItemObserver<T>>,
+}
+
+impl<T> Default for Hooks<T> {
+    fn default() -> Self {
+        Hooks {
+            should_flush: None,
+            will_overflow: None,
+            can_add: None,
+            on_reject: None,
+        }
+    }
+}
+
+impl<T> Clone for Hooks<T> {
+    fn clone(&self) -> Self {
+        Hooks {
+            should_flush: self.should_flush.clone(),
+            will_overflow: self.will_overflow.clone(),
+            can_add: self.can_add.clone(),
+            on_reject: self.on_reject.clone(),
+        }
+    }
+}
+
+impl<T> Hooks<T> {
+    /// Names of the hooks set, for `Debug`.
+    pub(crate) fn names(&self) -> Vec<&'static str> {
+        [
+            ("should_flush", self.should_flush.is_some()),
+            ("will_overflow", self.will_overflow.is_some()),
+            ("can_add", self.can_add.is_some()),
+            ("on_reject", self.on_reject.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+}

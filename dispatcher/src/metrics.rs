@@ -1,0 +1,101 @@
+//! Every counter and gauge of [`Stats`] through the `metrics` facade, so an
+//! application exports them with the recorder it already uses (Prometheus,
+//! OpenTelemetry, StatsD...).
+//!
+//! Published automatically at most every 100 ms while batches are handed
+//! over, and on [`Dispatcher::publish_metrics`](crate::Dispatcher::publish_metrics).
+//! Every series carries the label `dispatcher` = the builder's
+//! [`name`](crate::Builder::name).
+//!
+//! | name | kind | labels |
+//! | --- | --- | --- |
+//! | `dispatcher_accepted_total` | counter | |
+//! | `dispatcher_rejected_total` | counter | `reason` = full, timeout, too_large, closed, refused |
+//! | `dispatcher_dropped_total` | counter | |
+//! | `dispatcher_delivered_total` | counter | |
+//! | `dispatcher_delivered_bytes_total` | counter | |
+//! | `dispatcher_returned_total` | counter | |
+//! | `dispatcher_batches_total` | counter | `reason` = interval, bytes, items, manual, drain, hook |
+//! | `dispatcher_failed_total` | counter | |
+//! | `dispatcher_failed_batches_total` | counter | |
+//! | `dispatcher_retries_total` | counter | |
+//! | `dispatcher_sink_timeouts_total` | counter | |
+//! | `dispatcher_sink_panics_total` | counter | |
+//! | `dispatcher_buffered_bytes` | gauge | |
+//! | `dispatcher_buffered_items` | gauge | |
+//! | `dispatcher_in_flight_items` | gauge | |
+//! | `dispatcher_peak_buffered_bytes` | gauge | |
+//! | `dispatcher_max_buffered_bytes` | gauge | |
+
+use std::sync::Arc;
+
+use crate::batch::FlushReason;
+use crate::stats::Stats;
+
+/// The least time between two automatic publications.
+pub(crate) const METRICS_EVERY_MS: u64 = 100;
+
+/// Every metric name this crate publishes, for exporters' and dashboards'
+/// tests.
+pub const METRIC_NAMES: [&str; 17] = [
+    "dispatcher_accepted_total",
+    "dispatcher_rejected_total",
+    "dispatcher_dropped_total",
+    "dispatcher_delivered_total",
+    "dispatcher_delivered_bytes_total",
+    "dispatcher_returned_total",
+    "dispatcher_batches_total",
+    "dispatcher_failed_total",
+    "dispatcher_failed_batches_total",
+    "dispatcher_retries_total",
+    "dispatcher_sink_timeouts_total",
+    "dispatcher_sink_panics_total",
+    "dispatcher_buffered_bytes",
+    "dispatcher_buffered_items",
+    "dispatcher_in_flight_items",
+    "dispatcher_peak_buffered_bytes",
+    "dispatcher_max_buffered_bytes",
+];
+
+pub(crate) fn publish(name: &Arc<str>, stats: &Stats, max_buffered_bytes: usize) {
+    let label = || ("dispatcher", name.to_string());
+    let counter = |key: &'static str, value: u64| {
+        metrics::counter!(key, &[label()]).absolute(value);
+    };
+    counter("dispatcher_accepted_total", stats.accepted);
+    counter("dispatcher_dropped_total", stats.dropped);
+    counter("dispatcher_delivered_total", stats.delivered);
+    counter("dispatcher_delivered_bytes_total", stats.delivered_bytes);
+    counter("dispatcher_returned_total", stats.returned);
+    counter("dispatcher_failed_total", stats.failed);
+    counter("dispatcher_failed_batches_total", stats.failed_batches);
+    counter("dispatcher_retries_total", stats.retries);
+    counter("dispatcher_sink_timeouts_total", stats.sink_timeouts);
+    counter("dispatcher_sink_panics_total", stats.sink_panics);
+    let r = &stats.rejected;
+    for (reason, value) in [
+        ("full", r.full),
+        ("timeout", r.timeout),
+        ("too_large", r.too_large),
+        ("closed", r.closed),
+        ("refused", r.refused),
+    ] {
+        metrics::counter!(
+            "dispatcher_rejected_total",
+            &[label(), ("reason", reason.to_string())]
+        )
+        .absolute(value);
+    }
+    for reason in FlushReason::ALL {
+        let labels = [label(), ("reason", reason.as_str().to_string())];
+        metrics::counter!("dispatcher_batches_total", &labels).absolute(stats.flushes.get(reason));
+    }
+    let gauge = |key: &'static str, value: usize| {
+        metrics::gauge!(key, &[label()]).set(value as f64);
+    };
+    gauge("dispatcher_buffered_bytes", stats.buffered_bytes);
+    gauge("dispatcher_buffered_items", stats.buffered_items);
+    gauge("dispatcher_in_flight_items", stats.in_flight_items);
+    gauge("dispatcher_peak_buffered_bytes", stats.peak_buffered_bytes);
+    gauge("dispatcher_max_buffered_bytes", max_buffered_bytes);
+}

@@ -1,0 +1,205 @@
+//! How often and how patiently a failed write is tried again.
+
+use std::time::Duration;
+
+use crate::config::ConfigError;
+
+/// Bounded retries with exponential backoff and jitter.
+///
+/// Retry `n` (the `n+1`-th attempt) waits a random time between half and
+/// all of `min(cap, base × 2^(n-1))`, so writers that failed together do not
+/// retry in lock-step.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use dispatcher::sink::Retry;
+///
+/// let retry = Retry { max_attempts: 5, base: Duration::from_millis(10), cap: Duration::from_millis(50) };
+/// assert!(retry.validate().is_ok());
+/// let mut rng = fastrand::Rng::with_seed(1);
+/// let third = retry.backoff(3, &mut rng);
+/// assert!(third >= Duration::from_millis(20) && third <= Duration::from_millis(40));
+/// assert!(retry.backoff(10, &mut rng) <= Duration::from_millis(50));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts per batch, the first included (`1..=1000`; 1 means no retry).
+    pub max_attempts: u32,
+    /// Backoff before the first retry (> 0).
+    pub base: Duration,
+    /// The longest backoff (`>= base`).
+    pub cap: Duration,
+}
+
+impl Default for Retry {
+    /// 3 attempts, 50 ms base, 2 s cap.
+    fn default() -> Self {
+        Retry {
+            max_attempts: 3,
+            base: Duration::from_millis(50),
+            cap: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Retry {
+    /// One attempt, no retry.
+    pub const NEVER: Retry = Retry {
+        max_attempts: 1,
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(1),
+    };
+
+    /// Checks every field against its allowed range.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming `retry.max_attempts`, `retry.base` or
+    /// `retry.cap`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=1000).contains(&self.max_attempts) {
+            return Err(ConfigError::new(
+                "retry.max_attempts",
+                &self.max_attempts,
+                "1 ..= 1000",
+            ));
+        }
+        if self.base.is_zero() {
+            return Err(ConfigError::new("retry.base", &self.base, "> 0"));
+        }
+        if self.cap < self.base {
+            return Err(ConfigError::new(
+                "retry.cap",
+                &self.cap,
+                format!(">= retry.base ({:?})", self.base),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The wait before retry number `retry` (1 for the first retry).
+    pub fn backoff(&self, retry: u32, rng: &mut fastrand::Rng) -> Duration {
+        let doublings = retry.saturating_sub(1).min(32);
+        let full = self
+            .base
+            .checked_mul(1u32 << doublings.min(31))
+            .map_or(self.cap, |d| d.min(self.cap));
+        let half = full / 2;
+        let spread = (full - half).as_nanos() as u64;
+        half + Duration::from_nanos(rng.u64(0..=spread))
+    }
+}
+
+/// Sink-mode settings, validated together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SinkConfig {
+    pub(crate) workers: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) retry: Retry,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        SinkConfig {
+            workers: 1,
+            timeout: Duration::from_secs(30),
+            retry: Retry::default(),
+        }
+    }
+}
+
+impl SinkConfig {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=1024).contains(&self.workers) {
+            return Err(ConfigError::new(
+                "flush_workers",
+                &self.workers,
+                "1 ..= 1024",
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(ConfigError::new("flush_timeout", &self.timeout, "> 0"));
+        }
+        self.retry.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_stops_at_the_cap() {
+        let retry = Retry {
+            max_attempts: 10,
+            base: Duration::from_millis(8),
+            cap: Duration::from_millis(100),
+        };
+        let mut rng = fastrand::Rng::with_seed(7);
+        for (n, full) in [
+            (1, 8),
+            (2, 16),
+            (3, 32),
+            (4, 64),
+            (5, 100),
+            (30, 100),
+            (u32::MAX, 100),
+        ] {
+            for _ in 0..50 {
+                let d = retry.backoff(n, &mut rng);
+                let full = Duration::from_millis(full);
+                assert!(
+                    d >= full / 2 && d <= full,
+                    "retry {n}: {d:?} outside {full:?}/2..={full:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let field = |r: Retry| r.validate().unwrap_err().field();
+        let ok = Retry::default();
+        assert_eq!(
+            field(Retry {
+                max_attempts: 0,
+                ..ok
+            }),
+            "retry.max_attempts"
+        );
+        assert_eq!(
+            field(Retry {
+                max_attempts: 1001,
+                ..ok
+            }),
+            "retry.max_attempts"
+        );
+        assert_eq!(
+            field(Retry {
+                base: Duration::ZERO,
+                ..ok
+            }),
+            "retry.base"
+        );
+        assert_eq!(
+            field(Retry {
+                cap: Duration::from_millis(1),
+                ..ok
+            }),
+            "retry.cap"
+        );
+        assert!(Retry::NEVER.validate().is_ok());
+        let cfg = |c: SinkConfig| c.validate().unwrap_err().field();
+        let d = SinkConfig::default();
+        assert_eq!(cfg(SinkConfig { workers: 0, ..d }), "flush_workers");
+        assert_eq!(
+            cfg(SinkConfig {
+                timeout: Duration::ZERO,
+                ..d
+            }),
+            "flush_timeout"
+        );
+    }
+}

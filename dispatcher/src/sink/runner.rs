@@ -1,0 +1,121 @@
+//! One batch's way through a sink: classify each attempt, decide whether to
+//! retry, and settle the batch as delivered or failed. Shared by the
+//! blocking flush workers and the async driver.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::batch::Batch;
+use crate::shared::Shared;
+use crate::sink::{ErrorHook, FlushContext, FlushError, FlushFailure, SinkConfig};
+
+/// Everything the flush workers of one dispatcher share.
+pub(crate) struct Runner<T, M> {
+    pub(crate) shared: Arc<Shared<T>>,
+    pub(crate) config: SinkConfig,
+    on_error: Option<ErrorHook<T>>,
+    metadata: Arc<M>,
+    pub(crate) abandon: Arc<Abandon>,
+    pub(crate) seed: u64,
+}
+
+/// What to do after a failed attempt.
+pub(crate) enum Next {
+    RetryAfter(Duration),
+    GiveUp,
+}
+
+impl<T: crate::Weight, M> Runner<T, M> {
+    pub(crate) fn new(
+        shared: Arc<Shared<T>>,
+        config: SinkConfig,
+        on_error: Option<ErrorHook<T>>,
+        metadata: M,
+        seed: u64,
+    ) -> Self {
+        Runner {
+            shared,
+            config,
+            on_error,
+            metadata: Arc::new(metadata),
+            abandon: Arc::new(Abandon::default()),
+            seed,
+        }
+    }
+
+    /// The context of one attempt that starts now.
+    pub(crate) fn context(&self, attempt: u32, worker: usize) -> FlushContext<M> {
+        let deadline = crate::producer::deadline_after(self.config.timeout);
+        FlushContext::new(Arc::clone(&self.metadata), attempt, deadline, worker)
+    }
+
+    /// Counts a failed attempt and says whether to try again.
+    pub(crate) fn after_failure(
+        &self,
+        error: &FlushError,
+        attempt: u32,
+        rng: &mut fastrand::Rng,
+    ) -> Next {
+        self.shared.count_attempt_failure(error);
+        if attempt >= self.config.retry.max_attempts || self.abandon.is_set() {
+            return Next::GiveUp;
+        }
+        self.shared.count_retry();
+        let wait = self.config.retry.backoff(attempt, rng);
+        #[cfg(feature = "tracing")]
+        tracing::warn!(attempt, backoff = ?wait, %error, "sink write failed; retrying");
+        Next::RetryAfter(wait)
+    }
+
+    /// The batch was written: free its bytes, count it delivered.
+    pub(crate) fn delivered(&self, batch: Batch<T>) {
+        let receipt = batch.receipt();
+        drop(batch);
+        self.shared.settle(receipt, true);
+        self.shared.publish_metrics_now_and_then();
+    }
+
+    /// The batch failed for good: hand it to the hook, then count it failed.
+    pub(crate) fn failed(&self, batch: Batch<T>, error: FlushError, attempts: u32) {
+        #[cfg(feature = "tracing")]
+        tracing::error!(attempts, %error, events = batch.len(), "sink gave up on a batch");
+        let receipt = batch.receipt();
+        match &self.on_error {
+            Some(hook) => hook(FlushFailure { error, attempts }, batch),
+            None => drop(batch),
+        }
+        self.shared.settle(receipt, false);
+        self.shared.publish_metrics_now_and_then();
+    }
+}
+
+/// Set when shutdown's deadline has passed: workers stop retrying and hand
+/// what they hold to the error hook.
+#[derive(Default)]
+pub(crate) struct Abandon {
+    set: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Abandon {
+    pub(crate) fn set(&self) {
+        *self.set.lock() = true;
+        self.changed.notify_all();
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        *self.set.lock()
+    }
+
+    /// Sleeps `wait` unless abandoned first; returns whether abandoned.
+    pub(crate) fn sleep(&self, wait: Duration) -> bool {
+        let until = crate::producer::deadline_after(wait);
+        let mut set = self.set.lock();
+        while !*set && Instant::now() < until {
+            self.changed.wait_until(&mut set, until);
+        }
+        *set
+    }
+}
