@@ -96,6 +96,12 @@ impl<T: Weight> Dispatcher<T> {
         Producer::from_shared(Arc::clone(&self.shared))
     }
 
+    /// A new handle for enqueueing from async code (feature `async`).
+    #[cfg(feature = "async")]
+    pub fn async_producer(&self) -> crate::nonblocking::AsyncProducer<T> {
+        crate::nonblocking::AsyncProducer::from_shared(Arc::clone(&self.shared))
+    }
+
     /// A consistent snapshot of every counter and gauge. One short lock: cheap
     /// to call many times a second while producers run.
     ///
@@ -294,6 +300,25 @@ impl<T: Weight> Dispatcher<T> {
             workers.abandon();
         }
         self.shared.stop()
+    }
+}
+
+#[cfg(feature = "async")]
+impl<T: Weight + Send + 'static> Dispatcher<T> {
+    /// [`shutdown`](Self::shutdown) for async code: the waiting happens on
+    /// a thread of its own, so the runtime awaiting this keeps running —
+    /// including the [`SinkDriver`](crate::nonblocking::SinkDriver) and any
+    /// task the drain depends on, even on a current-thread runtime.
+    ///
+    /// # Errors
+    ///
+    /// As for [`shutdown`](Self::shutdown).
+    ///
+    /// # Examples
+    ///
+    /// See [`crate::nonblocking`].
+    pub fn shutdown_async(self, timeout: Duration) -> crate::nonblocking::ShutdownFuture<T> {
+        crate::nonblocking::ShutdownFuture::spawn(move || self.shutdown(timeout))
     }
 }
 

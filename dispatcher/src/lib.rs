@@ -76,12 +76,15 @@ mod error;
 mod hooks;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "async")]
+pub mod nonblocking;
 mod producer;
 mod receiver;
 mod shared;
 pub mod sink;
 mod state;
 mod stats;
+mod wakers;
 mod weight;
 
 pub use batch::{Batch, FlushReason};

@@ -208,6 +208,14 @@ impl<T: Weight> Producer<T> {
 }
 
 /// `now + timeout`, saturating at a far-future instant instead of overflowing.
+impl<T: Weight> Producer<T> {
+    /// The same handle for async code.
+    #[cfg(feature = "async")]
+    pub fn into_async(self) -> crate::nonblocking::AsyncProducer<T> {
+        crate::nonblocking::AsyncProducer::from_shared(self.shared)
+    }
+}
+
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)

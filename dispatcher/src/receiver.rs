@@ -120,6 +120,17 @@ impl<T: Weight> Batches<T> {
             .map(|sealed| Batch::new(sealed, Arc::clone(&self.shared)))
     }
 
+    /// Turns this receiver into a `futures` `Stream` of batches.
+    #[cfg(feature = "async")]
+    pub fn into_stream(self) -> crate::nonblocking::BatchStream<T> {
+        crate::nonblocking::BatchStream::new(self)
+    }
+
+    #[cfg(feature = "async")]
+    pub(crate) fn shared(&self) -> &Arc<Shared<T>> {
+        &self.shared
+    }
+
     /// A blocking iterator over batches; it ends once the dispatcher is
     /// closed and drained.
     pub fn iter(&self) -> Iter<'_, T> {

@@ -22,6 +22,7 @@ use crate::error::{EnqueueError, RecvTimeoutError, TryEnqueueError, TryRecvError
 use crate::hooks::{Hooks, ItemObserver};
 use crate::state::{Room, State};
 use crate::stats::{Rejections, Stats};
+use crate::wakers::Woken;
 use crate::weight::{Weight, charge};
 
 pub(crate) struct Shared<T> {
@@ -57,6 +58,23 @@ struct AttemptCounters {
     retries: AtomicU64,
     timeouts: AtomicU64,
     panics: AtomicU64,
+}
+
+/// What an async receive found.
+#[cfg(feature = "async")]
+pub(crate) enum PolledBatch<T> {
+    Ready(Sealed<T>),
+    Closed,
+    /// Nothing yet; the open batch (if any) is due at this instant.
+    Pending(Option<Instant>),
+}
+
+/// Why an async admission did not complete.
+#[cfg(feature = "async")]
+pub(crate) enum PolledEnqueue<T> {
+    /// No room yet: the waker is registered; here is the item back.
+    Wait(T),
+    Refused(EnqueueError<T>),
 }
 
 /// Copies of the admission-relevant state, stored under the lock after every
@@ -194,15 +212,24 @@ impl<T> Shared<T> {
 
     /// Wakes one more waiting receiver if there is work left for it, so a
     /// wake-up is never lost when the receiver that got it leaves.
-    fn pass_on(&self, st: MutexGuard<'_, State<T>>) {
-        let more = st.waiting_receivers > 0 && (st.has_ready() || st.due().is_some());
+    fn pass_on(&self, mut st: MutexGuard<'_, State<T>>) {
+        let work = st.has_ready() || st.due().is_some();
+        let more = st.waiting_receivers > 0 && work;
+        let _tasks = if work {
+            st.batch_wakers.take()
+        } else {
+            Woken::none()
+        };
         drop(st);
         if more {
             self.batch_ready.notify_one();
         }
     }
 
-    fn wake_all(&self) {
+    /// Wakes every waiter, threads and tasks, once the lock is released.
+    fn wake_all(&self, mut st: MutexGuard<'_, State<T>>) {
+        let _tasks = (st.batch_wakers.take(), st.room_wakers.take());
+        drop(st);
         self.batch_ready.notify_all();
         self.room_freed.notify_all();
         self.drained.notify_all();
@@ -259,7 +286,13 @@ impl<T: Weight> Shared<T> {
     /// Appends under the lock, then wakes a receiver if a batch was sealed
     /// or opened and one is waiting.
     fn append_and_wake(&self, mut st: MutexGuard<'_, State<T>>, item: T, weight: usize) {
-        let wake = st.append(item, weight) && st.waiting_receivers > 0;
+        let changed = st.append(item, weight);
+        let wake = changed && st.waiting_receivers > 0;
+        let _tasks = if changed {
+            st.batch_wakers.take()
+        } else {
+            Woken::none()
+        };
         let next_producer = st.waiting_for_room > 0 && st.room_for(1) == Room::Fits;
         self.publish_flow(&st);
         drop(st);
@@ -378,11 +411,16 @@ impl<T: Weight> Shared<T> {
                 return Err(self.refusal(room, items, count));
             }
         }
-        let mut wake = false;
+        let mut changed = false;
         for (item, weight) in items.into_iter().zip(weights) {
-            wake |= st.append(item, weight);
+            changed |= st.append(item, weight);
         }
-        let wake = wake && st.waiting_receivers > 0;
+        let wake = changed && st.waiting_receivers > 0;
+        let _tasks = if changed {
+            st.batch_wakers.take()
+        } else {
+            Woken::none()
+        };
         self.publish_flow(&st);
         drop(st);
         if wake {
@@ -420,18 +458,7 @@ impl<T: Weight> Shared<T> {
         let mut spun = false;
         loop {
             if let Some(sealed) = st.take_ready() {
-                self.publish_flow(&st);
-                let wake_producer = st.waiting_for_room > 0;
-                let wake_shutdown = (st.stats.buffered_items == 0 && st.waiting_for_drain)
-                    || st.waiting_for_settle > 0;
-                self.pass_on(st);
-                if wake_producer {
-                    self.room_freed.notify_one();
-                }
-                if wake_shutdown {
-                    self.drained.notify_all();
-                }
-                self.publish_metrics_now_and_then();
+                self.handed_over(st);
                 return Ok(sealed);
             }
             let due = st.due();
@@ -467,6 +494,111 @@ impl<T: Weight> Shared<T> {
         }
     }
 
+    /// After a batch was taken: wakes whoever waits for the bytes it freed
+    /// (pull mode), for the drain, or for more batches.
+    pub(crate) fn handed_over(&self, mut st: MutexGuard<'_, State<T>>) {
+        self.publish_flow(&st);
+        let wake_producer = st.waiting_for_room > 0;
+        let _tasks = if st.hold_in_flight {
+            Woken::none()
+        } else {
+            st.room_wakers.take()
+        };
+        let wake_shutdown =
+            (st.stats.buffered_items == 0 && st.waiting_for_drain) || st.waiting_for_settle > 0;
+        self.pass_on(st);
+        if wake_producer {
+            self.room_freed.notify_one();
+        }
+        if wake_shutdown {
+            self.drained.notify_all();
+        }
+        self.publish_metrics_now_and_then();
+    }
+
+    /// The async receive: a batch if one is ready (cutting the open one if
+    /// its interval elapsed), the end of the stream, or `Pending` with the
+    /// open batch's deadline after registering `waker`.
+    #[cfg(feature = "async")]
+    pub(crate) fn poll_batch(
+        &self,
+        slot: &mut Option<u64>,
+        waker: &std::task::Waker,
+    ) -> PolledBatch<T> {
+        let mut st = self.lock();
+        loop {
+            if let Some(sealed) = st.take_ready() {
+                st.batch_wakers.remove(slot);
+                self.handed_over(st);
+                return PolledBatch::Ready(sealed);
+            }
+            let due = st.due();
+            if due.is_none() && st.closed {
+                st.batch_wakers.remove(slot);
+                return PolledBatch::Closed;
+            }
+            if due.is_some_and(|due| Instant::now() >= due) {
+                st.seal(FlushReason::Interval);
+                continue;
+            }
+            st.batch_wakers.register(slot, waker);
+            return PolledBatch::Pending(due);
+        }
+    }
+
+    /// The async admission under Block: admits if there is room, otherwise
+    /// registers `waker` for the next freed bytes and hands the item back.
+    #[cfg(feature = "async")]
+    pub(crate) fn poll_enqueue(
+        &self,
+        item: T,
+        slot: &mut Option<u64>,
+        waker: &std::task::Waker,
+    ) -> Result<(), PolledEnqueue<T>> {
+        if !matches!(self.policy, Policy::Block { .. }) {
+            return self
+                .try_enqueue(item)
+                .map_err(|err| PolledEnqueue::Refused(err.into()));
+        }
+        let weight = charge(&item);
+        let mut st = self.lock();
+        match self.admission(&st, &item, weight) {
+            Room::Fits => {
+                st.room_wakers.remove(slot);
+                self.append_and_wake(st, item, weight);
+                Ok(())
+            }
+            Room::Full => {
+                st.room_wakers.register(slot, waker);
+                Err(PolledEnqueue::Wait(item))
+            }
+            room => {
+                st.room_wakers.remove(slot);
+                drop(st);
+                Err(PolledEnqueue::Refused(self.refuse(room, item).into()))
+            }
+        }
+    }
+
+    /// A waiting future is done or dropped: forget its waker.
+    #[cfg(feature = "async")]
+    pub(crate) fn forget_waker(&self, slot: &mut Option<u64>, room: bool) {
+        if slot.is_some() {
+            let mut st = self.lock();
+            if room {
+                st.room_wakers.remove(slot);
+            } else {
+                st.batch_wakers.remove(slot);
+            }
+        }
+    }
+
+    /// Counts an async wait for room that ran out of time.
+    #[cfg(feature = "async")]
+    pub(crate) fn count_timeout(&self) {
+        self.refusals.timeout.fetch_add(1, Relaxed);
+    }
+
     /// Spins a few microseconds (bounded, once per receive) for a sealed batch.
     fn spin_for_batch(&self) {
         for _ in 0..SPIN_ROUNDS {
@@ -489,7 +621,13 @@ impl<T: Weight> Shared<T> {
     /// Cuts the open batch now.
     pub(crate) fn flush(&self) {
         let mut st = self.lock();
-        let wake = st.seal(FlushReason::Manual) && st.waiting_receivers > 0;
+        let sealed = st.seal(FlushReason::Manual);
+        let wake = sealed && st.waiting_receivers > 0;
+        let _tasks = if sealed {
+            st.batch_wakers.take()
+        } else {
+            Woken::none()
+        };
         drop(st);
         if wake {
             self.batch_ready.notify_one();
@@ -502,6 +640,7 @@ impl<T: Weight> Shared<T> {
         let mut st = self.lock();
         st.settle(receipt, delivered);
         self.publish_flow(&st);
+        let _tasks = st.room_wakers.take();
         let wake_producer = st.waiting_for_room > 0;
         let wake_waiters =
             (st.stats.buffered_items == 0 && st.waiting_for_drain) || st.waiting_for_settle > 0;
@@ -542,9 +681,8 @@ impl<T: Weight> Shared<T> {
         let mut st = self.lock();
         st.set_limits(limits);
         self.publish(&st);
-        drop(st);
         // Deadlines and room may both have changed.
-        self.wake_all();
+        self.wake_all(st);
     }
 
     /// Stops admission and seals the open batch; waiters learn of it.
@@ -552,8 +690,7 @@ impl<T: Weight> Shared<T> {
         let mut st = self.lock();
         st.close();
         self.publish(&st);
-        drop(st);
-        self.wake_all();
+        self.wake_all(st);
     }
 
     /// Waits until every accepted event is delivered or `deadline` passes
@@ -587,8 +724,7 @@ impl<T: Weight> Shared<T> {
         st.close();
         let all = st.take_all();
         self.publish(&st);
-        drop(st);
-        self.wake_all();
+        self.wake_all(st);
         all
     }
 
@@ -604,8 +740,7 @@ impl<T: Weight> Shared<T> {
         if st.receivers == 0 {
             st.close();
             self.publish(&st);
-            drop(st);
-            self.wake_all();
+            self.wake_all(st);
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::batch::{FlushReason, Receipt, Sealed};
 use crate::config::Limits;
 use crate::hooks::{Hooks, OpenBatch};
 use crate::stats::Stats;
+use crate::wakers::Wakers;
 use crate::weight::{Weight, charge};
 
 /// Whether an item of a given weight can be admitted now.
@@ -40,6 +41,9 @@ pub(crate) struct State<T> {
     /// until the sink is done with it; see [`State::settle`].
     pub(crate) hold_in_flight: bool,
     pub(crate) hooks: Hooks<T>,
+    /// Async tasks waiting for a batch (streams) or for room (enqueue).
+    pub(crate) batch_wakers: Wakers,
+    pub(crate) room_wakers: Wakers,
     /// Ids of batches taken but not yet settled (sink mode; at most one per
     /// flush worker).
     in_flight: Vec<u64>,
@@ -69,6 +73,8 @@ impl<T> State<T> {
             waiting_for_settle: 0,
             hold_in_flight: false,
             hooks: Hooks::default(),
+            batch_wakers: Wakers::default(),
+            room_wakers: Wakers::default(),
             in_flight: Vec::new(),
             in_flight_bytes: 0,
             next_id: 0,

@@ -1,0 +1,206 @@
+//! Async sinks, driven by a future the caller spawns on its own runtime.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_timer::Delay;
+use futures_util::StreamExt;
+use futures_util::future::{Either, FutureExt, join_all, select};
+
+use crate::batch::Batch;
+use crate::config::{Builder, ConfigError};
+use crate::dispatcher::Dispatcher;
+use crate::nonblocking::BatchStream;
+use crate::receiver::Batches;
+use crate::sink::runner::{Abandon, Next, Runner};
+use crate::sink::{FlushContext, FlushError, SinkError, SinkWorkers, panic_message};
+use crate::weight::Weight;
+
+/// Where batches go in async sink mode. Like [`Sink`](crate::sink::Sink),
+/// but `write` returns a future; it runs on the runtime that polls the
+/// [`SinkDriver`], and is dropped (cancelled) when `flush_timeout` passes.
+///
+/// # Examples
+///
+/// ```
+/// use dispatcher::Batch;
+/// use dispatcher::nonblocking::AsyncSink;
+/// use dispatcher::sink::{FlushContext, SinkError};
+///
+/// struct Upload {
+///     endpoint: String,
+/// }
+///
+/// impl AsyncSink<Vec<u8>, String> for Upload {
+///     async fn write(&self, batch: &Batch<Vec<u8>>, ctx: &FlushContext<String>) -> Result<(), SinkError> {
+///         // e.g. client.post(&self.endpoint).header("tenant", ctx.metadata()).body(..).send().await?
+///         let _ = (&self.endpoint, ctx.metadata(), batch.bytes());
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait AsyncSink<T, M = ()>: Send + Sync + 'static {
+    /// Writes one batch; see [`Sink::write`](crate::sink::Sink::write).
+    fn write(
+        &self,
+        batch: &Batch<T>,
+        ctx: &FlushContext<M>,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+impl<T, M, S: AsyncSink<T, M>> AsyncSink<T, M> for Arc<S> {
+    fn write(
+        &self,
+        batch: &Batch<T>,
+        ctx: &FlushContext<M>,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send {
+        (**self).write(batch, ctx)
+    }
+}
+
+/// Runs an async sink's flush workers; spawn it on your runtime
+/// (`tokio::spawn(driver)`). It completes once the dispatcher is closed and
+/// every batch is written or handed to the error hook. Dropping it before
+/// that stops delivery: shutdown then returns the undelivered events.
+#[must_use = "the sink writes nothing unless the driver is spawned or awaited"]
+pub struct SinkDriver {
+    inner: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl fmt::Debug for SinkDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SinkDriver { .. }")
+    }
+}
+
+impl Future for SinkDriver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl<T: Weight + Send + Sync + 'static> Builder<T> {
+    /// Validates the configuration and builds a dispatcher whose batches go
+    /// to an async `sink`, written by the returned [`SinkDriver`] with up to
+    /// `flush_workers` writes at once.
+    ///
+    /// # Errors
+    ///
+    /// As for [`build_with_sink`](Builder::build_with_sink).
+    ///
+    /// # Examples
+    ///
+    /// See [`crate::nonblocking`].
+    pub fn build_with_async_sink(
+        self,
+        sink: impl AsyncSink<T>,
+    ) -> Result<(Dispatcher<T>, SinkDriver), ConfigError> {
+        self.build_with_async_sink_meta((), sink)
+    }
+
+    /// Like [`build_with_async_sink`](Builder::build_with_async_sink),
+    /// handing `metadata` to every call.
+    ///
+    /// # Errors
+    ///
+    /// As for [`build_with_sink`](Builder::build_with_sink).
+    pub fn build_with_async_sink_meta<M: Send + Sync + 'static>(
+        self,
+        metadata: M,
+        sink: impl AsyncSink<T, M>,
+    ) -> Result<(Dispatcher<T>, SinkDriver), ConfigError> {
+        self.validate_for_sink()?;
+        let (shared, parts) = self.into_shared();
+        shared.hold_in_flight();
+        let runner = Arc::new(Runner::new(
+            Arc::clone(&shared),
+            parts.config,
+            parts.on_error,
+            metadata,
+            parts.seed,
+        ));
+        let sink = Arc::new(sink);
+        let batches = Batches::from_shared(Arc::clone(&shared));
+        let workers = (0..parts.config.workers).map(|worker| {
+            let stream = batches.clone().into_stream();
+            drive(Arc::clone(&runner), Arc::clone(&sink), stream, worker)
+        });
+        let all = join_all(workers.collect::<Vec<_>>());
+        drop(batches);
+        let driver = SinkDriver {
+            inner: Box::pin(all.map(|_| ())),
+        };
+        let workers = SinkWorkers::new(Vec::new(), Arc::clone(&runner.abandon));
+        Ok((Dispatcher::with_sink(shared, workers), driver))
+    }
+}
+
+/// One async flush worker.
+async fn drive<T: Weight + Send + Sync, M: Send + Sync, S: AsyncSink<T, M>>(
+    runner: Arc<Runner<T, M>>,
+    sink: Arc<S>,
+    mut batches: BatchStream<T>,
+    worker: usize,
+) {
+    let mut rng = fastrand::Rng::with_seed(runner.seed ^ (worker as u64).wrapping_mul(0x9e37));
+    while let Some(batch) = batches.next().await {
+        let mut attempt = 1;
+        loop {
+            let ctx = runner.context(attempt, worker);
+            let outcome = {
+                let write = AssertUnwindSafe(sink.write(&batch, &ctx)).catch_unwind();
+                let timer = Delay::new(runner.config.timeout);
+                match select(Box::pin(write), timer).await {
+                    Either::Left((Ok(Ok(())), _)) => Ok(()),
+                    Either::Left((Ok(Err(err)), _)) => Err(FlushError::Sink(err)),
+                    Either::Left((Err(panic), _)) => {
+                        Err(FlushError::Panicked(panic_message(&*panic)))
+                    }
+                    // The write future is dropped: the attempt is cancelled.
+                    Either::Right(((), _)) => Err(FlushError::TimedOut(runner.config.timeout)),
+                }
+            };
+            let error = match outcome {
+                Ok(()) => {
+                    runner.delivered(batch);
+                    break;
+                }
+                Err(error) => error,
+            };
+            match runner.after_failure(&error, attempt, &mut rng) {
+                Next::RetryAfter(wait) if !sleep_unless_abandoned(&runner.abandon, wait).await => {
+                    attempt += 1;
+                }
+                _ => {
+                    runner.failed(batch, error, attempt);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// How often a backoff sleep looks whether shutdown gave up.
+const ABANDON_POLL: Duration = Duration::from_millis(10);
+
+/// Sleeps `wait` in short steps; returns true as soon as abandoned.
+async fn sleep_unless_abandoned(abandon: &Abandon, wait: Duration) -> bool {
+    let until = crate::producer::deadline_after(wait);
+    loop {
+        if abandon.is_set() {
+            return true;
+        }
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        Delay::new(left.min(ABANDON_POLL)).await;
+    }
+}
