@@ -296,10 +296,13 @@ impl<T: Weight> Dispatcher<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stop(self) -> Vec<T> {
+        // Empty the queue first, so no worker that gives up takes another
+        // batch to the sink after this call.
+        let undelivered = self.shared.stop();
         if let Some(workers) = &self.sink {
             workers.abandon();
         }
-        self.shared.stop()
+        undelivered
     }
 }
 

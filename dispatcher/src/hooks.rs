@@ -6,8 +6,10 @@
 //! shared references only, at points where the byte accounting is complete
 //! and consistent: before anything changes (`can_add`, `will_overflow`) or
 //! after an event is fully accounted (`should_flush`). They cannot change the
-//! accounting, and a hook that panics leaves it consistent (the lock does not
-//! poison). Keep them short: every producer waits while one runs.
+//! accounting. A hook that panics is caught and answers "no" (`can_add`
+//! refuses, the others do not cut); the operation completes (a group stays
+//! whole), waiters are woken, and only then is the panic resumed on the
+//! producer's thread. Keep hooks short: every producer waits while one runs.
 
 use std::fmt;
 use std::sync::Arc;
@@ -72,6 +74,11 @@ pub(crate) type ItemObserver<T> = Arc<dyn Fn(&T) + Send + Sync>;
 
 /// The hooks a builder was given; all optional.
 pub(crate) struct Hooks<T> {
+    /// Whether `should_flush` or `will_overflow` is set: one test on the
+    /// hot path instead of two.
+    pub(crate) on_append: bool,
+    /// Whether any hook that runs under the lock is set.
+    pub(crate) any: bool,
     pub(crate) should_flush: Option<BatchPredicate<T>>,
     pub(crate) will_overflow: Option<ItemPredicate<T>>,
     pub(crate) can_add: Option<ItemPredicate<T>>,
@@ -81,6 +88,8 @@ pub(crate) struct Hooks<T> {
 impl<T> Default for Hooks<T> {
     fn default() -> Self {
         Hooks {
+            on_append: false,
+            any: false,
             should_flush: None,
             will_overflow: None,
             can_add: None,
@@ -92,6 +101,8 @@ impl<T> Default for Hooks<T> {
 impl<T> Clone for Hooks<T> {
     fn clone(&self) -> Self {
         Hooks {
+            on_append: self.on_append,
+            any: self.any,
             should_flush: self.should_flush.clone(),
             will_overflow: self.will_overflow.clone(),
             can_add: self.can_add.clone(),

@@ -20,9 +20,8 @@ use crate::batch::{FlushReason, Receipt, Sealed};
 use crate::config::{EvictHook, Limits, Policy};
 use crate::error::{EnqueueError, RecvTimeoutError, TryEnqueueError, TryRecvError};
 use crate::hooks::{Hooks, ItemObserver};
-use crate::state::{Room, State};
+use crate::state::{HookPanic, Room, State};
 use crate::stats::{Rejections, Stats};
-use crate::wakers::Woken;
 use crate::weight::{Weight, charge};
 
 pub(crate) struct Shared<T> {
@@ -215,11 +214,7 @@ impl<T> Shared<T> {
     fn pass_on(&self, mut st: MutexGuard<'_, State<T>>) {
         let work = st.has_ready() || st.due().is_some();
         let more = st.waiting_receivers > 0 && work;
-        let _tasks = if work {
-            st.batch_wakers.take()
-        } else {
-            Woken::none()
-        };
+        let _tasks = if work { st.batch_wakers.take() } else { None };
         drop(st);
         if more {
             self.batch_ready.notify_one();
@@ -285,23 +280,34 @@ impl<T: Weight> Shared<T> {
 
     /// Appends under the lock, then wakes a receiver if a batch was sealed
     /// or opened and one is waiting.
-    fn append_and_wake(&self, mut st: MutexGuard<'_, State<T>>, item: T, weight: usize) {
+    /// Returns a hook's panic for the caller to resume when done.
+    #[must_use = "a hook's panic must be resumed"]
+    #[inline]
+    fn append_and_wake(
+        &self,
+        mut st: MutexGuard<'_, State<T>>,
+        item: T,
+        weight: usize,
+    ) -> Option<HookPanic> {
         let changed = st.append(item, weight);
-        let wake = changed && st.waiting_receivers > 0;
-        let _tasks = if changed {
-            st.batch_wakers.take()
-        } else {
-            Woken::none()
-        };
+        let panic = st.hook_panic();
         let next_producer = st.waiting_for_room > 0 && st.room_for(1) == Room::Fits;
         self.publish_flow(&st);
-        drop(st);
-        if wake {
-            self.batch_ready.notify_one();
+        if changed {
+            let wake = st.waiting_receivers > 0;
+            let tasks = st.batch_wakers.take();
+            drop(st);
+            drop(tasks);
+            if wake {
+                self.batch_ready.notify_one();
+            }
+        } else {
+            drop(st);
         }
         if next_producer {
             self.room_freed.notify_one();
         }
+        panic
     }
 
     /// Admits without waiting. Under DropOldest, evicts to make room.
@@ -312,18 +318,21 @@ impl<T: Weight> Shared<T> {
         }
         let mut st = self.lock();
         match self.admission(&st, &item, weight) {
-            Room::Fits => self.append_and_wake(st, item, weight),
+            Room::Fits => resume(self.append_and_wake(st, item, weight)),
             Room::Full if self.policy == Policy::DropOldest => {
                 let mut evicted = Vec::new();
                 if !self.evict(&mut st, weight, &mut evicted) {
                     drop(st);
                     return Err(self.refusal(Room::Full, item, 1));
                 }
-                self.append_and_wake(st, item, weight);
+                let panic = self.append_and_wake(st, item, weight);
                 self.hand_over_evicted(evicted);
+                resume(panic);
             }
             room => {
+                let panic = st.hook_panic();
                 drop(st);
+                resume(panic);
                 return Err(self.refuse(room, item));
             }
         }
@@ -361,7 +370,7 @@ impl<T: Weight> Shared<T> {
             let room = self.admission(&st, &item, weight);
             match room {
                 Room::Fits => {
-                    self.append_and_wake(st, item, weight);
+                    resume(self.append_and_wake(st, item, weight));
                     return Ok(());
                 }
                 Room::Full if Instant::now() < deadline => {
@@ -375,7 +384,9 @@ impl<T: Weight> Shared<T> {
                     return Err(EnqueueError::Timeout(item));
                 }
                 Room::TooLarge | Room::Closed | Room::Refused => {
+                    let panic = st.hook_panic();
                     drop(st);
+                    resume(panic);
                     return Err(self.refuse(room, item).into());
                 }
             }
@@ -402,7 +413,9 @@ impl<T: Weight> Shared<T> {
                 if self.policy == Policy::DropOldest
                     && self.evict(&mut st, total, &mut evicted) => {}
             (room, _) => {
+                let panic = st.hook_panic();
                 drop(st);
+                resume(panic);
                 if room == Room::Refused {
                     if let Some(on_reject) = &self.on_reject {
                         items.iter().for_each(|item| on_reject(item));
@@ -416,10 +429,11 @@ impl<T: Weight> Shared<T> {
             changed |= st.append(item, weight);
         }
         let wake = changed && st.waiting_receivers > 0;
+        let panic = st.hook_panic();
         let _tasks = if changed {
             st.batch_wakers.take()
         } else {
-            Woken::none()
+            None
         };
         self.publish_flow(&st);
         drop(st);
@@ -427,6 +441,7 @@ impl<T: Weight> Shared<T> {
             self.batch_ready.notify_one();
         }
         self.hand_over_evicted(evicted);
+        resume(panic);
         Ok(())
     }
 
@@ -500,7 +515,7 @@ impl<T: Weight> Shared<T> {
         self.publish_flow(&st);
         let wake_producer = st.waiting_for_room > 0;
         let _tasks = if st.hold_in_flight {
-            Woken::none()
+            None
         } else {
             st.room_wakers.take()
         };
@@ -565,7 +580,7 @@ impl<T: Weight> Shared<T> {
         match self.admission(&st, &item, weight) {
             Room::Fits => {
                 st.room_wakers.remove(slot);
-                self.append_and_wake(st, item, weight);
+                resume(self.append_and_wake(st, item, weight));
                 Ok(())
             }
             Room::Full => {
@@ -574,7 +589,9 @@ impl<T: Weight> Shared<T> {
             }
             room => {
                 st.room_wakers.remove(slot);
+                let panic = st.hook_panic();
                 drop(st);
+                resume(panic);
                 Err(PolledEnqueue::Refused(self.refuse(room, item).into()))
             }
         }
@@ -623,11 +640,7 @@ impl<T: Weight> Shared<T> {
         let mut st = self.lock();
         let sealed = st.seal(FlushReason::Manual);
         let wake = sealed && st.waiting_receivers > 0;
-        let _tasks = if sealed {
-            st.batch_wakers.take()
-        } else {
-            Woken::none()
-        };
+        let _tasks = if sealed { st.batch_wakers.take() } else { None };
         drop(st);
         if wake {
             self.batch_ready.notify_one();
@@ -742,5 +755,14 @@ impl<T: Weight> Shared<T> {
             self.publish(&st);
             self.wake_all(st);
         }
+    }
+}
+
+/// Resumes a hook's panic on the caller's thread, once the operation it
+/// interrupted is complete and the lock released.
+#[inline(always)]
+fn resume(panic: Option<HookPanic>) {
+    if let Some(panic) = panic {
+        std::panic::resume_unwind(panic);
     }
 }

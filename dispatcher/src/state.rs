@@ -12,6 +12,9 @@ use crate::stats::Stats;
 use crate::wakers::Wakers;
 use crate::weight::{Weight, charge};
 
+/// A caught panic's payload.
+pub(crate) type HookPanic = Box<dyn std::any::Any + Send>;
+
 /// Whether an item of a given weight can be admitted now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Room {
@@ -41,6 +44,8 @@ pub(crate) struct State<T> {
     /// until the sink is done with it; see [`State::settle`].
     pub(crate) hold_in_flight: bool,
     pub(crate) hooks: Hooks<T>,
+    /// A hook's panic, caught and kept until the operation is complete.
+    hook_panic: std::cell::Cell<Option<HookPanic>>,
     /// Async tasks waiting for a batch (streams) or for room (enqueue).
     pub(crate) batch_wakers: Wakers,
     pub(crate) room_wakers: Wakers,
@@ -73,6 +78,7 @@ impl<T> State<T> {
             waiting_for_settle: 0,
             hold_in_flight: false,
             hooks: Hooks::default(),
+            hook_panic: std::cell::Cell::new(None),
             batch_wakers: Wakers::default(),
             room_wakers: Wakers::default(),
             in_flight: Vec::new(),
@@ -112,6 +118,8 @@ impl<T> State<T> {
     /// batches as the size limits say. Returns true when a receiver should
     /// be woken: a batch was sealed, or a batch was opened (a new deadline).
     pub(crate) fn append(&mut self, item: T, weight: usize) -> bool {
+        let hooked = self.hooks.on_append;
+        let mut sealed = hooked && self.hook_cut_before(&item);
         self.stats.accepted += 1;
         self.stats.buffered_items += 1;
         self.stats.buffered_bytes += weight;
@@ -119,14 +127,13 @@ impl<T> State<T> {
             .stats
             .peak_buffered_bytes
             .max(self.stats.buffered_bytes);
-        let mut sealed = self.hook_cut_before(&item);
         // An empty open batch after `place` means it sealed the event itself.
         let opens = self.open.is_empty() || self.would_overflow(weight);
         sealed |= self.place(item, weight);
         if opens && !self.open.is_empty() {
             self.open_since = Some((Instant::now(), self.jitter_share()));
         }
-        sealed |= self.hook_cut_after();
+        sealed |= hooked && self.hook_cut_after();
         opens || sealed
     }
 
@@ -138,33 +145,60 @@ impl<T> State<T> {
     }
 
     /// Whether the `can_add` hook (if any) lets `item` join the open batch.
+    #[inline]
     pub(crate) fn hook_admits(&self, item: &T) -> bool {
-        self.hooks
-            .can_add
-            .as_ref()
-            .is_none_or(|can_add| can_add(&self.open_view(), item))
+        match &self.hooks.can_add {
+            None => true,
+            Some(can_add) => self.guarded(false, || can_add(&self.open_view(), item)),
+        }
+    }
+
+    /// Runs a hook; if it panics, keeps the panic for the caller to resume
+    /// once the state is consistent and the lock released, and answers
+    /// `on_panic` instead.
+    fn guarded(&self, on_panic: bool, hook: impl FnOnce() -> bool) -> bool {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)).unwrap_or_else(|panic| {
+            self.hook_panic.set(Some(panic));
+            on_panic
+        })
+    }
+
+    /// The panic of a hook during the last operation, if any.
+    #[inline(always)]
+    pub(crate) fn hook_panic(&mut self) -> Option<HookPanic> {
+        if self.hooks.any {
+            self.hook_panic.get_mut().take()
+        } else {
+            None
+        }
     }
 
     /// Seals a non-empty open batch that the `will_overflow` hook says
     /// `item` must not join.
+    #[cold]
     fn hook_cut_before(&mut self, item: &T) -> bool {
         let cut = !self.open.is_empty()
             && self
                 .hooks
                 .will_overflow
                 .as_ref()
-                .is_some_and(|will_overflow| will_overflow(&self.open_view(), item));
+                .is_some_and(|will_overflow| {
+                    self.guarded(false, || will_overflow(&self.open_view(), item))
+                });
         cut && self.seal(FlushReason::Hook)
     }
 
     /// Seals the open batch if the `should_flush` hook asks for it.
+    #[cold]
     fn hook_cut_after(&mut self) -> bool {
         let cut = !self.open.is_empty()
             && self
                 .hooks
                 .should_flush
                 .as_ref()
-                .is_some_and(|should_flush| should_flush(&self.open_view()));
+                .is_some_and(|should_flush| {
+                    self.guarded(false, || should_flush(&self.open_view()))
+                });
         cut && self.seal(FlushReason::Hook)
     }
 

@@ -41,8 +41,13 @@ impl Wakers {
 
     /// Takes every waker, to wake once the lock is released. A woken future
     /// registers again if it still has to wait.
-    pub(crate) fn take(&mut self) -> Woken {
-        Woken(std::mem::take(&mut self.list))
+    /// `None` (nothing to drop on the hot path) when no task waits.
+    pub(crate) fn take(&mut self) -> Option<Woken> {
+        if self.list.is_empty() {
+            None
+        } else {
+            Some(Woken(std::mem::take(&mut self.list)))
+        }
     }
 }
 
@@ -51,18 +56,9 @@ impl Wakers {
 #[must_use = "wakers wake when dropped: drop after the lock"]
 pub(crate) struct Woken(Vec<(u64, Waker)>);
 
-impl Woken {
-    /// Nothing to wake.
-    pub(crate) fn none() -> Self {
-        Woken(Vec::new())
-    }
-}
-
 impl Drop for Woken {
     fn drop(&mut self) {
-        for (_, waker) in self.0.drain(..) {
-            waker.wake();
-        }
+        self.0.drain(..).for_each(|(_, waker)| waker.wake());
     }
 }
 

@@ -176,6 +176,7 @@ async fn drive<T: Weight + Send + Sync, M: Send + Sync, S: AsyncSink<T, M>>(
             };
             match runner.after_failure(&error, attempt, &mut rng) {
                 Next::RetryAfter(wait) if !sleep_unless_abandoned(&runner.abandon, wait).await => {
+                    runner.retrying();
                     attempt += 1;
                 }
                 _ => {

@@ -2,6 +2,7 @@
 //! retry, and settle the batch as delivered or failed. Shared by the
 //! blocking flush workers and the async driver.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,11 +63,15 @@ impl<T: crate::Weight, M> Runner<T, M> {
         if attempt >= self.config.retry.max_attempts || self.abandon.is_set() {
             return Next::GiveUp;
         }
-        self.shared.count_retry();
         let wait = self.config.retry.backoff(attempt, rng);
         #[cfg(feature = "tracing")]
         tracing::warn!(attempt, backoff = ?wait, %error, "sink write failed; retrying");
         Next::RetryAfter(wait)
+    }
+
+    /// A retry starts now (after its backoff).
+    pub(crate) fn retrying(&self) {
+        self.shared.count_retry();
     }
 
     /// The batch was written: free its bytes, count it delivered.
@@ -83,7 +88,17 @@ impl<T: crate::Weight, M> Runner<T, M> {
         tracing::error!(attempts, %error, events = batch.len(), "sink gave up on a batch");
         let receipt = batch.receipt();
         match &self.on_error {
-            Some(hook) => hook(FlushFailure { error, attempts }, batch),
+            Some(hook) => {
+                // A panicking hook must not leave the batch charged forever
+                // or take the worker down with it.
+                let failure = FlushFailure { error, attempts };
+                let called = catch_unwind(AssertUnwindSafe(|| hook(failure, batch)));
+                #[cfg(feature = "tracing")]
+                if let Err(panic) = &called {
+                    tracing::error!(panic = %crate::sink::panic_message(&**panic), "on_flush_error hook panicked");
+                }
+                drop(called);
+            }
             None => drop(batch),
         }
         self.shared.settle(receipt, false);

@@ -164,7 +164,10 @@ fn deliver<T: Weight, M, S: Sink<T, M> + ?Sized>(
             Err(panic) => FlushError::Panicked(panic_message(&*panic)),
         };
         match runner.after_failure(&error, attempt, rng) {
-            Next::RetryAfter(wait) if !runner.abandon.sleep(wait) => attempt += 1,
+            Next::RetryAfter(wait) if !runner.abandon.sleep(wait) => {
+                runner.retrying();
+                attempt += 1;
+            }
             _ => return runner.failed(batch, error, attempt),
         }
     }

@@ -150,3 +150,59 @@ pub fn builder() -> dispatcher::Builder<Ev> {
 pub fn seqs(events: &[Ev]) -> Vec<u32> {
     events.iter().map(|e| e.seq).collect()
 }
+
+/// Polls `cond` every millisecond until it holds; fails after `limit`.
+pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Every accepted event is exactly one of delivered, dropped, returned,
+/// failed or still buffered.
+pub fn assert_balanced(stats: &dispatcher::Stats) {
+    assert_eq!(
+        stats.accepted,
+        stats.delivered
+            + stats.dropped
+            + stats.returned
+            + stats.failed
+            + stats.buffered_items as u64,
+        "accepted != delivered + dropped + returned + failed + buffered: {stats:?}"
+    );
+}
+
+/// A gate a blocking sink waits at until the test opens it.
+#[derive(Default)]
+pub struct Gate {
+    open: std::sync::Mutex<bool>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    pub fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::default()
+    }
+
+    /// Waits until the gate is open; fails after `limit` so a test that
+    /// forgets to open it does not hang.
+    pub fn wait(&self, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            let now = std::time::Instant::now();
+            assert!(now < deadline, "gate never opened within {limit:?}");
+            open = self.changed.wait_timeout(open, deadline - now).unwrap().0;
+        }
+    }
+
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+}
