@@ -128,6 +128,11 @@ impl<T> Batch<T> {
         }
     }
 
+    /// The partition the batch was cut in.
+    pub(crate) fn home(&self) -> &Arc<Shared<T>> {
+        &self.home
+    }
+
     /// The summed weight of the events, as admission charged them.
     pub fn bytes(&self) -> usize {
         self.bytes

@@ -7,6 +7,8 @@ use std::time::Duration;
 use crate::batch::Batch;
 use crate::dispatcher::Dispatcher;
 use crate::hooks::{Hooks, OpenBatch};
+use crate::lanes::Lanes;
+use crate::pool::Pool;
 use crate::receiver::Batches;
 use crate::shared::Shared;
 use crate::sink::{ErrorHook, FlushFailure, Retry, SinkConfig};
@@ -198,6 +200,7 @@ pub struct Builder<T> {
     pub(crate) sink: SinkConfig,
     pub(crate) on_flush_error: Option<ErrorHook<T>>,
     name: Arc<str>,
+    partitions: usize,
     seed: u64,
 }
 
@@ -211,6 +214,7 @@ impl<T> fmt::Debug for Builder<T> {
             .field("sink", &self.sink)
             .field("on_flush_error", &self.on_flush_error.is_some())
             .field("name", &self.name)
+            .field("partitions", &self.partitions)
             .finish()
     }
 }
@@ -225,6 +229,7 @@ impl<T> Default for Builder<T> {
             sink: SinkConfig::default(),
             on_flush_error: None,
             name: Arc::from("dispatcher"),
+            partitions: 1,
             seed: 0x6d65_7472_6f6e_6f6d,
         }
     }
@@ -421,9 +426,51 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
         self
     }
 
+    /// Spreads producers over `n` independent batch builders, each with its
+    /// own lock, that share one `max_buffered_bytes` budget (default 1,
+    /// `1..=256`), so admission scales with cores. Each
+    /// [`producer`](Dispatcher::producer) call gets the next partition
+    /// round-robin (clones of a handle stay on its partition); events of one
+    /// handle keep their order, events of different partitions may be
+    /// delivered in any order. Batches are cut per partition. Under
+    /// [`Policy::DropOldest`] an admission evicts only from its own
+    /// partition; if that cannot free enough, the event is refused as
+    /// `Full`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dispatcher::Dispatcher;
+    ///
+    /// let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+    ///     .partitions(4)
+    ///     .max_buffered_bytes(64)
+    ///     .build()?;
+    /// let producers: Vec<_> = (0..4).map(|_| dispatcher.producer()).collect();
+    /// for p in &producers {
+    ///     p.try_enqueue(vec![0; 16])?;
+    /// }
+    /// // The budget is shared: 4 x 16 bytes fill it, whatever the partition.
+    /// assert!(producers[0].try_enqueue(vec![0; 1]).is_err());
+    /// dispatcher.flush();
+    /// assert_eq!(batches.iter().take(4).map(|b| b.len()).sum::<usize>(), 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn partitions(mut self, n: usize) -> Self {
+        self.partitions = n;
+        self
+    }
+
     /// Checks the limits and the policy.
     fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
+        if !(1..=256).contains(&self.partitions) {
+            return Err(ConfigError::new(
+                "partitions",
+                &self.partitions,
+                "1 ..= 256",
+            ));
+        }
         if let Policy::Block { timeout } = self.policy {
             if timeout.is_zero() {
                 return Err(ConfigError::new("policy.timeout", &timeout, "> 0"));
@@ -432,22 +479,30 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
         Ok(())
     }
 
-    pub(crate) fn into_shared(self) -> (Arc<Shared<T>>, SinkParts<T>) {
-        let shared = Arc::new(Shared::new(
-            self.limits,
-            self.policy,
-            self.on_evict,
-            self.hooks,
-            Arc::clone(&self.name),
-            self.seed,
-        ));
+    pub(crate) fn into_lanes(self) -> (Arc<Lanes<T>>, SinkParts<T>) {
+        let pool =
+            (self.partitions > 1).then(|| Arc::new(Pool::new(self.limits.max_buffered_bytes)));
+        let parts = (0..self.partitions as u64)
+            .map(|at| {
+                Arc::new(Shared::new(
+                    self.limits,
+                    self.policy,
+                    self.on_evict.clone(),
+                    self.hooks.clone(),
+                    pool.clone(),
+                    self.seed
+                        .wrapping_add(at.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+                ))
+            })
+            .collect();
+        let lanes = Arc::new(Lanes::new(parts, pool, Arc::clone(&self.name)));
         let parts = SinkParts {
             config: self.sink,
             on_error: self.on_flush_error,
             name: self.name,
             seed: self.seed,
         };
-        (shared, parts)
+        (lanes, parts)
     }
 
     /// Validates everything a sink-mode build needs.
@@ -464,10 +519,10 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// [`Limits::validate`]); a `Block` policy needs a timeout > 0.
     pub fn build(self) -> Result<(Dispatcher<T>, Batches<T>), ConfigError> {
         self.validate()?;
-        let (shared, _) = self.into_shared();
+        let (lanes, _) = self.into_lanes();
         Ok((
-            Dispatcher::from_shared(Arc::clone(&shared)),
-            Batches::from_shared(shared),
+            Dispatcher::from_lanes(Arc::clone(&lanes)),
+            Batches::from_lanes(lanes),
         ))
     }
 }

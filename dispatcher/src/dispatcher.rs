@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Builder, ConfigError, Limits};
 use crate::error::{FlushWaitTimeout, ShutdownReport, ShutdownTimeout};
+use crate::lanes::Lanes;
 use crate::producer::{Producer, deadline_after};
-use crate::shared::Shared;
 use crate::sink::SinkWorkers;
 use crate::stats::Stats;
 use crate::weight::Weight;
@@ -44,7 +44,7 @@ use crate::weight::Weight;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Dispatcher<T: Weight> {
-    shared: Arc<Shared<T>>,
+    lanes: Arc<Lanes<T>>,
     /// Sink mode: the flush workers.
     sink: Option<SinkWorkers>,
 }
@@ -72,13 +72,13 @@ impl<T: Weight + Send + 'static> Dispatcher<T> {
 }
 
 impl<T: Weight> Dispatcher<T> {
-    pub(crate) fn from_shared(shared: Arc<Shared<T>>) -> Self {
-        Dispatcher { shared, sink: None }
+    pub(crate) fn from_lanes(lanes: Arc<Lanes<T>>) -> Self {
+        Dispatcher { lanes, sink: None }
     }
 
-    pub(crate) fn with_sink(shared: Arc<Shared<T>>, workers: SinkWorkers) -> Self {
+    pub(crate) fn with_sink(lanes: Arc<Lanes<T>>, workers: SinkWorkers) -> Self {
         Dispatcher {
-            shared,
+            lanes,
             sink: Some(workers),
         }
     }
@@ -93,13 +93,13 @@ impl<T: Weight> Dispatcher<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn producer(&self) -> Producer<T> {
-        Producer::from_shared(Arc::clone(&self.shared))
+        Producer::from_shared(self.lanes.producer_part())
     }
 
     /// A new handle for enqueueing from async code (feature `async`).
     #[cfg(feature = "async")]
     pub fn async_producer(&self) -> crate::nonblocking::AsyncProducer<T> {
-        crate::nonblocking::AsyncProducer::from_shared(Arc::clone(&self.shared))
+        crate::nonblocking::AsyncProducer::from_shared(self.lanes.producer_part())
     }
 
     /// A consistent snapshot of every counter and gauge. One short lock: cheap
@@ -115,7 +115,7 @@ impl<T: Weight> Dispatcher<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stats(&self) -> Stats {
-        self.shared.stats()
+        self.lanes.stats()
     }
 
     /// The limits in force.
@@ -130,7 +130,7 @@ impl<T: Weight> Dispatcher<T> {
     /// # Ok::<(), dispatcher::ConfigError>(())
     /// ```
     pub fn limits(&self) -> Limits {
-        self.shared.lock().limits
+        self.lanes.limits()
     }
 
     /// Changes the limits while running. Lowering `max_buffered_bytes` below
@@ -161,7 +161,7 @@ impl<T: Weight> Dispatcher<T> {
     /// ```
     pub fn set_limits(&self, limits: Limits) -> Result<(), ConfigError> {
         limits.validate()?;
-        self.shared.set_limits(limits);
+        self.lanes.set_limits(limits);
         Ok(())
     }
 
@@ -178,7 +178,7 @@ impl<T: Weight> Dispatcher<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&self) {
-        self.shared.flush();
+        self.lanes.flush();
     }
 
     /// Cuts the open batch and waits until everything accepted before the
@@ -213,7 +213,7 @@ impl<T: Weight> Dispatcher<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush_and_wait(&self, timeout: Duration) -> Result<(), FlushWaitTimeout> {
-        if self.shared.flush_and_wait(deadline_after(timeout)) {
+        if self.lanes.flush_and_wait(deadline_after(timeout)) {
             Ok(())
         } else {
             Err(FlushWaitTimeout { timeout })
@@ -225,7 +225,7 @@ impl<T: Weight> Dispatcher<T> {
     /// batches are handed over). See [`crate::metrics`] for the names.
     #[cfg(feature = "metrics")]
     pub fn publish_metrics(&self) {
-        self.shared.publish_metrics();
+        self.lanes.publish_metrics();
     }
 
     /// Stops admission, cuts the open batch, and waits until receivers have
@@ -260,13 +260,13 @@ impl<T: Weight> Dispatcher<T> {
         let started = Instant::now();
         let deadline = deadline_after(timeout);
         let delivered_before = self.stats().delivered;
-        self.shared.close();
-        let undelivered = self.shared.drain_until(deadline);
+        self.lanes.close();
+        let undelivered = self.lanes.drain_until(deadline);
         if let Some(workers) = self.sink.take() {
-            workers.finish(&self.shared);
+            workers.finish(&self.lanes);
         }
         #[cfg(feature = "metrics")]
-        self.shared.publish_metrics();
+        self.lanes.publish_metrics();
         let stats = self.stats();
         let report = ShutdownReport {
             delivered_during_drain: stats.delivered - delivered_before,
@@ -298,7 +298,7 @@ impl<T: Weight> Dispatcher<T> {
     pub fn stop(self) -> Vec<T> {
         // Empty the queue first, so no worker that gives up takes another
         // batch to the sink after this call.
-        let undelivered = self.shared.stop();
+        let undelivered = self.lanes.stop();
         if let Some(workers) = &self.sink {
             workers.abandon();
         }
@@ -327,6 +327,6 @@ impl<T: Weight + Send + 'static> Dispatcher<T> {
 
 impl<T: Weight> Drop for Dispatcher<T> {
     fn drop(&mut self) {
-        self.shared.close();
+        self.lanes.close();
     }
 }

@@ -74,10 +74,12 @@ mod config;
 mod dispatcher;
 mod error;
 mod hooks;
+mod lanes;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 #[cfg(feature = "async")]
 pub mod nonblocking;
+mod pool;
 mod producer;
 mod receiver;
 mod shared;

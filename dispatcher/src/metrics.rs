@@ -33,7 +33,37 @@ use crate::batch::FlushReason;
 use crate::stats::Stats;
 
 /// The least time between two automatic publications.
-pub(crate) const METRICS_EVERY_MS: u64 = 100;
+const METRICS_EVERY_MS: u64 = 100;
+
+/// Lets at most one automatic publication through every
+/// [`METRICS_EVERY_MS`].
+pub(crate) struct Throttle {
+    born: std::time::Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle {
+            born: std::time::Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl Throttle {
+    /// True for the one caller that may publish now.
+    pub(crate) fn due(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.born.elapsed().as_millis() as u64;
+        let last = self.last_ms.load(Relaxed);
+        now.saturating_sub(last) >= METRICS_EVERY_MS
+            && self
+                .last_ms
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+    }
+}
 
 /// Every metric name this crate publishes, for exporters' and dashboards'
 /// tests.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::batch::Batch;
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
+use crate::lanes::Lanes;
 use crate::producer::deadline_after;
-use crate::shared::Shared;
 use crate::weight::Weight;
 
 /// Receives emitted batches, oldest first. Clone it to consume from several
@@ -38,12 +38,20 @@ use crate::weight::Weight;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Batches<T: Weight> {
-    shared: Arc<Shared<T>>,
+    lanes: Arc<Lanes<T>>,
 }
 
 impl<T: Weight> Batches<T> {
-    pub(crate) fn from_shared(shared: Arc<Shared<T>>) -> Self {
-        Batches { shared }
+    pub(crate) fn from_lanes(lanes: Arc<Lanes<T>>) -> Self {
+        Batches { lanes }
+    }
+
+    fn taken(
+        &self,
+        (home, sealed): (Arc<crate::shared::Shared<T>>, crate::batch::Sealed<T>),
+    ) -> Batch<T> {
+        self.lanes.publish_metrics_now_and_then();
+        Batch::new(sealed, home)
     }
 
     /// Waits for the next batch.
@@ -65,9 +73,9 @@ impl<T: Weight> Batches<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv(&self) -> Result<Batch<T>, RecvError> {
-        self.shared
+        self.lanes
             .recv_until(None)
-            .map(|sealed| Batch::new(sealed, Arc::clone(&self.shared)))
+            .map(|taken| self.taken(taken))
             .map_err(|_| RecvError)
     }
 
@@ -90,9 +98,9 @@ impl<T: Weight> Batches<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Batch<T>, RecvTimeoutError> {
-        self.shared
+        self.lanes
             .recv_until(Some(deadline_after(timeout)))
-            .map(|sealed| Batch::new(sealed, Arc::clone(&self.shared)))
+            .map(|taken| self.taken(taken))
     }
 
     /// Takes a batch if one is ready (or the open batch, if its interval has
@@ -115,9 +123,13 @@ impl<T: Weight> Batches<T> {
     /// # Ok::<(), dispatcher::ConfigError>(())
     /// ```
     pub fn try_recv(&self) -> Result<Batch<T>, TryRecvError> {
-        self.shared
-            .try_recv()
-            .map(|sealed| Batch::new(sealed, Arc::clone(&self.shared)))
+        self.lanes
+            .recv_until(Some(std::time::Instant::now()))
+            .map(|taken| self.taken(taken))
+            .map_err(|err| match err {
+                RecvTimeoutError::Timeout => TryRecvError::Empty,
+                RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+            })
     }
 
     /// Turns this receiver into a `futures` `Stream` of batches.
@@ -127,8 +139,8 @@ impl<T: Weight> Batches<T> {
     }
 
     #[cfg(feature = "async")]
-    pub(crate) fn shared(&self) -> &Arc<Shared<T>> {
-        &self.shared
+    pub(crate) fn lanes(&self) -> &Arc<Lanes<T>> {
+        &self.lanes
     }
 
     /// A blocking iterator over batches; it ends once the dispatcher is
@@ -140,16 +152,16 @@ impl<T: Weight> Batches<T> {
 
 impl<T: Weight> Clone for Batches<T> {
     fn clone(&self) -> Self {
-        self.shared.add_receiver();
+        self.lanes.add_receiver();
         Batches {
-            shared: Arc::clone(&self.shared),
+            lanes: Arc::clone(&self.lanes),
         }
     }
 }
 
 impl<T: Weight> Drop for Batches<T> {
     fn drop(&mut self) {
-        self.shared.remove_receiver();
+        self.lanes.remove_receiver();
     }
 }
 

@@ -11,6 +11,7 @@
 //! re-take it forever. Refusals under Reject are decided without the lock at
 //! all, from [`Gauges`], so an overload storm does not queue on it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
@@ -18,8 +19,9 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::batch::{FlushReason, Receipt, Sealed};
 use crate::config::{EvictHook, Limits, Policy};
-use crate::error::{EnqueueError, RecvTimeoutError, TryEnqueueError, TryRecvError};
+use crate::error::{EnqueueError, RecvTimeoutError, TryEnqueueError};
 use crate::hooks::{Hooks, ItemObserver};
+use crate::pool::Pool;
 use crate::state::{HookPanic, Room, State};
 use crate::stats::{Rejections, Stats};
 use crate::weight::{Weight, charge};
@@ -41,14 +43,8 @@ pub(crate) struct Shared<T> {
     gauges: Gauges,
     refusals: Refusals,
     attempts: AttemptCounters,
-    /// For `tracing` and `metrics`.
-    #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
-    pub(crate) name: std::sync::Arc<str>,
-    /// When metrics were last published, in ms since `born`.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    metrics_published_ms: AtomicU64,
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    born: Instant,
+    /// The budget shared with the other partitions, if partitioned.
+    pool: Option<Arc<Pool>>,
 }
 
 /// Sink attempt counters, bumped by flush workers without the lock.
@@ -57,6 +53,12 @@ struct AttemptCounters {
     retries: AtomicU64,
     timeouts: AtomicU64,
     panics: AtomicU64,
+}
+
+/// What [`Shared::take_now`] found.
+pub(crate) enum Taken<T> {
+    Batch(Sealed<T>),
+    Idle { due: Option<Instant>, closed: bool },
 }
 
 /// What an async receive found.
@@ -182,33 +184,6 @@ impl<T> Shared<T> {
         };
     }
 
-    /// Publishes `stats()` through the `metrics` facade, at most every
-    /// [`METRICS_EVERY_MS`](crate::metrics::METRICS_EVERY_MS); a no-op
-    /// without the `metrics` feature.
-    pub(crate) fn publish_metrics_now_and_then(&self) {
-        #[cfg(feature = "metrics")]
-        {
-            let now = self.born.elapsed().as_millis() as u64;
-            let last = self.metrics_published_ms.load(Relaxed);
-            if now.saturating_sub(last) >= crate::metrics::METRICS_EVERY_MS
-                && self
-                    .metrics_published_ms
-                    .compare_exchange(last, now, Relaxed, Relaxed)
-                    .is_ok()
-            {
-                self.publish_metrics();
-            }
-        }
-    }
-
-    /// Publishes `stats()` through the `metrics` facade now.
-    #[cfg(feature = "metrics")]
-    pub(crate) fn publish_metrics(&self) {
-        let stats = self.stats();
-        let max = self.gauges.max_buffered_bytes.load(Relaxed);
-        crate::metrics::publish(&self.name, &stats, max);
-    }
-
     /// Wakes one more waiting receiver if there is work left for it, so a
     /// wake-up is never lost when the receiver that got it leaves.
     fn pass_on(&self, mut st: MutexGuard<'_, State<T>>) {
@@ -228,6 +203,10 @@ impl<T> Shared<T> {
         self.batch_ready.notify_all();
         self.room_freed.notify_all();
         self.drained.notify_all();
+        if let Some(pool) = &self.pool {
+            pool.signal_batch();
+            pool.wake_room();
+        }
     }
 }
 
@@ -237,10 +216,11 @@ impl<T: Weight> Shared<T> {
         policy: Policy,
         on_evict: Option<EvictHook<T>>,
         hooks: Hooks<T>,
-        name: std::sync::Arc<str>,
+        pool: Option<Arc<Pool>>,
         seed: u64,
     ) -> Self {
         let mut state = State::new(limits, seed);
+        state.budget.clone_from(&pool);
         let on_reject = hooks.on_reject.clone();
         state.hooks = hooks;
         let shared = Shared {
@@ -254,9 +234,7 @@ impl<T: Weight> Shared<T> {
             gauges: Gauges::default(),
             refusals: Refusals::default(),
             attempts: AttemptCounters::default(),
-            name,
-            metrics_published_ms: AtomicU64::new(0),
-            born: Instant::now(),
+            pool,
         };
         shared.publish(&shared.lock());
         shared
@@ -269,12 +247,27 @@ impl<T: Weight> Shared<T> {
             Some(Room::Closed)
         } else if weight > max {
             Some(Room::TooLarge)
-        } else if self.policy != Policy::DropOldest
-            && self.gauges.buffered_bytes.load(Relaxed) + weight > max
-        {
+        } else if self.policy != Policy::DropOldest && !self.fits_now(weight, max) {
             Some(Room::Full)
         } else {
             None
+        }
+    }
+
+    /// A lock-free look at the budget.
+    #[inline]
+    fn fits_now(&self, weight: usize, max: usize) -> bool {
+        match &self.pool {
+            None => self.gauges.buffered_bytes.load(Relaxed) + weight <= max,
+            Some(pool) => pool.fits(weight),
+        }
+    }
+
+    /// Tells receivers of the other partitions that a batch is ready here.
+    #[inline]
+    fn signal_pool(&self) {
+        if let Some(pool) = &self.pool {
+            pool.signal_batch();
         }
     }
 
@@ -301,6 +294,7 @@ impl<T: Weight> Shared<T> {
             if wake {
                 self.batch_ready.notify_one();
             }
+            self.signal_pool();
         } else {
             drop(st);
         }
@@ -321,8 +315,9 @@ impl<T: Weight> Shared<T> {
             Room::Fits => resume(self.append_and_wake(st, item, weight)),
             Room::Full if self.policy == Policy::DropOldest => {
                 let mut evicted = Vec::new();
-                if !self.evict(&mut st, weight, &mut evicted) {
+                if !self.evict(&mut st, weight, &mut evicted) || !st.reserve(weight) {
                     drop(st);
+                    self.hand_over_evicted(evicted);
                     return Err(self.refusal(Room::Full, item, 1));
                 }
                 let panic = self.append_and_wake(st, item, weight);
@@ -340,9 +335,11 @@ impl<T: Weight> Shared<T> {
     }
 
     /// Room for `item` under the lock, after the `can_add` hook had its say.
+    /// With partitions, `Fits` means the bytes are reserved: append next.
     fn admission(&self, st: &State<T>, item: &T, weight: usize) -> Room {
         match st.room_for(weight) {
             Room::Fits | Room::Full if !st.hook_admits(item) => Room::Refused,
+            Room::Fits if !st.reserve(weight) => Room::Full,
             room => room,
         }
     }
@@ -373,11 +370,16 @@ impl<T: Weight> Shared<T> {
                     resume(self.append_and_wake(st, item, weight));
                     return Ok(());
                 }
-                Room::Full if Instant::now() < deadline => {
-                    st.waiting_for_room += 1;
-                    self.room_freed.wait_until(&mut st, deadline);
-                    st.waiting_for_room -= 1;
-                }
+                Room::Full if Instant::now() < deadline => match &self.pool {
+                    None => {
+                        st.waiting_for_room += 1;
+                        self.room_freed.wait_until(&mut st, deadline);
+                        st.waiting_for_room -= 1;
+                    }
+                    Some(pool) => MutexGuard::unlocked(&mut st, || {
+                        pool.wait_for_room(weight, deadline);
+                    }),
+                },
                 Room::Full => {
                     drop(st);
                     self.refusals.timeout.fetch_add(1, Relaxed);
@@ -406,12 +408,16 @@ impl<T: Weight> Shared<T> {
         if matches!(room, Room::Fits | Room::Full) && !items.iter().all(|i| st.hook_admits(i)) {
             room = Room::Refused;
         }
+        if room == Room::Fits && !total.is_some_and(|total| st.reserve(total)) {
+            room = Room::Full;
+        }
         let mut evicted = Vec::new();
         match (room, total) {
             (Room::Fits, _) => {}
             (Room::Full, Some(total))
                 if self.policy == Policy::DropOldest
-                    && self.evict(&mut st, total, &mut evicted) => {}
+                    && self.evict(&mut st, total, &mut evicted)
+                    && st.reserve(total) => {}
             (room, _) => {
                 let panic = st.hook_panic();
                 drop(st);
@@ -439,6 +445,9 @@ impl<T: Weight> Shared<T> {
         drop(st);
         if wake {
             self.batch_ready.notify_one();
+        }
+        if changed {
+            self.signal_pool();
         }
         self.hand_over_evicted(evicted);
         resume(panic);
@@ -528,7 +537,28 @@ impl<T: Weight> Shared<T> {
         if wake_shutdown {
             self.drained.notify_all();
         }
-        self.publish_metrics_now_and_then();
+    }
+
+    /// Takes a ready batch now (cutting the open one if its interval
+    /// elapsed), or says when the open batch is due and whether this
+    /// partition is closed. For receivers that look at several partitions.
+    pub(crate) fn take_now(&self) -> Taken<T> {
+        let mut st = self.lock();
+        loop {
+            if let Some(sealed) = st.take_ready() {
+                self.handed_over(st);
+                return Taken::Batch(sealed);
+            }
+            let due = st.due();
+            if due.is_some_and(|due| Instant::now() >= due) {
+                st.seal(FlushReason::Interval);
+                continue;
+            }
+            return Taken::Idle {
+                due,
+                closed: st.closed,
+            };
+        }
     }
 
     /// The async receive: a batch if one is ready (cutting the open one if
@@ -579,16 +609,30 @@ impl<T: Weight> Shared<T> {
         let mut st = self.lock();
         match self.admission(&st, &item, weight) {
             Room::Fits => {
-                st.room_wakers.remove(slot);
+                if self.pool.is_none() {
+                    st.room_wakers.remove(slot);
+                }
                 resume(self.append_and_wake(st, item, weight));
                 Ok(())
             }
-            Room::Full => {
-                st.room_wakers.register(slot, waker);
-                Err(PolledEnqueue::Wait(item))
-            }
+            Room::Full => match &self.pool {
+                None => {
+                    st.room_wakers.register(slot, waker);
+                    Err(PolledEnqueue::Wait(item))
+                }
+                Some(pool) => {
+                    drop(st);
+                    if !pool.register_room(slot, waker, weight) {
+                        // Room appeared meanwhile: have the task look again.
+                        waker.wake_by_ref();
+                    }
+                    Err(PolledEnqueue::Wait(item))
+                }
+            },
             room => {
-                st.room_wakers.remove(slot);
+                if self.pool.is_none() {
+                    st.room_wakers.remove(slot);
+                }
                 let panic = st.hook_panic();
                 drop(st);
                 resume(panic);
@@ -600,10 +644,14 @@ impl<T: Weight> Shared<T> {
     /// A waiting future is done or dropped: forget its waker.
     #[cfg(feature = "async")]
     pub(crate) fn forget_waker(&self, slot: &mut Option<u64>, room: bool) {
-        if slot.is_some() {
+        if let (Some(pool), true) = (&self.pool, room) {
+            pool.forget_room(slot);
+        } else if slot.is_some() {
             let mut st = self.lock();
             if room {
-                st.room_wakers.remove(slot);
+                if self.pool.is_none() {
+                    st.room_wakers.remove(slot);
+                }
             } else {
                 st.batch_wakers.remove(slot);
             }
@@ -626,15 +674,6 @@ impl<T: Weight> Shared<T> {
         }
     }
 
-    /// Takes a sealed batch (or the open one, if its interval elapsed) without waiting.
-    pub(crate) fn try_recv(&self) -> Result<Sealed<T>, TryRecvError> {
-        self.recv_until(Some(Instant::now()))
-            .map_err(|err| match err {
-                RecvTimeoutError::Timeout => TryRecvError::Empty,
-                RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
-            })
-    }
-
     /// Cuts the open batch now.
     pub(crate) fn flush(&self) {
         let mut st = self.lock();
@@ -644,6 +683,9 @@ impl<T: Weight> Shared<T> {
         drop(st);
         if wake {
             self.batch_ready.notify_one();
+        }
+        if sealed {
+            self.signal_pool();
         }
     }
 

@@ -44,6 +44,8 @@ pub(crate) struct State<T> {
     /// until the sink is done with it; see [`State::settle`].
     pub(crate) hold_in_flight: bool,
     pub(crate) hooks: Hooks<T>,
+    /// The budget shared with the other partitions, if partitioned.
+    pub(crate) budget: Option<std::sync::Arc<crate::pool::Pool>>,
     /// A hook's panic, caught and kept until the operation is complete.
     hook_panic: std::cell::Cell<Option<HookPanic>>,
     /// Async tasks waiting for a batch (streams) or for room (enqueue).
@@ -79,6 +81,7 @@ impl<T> State<T> {
             hold_in_flight: false,
             hooks: Hooks::default(),
             hook_panic: std::cell::Cell::new(None),
+            budget: None,
             batch_wakers: Wakers::default(),
             room_wakers: Wakers::default(),
             in_flight: Vec::new(),
@@ -107,10 +110,32 @@ impl<T> State<T> {
             Room::Closed
         } else if weight > self.limits.max_buffered_bytes {
             Room::TooLarge
-        } else if self.stats.buffered_bytes + weight > self.limits.max_buffered_bytes {
+        } else if self.budget_used() + weight > self.limits.max_buffered_bytes {
             Room::Full
         } else {
             Room::Fits
+        }
+    }
+
+    /// Bytes charged against `max_buffered_bytes`: this dispatcher's, or
+    /// with partitions, all partitions' together.
+    #[inline]
+    fn budget_used(&self) -> usize {
+        match &self.budget {
+            None => self.stats.buffered_bytes,
+            Some(pool) => pool.used(),
+        }
+    }
+
+    /// Takes `weight` bytes of the shared budget after `room_for` said they
+    /// fit (always succeeds without partitions, where the lock makes the
+    /// look and the append one step). False if another partition took them
+    /// first.
+    #[inline]
+    pub(crate) fn reserve(&self, weight: usize) -> bool {
+        match &self.budget {
+            None => true,
+            Some(pool) => pool.try_reserve(weight),
         }
     }
 
@@ -344,6 +369,9 @@ impl<T> State<T> {
     fn release(&mut self, len: usize, bytes: usize) {
         self.stats.buffered_bytes -= bytes;
         self.stats.buffered_items -= len;
+        if let Some(pool) = &self.budget {
+            pool.release(bytes);
+        }
     }
 
     fn count_delivered(&mut self, len: usize, bytes: usize, reason: FlushReason) {
@@ -442,8 +470,7 @@ impl<T: Weight> State<T> {
     /// Returns false, evicting nothing, if the events not in flight (sink
     /// mode) cannot free enough: the item must then be refused.
     pub(crate) fn evict_for(&mut self, weight: usize, mut evicted: impl FnMut(T)) -> bool {
-        let excess =
-            (self.stats.buffered_bytes + weight).saturating_sub(self.limits.max_buffered_bytes);
+        let excess = (self.budget_used() + weight).saturating_sub(self.limits.max_buffered_bytes);
         let mut owed = excess.min(weight);
         if owed > self.evictable_bytes() {
             return false;
@@ -457,6 +484,9 @@ impl<T: Weight> State<T> {
             owed = owed.saturating_sub(freed);
             *bytes -= freed;
             self.stats.buffered_bytes -= freed;
+            if let Some(pool) = &self.budget {
+                pool.release(freed);
+            }
             self.stats.buffered_items -= count;
             self.stats.dropped += count as u64;
             items.drain(..count).for_each(&mut evicted);

@@ -129,3 +129,37 @@ pub struct Stats {
     /// The highest `buffered_bytes` ever reached (exact, not sampled).
     pub peak_buffered_bytes: usize,
 }
+
+impl Stats {
+    /// Adds another partition's counters and gauges to these (the peak is
+    /// set by the caller: peaks do not add up).
+    pub(crate) fn absorb(&mut self, other: &Stats) {
+        self.accepted += other.accepted;
+        let (r, o) = (&mut self.rejected, &other.rejected);
+        r.full += o.full;
+        r.timeout += o.timeout;
+        r.too_large += o.too_large;
+        r.closed += o.closed;
+        r.refused += o.refused;
+        self.dropped += other.dropped;
+        self.delivered += other.delivered;
+        self.delivered_bytes += other.delivered_bytes;
+        self.returned += other.returned;
+        self.batches += other.batches;
+        let (f, o) = (&mut self.flushes, &other.flushes);
+        f.interval += o.interval;
+        f.bytes += o.bytes;
+        f.items += o.items;
+        f.manual += o.manual;
+        f.drain += o.drain;
+        f.hook += o.hook;
+        self.failed += other.failed;
+        self.failed_batches += other.failed_batches;
+        self.retries += other.retries;
+        self.sink_timeouts += other.sink_timeouts;
+        self.sink_panics += other.sink_panics;
+        self.buffered_bytes += other.buffered_bytes;
+        self.buffered_items += other.buffered_items;
+        self.in_flight_items += other.in_flight_items;
+    }
+}

@@ -117,7 +117,7 @@ impl<T: Weight + Send + Sync + 'static> Builder<T> {
         sink: impl AsyncSink<T, M>,
     ) -> Result<(Dispatcher<T>, SinkDriver), ConfigError> {
         self.validate_for_sink()?;
-        let (shared, parts) = self.into_shared();
+        let (shared, parts) = self.into_lanes();
         shared.hold_in_flight();
         let runner = Arc::new(Runner::new(
             Arc::clone(&shared),
@@ -127,7 +127,7 @@ impl<T: Weight + Send + Sync + 'static> Builder<T> {
             parts.seed,
         ));
         let sink = Arc::new(sink);
-        let batches = Batches::from_shared(Arc::clone(&shared));
+        let batches = Batches::from_lanes(Arc::clone(&shared));
         let workers = (0..parts.config.workers).map(|worker| {
             let stream = batches.clone().into_stream();
             drive(Arc::clone(&runner), Arc::clone(&sink), stream, worker)
@@ -174,9 +174,9 @@ async fn drive<T: Weight + Send + Sync, M: Send + Sync, S: AsyncSink<T, M>>(
                 }
                 Err(error) => error,
             };
-            match runner.after_failure(&error, attempt, &mut rng) {
+            match runner.after_failure(&batch, &error, attempt, &mut rng) {
                 Next::RetryAfter(wait) if !sleep_unless_abandoned(&runner.abandon, wait).await => {
-                    runner.retrying();
+                    runner.retrying(&batch);
                     attempt += 1;
                 }
                 _ => {

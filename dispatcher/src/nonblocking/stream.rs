@@ -11,8 +11,9 @@ use futures_core::Stream;
 use futures_timer::Delay;
 
 use crate::batch::Batch;
+use crate::lanes::Lanes;
 use crate::receiver::Batches;
-use crate::shared::PolledBatch;
+use crate::shared::{PolledBatch, Shared};
 use crate::weight::Weight;
 
 /// A [`Stream`] of batches; get one with
@@ -73,40 +74,96 @@ impl<T: Weight> Stream for BatchStream<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>> {
         let this = self.get_mut();
-        let shared = Arc::clone(this.batches.shared());
+        let lanes = Arc::clone(this.batches.lanes());
+        let polled = match lanes.single() {
+            Some(one) => this.poll_one(one, cx),
+            None => this.poll_all(&lanes, cx),
+        };
+        if matches!(polled, Poll::Ready(Some(_))) {
+            lanes.publish_metrics_now_and_then();
+        }
+        polled
+    }
+}
+
+impl<T: Weight> BatchStream<T> {
+    /// Without partitions: the one partition registers our waker.
+    fn poll_one(&mut self, one: &Arc<Shared<T>>, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>> {
         loop {
-            match shared.poll_batch(&mut this.slot, cx.waker()) {
+            match one.poll_batch(&mut self.slot, cx.waker()) {
                 PolledBatch::Ready(sealed) => {
-                    this.timer = None;
-                    return Poll::Ready(Some(Batch::new(sealed, shared)));
+                    self.timer = None;
+                    return Poll::Ready(Some(Batch::new(sealed, Arc::clone(one))));
                 }
                 PolledBatch::Closed => {
-                    this.timer = None;
+                    self.timer = None;
                     return Poll::Ready(None);
                 }
-                PolledBatch::Pending(None) => {
-                    this.timer = None;
-                    return Poll::Pending;
-                }
-                PolledBatch::Pending(Some(due)) => {
-                    if this.timer.as_ref().is_none_or(|(at, _)| *at != due) {
-                        let left = due.saturating_duration_since(Instant::now());
-                        this.timer = Some((due, Delay::new(left)));
-                    }
-                    let (_, delay) = this.timer.as_mut().expect("set above");
-                    if Pin::new(delay).poll(cx).is_pending() {
+                PolledBatch::Pending(due) => {
+                    if !self.due_passed(due, cx) {
                         return Poll::Pending;
                     }
-                    // The deadline passed: look again, which cuts the batch.
-                    this.timer = None;
                 }
             }
         }
+    }
+
+    /// With partitions: look at all of them, waiting on the shared signal.
+    fn poll_all(&mut self, lanes: &Lanes<T>, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>> {
+        let pool = lanes.pool().expect("several partitions share a pool");
+        loop {
+            let seen = pool.generation();
+            match lanes.poll_scan() {
+                Ok((home, sealed)) => {
+                    pool.forget_batch(&mut self.slot);
+                    self.timer = None;
+                    // Others may be waiting while more is ready.
+                    pool.signal_batch();
+                    return Poll::Ready(Some(Batch::new(sealed, home)));
+                }
+                Err((None, true)) => {
+                    pool.forget_batch(&mut self.slot);
+                    self.timer = None;
+                    return Poll::Ready(None);
+                }
+                Err((due, _)) => {
+                    if !pool.register_batch(&mut self.slot, cx.waker(), seen) {
+                        continue; // a batch was signalled meanwhile
+                    }
+                    if !self.due_passed(due, cx) {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Arms the timer for the open batch's deadline; true if it passed.
+    fn due_passed(&mut self, due: Option<Instant>, cx: &mut Context<'_>) -> bool {
+        let Some(due) = due else {
+            self.timer = None;
+            return false;
+        };
+        if self.timer.as_ref().is_none_or(|(at, _)| *at != due) {
+            let left = due.saturating_duration_since(Instant::now());
+            self.timer = Some((due, Delay::new(left)));
+        }
+        let (_, delay) = self.timer.as_mut().expect("set above");
+        if Pin::new(delay).poll(cx).is_pending() {
+            return false;
+        }
+        self.timer = None;
+        true
     }
 }
 
 impl<T: Weight> Drop for BatchStream<T> {
     fn drop(&mut self) {
-        self.batches.shared().forget_waker(&mut self.slot, false);
+        let lanes = self.batches.lanes();
+        match (lanes.single(), lanes.pool()) {
+            (Some(one), _) => one.forget_waker(&mut self.slot, false),
+            (None, Some(pool)) => pool.forget_batch(&mut self.slot),
+            (None, None) => {}
+        }
     }
 }

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::batch::Batch;
-use crate::shared::Shared;
+use crate::lanes::Lanes;
 use crate::sink::{ErrorHook, FlushContext, FlushError, FlushFailure, SinkConfig};
 
 /// Everything the flush workers of one dispatcher share.
 pub(crate) struct Runner<T, M> {
-    pub(crate) shared: Arc<Shared<T>>,
+    pub(crate) lanes: Arc<Lanes<T>>,
     pub(crate) config: SinkConfig,
     on_error: Option<ErrorHook<T>>,
     metadata: Arc<M>,
@@ -30,14 +30,14 @@ pub(crate) enum Next {
 
 impl<T: crate::Weight, M> Runner<T, M> {
     pub(crate) fn new(
-        shared: Arc<Shared<T>>,
+        lanes: Arc<Lanes<T>>,
         config: SinkConfig,
         on_error: Option<ErrorHook<T>>,
         metadata: M,
         seed: u64,
     ) -> Self {
         Runner {
-            shared,
+            lanes,
             config,
             on_error,
             metadata: Arc::new(metadata),
@@ -55,11 +55,12 @@ impl<T: crate::Weight, M> Runner<T, M> {
     /// Counts a failed attempt and says whether to try again.
     pub(crate) fn after_failure(
         &self,
+        batch: &Batch<T>,
         error: &FlushError,
         attempt: u32,
         rng: &mut fastrand::Rng,
     ) -> Next {
-        self.shared.count_attempt_failure(error);
+        batch.home().count_attempt_failure(error);
         if attempt >= self.config.retry.max_attempts || self.abandon.is_set() {
             return Next::GiveUp;
         }
@@ -70,23 +71,23 @@ impl<T: crate::Weight, M> Runner<T, M> {
     }
 
     /// A retry starts now (after its backoff).
-    pub(crate) fn retrying(&self) {
-        self.shared.count_retry();
+    pub(crate) fn retrying(&self, batch: &Batch<T>) {
+        batch.home().count_retry();
     }
 
     /// The batch was written: free its bytes, count it delivered.
     pub(crate) fn delivered(&self, batch: Batch<T>) {
-        let receipt = batch.receipt();
+        let (home, receipt) = (Arc::clone(batch.home()), batch.receipt());
         drop(batch);
-        self.shared.settle(receipt, true);
-        self.shared.publish_metrics_now_and_then();
+        home.settle(receipt, true);
+        self.lanes.publish_metrics_now_and_then();
     }
 
     /// The batch failed for good: hand it to the hook, then count it failed.
     pub(crate) fn failed(&self, batch: Batch<T>, error: FlushError, attempts: u32) {
         #[cfg(feature = "tracing")]
         tracing::error!(attempts, %error, events = batch.len(), "sink gave up on a batch");
-        let receipt = batch.receipt();
+        let (home, receipt) = (Arc::clone(batch.home()), batch.receipt());
         match &self.on_error {
             Some(hook) => {
                 // A panicking hook must not leave the batch charged forever
@@ -101,8 +102,8 @@ impl<T: crate::Weight, M> Runner<T, M> {
             }
             None => drop(batch),
         }
-        self.shared.settle(receipt, false);
-        self.shared.publish_metrics_now_and_then();
+        home.settle(receipt, false);
+        self.lanes.publish_metrics_now_and_then();
     }
 }
 

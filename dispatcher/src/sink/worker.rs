@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use crate::batch::Batch;
 use crate::config::{Builder, ConfigError};
 use crate::dispatcher::Dispatcher;
+use crate::lanes::Lanes;
 use crate::receiver::Batches;
-use crate::shared::Shared;
 use crate::sink::runner::{Abandon, Next, Runner};
 use crate::sink::{FlushError, Sink, SinkError, panic_message};
 use crate::weight::Weight;
@@ -34,10 +34,10 @@ impl SinkWorkers {
     /// otherwise tells them to stop retrying, gives them a moment to hand
     /// their batches to the error hook, and leaves the ones still inside a
     /// sink call to finish on their own.
-    pub(crate) fn finish<T: Weight>(self, shared: &Shared<T>) {
-        if shared.stats().in_flight_items > 0 {
+    pub(crate) fn finish<T: Weight>(self, lanes: &Lanes<T>) {
+        if lanes.stats().in_flight_items > 0 {
             self.abandon.set();
-            if !shared.wait_in_flight(crate::producer::deadline_after(ABANDON_GRACE)) {
+            if !lanes.wait_in_flight(crate::producer::deadline_after(ABANDON_GRACE)) {
                 return;
             }
         }
@@ -85,7 +85,7 @@ impl<T: Weight + Send + 'static> Builder<T> {
         sink: impl Sink<T, M>,
     ) -> Result<Dispatcher<T>, ConfigError> {
         self.validate_for_sink()?;
-        let (shared, parts) = self.into_shared();
+        let (shared, parts) = self.into_lanes();
         shared.hold_in_flight();
         let runner = Arc::new(Runner::new(
             Arc::clone(&shared),
@@ -95,7 +95,7 @@ impl<T: Weight + Send + 'static> Builder<T> {
             parts.seed,
         ));
         let sink = Arc::new(sink);
-        let batches = Batches::from_shared(Arc::clone(&shared));
+        let batches = Batches::from_lanes(Arc::clone(&shared));
         let mut handles = Vec::with_capacity(parts.config.workers);
         for worker in 0..parts.config.workers {
             let (runner, sink, receiver) =
@@ -149,7 +149,7 @@ fn deliver<T: Weight, M, S: Sink<T, M> + ?Sized>(
         #[cfg(feature = "tracing")]
         let _span = tracing::info_span!(
             "dispatcher.flush",
-            dispatcher = &*runner.shared.name,
+            dispatcher = &*runner.lanes.name,
             worker,
             attempt,
             events = batch.len(),
@@ -163,9 +163,9 @@ fn deliver<T: Weight, M, S: Sink<T, M> + ?Sized>(
             Ok(Err(err)) => classify(err, ctx.deadline(), runner.config.timeout),
             Err(panic) => FlushError::Panicked(panic_message(&*panic)),
         };
-        match runner.after_failure(&error, attempt, rng) {
+        match runner.after_failure(&batch, &error, attempt, rng) {
             Next::RetryAfter(wait) if !runner.abandon.sleep(wait) => {
-                runner.retrying();
+                runner.retrying(&batch);
                 attempt += 1;
             }
             _ => return runner.failed(batch, error, attempt),
