@@ -14,7 +14,10 @@ use crate::batch::Sealed;
 use crate::config::Limits;
 use crate::error::RecvTimeoutError;
 use crate::pool::Pool;
-use crate::shared::{Shared, Taken};
+use crate::shared::{Shared, Taken as PartTaken};
+
+/// A batch taken from a partition, with the partition it belongs to.
+pub(crate) type Taken<T> = (Arc<Shared<T>>, Sealed<T>);
 use crate::stats::Stats;
 use crate::weight::Weight;
 
@@ -171,7 +174,7 @@ impl<T: Weight> Lanes<T> {
     pub(crate) fn recv_until(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<(Arc<Shared<T>>, Sealed<T>), RecvTimeoutError> {
+    ) -> Result<Taken<T>, RecvTimeoutError> {
         let (Some(pool), None) = (&self.pool, self.single()) else {
             let one = &self.parts[0];
             return one
@@ -216,8 +219,8 @@ impl<T: Weight> Lanes<T> {
         for i in 0..n {
             let part = &self.parts[(start + i) % n];
             match part.take_now() {
-                Taken::Batch(sealed) => return Scan::Batch(Arc::clone(part), sealed),
-                Taken::Idle { due, closed } => {
+                PartTaken::Batch(sealed) => return Scan::Batch(Arc::clone(part), sealed),
+                PartTaken::Idle { due, closed } => {
                     all_closed &= closed;
                     earliest = earliest.into_iter().chain(due).min();
                 }
@@ -231,7 +234,7 @@ impl<T: Weight> Lanes<T> {
 
     /// For the async stream: a batch, the end, or when to look again.
     #[cfg(feature = "async")]
-    pub(crate) fn poll_scan(&self) -> Result<(Arc<Shared<T>>, Sealed<T>), (Option<Instant>, bool)> {
+    pub(crate) fn poll_scan(&self) -> Result<Taken<T>, (Option<Instant>, bool)> {
         match self.scan() {
             Scan::Batch(home, sealed) => Ok((home, sealed)),
             Scan::Idle { due, closed } => Err((due, closed)),
