@@ -1,15 +1,18 @@
 //! Enqueue-to-batch throughput: P producer threads hand N events of a given
-//! size to one consumer. Every group measures a bare bounded channel hand-off
+//! size to one consumer (a receiver thread, or the dispatcher's own flush
+//! worker writing to a sink), over one or several partitions. Every group measures a bare bounded channel hand-off
 //! of the same events beside the dispatcher, so the ratio holds on any machine.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::sync_channel;
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dispatcher::{Dispatcher, Policy};
+use dispatcher::sink::{self, FlushContext};
+use dispatcher::{Batch, Builder, Dispatcher, Policy};
 
 /// Bytes either side may hold before producers wait.
 const BUFFERED_BYTES: usize = 8 * 1024 * 1024;
@@ -56,14 +59,25 @@ where
     })
 }
 
-fn dispatcher_run(producers: usize, total: usize, size: usize) -> Duration {
-    let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+/// The configuration every dispatcher run shares.
+fn bench_builder() -> Builder<Vec<u8>> {
+    Dispatcher::<Vec<u8>>::builder()
         .max_buffered_bytes(BUFFERED_BYTES)
         .max_batch_bytes(BATCH_BYTES)
         .interval(Duration::from_millis(1))
         .policy(Policy::Block {
             timeout: Duration::from_secs(60),
         })
+}
+
+fn dispatcher_run(producers: usize, total: usize, size: usize) -> Duration {
+    partitioned_run(1, producers, total, size)
+}
+
+/// Pull mode: one consumer thread receives from `partitions` partitions.
+fn partitioned_run(partitions: usize, producers: usize, total: usize, size: usize) -> Duration {
+    let (dispatcher, batches) = bench_builder()
+        .partitions(partitions)
         .build()
         .expect("valid bench config");
     let elapsed = timed_run(
@@ -85,6 +99,41 @@ fn dispatcher_run(producers: usize, total: usize, size: usize) -> Duration {
     dispatcher
         .shutdown(Duration::from_secs(1))
         .expect("drained");
+    elapsed
+}
+
+/// Sink mode: the dispatcher's flush worker hands batches to a sink that
+/// counts them; the run ends when the sink has seen every event.
+fn sink_run(producers: usize, total: usize, size: usize) -> Duration {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let (done_tx, done_rx) = sync_channel::<()>(1);
+    let counted = Arc::clone(&seen);
+    let done = Mutex::new(done_tx);
+    let dispatcher = bench_builder()
+        .build_with_sink(sink::from_fn(
+            move |batch: &Batch<Vec<u8>>, _: &FlushContext| {
+                let now = counted.fetch_add(black_box(batch.len()), Relaxed) + batch.len();
+                if now == total {
+                    let _ = done.lock().expect("bench lock").send(());
+                }
+                Ok::<_, std::convert::Infallible>(())
+            },
+        ))
+        .expect("valid bench config");
+    let elapsed = timed_run(
+        producers,
+        total,
+        size,
+        || {
+            let producer = dispatcher.producer();
+            move |event| producer.enqueue(event).expect("bench enqueue")
+        },
+        || done_rx.recv().expect("bench sink done"),
+    );
+    dispatcher
+        .shutdown(Duration::from_secs(1))
+        .expect("drained");
+    assert_eq!(seen.load(Relaxed), total);
     elapsed
 }
 
@@ -134,5 +183,60 @@ fn enqueue_to_batch(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, enqueue_to_batch);
+/// One measured run: producers, events, event size -> elapsed.
+type Run = fn(usize, usize, usize) -> Duration;
+
+/// Push (sink) delivery against pull delivery, beside the channel.
+fn sink_vs_pull(c: &mut Criterion) {
+    let size = 64;
+    let total = events_per_run(size);
+    for producers in [1usize, 4] {
+        let mut group = c.benchmark_group(format!("sink_vs_pull/{size}B/{producers}p"));
+        group.sample_size(10);
+        group.warm_up_time(Duration::from_millis(500));
+        group.measurement_time(Duration::from_secs(3));
+        group.throughput(Throughput::Elements(total as u64));
+        let runs: [(&str, Run); 3] = [
+            ("channel", channel_run),
+            ("pull", dispatcher_run),
+            ("sink", sink_run),
+        ];
+        for (name, run) in runs {
+            group.bench_function(name, |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| run(producers, total, size)).sum())
+            });
+        }
+        group.finish();
+    }
+}
+
+/// One partition against several, with 32 producers, beside the channel.
+fn partitions(c: &mut Criterion) {
+    let (size, producers) = (64, 32);
+    let total = events_per_run(size);
+    let mut group = c.benchmark_group(format!("partitions/{size}B/{producers}p"));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Elements(total as u64));
+    group.bench_function("channel", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| channel_run(producers, total, size))
+                .sum()
+        })
+    });
+    for n in [1usize, 2, 4, 8] {
+        group.bench_with_input(BenchmarkId::new("dispatcher", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| partitioned_run(n, producers, total, size))
+                    .sum()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, enqueue_to_batch, sink_vs_pull, partitions);
 criterion_main!(benches);

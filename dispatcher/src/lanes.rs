@@ -65,6 +65,7 @@ impl<T: Weight> Lanes<T> {
         }
     }
 
+    #[cfg(feature = "async")]
     pub(crate) fn pool(&self) -> Option<&Arc<Pool>> {
         self.pool.as_ref()
     }

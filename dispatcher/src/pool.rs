@@ -12,6 +12,7 @@
 //! a waiter's look and its sleep.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+#[cfg(feature = "async")]
 use std::task::Waker;
 use std::time::Instant;
 
