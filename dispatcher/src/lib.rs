@@ -50,6 +50,24 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Delivery styles
+//!
+//! - **Pull**: [`Builder::build`] returns a [`Batches`] receiver for threads
+//!   of your own (above; `examples/pull.rs`).
+//! - **Push**: [`Builder::build_with_sink`] writes batches to a
+//!   [`sink::Sink`] on the dispatcher's own flush workers, with a per-call
+//!   timeout, bounded retries with backoff and jitter, and an
+//!   `on_flush_error` dead-letter hook (`examples/ndjson_sink.rs`: a durable
+//!   NDJSON file with `fsync` per batch).
+//! - **Async** (feature `async`): `enqueue(..).await`, a `Stream` of batches,
+//!   and async sinks driven on your runtime (`examples/async_sink.rs`).
+//!
+//! Batches can also be cut by hooks ([`Builder::should_flush`],
+//! [`Builder::will_overflow`]) and events filtered ([`Builder::can_add`]);
+//! [`Dispatcher::flush_and_wait`] is a checkpoint; [`Builder::partitions`]
+//! spreads producers over independent batch builders that share one byte
+//! budget.
+//!
 //! # Guarantees
 //!
 //! - `buffered_bytes <= max_buffered_bytes` at all times, also after the limit
@@ -57,15 +75,24 @@
 //! - A batch exceeds `max_batch_bytes` only when it holds a single event that
 //!   is itself larger.
 //! - Events from one producer thread are delivered in the order they were
-//!   accepted; each accepted event is delivered exactly once, evicted and
-//!   counted (DropOldest), or returned by [`Dispatcher::shutdown`] /
-//!   [`Dispatcher::stop`].
-//! - No thread of its own, no busy waiting: an idle dispatcher sleeps on a
-//!   condition variable. Receivers cut batches whose interval has elapsed.
+//!   accepted; each accepted event is delivered exactly once (at least once
+//!   to a sink that failed and was retried), evicted and counted
+//!   (DropOldest), handed to the error hook and counted (sink mode), or
+//!   returned by [`Dispatcher::shutdown`] / [`Dispatcher::stop`].
+//! - No busy waiting: an idle dispatcher sleeps on a condition variable.
+//!   In pull mode it runs no thread of its own (receivers cut batches whose
+//!   interval has elapsed); in sink mode its flush workers do that.
 //!
 //! # Features
 //!
 //! - `bytes`: [`Weight`] for `bytes::Bytes`.
+//! - `async`: the [`nonblocking`] module (runtime-agnostic; tested on tokio).
+//! - `tracing`: a span per sink attempt (`dispatcher.flush`), a warning per
+//!   retry and an error per batch given up.
+//! - `metrics`: every counter and gauge of [`Stats`] through the `metrics`
+//!   facade (see the `metrics` module).
+//! - `nats`: a sink that publishes to a NATS JetStream subject (see
+//!   `sink::nats`).
 
 #![forbid(unsafe_code)]
 
