@@ -86,7 +86,7 @@
 //! # Features
 //!
 //! - `bytes`: [`Weight`] for `bytes::Bytes`.
-//! - `async`: the [`nonblocking`] module (runtime-agnostic; tested on tokio).
+//! - `async`: the `nonblocking` module (runtime-agnostic; tested on tokio).
 //! - `tracing`: a span per sink attempt (`dispatcher.flush`), a warning per
 //!   retry and an error per batch given up.
 //! - `metrics`: every counter and gauge of [`Stats`] through the `metrics`
