@@ -143,8 +143,9 @@ impl<T> State<T> {
     /// batches as the size limits say. Returns true when a receiver should
     /// be woken: a batch was sealed, or a batch was opened (a new deadline).
     pub(crate) fn append(&mut self, item: T, weight: usize) -> bool {
-        let hooked = self.hooks.on_append;
-        let mut sealed = hooked && self.hook_cut_before(&item);
+        if self.hooks.on_append {
+            return self.append_hooked(item, weight);
+        }
         self.stats.accepted += 1;
         self.stats.buffered_items += 1;
         self.stats.buffered_bytes += weight;
@@ -154,12 +155,27 @@ impl<T> State<T> {
             .max(self.stats.buffered_bytes);
         // An empty open batch after `place` means it sealed the event itself.
         let opens = self.open.is_empty() || self.would_overflow(weight);
-        sealed |= self.place(item, weight);
+        let sealed = self.place(item, weight);
         if opens && !self.open.is_empty() {
             self.open_since = Some((Instant::now(), self.jitter_share()));
         }
-        sealed |= hooked && self.hook_cut_after();
         opens || sealed
+    }
+
+    /// [`append`](Self::append) between the `will_overflow` and
+    /// `should_flush` hooks. The first runs before anything is counted, so
+    /// its panic leaves no trace; the second after the event is complete.
+    #[cold]
+    #[inline(never)]
+    fn append_hooked(&mut self, item: T, weight: usize) -> bool {
+        let cut_before = self.hook_cut_before(&item);
+        // The plain append runs no user code, so nothing can unwind between
+        // the flag's two writes.
+        self.hooks.on_append = false;
+        let changed = self.append(item, weight);
+        self.hooks.on_append = true;
+        let cut_after = self.hook_cut_after();
+        cut_before || changed || cut_after
     }
 
     fn open_view(&self) -> OpenBatch<'_, T> {
@@ -200,7 +216,6 @@ impl<T> State<T> {
 
     /// Seals a non-empty open batch that the `will_overflow` hook says
     /// `item` must not join.
-    #[cold]
     fn hook_cut_before(&mut self, item: &T) -> bool {
         let cut = !self.open.is_empty()
             && self
@@ -214,7 +229,6 @@ impl<T> State<T> {
     }
 
     /// Seals the open batch if the `should_flush` hook asks for it.
-    #[cold]
     fn hook_cut_after(&mut self) -> bool {
         let cut = !self.open.is_empty()
             && self
