@@ -90,9 +90,19 @@ fn soak(cli: Cli) -> ExitCode {
         }
     };
     let options = RunOptions {
-        out: cli.out.clone(),
+        metrics_addr: cli.metrics_addr,
+        sink: cli.sink_spec(),
+        ..RunOptions::new(&cli.out)
     };
     let outcome = prepare(&config, &options).and_then(|prepared| {
+        if let Some(addr) = prepared.metrics_addr() {
+            let exposed = if addr.ip().is_loopback() {
+                ""
+            } else {
+                " (reachable from the network)"
+            };
+            eprintln!("soak: metrics at http://{addr}/metrics{exposed}");
+        }
         if live::wanted(cli.tui, cli.no_tui, cli.json) {
             live::run_with_dashboard(prepared, cli.fps)
         } else {

@@ -2,11 +2,14 @@
 //! naming the flag and the accepted form) by clap; `main.rs` only parses and
 //! hands over to [`crate::app::main`].
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, ValueEnum};
 use loadgen::units::{Rate, parse_bytes, parse_duration};
+
+use crate::sink::SinkSpec;
 
 /// Where run directories go unless `--out` says otherwise.
 pub const DEFAULT_OUT: &str = "target/soak";
@@ -50,6 +53,45 @@ pub struct Cli {
     /// Dashboard frames per second at most.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=60))]
     pub fps: u32,
+
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics while the run lasts
+    /// [default: off]. 127.0.0.1:9464 stays on this machine; 0.0.0.0:9464
+    /// exposes the endpoint to the network.
+    #[arg(long, value_name = "HOST:PORT", value_parser = socket_addr)]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Deliver batches to a NATS JetStream server instead of the simulated
+    /// consumer, e.g. nats://127.0.0.1:4222 (the consumer's delay, cost,
+    /// jitter and stalls are then off).
+    #[arg(
+        long,
+        value_name = "nats://HOST:PORT",
+        value_parser = nats_url,
+        conflicts_with_all = ["consumer_delay", "consumer_cost_per_kib", "consumer_jitter", "stall_every", "stall_for"],
+    )]
+    pub sink: Option<String>,
+
+    /// With --sink: the subject every event is published to.
+    #[arg(long, requires = "sink", default_value = "metronome.events")]
+    pub subject: String,
+
+    /// With --sink: the JetStream stream that stores the subject (created if missing).
+    #[arg(long, requires = "sink", default_value = crate::sink::DEFAULT_STREAM)]
+    pub stream: String,
+}
+
+impl Cli {
+    /// Where the run's batches go.
+    pub fn sink_spec(&self) -> SinkSpec {
+        match &self.sink {
+            None => SinkSpec::InProcess,
+            Some(url) => SinkSpec::Nats {
+                url: url.clone(),
+                subject: self.subject.clone(),
+                stream: self.stream.clone(),
+            },
+        }
+    }
 }
 
 /// Work on recorded runs.
@@ -228,6 +270,23 @@ fn percent(s: &str) -> Result<f64, String> {
     }
 }
 
+fn socket_addr(s: &str) -> Result<SocketAddr, String> {
+    let bad = || format!("`{s}` is not HOST:PORT (e.g. 127.0.0.1:9464)");
+    s.to_socket_addrs()
+        .map_err(|_| bad())?
+        .next()
+        .ok_or_else(bad)
+}
+
+fn nats_url(s: &str) -> Result<String, String> {
+    match s.strip_prefix("nats://") {
+        Some(rest) if !rest.is_empty() => Ok(s.to_owned()),
+        _ => Err(format!(
+            "`{s}` is not a NATS server URL (e.g. nats://127.0.0.1:4222)"
+        )),
+    }
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
 }
@@ -349,6 +408,37 @@ mod tests {
             })
         ));
         assert!(Cli::try_parse_from(["soak", "compare", "a", "b", "--threshold", "lots"]).is_err());
+    }
+
+    #[test]
+    fn the_metrics_address_is_off_unless_given() {
+        let cli = Cli::try_parse_from(["soak"]).expect("parses");
+        assert_eq!(cli.metrics_addr, None);
+        let cli = Cli::try_parse_from(["soak", "--metrics-addr", "0.0.0.0:9464"]).expect("parses");
+        assert_eq!(cli.metrics_addr, Some("0.0.0.0:9464".parse().unwrap()));
+        let err = Cli::try_parse_from(["soak", "--metrics-addr", "9464"]).unwrap_err();
+        assert!(err.to_string().contains("--metrics-addr"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn a_sink_replaces_the_simulated_consumer() {
+        let cli = Cli::try_parse_from(["soak", "--sink", "nats://127.0.0.1:4222"]).expect("parses");
+        assert_eq!(
+            cli.sink_spec().describe(),
+            "nats://127.0.0.1:4222 metronome.events"
+        );
+        let err = Cli::try_parse_from(["soak", "--sink", "http://x"]).unwrap_err();
+        assert!(err.to_string().contains("--sink"), "{err}");
+        let err = Cli::try_parse_from(["soak", "--subject", "a.b"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let err = Cli::try_parse_from(["soak", "--sink", "nats://h:1", "--consumer-delay", "1ms"])
+            .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert_eq!(
+            Cli::try_parse_from(["soak"]).expect("parses").sink_spec(),
+            SinkSpec::InProcess
+        );
     }
 
     #[test]

@@ -44,7 +44,10 @@ impl Harness {
     pub fn readings(&self) -> Readings {
         Readings {
             producers: self.producer_counters.snapshot(),
-            consumer: self.consumer_counters.snapshot(),
+            consumer: self
+                .subject
+                .sink_totals()
+                .unwrap_or_else(|| self.consumer_counters.snapshot()),
             dispatcher: self.subject.stats(),
             limits: self.live.clone(),
             paused: self.producer_control.is_paused(),

@@ -11,7 +11,7 @@
 //!
 //! let mut config = runlog::ScenarioConfig::default();
 //! config.duration_s = 5.0;
-//! let options = RunOptions { out: "target/soak".into() };
+//! let options = RunOptions::new("target/soak");
 //! let outcome = run(&config, &options, &mut Progress::new(true), None)?;
 //! println!("{:?}", outcome.results.assessment.overall);
 //! # Ok::<(), soak::run::RunError>(())
@@ -29,6 +29,7 @@ pub mod app;
 pub mod assess;
 pub mod cli;
 pub mod environment;
+pub mod exporter;
 pub mod harness;
 pub mod human;
 pub mod live;
@@ -38,5 +39,6 @@ pub mod records;
 pub mod run;
 pub mod sampler;
 pub mod scenario;
+pub mod sink;
 pub mod subject;
 pub mod tune;

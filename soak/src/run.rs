@@ -1,11 +1,13 @@
 //! One soak run: producers -> subject -> consumer, sampled every interval,
 //! drained, assessed and written to its run directory.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
+use dispatcher::sink::nats::NatsSink;
 use hdrhistogram::sync::SyncHistogram;
 use loadgen::{
     Clock, ConsumerControl, ConsumerCounters, ConsumerSim, PayloadSource, ProducerConfig,
@@ -18,9 +20,11 @@ use runlog::{
 
 use crate::assess::{Facts, assess};
 use crate::environment;
+use crate::exporter::{Exporter, RunLabels};
 use crate::harness::{Applied, Harness};
 use crate::progress::Progress;
 use crate::sampler::{Readings, Sampler, latency_histogram};
+use crate::sink::SinkSpec;
 use crate::subject::{ConsumerParts, Drained, Subject, SubjectError};
 
 /// Where and how to run.
@@ -28,6 +32,26 @@ use crate::subject::{ConsumerParts, Drained, Subject, SubjectError};
 pub struct RunOptions {
     /// Base directory for run directories.
     pub out: PathBuf,
+    /// Serve Prometheus metrics here while the run lasts (see [`crate::exporter`]).
+    pub metrics_addr: Option<SocketAddr>,
+    /// Where batches go (see [`crate::sink`]).
+    pub sink: SinkSpec,
+}
+
+impl RunOptions {
+    /// Runs under `out` into the in-process consumer, with no metrics endpoint.
+    ///
+    /// ```
+    /// let options = soak::run::RunOptions::new("target/soak");
+    /// assert!(options.metrics_addr.is_none());
+    /// ```
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            out: out.into(),
+            metrics_addr: None,
+            sink: SinkSpec::InProcess,
+        }
+    }
 }
 
 /// What a finished run leaves.
@@ -62,6 +86,8 @@ struct Record {
     samples: SamplesWriter,
     hlog: Option<HlogWriter>,
     events: Vec<Event>,
+    /// Also publishes every sample, when `--metrics-addr` is given.
+    exporter: Option<Exporter>,
 }
 
 impl Record {
@@ -93,25 +119,39 @@ pub struct Prepared {
     run_id: String,
     record: Record,
     latency: Option<SyncHistogram<u64>>,
+    /// Connected before the run, so a missing broker fails early.
+    sink: Option<NatsSink<loadgen::Event>>,
+    sink_name: String,
 }
 
 /// Checks the input and creates the run directory, before anything runs.
 ///
 /// # Errors
 ///
-/// [`RunError::Input`] for a bad payload or an unwritable output directory;
-/// [`RunError::Record`] if the record files cannot be created.
+/// [`RunError::Input`] for a bad payload, an unwritable output directory, a
+/// `--metrics-addr` that cannot be listened on, or a `--sink` that cannot be
+/// reached or used; [`RunError::Record`] if the record files cannot be created.
 pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared, RunError> {
+    let config = &crate::sink::scenario_for(config, &options.sink).map_err(RunError::Input)?;
     let bad_payload = |e: &dyn std::fmt::Display| RunError::Input(format!("--payload: {e}"));
     let spec = config.payload.parse().map_err(|e| bad_payload(&e))?;
     let payload = PayloadSource::load(&spec).map_err(|e| bad_payload(&e))?;
     let run_id = runlog::new_run_id();
+    // Before the run directory exists, so a bad address leaves nothing behind.
+    let exporter = options
+        .metrics_addr
+        .map(|addr| Exporter::start(addr, &RunLabels::for_run(&run_id, config)))
+        .transpose()
+        .map_err(|e| RunError::Input(e.to_string()))?;
+    let sink = crate::sink::connect(&options.sink, &run_id)
+        .map_err(|e| RunError::Input(format!("--sink: {e}")))?;
     let dir = RunDir::create(&options.out, &run_id)
         .map_err(|e| RunError::Input(format!("--out {}: {e}", options.out.display())))?;
     let mut record = Record {
         samples: SamplesWriter::create(&dir.samples_path())?,
         hlog: None,
         events: Vec::new(),
+        exporter,
         dir,
     };
     if let Some(cpus) = config.cpus {
@@ -138,6 +178,8 @@ pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
         run_id,
         record,
         latency,
+        sink,
+        sink_name: options.sink.describe(),
     })
 }
 
@@ -166,6 +208,11 @@ impl Prepared {
         &self.config
     }
 
+    /// Where the metrics endpoint serves, if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.record.exporter.as_ref().map(Exporter::addr)
+    }
+
     /// Runs the scenario, writing the run directory as it goes. Commands on
     /// `controls` (from a dashboard) are applied live and recorded as events.
     ///
@@ -184,6 +231,8 @@ impl Prepared {
             run_id,
             mut record,
             latency,
+            sink,
+            sink_name,
         } = self;
         let config = &config;
         let mean_payload = payload.mean_size_hint();
@@ -207,6 +256,7 @@ impl Prepared {
                 clock,
                 latency: latency.as_ref().map(SyncHistogram::recorder),
             },
+            sink,
         )?;
         let producer_control = Arc::new(ProducerControl::new(config.rate_per_sec));
         let producer_counters = Arc::new(ProducerCounters::new(config.producers as usize));
@@ -265,6 +315,12 @@ impl Prepared {
             .subject
             .drain(Duration::from_millis(config.drain_timeout_ms))?;
         let shutdown_us = shutdown_began.elapsed().as_micros() as u64;
+        if let Some(message) = drained.sink_warning.clone() {
+            record.event(
+                start.elapsed().as_secs_f64(),
+                EventKind::Warning { message },
+            )?;
+        }
 
         let final_readings = Readings {
             producers: harness.producer_counters.snapshot(),
@@ -287,6 +343,7 @@ impl Prepared {
             run_elapsed,
             shutdown_us,
             events: record.events.clone(),
+            sink: sink_name,
         });
         runlog::write_results(&record.dir.results_path(), &results)?;
         Ok(RunOutcome {
@@ -313,6 +370,9 @@ fn sample_until(
     loop {
         let tick = next.min(end);
         stopping |= wait_for_tick(tick, harness, sampler, record, controls)?;
+        if record.exporter.is_some() {
+            harness.subject.publish_metrics();
+        }
         let now = Instant::now();
         let (sample, hist) = sampler.sample(now, harness.readings(), "run");
         write_sample(record, &sample, hist.as_ref())?;
@@ -371,6 +431,9 @@ fn write_sample(
     hist: Option<&hdrhistogram::Histogram<u64>>,
 ) -> Result<(), RunError> {
     record.samples.write_sample(sample)?;
+    if let Some(exporter) = record.exporter.as_mut() {
+        exporter.publish(sample);
+    }
     if let (Some(hlog), Some(hist)) = (record.hlog.as_mut(), hist) {
         hlog.write_interval(hist, sample.t_s - sample.interval_s, sample.interval_s)?;
     }
@@ -390,6 +453,7 @@ struct Composition<'a> {
     run_elapsed: f64,
     shutdown_us: u64,
     events: Vec<Event>,
+    sink: String,
 }
 
 fn compose(c: Composition<'_>) -> RunResults {
@@ -475,6 +539,7 @@ fn compose(c: Composition<'_>) -> RunResults {
             flush_reasons: c.readings.flush_reasons_total(),
         },
         duration_s: c.run_elapsed,
+        sink: c.sink,
         ..RunResults::default()
     }
 }

@@ -6,31 +6,39 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dispatcher::{Dispatcher, Limits as DispatcherLimits, Policy as DispatcherPolicy, Stats};
+use dispatcher::sink::nats::NatsSink;
+use dispatcher::{
+    Builder, Dispatcher, Limits as DispatcherLimits, Policy as DispatcherPolicy, Stats,
+};
 use hdrhistogram::sync::Recorder;
 use loadgen::{
     Clock, ConsumerControl, ConsumerCounters, ConsumerTotals, DispatcherTarget, Event, Target,
 };
 use runlog::{Limits, Policy, ScenarioConfig, TargetKind};
 
-/// The system under test with its consumer thread running.
+use crate::sink::{FLUSH_TIMEOUT, FLUSH_WORKERS, Measured, SinkCounters};
+
+/// The system under test with its consumer thread (or sink) running.
 pub struct Subject {
     kind: Kind,
     /// Handed to the producers.
     pub target: Arc<dyn Target>,
-    consumer: JoinHandle<ConsumerTotals>,
+    /// `None` in sink mode: the dispatcher's flush workers deliver.
+    consumer: Option<JoinHandle<ConsumerTotals>>,
 }
 
 enum Kind {
     Dispatcher {
         dispatcher: Dispatcher<Event>,
         evicted: Arc<AtomicU64>,
+        /// Sink mode: what the sink acknowledged.
+        sink: Option<Arc<SinkCounters>>,
     },
     Channel,
 }
 
 /// How the end of a run went.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Drained {
     /// From closing admission until every accepted event reached the consumer.
     pub drain_us: u64,
@@ -40,8 +48,10 @@ pub struct Drained {
     pub evicted_seen: u64,
     /// Final dispatcher counters.
     pub stats: Option<Stats>,
-    /// What the consumer received in all.
+    /// What the consumer received (or the sink acknowledged) in all.
     pub consumer: ConsumerTotals,
+    /// Sink mode: what the sink gave up on, if anything.
+    pub sink_warning: Option<String>,
 }
 
 /// Why the subject could not be started.
@@ -111,8 +121,60 @@ fn dispatcher_policy(config: &ScenarioConfig) -> DispatcherPolicy {
     }
 }
 
+/// The dispatcher the scenario describes, counting evictions into `evicted`.
+fn builder(config: &ScenarioConfig, evicted: &Arc<AtomicU64>) -> Builder<Event> {
+    let seen = Arc::clone(evicted);
+    Dispatcher::<Event>::builder()
+        .limits(dispatcher_limits(
+            &Limits::from_config(config),
+            config.interval_jitter_us,
+        ))
+        .policy(dispatcher_policy(config))
+        .jitter_seed(config.seed)
+        .name("soak")
+        .on_evict(move |_event| {
+            seen.fetch_add(1, Ordering::Relaxed);
+        })
+}
+
+/// Sink mode: the dispatcher writes to `sink` on its flush workers; what
+/// the sink acknowledged is counted and timed like a consumer's deliveries.
+fn start_with_sink(
+    config: &ScenarioConfig,
+    sink: NatsSink<Event>,
+    consumer: ConsumerParts,
+) -> Result<Subject, SubjectError> {
+    let evicted = Arc::new(AtomicU64::new(0));
+    let counters = Arc::new(SinkCounters::default());
+    let failures = Arc::clone(&counters);
+    let measured = Measured::new(
+        sink,
+        Arc::clone(&counters),
+        consumer.clock,
+        consumer.latency,
+        FLUSH_WORKERS,
+    );
+    let dispatcher = builder(config, &evicted)
+        .flush_workers(FLUSH_WORKERS)
+        .flush_timeout(FLUSH_TIMEOUT)
+        .on_flush_error(move |failure, batch| {
+            failures.failed(batch.len(), failure.error.to_string())
+        })
+        .build_with_sink(measured)?;
+    Ok(Subject {
+        target: Arc::new(DispatcherTarget::new(dispatcher.producer())),
+        kind: Kind::Dispatcher {
+            dispatcher,
+            evicted,
+            sink: Some(counters),
+        },
+        consumer: None,
+    })
+}
+
 impl Subject {
-    /// Builds the target the scenario names and starts its consumer.
+    /// Builds the target the scenario names and starts its consumer, or,
+    /// given a `sink`, a dispatcher that writes to it instead.
     ///
     /// # Errors
     ///
@@ -121,22 +183,15 @@ impl Subject {
         config: &ScenarioConfig,
         mean_payload_bytes: f64,
         consumer: ConsumerParts,
+        sink: Option<NatsSink<Event>>,
     ) -> Result<Subject, SubjectError> {
+        if let Some(sink) = sink {
+            return start_with_sink(config, sink, consumer);
+        }
         match config.target {
             TargetKind::Dispatcher => {
                 let evicted = Arc::new(AtomicU64::new(0));
-                let seen = Arc::clone(&evicted);
-                let (dispatcher, batches) = Dispatcher::<Event>::builder()
-                    .limits(dispatcher_limits(
-                        &Limits::from_config(config),
-                        config.interval_jitter_us,
-                    ))
-                    .policy(dispatcher_policy(config))
-                    .jitter_seed(config.seed)
-                    .on_evict(move |_event| {
-                        seen.fetch_add(1, Ordering::Relaxed);
-                    })
-                    .build()?;
+                let (dispatcher, batches) = builder(config, &evicted).build()?;
                 let target: Arc<dyn Target> =
                     Arc::new(DispatcherTarget::new(dispatcher.producer()));
                 let consumer = consumer.spawn(batches)?;
@@ -144,9 +199,10 @@ impl Subject {
                     kind: Kind::Dispatcher {
                         dispatcher,
                         evicted,
+                        sink: None,
                     },
                     target,
-                    consumer,
+                    consumer: Some(consumer),
                 })
             }
             TargetKind::Channel => {
@@ -163,7 +219,7 @@ impl Subject {
                 Ok(Subject {
                     kind: Kind::Channel,
                     target: Arc::new(target),
-                    consumer,
+                    consumer: Some(consumer),
                 })
             }
         }
@@ -174,6 +230,25 @@ impl Subject {
         match &self.kind {
             Kind::Dispatcher { dispatcher, .. } => Some(dispatcher.stats()),
             Kind::Channel => None,
+        }
+    }
+
+    /// Sink mode: what the sink has acknowledged so far.
+    pub fn sink_totals(&self) -> Option<ConsumerTotals> {
+        match &self.kind {
+            Kind::Dispatcher {
+                sink: Some(counters),
+                ..
+            } => Some(counters.snapshot()),
+            _ => None,
+        }
+    }
+
+    /// Publishes the dispatcher's counters through the `metrics` facade now
+    /// (they are also published as batches go out, at most every 100 ms).
+    pub fn publish_metrics(&self) {
+        if let Kind::Dispatcher { dispatcher, .. } = &self.kind {
+            dispatcher.publish_metrics();
         }
     }
 
@@ -209,22 +284,27 @@ impl Subject {
         } = self;
         drop(target);
         let began = Instant::now();
-        let (undelivered, stats, evicted_seen) = match kind {
+        let (undelivered, stats, evicted_seen, sink) = match kind {
             Kind::Dispatcher {
                 dispatcher,
                 evicted,
+                sink,
             } => {
                 let (undelivered, report) = match dispatcher.shutdown(timeout) {
                     Ok(report) => (0, report),
                     Err(timeout) => (timeout.undelivered.len() as u64, *timeout.report),
                 };
-                (undelivered, Some(report.stats), Some(evicted))
+                (undelivered, Some(report.stats), Some(evicted), sink)
             }
-            Kind::Channel => (0, None, None),
+            Kind::Channel => (0, None, None, None),
         };
-        let consumer_totals = consumer
-            .join()
-            .map_err(|_| SubjectError::ConsumerPanicked)?;
+        let consumer_totals = match (consumer, &sink) {
+            (Some(consumer), _) => consumer
+                .join()
+                .map_err(|_| SubjectError::ConsumerPanicked)?,
+            (None, Some(counters)) => counters.snapshot(),
+            (None, None) => ConsumerTotals::default(),
+        };
         let drain_us = began.elapsed().as_micros() as u64;
         Ok(Drained {
             drain_us,
@@ -232,6 +312,7 @@ impl Subject {
             evicted_seen: evicted_seen.map_or(0, |e| e.load(Ordering::Relaxed)),
             stats,
             consumer: consumer_totals,
+            sink_warning: sink.and_then(|counters| counters.failure_warning()),
         })
     }
 }

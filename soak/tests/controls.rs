@@ -34,9 +34,7 @@ fn commands_reach_the_running_soak_and_its_record() {
         thread::sleep(Duration::from_millis(400));
         tx.send(Control::Stop).expect("send");
     });
-    let options = RunOptions {
-        out: dir.path().to_path_buf(),
-    };
+    let options = RunOptions::new(dir.path());
     let outcome =
         run(&config, &options, &mut Progress::new(true), Some(&rx)).expect("the run completes");
     sender.join().expect("sender");

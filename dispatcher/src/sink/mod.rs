@@ -37,6 +37,8 @@
 //! ```
 
 mod failure;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod retry;
 pub(crate) mod runner;
 mod worker;

@@ -46,7 +46,7 @@ impl LiveMachine {
     /// # Errors
     /// [`TuneError::Run`] if the run cannot be prepared.
     pub fn start(config: &ScenarioConfig, runs_out: PathBuf) -> Result<Self, TuneError> {
-        let prepared = prepare(config, &RunOptions { out: runs_out })?;
+        let prepared = prepare(config, &RunOptions::new(runs_out))?;
         let run_dir = prepared.dir().path().to_path_buf();
         let follower = SamplesFollower::new(&prepared.dir().samples_path());
         let (controls, rx) = sync_channel(16);

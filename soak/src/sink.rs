@@ -1,0 +1,294 @@
+//! `--sink`: batches leave the process for a real broker instead of the
+//! simulated consumer. `--sink nats://127.0.0.1:4222 --subject metronome.events`
+//! runs the dispatcher in sink mode with the `dispatcher` crate's NATS
+//! JetStream sink, wrapped in [`Measured`], which counts a batch delivered and
+//! records its events' enqueue-to-delivery latency when the stream has
+//! acknowledged all of it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use dispatcher::sink::nats::{NatsSink, NatsSinkError};
+use dispatcher::sink::{FlushContext, Sink, SinkError};
+use dispatcher::{Batch, FlushReason};
+use hdrhistogram::sync::Recorder;
+use loadgen::{Clock, ConsumerTotals, Event};
+use runlog::{ScenarioConfig, TargetKind};
+
+/// The run record's `sink` for the simulated consumer.
+pub const IN_PROCESS: &str = "in-process";
+
+/// The stream `--stream` names unless told otherwise.
+pub const DEFAULT_STREAM: &str = "METRONOME";
+
+/// How many batches are written to the broker at once: while one worker
+/// waits for its batch's acks, another publishes the next batch.
+pub const FLUSH_WORKERS: usize = 2;
+
+/// How long one write (publish a batch, await its acks) may take.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the stream remembers message ids to drop retried duplicates:
+/// longer than every attempt of a batch with its backoffs (3 x 10 s + 2 s).
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Where the run's batches go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SinkSpec {
+    /// The simulated in-process consumer (or the channel reference).
+    #[default]
+    InProcess,
+    /// A NATS JetStream subject.
+    Nats {
+        /// The server, e.g. `nats://127.0.0.1:4222`.
+        url: String,
+        /// The subject every event is published to.
+        subject: String,
+        /// The stream that stores the subject, created if missing.
+        stream: String,
+    },
+}
+
+impl SinkSpec {
+    /// What the run record's `sink` says.
+    ///
+    /// ```
+    /// use soak::sink::SinkSpec;
+    /// assert_eq!(SinkSpec::InProcess.describe(), "in-process");
+    /// let nats = SinkSpec::Nats {
+    ///     url: "nats://127.0.0.1:4222".into(),
+    ///     subject: "metronome.events".into(),
+    ///     stream: "METRONOME".into(),
+    /// };
+    /// assert_eq!(nats.describe(), "nats://127.0.0.1:4222 metronome.events");
+    /// ```
+    pub fn describe(&self) -> String {
+        match self {
+            SinkSpec::InProcess => IN_PROCESS.to_owned(),
+            SinkSpec::Nats { url, subject, .. } => format!("{url} {subject}"),
+        }
+    }
+}
+
+/// Connects to the broker `spec` names and makes sure its stream exists.
+/// Every event is published as its payload, with the id
+/// `<run_id>.<producer>.<seq>` (so retried duplicates are dropped by the
+/// stream). `None` for the in-process consumer.
+///
+/// # Errors
+///
+/// The sink's [`NatsSinkError`]: no server, a bad subject, a refused stream.
+pub fn connect(spec: &SinkSpec, run_id: &str) -> Result<Option<NatsSink<Event>>, NatsSinkError> {
+    let SinkSpec::Nats {
+        url,
+        subject,
+        stream,
+    } = spec
+    else {
+        return Ok(None);
+    };
+    let run_id = run_id.to_owned();
+    let sink = NatsSink::connect(url, subject, |event: &Event| {
+        bytes::Bytes::copy_from_slice(&event.payload)
+    })?
+    .with_msg_id(move |event| format!("{run_id}.{}.{}", event.producer(), event.seq()));
+    sink.ensure_stream(stream, DUPLICATE_WINDOW)?;
+    Ok(Some(sink))
+}
+
+/// The scenario as run into `sink`: a real sink replaces the simulated
+/// consumer, so its delay, cost, jitter and stalls are off (and the record
+/// says so).
+///
+/// ```
+/// use soak::sink::{SinkSpec, scenario_for};
+/// let config = runlog::ScenarioConfig::default();
+/// let nats = SinkSpec::Nats {
+///     url: "nats://127.0.0.1:4222".into(),
+///     subject: "s".into(),
+///     stream: "S".into(),
+/// };
+/// assert_eq!(scenario_for(&config, &nats)?.consumer_delay_us, 0);
+/// assert_eq!(scenario_for(&config, &SinkSpec::InProcess)?, config);
+/// # Ok::<(), String>(())
+/// ```
+///
+/// # Errors
+///
+/// A message naming `--sink` if the scenario drives the channel reference.
+pub fn scenario_for(config: &ScenarioConfig, sink: &SinkSpec) -> Result<ScenarioConfig, String> {
+    if *sink == SinkSpec::InProcess {
+        return Ok(config.clone());
+    }
+    if config.target != TargetKind::Dispatcher {
+        return Err("--sink needs the dispatcher as the target, not --target channel".into());
+    }
+    Ok(ScenarioConfig {
+        consumer_delay_us: 0,
+        consumer_cost_per_kib_us: 0,
+        consumer_jitter_us: 0,
+        consumer_stall_every_ms: None,
+        consumer_stall_for_ms: 0,
+        ..config.clone()
+    })
+}
+
+/// Delivery counts kept by [`Measured`], read like the consumer's.
+#[derive(Debug, Default)]
+pub struct SinkCounters {
+    delivered: AtomicU64,
+    delivered_bytes: AtomicU64,
+    batches: AtomicU64,
+    by_reason: [AtomicU64; FlushReason::ALL.len()],
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl SinkCounters {
+    /// What was acknowledged so far, in the consumer's terms.
+    pub fn snapshot(&self) -> ConsumerTotals {
+        ConsumerTotals {
+            delivered: self.delivered.load(Ordering::Relaxed),
+            delivered_bytes: self.delivered_bytes.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            batches_by_reason: self.by_reason.each_ref().map(|c| c.load(Ordering::Relaxed)),
+            work_ns: 0,
+        }
+    }
+
+    /// Counts a batch the sink gave up on (every attempt failed).
+    pub fn failed(&self, events: usize, error: String) {
+        self.failed.fetch_add(events as u64, Ordering::Relaxed);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error);
+    }
+
+    /// A warning for the run record if the sink gave up on any event.
+    pub fn failure_warning(&self) -> Option<String> {
+        let failed = self.failed.load(Ordering::Relaxed);
+        let last = self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        (failed > 0).then(|| {
+            format!(
+                "the sink gave up on {failed} events; last error: {}",
+                last.as_deref().unwrap_or("unknown")
+            )
+        })
+    }
+
+    fn count(&self, batch: &Batch<Event>) {
+        self.delivered
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.delivered_bytes
+            .fetch_add(batch.bytes() as u64, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        if let Some(i) = FlushReason::ALL.iter().position(|&r| r == batch.reason()) {
+            self.by_reason[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A sink that counts what `inner` acknowledged and records each event's
+/// enqueue-to-acknowledgement latency, one recorder per flush worker.
+pub struct Measured<S> {
+    inner: S,
+    counters: Arc<SinkCounters>,
+    clock: Clock,
+    recorders: Vec<Mutex<Recorder<u64>>>,
+}
+
+impl<S> Measured<S> {
+    /// Wraps `inner` for `workers` flush workers; `latency` (if recorded)
+    /// is cloned once per worker.
+    pub fn new(
+        inner: S,
+        counters: Arc<SinkCounters>,
+        clock: Clock,
+        latency: Option<Recorder<u64>>,
+        workers: usize,
+    ) -> Self {
+        let recorders = latency
+            .map(|r| (0..workers).map(|_| Mutex::new(r.clone())).collect())
+            .unwrap_or_default();
+        Measured {
+            inner,
+            counters,
+            clock,
+            recorders,
+        }
+    }
+}
+
+impl<S: Sink<Event>> Sink<Event> for Measured<S> {
+    fn write(&self, batch: &Batch<Event>, ctx: &FlushContext) -> Result<(), SinkError> {
+        self.inner.write(batch, ctx)?;
+        let now_ns = self.clock.now_ns();
+        if let Some(recorder) = self.recorders.get(ctx.worker()) {
+            let mut recorder = recorder.lock().unwrap_or_else(PoisonError::into_inner);
+            for event in batch.iter() {
+                recorder.saturating_record(now_ns.saturating_sub(event.intended_at_ns) / 1_000);
+            }
+        }
+        self.counters.count(batch);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dispatcher::Dispatcher;
+    use hdrhistogram::Histogram;
+    use hdrhistogram::sync::SyncHistogram;
+
+    #[test]
+    fn acknowledged_batches_are_counted_and_timed_failed_ones_are_not() {
+        let fail_first = AtomicU64::new(1);
+        let inner = dispatcher::sink::from_fn(move |_batch: &Batch<Event>, _ctx: &FlushContext| {
+            if fail_first.fetch_sub(1, Ordering::Relaxed) == 1 {
+                Err(std::io::Error::other("no ack"))
+            } else {
+                Ok(())
+            }
+        });
+        let counters = Arc::new(SinkCounters::default());
+        let mut latency: SyncHistogram<u64> = Histogram::new(3).unwrap().into();
+        let clock = Clock::new();
+        let measured = Measured::new(
+            inner,
+            Arc::clone(&counters),
+            clock,
+            Some(latency.recorder()),
+            1,
+        );
+        let dispatcher = Dispatcher::<Event>::builder()
+            .max_batch_items(2)
+            .retry(dispatcher::sink::Retry {
+                max_attempts: 2,
+                base: Duration::from_millis(1),
+                cap: Duration::from_millis(1),
+            })
+            .build_with_sink(measured)
+            .unwrap();
+        let producer = dispatcher.producer();
+        for seq in 0..3 {
+            producer
+                .try_enqueue(Event::new(vec![0; 10], clock.now_ns(), 0, seq))
+                .unwrap();
+        }
+        drop(producer);
+        let report = dispatcher.shutdown(Duration::from_secs(5)).unwrap();
+        let totals = counters.snapshot();
+        assert_eq!((totals.delivered, totals.delivered_bytes), (3, 30));
+        assert_eq!(totals.delivered, report.stats.delivered);
+        assert_eq!(report.stats.retries, 1);
+        latency.refresh_timeout(Duration::from_secs(1));
+        assert_eq!(latency.len(), 3, "one latency per acknowledged event");
+        assert!(counters.failure_warning().is_none());
+    }
+}
