@@ -103,7 +103,11 @@ impl<T: Weight> Dispatcher<T> {
     }
 
     /// A consistent snapshot of every counter and gauge. One short lock: cheap
-    /// to call many times a second while producers run.
+    /// to call many times a second while producers run. With
+    /// [`partitions`](Builder::partitions), each partition is read under its
+    /// own lock, one after another: the sums are exact once producers pause;
+    /// `buffered_bytes` and `peak_buffered_bytes` are single readings of the
+    /// shared budget.
     ///
     /// # Examples
     ///

@@ -85,6 +85,9 @@ impl<T: Weight> Lanes<T> {
             total.absorb(&stats);
         }
         if let Some(pool) = &self.pool {
+            // The partitions are read one after another while producers
+            // run; the budget is one reading of what they hold together.
+            total.buffered_bytes = pool.used();
             total.peak_buffered_bytes = pool.peak();
         }
         total
@@ -118,6 +121,9 @@ impl<T: Weight> Lanes<T> {
     }
 
     pub(crate) fn close(&self) {
+        if let Some(pool) = &self.pool {
+            pool.close();
+        }
         self.parts.iter().for_each(|part| part.close());
     }
 
@@ -142,6 +148,9 @@ impl<T: Weight> Lanes<T> {
     }
 
     pub(crate) fn stop(&self) -> Vec<T> {
+        if let Some(pool) = &self.pool {
+            pool.close();
+        }
         let mut undelivered = Vec::new();
         for part in self.parts.iter() {
             undelivered.extend(part.stop());

@@ -11,7 +11,7 @@
 //! notification is sent under the waiter's mutex, so it cannot fall between
 //! a waiter's look and its sleep.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 #[cfg(feature = "async")]
 use std::task::Waker;
 use std::time::Instant;
@@ -23,6 +23,8 @@ use crate::wakers::Wakers;
 pub(crate) struct Pool {
     used: AtomicUsize,
     max: AtomicUsize,
+    /// Set before the partitions close, so no waiter sleeps through it.
+    closed: AtomicBool,
     peak: AtomicUsize,
     /// Blocked producers and async enqueues waiting for bytes.
     room: Mutex<Wakers>,
@@ -41,6 +43,7 @@ impl Pool {
         Pool {
             used: AtomicUsize::new(0),
             max: AtomicUsize::new(max),
+            closed: AtomicBool::new(false),
             peak: AtomicUsize::new(0),
             room: Mutex::new(Wakers::default()),
             room_freed: Condvar::new(),
@@ -62,6 +65,13 @@ impl Pool {
 
     pub(crate) fn max(&self) -> usize {
         self.max.load(SeqCst)
+    }
+
+    /// Admission is closing: wakes every waiter, and none sleeps again.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, SeqCst);
+        self.wake_room();
+        self.signal_batch();
     }
 
     /// A new limit; raising it may let waiters in.
@@ -90,6 +100,11 @@ impl Pool {
         reserved
     }
 
+    /// Takes bytes whatever the limit (after evicting as many).
+    pub(crate) fn force_reserve(&self, weight: usize) {
+        self.used.fetch_add(weight, SeqCst);
+    }
+
     /// Gives back reserved bytes and wakes whoever waits for room.
     pub(crate) fn release(&self, bytes: usize) {
         if bytes == 0 {
@@ -116,7 +131,7 @@ impl Pool {
     pub(crate) fn wait_for_room(&self, weight: usize, deadline: Instant) {
         let mut guard = self.room.lock();
         self.room_waiting.fetch_add(1, SeqCst);
-        if !self.fits(weight) {
+        if !self.fits(weight) && !self.closed.load(SeqCst) {
             self.room_freed.wait_until(&mut guard, deadline);
         }
         self.room_waiting.fetch_sub(1, SeqCst);
@@ -136,7 +151,7 @@ impl Pool {
             self.room_waiting.fetch_add(1, SeqCst);
         }
         wakers.register(slot, waker);
-        if self.fits(weight) {
+        if self.fits(weight) || self.closed.load(SeqCst) {
             wakers.remove(slot);
             self.room_waiting.fetch_sub(1, SeqCst);
             return false;

@@ -315,7 +315,10 @@ impl<T: Weight> Shared<T> {
             Room::Fits => resume(self.append_and_wake(st, item, weight)),
             Room::Full if self.policy == Policy::DropOldest => {
                 let mut evicted = Vec::new();
-                if !self.evict(&mut st, weight, &mut evicted) || !st.reserve(weight) {
+                let reserved = self
+                    .evict(&mut st, weight, &mut evicted)
+                    .is_some_and(|freed| st.reserve_after_evicting(weight, freed));
+                if !reserved {
                     drop(st);
                     self.hand_over_evicted(evicted);
                     return Err(self.refusal(Room::Full, item, 1));
@@ -416,11 +419,13 @@ impl<T: Weight> Shared<T> {
             (Room::Fits, _) => {}
             (Room::Full, Some(total))
                 if self.policy == Policy::DropOldest
-                    && self.evict(&mut st, total, &mut evicted)
-                    && st.reserve(total) => {}
+                    && self
+                        .evict(&mut st, total, &mut evicted)
+                        .is_some_and(|freed| st.reserve_after_evicting(total, freed)) => {}
             (room, _) => {
                 let panic = st.hook_panic();
                 drop(st);
+                self.hand_over_evicted(std::mem::take(&mut evicted));
                 resume(panic);
                 if room == Room::Refused {
                     if let Some(on_reject) = &self.on_reject {
@@ -457,8 +462,9 @@ impl<T: Weight> Shared<T> {
     /// Evicts to make room for `weight`. With an eviction hook the events
     /// are kept for it (it runs after the lock is released); without one they
     /// are dropped here, which saves collecting them.
-    /// Returns false (evicting nothing) if room cannot be made.
-    fn evict(&self, st: &mut State<T>, weight: usize, evicted: &mut Vec<T>) -> bool {
+    /// Returns the bytes freed, or `None` (evicting nothing) if room cannot
+    /// be made.
+    fn evict(&self, st: &mut State<T>, weight: usize, evicted: &mut Vec<T>) -> Option<usize> {
         if self.on_evict.is_some() {
             st.evict_for(weight, |old| evicted.push(old))
         } else {
@@ -676,8 +682,15 @@ impl<T: Weight> Shared<T> {
 
     /// Cuts the open batch now.
     pub(crate) fn flush(&self) {
+        self.flush_marked();
+    }
+
+    /// Cuts the open batch now and returns the id every batch below which
+    /// holds only events accepted before the call.
+    fn flush_marked(&self) -> u64 {
         let mut st = self.lock();
-        let sealed = st.seal(FlushReason::Manual);
+        let upto = st.seal_for_wait();
+        let sealed = st.has_ready();
         let wake = sealed && st.waiting_receivers > 0;
         let _tasks = if sealed { st.batch_wakers.take() } else { None };
         drop(st);
@@ -687,6 +700,7 @@ impl<T: Weight> Shared<T> {
         if sealed {
             self.signal_pool();
         }
+        upto
     }
 
     /// Ends a taken batch's flight (sink mode) and wakes who may be waiting
@@ -712,11 +726,8 @@ impl<T: Weight> Shared<T> {
     /// have settled (taken by a receiver, or written or failed by the
     /// sink), or until `deadline`. Returns whether they settled.
     pub(crate) fn flush_and_wait(&self, deadline: Instant) -> bool {
+        let upto = self.flush_marked();
         let mut st = self.lock();
-        let upto = st.seal_for_wait();
-        if st.waiting_receivers > 0 && st.has_ready() {
-            self.batch_ready.notify_one();
-        }
         while st.oldest_unsettled() < upto {
             let now = Instant::now();
             if now >= deadline || (st.receivers == 0 && st.has_ready()) {

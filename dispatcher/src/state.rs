@@ -127,6 +127,20 @@ impl<T> State<T> {
         }
     }
 
+    /// Takes `weight` bytes of the shared budget after eviction freed
+    /// `freed`: when that covers the event, the budget does not grow, so the
+    /// bytes are taken even over a lowered limit (as without partitions).
+    pub(crate) fn reserve_after_evicting(&self, weight: usize, freed: usize) -> bool {
+        match &self.budget {
+            None => true,
+            Some(pool) if freed >= weight => {
+                pool.force_reserve(weight);
+                true
+            }
+            Some(pool) => pool.try_reserve(weight),
+        }
+    }
+
     /// Takes `weight` bytes of the shared budget after `room_for` said they
     /// fit (always succeeds without partitions, where the lock makes the
     /// look and the append one step). False if another partition took them
@@ -481,14 +495,16 @@ impl<T: Weight> State<T> {
     /// change alone never evicts anything. The caller checked
     /// `weight <= max_buffered_bytes`.
     ///
-    /// Returns false, evicting nothing, if the events not in flight (sink
-    /// mode) cannot free enough: the item must then be refused.
-    pub(crate) fn evict_for(&mut self, weight: usize, mut evicted: impl FnMut(T)) -> bool {
+    /// Returns the bytes freed, or `None`, evicting nothing, if the events
+    /// not in flight (sink mode) cannot free enough: the item must then be
+    /// refused.
+    pub(crate) fn evict_for(&mut self, weight: usize, mut evicted: impl FnMut(T)) -> Option<usize> {
         let excess = (self.budget_used() + weight).saturating_sub(self.limits.max_buffered_bytes);
         let mut owed = excess.min(weight);
         if owed > self.evictable_bytes() {
-            return false;
+            return None;
         }
+        let mut freed_total = 0;
         while owed > 0 && self.stats.buffered_items > self.stats.in_flight_items {
             let (items, bytes) = match self.ready.front_mut() {
                 Some(front) => (&mut front.items, &mut front.bytes),
@@ -496,6 +512,7 @@ impl<T: Weight> State<T> {
             };
             let (count, freed) = oldest_covering(items, owed);
             owed = owed.saturating_sub(freed);
+            freed_total += freed;
             *bytes -= freed;
             self.stats.buffered_bytes -= freed;
             if let Some(pool) = &self.budget {
@@ -511,7 +528,7 @@ impl<T: Weight> State<T> {
                 }
             }
         }
-        true
+        Some(freed_total)
     }
 }
 
