@@ -201,6 +201,7 @@ pub struct Builder<T> {
     pub(crate) on_flush_error: Option<ErrorHook<T>>,
     name: Arc<str>,
     partitions: usize,
+    metrics_every: Option<Duration>,
     seed: u64,
 }
 
@@ -230,6 +231,7 @@ impl<T> Default for Builder<T> {
             on_flush_error: None,
             name: Arc::from("dispatcher"),
             partitions: 1,
+            metrics_every: None,
             seed: 0x6d65_7472_6f6e_6f6d,
         }
     }
@@ -297,6 +299,15 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// label of its `metrics` (default `"dispatcher"`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Arc::from(name.into());
+        self
+    }
+
+    /// Feature `metrics`: also publish the stats automatically, at most once
+    /// per `interval`, while batches are handed over (off by default; see
+    /// [`Dispatcher::publish_metrics`]).
+    #[cfg(feature = "metrics")]
+    pub fn publish_metrics_every(mut self, interval: Duration) -> Self {
+        self.metrics_every = Some(interval);
         self
     }
 
@@ -495,7 +506,12 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
                 ))
             })
             .collect();
-        let lanes = Arc::new(Lanes::new(parts, pool, Arc::clone(&self.name)));
+        let lanes = Arc::new(Lanes::new(
+            parts,
+            pool,
+            Arc::clone(&self.name),
+            self.metrics_every,
+        ));
         let parts = SinkParts {
             config: self.sink,
             on_error: self.on_flush_error,

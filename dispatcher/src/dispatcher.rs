@@ -225,8 +225,9 @@ impl<T: Weight> Dispatcher<T> {
     }
 
     /// Publishes [`stats`](Self::stats) through the `metrics` facade now
-    /// (it is also published automatically, at most every 100 ms, while
-    /// batches are handed over). See [`crate::metrics`] for the names.
+    /// (and at shutdown, and with
+    /// [`Builder::publish_metrics_every`] while batches are handed over).
+    /// See [`crate::metrics`] for the names.
     #[cfg(feature = "metrics")]
     pub fn publish_metrics(&self) {
         self.lanes.publish_metrics();

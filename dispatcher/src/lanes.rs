@@ -44,7 +44,14 @@ enum Scan<T> {
 }
 
 impl<T: Weight> Lanes<T> {
-    pub(crate) fn new(parts: Vec<Arc<Shared<T>>>, pool: Option<Arc<Pool>>, name: Arc<str>) -> Self {
+    pub(crate) fn new(
+        parts: Vec<Arc<Shared<T>>>,
+        pool: Option<Arc<Pool>>,
+        name: Arc<str>,
+        #[cfg_attr(not(feature = "metrics"), allow(unused_variables))] metrics_every: Option<
+            std::time::Duration,
+        >,
+    ) -> Self {
         Lanes {
             parts: parts.into_boxed_slice(),
             pool,
@@ -53,7 +60,7 @@ impl<T: Weight> Lanes<T> {
             receivers: AtomicUsize::new(1),
             name,
             #[cfg(feature = "metrics")]
-            metrics: crate::metrics::Throttle::default(),
+            metrics: crate::metrics::Throttle::new(metrics_every),
         }
     }
 
@@ -251,8 +258,8 @@ impl<T: Weight> Lanes<T> {
         }
     }
 
-    /// Publishes the stats through the `metrics` facade at most every
-    /// 100 ms; a no-op without the feature.
+    /// Publishes the stats through the `metrics` facade if the builder's
+    /// interval has passed; a no-op without the feature or the interval.
     pub(crate) fn publish_metrics_now_and_then(&self) {
         #[cfg(feature = "metrics")]
         if self.metrics.due() {

@@ -2,8 +2,12 @@
 //! application exports them with the recorder it already uses (Prometheus,
 //! OpenTelemetry, StatsD...).
 //!
-//! Published automatically at most every 100 ms while batches are handed
-//! over, and on [`Dispatcher::publish_metrics`](crate::Dispatcher::publish_metrics).
+//! Published on [`Dispatcher::publish_metrics`](crate::Dispatcher::publish_metrics)
+//! (call it from your own timer) and at shutdown; with
+//! [`Builder::publish_metrics_every`](crate::Builder::publish_metrics_every)
+//! also automatically, at most once per interval, while batches are handed
+//! over. Automatic publication is off by default: it makes the work done per
+//! batch depend on the clock.
 //! Every series carries the label `dispatcher` = the builder's
 //! [`name`](crate::Builder::name).
 //!
@@ -32,32 +36,32 @@ use std::sync::Arc;
 use crate::batch::FlushReason;
 use crate::stats::Stats;
 
-/// The least time between two automatic publications.
-const METRICS_EVERY_MS: u64 = 100;
-
-/// Lets at most one automatic publication through every
-/// [`METRICS_EVERY_MS`].
+/// Lets at most one automatic publication through per interval; off unless
+/// the builder set one.
 pub(crate) struct Throttle {
+    every_ms: Option<u64>,
     born: std::time::Instant,
     last_ms: std::sync::atomic::AtomicU64,
 }
 
-impl Default for Throttle {
-    fn default() -> Self {
+impl Throttle {
+    pub(crate) fn new(every: Option<std::time::Duration>) -> Self {
         Throttle {
+            every_ms: every.map(|every| every.as_millis().max(1) as u64),
             born: std::time::Instant::now(),
             last_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
-}
 
-impl Throttle {
     /// True for the one caller that may publish now.
     pub(crate) fn due(&self) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
+        let Some(every_ms) = self.every_ms else {
+            return false;
+        };
         let now = self.born.elapsed().as_millis() as u64;
         let last = self.last_ms.load(Relaxed);
-        now.saturating_sub(last) >= METRICS_EVERY_MS
+        now.saturating_sub(last) >= every_ms
             && self
                 .last_ms
                 .compare_exchange(last, now, Relaxed, Relaxed)
