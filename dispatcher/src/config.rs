@@ -202,7 +202,7 @@ pub struct Builder<T> {
     name: Arc<str>,
     partitions: usize,
     metrics_every: Option<Duration>,
-    seed: u64,
+    pub(crate) seed: u64,
 }
 
 impl<T> fmt::Debug for Builder<T> {
@@ -473,7 +473,7 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     }
 
     /// Checks the limits and the policy.
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
         if !(1..=256).contains(&self.partitions) {
             return Err(ConfigError::new(
@@ -490,7 +490,8 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
         Ok(())
     }
 
-    pub(crate) fn into_lanes(self) -> (Arc<Lanes<T>>, SinkParts<T>) {
+    /// The partitions, their shared budget if several, and what spans them.
+    pub(crate) fn lanes(&self) -> Arc<Lanes<T>> {
         let pool =
             (self.partitions > 1).then(|| Arc::new(Pool::new(self.limits.max_buffered_bytes)));
         let parts = (0..self.partitions as u64)
@@ -506,25 +507,12 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
                 ))
             })
             .collect();
-        let lanes = Arc::new(Lanes::new(
+        Arc::new(Lanes::new(
             parts,
             pool,
             Arc::clone(&self.name),
             self.metrics_every,
-        ));
-        let parts = SinkParts {
-            config: self.sink,
-            on_error: self.on_flush_error,
-            name: self.name,
-            seed: self.seed,
-        };
-        (lanes, parts)
-    }
-
-    /// Validates everything a sink-mode build needs.
-    pub(crate) fn validate_for_sink(&self) -> Result<(), ConfigError> {
-        self.validate()?;
-        self.sink.validate()
+        ))
     }
 
     /// Validates the configuration and creates the dispatcher and its receiver.
@@ -535,20 +523,12 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// [`Limits::validate`]); a `Block` policy needs a timeout > 0.
     pub fn build(self) -> Result<(Dispatcher<T>, Batches<T>), ConfigError> {
         self.validate()?;
-        let (lanes, _) = self.into_lanes();
+        let lanes = self.lanes();
         Ok((
             Dispatcher::from_lanes(Arc::clone(&lanes)),
             Batches::from_lanes(lanes),
         ))
     }
-}
-
-/// What a sink-mode build hands to its flush workers.
-pub(crate) struct SinkParts<T> {
-    pub(crate) config: SinkConfig,
-    pub(crate) on_error: Option<ErrorHook<T>>,
-    pub(crate) name: Arc<str>,
-    pub(crate) seed: u64,
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub(crate) struct Lanes<T> {
     next_producer: AtomicUsize,
     /// Where the next multi-partition receive starts looking.
     next_scan: AtomicUsize,
-    /// Live receivers, partitioned mode only (one partition counts its own).
+    /// Live receivers. Each partition counts one until the last is gone.
     receivers: AtomicUsize,
     /// For `tracing` and `metrics`.
     #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
@@ -64,14 +64,13 @@ impl<T: Weight> Lanes<T> {
         }
     }
 
-    /// The only partition, when not partitioned.
-    pub(crate) fn single(&self) -> Option<&Arc<Shared<T>>> {
-        match &*self.parts {
-            [one] => Some(one),
-            _ => None,
-        }
+    /// The first partition: the only one when [`pool`](Self::pool) is `None`.
+    #[cfg(feature = "async")]
+    pub(crate) fn first(&self) -> &Arc<Shared<T>> {
+        &self.parts[0]
     }
 
+    /// The shared budget; `Some` exactly when there are several partitions.
     #[cfg(feature = "async")]
     pub(crate) fn pool(&self) -> Option<&Arc<Pool>> {
         self.pool.as_ref()
@@ -116,10 +115,6 @@ impl<T: Weight> Lanes<T> {
     }
 
     pub(crate) fn flush_and_wait(&self, deadline: Instant) -> bool {
-        if self.pool.is_some() && self.receivers.load(Relaxed) == 0 {
-            self.flush();
-            return self.stats().buffered_items == 0;
-        }
         self.parts.iter().all(|part| part.flush_and_wait(deadline))
     }
 
@@ -137,12 +132,6 @@ impl<T: Weight> Lanes<T> {
     /// Waits for every partition to drain (or `deadline`), then returns
     /// what is undelivered, oldest first within each partition.
     pub(crate) fn drain_until(&self, deadline: Instant) -> Vec<T> {
-        let no_receiver = self.pool.is_some() && self.receivers.load(Relaxed) == 0;
-        let deadline = if no_receiver {
-            Instant::now()
-        } else {
-            deadline
-        };
         let mut undelivered = Vec::new();
         for part in self.parts.iter() {
             undelivered.extend(part.drain_until(deadline));
@@ -166,23 +155,17 @@ impl<T: Weight> Lanes<T> {
     }
 
     pub(crate) fn add_receiver(&self) {
-        match self.single() {
-            Some(one) => one.add_receiver(),
-            None => {
-                self.receivers.fetch_add(1, Relaxed);
-            }
-        }
+        self.receivers.fetch_add(1, Relaxed);
     }
 
-    /// With no receiver left nothing can be delivered: admission closes.
+    /// With no receiver left nothing can be delivered: every partition
+    /// learns it, closes admission and stops waiting for deliveries.
     pub(crate) fn remove_receiver(&self) {
-        match self.single() {
-            Some(one) => one.remove_receiver(),
-            None => {
-                if self.receivers.fetch_sub(1, Relaxed) == 1 {
-                    self.close();
-                }
+        if self.receivers.fetch_sub(1, Relaxed) == 1 {
+            if let Some(pool) = &self.pool {
+                pool.close();
             }
+            self.parts.iter().for_each(|part| part.remove_receiver());
         }
     }
 
@@ -192,7 +175,7 @@ impl<T: Weight> Lanes<T> {
         &self,
         deadline: Option<Instant>,
     ) -> Result<Taken<T>, RecvTimeoutError> {
-        let (Some(pool), None) = (&self.pool, self.single()) else {
+        let Some(pool) = &self.pool else {
             let one = &self.parts[0];
             return one
                 .recv_until(deadline)

@@ -615,9 +615,6 @@ impl<T: Weight> Shared<T> {
         let mut st = self.lock();
         match self.admission(&st, &item, weight) {
             Room::Fits => {
-                if self.pool.is_none() {
-                    st.room_wakers.remove(slot);
-                }
                 resume(self.append_and_wake(st, item, weight));
                 Ok(())
             }
@@ -636,9 +633,6 @@ impl<T: Weight> Shared<T> {
                 }
             },
             room => {
-                if self.pool.is_none() {
-                    st.room_wakers.remove(slot);
-                }
                 let panic = st.hook_panic();
                 drop(st);
                 resume(panic);
@@ -647,20 +641,22 @@ impl<T: Weight> Shared<T> {
         }
     }
 
-    /// A waiting future is done or dropped: forget its waker.
+    /// An enqueue future is done or dropped: forget its waker (where
+    /// [`poll_enqueue`](Self::poll_enqueue) registered it).
     #[cfg(feature = "async")]
-    pub(crate) fn forget_waker(&self, slot: &mut Option<u64>, room: bool) {
-        if let (Some(pool), true) = (&self.pool, room) {
-            pool.forget_room(slot);
-        } else if slot.is_some() {
-            let mut st = self.lock();
-            if room {
-                if self.pool.is_none() {
-                    st.room_wakers.remove(slot);
-                }
-            } else {
-                st.batch_wakers.remove(slot);
-            }
+    pub(crate) fn forget_room_waker(&self, slot: &mut Option<u64>) {
+        match &self.pool {
+            Some(pool) => pool.forget_room(slot),
+            None if slot.is_some() => self.lock().room_wakers.remove(slot),
+            None => {}
+        }
+    }
+
+    /// A stream is done or dropped: forget its waker.
+    #[cfg(feature = "async")]
+    pub(crate) fn forget_batch_waker(&self, slot: &mut Option<u64>) {
+        if slot.is_some() {
+            self.lock().batch_wakers.remove(slot);
         }
     }
 
@@ -730,7 +726,7 @@ impl<T: Weight> Shared<T> {
         let mut st = self.lock();
         while st.oldest_unsettled() < upto {
             let now = Instant::now();
-            if now >= deadline || (st.receivers == 0 && st.has_ready()) {
+            if now >= deadline || (!st.has_receivers && st.has_ready()) {
                 return false;
             }
             // Evictions and `stop` settle batches too without waking anyone:
@@ -763,7 +759,7 @@ impl<T: Weight> Shared<T> {
     /// (or no receiver is left); then returns what is still undelivered.
     pub(crate) fn drain_until(&self, deadline: Instant) -> Vec<T> {
         let mut st = self.lock();
-        while st.stats.buffered_items > 0 && st.receivers > 0 && Instant::now() < deadline {
+        while st.stats.buffered_items > 0 && st.has_receivers && Instant::now() < deadline {
             st.waiting_for_drain = true;
             self.drained.wait_until(&mut st, deadline);
         }
@@ -794,20 +790,14 @@ impl<T: Weight> Shared<T> {
         all
     }
 
-    pub(crate) fn add_receiver(&self) {
-        self.lock().receivers += 1;
-    }
-
-    /// With no receiver left nothing can be delivered: admission closes so
-    /// producers learn it, and shutdown stops waiting.
+    /// The dispatcher's last receiver is gone: nothing can be delivered, so
+    /// admission closes (producers learn it) and shutdown stops waiting.
     pub(crate) fn remove_receiver(&self) {
         let mut st = self.lock();
-        st.receivers -= 1;
-        if st.receivers == 0 {
-            st.close();
-            self.publish(&st);
-            self.wake_all(st);
-        }
+        st.has_receivers = false;
+        st.close();
+        self.publish(&st);
+        self.wake_all(st);
     }
 }
 

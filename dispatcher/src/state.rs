@@ -30,8 +30,9 @@ pub(crate) struct State<T> {
     pub(crate) limits: Limits,
     pub(crate) stats: Stats,
     pub(crate) closed: bool,
-    /// Live [`Batches`](crate::Batches) handles; admission closes at zero.
-    pub(crate) receivers: usize,
+    /// Whether any [`Batches`](crate::Batches) handle is left; admission
+    /// closes when the last goes.
+    pub(crate) has_receivers: bool,
     /// Receivers blocked in `recv`; sealing wakes one only when non-zero.
     pub(crate) waiting_receivers: usize,
     /// Producers blocked until bytes are freed.
@@ -90,7 +91,7 @@ impl<T> State<T> {
             limits,
             stats: Stats::default(),
             closed: false,
-            receivers: 1,
+            has_receivers: true,
             waiting_receivers: 0,
             waiting_for_room: 0,
             waiting_for_drain: false,
@@ -158,8 +159,15 @@ impl<T> State<T> {
     /// be woken: a batch was sealed, or a batch was opened (a new deadline).
     pub(crate) fn append(&mut self, item: T, weight: usize) -> bool {
         if self.hooks.on_append {
-            return self.append_hooked(item, weight);
+            self.append_hooked(item, weight)
+        } else {
+            self.append_plain(item, weight)
         }
+    }
+
+    /// [`append`](Self::append) without the `will_overflow` and
+    /// `should_flush` hooks.
+    fn append_plain(&mut self, item: T, weight: usize) -> bool {
         self.stats.accepted += 1;
         self.stats.buffered_items += 1;
         self.stats.buffered_bytes += weight;
@@ -183,11 +191,7 @@ impl<T> State<T> {
     #[inline(never)]
     fn append_hooked(&mut self, item: T, weight: usize) -> bool {
         let cut_before = self.hook_cut_before(&item);
-        // The plain append runs no user code, so nothing can unwind between
-        // the flag's two writes.
-        self.hooks.on_append = false;
-        let changed = self.append(item, weight);
-        self.hooks.on_append = true;
+        let changed = self.append_plain(item, weight);
         let cut_after = self.hook_cut_after();
         cut_before || changed || cut_after
     }

@@ -146,7 +146,7 @@ impl<T: Weight> EnqueueFuture<T> {
     /// # }).unwrap();
     /// ```
     pub fn cancel(&mut self) -> Option<T> {
-        self.shared.forget_waker(&mut self.slot, true);
+        self.shared.forget_room_waker(&mut self.slot);
         self.item.take()
     }
 }
@@ -171,7 +171,7 @@ impl<T: Weight> Future for EnqueueFuture<T> {
                 let deadline = this.deadline.unwrap_or_else(Instant::now);
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() || poll_timer(&mut this.timer, left, cx) {
-                    this.shared.forget_waker(&mut this.slot, true);
+                    this.shared.forget_room_waker(&mut this.slot);
                     this.shared.count_timeout();
                     return Poll::Ready(Err(EnqueueError::Timeout(item)));
                 }
@@ -184,7 +184,7 @@ impl<T: Weight> Future for EnqueueFuture<T> {
 
 impl<T: Weight> Drop for EnqueueFuture<T> {
     fn drop(&mut self) {
-        self.shared.forget_waker(&mut self.slot, true);
+        self.shared.forget_room_waker(&mut self.slot);
     }
 }
 

@@ -16,8 +16,7 @@ use crate::batch::Batch;
 use crate::config::{Builder, ConfigError};
 use crate::dispatcher::Dispatcher;
 use crate::nonblocking::BatchStream;
-use crate::receiver::Batches;
-use crate::sink::runner::{Abandon, Next, Runner};
+use crate::sink::runner::{Abandon, Next, Runner, SinkStart};
 use crate::sink::{FlushContext, FlushError, SinkError, SinkWorkers, panic_message};
 use crate::weight::Weight;
 
@@ -116,19 +115,13 @@ impl<T: Weight + Send + Sync + 'static> Builder<T> {
         metadata: M,
         sink: impl AsyncSink<T, M>,
     ) -> Result<(Dispatcher<T>, SinkDriver), ConfigError> {
-        self.validate_for_sink()?;
-        let (shared, parts) = self.into_lanes();
-        shared.hold_in_flight();
-        let runner = Arc::new(Runner::new(
-            Arc::clone(&shared),
-            parts.config,
-            parts.on_error,
-            metadata,
-            parts.seed,
-        ));
+        let SinkStart {
+            lanes,
+            runner,
+            batches,
+        } = self.start_sink(metadata)?;
         let sink = Arc::new(sink);
-        let batches = Batches::from_lanes(Arc::clone(&shared));
-        let workers = (0..parts.config.workers).map(|worker| {
+        let workers = (0..runner.config.workers).map(|worker| {
             let stream = batches.clone().into_stream();
             drive(Arc::clone(&runner), Arc::clone(&sink), stream, worker)
         });
@@ -138,7 +131,7 @@ impl<T: Weight + Send + Sync + 'static> Builder<T> {
             inner: Box::pin(all.map(|_| ())),
         };
         let workers = SinkWorkers::new(Vec::new(), Arc::clone(&runner.abandon));
-        Ok((Dispatcher::with_sink(shared, workers), driver))
+        Ok((Dispatcher::with_sink(lanes, workers), driver))
     }
 }
 

@@ -12,6 +12,7 @@ use futures_timer::Delay;
 
 use crate::batch::Batch;
 use crate::lanes::Lanes;
+use crate::pool::Pool;
 use crate::receiver::Batches;
 use crate::shared::{PolledBatch, Shared};
 use crate::weight::Weight;
@@ -75,9 +76,9 @@ impl<T: Weight> Stream for BatchStream<T> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>> {
         let this = self.get_mut();
         let lanes = Arc::clone(this.batches.lanes());
-        let polled = match lanes.single() {
-            Some(one) => this.poll_one(one, cx),
-            None => this.poll_all(&lanes, cx),
+        let polled = match lanes.pool() {
+            None => this.poll_one(lanes.first(), cx),
+            Some(pool) => this.poll_all(&lanes, pool, cx),
         };
         if matches!(polled, Poll::Ready(Some(_))) {
             lanes.publish_metrics_now_and_then();
@@ -109,8 +110,12 @@ impl<T: Weight> BatchStream<T> {
     }
 
     /// With partitions: look at all of them, waiting on the shared signal.
-    fn poll_all(&mut self, lanes: &Lanes<T>, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>> {
-        let pool = lanes.pool().expect("several partitions share a pool");
+    fn poll_all(
+        &mut self,
+        lanes: &Lanes<T>,
+        pool: &Pool,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Batch<T>>> {
         loop {
             let seen = pool.generation();
             match lanes.poll_scan() {
@@ -160,10 +165,9 @@ impl<T: Weight> BatchStream<T> {
 impl<T: Weight> Drop for BatchStream<T> {
     fn drop(&mut self) {
         let lanes = self.batches.lanes();
-        match (lanes.single(), lanes.pool()) {
-            (Some(one), _) => one.forget_waker(&mut self.slot, false),
-            (None, Some(pool)) => pool.forget_batch(&mut self.slot),
-            (None, None) => {}
+        match lanes.pool() {
+            None => lanes.first().forget_batch_waker(&mut self.slot),
+            Some(pool) => pool.forget_batch(&mut self.slot),
         }
     }
 }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::batch::Batch;
+use crate::config::{Builder, ConfigError};
 use crate::lanes::Lanes;
+use crate::receiver::Batches;
 use crate::sink::{ErrorHook, FlushContext, FlushError, FlushFailure, SinkConfig};
 
 /// Everything the flush workers of one dispatcher share.
@@ -20,6 +22,38 @@ pub(crate) struct Runner<T, M> {
     metadata: Arc<M>,
     pub(crate) abandon: Arc<Abandon>,
     pub(crate) seed: u64,
+}
+
+/// What both sink-mode builds start from: the partitions, which keep taken
+/// batches charged until settled, the runner the workers share, and one
+/// receiver to clone per worker.
+pub(crate) struct SinkStart<T: crate::Weight, M> {
+    pub(crate) lanes: Arc<Lanes<T>>,
+    pub(crate) runner: Arc<Runner<T, M>>,
+    pub(crate) batches: Batches<T>,
+}
+
+impl<T: crate::Weight + Send + 'static> Builder<T> {
+    /// Validates a sink-mode configuration and sets up what its workers share.
+    pub(crate) fn start_sink<M>(self, metadata: M) -> Result<SinkStart<T, M>, ConfigError> {
+        self.validate()?;
+        self.sink.validate()?;
+        let lanes = self.lanes();
+        lanes.hold_in_flight();
+        let runner = Arc::new(Runner::new(
+            Arc::clone(&lanes),
+            self.sink,
+            self.on_flush_error,
+            metadata,
+            self.seed,
+        ));
+        let batches = Batches::from_lanes(Arc::clone(&lanes));
+        Ok(SinkStart {
+            lanes,
+            runner,
+            batches,
+        })
+    }
 }
 
 /// What to do after a failed attempt.

@@ -11,7 +11,7 @@ use crate::config::{Builder, ConfigError};
 use crate::dispatcher::Dispatcher;
 use crate::lanes::Lanes;
 use crate::receiver::Batches;
-use crate::sink::runner::{Abandon, Next, Runner};
+use crate::sink::runner::{Abandon, Next, Runner, SinkStart};
 use crate::sink::{FlushError, Sink, SinkError, panic_message};
 use crate::weight::Weight;
 
@@ -84,33 +84,28 @@ impl<T: Weight + Send + 'static> Builder<T> {
         metadata: M,
         sink: impl Sink<T, M>,
     ) -> Result<Dispatcher<T>, ConfigError> {
-        self.validate_for_sink()?;
-        let (shared, parts) = self.into_lanes();
-        shared.hold_in_flight();
-        let runner = Arc::new(Runner::new(
-            Arc::clone(&shared),
-            parts.config,
-            parts.on_error,
-            metadata,
-            parts.seed,
-        ));
+        let SinkStart {
+            lanes,
+            runner,
+            batches,
+        } = self.start_sink(metadata)?;
         let sink = Arc::new(sink);
-        let batches = Batches::from_lanes(Arc::clone(&shared));
-        let mut handles = Vec::with_capacity(parts.config.workers);
-        for worker in 0..parts.config.workers {
+        let workers = runner.config.workers;
+        let mut handles = Vec::with_capacity(workers);
+        for worker in 0..workers {
             let (runner, sink, receiver) =
                 (Arc::clone(&runner), Arc::clone(&sink), batches.clone());
             let spawned = std::thread::Builder::new()
-                .name(format!("{}-flush-{worker}", parts.name))
+                .name(format!("{}-flush-{worker}", lanes.name))
                 .spawn(move || run(&runner, &*sink, &receiver, worker));
             match spawned {
                 Ok(handle) => handles.push(handle),
                 Err(err) => {
                     drop(batches);
-                    shared.stop();
+                    lanes.stop();
                     return Err(ConfigError::new(
                         "flush_workers",
-                        &parts.config.workers,
+                        &workers,
                         format!("as many threads as the system can start ({err})"),
                     ));
                 }
@@ -118,7 +113,7 @@ impl<T: Weight + Send + 'static> Builder<T> {
         }
         drop(batches);
         let workers = SinkWorkers::new(handles, Arc::clone(&runner.abandon));
-        Ok(Dispatcher::with_sink(shared, workers))
+        Ok(Dispatcher::with_sink(lanes, workers))
     }
 }
 
