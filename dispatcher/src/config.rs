@@ -320,8 +320,6 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
         hook: impl Fn(&OpenBatch<'_, T>) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.hooks.should_flush = Some(Arc::new(hook));
-        self.hooks.any = true;
-        self.hooks.on_append = true;
         self
     }
 
@@ -356,8 +354,6 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
         hook: impl Fn(&OpenBatch<'_, T>, &T) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.hooks.will_overflow = Some(Arc::new(hook));
-        self.hooks.any = true;
-        self.hooks.on_append = true;
         self
     }
 
@@ -387,7 +383,6 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
         hook: impl Fn(&OpenBatch<'_, T>, &T) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.hooks.can_add = Some(Arc::new(hook));
-        self.hooks.any = true;
         self
     }
 

@@ -75,9 +75,10 @@ pub(crate) type ItemObserver<T> = Arc<dyn Fn(&T) + Send + Sync>;
 /// The hooks a builder was given; all optional.
 pub(crate) struct Hooks<T> {
     /// Whether `should_flush` or `will_overflow` is set: one test on the
-    /// hot path instead of two.
+    /// hot path instead of two. Derived by [`Hooks::armed`].
     pub(crate) on_append: bool,
-    /// Whether any hook that runs under the lock is set.
+    /// Whether any hook that runs under the lock is set. Derived by
+    /// [`Hooks::armed`].
     pub(crate) any: bool,
     pub(crate) should_flush: Option<BatchPredicate<T>>,
     pub(crate) will_overflow: Option<ItemPredicate<T>>,
@@ -112,6 +113,13 @@ impl<T> Clone for Hooks<T> {
 }
 
 impl<T> Hooks<T> {
+    /// The hooks with their hot-path flags derived from which are set.
+    pub(crate) fn armed(mut self) -> Self {
+        self.on_append = self.should_flush.is_some() || self.will_overflow.is_some();
+        self.any = self.on_append || self.can_add.is_some();
+        self
+    }
+
     /// Names of the hooks set, for `Debug`.
     pub(crate) fn names(&self) -> Vec<&'static str> {
         [

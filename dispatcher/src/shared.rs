@@ -222,7 +222,7 @@ impl<T: Weight> Shared<T> {
         let mut state = State::new(limits, seed);
         state.budget.clone_from(&pool);
         let on_reject = hooks.on_reject.clone();
-        state.hooks = hooks;
+        state.hooks = hooks.armed();
         let shared = Shared {
             state: Mutex::new(state),
             batch_ready: Condvar::new(),
