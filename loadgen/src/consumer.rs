@@ -104,6 +104,21 @@ impl ConsumerCounters {
         }
     }
 
+    /// Counts one batch delivered somewhere else than [`run_consumer`] (a
+    /// real sink, say): its events, their bytes and its flush reason.
+    pub fn count_batch(&self, events: u64, bytes: u64, reason: FlushReason) {
+        let mut tally = ConsumerTotals {
+            delivered: events,
+            delivered_bytes: bytes,
+            batches: 1,
+            ..ConsumerTotals::default()
+        };
+        if let Some(i) = reason_index(reason) {
+            tally.batches_by_reason[i] = 1;
+        }
+        self.add(&tally);
+    }
+
     fn add(&self, batch: &ConsumerTotals) {
         self.delivered.fetch_add(batch.delivered, Ordering::Relaxed);
         self.delivered_bytes

@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use dispatcher::Batch;
 use dispatcher::sink::nats::{NatsSink, NatsSinkError};
 use dispatcher::sink::{FlushContext, Sink, SinkError};
-use dispatcher::{Batch, FlushReason};
 use hdrhistogram::sync::Recorder;
-use loadgen::{Clock, ConsumerTotals, Event};
+use loadgen::{Clock, ConsumerCounters, ConsumerTotals, Event};
 use runlog::{ScenarioConfig, TargetKind};
 
 /// The run record's `sink` for the simulated consumer.
@@ -137,10 +137,7 @@ pub fn scenario_for(config: &ScenarioConfig, sink: &SinkSpec) -> Result<Scenario
 /// Delivery counts kept by [`Measured`], read like the consumer's.
 #[derive(Debug, Default)]
 pub struct SinkCounters {
-    delivered: AtomicU64,
-    delivered_bytes: AtomicU64,
-    batches: AtomicU64,
-    by_reason: [AtomicU64; FlushReason::ALL.len()],
+    acknowledged: ConsumerCounters,
     failed: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
@@ -148,13 +145,7 @@ pub struct SinkCounters {
 impl SinkCounters {
     /// What was acknowledged so far, in the consumer's terms.
     pub fn snapshot(&self) -> ConsumerTotals {
-        ConsumerTotals {
-            delivered: self.delivered.load(Ordering::Relaxed),
-            delivered_bytes: self.delivered_bytes.load(Ordering::Relaxed),
-            batches: self.batches.load(Ordering::Relaxed),
-            batches_by_reason: self.by_reason.each_ref().map(|c| c.load(Ordering::Relaxed)),
-            work_ns: 0,
-        }
+        self.acknowledged.snapshot()
     }
 
     /// Counts a batch the sink gave up on (every attempt failed).
@@ -182,14 +173,8 @@ impl SinkCounters {
     }
 
     fn count(&self, batch: &Batch<Event>) {
-        self.delivered
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.delivered_bytes
-            .fetch_add(batch.bytes() as u64, Ordering::Relaxed);
-        self.batches.fetch_add(1, Ordering::Relaxed);
-        if let Some(i) = FlushReason::ALL.iter().position(|&r| r == batch.reason()) {
-            self.by_reason[i].fetch_add(1, Ordering::Relaxed);
-        }
+        self.acknowledged
+            .count_batch(batch.len() as u64, batch.bytes() as u64, batch.reason());
     }
 }
 
