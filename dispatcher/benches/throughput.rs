@@ -80,6 +80,24 @@ fn partitioned_run(partitions: usize, producers: usize, total: usize, size: usiz
         .partitions(partitions)
         .build()
         .expect("valid bench config");
+    dispatcher_timed(dispatcher, producers, total, size, || {
+        let mut seen = 0;
+        while seen < total {
+            let batch = batches.recv().expect("bench batch");
+            seen += black_box(batch.len());
+        }
+    })
+}
+
+/// [`timed_run`] with producers enqueueing into `dispatcher`; shuts it
+/// down (untimed) after.
+fn dispatcher_timed(
+    dispatcher: Dispatcher<Vec<u8>>,
+    producers: usize,
+    total: usize,
+    size: usize,
+    consume: impl FnOnce(),
+) -> Duration {
     let elapsed = timed_run(
         producers,
         total,
@@ -88,13 +106,7 @@ fn partitioned_run(partitions: usize, producers: usize, total: usize, size: usiz
             let producer = dispatcher.producer();
             move |event| producer.enqueue(event).expect("bench enqueue")
         },
-        || {
-            let mut seen = 0;
-            while seen < total {
-                let batch = batches.recv().expect("bench batch");
-                seen += black_box(batch.len());
-            }
-        },
+        consume,
     );
     dispatcher
         .shutdown(Duration::from_secs(1))
@@ -120,19 +132,9 @@ fn sink_run(producers: usize, total: usize, size: usize) -> Duration {
             },
         ))
         .expect("valid bench config");
-    let elapsed = timed_run(
-        producers,
-        total,
-        size,
-        || {
-            let producer = dispatcher.producer();
-            move |event| producer.enqueue(event).expect("bench enqueue")
-        },
-        || done_rx.recv().expect("bench sink done"),
-    );
-    dispatcher
-        .shutdown(Duration::from_secs(1))
-        .expect("drained");
+    let elapsed = dispatcher_timed(dispatcher, producers, total, size, || {
+        done_rx.recv().expect("bench sink done")
+    });
     assert_eq!(seen.load(Relaxed), total);
     elapsed
 }
