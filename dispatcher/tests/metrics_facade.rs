@@ -4,29 +4,12 @@
 
 #![cfg(feature = "metrics")]
 
+mod common;
+
 use std::time::Duration;
 
+use common::{fails_first_attempt, quick_retry};
 use dispatcher::Dispatcher;
-use dispatcher::sink::{self, FlushContext, Retry};
-
-/// A sink that fails the first attempt of every batch.
-fn flaky() -> impl dispatcher::sink::Sink<String> {
-    sink::from_fn(|_batch: &dispatcher::Batch<String>, ctx: &FlushContext| {
-        if ctx.attempt() == 1 {
-            Err(std::io::Error::other("first attempt fails"))
-        } else {
-            Ok(())
-        }
-    })
-}
-
-fn retry() -> Retry {
-    Retry {
-        max_attempts: 2,
-        base: Duration::from_millis(1),
-        cap: Duration::from_millis(2),
-    }
-}
 
 /// A metric's name, labels and value.
 type Series = (
@@ -47,8 +30,8 @@ fn every_counter_reaches_the_metrics_recorder() {
         .name("checkout")
         .max_batch_items(2)
         .max_buffered_bytes(8)
-        .retry(retry())
-        .build_with_sink(flaky())
+        .retry(quick_retry(2))
+        .build_with_sink(fails_first_attempt())
         .unwrap();
     let producer = dispatcher.producer();
     for event in ["aa", "bb", "cc"] {

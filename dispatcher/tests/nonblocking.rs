@@ -4,11 +4,14 @@
 
 #![cfg(feature = "async")]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::quick_retry;
 use dispatcher::nonblocking::AsyncSink;
 use dispatcher::sink::{FlushContext, FlushError, Retry, SinkError};
 use dispatcher::{Batch, Dispatcher, EnqueueError, FlushReason, Policy};
@@ -279,11 +282,7 @@ fn an_async_sink_past_its_timeout_is_cancelled_retried_and_handed_to_the_hook() 
         let hook = Arc::clone(&failed);
         let (dispatcher, driver) = Dispatcher::<Vec<u8>>::builder()
             .flush_timeout(Duration::from_millis(30))
-            .retry(Retry {
-                max_attempts: 2,
-                base: Duration::from_millis(1),
-                cap: Duration::from_millis(2),
-            })
+            .retry(quick_retry(2))
             .on_flush_error(move |failure, mut batch| {
                 assert!(matches!(failure.error, FlushError::TimedOut(_)));
                 hook.lock()

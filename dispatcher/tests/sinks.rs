@@ -14,20 +14,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Ev, Gate, LONG, PROMPTLY, assert_balanced, builder, ev, seqs, wait_for};
+use common::{Ev, Gate, LONG, PROMPTLY, assert_balanced, builder, ev, quick_retry, seqs, wait_for};
 use dispatcher::sink::{self, FlushContext, FlushError, FlushFailure, Retry};
 use dispatcher::{
     Batch, Dispatcher, EnqueueError, FlushReason, FlushWaitTimeout, Policy, TryEnqueueError, Weight,
 };
-
-/// Retries with a backoff short enough not to slow the tests down.
-fn quick_retry(max_attempts: u32) -> Retry {
-    Retry {
-        max_attempts,
-        base: Duration::from_millis(1),
-        cap: Duration::from_millis(2),
-    }
-}
 
 /// The error of a failed batch, simplified for comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,29 +4,12 @@
 
 #![cfg(feature = "tracing")]
 
+mod common;
+
 use std::time::Duration;
 
+use common::{fails_first_attempt, quick_retry};
 use dispatcher::Dispatcher;
-use dispatcher::sink::{self, FlushContext, Retry};
-
-/// A sink that fails the first attempt of every batch.
-fn flaky() -> impl dispatcher::sink::Sink<String> {
-    sink::from_fn(|_batch: &dispatcher::Batch<String>, ctx: &FlushContext| {
-        if ctx.attempt() == 1 {
-            Err(std::io::Error::other("first attempt fails"))
-        } else {
-            Ok(())
-        }
-    })
-}
-
-fn retry() -> Retry {
-    Retry {
-        max_attempts: 2,
-        base: Duration::from_millis(1),
-        cap: Duration::from_millis(2),
-    }
-}
 
 mod spans {
     use std::sync::Mutex;
@@ -70,8 +53,8 @@ fn every_sink_attempt_is_a_span_and_every_retry_a_warning() {
     tracing::subscriber::set_global_default(recorder).expect("first subscriber");
     let dispatcher = Dispatcher::<String>::builder()
         .max_batch_items(1)
-        .retry(retry())
-        .build_with_sink(flaky())
+        .retry(quick_retry(2))
+        .build_with_sink(fails_first_attempt())
         .unwrap();
     for event in ["a", "b", "c"] {
         dispatcher.producer().try_enqueue(event.into()).unwrap();

@@ -206,3 +206,25 @@ impl Gate {
         self.changed.notify_all();
     }
 }
+
+/// Sink retries with a backoff short enough not to slow the tests down.
+pub fn quick_retry(max_attempts: u32) -> dispatcher::sink::Retry {
+    dispatcher::sink::Retry {
+        max_attempts,
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(2),
+    }
+}
+
+/// A sink that fails the first attempt of every batch and takes the second.
+pub fn fails_first_attempt<T: 'static>() -> impl dispatcher::sink::Sink<T> {
+    dispatcher::sink::from_fn(
+        |_batch: &dispatcher::Batch<T>, ctx: &dispatcher::sink::FlushContext| {
+            if ctx.attempt() == 1 {
+                Err(std::io::Error::other("first attempt fails"))
+            } else {
+                Ok(())
+            }
+        },
+    )
+}
