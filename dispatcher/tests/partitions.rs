@@ -9,6 +9,7 @@
 #![allow(missing_docs)]
 
 mod common;
+mod model;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +23,7 @@ use dispatcher::{
     Batch, Batches, Dispatcher, EnqueueError, FlushReason, Limits, Policy, Producer,
     TryEnqueueError, TryRecvError,
 };
+use model::{End, Verdict, end, limits};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -82,32 +84,6 @@ enum Op {
     SetLimits(Limits),
 }
 
-#[derive(Debug, Clone, Copy)]
-enum End {
-    Stop,
-    Shutdown,
-    DrainThenShutdown,
-    DropReceiversThenShutdown,
-}
-
-fn limits() -> impl Strategy<Value = Limits> {
-    (8usize..=120)
-        .prop_flat_map(|max| {
-            (
-                Just(max),
-                proptest::option::of(1..=max),
-                proptest::option::of(1usize..=6),
-            )
-        })
-        .prop_map(|(max, bytes, items)| Limits {
-            interval: LONG, // time never cuts a batch here
-            interval_jitter: Duration::ZERO,
-            max_buffered_bytes: max,
-            max_batch_bytes: bytes,
-            max_batch_items: items,
-        })
-}
-
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (0..HANDLES, 0usize..=40, prop::bool::weighted(0.1))
@@ -128,22 +104,6 @@ fn policy() -> impl Strategy<Value = Policy> {
         Just(block(Duration::from_millis(1))),
         Just(Policy::DropOldest),
     ]
-}
-
-fn end() -> impl Strategy<Value = End> {
-    prop_oneof![
-        Just(End::Stop),
-        Just(End::Shutdown),
-        Just(End::DrainThenShutdown),
-        Just(End::DropReceiversThenShutdown),
-    ]
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Accepted,
-    Full,
-    TooLarge,
 }
 
 /// The dispatcher under test beside a small model: per partition, the
@@ -271,20 +231,10 @@ impl Run {
                 let group: Vec<Ev> = weights.into_iter().map(|w| self.event(handle, w)).collect();
                 let expected = self.expect(handle, &group);
                 // A clone stays on its handle's partition.
-                let got = match self.handles[handle].clone().try_enqueue_all(group.clone()) {
-                    Ok(()) => Verdict::Accepted,
-                    Err(TryEnqueueError::Full(back)) => {
-                        prop_assert_eq!(&back, &group);
-                        Verdict::Full
-                    }
-                    Err(TryEnqueueError::TooLarge(back)) => {
-                        prop_assert_eq!(&back, &group);
-                        Verdict::TooLarge
-                    }
-                    Err(other) => {
-                        return Err(TestCaseError::fail(format!("unexpected {other:?}")));
-                    }
-                };
+                let got = Verdict::of_group(
+                    self.handles[handle].clone().try_enqueue_all(group.clone()),
+                    &group,
+                )?;
                 prop_assert_eq!(got, expected.0, "{:?}", group);
                 self.after_admission(handle, got, expected.1, group, false)?;
             }
@@ -341,12 +291,7 @@ impl Run {
         } else {
             producer.try_enqueue(event).err().map(|e| format!("{e:?}"))
         };
-        match refusal.as_deref() {
-            None => Verdict::Accepted,
-            Some(e) if e.ends_with("::Full(..)") || e.ends_with("::Timeout(..)") => Verdict::Full,
-            Some(e) if e.ends_with("::TooLarge(..)") => Verdict::TooLarge,
-            Some(e) => panic!("unexpected refusal {e}"),
-        }
+        Verdict::of_refusal(refusal)
     }
 
     fn after_admission(

@@ -17,7 +17,7 @@ use dispatcher::{
     Batches, Dispatcher, FlushReason, Limits, Policy, Producer, ShutdownReport, TryEnqueueError,
     TryRecvError,
 };
-use model::{Model, Verdict};
+use model::{End, Model, Verdict, end, limits};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -41,32 +41,6 @@ enum Op {
     SetLimits(Limits),
 }
 
-#[derive(Debug, Clone, Copy)]
-enum End {
-    Stop,
-    Shutdown,
-    DrainThenShutdown,
-    DropReceiversThenShutdown,
-}
-
-fn limits() -> impl Strategy<Value = Limits> {
-    (8usize..=120)
-        .prop_flat_map(|max| {
-            (
-                Just(max),
-                proptest::option::of(1..=max),
-                proptest::option::of(1usize..=6),
-            )
-        })
-        .prop_map(|(max, bytes, items)| Limits {
-            interval: LONG, // time never cuts a batch here
-            interval_jitter: Duration::ZERO,
-            max_buffered_bytes: max,
-            max_batch_bytes: bytes,
-            max_batch_items: items,
-        })
-}
-
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0..PRODUCERS, 0usize..=40, any::<bool>())
@@ -84,15 +58,6 @@ fn policy() -> impl Strategy<Value = Policy> {
         Just(Policy::Reject),
         Just(Policy::Block { timeout: LONG }),
         Just(Policy::DropOldest),
-    ]
-}
-
-fn end() -> impl Strategy<Value = End> {
-    prop_oneof![
-        Just(End::Stop),
-        Just(End::Shutdown),
-        Just(End::DrainThenShutdown),
-        Just(End::DropReceiversThenShutdown),
     ]
 }
 
@@ -163,20 +128,7 @@ impl Run {
                     .map(|w| self.event(producer, w))
                     .collect();
                 let expected = self.model.admit(group.clone());
-                let got = match self.producer.try_enqueue_all(group.clone()) {
-                    Ok(()) => Verdict::Accepted,
-                    Err(TryEnqueueError::Full(back)) => {
-                        prop_assert_eq!(&back, &group);
-                        Verdict::Full
-                    }
-                    Err(TryEnqueueError::TooLarge(back)) => {
-                        prop_assert_eq!(&back, &group);
-                        Verdict::TooLarge
-                    }
-                    Err(TryEnqueueError::Closed(_) | TryEnqueueError::Refused(_)) => {
-                        return Err(TestCaseError::fail("closed or refused with no hook"));
-                    }
-                };
+                let got = Verdict::of_group(self.producer.try_enqueue_all(group.clone()), &group)?;
                 prop_assert_eq!(&got, &expected, "{:?}", group);
                 self.after_admission(got, group, false, was_over)?;
             }
@@ -208,12 +160,7 @@ impl Run {
                 .map(|e| format!("{e:?}")),
             (true, _) => self.producer.enqueue(event).err().map(|e| format!("{e:?}")),
         };
-        match refusal.as_deref() {
-            None => Verdict::Accepted,
-            Some(e) if e.ends_with("::Full(..)") || e.ends_with("::Timeout(..)") => Verdict::Full,
-            Some(e) if e.ends_with("::TooLarge(..)") => Verdict::TooLarge,
-            Some(e) => panic!("unexpected refusal {e}"),
-        }
+        Verdict::of_refusal(refusal)
     }
 
     fn after_admission(

@@ -1,14 +1,56 @@
 //! A reference model of the dispatcher contract for `properties.rs`: the
 //! documented admission, eviction and batching rules, executed naively on
-//! plain collections (no locks, no time).
+//! plain collections (no locks, no time); and the vocabulary the property
+//! tests share (limits, how a run ends, what an admission decided).
 
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
-use dispatcher::{FlushReason, Limits, Policy, Stats};
+use dispatcher::{FlushReason, Limits, Policy, Stats, TryEnqueueError};
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 
-use crate::common::{Ev, charge};
+use crate::common::{Ev, LONG, charge};
+
+/// Limits small enough for a few events to fill them; the interval never
+/// cuts a batch.
+pub fn limits() -> impl Strategy<Value = Limits> {
+    (8usize..=120)
+        .prop_flat_map(|max| {
+            (
+                Just(max),
+                proptest::option::of(1..=max),
+                proptest::option::of(1usize..=6),
+            )
+        })
+        .prop_map(|(max, bytes, items)| Limits {
+            interval: LONG, // time never cuts a batch here
+            interval_jitter: Duration::ZERO,
+            max_buffered_bytes: max,
+            max_batch_bytes: bytes,
+            max_batch_items: items,
+        })
+}
+
+/// How a property-test run ends.
+#[derive(Debug, Clone, Copy)]
+pub enum End {
+    Stop,
+    Shutdown,
+    DrainThenShutdown,
+    DropReceiversThenShutdown,
+}
+
+pub fn end() -> impl Strategy<Value = End> {
+    prop_oneof![
+        Just(End::Stop),
+        Just(End::Shutdown),
+        Just(End::DrainThenShutdown),
+        Just(End::DropReceiversThenShutdown),
+    ]
+}
 
 /// A sealed batch in the model, with the limits in force when it was cut.
 #[derive(Debug)]
@@ -35,11 +77,40 @@ pub struct Model {
     pub over_after_lowering: bool,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+/// What an admission decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Accepted,
     Full,
     TooLarge,
+}
+
+impl Verdict {
+    /// The verdict of one enqueue, from its refusal's `Debug` form
+    /// (`…::Full(..)`); a timeout counts as `Full`.
+    pub fn of_refusal(refusal: Option<String>) -> Verdict {
+        match refusal.as_deref() {
+            None => Verdict::Accepted,
+            Some(e) if e.ends_with("::Full(..)") || e.ends_with("::Timeout(..)") => Verdict::Full,
+            Some(e) if e.ends_with("::TooLarge(..)") => Verdict::TooLarge,
+            Some(e) => panic!("unexpected refusal {e}"),
+        }
+    }
+
+    /// The verdict of a group enqueue; a refused group must come back whole.
+    pub fn of_group(
+        outcome: Result<(), TryEnqueueError<Vec<Ev>>>,
+        group: &[Ev],
+    ) -> Result<Verdict, TestCaseError> {
+        let (verdict, back) = match outcome {
+            Ok(()) => return Ok(Verdict::Accepted),
+            Err(TryEnqueueError::Full(back)) => (Verdict::Full, back),
+            Err(TryEnqueueError::TooLarge(back)) => (Verdict::TooLarge, back),
+            Err(other) => return Err(TestCaseError::fail(format!("unexpected {other:?}"))),
+        };
+        prop_assert_eq!(&back, group);
+        Ok(verdict)
+    }
 }
 
 impl Model {
