@@ -737,6 +737,16 @@ fn assert_report(report: &dispatcher::ShutdownReport) {
     assert_balanced(&report.stats);
 }
 
+/// Every sample of the watcher balanced, and the peak stayed in budget.
+fn assert_watched_clean(watch: &Watch) {
+    assert!(
+        watch.unbalanced.is_empty(),
+        "{:?}",
+        watch.unbalanced.first()
+    );
+    assert!(watch.peak_over.is_empty(), "{:?}", watch.peak_over.first());
+}
+
 #[test]
 fn many_receivers_deliver_every_event_exactly_once_within_the_shared_budget() {
     with_watchdog(WATCHDOG, "stress, 3 receivers", || {
@@ -744,12 +754,7 @@ fn many_receivers_deliver_every_event_exactly_once_within_the_shared_budget() {
         assert_exactly_once(&got);
         assert_report(&report);
         assert!(watch.samples > 0);
-        assert!(
-            watch.unbalanced.is_empty(),
-            "{:?}",
-            watch.unbalanced.first()
-        );
-        assert!(watch.peak_over.is_empty(), "{:?}", watch.peak_over.first());
+        assert_watched_clean(&watch);
     });
 }
 
@@ -765,12 +770,7 @@ fn one_receiver_sees_every_producer_handle_in_order() {
                 assert!(previous < seq, "producer {p}: {seq} after {previous}");
             }
         }
-        assert!(
-            watch.unbalanced.is_empty(),
-            "{:?}",
-            watch.unbalanced.first()
-        );
-        assert!(watch.peak_over.is_empty(), "{:?}", watch.peak_over.first());
+        assert_watched_clean(&watch);
     });
 }
 
