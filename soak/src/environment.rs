@@ -31,8 +31,13 @@ pub fn collect(cpus_constrained: Option<u32>) -> Environment {
         git_rev: env!("METRONOME_GIT_REV").into(),
         jemalloc: Some(jemalloc_summary()),
         cpus_constrained,
-        hostname: System::host_name().unwrap_or_else(|_| "unknown".into()),
+        hostname: host_name(),
     }
+}
+
+/// This machine's host name, `unknown` if it cannot be read.
+pub(crate) fn host_name() -> String {
+    System::host_name().unwrap_or_else(|_| "unknown".into())
 }
 
 /// The kernel's page size, from this process's memory map (Linux).

@@ -44,7 +44,7 @@ impl RunLabels {
         RunLabels {
             run_id: run_id.to_owned(),
             scenario: config.preset.clone().unwrap_or_else(|| "custom".into()),
-            host: sysinfo::System::host_name().unwrap_or_else(|_| "unknown".into()),
+            host: crate::environment::host_name(),
         }
     }
 }
