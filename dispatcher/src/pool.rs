@@ -30,11 +30,11 @@ pub(crate) struct Pool {
     room: Mutex<Wakers>,
     room_freed: Condvar,
     room_waiting: AtomicUsize,
-    /// Receivers and streams waiting for a batch in any partition; the
-    /// counter is bumped on every signal so a waiter can tell it missed one.
-    batches: Mutex<(u64, Wakers)>,
+    /// Receivers and streams waiting for a batch in any partition.
+    batches: Mutex<Wakers>,
     batch_ready: Condvar,
     batch_waiting: AtomicUsize,
+    /// Bumped on every batch signal, so a waiter can tell it missed one.
     generation: AtomicU64,
 }
 
@@ -48,7 +48,7 @@ impl Pool {
             room: Mutex::new(Wakers::default()),
             room_freed: Condvar::new(),
             room_waiting: AtomicUsize::new(0),
-            batches: Mutex::new((0, Wakers::default())),
+            batches: Mutex::new(Wakers::default()),
             batch_ready: Condvar::new(),
             batch_waiting: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
@@ -173,10 +173,9 @@ impl Pool {
         self.generation.fetch_add(1, SeqCst);
         if self.batch_waiting.load(SeqCst) > 0 {
             let tasks = {
-                let mut batches = self.batches.lock();
-                batches.0 = batches.0.wrapping_add(1);
+                let mut wakers = self.batches.lock();
                 self.batch_ready.notify_all();
-                batches.1.take()
+                wakers.take()
             };
             drop(tasks);
         }
@@ -221,7 +220,7 @@ impl Pool {
         if slot.is_none() {
             self.batch_waiting.fetch_add(1, SeqCst);
         }
-        batches.1.register(slot, waker);
+        batches.register(slot, waker);
         true
     }
 
@@ -229,7 +228,7 @@ impl Pool {
     #[cfg(feature = "async")]
     pub(crate) fn forget_batch(&self, slot: &mut Option<u64>) {
         if slot.is_some() {
-            self.batches.lock().1.remove(slot);
+            self.batches.lock().remove(slot);
             self.batch_waiting.fetch_sub(1, SeqCst);
         }
     }

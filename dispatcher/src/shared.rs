@@ -221,7 +221,9 @@ impl<T: Weight> Shared<T> {
     ) -> Self {
         let mut state = State::new(limits, seed);
         state.budget.clone_from(&pool);
-        let on_reject = hooks.on_reject.clone();
+        // Refusals are shown to `on_reject` outside the lock, by `Shared`.
+        let mut hooks = hooks;
+        let on_reject = hooks.on_reject.take();
         state.hooks = hooks.armed();
         let shared = Shared {
             state: Mutex::new(state),
