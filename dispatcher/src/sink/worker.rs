@@ -30,16 +30,14 @@ impl SinkWorkers {
         SinkWorkers { handles, abandon }
     }
 
-    /// After shutdown's drain: joins the workers if every batch settled;
-    /// otherwise tells them to stop retrying, gives them a moment to hand
-    /// their batches to the error hook, and leaves the ones still inside a
-    /// sink call to finish on their own.
+    /// After shutdown's drain (nothing is queued any more): tells workers
+    /// still holding a batch — the drain's deadline passed — to stop
+    /// retrying, gives them a moment to hand it to the error hook, and joins
+    /// them; ones still inside a sink call are left to finish on their own.
     pub(crate) fn finish<T: Weight>(self, lanes: &Lanes<T>) {
-        if lanes.stats().in_flight_items > 0 {
-            self.abandon.set();
-            if !lanes.wait_in_flight(crate::producer::deadline_after(ABANDON_GRACE)) {
-                return;
-            }
+        self.abandon.set();
+        if !lanes.wait_in_flight(crate::producer::deadline_after(ABANDON_GRACE)) {
+            return;
         }
         for handle in self.handles {
             let _ = handle.join();
