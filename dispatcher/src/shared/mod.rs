@@ -1,10 +1,13 @@
-//! The state behind one lock, the two condition variables that wait on it,
-//! and every operation that needs both.
+//! The state behind one lock, the condition variables that wait on it, and
+//! every operation that needs both: admission and the dispatcher's
+//! lifecycle here; taking batches in `receiving`, settling them (sink mode,
+//! `flush_and_wait`) in `settling`, and the async polls in `polling`.
 //!
 //! Nothing in here runs user code while holding the lock except
-//! [`Weight::weight`] during eviction and limit changes, and the destructors
-//! of evicted events when no eviction hook is set; the hook and the
-//! destructors of delivered events run after the lock is released.
+//! [`Weight::weight`] during eviction and limit changes, the batch hooks
+//! (caught if they panic), and the destructors of evicted events when no
+//! eviction hook is set; the eviction hook and the destructors of delivered
+//! events run after the lock is released.
 //!
 //! The lock is `parking_lot`'s: its eventual fairness hands the lock over to
 //! a waiting receiver (or `stats()`) instead of letting a crowd of producers
@@ -17,14 +20,23 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::batch::{FlushReason, Receipt, Sealed};
 use crate::config::{EvictHook, Limits, Policy};
-use crate::error::{EnqueueError, RecvTimeoutError, TryEnqueueError};
+use crate::error::{EnqueueError, TryEnqueueError};
 use crate::hooks::{Hooks, ItemObserver};
 use crate::pool::Pool;
 use crate::state::{HookPanic, Room, State};
 use crate::stats::{Rejections, Stats};
 use crate::weight::{Weight, charge};
+
+#[cfg(feature = "async")]
+mod polling;
+mod receiving;
+mod settling;
+
+pub(crate) use receiving::Taken;
+
+#[cfg(feature = "async")]
+pub(crate) use polling::{PolledBatch, PolledEnqueue};
 
 pub(crate) struct Shared<T> {
     state: Mutex<State<T>>,
@@ -55,29 +67,6 @@ struct AttemptCounters {
     panics: AtomicU64,
 }
 
-/// What [`Shared::take_now`] found.
-pub(crate) enum Taken<T> {
-    Batch(Sealed<T>),
-    Idle { due: Option<Instant>, closed: bool },
-}
-
-/// What an async receive found.
-#[cfg(feature = "async")]
-pub(crate) enum PolledBatch<T> {
-    Ready(Sealed<T>),
-    Closed,
-    /// Nothing yet; the open batch (if any) is due at this instant.
-    Pending(Option<Instant>),
-}
-
-/// Why an async admission did not complete.
-#[cfg(feature = "async")]
-pub(crate) enum PolledEnqueue<T> {
-    /// No room yet: the waker is registered; here is the item back.
-    Wait(T),
-    Refused(EnqueueError<T>),
-}
-
 /// Copies of the admission-relevant state, stored under the lock after every
 /// change and read without it. A reading is a value the state really had a
 /// moment ago, so a refusal decided from it is as valid as one decided under
@@ -99,13 +88,6 @@ struct Refusals {
     closed: AtomicU64,
     refused: AtomicU64,
 }
-
-/// How many `spin_loop` rounds a receiver looks for a batch before it sleeps
-/// (a few microseconds).
-const SPIN_ROUNDS: u32 = 128;
-
-/// How often `flush_and_wait` looks again without being woken.
-const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl<T> Shared<T> {
     /// Locks the state.
@@ -164,24 +146,6 @@ impl<T> Shared<T> {
         stats.sink_timeouts = self.attempts.timeouts.load(Relaxed);
         stats.sink_panics = self.attempts.panics.load(Relaxed);
         stats
-    }
-
-    /// Sink mode: taken batches stay charged until settled.
-    pub(crate) fn hold_in_flight(&self) {
-        self.lock().hold_in_flight = true;
-    }
-
-    pub(crate) fn count_retry(&self) {
-        self.attempts.retries.fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn count_attempt_failure(&self, error: &crate::sink::FlushError) {
-        use crate::sink::FlushError;
-        match error {
-            FlushError::TimedOut(_) => self.attempts.timeouts.fetch_add(1, Relaxed),
-            FlushError::Panicked(_) => self.attempts.panics.fetch_add(1, Relaxed),
-            _ => 0,
-        };
     }
 
     /// Wakes one more waiting receiver if there is work left for it, so a
@@ -480,204 +444,6 @@ impl<T: Weight> Shared<T> {
         }
     }
 
-    /// Takes a sealed batch, cutting the open one if its interval elapsed;
-    /// waits until `deadline` (forever if `None`).
-    pub(crate) fn recv_until(
-        &self,
-        deadline: Option<Instant>,
-    ) -> Result<Sealed<T>, RecvTimeoutError> {
-        let mut st = self.lock();
-        let mut spun = false;
-        loop {
-            if let Some(sealed) = st.take_ready() {
-                self.handed_over(st);
-                return Ok(sealed);
-            }
-            let due = st.due();
-            if due.is_none() && st.closed {
-                return Err(RecvTimeoutError::Disconnected);
-            }
-            let now = Instant::now();
-            if due.is_some_and(|due| now >= due) {
-                st.seal(FlushReason::Interval);
-                continue;
-            }
-            if deadline.is_some_and(|deadline| now >= deadline) {
-                self.pass_on(st);
-                return Err(RecvTimeoutError::Timeout);
-            }
-            if !spun {
-                // Batches often follow each other closely: look for the next
-                // one briefly before paying for a sleep and a wake-up.
-                // The state may change meanwhile: look at it afresh after.
-                spun = true;
-                MutexGuard::unlocked(&mut st, || self.spin_for_batch());
-                continue;
-            }
-            st.waiting_receivers += 1;
-            match (due, deadline) {
-                (None, None) => self.batch_ready.wait(&mut st),
-                (due, deadline) => {
-                    let wake_at = due.into_iter().chain(deadline).min().unwrap_or(now);
-                    self.batch_ready.wait_until(&mut st, wake_at);
-                }
-            }
-            st.waiting_receivers -= 1;
-        }
-    }
-
-    /// After a batch was taken: wakes whoever waits for the bytes it freed
-    /// (pull mode), for the drain, or for more batches.
-    pub(crate) fn handed_over(&self, mut st: MutexGuard<'_, State<T>>) {
-        self.publish_flow(&st);
-        let wake_producer = st.waiting_for_room > 0;
-        let _tasks = if st.hold_in_flight {
-            None
-        } else {
-            st.room_wakers.take()
-        };
-        let wake_shutdown =
-            (st.stats.buffered_items == 0 && st.waiting_for_drain) || st.waiting_for_settle > 0;
-        self.pass_on(st);
-        if wake_producer {
-            self.room_freed.notify_one();
-        }
-        if wake_shutdown {
-            self.drained.notify_all();
-        }
-    }
-
-    /// Takes a ready batch now (cutting the open one if its interval
-    /// elapsed), or says when the open batch is due and whether this
-    /// partition is closed. For receivers that look at several partitions.
-    pub(crate) fn take_now(&self) -> Taken<T> {
-        let mut st = self.lock();
-        loop {
-            if let Some(sealed) = st.take_ready() {
-                self.handed_over(st);
-                return Taken::Batch(sealed);
-            }
-            let due = st.due();
-            if due.is_some_and(|due| Instant::now() >= due) {
-                st.seal(FlushReason::Interval);
-                continue;
-            }
-            return Taken::Idle {
-                due,
-                closed: st.closed,
-            };
-        }
-    }
-
-    /// The async receive: a batch if one is ready (cutting the open one if
-    /// its interval elapsed), the end of the stream, or `Pending` with the
-    /// open batch's deadline after registering `waker`.
-    #[cfg(feature = "async")]
-    pub(crate) fn poll_batch(
-        &self,
-        slot: &mut Option<u64>,
-        waker: &std::task::Waker,
-    ) -> PolledBatch<T> {
-        let mut st = self.lock();
-        loop {
-            if let Some(sealed) = st.take_ready() {
-                st.batch_wakers.remove(slot);
-                self.handed_over(st);
-                return PolledBatch::Ready(sealed);
-            }
-            let due = st.due();
-            if due.is_none() && st.closed {
-                st.batch_wakers.remove(slot);
-                return PolledBatch::Closed;
-            }
-            if due.is_some_and(|due| Instant::now() >= due) {
-                st.seal(FlushReason::Interval);
-                continue;
-            }
-            st.batch_wakers.register(slot, waker);
-            return PolledBatch::Pending(due);
-        }
-    }
-
-    /// The async admission under Block: admits if there is room, otherwise
-    /// registers `waker` for the next freed bytes and hands the item back.
-    #[cfg(feature = "async")]
-    pub(crate) fn poll_enqueue(
-        &self,
-        item: T,
-        slot: &mut Option<u64>,
-        waker: &std::task::Waker,
-    ) -> Result<(), PolledEnqueue<T>> {
-        if !matches!(self.policy, Policy::Block { .. }) {
-            return self
-                .try_enqueue(item)
-                .map_err(|err| PolledEnqueue::Refused(err.into()));
-        }
-        let weight = charge(&item);
-        let mut st = self.lock();
-        match self.admission(&st, &item, weight) {
-            Room::Fits => {
-                resume(self.append_and_wake(st, item, weight));
-                Ok(())
-            }
-            Room::Full => match &self.pool {
-                None => {
-                    st.room_wakers.register(slot, waker);
-                    Err(PolledEnqueue::Wait(item))
-                }
-                Some(pool) => {
-                    drop(st);
-                    if !pool.register_room(slot, waker, weight) {
-                        // Room appeared meanwhile: have the task look again.
-                        waker.wake_by_ref();
-                    }
-                    Err(PolledEnqueue::Wait(item))
-                }
-            },
-            room => {
-                let panic = st.hook_panic();
-                drop(st);
-                resume(panic);
-                Err(PolledEnqueue::Refused(self.refuse(room, item).into()))
-            }
-        }
-    }
-
-    /// An enqueue future is done or dropped: forget its waker (where
-    /// [`poll_enqueue`](Self::poll_enqueue) registered it).
-    #[cfg(feature = "async")]
-    pub(crate) fn forget_room_waker(&self, slot: &mut Option<u64>) {
-        match &self.pool {
-            Some(pool) => pool.forget_room(slot),
-            None if slot.is_some() => self.lock().room_wakers.remove(slot),
-            None => {}
-        }
-    }
-
-    /// A stream is done or dropped: forget its waker.
-    #[cfg(feature = "async")]
-    pub(crate) fn forget_batch_waker(&self, slot: &mut Option<u64>) {
-        if slot.is_some() {
-            self.lock().batch_wakers.remove(slot);
-        }
-    }
-
-    /// Counts an async wait for room that ran out of time.
-    #[cfg(feature = "async")]
-    pub(crate) fn count_timeout(&self) {
-        self.refusals.timeout.fetch_add(1, Relaxed);
-    }
-
-    /// Spins a few microseconds (bounded, once per receive) for a sealed batch.
-    fn spin_for_batch(&self) {
-        for _ in 0..SPIN_ROUNDS {
-            if self.gauges.ready_batches.load(Relaxed) > 0 {
-                return;
-            }
-            std::hint::spin_loop();
-        }
-    }
-
     /// Cuts the open batch now.
     pub(crate) fn flush(&self) {
         self.flush_marked();
@@ -699,46 +465,6 @@ impl<T: Weight> Shared<T> {
             self.signal_pool();
         }
         upto
-    }
-
-    /// Ends a taken batch's flight (sink mode) and wakes who may be waiting
-    /// for the bytes or the settlement.
-    pub(crate) fn settle(&self, receipt: Receipt, delivered: bool) {
-        let mut st = self.lock();
-        st.settle(receipt, delivered);
-        self.publish_flow(&st);
-        let _tasks = st.room_wakers.take();
-        let wake_producer = st.waiting_for_room > 0;
-        let wake_waiters =
-            (st.stats.buffered_items == 0 && st.waiting_for_drain) || st.waiting_for_settle > 0;
-        drop(st);
-        if wake_producer {
-            self.room_freed.notify_one();
-        }
-        if wake_waiters {
-            self.drained.notify_all();
-        }
-    }
-
-    /// Cuts the open batch and waits until it and every batch before it
-    /// have settled (taken by a receiver, or written or failed by the
-    /// sink), or until `deadline`. Returns whether they settled.
-    pub(crate) fn flush_and_wait(&self, deadline: Instant) -> bool {
-        let upto = self.flush_marked();
-        let mut st = self.lock();
-        while st.oldest_unsettled() < upto {
-            let now = Instant::now();
-            if now >= deadline || (!st.has_receivers && st.has_ready()) {
-                return false;
-            }
-            // Evictions and `stop` settle batches too without waking anyone:
-            // look again at least every few milliseconds.
-            let wake_at = deadline.min(now + SETTLE_POLL);
-            st.waiting_for_settle += 1;
-            self.drained.wait_until(&mut st, wake_at);
-            st.waiting_for_settle -= 1;
-        }
-        true
     }
 
     pub(crate) fn set_limits(&self, limits: Limits) {
@@ -768,18 +494,6 @@ impl<T: Weight> Shared<T> {
         let undelivered = st.take_all();
         self.publish(&st);
         undelivered
-    }
-
-    /// Waits until no batch is in flight, or `deadline`; returns whether
-    /// none is.
-    pub(crate) fn wait_in_flight(&self, deadline: Instant) -> bool {
-        let mut st = self.lock();
-        while st.stats.in_flight_items > 0 && Instant::now() < deadline {
-            st.waiting_for_settle += 1;
-            self.drained.wait_until(&mut st, deadline);
-            st.waiting_for_settle -= 1;
-        }
-        st.stats.in_flight_items == 0
     }
 
     /// Stops admission and removes every undelivered event.
