@@ -14,6 +14,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::config::Builder;
+
 /// A read-only view of the batch being filled, handed to the hooks.
 ///
 /// # Examples
@@ -131,5 +133,91 @@ impl<T> Hooks<T> {
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
         .collect()
+    }
+}
+
+/// Setting the hooks.
+impl<T: crate::Weight + Send + 'static> Builder<T> {
+    /// Custom flush trigger, asked after each event is appended: return true
+    /// to emit the batch now (reason [`Hook`](crate::FlushReason::Hook)).
+    /// Runs under the dispatcher's lock: keep it short. See
+    /// [`OpenBatch`] for an example.
+    pub fn should_flush(
+        mut self,
+        hook: impl Fn(&OpenBatch<'_, T>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.should_flush = Some(Arc::new(hook));
+        self
+    }
+
+    /// Hard downstream limits: asked before an event joins a non-empty open
+    /// batch; return true to emit the batch first (reason
+    /// [`Hook`](crate::FlushReason::Hook)), so the event starts a new one.
+    /// Runs under the dispatcher's lock: keep it short.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dispatcher::Dispatcher;
+    ///
+    /// // A downstream that takes at most 3 distinct tenants per request.
+    /// let (dispatcher, batches) = Dispatcher::<String>::builder()
+    ///     .will_overflow(|open, next: &String| {
+    ///         let mut tenants: Vec<&str> = open.items().iter().map(|e| &e[..1]).collect();
+    ///         tenants.sort();
+    ///         tenants.dedup();
+    ///         tenants.len() == 3 && !tenants.contains(&&next[..1])
+    ///     })
+    ///     .build()?;
+    /// let producer = dispatcher.producer();
+    /// for event in ["a1", "b1", "c1", "a2", "d1"] {
+    ///     producer.try_enqueue(event.into())?;
+    /// }
+    /// assert_eq!(batches.try_recv()?.items(), ["a1", "b1", "c1", "a2"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn will_overflow(
+        mut self,
+        hook: impl Fn(&OpenBatch<'_, T>, &T) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.will_overflow = Some(Arc::new(hook));
+        self
+    }
+
+    /// Admission filter: return false to refuse the event. The producer gets
+    /// it back in a `Refused` error (counted in
+    /// [`Rejections::refused`](crate::Rejections::refused)), after
+    /// [`on_reject`](Builder::on_reject) has seen it. Runs under the
+    /// dispatcher's lock: keep it short.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dispatcher::{Dispatcher, TryEnqueueError};
+    ///
+    /// let (dispatcher, _batches) = Dispatcher::<String>::builder()
+    ///     .can_add(|open, event: &String| !open.items().contains(event)) // no duplicates per batch
+    ///     .build()?;
+    /// let producer = dispatcher.producer();
+    /// producer.try_enqueue("x".into())?;
+    /// let refused = producer.try_enqueue("x".into()).unwrap_err();
+    /// assert!(matches!(refused, TryEnqueueError::Refused(event) if event == "x"));
+    /// assert_eq!(dispatcher.stats().rejected.refused, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn can_add(
+        mut self,
+        hook: impl Fn(&OpenBatch<'_, T>, &T) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.can_add = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sees every event the `can_add` hook refuses (for logging or a
+    /// dead-letter copy), on the producer's thread, outside the lock, just
+    /// before the event goes back to the producer in the error.
+    pub fn on_reject(mut self, hook: impl Fn(&T) + Send + Sync + 'static) -> Self {
+        self.hooks.on_reject = Some(Arc::new(hook));
+        self
     }
 }

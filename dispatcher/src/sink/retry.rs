@@ -1,8 +1,13 @@
-//! How often and how patiently a failed write is tried again.
+//! Sink-mode settings: how many batches are written at once, how long a
+//! call may take, how often and how patiently a failed write is tried
+//! again, and where a batch goes when every attempt failed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use crate::batch::Batch;
+use crate::config::{Builder, ConfigError};
+use crate::sink::FlushFailure;
 
 /// Bounded retries with exponential backoff and jitter.
 ///
@@ -123,6 +128,47 @@ impl SinkConfig {
             return Err(ConfigError::new("flush_timeout", &self.timeout, "> 0"));
         }
         self.retry.validate()
+    }
+}
+
+/// Setting how sink mode writes.
+impl<T: crate::Weight + Send + 'static> Builder<T> {
+    /// Sink mode: how many batches are written at once (default 1,
+    /// `1..=1024`). With one worker the sink sees batches in the order they
+    /// were cut; with more, each batch keeps its order but batches may
+    /// complete in any order.
+    pub fn flush_workers(mut self, workers: usize) -> Self {
+        self.sink.workers = workers;
+        self
+    }
+
+    /// Sink mode: the time one sink call may take (default 30 s). An async
+    /// sink's call is cancelled when it runs out; a blocking sink is handed
+    /// the deadline in its [`FlushContext`](crate::sink::FlushContext) and
+    /// an error it returns after the deadline counts as a timeout.
+    pub fn flush_timeout(mut self, timeout: Duration) -> Self {
+        self.sink.timeout = timeout;
+        self
+    }
+
+    /// Sink mode: how failed writes are retried (default
+    /// [`Retry::default`]).
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.sink.retry = retry;
+        self
+    }
+
+    /// Sink mode: receives each batch the sink failed to write on every
+    /// attempt — the exact events — with the last error, on the flush
+    /// worker's thread. Route them to a dead-letter store here. Without this
+    /// hook failed events are counted in [`Stats::failed`](crate::Stats::failed)
+    /// and dropped.
+    pub fn on_flush_error(
+        mut self,
+        hook: impl Fn(FlushFailure, Batch<T>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_flush_error = Some(Arc::new(hook));
+        self
     }
 }
 
