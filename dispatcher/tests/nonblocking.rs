@@ -11,17 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::quick_retry;
+use common::{block, quick_retry};
 use dispatcher::nonblocking::AsyncSink;
 use dispatcher::sink::{FlushContext, FlushError, Retry, SinkError};
 use dispatcher::{Batch, Dispatcher, EnqueueError, FlushReason, Policy};
 use futures_util::StreamExt;
 
 const LONG: Duration = Duration::from_secs(10);
-
-fn block(timeout: Duration) -> Policy {
-    Policy::Block { timeout }
-}
 
 fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

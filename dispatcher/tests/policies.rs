@@ -9,12 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Ev, LONG, PROMPTLY, build, ev};
+use common::{Ev, LONG, PROMPTLY, block, build, ev};
 use dispatcher::{Batches, Dispatcher, EnqueueError, EnqueueTimeoutError, Policy, TryEnqueueError};
-
-fn block(timeout: Duration) -> Policy {
-    Policy::Block { timeout }
-}
 
 #[test]
 fn reject_refuses_with_the_item_back_and_counts_it() {

@@ -228,3 +228,45 @@ pub fn fails_first_attempt<T: 'static>() -> impl dispatcher::sink::Sink<T> {
         },
     )
 }
+
+/// Generous per-test limit for sharded tests: only a deadlock or a lost
+/// wake-up reaches it.
+pub const WATCHDOG: Duration = Duration::from_secs(30);
+
+/// The Block policy with this timeout.
+pub fn block(timeout: Duration) -> dispatcher::Policy {
+    dispatcher::Policy::Block { timeout }
+}
+
+/// A partitioned dispatcher that only size limits, flushes and shutdown cut,
+/// recording what DropOldest evicts.
+pub fn sharded(
+    partitions: usize,
+    max_buffered: usize,
+    policy: dispatcher::Policy,
+) -> (
+    dispatcher::Dispatcher<Ev>,
+    dispatcher::Batches<Ev>,
+    std::sync::Arc<std::sync::Mutex<Vec<Ev>>>,
+) {
+    let evicted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook = std::sync::Arc::clone(&evicted);
+    let (dispatcher, batches) = dispatcher::Dispatcher::builder()
+        .partitions(partitions)
+        .interval(LONG)
+        .max_buffered_bytes(max_buffered)
+        .policy(policy)
+        .on_evict(move |e| hook.lock().unwrap().push(e))
+        .build()
+        .expect("valid config");
+    (dispatcher, batches, evicted)
+}
+
+/// A spread of event weights (16..64 B), the same for the same producer and
+/// sequence number.
+pub fn stress_weight(producer: u8, seq: u32) -> usize {
+    16 + (seq
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(u32::from(producer))
+        % 48) as usize
+}
