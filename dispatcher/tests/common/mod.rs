@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use dispatcher::Weight;
 
+pub mod sink_kit;
+
 /// A test event: who produced it, its per-producer sequence number, and the
 /// weight admission should charge (0 is charged as 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
