@@ -272,3 +272,13 @@ pub fn stress_weight(producer: u8, seq: u32) -> usize {
         .wrapping_add(u32::from(producer))
         % 48) as usize
 }
+
+/// Every batch ready now, in order.
+pub fn ready(batches: &dispatcher::Batches<Ev>) -> Vec<dispatcher::Batch<Ev>> {
+    std::iter::from_fn(|| batches.try_recv().ok()).collect()
+}
+
+/// The distinct producers (the "keys") of some events.
+pub fn keys<'a>(events: impl IntoIterator<Item = &'a Ev>) -> std::collections::BTreeSet<u8> {
+    events.into_iter().map(|e| e.producer).collect()
+}
