@@ -9,7 +9,7 @@
 mod common;
 mod model;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use common::{Ev, LONG, PROMPTLY, assert_balanced, block, charge, ev, sharded, sp
 use dispatcher::{
     Batch, Batches, Dispatcher, Limits, Policy, Producer, TryEnqueueError, TryRecvError,
 };
-use model::{End, Verdict, end, limits};
+use model::{End, Fates, Verdict, end, limits};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -100,7 +100,7 @@ struct Run {
     next_seq: [u32; HANDLES],
     last_delivered: [Option<u32>; HANDLES],
     /// Accepted events: how often each was delivered, evicted or returned.
-    fate: HashMap<(u8, u32), u32>,
+    fate: Fates,
     stats: dispatcher::Stats,
 }
 
@@ -131,7 +131,7 @@ impl Run {
             pending: vec![VecDeque::new(); partitions],
             next_seq: [0; HANDLES],
             last_delivered: [None; HANDLES],
-            fate: HashMap::new(),
+            fate: Fates::default(),
             stats: dispatcher::Stats::default(),
         }
     }
@@ -285,7 +285,7 @@ impl Run {
                     self.stats.accepted += 1;
                     self.stats.buffered_items += 1;
                     self.stats.buffered_bytes += charge(e.weight);
-                    self.fate.insert((e.producer, e.seq), 0);
+                    self.fate.accepted(&e);
                     self.pending[part].push_back(e);
                     self.all_sealed = false;
                 }
@@ -303,16 +303,7 @@ impl Run {
             &expected_evicted,
             "evicted (own partition, oldest first)"
         );
-        hooked.iter().try_for_each(|e| self.settle(e))
-    }
-
-    /// Counts one fate (delivered, returned or evicted) of an accepted event.
-    fn settle(&mut self, e: &Ev) -> Result<(), TestCaseError> {
-        match self.fate.get_mut(&(e.producer, e.seq)) {
-            Some(count) => *count += 1,
-            None => return Err(TestCaseError::fail(format!("{e:?} was never accepted"))),
-        }
-        Ok(())
+        hooked.iter().try_for_each(|e| self.fate.settle(e))
     }
 
     fn received(&mut self, batch: &Batch<Ev>) -> Result<(), TestCaseError> {
@@ -349,7 +340,7 @@ impl Run {
             self.stats.buffered_bytes -= charge(e.weight);
             self.stats.buffered_items -= 1;
             self.stats.delivered += 1;
-            self.settle(e)?;
+            self.fate.settle(e)?;
         }
         Ok(())
     }
@@ -431,16 +422,9 @@ impl Run {
         };
         prop_assert_eq!(&back, &expected_back, "returned events");
         for e in &back {
-            *self.fate.get_mut(&(e.producer, e.seq)).expect("accepted") += 1;
+            self.fate.settle(e)?;
         }
-        prop_assert!(
-            self.fate.values().all(|&n| n == 1),
-            "an accepted event was lost or duplicated: {:?}",
-            self.fate
-                .iter()
-                .filter(|(_, n)| **n != 1)
-                .collect::<Vec<_>>()
-        );
+        self.fate.check_each_once()?;
         for producer in producers {
             prop_assert!(matches!(
                 producer.try_enqueue(ev(0, u32::MAX, 1)),

@@ -8,7 +8,6 @@
 mod common;
 mod model;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use dispatcher::{
     Batches, Dispatcher, FlushReason, Limits, Policy, Producer, ShutdownReport, TryEnqueueError,
     TryRecvError,
 };
-use model::{End, Model, Verdict, end, limits};
+use model::{End, Fates, Model, Verdict, end, limits};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -71,7 +70,7 @@ struct Run {
     next_seq: [u32; PRODUCERS as usize],
     last_delivered: [Option<u32>; PRODUCERS as usize],
     /// Accepted events: how often each was delivered, returned or evicted.
-    fate: HashMap<(u8, u32), u32>,
+    fate: Fates,
     /// Also hold batches cut by `set_limits` to the new batch limits.
     strict: bool,
 }
@@ -96,7 +95,7 @@ impl Run {
             hook,
             next_seq: [0; 3],
             last_delivered: [None; 3],
-            fate: HashMap::new(),
+            fate: Fates::default(),
             strict,
         }
     }
@@ -184,7 +183,7 @@ impl Run {
                         || (was_over && self.model.policy == Policy::DropOldest)
                 );
                 events.into_iter().for_each(|e| {
-                    self.fate.insert((e.producer, e.seq), 0);
+                    self.fate.accepted(&e);
                 });
             }
             Verdict::Full if waiting && matches!(self.model.policy, Policy::Block { .. }) => {
@@ -196,16 +195,7 @@ impl Run {
         let hooked = std::mem::take(&mut *self.hook.lock().unwrap());
         let expected: Vec<Ev> = std::mem::take(&mut self.model.evicted);
         prop_assert_eq!(&hooked, &expected, "evicted events");
-        hooked.iter().try_for_each(|e| self.settle(e))
-    }
-
-    /// Counts one fate (delivered, returned or evicted) of an accepted event.
-    fn settle(&mut self, e: &Ev) -> Result<(), TestCaseError> {
-        match self.fate.get_mut(&(e.producer, e.seq)) {
-            Some(count) => *count += 1,
-            None => return Err(TestCaseError::fail(format!("{e:?} was never accepted"))),
-        }
-        Ok(())
+        hooked.iter().try_for_each(|e| self.fate.settle(e))
     }
 
     fn recv_one(&mut self) -> Result<(), TestCaseError> {
@@ -253,7 +243,7 @@ impl Run {
                 e.producer
             );
             *last = Some(e.seq);
-            self.settle(e)?;
+            self.fate.settle(e)?;
         }
         Ok(())
     }
@@ -296,12 +286,9 @@ impl Run {
         };
         prop_assert_eq!(&back, &expected_back);
         for e in &back {
-            *self.fate.get_mut(&(e.producer, e.seq)).expect("accepted") += 1;
+            self.fate.settle(e)?;
         }
-        prop_assert!(
-            self.fate.values().all(|&n| n == 1),
-            "an accepted event was lost or duplicated"
-        );
+        self.fate.check_each_once()?;
         prop_assert!(matches!(
             producer.try_enqueue(ev(0, u32::MAX, 1)),
             Err(TryEnqueueError::Closed(_))

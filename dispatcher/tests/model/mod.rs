@@ -5,7 +5,7 @@
 
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use dispatcher::{FlushReason, Limits, Policy, Stats, TryEnqueueError};
@@ -32,6 +32,38 @@ pub fn limits() -> impl Strategy<Value = Limits> {
             max_batch_bytes: bytes,
             max_batch_items: items,
         })
+}
+
+/// What became of every accepted event: each must end up delivered,
+/// returned or evicted exactly once.
+#[derive(Debug, Default)]
+pub struct Fates(HashMap<(u8, u32), u32>);
+
+impl Fates {
+    /// An event was accepted: it has no fate yet.
+    pub fn accepted(&mut self, e: &Ev) {
+        self.0.insert((e.producer, e.seq), 0);
+    }
+
+    /// Counts one fate (delivered, returned or evicted) of an accepted event.
+    pub fn settle(&mut self, e: &Ev) -> Result<(), TestCaseError> {
+        match self.0.get_mut(&(e.producer, e.seq)) {
+            Some(count) => *count += 1,
+            None => return Err(TestCaseError::fail(format!("{e:?} was never accepted"))),
+        }
+        Ok(())
+    }
+
+    /// Checks every accepted event met exactly one fate.
+    pub fn check_each_once(&self) -> Result<(), TestCaseError> {
+        let wrong: Vec<_> = self.0.iter().filter(|(_, n)| **n != 1).collect();
+        prop_assert!(
+            wrong.is_empty(),
+            "an accepted event was lost or duplicated: {:?}",
+            wrong
+        );
+        Ok(())
+    }
 }
 
 /// How a property-test run ends.
