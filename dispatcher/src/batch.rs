@@ -4,7 +4,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::shared::Shared;
+use crate::core::Core;
 
 /// Why a batch was emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -73,6 +73,17 @@ pub(crate) struct Receipt {
     pub(crate) reason: FlushReason,
 }
 
+impl Receipt {
+    pub(crate) fn of<T>(sealed: &Sealed<T>) -> Self {
+        Receipt {
+            id: sealed.id,
+            len: sealed.items.len(),
+            bytes: sealed.bytes,
+            reason: sealed.reason,
+        }
+    }
+}
+
 /// Events emitted together, in admission order, with their total weight and
 /// the reason the batch was cut.
 ///
@@ -104,22 +115,33 @@ pub struct Batch<T> {
     items: Vec<T>,
     bytes: usize,
     reason: FlushReason,
-    home: Arc<Shared<T>>,
+    core: Arc<Core<T>>,
+    /// The partition the batch was cut in.
+    part: usize,
+    /// Sink mode: the batch is in flight until settled. Dropped unsettled
+    /// (its worker or async driver went away mid-write), it goes back to
+    /// the head of its partition's queue, still charged: never lost.
+    unsettled: bool,
 }
 
 impl<T> Batch<T> {
-    pub(crate) fn new(sealed: Sealed<T>, home: Arc<Shared<T>>) -> Self {
+    pub(crate) fn new(sealed: Sealed<T>, core: Arc<Core<T>>, part: usize, held: bool) -> Self {
         Batch {
             id: sealed.id,
             items: sealed.items,
             bytes: sealed.bytes,
             reason: sealed.reason,
-            home,
+            core,
+            part,
+            unsettled: held,
         }
     }
 
-    /// What settling this batch needs; read before the events are dropped.
-    pub(crate) fn receipt(&self) -> Receipt {
+    /// Takes over the duty to settle this batch (sink mode): from now on
+    /// the caller settles it with the receipt, and dropping the batch only
+    /// frees its events.
+    pub(crate) fn take_receipt(&mut self) -> Receipt {
+        self.unsettled = false;
         Receipt {
             id: self.id,
             len: self.items.len(),
@@ -128,9 +150,9 @@ impl<T> Batch<T> {
         }
     }
 
-    /// The partition the batch was cut in.
-    pub(crate) fn home(&self) -> &Arc<Shared<T>> {
-        &self.home
+    /// The dispatcher and the partition the batch was cut in.
+    pub(crate) fn home(&self) -> (&Arc<Core<T>>, usize) {
+        (&self.core, self.part)
     }
 
     /// The summed weight of the events, as admission charged them.
@@ -150,11 +172,13 @@ impl<T> Batch<T> {
 
     /// Moves the events out, in admission order, keeping the buffer for reuse.
     pub fn drain(&mut self) -> std::vec::Drain<'_, T> {
+        debug_assert!(!self.unsettled, "a sink gets its batch by reference");
         self.items.drain(..)
     }
 
     /// Takes the events as a `Vec` (its buffer is then not recycled).
     pub fn into_vec(mut self) -> Vec<T> {
+        debug_assert!(!self.unsettled, "a sink gets its batch by reference");
         std::mem::take(&mut self.items)
     }
 }
@@ -188,11 +212,22 @@ impl<T> fmt::Debug for Batch<T> {
 
 impl<T> Drop for Batch<T> {
     fn drop(&mut self) {
+        if self.unsettled {
+            let sealed = Sealed {
+                id: self.id,
+                items: std::mem::take(&mut self.items),
+                bytes: self.bytes,
+                reason: self.reason,
+            };
+            self.core.requeue(self.part, sealed);
+            return;
+        }
         if self.items.capacity() == 0 {
             return;
         }
         // Drop the events here, on the receiver's thread, outside any lock.
         self.items.clear();
-        self.home.recycle(std::mem::take(&mut self.items));
+        self.core
+            .recycle(self.part, std::mem::take(&mut self.items));
     }
 }

@@ -4,12 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::budget::MAX_BYTES;
+use crate::core::{Core, Parts};
 use crate::dispatcher::Dispatcher;
 use crate::hooks::Hooks;
-use crate::lanes::Lanes;
-use crate::pool::Pool;
 use crate::receiver::Batches;
-use crate::shared::Shared;
 use crate::sink::{ErrorHook, SinkConfig};
 
 /// What admission does when an event does not fit under `max_buffered_bytes`.
@@ -113,8 +112,12 @@ impl Limits {
                 format!("0 ..= interval ({:?})", self.interval),
             ));
         }
-        if self.max_buffered_bytes == 0 {
-            return Err(ConfigError::new("max_buffered_bytes", &0, "> 0"));
+        if self.max_buffered_bytes == 0 || self.max_buffered_bytes > MAX_BYTES {
+            return Err(ConfigError::new(
+                "max_buffered_bytes",
+                &self.max_buffered_bytes,
+                format!("1 ..= {MAX_BYTES}"),
+            ));
         }
         if let Some(bytes) = self.max_batch_bytes {
             if bytes == 0 || bytes > self.max_buffered_bytes {
@@ -363,29 +366,20 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
         Ok(())
     }
 
-    /// The partitions, their shared budget if several, and what spans them.
-    pub(crate) fn lanes(&self) -> Arc<Lanes<T>> {
-        let pool =
-            (self.partitions > 1).then(|| Arc::new(Pool::new(self.limits.max_buffered_bytes)));
-        let parts = (0..self.partitions as u64)
-            .map(|at| {
-                Arc::new(Shared::new(
-                    self.limits,
-                    self.policy,
-                    self.on_evict.clone(),
-                    self.hooks.clone(),
-                    pool.clone(),
-                    self.seed
-                        .wrapping_add(at.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-                ))
-            })
-            .collect();
-        Arc::new(Lanes::new(
-            parts,
-            pool,
-            Arc::clone(&self.name),
-            self.metrics_every,
-        ))
+    /// The dispatcher's core: its partitions and what they share.
+    /// `hold_in_flight` for sink mode.
+    pub(crate) fn core(self, hold_in_flight: bool) -> Arc<Core<T>> {
+        Arc::new(Core::new(Parts {
+            limits: self.limits,
+            policy: self.policy,
+            partitions: self.partitions,
+            on_evict: self.on_evict,
+            hooks: self.hooks,
+            hold_in_flight,
+            name: self.name,
+            metrics_every: self.metrics_every,
+            seed: self.seed,
+        }))
     }
 
     /// Validates the configuration and creates the dispatcher and its receiver.
@@ -396,11 +390,16 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// [`Limits::validate`]); a `Block` policy needs a timeout > 0.
     pub fn build(self) -> Result<(Dispatcher<T>, Batches<T>), ConfigError> {
         self.validate()?;
-        let lanes = self.lanes();
-        Ok((
-            Dispatcher::from_lanes(Arc::clone(&lanes)),
-            Batches::from_lanes(lanes),
-        ))
+        if let Some((setting, value)) = self.sink.set_by_user.clone() {
+            return Err(ConfigError {
+                field: setting,
+                value,
+                allowed: "only with build_with_sink or build_with_async_sink: build() has no sink"
+                    .into(),
+            });
+        }
+        let core = self.core(false);
+        Ok((Dispatcher::from_core(Arc::clone(&core)), Batches::new(core)))
     }
 }
 

@@ -4,10 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::clock::deadline_after;
 use crate::config::{Builder, ConfigError, Limits};
+use crate::core::Core;
 use crate::error::{FlushWaitTimeout, ShutdownReport, ShutdownTimeout};
-use crate::lanes::Lanes;
-use crate::producer::{Producer, deadline_after};
+use crate::producer::Producer;
 use crate::sink::SinkWorkers;
 use crate::stats::Stats;
 use crate::weight::Weight;
@@ -44,7 +45,7 @@ use crate::weight::Weight;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Dispatcher<T: Weight> {
-    lanes: Arc<Lanes<T>>,
+    core: Arc<Core<T>>,
     /// Sink mode: the flush workers.
     sink: Option<SinkWorkers>,
 }
@@ -72,13 +73,13 @@ impl<T: Weight + Send + 'static> Dispatcher<T> {
 }
 
 impl<T: Weight> Dispatcher<T> {
-    pub(crate) fn from_lanes(lanes: Arc<Lanes<T>>) -> Self {
-        Dispatcher { lanes, sink: None }
+    pub(crate) fn from_core(core: Arc<Core<T>>) -> Self {
+        Dispatcher { core, sink: None }
     }
 
-    pub(crate) fn with_sink(lanes: Arc<Lanes<T>>, workers: SinkWorkers) -> Self {
+    pub(crate) fn with_sink(core: Arc<Core<T>>, workers: SinkWorkers) -> Self {
         Dispatcher {
-            lanes,
+            core,
             sink: Some(workers),
         }
     }
@@ -93,13 +94,13 @@ impl<T: Weight> Dispatcher<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn producer(&self) -> Producer<T> {
-        Producer::from_shared(self.lanes.producer_part())
+        Producer::new(Arc::clone(&self.core))
     }
 
     /// A new handle for enqueueing from async code (feature `async`).
     #[cfg(feature = "async")]
     pub fn async_producer(&self) -> crate::nonblocking::AsyncProducer<T> {
-        crate::nonblocking::AsyncProducer::from_shared(self.lanes.producer_part())
+        self.producer().into_async()
     }
 
     /// A consistent snapshot of every counter and gauge. One short lock: cheap
@@ -119,7 +120,7 @@ impl<T: Weight> Dispatcher<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stats(&self) -> Stats {
-        self.lanes.stats()
+        self.core.stats()
     }
 
     /// The limits in force.
@@ -134,7 +135,7 @@ impl<T: Weight> Dispatcher<T> {
     /// # Ok::<(), dispatcher::ConfigError>(())
     /// ```
     pub fn limits(&self) -> Limits {
-        self.lanes.limits()
+        self.core.limits()
     }
 
     /// Changes the limits while running. Lowering `max_buffered_bytes` below
@@ -165,7 +166,7 @@ impl<T: Weight> Dispatcher<T> {
     /// ```
     pub fn set_limits(&self, limits: Limits) -> Result<(), ConfigError> {
         limits.validate()?;
-        self.lanes.set_limits(limits);
+        self.core.set_limits(limits);
         Ok(())
     }
 
@@ -182,7 +183,7 @@ impl<T: Weight> Dispatcher<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&self) {
-        self.lanes.flush();
+        self.core.flush();
     }
 
     /// Cuts the open batch and waits until everything accepted before the
@@ -217,7 +218,7 @@ impl<T: Weight> Dispatcher<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush_and_wait(&self, timeout: Duration) -> Result<(), FlushWaitTimeout> {
-        if self.lanes.flush_and_wait(deadline_after(timeout)) {
+        if self.core.flush_and_wait(deadline_after(timeout)) {
             Ok(())
         } else {
             Err(FlushWaitTimeout { timeout })
@@ -230,7 +231,7 @@ impl<T: Weight> Dispatcher<T> {
     /// See [`crate::metrics`] for the names.
     #[cfg(feature = "metrics")]
     pub fn publish_metrics(&self) {
-        self.lanes.publish_metrics();
+        self.core.publish_metrics();
     }
 
     /// Stops admission, cuts the open batch, and waits until receivers have
@@ -265,13 +266,13 @@ impl<T: Weight> Dispatcher<T> {
         let started = Instant::now();
         let deadline = deadline_after(timeout);
         let delivered_before = self.stats().delivered;
-        self.lanes.close();
-        let undelivered = self.lanes.drain_until(deadline);
+        self.core.close();
+        let undelivered = self.core.drain_until(deadline);
         if let Some(workers) = self.sink.take() {
-            workers.finish(&self.lanes);
+            workers.finish(&self.core);
         }
         #[cfg(feature = "metrics")]
-        self.lanes.publish_metrics();
+        self.core.publish_metrics();
         let stats = self.stats();
         let report = ShutdownReport {
             delivered_during_drain: stats.delivered - delivered_before,
@@ -303,7 +304,7 @@ impl<T: Weight> Dispatcher<T> {
     pub fn stop(self) -> Vec<T> {
         // Empty the queue first, so no worker that gives up takes another
         // batch to the sink after this call.
-        let undelivered = self.lanes.stop();
+        let undelivered = self.core.stop();
         if let Some(workers) = &self.sink {
             workers.abandon();
         }
@@ -332,6 +333,6 @@ impl<T: Weight + Send + 'static> Dispatcher<T> {
 
 impl<T: Weight> Drop for Dispatcher<T> {
     fn drop(&mut self) {
-        self.lanes.close();
+        self.core.close();
     }
 }

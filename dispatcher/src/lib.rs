@@ -97,23 +97,24 @@
 #![forbid(unsafe_code)]
 
 mod batch;
+mod budget;
+mod clock;
 mod config;
+mod core;
 mod dispatcher;
 mod error;
 mod hooks;
-mod lanes;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 #[cfg(feature = "async")]
 pub mod nonblocking;
-mod pool;
 mod producer;
 mod receiver;
-mod shared;
+mod signal;
 pub mod sink;
 mod state;
 mod stats;
-mod wakers;
+mod sync;
 mod weight;
 
 pub use batch::{Batch, FlushReason};

@@ -4,9 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::clock::deadline_after;
 use crate::config::Policy;
+use crate::core::Core;
 use crate::error::{EnqueueError, EnqueueTimeoutError, TryEnqueueError};
-use crate::shared::Shared;
 use crate::weight::Weight;
 
 /// A handle for enqueueing events; cheap to clone, `Send + Sync`.
@@ -33,14 +34,16 @@ use crate::weight::Weight;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Producer<T> {
-    shared: Arc<Shared<T>>,
+    core: Arc<Core<T>>,
+    /// The partition this handle admits into.
+    part: usize,
 }
 
 impl<T> Clone for Producer<T> {
+    /// A new handle, on the next partition (see
+    /// [`Builder::partitions`](crate::Builder::partitions)).
     fn clone(&self) -> Self {
-        Producer {
-            shared: Arc::clone(&self.shared),
-        }
+        Producer::new(Arc::clone(&self.core))
     }
 }
 
@@ -50,11 +53,14 @@ impl<T> fmt::Debug for Producer<T> {
     }
 }
 
-impl<T: Weight> Producer<T> {
-    pub(crate) fn from_shared(shared: Arc<Shared<T>>) -> Self {
-        Producer { shared }
+impl<T> Producer<T> {
+    pub(crate) fn new(core: Arc<Core<T>>) -> Self {
+        let part = core.next_partition();
+        Producer { core, part }
     }
+}
 
+impl<T: Weight> Producer<T> {
     /// Admits `item` if it fits now; never blocks. Under
     /// [`Policy::DropOldest`] it evicts the oldest undelivered events to make
     /// room instead of refusing.
@@ -80,7 +86,7 @@ impl<T: Weight> Producer<T> {
     /// # Ok::<(), dispatcher::ConfigError>(())
     /// ```
     pub fn try_enqueue(&self, item: T) -> Result<(), TryEnqueueError<T>> {
-        self.shared.try_enqueue(item)
+        self.core.try_enqueue(self.part, item)
     }
 
     /// Admits `item` following the dispatcher's [`Policy`]: Reject refuses at
@@ -110,9 +116,12 @@ impl<T: Weight> Producer<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn enqueue(&self, item: T) -> Result<(), EnqueueError<T>> {
-        match self.shared.policy {
+        match self.core.policy {
             Policy::Reject | Policy::DropOldest => self.try_enqueue(item).map_err(Into::into),
-            Policy::Block { timeout } => self.shared.enqueue_until(item, deadline_after(timeout)),
+            Policy::Block { timeout } => {
+                self.core
+                    .enqueue_until(self.part, item, deadline_after(timeout))
+            }
         }
     }
 
@@ -166,8 +175,8 @@ impl<T: Weight> Producer<T> {
         item: T,
         deadline: Instant,
     ) -> Result<(), EnqueueTimeoutError<T>> {
-        self.shared
-            .enqueue_until(item, deadline)
+        self.core
+            .enqueue_until(self.part, item, deadline)
             .map_err(|err| match err {
                 EnqueueError::Full(item) | EnqueueError::Timeout(item) => {
                     EnqueueTimeoutError::Timeout(item)
@@ -203,21 +212,14 @@ impl<T: Weight> Producer<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_enqueue_all(&self, items: Vec<T>) -> Result<(), TryEnqueueError<Vec<T>>> {
-        self.shared.try_enqueue_all(items)
+        self.core.try_enqueue_all(self.part, items)
     }
 }
 
-/// `now + timeout`, saturating at a far-future instant instead of overflowing.
 impl<T: Weight> Producer<T> {
-    /// The same handle for async code.
+    /// The same handle for async code (on the same partition).
     #[cfg(feature = "async")]
     pub fn into_async(self) -> crate::nonblocking::AsyncProducer<T> {
-        crate::nonblocking::AsyncProducer::from_shared(self.shared)
+        crate::nonblocking::AsyncProducer::from_parts(self.core, self.part)
     }
-}
-
-pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }

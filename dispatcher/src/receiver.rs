@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::batch::Batch;
+use crate::clock::deadline_after;
+use crate::core::Core;
+use crate::core::receive::Taken;
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
-use crate::lanes::Lanes;
-use crate::producer::deadline_after;
 use crate::weight::Weight;
 
 /// Receives emitted batches, oldest first. Clone it to consume from several
@@ -38,20 +39,19 @@ use crate::weight::Weight;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Batches<T: Weight> {
-    lanes: Arc<Lanes<T>>,
+    core: Arc<Core<T>>,
 }
 
 impl<T: Weight> Batches<T> {
-    pub(crate) fn from_lanes(lanes: Arc<Lanes<T>>) -> Self {
-        Batches { lanes }
+    pub(crate) fn new(core: Arc<Core<T>>) -> Self {
+        Batches { core }
     }
 
-    fn taken(
-        &self,
-        (home, sealed): (Arc<crate::shared::Shared<T>>, crate::batch::Sealed<T>),
-    ) -> Batch<T> {
-        self.lanes.publish_metrics_now_and_then();
-        Batch::new(sealed, home)
+    /// A taken batch as the receiver hands it out.
+    pub(crate) fn batch(&self, taken: Taken<T>) -> Batch<T> {
+        self.core.publish_metrics_now_and_then();
+        let held = self.core.hold_in_flight;
+        Batch::new(taken.sealed, Arc::clone(&self.core), taken.part, held)
     }
 
     /// Waits for the next batch.
@@ -73,9 +73,9 @@ impl<T: Weight> Batches<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv(&self) -> Result<Batch<T>, RecvError> {
-        self.lanes
+        self.core
             .recv_until(None)
-            .map(|taken| self.taken(taken))
+            .map(|taken| self.batch(taken))
             .map_err(|_| RecvError)
     }
 
@@ -98,9 +98,9 @@ impl<T: Weight> Batches<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Batch<T>, RecvTimeoutError> {
-        self.lanes
+        self.core
             .recv_until(Some(deadline_after(timeout)))
-            .map(|taken| self.taken(taken))
+            .map(|taken| self.batch(taken))
     }
 
     /// Takes a batch if one is ready (or the open batch, if its interval has
@@ -123,9 +123,9 @@ impl<T: Weight> Batches<T> {
     /// # Ok::<(), dispatcher::ConfigError>(())
     /// ```
     pub fn try_recv(&self) -> Result<Batch<T>, TryRecvError> {
-        self.lanes
+        self.core
             .recv_until(Some(std::time::Instant::now()))
-            .map(|taken| self.taken(taken))
+            .map(|taken| self.batch(taken))
             .map_err(|err| match err {
                 RecvTimeoutError::Timeout => TryRecvError::Empty,
                 RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
@@ -139,8 +139,8 @@ impl<T: Weight> Batches<T> {
     }
 
     #[cfg(feature = "async")]
-    pub(crate) fn lanes(&self) -> &Arc<Lanes<T>> {
-        &self.lanes
+    pub(crate) fn core(&self) -> &Arc<Core<T>> {
+        &self.core
     }
 
     /// A blocking iterator over batches; it ends once the dispatcher is
@@ -152,16 +152,16 @@ impl<T: Weight> Batches<T> {
 
 impl<T: Weight> Clone for Batches<T> {
     fn clone(&self) -> Self {
-        self.lanes.add_receiver();
+        self.core.add_receiver();
         Batches {
-            lanes: Arc::clone(&self.lanes),
+            core: Arc::clone(&self.core),
         }
     }
 }
 
 impl<T: Weight> Drop for Batches<T> {
     fn drop(&mut self) {
-        self.lanes.remove_receiver();
+        self.core.remove_receiver();
     }
 }
 

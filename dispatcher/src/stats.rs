@@ -18,6 +18,14 @@ pub struct Rejections {
 }
 
 impl Rejections {
+    pub(crate) fn absorb(&mut self, other: &Rejections) {
+        self.full += other.full;
+        self.timeout += other.timeout;
+        self.too_large += other.too_large;
+        self.closed += other.closed;
+        self.refused += other.refused;
+    }
+
     /// All refusals together.
     pub fn total(&self) -> u64 {
         self.full + self.timeout + self.too_large + self.closed + self.refused
@@ -135,12 +143,7 @@ impl Stats {
     /// set by the caller: peaks do not add up).
     pub(crate) fn absorb(&mut self, other: &Stats) {
         self.accepted += other.accepted;
-        let (r, o) = (&mut self.rejected, &other.rejected);
-        r.full += o.full;
-        r.timeout += o.timeout;
-        r.too_large += o.too_large;
-        r.closed += o.closed;
-        r.refused += o.refused;
+        self.rejected.absorb(&other.rejected);
         self.dropped += other.dropped;
         self.delivered += other.delivered;
         self.delivered_bytes += other.delivered_bytes;

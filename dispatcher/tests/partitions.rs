@@ -22,17 +22,16 @@ use dispatcher::{
 };
 
 // ---------------------------------------------------------------------------
-// 4. DropOldest evicts only from the admitting partition.
+// 4. DropOldest evicts from the admitting partition first, then the others.
 // ---------------------------------------------------------------------------
 
-/// Observed (and documented on `Builder::partitions`): an admission evicts
-/// the oldest events of its own partition, never another's; if its own
-/// partition holds fewer bytes than it must free, the event (or group) is
-/// refused as `Full`, nothing is evicted, and the refusal is counted in
-/// `rejected.full` — even when the budget is full of other partitions'
-/// events.
+/// Documented on `Builder::partitions`: an admission evicts the oldest
+/// events of its own partition first; when they are not enough it evicts
+/// the oldest of the partitions after its own, so DropOldest admits whatever
+/// partition a producer landed on. Evicted bytes pay for the new event and
+/// the budget is never exceeded.
 #[test]
-fn drop_oldest_evicts_only_from_its_own_partition_and_refuses_when_that_is_not_enough() {
+fn drop_oldest_evicts_its_own_partition_first_then_the_others() {
     let (dispatcher, batches, evicted) = sharded(3, 100, Policy::DropOldest);
     let a = dispatcher.producer();
     let b = dispatcher.producer();
@@ -49,40 +48,36 @@ fn drop_oldest_evicts_only_from_its_own_partition_and_refuses_when_that_is_not_e
     // 10 B fit without evicting.
     b.try_enqueue(ev(1, 2, 10)).unwrap();
     assert_eq!(evicted.lock().unwrap().len(), 2);
-    // C's partition is empty: it cannot evict anything, so it is refused.
-    assert!(matches!(
-        c.try_enqueue(ev(2, 0, 1)),
-        Err(TryEnqueueError::Full(e)) if e == ev(2, 0, 1)
-    ));
-    assert!(matches!(c.enqueue(ev(2, 1, 1)), Err(EnqueueError::Full(_))));
-    assert!(matches!(
-        c.try_enqueue_all(vec![ev(2, 2, 5), ev(2, 3, 5)]),
-        Err(TryEnqueueError::Full(group)) if group.len() == 2
-    ));
-    // B needs 50 B and holds exactly 50: all of it goes.
-    b.try_enqueue(ev(1, 3, 50)).unwrap();
+    // C's partition is empty: the room comes from the next partition, A's.
+    c.try_enqueue(ev(2, 0, 1)).unwrap();
+    assert_eq!(evicted.lock().unwrap()[2..], [ev(0, 2, 20)]);
+    assert_eq!(dispatcher.stats().buffered_bytes, 81);
+    c.try_enqueue_all(vec![ev(2, 1, 5), ev(2, 2, 5)]).unwrap();
+    // A needs 51 B more than fit and holds 30: its own go, then B's oldest.
+    a.try_enqueue(ev(0, 4, 60)).unwrap();
     assert_eq!(
-        evicted.lock().unwrap()[2..],
-        [ev(1, 0, 20), ev(1, 1, 20), ev(1, 2, 10)]
+        evicted.lock().unwrap()[3..],
+        [ev(0, 3, 30), ev(1, 0, 20), ev(1, 1, 20)]
     );
-    // A holds 50 B and needs 60: refused, A's events kept.
-    assert!(matches!(
-        a.try_enqueue(ev(0, 4, 60)),
-        Err(TryEnqueueError::Full(_))
-    ));
     let stats = dispatcher.stats();
     assert_eq!(evicted.lock().unwrap().len() as u64, stats.dropped);
-    assert_eq!(stats.dropped, 5);
-    assert_eq!(stats.rejected.full, 5); // 1 + 1 + a group of 2 + 1
-    assert_eq!((stats.accepted, stats.buffered_bytes), (8, 100));
+    assert_eq!((stats.dropped, stats.rejected.total()), (6, 0));
+    assert_eq!((stats.accepted, stats.buffered_bytes), (11, 81));
     assert!(stats.peak_buffered_bytes <= 100);
     assert_balanced(&stats);
     dispatcher.flush();
-    let mut got: Vec<Vec<Ev>> = (0..2)
+    let mut got: Vec<Vec<Ev>> = (0..3)
         .map(|_| batches.try_recv().unwrap().into_vec())
         .collect();
     got.sort_by_key(|batch| batch[0].producer);
-    assert_eq!(got, [vec![ev(0, 2, 20), ev(0, 3, 30)], vec![ev(1, 3, 50)]]);
+    assert_eq!(
+        got,
+        [
+            vec![ev(0, 4, 60)],
+            vec![ev(1, 2, 10)],
+            vec![ev(2, 0, 1), ev(2, 1, 5), ev(2, 2, 5)]
+        ]
+    );
     assert_eq!(batches.try_recv().unwrap_err(), TryRecvError::Empty);
 }
 

@@ -151,34 +151,45 @@ impl Run {
     }
 
     /// What admission must decide for `events` from `handle`, and what it
-    /// must evict (DropOldest: the oldest of the handle's own partition).
-    fn expect(&self, handle: usize, events: &[Ev]) -> (Verdict, usize) {
+    /// must evict, per partition (DropOldest: the oldest of the handle's own
+    /// partition first, then of the partitions after it).
+    fn expect(&self, handle: usize, events: &[Ev]) -> (Verdict, Vec<(usize, usize)>) {
         let total: usize = events.iter().map(|e| charge(e.weight)).sum();
         let max = self.limits.max_buffered_bytes;
         if total > max {
-            return (Verdict::TooLarge, 0);
+            return (Verdict::TooLarge, Vec::new());
         }
         if self.used() + total <= max {
-            return (Verdict::Accepted, 0);
+            return (Verdict::Accepted, Vec::new());
         }
         if self.policy != Policy::DropOldest {
-            return (Verdict::Full, 0);
+            return (Verdict::Full, Vec::new());
         }
         let owed = (self.used() + total - max).min(total);
-        let own = &self.pending[self.part_of(handle)];
-        let own_bytes: usize = own.iter().map(|e| charge(e.weight)).sum();
-        if owed > own_bytes {
-            return (Verdict::Full, 0); // its own partition cannot free enough
+        if owed > self.used() {
+            return (Verdict::Full, Vec::new()); // nothing could free enough
         }
-        let (mut freed, mut count) = (0, 0);
-        for e in own {
-            if freed >= owed {
-                break;
+        let own = self.part_of(handle);
+        let mut freed = 0;
+        let mut evictions = Vec::new();
+        for part in (0..self.partitions).map(|i| (own + i) % self.partitions) {
+            let queue = &self.pending[part];
+            let bytes: usize = queue.iter().map(|e| charge(e.weight)).sum();
+            let take = owed.saturating_sub(freed).min(bytes);
+            let (mut from_part, mut count) = (0, 0);
+            for e in queue {
+                if from_part >= take {
+                    break;
+                }
+                from_part += charge(e.weight);
+                count += 1;
             }
-            freed += charge(e.weight);
-            count += 1;
+            freed += from_part;
+            if count > 0 {
+                evictions.push((part, count));
+            }
         }
-        (Verdict::Accepted, count)
+        (Verdict::Accepted, evictions)
     }
 
     fn apply(&mut self, op: Op) -> Result<(), TestCaseError> {
@@ -197,11 +208,8 @@ impl Run {
             Op::EnqueueAll { handle, weights } => {
                 let group: Vec<Ev> = weights.into_iter().map(|w| self.event(handle, w)).collect();
                 let expected = self.expect(handle, &group);
-                // A clone stays on its handle's partition.
-                let got = Verdict::of_group(
-                    self.handles[handle].clone().try_enqueue_all(group.clone()),
-                    &group,
-                )?;
+                let got =
+                    Verdict::of_group(self.handles[handle].try_enqueue_all(group.clone()), &group)?;
                 prop_assert_eq!(got, expected.0, "{:?}", group);
                 self.after_admission(handle, got, expected.1, group, false)?;
             }
@@ -265,7 +273,7 @@ impl Run {
         &mut self,
         handle: usize,
         got: Verdict,
-        evict: usize,
+        evictions: Vec<(usize, usize)>,
         events: Vec<Ev>,
         waiting: bool,
     ) -> Result<(), TestCaseError> {
@@ -274,12 +282,13 @@ impl Run {
         let count = events.len() as u64;
         match got {
             Verdict::Accepted => {
-                for _ in 0..evict {
-                    let e = self.pending[part].pop_front().expect("modelled");
-                    self.stats.buffered_bytes -= charge(e.weight);
-                    self.stats.buffered_items -= 1;
-                    self.stats.dropped += 1;
-                    expected_evicted.push(e);
+                for (from, count) in evictions {
+                    for e in self.pending[from].drain(..count) {
+                        self.stats.buffered_bytes -= charge(e.weight);
+                        self.stats.buffered_items -= 1;
+                        self.stats.dropped += 1;
+                        expected_evicted.push(e);
+                    }
                 }
                 for e in events {
                     self.stats.accepted += 1;
@@ -301,7 +310,7 @@ impl Run {
         prop_assert_eq!(
             &hooked,
             &expected_evicted,
-            "evicted (own partition, oldest first)"
+            "evicted (own partition first, oldest first)"
         );
         hooked.iter().try_for_each(|e| self.fate.settle(e))
     }

@@ -5,14 +5,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use futures_timer::Delay;
-
+use super::waiting::Waiting;
+use crate::clock::deadline_after;
 use crate::config::Policy;
+use crate::core::Core;
 use crate::error::{EnqueueError, TryEnqueueError};
-use crate::shared::{PolledEnqueue, Shared};
-use crate::weight::Weight;
+use crate::weight::{Weight, charge};
 
 /// A producer for async code; get one with
 /// [`Dispatcher::async_producer`](crate::Dispatcher::async_producer) or
@@ -35,14 +35,17 @@ use crate::weight::Weight;
 /// # }).unwrap();
 /// ```
 pub struct AsyncProducer<T> {
-    shared: Arc<Shared<T>>,
+    core: Arc<Core<T>>,
+    /// The partition this handle admits into.
+    part: usize,
 }
 
 impl<T> Clone for AsyncProducer<T> {
+    /// A new handle, on the next partition.
     fn clone(&self) -> Self {
-        AsyncProducer {
-            shared: Arc::clone(&self.shared),
-        }
+        let core = Arc::clone(&self.core);
+        let part = core.next_partition();
+        AsyncProducer { core, part }
     }
 }
 
@@ -53,8 +56,8 @@ impl<T> fmt::Debug for AsyncProducer<T> {
 }
 
 impl<T: Weight> AsyncProducer<T> {
-    pub(crate) fn from_shared(shared: Arc<Shared<T>>) -> Self {
-        AsyncProducer { shared }
+    pub(crate) fn from_parts(core: Arc<Core<T>>, part: usize) -> Self {
+        AsyncProducer { core, part }
     }
 
     /// Enqueues `item` following the dispatcher's [`Policy`]: under `Block`
@@ -76,11 +79,12 @@ impl<T: Weight> AsyncProducer<T> {
     /// `Refused` as for the blocking call.
     pub fn enqueue(&self, item: T) -> EnqueueFuture<T> {
         EnqueueFuture {
-            shared: Arc::clone(&self.shared),
+            core: Arc::clone(&self.core),
+            part: self.part,
+            weight: charge(&item),
             item: Some(item),
-            slot: None,
             deadline: None,
-            timer: None,
+            waiting: Waiting::default(),
         }
     }
 
@@ -91,19 +95,21 @@ impl<T: Weight> AsyncProducer<T> {
     ///
     /// As for [`Producer::try_enqueue`](crate::Producer::try_enqueue).
     pub fn try_enqueue(&self, item: T) -> Result<(), TryEnqueueError<T>> {
-        self.shared.try_enqueue(item)
+        self.core.try_enqueue(self.part, item)
     }
 }
 
 /// The future of [`AsyncProducer::enqueue`].
 #[must_use = "futures do nothing unless awaited"]
 pub struct EnqueueFuture<T: Weight> {
-    shared: Arc<Shared<T>>,
+    core: Arc<Core<T>>,
+    part: usize,
+    /// The item until it is admitted or handed back.
     item: Option<T>,
-    /// Our waker's slot in the dispatcher's list of tasks waiting for room.
-    slot: Option<u64>,
+    weight: usize,
+    /// Set on the first poll.
     deadline: Option<Instant>,
-    timer: Option<Delay>,
+    waiting: Waiting,
 }
 
 // The item is only ever moved out whole, never pinned in place, so the
@@ -146,7 +152,7 @@ impl<T: Weight> EnqueueFuture<T> {
     /// # }).unwrap();
     /// ```
     pub fn cancel(&mut self) -> Option<T> {
-        self.shared.forget_room_waker(&mut self.slot);
+        self.waiting.stop();
         self.item.take()
     }
 }
@@ -154,42 +160,22 @@ impl<T: Weight> EnqueueFuture<T> {
 impl<T: Weight> Future for EnqueueFuture<T> {
     type Output = Result<(), EnqueueError<T>>;
 
+    /// # Panics
+    ///
+    /// If polled again after it completed (or after [`cancel`](Self::cancel)),
+    /// and, like the blocking calls, when a hook or `Weight::weight` panicked
+    /// during the admission (the admission itself completed).
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let Some(item) = this.item.take() else {
-            panic!("EnqueueFuture polled after completion");
+        assert!(this.item.is_some(), "EnqueueFuture polled after completion");
+        let Policy::Block { timeout } = this.core.policy else {
+            let item = this.item.take().expect("checked above");
+            return Poll::Ready(this.core.try_enqueue(this.part, item).map_err(Into::into));
         };
-        if this.deadline.is_none() {
-            if let Policy::Block { timeout } = this.shared.policy {
-                this.deadline = Some(crate::producer::deadline_after(timeout));
-            }
-        }
-        match this.shared.poll_enqueue(item, &mut this.slot, cx.waker()) {
-            Ok(()) => Poll::Ready(Ok(())),
-            Err(PolledEnqueue::Refused(err)) => Poll::Ready(Err(err)),
-            Err(PolledEnqueue::Wait(item)) => {
-                let deadline = this.deadline.unwrap_or_else(Instant::now);
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() || poll_timer(&mut this.timer, left, cx) {
-                    this.shared.forget_room_waker(&mut this.slot);
-                    this.shared.count_timeout();
-                    return Poll::Ready(Err(EnqueueError::Timeout(item)));
-                }
-                this.item = Some(item);
-                Poll::Pending
-            }
-        }
+        let deadline = *this.deadline.get_or_insert_with(|| deadline_after(timeout));
+        let (core, part, weight, item) = (&this.core, this.part, this.weight, &mut this.item);
+        this.waiting.poll(&core.budget.room, cx, || {
+            core.admit_or_wait(part, item, weight, deadline)
+        })
     }
-}
-
-impl<T: Weight> Drop for EnqueueFuture<T> {
-    fn drop(&mut self) {
-        self.shared.forget_room_waker(&mut self.slot);
-    }
-}
-
-/// Polls a timer set to fire `left` from its creation; true once it fired.
-pub(crate) fn poll_timer(timer: &mut Option<Delay>, left: Duration, cx: &mut Context<'_>) -> bool {
-    let delay = timer.get_or_insert_with(|| Delay::new(left));
-    Pin::new(delay).poll(cx).is_ready()
 }

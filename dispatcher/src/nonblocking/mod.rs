@@ -53,6 +53,7 @@ mod enqueue;
 mod shutdown;
 mod sink;
 mod stream;
+mod waiting;
 
 pub use enqueue::{AsyncProducer, EnqueueFuture};
 pub use shutdown::ShutdownFuture;

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use crate::error::{ShutdownReport, ShutdownTimeout};
 
@@ -59,7 +59,7 @@ impl<T: Send + 'static> ShutdownFuture<T> {
         // still happens, blocking this caller, rather than being lost.
         let job = Arc::new(Mutex::new(Some(finish)));
         let on_thread = Arc::clone(&job);
-        let spawned = std::thread::Builder::new()
+        let spawned = crate::sync::thread::Builder::new()
             .name("dispatcher-shutdown".into())
             .spawn(move || on_thread.lock().take().map(|finish| finish()));
         if spawned.is_err() {

@@ -12,7 +12,9 @@ use futures_timer::Delay;
 use futures_util::StreamExt;
 use futures_util::future::{Either, FutureExt, join_all, select};
 
+use super::waiting::Waiting;
 use crate::batch::Batch;
+use crate::clock::deadline_after;
 use crate::config::{Builder, ConfigError};
 use crate::dispatcher::Dispatcher;
 use crate::nonblocking::BatchStream;
@@ -116,7 +118,7 @@ impl<T: Weight + Send + Sync + 'static> Builder<T> {
         sink: impl AsyncSink<T, M>,
     ) -> Result<(Dispatcher<T>, SinkDriver), ConfigError> {
         let SinkStart {
-            lanes,
+            core,
             runner,
             batches,
         } = self.start_sink(metadata)?;
@@ -131,7 +133,7 @@ impl<T: Weight + Send + Sync + 'static> Builder<T> {
             inner: Box::pin(all.map(|_| ())),
         };
         let workers = SinkWorkers::new(Vec::new(), Arc::clone(&runner.abandon));
-        Ok((Dispatcher::with_sink(lanes, workers), driver))
+        Ok((Dispatcher::with_sink(core, workers), driver))
     }
 }
 
@@ -167,9 +169,9 @@ async fn drive<T: Weight + Send + Sync, M: Send + Sync, S: AsyncSink<T, M>>(
                 }
                 Err(error) => error,
             };
-            match runner.after_failure(&batch, &error, attempt, &mut rng) {
+            match runner.after_failure(&error, attempt, &mut rng) {
                 Next::RetryAfter(wait) if !sleep_unless_abandoned(&runner.abandon, wait).await => {
-                    runner.retrying(&batch);
+                    runner.retrying();
                     attempt += 1;
                 }
                 _ => {
@@ -181,20 +183,9 @@ async fn drive<T: Weight + Send + Sync, M: Send + Sync, S: AsyncSink<T, M>>(
     }
 }
 
-/// How often a backoff sleep looks whether shutdown gave up.
-const ABANDON_POLL: Duration = Duration::from_millis(10);
-
-/// Sleeps `wait` in short steps; returns true as soon as abandoned.
+/// Sleeps `wait` unless abandoned first; returns true as soon as abandoned.
 async fn sleep_unless_abandoned(abandon: &Abandon, wait: Duration) -> bool {
-    let until = crate::producer::deadline_after(wait);
-    loop {
-        if abandon.is_set() {
-            return true;
-        }
-        let left = until.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        Delay::new(left.min(ABANDON_POLL)).await;
-    }
+    let until = deadline_after(wait);
+    let mut waiting = Waiting::default();
+    std::future::poll_fn(|cx| waiting.poll(abandon.signal(), cx, || abandon.look(until))).await
 }

@@ -98,11 +98,14 @@ impl Retry {
 }
 
 /// Sink-mode settings, validated together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SinkConfig {
     pub(crate) workers: usize,
     pub(crate) timeout: Duration,
     pub(crate) retry: Retry,
+    /// The first sink setting the user made, and its value: `build()`
+    /// refuses it rather than ignore it.
+    pub(crate) set_by_user: Option<(&'static str, String)>,
 }
 
 impl Default for SinkConfig {
@@ -111,11 +114,19 @@ impl Default for SinkConfig {
             workers: 1,
             timeout: Duration::from_secs(30),
             retry: Retry::default(),
+            set_by_user: None,
         }
     }
 }
 
 impl SinkConfig {
+    /// Remembers the first sink setting made, for `build()` to refuse.
+    fn noticed(&mut self, setting: &'static str, value: &dyn std::fmt::Debug) {
+        if self.set_by_user.is_none() {
+            self.set_by_user = Some((setting, format!("{value:?}")));
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=1024).contains(&self.workers) {
             return Err(ConfigError::new(
@@ -139,6 +150,7 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// complete in any order.
     pub fn flush_workers(mut self, workers: usize) -> Self {
         self.sink.workers = workers;
+        self.sink.noticed("flush_workers", &workers);
         self
     }
 
@@ -148,6 +160,7 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// an error it returns after the deadline counts as a timeout.
     pub fn flush_timeout(mut self, timeout: Duration) -> Self {
         self.sink.timeout = timeout;
+        self.sink.noticed("flush_timeout", &timeout);
         self
     }
 
@@ -155,6 +168,7 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// [`Retry::default`]).
     pub fn retry(mut self, retry: Retry) -> Self {
         self.sink.retry = retry;
+        self.sink.noticed("retry", &retry);
         self
     }
 
@@ -168,6 +182,7 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
         hook: impl Fn(FlushFailure, Batch<T>) + Send + Sync + 'static,
     ) -> Self {
         self.on_flush_error = Some(Arc::new(hook));
+        self.sink.noticed("on_flush_error", &"a hook");
         self
     }
 }
@@ -239,11 +254,17 @@ mod tests {
         assert!(Retry::NEVER.validate().is_ok());
         let cfg = |c: SinkConfig| c.validate().unwrap_err().field();
         let d = SinkConfig::default();
-        assert_eq!(cfg(SinkConfig { workers: 0, ..d }), "flush_workers");
+        assert_eq!(
+            cfg(SinkConfig {
+                workers: 0,
+                ..d.clone()
+            }),
+            "flush_workers"
+        );
         assert_eq!(
             cfg(SinkConfig {
                 timeout: Duration::ZERO,
-                ..d
+                ..d.clone()
             }),
             "flush_timeout"
         );

@@ -6,17 +6,18 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
-
 use crate::batch::Batch;
+use crate::clock::deadline_after;
 use crate::config::{Builder, ConfigError};
-use crate::lanes::Lanes;
+use crate::core::Core;
 use crate::receiver::Batches;
+use crate::signal::{Check, Signal};
 use crate::sink::{ErrorHook, FlushContext, FlushError, FlushFailure, SinkConfig};
+use crate::sync::{AtomicBool, Ordering::SeqCst};
 
 /// Everything the flush workers of one dispatcher share.
 pub(crate) struct Runner<T, M> {
-    pub(crate) lanes: Arc<Lanes<T>>,
+    pub(crate) core: Arc<Core<T>>,
     pub(crate) config: SinkConfig,
     on_error: Option<ErrorHook<T>>,
     metadata: Arc<M>,
@@ -24,32 +25,34 @@ pub(crate) struct Runner<T, M> {
     pub(crate) seed: u64,
 }
 
-/// What both sink-mode builds start from: the partitions, which keep taken
+/// What both sink-mode builds start from: the core, which keeps taken
 /// batches charged until settled, the runner the workers share, and one
 /// receiver to clone per worker.
 pub(crate) struct SinkStart<T: crate::Weight, M> {
-    pub(crate) lanes: Arc<Lanes<T>>,
+    pub(crate) core: Arc<Core<T>>,
     pub(crate) runner: Arc<Runner<T, M>>,
     pub(crate) batches: Batches<T>,
 }
 
 impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// Validates a sink-mode configuration and sets up what its workers share.
-    pub(crate) fn start_sink<M>(self, metadata: M) -> Result<SinkStart<T, M>, ConfigError> {
+    pub(crate) fn start_sink<M>(mut self, metadata: M) -> Result<SinkStart<T, M>, ConfigError> {
         self.validate()?;
         self.sink.validate()?;
-        let lanes = self.lanes();
-        lanes.hold_in_flight();
+        let config = std::mem::take(&mut self.sink);
+        let on_error = self.on_flush_error.take();
+        let seed = self.seed;
+        let core = self.core(true);
         let runner = Arc::new(Runner::new(
-            Arc::clone(&lanes),
-            self.sink,
-            self.on_flush_error,
+            Arc::clone(&core),
+            config,
+            on_error,
             metadata,
-            self.seed,
+            seed,
         ));
-        let batches = Batches::from_lanes(Arc::clone(&lanes));
+        let batches = Batches::new(Arc::clone(&core));
         Ok(SinkStart {
-            lanes,
+            core,
             runner,
             batches,
         })
@@ -64,14 +67,14 @@ pub(crate) enum Next {
 
 impl<T: crate::Weight, M> Runner<T, M> {
     pub(crate) fn new(
-        lanes: Arc<Lanes<T>>,
+        core: Arc<Core<T>>,
         config: SinkConfig,
         on_error: Option<ErrorHook<T>>,
         metadata: M,
         seed: u64,
     ) -> Self {
         Runner {
-            lanes,
+            core,
             config,
             on_error,
             metadata: Arc::new(metadata),
@@ -82,19 +85,18 @@ impl<T: crate::Weight, M> Runner<T, M> {
 
     /// The context of one attempt that starts now.
     pub(crate) fn context(&self, attempt: u32, worker: usize) -> FlushContext<M> {
-        let deadline = crate::producer::deadline_after(self.config.timeout);
+        let deadline = deadline_after(self.config.timeout);
         FlushContext::new(Arc::clone(&self.metadata), attempt, deadline, worker)
     }
 
     /// Counts a failed attempt and says whether to try again.
     pub(crate) fn after_failure(
         &self,
-        batch: &Batch<T>,
         error: &FlushError,
         attempt: u32,
         rng: &mut fastrand::Rng,
     ) -> Next {
-        batch.home().count_attempt_failure(error);
+        self.core.count_attempt_failure(error);
         if attempt >= self.config.retry.max_attempts || self.abandon.is_set() {
             return Next::GiveUp;
         }
@@ -105,23 +107,25 @@ impl<T: crate::Weight, M> Runner<T, M> {
     }
 
     /// A retry starts now (after its backoff).
-    pub(crate) fn retrying(&self, batch: &Batch<T>) {
-        batch.home().count_retry();
+    pub(crate) fn retrying(&self) {
+        self.core.count_retry();
     }
 
     /// The batch was written: free its bytes, count it delivered.
-    pub(crate) fn delivered(&self, batch: Batch<T>) {
-        let (home, receipt) = (Arc::clone(batch.home()), batch.receipt());
+    pub(crate) fn delivered(&self, mut batch: Batch<T>) {
+        let receipt = batch.take_receipt();
+        let part = batch.home().1;
         drop(batch);
-        home.settle(receipt, true);
-        self.lanes.publish_metrics_now_and_then();
+        self.core.settle(part, receipt, true);
+        self.core.publish_metrics_now_and_then();
     }
 
     /// The batch failed for good: hand it to the hook, then count it failed.
-    pub(crate) fn failed(&self, batch: Batch<T>, error: FlushError, attempts: u32) {
+    pub(crate) fn failed(&self, mut batch: Batch<T>, error: FlushError, attempts: u32) {
         #[cfg(feature = "tracing")]
         tracing::error!(attempts, %error, events = batch.len(), "sink gave up on a batch");
-        let (home, receipt) = (Arc::clone(batch.home()), batch.receipt());
+        let receipt = batch.take_receipt();
+        let part = batch.home().1;
         match &self.on_error {
             Some(hook) => {
                 // A panicking hook must not leave the batch charged forever
@@ -136,8 +140,8 @@ impl<T: crate::Weight, M> Runner<T, M> {
             }
             None => drop(batch),
         }
-        home.settle(receipt, false);
-        self.lanes.publish_metrics_now_and_then();
+        self.core.settle(part, receipt, false);
+        self.core.publish_metrics_now_and_then();
     }
 }
 
@@ -145,27 +149,41 @@ impl<T: crate::Weight, M> Runner<T, M> {
 /// what they hold to the error hook.
 #[derive(Default)]
 pub(crate) struct Abandon {
-    set: Mutex<bool>,
-    changed: Condvar,
+    set: AtomicBool,
+    news: Signal,
 }
 
 impl Abandon {
     pub(crate) fn set(&self) {
-        *self.set.lock() = true;
-        self.changed.notify_all();
+        self.set.store(true, SeqCst);
+        self.news.notify();
     }
 
     pub(crate) fn is_set(&self) -> bool {
-        *self.set.lock()
+        self.set.load(SeqCst)
+    }
+
+    /// One look of a backoff sleep that ends at `until`: abandoned (true),
+    /// slept out (false), or sleep on.
+    pub(crate) fn look(&self, until: Instant) -> Check<bool> {
+        if self.is_set() {
+            Check::Ready(true)
+        } else if Instant::now() >= until {
+            Check::Ready(false)
+        } else {
+            Check::Wait(Some(until))
+        }
+    }
+
+    /// What a sleeping worker waits on.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn signal(&self) -> &Signal {
+        &self.news
     }
 
     /// Sleeps `wait` unless abandoned first; returns whether abandoned.
     pub(crate) fn sleep(&self, wait: Duration) -> bool {
-        let until = crate::producer::deadline_after(wait);
-        let mut set = self.set.lock();
-        while !*set && Instant::now() < until {
-            self.changed.wait_until(&mut set, until);
-        }
-        *set
+        let until = deadline_after(wait);
+        self.news.wait(|| self.look(until))
     }
 }

@@ -3,13 +3,13 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::batch::Batch;
+use crate::clock::deadline_after;
 use crate::config::{Builder, ConfigError};
+use crate::core::Core;
 use crate::dispatcher::Dispatcher;
-use crate::lanes::Lanes;
 use crate::receiver::Batches;
 use crate::sink::runner::{Abandon, Next, Runner, SinkStart};
 use crate::sink::{FlushError, Sink, SinkError, panic_message};
@@ -17,7 +17,7 @@ use crate::weight::Weight;
 
 /// The flush workers of a sink-mode dispatcher, as its owner keeps them.
 pub(crate) struct SinkWorkers {
-    handles: Vec<JoinHandle<()>>,
+    handles: Vec<crate::sync::thread::JoinHandle<()>>,
     abandon: Arc<Abandon>,
 }
 
@@ -26,7 +26,10 @@ pub(crate) struct SinkWorkers {
 const ABANDON_GRACE: Duration = Duration::from_millis(100);
 
 impl SinkWorkers {
-    pub(crate) fn new(handles: Vec<JoinHandle<()>>, abandon: Arc<Abandon>) -> Self {
+    pub(crate) fn new(
+        handles: Vec<crate::sync::thread::JoinHandle<()>>,
+        abandon: Arc<Abandon>,
+    ) -> Self {
         SinkWorkers { handles, abandon }
     }
 
@@ -34,9 +37,9 @@ impl SinkWorkers {
     /// still holding a batch — the drain's deadline passed — to stop
     /// retrying, gives them a moment to hand it to the error hook, and joins
     /// them; ones still inside a sink call are left to finish on their own.
-    pub(crate) fn finish<T: Weight>(self, lanes: &Lanes<T>) {
+    pub(crate) fn finish<T>(self, core: &Core<T>) {
         self.abandon.set();
-        if !lanes.wait_in_flight(crate::producer::deadline_after(ABANDON_GRACE)) {
+        if !core.wait_in_flight(deadline_after(ABANDON_GRACE)) {
             return;
         }
         for handle in self.handles {
@@ -83,7 +86,7 @@ impl<T: Weight + Send + 'static> Builder<T> {
         sink: impl Sink<T, M>,
     ) -> Result<Dispatcher<T>, ConfigError> {
         let SinkStart {
-            lanes,
+            core,
             runner,
             batches,
         } = self.start_sink(metadata)?;
@@ -93,14 +96,14 @@ impl<T: Weight + Send + 'static> Builder<T> {
         for worker in 0..workers {
             let (runner, sink, receiver) =
                 (Arc::clone(&runner), Arc::clone(&sink), batches.clone());
-            let spawned = std::thread::Builder::new()
-                .name(format!("{}-flush-{worker}", lanes.name))
+            let spawned = crate::sync::thread::Builder::new()
+                .name(format!("{}-flush-{worker}", core.name))
                 .spawn(move || run(&runner, &*sink, &receiver, worker));
             match spawned {
                 Ok(handle) => handles.push(handle),
                 Err(err) => {
                     drop(batches);
-                    lanes.stop();
+                    core.stop();
                     return Err(ConfigError::new(
                         "flush_workers",
                         &workers,
@@ -111,7 +114,7 @@ impl<T: Weight + Send + 'static> Builder<T> {
         }
         drop(batches);
         let workers = SinkWorkers::new(handles, Arc::clone(&runner.abandon));
-        Ok(Dispatcher::with_sink(lanes, workers))
+        Ok(Dispatcher::with_sink(core, workers))
     }
 }
 
@@ -142,7 +145,7 @@ fn deliver<T: Weight, M, S: Sink<T, M> + ?Sized>(
         #[cfg(feature = "tracing")]
         let _span = tracing::info_span!(
             "dispatcher.flush",
-            dispatcher = &*runner.lanes.name,
+            dispatcher = &*runner.core.name,
             worker,
             attempt,
             events = batch.len(),
@@ -156,9 +159,9 @@ fn deliver<T: Weight, M, S: Sink<T, M> + ?Sized>(
             Ok(Err(err)) => classify(err, ctx.deadline(), runner.config.timeout),
             Err(panic) => FlushError::Panicked(panic_message(&*panic)),
         };
-        match runner.after_failure(&batch, &error, attempt, rng) {
+        match runner.after_failure(&error, attempt, rng) {
             Next::RetryAfter(wait) if !runner.abandon.sleep(wait) => {
-                runner.retrying(&batch);
+                runner.retrying();
                 attempt += 1;
             }
             _ => return runner.failed(batch, error, attempt),

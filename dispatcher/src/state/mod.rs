@@ -1,7 +1,9 @@
-//! The dispatcher's state behind its lock: the open batch, sealed batches
-//! waiting for a receiver, byte accounting and counters. Single-threaded logic
-//! only; [`Shared`](crate::shared::Shared) adds the lock and the waiting.
+//! One partition's state behind its lock: the open batch, sealed batches
+//! waiting for a receiver, batches in flight, counters, and the news its
+//! changes make. Single-threaded logic only; [`Core`](crate::core::Core)
+//! adds the lock, the shared byte budget and the waiting.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -9,49 +11,38 @@ use crate::batch::{FlushReason, Receipt, Sealed};
 use crate::config::Limits;
 use crate::hooks::{Hooks, OpenBatch};
 use crate::stats::Stats;
-use crate::wakers::Wakers;
-use crate::weight::{Weight, charge};
 
-/// A caught panic's payload.
-pub(crate) type HookPanic = Box<dyn std::any::Any + Send>;
+mod evict;
 
-/// Whether an item of a given weight can be admitted now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Room {
-    Fits,
-    Full,
-    TooLarge,
-    Closed,
-    /// Refused by the `can_add` hook (never returned by `room_for`).
-    Refused,
+/// A panic of user code (a hook, `Weight::weight`) caught under the lock,
+/// kept until the operation is complete and the lock released.
+pub(crate) type Caught = Box<dyn std::any::Any + Send>;
+
+/// What the changes since the lock was taken mean for others; the lock's
+/// guard acts on it when it lets go (see [`crate::core::Guard`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct News {
+    /// A batch was sealed or requeued, or a batch was opened (a new
+    /// deadline): receivers may have work.
+    pub(crate) ready: bool,
+    /// A batch left (taken in pull mode, settled, evicted, returned):
+    /// drains and checkpoints may be done.
+    pub(crate) settled: bool,
+    /// Bytes this partition no longer holds, to release from the budget.
+    pub(crate) freed: usize,
 }
 
 pub(crate) struct State<T> {
     pub(crate) limits: Limits,
+    /// Counters and this partition's gauges; `buffered_bytes` is this
+    /// partition's share of the budget.
     pub(crate) stats: Stats,
-    pub(crate) closed: bool,
-    /// Whether any [`Batches`](crate::Batches) handle is left; admission
-    /// closes when the last goes.
-    pub(crate) has_receivers: bool,
-    /// Receivers blocked in `recv`; sealing wakes one only when non-zero.
-    pub(crate) waiting_receivers: usize,
-    /// Producers blocked until bytes are freed.
-    pub(crate) waiting_for_room: usize,
-    /// Shutdown is waiting for the last delivery.
-    pub(crate) waiting_for_drain: bool,
-    /// `flush_and_wait` callers waiting for batches to settle.
-    pub(crate) waiting_for_settle: usize,
+    pub(crate) hooks: Hooks<T>,
     /// Sink mode: a taken batch stays charged (and counted as buffered)
     /// until the sink is done with it; see [`State::settle`].
-    pub(crate) hold_in_flight: bool,
-    pub(crate) hooks: Hooks<T>,
-    /// The budget shared with the other partitions, if partitioned.
-    pub(crate) budget: Option<std::sync::Arc<crate::pool::Pool>>,
-    /// A hook's panic, caught and kept until the operation is complete.
-    hook_panic: std::cell::Cell<Option<HookPanic>>,
-    /// Async tasks waiting for a batch (streams) or for room (enqueue).
-    pub(crate) batch_wakers: Wakers,
-    pub(crate) room_wakers: Wakers,
+    hold_in_flight: bool,
+    news: News,
+    caught: Cell<Option<Caught>>,
     /// Ids of batches taken but not yet settled (sink mode; at most one per
     /// flush worker).
     in_flight: Vec<u64>,
@@ -76,25 +67,17 @@ pub(crate) struct State<T> {
 const POOL_CAPACITY: usize = 64;
 
 impl<T> State<T> {
-    pub(crate) fn new(limits: Limits, seed: u64) -> Self {
+    pub(crate) fn new(limits: Limits, hooks: Hooks<T>, hold_in_flight: bool, seed: u64) -> Self {
         State {
-            waiting_for_settle: 0,
-            hold_in_flight: false,
-            hooks: Hooks::default(),
-            hook_panic: std::cell::Cell::new(None),
-            budget: None,
-            batch_wakers: Wakers::default(),
-            room_wakers: Wakers::default(),
+            limits,
+            stats: Stats::default(),
+            hooks,
+            hold_in_flight,
+            news: News::default(),
+            caught: Cell::new(None),
             in_flight: Vec::new(),
             in_flight_bytes: 0,
             next_id: 0,
-            limits,
-            stats: Stats::default(),
-            closed: false,
-            has_receivers: true,
-            waiting_receivers: 0,
-            waiting_for_room: 0,
-            waiting_for_drain: false,
             open: Vec::new(),
             open_bytes: 0,
             open_since: None,
@@ -105,83 +88,37 @@ impl<T> State<T> {
         }
     }
 
-    /// Can `weight` more bytes be admitted now?
-    pub(crate) fn room_for(&self, weight: usize) -> Room {
-        if self.closed {
-            Room::Closed
-        } else if weight > self.limits.max_buffered_bytes {
-            Room::TooLarge
-        } else if self.budget_used() + weight > self.limits.max_buffered_bytes {
-            Room::Full
-        } else {
-            Room::Fits
-        }
-    }
-
-    /// Bytes charged against `max_buffered_bytes`: this dispatcher's, or
-    /// with partitions, all partitions' together.
+    /// Takes the news of the changes made since the last call.
     #[inline]
-    fn budget_used(&self) -> usize {
-        match &self.budget {
-            None => self.stats.buffered_bytes,
-            Some(pool) => pool.used(),
-        }
+    pub(crate) fn take_news(&mut self) -> News {
+        std::mem::take(&mut self.news)
     }
 
-    /// Takes `weight` bytes of the shared budget after eviction freed
-    /// `freed`: when that covers the event, the budget does not grow, so the
-    /// bytes are taken even over a lowered limit (as without partitions).
-    pub(crate) fn reserve_after_evicting(&self, weight: usize, freed: usize) -> bool {
-        match &self.budget {
-            None => true,
-            Some(pool) if freed >= weight => {
-                pool.force_reserve(weight);
-                true
-            }
-            Some(pool) => pool.try_reserve(weight),
-        }
-    }
-
-    /// Takes `weight` bytes of the shared budget after `room_for` said they
-    /// fit (always succeeds without partitions, where the lock makes the
-    /// look and the append one step). False if another partition took them
-    /// first.
+    /// Appends an event whose bytes the caller reserved, and cuts batches
+    /// as the size limits and hooks say.
     #[inline]
-    pub(crate) fn reserve(&self, weight: usize) -> bool {
-        match &self.budget {
-            None => true,
-            Some(pool) => pool.try_reserve(weight),
-        }
-    }
-
-    /// Appends an admitted item (the caller made room for it) and cuts
-    /// batches as the size limits say. Returns true when a receiver should
-    /// be woken: a batch was sealed, or a batch was opened (a new deadline).
-    pub(crate) fn append(&mut self, item: T, weight: usize) -> bool {
+    pub(crate) fn append(&mut self, item: T, weight: usize) {
         if self.hooks.on_append {
-            self.append_hooked(item, weight)
+            self.append_hooked(item, weight);
         } else {
-            self.append_plain(item, weight)
+            self.append_plain(item, weight);
         }
     }
 
     /// [`append`](Self::append) without the `will_overflow` and
     /// `should_flush` hooks.
-    fn append_plain(&mut self, item: T, weight: usize) -> bool {
+    #[inline]
+    fn append_plain(&mut self, item: T, weight: usize) {
         self.stats.accepted += 1;
         self.stats.buffered_items += 1;
         self.stats.buffered_bytes += weight;
-        self.stats.peak_buffered_bytes = self
-            .stats
-            .peak_buffered_bytes
-            .max(self.stats.buffered_bytes);
         // An empty open batch after `place` means it sealed the event itself.
         let opens = self.open.is_empty() || self.would_overflow(weight);
-        let sealed = self.place(item, weight);
+        self.place(item, weight);
         if opens && !self.open.is_empty() {
             self.open_since = Some((Instant::now(), self.jitter_share()));
+            self.news.ready = true;
         }
-        opens || sealed
     }
 
     /// [`append`](Self::append) between the `will_overflow` and
@@ -189,11 +126,10 @@ impl<T> State<T> {
     /// its panic leaves no trace; the second after the event is complete.
     #[cold]
     #[inline(never)]
-    fn append_hooked(&mut self, item: T, weight: usize) -> bool {
-        let cut_before = self.hook_cut_before(&item);
-        let changed = self.append_plain(item, weight);
-        let cut_after = self.hook_cut_after();
-        cut_before || changed || cut_after
+    fn append_hooked(&mut self, item: T, weight: usize) {
+        self.hook_cut_before(&item);
+        self.append_plain(item, weight);
+        self.hook_cut_after();
     }
 
     fn open_view(&self) -> OpenBatch<'_, T> {
@@ -212,29 +148,22 @@ impl<T> State<T> {
         }
     }
 
-    /// Runs a hook; if it panics, keeps the panic for the caller to resume
-    /// once the state is consistent and the lock released, and answers
-    /// `on_panic` instead.
-    fn guarded(&self, on_panic: bool, hook: impl FnOnce() -> bool) -> bool {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)).unwrap_or_else(|panic| {
-            self.hook_panic.set(Some(panic));
-            on_panic
-        })
+    /// Runs user code; if it panics, keeps the panic for the caller to
+    /// resume once the state is consistent and the lock released, and
+    /// answers `on_panic` instead.
+    fn guarded<R>(&self, on_panic: R, user: impl FnOnce() -> R) -> R {
+        guarded(&self.caught, on_panic, user)
     }
 
-    /// The panic of a hook during the last operation, if any.
-    #[inline(always)]
-    pub(crate) fn hook_panic(&mut self) -> Option<HookPanic> {
-        if self.hooks.any {
-            self.hook_panic.get_mut().take()
-        } else {
-            None
-        }
+    /// The panic of user code during the last operation, if any.
+    #[inline]
+    pub(crate) fn take_caught(&mut self) -> Option<Caught> {
+        self.caught.get_mut().take()
     }
 
     /// Seals a non-empty open batch that the `will_overflow` hook says
     /// `item` must not join.
-    fn hook_cut_before(&mut self, item: &T) -> bool {
+    fn hook_cut_before(&mut self, item: &T) {
         let cut = !self.open.is_empty()
             && self
                 .hooks
@@ -243,11 +172,13 @@ impl<T> State<T> {
                 .is_some_and(|will_overflow| {
                     self.guarded(false, || will_overflow(&self.open_view(), item))
                 });
-        cut && self.seal(FlushReason::Hook)
+        if cut {
+            self.seal(FlushReason::Hook);
+        }
     }
 
     /// Seals the open batch if the `should_flush` hook asks for it.
-    fn hook_cut_after(&mut self) -> bool {
+    fn hook_cut_after(&mut self) {
         let cut = !self.open.is_empty()
             && self
                 .hooks
@@ -256,17 +187,23 @@ impl<T> State<T> {
                 .is_some_and(|should_flush| {
                     self.guarded(false, || should_flush(&self.open_view()))
                 });
-        cut && self.seal(FlushReason::Hook)
+        if cut {
+            self.seal(FlushReason::Hook);
+        }
     }
 
     /// Puts an event in the open batch, cutting batches before and after it
-    /// as the size limits say. Returns true if a batch was sealed. Used by
-    /// admission and by re-cutting under new limits; counts nothing.
-    fn place(&mut self, item: T, weight: usize) -> bool {
-        let sealed_before = self.would_overflow(weight) && self.seal(FlushReason::Bytes);
+    /// as the size limits say. Used by admission and by re-cutting under
+    /// new limits; counts nothing.
+    fn place(&mut self, item: T, weight: usize) {
+        if self.would_overflow(weight) {
+            self.seal(FlushReason::Bytes);
+        }
         self.push_open(item);
         self.open_bytes += weight;
-        self.cut_if_full() || sealed_before
+        if let Some(reason) = self.full_reason() {
+            self.seal(reason);
+        }
     }
 
     /// Pushes onto the open batch, growing it by an eighth rather than
@@ -287,7 +224,7 @@ impl<T> State<T> {
             && self
                 .limits
                 .max_batch_bytes
-                .is_some_and(|max| self.open_bytes + weight > max)
+                .is_some_and(|max| self.open_bytes.saturating_add(weight) > max)
     }
 
     fn jitter_share(&mut self) -> Duration {
@@ -295,7 +232,8 @@ impl<T> State<T> {
         if jitter.is_zero() {
             Duration::ZERO
         } else {
-            Duration::from_nanos(self.rng.u64(0..=jitter.as_nanos() as u64))
+            let most = u64::try_from(jitter.as_nanos()).unwrap_or(u64::MAX);
+            Duration::from_nanos(self.rng.u64(0..=most))
         }
     }
 
@@ -318,15 +256,10 @@ impl<T> State<T> {
         }
     }
 
-    /// Seals the open batch when it has reached a size limit.
-    fn cut_if_full(&mut self) -> bool {
-        self.full_reason().is_some_and(|reason| self.seal(reason))
-    }
-
-    /// Moves the open batch to the ready queue. Returns false if it was empty.
-    pub(crate) fn seal(&mut self, reason: FlushReason) -> bool {
+    /// Moves the open batch, if it holds anything, to the ready queue.
+    pub(crate) fn seal(&mut self, reason: FlushReason) {
         if self.open.is_empty() {
-            return false;
+            return;
         }
         let len = self.open.len();
         self.len_hint = if self.len_hint == 0 {
@@ -346,26 +279,33 @@ impl<T> State<T> {
             reason,
         });
         self.open_since = None;
-        true
-    }
-
-    pub(crate) fn ready_len(&self) -> usize {
-        self.ready.len()
+        self.news.ready = true;
     }
 
     pub(crate) fn has_ready(&self) -> bool {
         !self.ready.is_empty()
     }
 
-    /// When the open batch must be emitted, if it holds anything.
+    /// When the open batch must be emitted, if it holds anything. An
+    /// interval too long to add to the clock never ends.
     pub(crate) fn due(&self) -> Option<Instant> {
-        self.open_since
-            .map(|(since, share)| since + self.limits.interval + share)
+        self.open_since.map(|(since, share)| {
+            since
+                .checked_add(self.limits.interval.saturating_add(share))
+                .unwrap_or_else(|| crate::clock::far_future(since))
+        })
+    }
+
+    /// Seals the open batch if its interval has elapsed by `now`.
+    pub(crate) fn cut_if_due(&mut self, now: Instant) {
+        if self.due().is_some_and(|due| now >= due) {
+            self.seal(FlushReason::Interval);
+        }
     }
 
     /// Hands the oldest sealed batch to a receiver: it is delivered from
     /// here on. In sink mode it stays charged, in flight, until
-    /// [`settle`](Self::settle).
+    /// [`settle`](Self::settle) or [`requeue`](Self::requeue).
     pub(crate) fn take_ready(&mut self) -> Option<Sealed<T>> {
         let sealed = self.ready.pop_front()?;
         if self.hold_in_flight {
@@ -382,13 +322,9 @@ impl<T> State<T> {
     /// Ends a taken batch's flight (sink mode): its bytes are freed and its
     /// events counted as delivered or failed.
     pub(crate) fn settle(&mut self, receipt: Receipt, delivered: bool) {
-        let Some(at) = self.in_flight.iter().position(|&id| id == receipt.id) else {
-            debug_assert!(false, "batch {} settled twice", receipt.id);
+        if !self.land(receipt) {
             return;
-        };
-        self.in_flight.swap_remove(at);
-        self.in_flight_bytes -= receipt.bytes;
-        self.stats.in_flight_items -= receipt.len;
+        }
         self.release(receipt.len, receipt.bytes);
         if delivered {
             self.count_delivered(receipt.len, receipt.bytes, receipt.reason);
@@ -398,12 +334,38 @@ impl<T> State<T> {
         }
     }
 
+    /// Puts a taken batch that nobody settled (its flush worker or async
+    /// driver was dropped mid-write) back at the head of the queue, still
+    /// charged, for another worker or for shutdown to return.
+    pub(crate) fn requeue(&mut self, sealed: Sealed<T>) {
+        let receipt = Receipt::of(&sealed);
+        if !self.land(receipt) {
+            return;
+        }
+        self.ready.push_front(sealed);
+        self.news.ready = true;
+    }
+
+    /// Takes a batch out of the in-flight set; false if it was not in it.
+    fn land(&mut self, receipt: Receipt) -> bool {
+        let Some(at) = self.in_flight.iter().position(|&id| id == receipt.id) else {
+            debug_assert!(false, "batch {} settled twice", receipt.id);
+            return false;
+        };
+        self.in_flight.swap_remove(at);
+        self.in_flight_bytes -= receipt.bytes;
+        self.stats.in_flight_items -= receipt.len;
+        self.news.settled = true;
+        true
+    }
+
+    /// Events leave the partition: their bytes go back to the budget when
+    /// the lock is released.
     fn release(&mut self, len: usize, bytes: usize) {
         self.stats.buffered_bytes -= bytes;
         self.stats.buffered_items -= len;
-        if let Some(pool) = &self.budget {
-            pool.release(bytes);
-        }
+        self.news.freed += bytes;
+        self.news.settled = true;
     }
 
     fn count_delivered(&mut self, len: usize, bytes: usize, reason: FlushReason) {
@@ -441,12 +403,6 @@ impl<T> State<T> {
         }
     }
 
-    /// Stops admission and seals what is open, for receivers to drain.
-    pub(crate) fn close(&mut self) {
-        self.closed = true;
-        self.seal(FlushReason::Drain);
-    }
-
     /// Removes every undelivered event not in flight, oldest first,
     /// counting it as returned.
     pub(crate) fn take_all(&mut self) -> Vec<T> {
@@ -462,93 +418,15 @@ impl<T> State<T> {
         self.release(all.len(), bytes);
         all
     }
-
-    /// Bytes that eviction could free: everything buffered but not in flight.
-    fn evictable_bytes(&self) -> usize {
-        self.stats.buffered_bytes - self.in_flight_bytes
-    }
 }
 
-impl<T: Weight> State<T> {
-    /// Installs new (validated) limits. If the open batch is over a lowered
-    /// batch limit it is cut again under the new limits, into as many batches
-    /// as they call for; accepted events are never dropped.
-    pub(crate) fn set_limits(&mut self, limits: Limits) -> bool {
-        self.limits = limits;
-        self.len_hint = 0;
-        if self.full_reason().is_none() {
-            return false;
-        }
-        let since = self.open_since;
-        let items = std::mem::take(&mut self.open);
-        self.open_bytes = 0;
-        for item in items {
-            let weight = charge(&item);
-            self.place(item, weight);
-        }
-        if !self.open.is_empty() {
-            self.open_since = since;
-        }
-        true
-    }
-
-    /// Evicts the oldest undelivered events to make room for `weight` more
-    /// bytes, passing each to `evicted`. Normally it frees just enough for the
-    /// event to fit. If buffered bytes are above a lowered limit it frees at
-    /// most the event's own weight, so buffered bytes never grow but a limit
-    /// change alone never evicts anything. The caller checked
-    /// `weight <= max_buffered_bytes`.
-    ///
-    /// Returns the bytes freed, or `None`, evicting nothing, if the events
-    /// not in flight (sink mode) cannot free enough: the item must then be
-    /// refused.
-    pub(crate) fn evict_for(&mut self, weight: usize, mut evicted: impl FnMut(T)) -> Option<usize> {
-        let excess = (self.budget_used() + weight).saturating_sub(self.limits.max_buffered_bytes);
-        let mut owed = excess.min(weight);
-        if owed > self.evictable_bytes() {
-            return None;
-        }
-        let mut freed_total = 0;
-        while owed > 0 && self.stats.buffered_items > self.stats.in_flight_items {
-            let (items, bytes) = match self.ready.front_mut() {
-                Some(front) => (&mut front.items, &mut front.bytes),
-                None => (&mut self.open, &mut self.open_bytes),
-            };
-            let (count, freed) = oldest_covering(items, owed);
-            owed = owed.saturating_sub(freed);
-            freed_total += freed;
-            *bytes -= freed;
-            self.stats.buffered_bytes -= freed;
-            if let Some(pool) = &self.budget {
-                pool.release(freed);
-            }
-            self.stats.buffered_items -= count;
-            self.stats.dropped += count as u64;
-            items.drain(..count).for_each(&mut evicted);
-            if items.is_empty() {
-                match self.ready.pop_front() {
-                    Some(emptied) => self.recycle(emptied.items),
-                    None => self.open_since = None,
-                }
-            }
-        }
-        Some(freed_total)
-    }
-}
-
-/// How many of the oldest `items` must go to free at least `excess` bytes,
-/// and how many bytes that frees.
-fn oldest_covering<T: Weight>(items: &[T], excess: usize) -> (usize, usize) {
-    let mut freed = 0;
-    let mut count = 0;
-    for item in items {
-        if freed >= excess {
-            break;
-        }
-        freed += charge(item);
-        count += 1;
-    }
-    (count, freed)
+/// Runs user code, keeping its panic in `caught` and answering `on_panic`
+/// instead (see [`State::take_caught`]).
+fn guarded<R>(caught: &Cell<Option<Caught>>, on_panic: R, user: impl FnOnce() -> R) -> R {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(user)).unwrap_or_else(|panic| {
+        caught.set(Some(panic));
+        on_panic
+    })
 }
 
 #[cfg(test)]

@@ -1,15 +1,18 @@
 //! Unit tests of the state behind the lock.
 
 use super::*;
+use crate::hooks::Hooks;
 
 fn state(limits: Limits) -> State<Vec<u8>> {
     limits.validate().expect("valid limits");
-    State::new(limits, 1)
+    State::new(limits, Hooks::default(), false, 1)
 }
 
+/// Appends an event of `len` bytes; returns whether receivers were told.
 fn add(st: &mut State<Vec<u8>>, len: usize) -> bool {
-    assert_eq!(st.room_for(len), Room::Fits);
-    st.append(vec![len as u8; len], len)
+    st.take_news();
+    st.append(vec![len as u8; len], len);
+    st.take_news().ready
 }
 
 fn reasons(st: &mut State<Vec<u8>>) -> Vec<(usize, FlushReason)> {
@@ -62,18 +65,45 @@ fn cuts_at_the_item_limit() {
 }
 
 #[test]
-fn room_reflects_limit_and_closure() {
+fn taking_a_batch_frees_its_bytes_and_tells_who_waits() {
+    let mut st = state(Limits::default());
+    add(&mut st, 7);
+    st.seal(FlushReason::Manual);
+    st.take_news();
+    assert!(st.take_ready().is_some());
+    let news = st.take_news();
+    assert_eq!((news.freed, news.settled), (7, true));
+    assert_eq!(st.stats.buffered_bytes, 0);
+}
+
+#[test]
+fn a_sink_batch_stays_charged_until_settled_or_requeued() {
+    let mut st: State<Vec<u8>> = State::new(Limits::default(), Hooks::default(), true, 1);
+    st.append(vec![0; 5], 5);
+    st.append(vec![0; 3], 3);
+    st.seal(FlushReason::Manual);
+    st.take_news();
+    let sealed = st.take_ready().expect("a batch");
+    assert_eq!((st.take_news().freed, st.stats.in_flight_items), (0, 2));
+    st.requeue(sealed);
+    assert_eq!((st.stats.in_flight_items, st.take_news().ready), (0, true));
+    let sealed = st.take_ready().expect("requeued at the head");
+    st.settle(Receipt::of(&sealed), true);
+    assert_eq!((st.take_news().freed, st.stats.delivered), (8, 2));
+}
+
+#[test]
+fn an_interval_too_long_for_the_clock_never_ends() {
     let mut st = state(Limits {
-        max_buffered_bytes: 10,
+        interval: std::time::Duration::MAX,
+        interval_jitter: std::time::Duration::MAX,
         ..Limits::default()
     });
-    add(&mut st, 7);
-    assert_eq!(st.room_for(3), Room::Fits);
-    assert_eq!(st.room_for(4), Room::Full);
-    assert_eq!(st.room_for(11), Room::TooLarge);
-    st.close();
-    assert_eq!(st.room_for(1), Room::Closed);
-    assert_eq!(reasons(&mut st), [(7, FlushReason::Drain)]);
+    add(&mut st, 1);
+    let due = st.due().expect("a batch is open");
+    st.cut_if_due(Instant::now());
+    assert!(due > Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600));
+    assert!(!st.has_ready());
 }
 
 #[test]
@@ -98,10 +128,15 @@ fn eviction_takes_the_oldest_first_and_counts() {
         add(&mut st, len);
     }
     let mut evicted = Vec::new();
-    st.evict_for(5, |item| evicted.push(item.len()));
-    assert_eq!(evicted, [4, 3]);
+    assert_eq!(st.evictable_bytes(), 10);
+    let freed = st.evict(5, &mut |item: Vec<u8>| evicted.push(item.len()));
+    assert_eq!((freed, evicted), (7, vec![4, 3]));
     assert_eq!((st.stats.dropped, st.stats.buffered_bytes), (2, 3));
-    assert_eq!(st.room_for(5), Room::Fits);
+    assert_eq!(
+        st.take_news().freed,
+        0,
+        "evicted bytes pay for the new event"
+    );
 }
 
 #[test]
@@ -112,7 +147,7 @@ fn lowering_the_batch_limit_cuts_without_dropping() {
         max_batch_bytes: Some(4),
         ..st.limits
     };
-    assert!(st.set_limits(limits));
+    st.set_limits(limits);
     assert_eq!(reasons(&mut st), [(8, FlushReason::Bytes)]);
     assert_eq!(st.stats.delivered, 1);
 }
@@ -129,4 +164,85 @@ fn take_all_returns_everything_in_order() {
     let lens: Vec<usize> = st.take_all().iter().map(Vec::len).collect();
     assert_eq!(lens, [1, 2, 3, 4, 5]);
     assert_eq!((st.stats.returned, st.stats.buffered_bytes), (5, 0));
+}
+
+/// A `Weight` that answers `first`, then `again` (or panics if `None`).
+struct Fickle {
+    first: usize,
+    again: Option<usize>,
+    asked: std::cell::Cell<bool>,
+}
+
+impl Fickle {
+    fn new(first: usize, again: Option<usize>) -> Self {
+        Fickle {
+            first,
+            again,
+            asked: std::cell::Cell::new(false),
+        }
+    }
+}
+
+impl crate::Weight for Fickle {
+    fn weight(&self) -> usize {
+        if !self.asked.replace(true) {
+            return self.first;
+        }
+        self.again.expect("a Weight that panics when asked again")
+    }
+}
+
+fn fickle_state(events: impl IntoIterator<Item = Fickle>) -> State<Fickle> {
+    let limits = Limits {
+        max_buffered_bytes: 100,
+        ..Limits::default()
+    };
+    let mut st = State::new(limits, Hooks::default(), false, 1);
+    for event in events {
+        let weight = crate::weight::charge(&event);
+        st.append(event, weight);
+    }
+    st
+}
+
+#[test]
+fn eviction_stays_exact_when_weight_changes() {
+    let mut st = fickle_state((0..4).map(|_| Fickle::new(10, Some(10_000))));
+    assert_eq!(st.stats.buffered_bytes, 40);
+    // Asked again, the first event claims 10,000 bytes: it frees at most
+    // what leaves each of the other three events a byte.
+    let freed = st.evict(5, &mut drop);
+    assert_eq!(
+        (freed, st.stats.buffered_bytes, st.stats.buffered_items),
+        (37, 3, 3)
+    );
+    st.seal(FlushReason::Manual);
+    let sealed = st.take_ready().expect("the rest");
+    assert_eq!(
+        (sealed.bytes, sealed.items.len(), st.stats.buffered_bytes),
+        (3, 3, 0)
+    );
+}
+
+#[test]
+fn a_recut_stays_exact_when_weight_panics() {
+    let mut st = fickle_state((0..3).map(|_| Fickle::new(10, None)));
+    let limits = Limits {
+        max_batch_bytes: Some(15),
+        ..st.limits
+    };
+    st.set_limits(limits);
+    assert!(
+        st.take_caught().is_some(),
+        "the panic is kept for the caller"
+    );
+    let batches: Vec<(usize, usize)> = std::iter::from_fn(|| st.take_ready())
+        .map(|s| (s.items.len(), s.bytes))
+        .collect();
+    assert_eq!(
+        batches,
+        [(2, 2), (1, 28)],
+        "one byte each for the panicking answers"
+    );
+    assert_eq!((st.stats.buffered_bytes, st.stats.delivered), (0, 3));
 }

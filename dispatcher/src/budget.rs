@@ -1,0 +1,209 @@
+//! The byte budget every partition admits against, and whether admission
+//! is closed.
+//!
+//! One atomic word holds the bytes charged (accepted, not yet delivered;
+//! in sink mode, not yet settled) with the closed flag as its top bit, so a
+//! reservation and closing are one compare-and-swap apart: nothing is
+//! reserved after [`close`](Budget::close), and stopping or shutting down
+//! one partition after another can never let a blocked producer in.
+//!
+//! Bytes are reserved before an event joins its partition and released
+//! after it leaves, so `used()` is never below what the partitions hold
+//! and never above the limit (except after the limit was lowered: then it
+//! only goes down). Bytes are released only by a partition's guard when it
+//! lets go, which then tells the producers waiting for room (see
+//! `core::guard`).
+
+use crate::signal::Signal;
+use crate::sync::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+
+/// The top bit of the budget word: admission is closed.
+const CLOSED: usize = 1 << (usize::BITS - 1);
+
+/// The largest `max_buffered_bytes` the budget can hold.
+pub(crate) const MAX_BYTES: usize = CLOSED - 1;
+
+/// Why a reservation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Short {
+    /// Not enough room now.
+    Full,
+    /// Admission is closed for good.
+    Closed,
+}
+
+pub(crate) struct Budget {
+    /// Bytes charged, with [`CLOSED`] as the top bit.
+    word: AtomicUsize,
+    max: AtomicUsize,
+    peak: AtomicUsize,
+    /// News for producers waiting for room: bytes released, the limit
+    /// raised, admission closed.
+    pub(crate) room: Signal,
+}
+
+impl Budget {
+    pub(crate) fn new(max: usize) -> Self {
+        Budget {
+            word: AtomicUsize::new(0),
+            max: AtomicUsize::new(max),
+            peak: AtomicUsize::new(0),
+            room: Signal::default(),
+        }
+    }
+
+    /// Bytes charged now.
+    #[inline]
+    pub(crate) fn used(&self) -> usize {
+        self.word.load(SeqCst) & !CLOSED
+    }
+
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.word.load(SeqCst) & CLOSED != 0
+    }
+
+    #[inline]
+    pub(crate) fn max(&self) -> usize {
+        self.max.load(SeqCst)
+    }
+
+    /// The highest `used()` ever reached.
+    pub(crate) fn peak(&self) -> usize {
+        self.peak.load(SeqCst)
+    }
+
+    /// Whether `weight` more bytes would be reserved now (a look, not a
+    /// promise).
+    #[inline]
+    pub(crate) fn fits(&self, weight: usize) -> bool {
+        let word = self.word.load(SeqCst);
+        word & CLOSED == 0 && word.saturating_add(weight) <= self.max()
+    }
+
+    /// Reserves `weight` bytes if admission is open and they fit under the
+    /// limit; returns the bytes charged right after. Zero bytes always fit
+    /// while open: a reservation that adds nothing cannot break the bound
+    /// (DropOldest uses it when evicted events pay for the whole new one).
+    /// The caller records the peak once it knows what it holds
+    /// ([`note_peak`](Self::note_peak)).
+    #[inline]
+    pub(crate) fn try_reserve(&self, weight: usize) -> Result<usize, Short> {
+        let max = self.max();
+        let mut word = self.word.load(SeqCst);
+        loop {
+            if word & CLOSED != 0 {
+                return Err(Short::Closed);
+            }
+            let after = word.saturating_add(weight);
+            if weight > 0 && after > max {
+                return Err(Short::Full);
+            }
+            match self.word.compare_exchange_weak(word, after, SeqCst, SeqCst) {
+                Ok(_) => return Ok(after),
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// Records that `used` bytes were charged at some point.
+    #[inline]
+    pub(crate) fn note_peak(&self, used: usize) {
+        if used > self.peak.load(Relaxed) {
+            self.peak.fetch_max(used, Relaxed);
+        }
+    }
+
+    /// Gives back charged bytes without telling anyone yet: for a caller
+    /// that holds a partition lock, which calls [`Signal::notify`] on
+    /// [`room`](Self::room) once it let go.
+    #[inline]
+    pub(crate) fn release_quietly(&self, bytes: usize) {
+        let before = self.word.fetch_sub(bytes, SeqCst);
+        debug_assert!(before & !CLOSED >= bytes, "released more than charged");
+    }
+
+    /// Gives back charged bytes and tells who waits for room.
+    #[cfg(test)]
+    fn release(&self, bytes: usize) {
+        if bytes > 0 {
+            self.release_quietly(bytes);
+            self.room.notify();
+        }
+    }
+
+    /// Closes admission for good; waiters for room learn it.
+    pub(crate) fn close(&self) {
+        self.word.fetch_or(CLOSED, SeqCst);
+        self.room.notify();
+    }
+
+    /// A new limit; raising it may let waiters in.
+    pub(crate) fn set_max(&self, max: usize) {
+        self.max.store(max, SeqCst);
+        self.room.notify();
+    }
+}
+
+#[cfg(all(test, not(shuttle)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_never_exceed_the_limit() {
+        let budget = Budget::new(10);
+        assert_eq!(budget.try_reserve(6), Ok(6));
+        assert_eq!(budget.try_reserve(5), Err(Short::Full));
+        assert_eq!(budget.try_reserve(4), Ok(10));
+        budget.note_peak(10);
+        assert_eq!((budget.used(), budget.peak()), (10, 10));
+        budget.release(6);
+        assert!(budget.fits(6) && !budget.fits(7));
+        budget.set_max(4);
+        assert_eq!(budget.try_reserve(1), Err(Short::Full));
+        assert_eq!(
+            budget.try_reserve(0),
+            Ok(4),
+            "zero bytes fit over a lowered limit"
+        );
+    }
+
+    #[test]
+    fn nothing_is_reserved_after_closing() {
+        let budget = Budget::new(10);
+        assert_eq!(budget.try_reserve(3), Ok(3));
+        budget.close();
+        assert!(budget.is_closed() && !budget.fits(1));
+        assert_eq!(budget.try_reserve(1), Err(Short::Closed));
+        assert_eq!(budget.try_reserve(0), Err(Short::Closed));
+        budget.release(3);
+        assert_eq!((budget.used(), budget.is_closed()), (0, true));
+    }
+
+    #[test]
+    fn concurrent_reservations_stay_within_the_limit() {
+        let budget = std::sync::Arc::new(Budget::new(1000));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let budget = std::sync::Arc::clone(&budget);
+                std::thread::spawn(move || {
+                    let mut held = 0;
+                    for i in 0..10_000usize {
+                        if let Ok(after) = budget.try_reserve(7) {
+                            budget.note_peak(after);
+                            held += 7;
+                        }
+                        if i % 3 == 0 && held > 0 {
+                            budget.release(7);
+                            held -= 7;
+                        }
+                    }
+                    budget.release(held);
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(budget.used(), 0);
+        assert!(budget.peak() <= 1000);
+    }
+}

@@ -1,0 +1,382 @@
+//! Admission: an event (or a group) is weighed outside any lock, refused
+//! early from lock-free readings when it cannot fit, then admitted under
+//! its partition's lock after its bytes are reserved in the budget.
+//!
+//! DropOldest makes room without ever breaking the bound or evicting for
+//! nothing: it works out what it owes (what the new bytes exceed the limit
+//! by, at most their own weight), reserves the rest, and only once that
+//! reservation succeeded evicts at least what it owes. The evicted events'
+//! bytes are never handed back to the budget in between, where another
+//! partition could take them: they pay for the new event directly. It
+//! evicts from its own partition when that holds enough; otherwise it
+//! locks every partition, in index order, and evicts its own oldest events
+//! first, then the others'. If even that cannot make room (everything else
+//! is in a sink call), it refuses and has evicted nothing.
+
+use std::time::Instant;
+
+use super::{Core, Guard};
+use crate::budget::Short;
+use crate::config::Policy;
+use crate::error::{EnqueueError, TryEnqueueError};
+use crate::signal::Check;
+use crate::state::{Caught, State};
+use crate::sync::Ordering::Relaxed;
+use crate::weight::{Weight, charge};
+
+/// Why an admission was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Full,
+    TooLarge,
+    Closed,
+    /// By the `can_add` hook.
+    Refused,
+}
+
+/// What is being admitted: one event, or a group that goes in whole.
+pub(crate) trait Payload<T>: Sized {
+    /// How many events.
+    fn count(&self) -> u64;
+    /// Whether the `can_add` hook lets every event in.
+    fn admitted_by(&self, st: &State<T>) -> bool;
+    /// Appends the events, whose bytes are reserved.
+    fn append_to(self, st: &mut State<T>);
+    /// Shows every event to the `on_reject` hook.
+    fn show(&self, observer: &dyn Fn(&T));
+}
+
+/// One event and its weight.
+pub(crate) struct One<T>(pub(crate) T, pub(crate) usize);
+
+/// A group and each event's weight.
+pub(crate) struct Group<T>(pub(crate) Vec<T>, pub(crate) Vec<usize>);
+
+impl<T> Payload<T> for One<T> {
+    fn count(&self) -> u64 {
+        1
+    }
+    fn admitted_by(&self, st: &State<T>) -> bool {
+        st.hook_admits(&self.0)
+    }
+    fn append_to(self, st: &mut State<T>) {
+        st.append(self.0, self.1);
+    }
+    fn show(&self, observer: &dyn Fn(&T)) {
+        observer(&self.0);
+    }
+}
+
+impl<T> Payload<T> for Group<T> {
+    fn count(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn admitted_by(&self, st: &State<T>) -> bool {
+        self.0.iter().all(|item| st.hook_admits(item))
+    }
+    fn append_to(self, st: &mut State<T>) {
+        for (item, weight) in self.0.into_iter().zip(self.1) {
+            st.append(item, weight);
+        }
+    }
+    fn show(&self, observer: &dyn Fn(&T)) {
+        self.0.iter().for_each(observer);
+    }
+}
+
+type Admitted<P> = Result<(), (Refusal, P)>;
+
+impl<T: Weight> Core<T> {
+    /// Admits without waiting; under DropOldest evicts to make room.
+    pub(crate) fn try_enqueue(&self, at: usize, item: T) -> Result<(), TryEnqueueError<T>> {
+        let weight = charge(&item);
+        self.admit(at, One(item, weight), weight)
+            .map_err(|(refusal, payload)| {
+                let (error, One(item, _)) = self.refuse(at, refusal, payload);
+                error(item)
+            })
+    }
+
+    /// Admits all of `items` or none.
+    pub(crate) fn try_enqueue_all(
+        &self,
+        at: usize,
+        items: Vec<T>,
+    ) -> Result<(), TryEnqueueError<Vec<T>>> {
+        // Weighed once, outside the lock; a sum that overflows never fits.
+        let weights: Vec<usize> = items.iter().map(charge).collect();
+        let total = weights
+            .iter()
+            .try_fold(0usize, |sum, &w| sum.checked_add(w));
+        let group = Group(items, weights);
+        let admitted = match total {
+            Some(total) => self.admit(at, group, total),
+            None => Err((Refusal::TooLarge, group)),
+        };
+        admitted.map_err(|(refusal, group)| {
+            let (error, Group(items, _)) = self.refuse(at, refusal, group);
+            error(items)
+        })
+    }
+
+    /// Admits, waiting for room until `deadline`; under DropOldest evicts
+    /// instead of waiting.
+    pub(crate) fn enqueue_until(
+        &self,
+        at: usize,
+        item: T,
+        deadline: Instant,
+    ) -> Result<(), EnqueueError<T>> {
+        if self.policy == Policy::DropOldest {
+            return self.try_enqueue(at, item).map_err(Into::into);
+        }
+        let weight = charge(&item);
+        let mut slot = Some(item);
+        self.budget
+            .room
+            .wait(|| self.admit_or_wait(at, &mut slot, weight, deadline))
+    }
+
+    /// One look of a waiting admission (blocking or async): admitted,
+    /// refused for good, timed out, or wait for room until `deadline`
+    /// (the item is then back in `slot`).
+    pub(crate) fn admit_or_wait(
+        &self,
+        at: usize,
+        slot: &mut Option<T>,
+        weight: usize,
+        deadline: Instant,
+    ) -> Check<Result<(), EnqueueError<T>>> {
+        let item = slot.take().expect("the item is back after every look");
+        match self.admit(at, One(item, weight), weight) {
+            Ok(()) => Check::Ready(Ok(())),
+            Err((Refusal::Full, One(item, _))) if Instant::now() < deadline => {
+                *slot = Some(item);
+                Check::Wait(Some(deadline))
+            }
+            Err((Refusal::Full, One(item, _))) => {
+                self.parts[at].refusals.timeout.fetch_add(1, Relaxed);
+                Check::Ready(Err(EnqueueError::Timeout(item)))
+            }
+            Err((refusal, payload)) => {
+                let (error, One(item, _)) = self.refuse(at, refusal, payload);
+                Check::Ready(Err(error(item).into()))
+            }
+        }
+    }
+
+    /// Counts a refusal and shows a hook's refusal to `on_reject`; returns
+    /// the error to wrap the payload's events in.
+    fn refuse<P: Payload<T>, I>(
+        &self,
+        at: usize,
+        refusal: Refusal,
+        payload: P,
+    ) -> (fn(I) -> TryEnqueueError<I>, P) {
+        let refusals = &self.parts[at].refusals;
+        let (counter, error): (_, fn(I) -> TryEnqueueError<I>) = match refusal {
+            Refusal::Full => (&refusals.full, TryEnqueueError::Full),
+            Refusal::TooLarge => (&refusals.too_large, TryEnqueueError::TooLarge),
+            Refusal::Closed => (&refusals.closed, TryEnqueueError::Closed),
+            Refusal::Refused => (&refusals.refused, TryEnqueueError::Refused),
+        };
+        if refusal == Refusal::Refused {
+            if let Some(on_reject) = &self.on_reject {
+                payload.show(&**on_reject);
+            }
+        }
+        counter.fetch_add(payload.count(), Relaxed);
+        (error, payload)
+    }
+
+    /// Admits `payload` (weighing `weight` in all) into partition `at`, or
+    /// hands it back with the reason. Counts nothing but what it admits.
+    fn admit<P: Payload<T>>(&self, at: usize, payload: P, weight: usize) -> Admitted<P> {
+        let evicts = self.policy == Policy::DropOldest;
+        if let Some(refusal) = self.precheck(weight, evicts) {
+            return Err((refusal, payload));
+        }
+        let st = self.lock(at);
+        if !payload.admitted_by(&st) {
+            resume(st.unlock());
+            return Err((Refusal::Refused, payload));
+        }
+        match self.budget.try_reserve(weight) {
+            Ok(after) => {
+                self.budget.note_peak(after);
+                let mut st = st;
+                payload.append_to(&mut st);
+                resume(st.unlock());
+                Ok(())
+            }
+            Err(short) => {
+                let refusal = self.refusal(short, weight);
+                if evicts && refusal == Refusal::Full {
+                    self.evict_for(st, at, payload, weight)
+                } else {
+                    Err((refusal, payload))
+                }
+            }
+        }
+    }
+
+    /// The lock-free refusal: `Some` if the payload cannot be admitted now.
+    #[inline]
+    fn precheck(&self, weight: usize, evicts: bool) -> Option<Refusal> {
+        if self.budget.is_closed() {
+            Some(Refusal::Closed)
+        } else if weight > self.budget.max() {
+            Some(Refusal::TooLarge)
+        } else if !evicts && !self.filters && !self.budget.fits(weight) {
+            Some(Refusal::Full)
+        } else {
+            None
+        }
+    }
+
+    fn refusal(&self, short: Short, weight: usize) -> Refusal {
+        match short {
+            Short::Closed => Refusal::Closed,
+            Short::Full if weight > self.budget.max() => Refusal::TooLarge,
+            Short::Full => Refusal::Full,
+        }
+    }
+
+    /// What admitting `weight` bytes now must evict: what they exceed the
+    /// limit by, but never more than their own weight (over a lowered limit
+    /// the budget then does not grow, and a limit change alone evicts
+    /// nothing).
+    fn owed(&self, weight: usize) -> usize {
+        (self.budget.used().saturating_add(weight))
+            .saturating_sub(self.budget.max())
+            .min(weight)
+    }
+
+    /// DropOldest, partition `at` locked: evict from it if it holds enough,
+    /// otherwise from every partition.
+    fn evict_for<P: Payload<T>>(
+        &self,
+        mut st: Guard<'_, T>,
+        at: usize,
+        payload: P,
+        weight: usize,
+    ) -> Admitted<P> {
+        match self.reserve_owed(weight, st.evictable_bytes()) {
+            Ok((owed, after)) => {
+                let mut evicted = Vec::new();
+                let freed = self.evict(&mut st, owed, &mut evicted);
+                self.paid_by_eviction(&mut st, owed, freed, after);
+                payload.append_to(&mut st);
+                self.done(vec![st], evicted)
+            }
+            Err(Refusal::Full) if self.parts.len() > 1 => {
+                drop(st);
+                self.evict_anywhere(at, payload, weight)
+            }
+            Err(refusal) => fail(vec![st], refusal, payload),
+        }
+    }
+
+    /// DropOldest across partitions: with every partition locked (in index
+    /// order, the only place that holds more than one lock), evict `at`'s
+    /// oldest events first, then the other partitions'.
+    fn evict_anywhere<P: Payload<T>>(&self, at: usize, payload: P, weight: usize) -> Admitted<P> {
+        let mut guards: Vec<_> = (0..self.parts.len()).map(|p| self.lock(p)).collect();
+        if !payload.admitted_by(&guards[at]) {
+            return fail(guards, Refusal::Refused, payload);
+        }
+        let evictable = guards.iter().map(|st| st.evictable_bytes()).sum();
+        let (owed, after) = match self.reserve_owed(weight, evictable) {
+            Ok(reserved) => reserved,
+            Err(refusal) => return fail(guards, refusal, payload),
+        };
+        let mut evicted = Vec::new();
+        let mut freed = 0;
+        let n = guards.len();
+        for p in (0..n).map(|i| (at + i) % n) {
+            let take = owed.saturating_sub(freed).min(guards[p].evictable_bytes());
+            if take > 0 {
+                freed += self.evict(&mut guards[p], take, &mut evicted);
+            }
+        }
+        self.paid_by_eviction(&mut guards[at], owed, freed, after);
+        payload.append_to(&mut guards[at]);
+        self.done(guards, evicted)
+    }
+
+    /// Reserves the part of `weight` that eviction will not pay for, and
+    /// returns the part it must (at most `evictable` bytes) with the bytes
+    /// charged after the reservation, or the refusal. Nothing is evicted
+    /// yet, so a refusal has evicted nothing.
+    fn reserve_owed(&self, weight: usize, evictable: usize) -> Result<(usize, usize), Refusal> {
+        loop {
+            let owed = self.owed(weight);
+            if weight > self.budget.max() {
+                return Err(Refusal::TooLarge);
+            }
+            if owed > evictable {
+                return Err(Refusal::Full);
+            }
+            match self.budget.try_reserve(weight - owed) {
+                Ok(after) => return Ok((owed, after)),
+                Err(Short::Closed) => return Err(Refusal::Closed),
+                // Others took room meanwhile: this admission owes more.
+                Err(Short::Full) => {}
+            }
+        }
+    }
+
+    /// Eviction freed `freed` bytes where `owed` were due: the excess goes
+    /// back to the budget when the lock is released, and the peak is what
+    /// is held once it has.
+    fn paid_by_eviction(&self, st: &mut State<T>, owed: usize, freed: usize, after: usize) {
+        st.free(freed - owed);
+        self.budget.note_peak(after - (freed - owed));
+    }
+
+    /// Evicts at least `owed` bytes from a locked partition. With an
+    /// eviction hook the events are kept for it (it runs after the locks
+    /// are released); without one they are dropped here.
+    fn evict(&self, st: &mut State<T>, owed: usize, evicted: &mut Vec<T>) -> usize {
+        if self.on_evict.is_some() {
+            st.evict(owed, &mut |old| evicted.push(old))
+        } else {
+            st.evict(owed, &mut drop)
+        }
+    }
+
+    /// Releases the locks, hands evicted events to the hook, and resumes a
+    /// panic of user code caught meanwhile.
+    fn done<P>(&self, mut guards: Vec<Guard<'_, T>>, evicted: Vec<T>) -> Admitted<P> {
+        let caught = take_caught(&mut guards);
+        drop(guards);
+        if let Some(hook) = &self.on_evict {
+            evicted.into_iter().for_each(|item| hook(item));
+        }
+        resume(caught);
+        Ok(())
+    }
+}
+
+/// Releases the locks and refuses, resuming a caught panic first.
+fn fail<T, P>(mut guards: Vec<Guard<'_, T>>, refusal: Refusal, payload: P) -> Admitted<P> {
+    let caught = take_caught(&mut guards);
+    drop(guards);
+    resume(caught);
+    Err((refusal, payload))
+}
+
+fn take_caught<T>(guards: &mut [Guard<'_, T>]) -> Option<Caught> {
+    guards
+        .iter_mut()
+        .fold(None, |first, st| first.or(st.take_caught()))
+}
+
+/// Resumes a panic of user code on the caller's thread, once the operation
+/// it interrupted is complete and the lock released.
+#[inline(always)]
+pub(crate) fn resume(caught: Option<Caught>) {
+    if let Some(panic) = caught {
+        std::panic::resume_unwind(panic);
+    }
+}

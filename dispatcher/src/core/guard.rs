@@ -1,0 +1,133 @@
+//! A partition's lock, and the guard that turns what changed under it into
+//! notifications when it lets go.
+//!
+//! Every change to a partition happens through a [`Guard`]. State methods
+//! record their [`News`] (bytes freed, a batch ready, a batch settled);
+//! dropping the guard gives the freed bytes back to the budget before the
+//! lock is released (so a snapshot under the lock agrees with the budget),
+//! then releases the lock, then notifies the signals the news concerns. No
+//! code path can change the state and forget to wake who waits for it.
+
+use std::ops::{Deref, DerefMut};
+
+use super::Core;
+use crate::state::{Caught, News, State};
+use crate::stats::Rejections;
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering::Relaxed};
+
+/// One partition: a complete batch builder behind its own lock.
+pub(crate) struct Partition<T> {
+    state: Mutex<State<T>>,
+    pub(crate) refusals: Refusals,
+}
+
+impl<T> Partition<T> {
+    pub(crate) fn new(state: State<T>) -> Self {
+        Partition {
+            state: Mutex::new(state),
+            refusals: Refusals::default(),
+        }
+    }
+}
+
+/// Refusal counters, bumped without the lock.
+#[derive(Default)]
+pub(crate) struct Refusals {
+    pub(crate) full: AtomicU64,
+    pub(crate) timeout: AtomicU64,
+    pub(crate) too_large: AtomicU64,
+    pub(crate) closed: AtomicU64,
+    pub(crate) refused: AtomicU64,
+}
+
+impl Refusals {
+    pub(crate) fn read(&self) -> Rejections {
+        Rejections {
+            full: self.full.load(Relaxed),
+            timeout: self.timeout.load(Relaxed),
+            too_large: self.too_large.load(Relaxed),
+            closed: self.closed.load(Relaxed),
+            refused: self.refused.load(Relaxed),
+        }
+    }
+}
+
+/// A locked partition. Derefs to its [`State`].
+pub(crate) struct Guard<'a, T> {
+    core: &'a Core<T>,
+    state: Option<MutexGuard<'a, State<T>>>,
+}
+
+impl<T> Core<T> {
+    /// Locks partition `at`.
+    #[inline]
+    pub(crate) fn lock(&self, at: usize) -> Guard<'_, T> {
+        Guard {
+            core: self,
+            state: Some(self.parts[at].state.lock()),
+        }
+    }
+}
+
+impl<T> Guard<'_, T> {
+    /// Lets go of the lock (waking who the changes concern), and hands
+    /// back the panic of user code caught meanwhile, for the caller to
+    /// resume.
+    #[must_use = "a caught panic must be resumed"]
+    pub(crate) fn unlock(mut self) -> Option<Caught> {
+        let caught = self.take_caught();
+        drop(self);
+        caught
+    }
+}
+
+impl<T> Deref for Guard<'_, T> {
+    type Target = State<T>;
+
+    #[inline]
+    fn deref(&self) -> &State<T> {
+        self.state.as_deref().expect("locked until dropped")
+    }
+}
+
+impl<T> DerefMut for Guard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut State<T> {
+        self.state.as_deref_mut().expect("locked until dropped")
+    }
+}
+
+impl<T> Drop for Guard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        let Some(mut state) = self.state.take() else {
+            return;
+        };
+        let news = state.take_news();
+        if news == News::default() {
+            return;
+        }
+        if news.freed > 0 {
+            self.core.budget.release_quietly(news.freed);
+        }
+        drop(state);
+        self.core.announce(news);
+    }
+}
+
+impl<T> Core<T> {
+    /// Tells who waits for what `news` is about. The lock it came from is
+    /// already released.
+    #[cold]
+    fn announce(&self, news: News) {
+        if news.freed > 0 {
+            self.budget.room.notify();
+        }
+        if news.ready {
+            self.ready.notify();
+        }
+        if news.settled {
+            self.settled.notify();
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The dispatcher's shared core: its partitions, the byte budget they share,
+//! the signals waiters wait on, and the operations that span partitions.
+//!
+//! - Each partition is a complete batch builder behind its own lock
+//!   ([`guard`]); producer handles are spread over them, one partition per
+//!   handle (see [`Core::next_partition`]).
+//! - Bytes are admitted against one [`Budget`] (a compare-and-swap, which
+//!   also carries "closed").
+//! - Three [`Signal`]s carry all the news: room freed (the budget's),
+//!   a batch ready, a batch settled. Every wait in the crate is
+//!   [`Signal::wait`] (or its async twin) with a check; every change that
+//!   can end a wait happens under a partition [`Guard`], which notifies
+//!   when it lets go, or in the budget, which notifies itself.
+//!
+//! Admission lives in [`admit`], taking batches in [`receive`], their
+//! settlement and the checkpoints that wait for it in [`settle`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::budget::Budget;
+use crate::config::{EvictHook, Limits, Policy};
+use crate::hooks::{Hooks, ItemObserver};
+use crate::signal::{Check, Signal};
+use crate::state::State;
+use crate::stats::Stats;
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+
+pub(crate) mod admit;
+mod guard;
+pub(crate) mod receive;
+mod settle;
+
+pub(crate) use guard::{Guard, Partition};
+
+pub(crate) struct Core<T> {
+    parts: Box<[Partition<T>]>,
+    pub(crate) budget: Budget,
+    /// A batch was sealed, opened or requeued, or admission closed.
+    ready: Signal,
+    /// A batch left or settled, or the last receiver went away.
+    settled: Signal,
+    /// Fixed at build time, so reading it needs no lock.
+    pub(crate) policy: Policy,
+    on_evict: Option<EvictHook<T>>,
+    on_reject: Option<ItemObserver<T>>,
+    /// Whether a `can_add` hook filters events: its refusal comes before
+    /// "full", so admission cannot refuse as full without the lock.
+    filters: bool,
+    /// Sink mode: taken batches stay charged until settled.
+    pub(crate) hold_in_flight: bool,
+    /// Live receivers; when the last goes, nothing can be delivered.
+    receivers: AtomicUsize,
+    no_receivers: AtomicBool,
+    /// The partition the next producer handle gets.
+    next_part: AtomicUsize,
+    /// Where the next receive starts looking.
+    next_scan: AtomicUsize,
+    attempts: AttemptCounters,
+    /// For `tracing` and `metrics`.
+    #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
+    pub(crate) name: Arc<str>,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::Throttle,
+}
+
+/// Sink attempt counters, bumped by flush workers without a lock.
+#[derive(Default)]
+struct AttemptCounters {
+    retries: AtomicU64,
+    timeouts: AtomicU64,
+    panics: AtomicU64,
+}
+
+/// Everything a [`Core`] is built from.
+pub(crate) struct Parts<T> {
+    pub(crate) limits: Limits,
+    pub(crate) policy: Policy,
+    pub(crate) partitions: usize,
+    pub(crate) on_evict: Option<EvictHook<T>>,
+    pub(crate) hooks: Hooks<T>,
+    pub(crate) hold_in_flight: bool,
+    pub(crate) name: Arc<str>,
+    pub(crate) metrics_every: Option<std::time::Duration>,
+    pub(crate) seed: u64,
+}
+
+impl<T> Core<T> {
+    pub(crate) fn new(parts: Parts<T>) -> Self {
+        let mut hooks = parts.hooks;
+        // Refusals are shown to `on_reject` outside the lock, by admission.
+        let on_reject = hooks.on_reject.take();
+        let hooks = hooks.armed();
+        let filters = hooks.can_add.is_some();
+        let partitions = (0..parts.partitions as u64)
+            .map(|at| {
+                let seed = parts
+                    .seed
+                    .wrapping_add(at.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                Partition::new(State::new(
+                    parts.limits,
+                    hooks.clone(),
+                    parts.hold_in_flight,
+                    seed,
+                ))
+            })
+            .collect();
+        #[cfg(not(feature = "metrics"))]
+        let _ = parts.metrics_every;
+        Core {
+            parts: partitions,
+            budget: Budget::new(parts.limits.max_buffered_bytes),
+            ready: Signal::default(),
+            settled: Signal::default(),
+            policy: parts.policy,
+            on_evict: parts.on_evict,
+            on_reject,
+            filters,
+            hold_in_flight: parts.hold_in_flight,
+            receivers: AtomicUsize::new(1),
+            no_receivers: AtomicBool::new(false),
+            next_part: AtomicUsize::new(0),
+            next_scan: AtomicUsize::new(0),
+            attempts: AttemptCounters::default(),
+            name: parts.name,
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::Throttle::new(parts.metrics_every),
+        }
+    }
+
+    pub(crate) fn partitions(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// The partition for a new producer handle (or a clone): round-robin,
+    /// so handles cloned into threads spread over the partitions.
+    pub(crate) fn next_partition(&self) -> usize {
+        self.next_part.fetch_add(1, Relaxed) % self.parts.len()
+    }
+
+    /// Keeps an emptied batch buffer of partition `at` for reuse.
+    pub(crate) fn recycle(&self, at: usize, buffer: Vec<T>) {
+        self.lock(at).recycle(buffer);
+    }
+
+    /// Every partition's counters added up. With one partition it is one
+    /// snapshot under its lock; with several the partitions are read one
+    /// after another, and `buffered_bytes` is one reading of the budget.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut total = Stats::default();
+        for (at, part) in self.parts.iter().enumerate() {
+            let st = self.lock(at);
+            total.absorb(&st.stats);
+            if self.parts.len() == 1 {
+                total.buffered_bytes = self.budget.used();
+            }
+            drop(st);
+            total.rejected.absorb(&part.refusals.read());
+        }
+        if self.parts.len() > 1 {
+            total.buffered_bytes = self.budget.used();
+        }
+        total.peak_buffered_bytes = self.budget.peak();
+        total.retries = self.attempts.retries.load(Relaxed);
+        total.sink_timeouts = self.attempts.timeouts.load(Relaxed);
+        total.sink_panics = self.attempts.panics.load(Relaxed);
+        total
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        self.lock(0).limits
+    }
+
+    /// Cuts every partition's open batch now.
+    pub(crate) fn flush(&self) {
+        self.seal_all();
+    }
+
+    /// Seals every partition's open batch; returns, per partition, the id
+    /// every batch below which holds only events accepted before the call.
+    fn seal_all(&self) -> Vec<u64> {
+        (0..self.parts.len())
+            .map(|at| self.lock(at).seal_for_wait())
+            .collect()
+    }
+
+    /// Stops admission and seals the open batches, for receivers to drain.
+    pub(crate) fn close(&self) {
+        self.budget.close();
+        for at in 0..self.parts.len() {
+            self.lock(at).seal(crate::batch::FlushReason::Drain);
+        }
+        // Receivers that saw nothing left learn that nothing will come.
+        self.ready.notify();
+    }
+
+    /// Waits until every accepted event is delivered or `deadline` passes
+    /// (or no receiver is left); then returns what is still undelivered.
+    pub(crate) fn drain_until(&self, deadline: Instant) -> Vec<T> {
+        self.settled.wait(|| {
+            let done = self.no_receivers.load(SeqCst) || self.buffered_items() == 0;
+            if done || Instant::now() >= deadline {
+                Check::Ready(())
+            } else {
+                Check::Wait(Some(deadline))
+            }
+        });
+        self.take_all()
+    }
+
+    /// Events accepted and not yet delivered (or settled), all partitions.
+    fn buffered_items(&self) -> usize {
+        (0..self.parts.len())
+            .map(|at| self.lock(at).stats.buffered_items)
+            .sum()
+    }
+
+    /// Removes every undelivered event not in flight, partition by
+    /// partition, oldest first within each.
+    fn take_all(&self) -> Vec<T> {
+        let mut all = Vec::new();
+        for at in 0..self.parts.len() {
+            all.extend(self.lock(at).take_all());
+        }
+        all
+    }
+
+    /// Stops admission at once and removes every undelivered event.
+    /// Admission closes first, in the budget, so no producer gets in while
+    /// partitions are emptied one after another.
+    pub(crate) fn stop(&self) -> Vec<T> {
+        self.budget.close();
+        let all = self.take_all();
+        self.ready.notify();
+        all
+    }
+
+    pub(crate) fn add_receiver(&self) {
+        self.receivers.fetch_add(1, Relaxed);
+    }
+
+    /// With no receiver left nothing can be delivered: admission closes
+    /// (producers learn it) and shutdown stops waiting.
+    pub(crate) fn remove_receiver(&self) {
+        if self.receivers.fetch_sub(1, Relaxed) == 1 {
+            self.no_receivers.store(true, SeqCst);
+            self.close();
+            self.settled.notify();
+        }
+    }
+
+    pub(crate) fn count_retry(&self) {
+        self.attempts.retries.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn count_attempt_failure(&self, error: &crate::sink::FlushError) {
+        use crate::sink::FlushError;
+        let counter = match error {
+            FlushError::TimedOut(_) => &self.attempts.timeouts,
+            FlushError::Panicked(_) => &self.attempts.panics,
+            _ => return,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// Publishes the stats through the `metrics` facade if the builder's
+    /// interval has passed; a no-op without the feature or the interval.
+    pub(crate) fn publish_metrics_now_and_then(&self) {
+        #[cfg(feature = "metrics")]
+        if self.metrics.due() {
+            self.publish_metrics();
+        }
+    }
+
+    /// Publishes the stats through the `metrics` facade now.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn publish_metrics(&self) {
+        let stats = self.stats();
+        crate::metrics::publish(&self.name, &stats, self.budget.max());
+    }
+}
+
+impl<T: crate::Weight> Core<T> {
+    /// New limits (validated) for every partition and the budget.
+    pub(crate) fn set_limits(&self, limits: Limits) {
+        self.budget.set_max(limits.max_buffered_bytes);
+        let mut caught = None;
+        for at in 0..self.parts.len() {
+            let mut st = self.lock(at);
+            st.set_limits(limits);
+            // `Weight::weight` panicked while re-cutting: the event was
+            // counted for one byte; every partition gets the limits first.
+            caught = caught.or(st.unlock());
+        }
+        admit::resume(caught);
+    }
+}

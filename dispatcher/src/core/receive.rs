@@ -1,0 +1,68 @@
+//! Taking batches: one look at every partition (cutting a batch whose
+//! interval elapsed), shared by blocking receivers, streams and sink
+//! workers, which wait on the "ready" signal between looks.
+
+use std::time::Instant;
+
+use super::Core;
+use crate::batch::Sealed;
+use crate::error::RecvTimeoutError;
+use crate::signal::Check;
+use crate::sync::Ordering::Relaxed;
+
+/// A batch taken from partition `part`.
+pub(crate) struct Taken<T> {
+    pub(crate) part: usize,
+    pub(crate) sealed: Sealed<T>,
+}
+
+/// What a receive ends with.
+pub(crate) type Received<T> = Result<Taken<T>, RecvTimeoutError>;
+
+impl<T> Core<T> {
+    /// Takes the next batch from any partition, waiting until `deadline`
+    /// (forever if `None`).
+    pub(crate) fn recv_until(&self, deadline: Option<Instant>) -> Received<T> {
+        self.ready.wait(|| self.look_for_batch(deadline))
+    }
+
+    /// One look for a receiver: a batch, the end (admission closed and
+    /// nothing left to take), a timeout, or when to look again (the
+    /// earliest open batch's deadline, or `deadline`).
+    ///
+    /// "Closed" is read before the partitions: a producer that reserved
+    /// bytes before admission closed appended under the partition's lock
+    /// in the same step, so this look sees its event.
+    pub(crate) fn look_for_batch(&self, deadline: Option<Instant>) -> Check<Received<T>> {
+        let closed = self.budget.is_closed();
+        let now = Instant::now();
+        let n = self.parts.len();
+        let start = if n == 1 {
+            0
+        } else {
+            self.next_scan.fetch_add(1, Relaxed)
+        };
+        let mut due: Option<Instant> = None;
+        for part in (0..n).map(|i| (start + i) % n) {
+            let mut st = self.lock(part);
+            st.cut_if_due(now);
+            if let Some(sealed) = st.take_ready() {
+                return Check::Ready(Ok(Taken { part, sealed }));
+            }
+            due = due.into_iter().chain(st.due()).min();
+        }
+        if closed && due.is_none() {
+            Check::Ready(Err(RecvTimeoutError::Disconnected))
+        } else if deadline.is_some_and(|deadline| now >= deadline) {
+            Check::Ready(Err(RecvTimeoutError::Timeout))
+        } else {
+            Check::Wait(due.into_iter().chain(deadline).min())
+        }
+    }
+
+    /// The signal receivers wait on (for the async stream).
+    #[cfg(feature = "async")]
+    pub(crate) fn ready_signal(&self) -> &crate::signal::Signal {
+        &self.ready
+    }
+}
