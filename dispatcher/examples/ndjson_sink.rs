@@ -84,11 +84,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             timeout: Duration::from_secs(2),
         })
         .flush_timeout(Duration::from_secs(5))
-        .retry(Retry {
-            max_attempts: 4,
-            base: Duration::from_millis(20),
-            cap: Duration::from_secs(1),
-        })
+        .retry(Retry::new(
+            4,
+            Duration::from_millis(20),
+            Duration::from_secs(1),
+        ))
         .on_flush_error(|failure, batch| {
             // Dead-letter route: here, just say what was lost and why.
             eprintln!(

@@ -8,6 +8,7 @@ use crate::core::Core;
 
 /// Why a batch was emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum FlushReason {
     /// `interval` elapsed since the batch's first event.
     Interval,

@@ -13,6 +13,7 @@ use crate::sink::{ErrorHook, SinkConfig};
 
 /// What admission does when an event does not fit under `max_buffered_bytes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Policy {
     /// Refuse the event with [`EnqueueError::Full`](crate::EnqueueError::Full).
     Reject,

@@ -6,6 +6,7 @@ use std::time::Duration;
 /// Why [`Producer::try_enqueue`](crate::Producer::try_enqueue) (or
 /// [`try_enqueue_all`](crate::Producer::try_enqueue_all)) refused an item.
 #[derive(PartialEq, Eq, Clone, Copy, thiserror::Error)]
+#[non_exhaustive]
 pub enum TryEnqueueError<T> {
     /// No room under `max_buffered_bytes` right now.
     #[error("dispatcher is full")]
@@ -24,6 +25,7 @@ pub enum TryEnqueueError<T> {
 /// Why [`Producer::enqueue`](crate::Producer::enqueue) refused an item under
 /// the dispatcher's [`Policy`](crate::Policy).
 #[derive(PartialEq, Eq, Clone, Copy, thiserror::Error)]
+#[non_exhaustive]
 pub enum EnqueueError<T> {
     /// No room, under [`Policy::Reject`](crate::Policy::Reject).
     #[error("dispatcher is full")]
@@ -44,6 +46,7 @@ pub enum EnqueueError<T> {
 
 /// Why [`Producer::enqueue_timeout`](crate::Producer::enqueue_timeout) refused an item.
 #[derive(PartialEq, Eq, Clone, Copy, thiserror::Error)]
+#[non_exhaustive]
 pub enum EnqueueTimeoutError<T> {
     /// No room appeared before the timeout.
     #[error("timed out waiting for room")]
@@ -121,6 +124,7 @@ pub struct RecvError;
 
 /// Why [`Batches::recv_timeout`](crate::Batches::recv_timeout) returned no batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecvTimeoutError {
     /// No batch became ready in time.
     #[error("timed out waiting for a batch")]
@@ -132,6 +136,7 @@ pub enum RecvTimeoutError {
 
 /// Why [`Batches::try_recv`](crate::Batches::try_recv) returned no batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TryRecvError {
     /// No batch is ready now.
     #[error("no batch is ready")]
@@ -155,6 +160,7 @@ pub struct FlushWaitTimeout {
 /// carries every undelivered event back, oldest first.
 #[derive(thiserror::Error)]
 #[error("shutdown deadline passed with {} events undelivered", .undelivered.len())]
+#[non_exhaustive]
 pub struct ShutdownTimeout<T> {
     /// Events that were accepted but never handed to a receiver.
     pub undelivered: Vec<T>,

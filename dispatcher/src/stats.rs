@@ -4,6 +4,7 @@ use crate::batch::FlushReason;
 
 /// Refusals by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Rejections {
     /// No room under the Reject policy (or `try_enqueue` under Block).
     pub full: u64,
@@ -34,6 +35,7 @@ impl Rejections {
 
 /// Delivered batches by [`FlushReason`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FlushCounts {
     /// Cut because `interval` elapsed.
     pub interval: u64,
@@ -98,6 +100,7 @@ impl FlushCounts {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Events admitted.
     pub accepted: u64,

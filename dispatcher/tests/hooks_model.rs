@@ -126,7 +126,7 @@ impl Run {
                         self.refused.push(back);
                     }
                     Err(TryEnqueueError::Full(_) | TryEnqueueError::TooLarge(_)) => {}
-                    Err(TryEnqueueError::Closed(_)) => prop_assert!(false, "closed"),
+                    Err(other) => prop_assert!(false, "unexpected {other:?}"),
                 }
             }
             Op::Group(spec) => {
@@ -147,7 +147,7 @@ impl Run {
                     Err(TryEnqueueError::Full(back) | TryEnqueueError::TooLarge(back)) => {
                         prop_assert_eq!(back, group);
                     }
-                    Err(TryEnqueueError::Closed(_)) => prop_assert!(false, "closed"),
+                    Err(other) => prop_assert!(false, "unexpected {other:?}"),
                 }
             }
             Op::Recv => {

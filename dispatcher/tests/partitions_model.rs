@@ -228,8 +228,8 @@ impl Run {
                                 self.stats.buffered_items
                             );
                         }
-                        Err(TryRecvError::Disconnected) => {
-                            return Err(TestCaseError::fail("disconnected while running"));
+                        Err(other) => {
+                            return Err(TestCaseError::fail(format!("{other} while running")));
                         }
                     }
                 }

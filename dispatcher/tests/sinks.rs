@@ -528,25 +528,19 @@ fn invalid_sink_settings_are_refused_by_field() {
     );
     let retry = Retry::default();
     assert_eq!(
-        field(builder().retry(Retry {
-            max_attempts: 0,
-            ..retry
-        })),
+        field(builder().retry(Retry::new(0, retry.base, retry.cap))),
         "retry.max_attempts"
     );
     assert_eq!(
-        field(builder().retry(Retry {
-            base: Duration::from_secs(1),
-            cap: Duration::from_millis(999),
-            ..retry
-        })),
+        field(builder().retry(Retry::new(
+            retry.max_attempts,
+            Duration::from_secs(1),
+            Duration::from_millis(999)
+        ))),
         "retry.cap"
     );
     assert_eq!(
-        field(builder().retry(Retry {
-            base: Duration::ZERO,
-            ..retry
-        })),
+        field(builder().retry(Retry::new(retry.max_attempts, Duration::ZERO, retry.cap))),
         "retry.base"
     );
     // The limits are checked in sink mode too, and with metadata.

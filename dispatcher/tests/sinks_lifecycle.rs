@@ -194,11 +194,11 @@ fn failing_with_long_backoff() -> (
     let called = Mutex::new(called);
     let dispatcher = builder()
         .max_batch_items(4)
-        .retry(Retry {
-            max_attempts: 5,
-            base: Duration::from_secs(10),
-            cap: Duration::from_secs(10),
-        })
+        .retry(Retry::new(
+            5,
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+        ))
         .on_flush_error(hook)
         .build_with_sink(sink::from_fn(
             move |batch: &Batch<Ev>, _: &FlushContext| -> Result<(), String> {

@@ -69,14 +69,14 @@ impl BatchSource for Batches<Event> {
     fn recv_batch(&mut self, timeout: Duration) -> Result<Batch<Event>, SourceError> {
         self.recv_timeout(timeout).map_err(|e| match e {
             RecvTimeoutError::Timeout => SourceError::Empty,
-            RecvTimeoutError::Disconnected => SourceError::Closed,
+            _ => SourceError::Closed,
         })
     }
 
     fn try_recv_batch(&mut self) -> Result<Batch<Event>, SourceError> {
         self.try_recv().map_err(|e| match e {
             TryRecvError::Empty => SourceError::Empty,
-            TryRecvError::Disconnected => SourceError::Closed,
+            _ => SourceError::Closed,
         })
     }
 }

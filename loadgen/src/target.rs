@@ -104,11 +104,8 @@ impl Target for DispatcherTarget {
     fn offer(&self, event: Event) -> Offer {
         match self.producer.enqueue(event) {
             Ok(()) => Offer::Accepted,
-            Err(EnqueueError::Full(event))
-            | Err(EnqueueError::Timeout(event))
-            | Err(EnqueueError::TooLarge(event))
-            | Err(EnqueueError::Refused(event)) => Offer::Refused(event),
             Err(EnqueueError::Closed(event)) => Offer::Closed(event),
+            Err(refused) => Offer::Refused(refused.into_inner()),
         }
     }
 }

@@ -253,11 +253,11 @@ mod tests {
         );
         let dispatcher = Dispatcher::<Event>::builder()
             .max_batch_items(2)
-            .retry(dispatcher::sink::Retry {
-                max_attempts: 2,
-                base: Duration::from_millis(1),
-                cap: Duration::from_millis(1),
-            })
+            .retry(dispatcher::sink::Retry::new(
+                2,
+                Duration::from_millis(1),
+                Duration::from_millis(1),
+            ))
             .build_with_sink(measured)
             .unwrap();
         let producer = dispatcher.producer();

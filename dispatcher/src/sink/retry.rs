@@ -21,14 +21,13 @@ use crate::sink::FlushFailure;
 /// use std::time::Duration;
 /// use dispatcher::sink::Retry;
 ///
-/// let retry = Retry { max_attempts: 5, base: Duration::from_millis(10), cap: Duration::from_millis(50) };
+/// // Up to 5 attempts; waits of 5-10 ms, 10-20 ms, 20-40 ms, then 25-50 ms.
+/// let retry = Retry::new(5, Duration::from_millis(10), Duration::from_millis(50));
 /// assert!(retry.validate().is_ok());
-/// let mut rng = fastrand::Rng::with_seed(1);
-/// let third = retry.backoff(3, &mut rng);
-/// assert!(third >= Duration::from_millis(20) && third <= Duration::from_millis(40));
-/// assert!(retry.backoff(10, &mut rng) <= Duration::from_millis(50));
+/// assert_eq!(Retry::new(0, retry.base, retry.cap).validate().unwrap_err().field(), "retry.max_attempts");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Retry {
     /// Attempts per batch, the first included (`1..=1000`; 1 means no retry).
     pub max_attempts: u32,
@@ -50,6 +49,17 @@ impl Default for Retry {
 }
 
 impl Retry {
+    /// `max_attempts` attempts per batch (the first included), the first
+    /// retry after `base`, each later one after twice as long, at most
+    /// `cap`. Checked by the builder (see [`validate`](Self::validate)).
+    pub const fn new(max_attempts: u32, base: Duration, cap: Duration) -> Self {
+        Retry {
+            max_attempts,
+            base,
+            cap,
+        }
+    }
+
     /// One attempt, no retry.
     pub const NEVER: Retry = Retry {
         max_attempts: 1,
@@ -85,7 +95,7 @@ impl Retry {
     }
 
     /// The wait before retry number `retry` (1 for the first retry).
-    pub fn backoff(&self, retry: u32, rng: &mut fastrand::Rng) -> Duration {
+    pub(crate) fn backoff(&self, retry: u32, rng: &mut fastrand::Rng) -> Duration {
         let doublings = retry.saturating_sub(1).min(32);
         let full = self
             .base

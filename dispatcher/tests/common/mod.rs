@@ -211,11 +211,11 @@ impl Gate {
 
 /// Sink retries with a backoff short enough not to slow the tests down.
 pub fn quick_retry(max_attempts: u32) -> dispatcher::sink::Retry {
-    dispatcher::sink::Retry {
+    dispatcher::sink::Retry::new(
         max_attempts,
-        base: Duration::from_millis(1),
-        cap: Duration::from_millis(2),
-    }
+        Duration::from_millis(1),
+        Duration::from_millis(2),
+    )
 }
 
 /// A sink that fails the first attempt of every batch and takes the second.

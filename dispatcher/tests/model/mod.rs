@@ -294,6 +294,7 @@ impl Model {
             FlushReason::Interval => stats.flushes.interval += 1,
             FlushReason::Drain => stats.flushes.drain += 1,
             FlushReason::Hook => stats.flushes.hook += 1,
+            other => panic!("unmodelled flush reason {other}"),
         }
         Some(cut)
     }
