@@ -1,0 +1,327 @@
+//! Model checks of the dispatcher's real code under the shuttle scheduler.
+//!
+//! Built only with `--cfg shuttle` (see ARCHITECTURE.md; CI runs
+//! `scripts/models.sh`): the crate then runs on shuttle's locks, atomics
+//! and threads, and each model below is explored over many interleavings
+//! (PCT, which finds bugs of small depth with a known probability, and
+//! random walks). Shuttle's timed waits never time out, so a waiter that no
+//! notification reaches leaves every thread blocked and shuttle reports a
+//! deadlock: that is how "no waiter that fits stays asleep" is checked.
+//! Every model also checks the byte bound and that each accepted event is
+//! delivered, evicted or returned exactly once.
+#![cfg(shuttle)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dispatcher::nonblocking::AsyncSink;
+use dispatcher::sink::{FlushContext, SinkError};
+use dispatcher::{Batch, Dispatcher, EnqueueError, Policy, TryEnqueueError, Weight};
+use shuttle::sync::Mutex;
+use shuttle::thread;
+
+/// A long time: under shuttle it never runs out.
+const LONG: Duration = Duration::from_secs(3600);
+
+fn block() -> Policy {
+    Policy::Block { timeout: LONG }
+}
+
+/// Explores `model` with PCT (depth 3) and random walks.
+fn explore(model: impl Fn() + Send + Sync + 'static) {
+    let iterations = std::env::var("MODEL_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let model = Arc::new(model);
+    let pct = Arc::clone(&model);
+    shuttle::check_pct(move || pct(), iterations, 3);
+    shuttle::check_random(move || model(), iterations);
+}
+
+/// An event: who sent it, its sequence number, and its weight.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Ev {
+    from: u8,
+    seq: u8,
+    weight: u8,
+}
+
+impl Weight for Ev {
+    fn weight(&self) -> usize {
+        self.weight.into()
+    }
+}
+
+fn ev(from: u8, seq: u8, weight: u8) -> Ev {
+    Ev { from, seq, weight }
+}
+
+/// What happened to each accepted event; each must end in exactly one fate.
+#[derive(Default)]
+struct Fates(Mutex<BTreeMap<Ev, Vec<&'static str>>>);
+
+impl Fates {
+    fn record(&self, event: &Ev, fate: &'static str) {
+        self.0
+            .lock()
+            .unwrap()
+            .entry(event.clone())
+            .or_default()
+            .push(fate);
+    }
+
+    /// Every accepted event has exactly one fate besides "accepted".
+    fn check_exactly_once(&self) {
+        for (event, fates) in self.0.lock().unwrap().iter() {
+            assert_eq!(fates.len(), 2, "{event:?}: {fates:?}");
+            assert_eq!(fates[0], "accepted", "{event:?}: {fates:?}");
+        }
+    }
+}
+
+/// Defect 3's shape: 90 of 100 B held (a 50 B and a 40 B batch); A waits
+/// with 70 B, B with 20 B. One delivery frees 50 B: B fits and must be let
+/// in by that delivery alone (the receiver waits for B before taking more),
+/// whatever A does with the news.
+#[test]
+fn a_blocked_waiter_that_fits_is_always_woken() {
+    explore(|| {
+        let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+            .max_buffered_bytes(100)
+            .max_batch_items(1)
+            .interval(Duration::MAX)
+            .policy(block())
+            .build()
+            .unwrap();
+        let producer = dispatcher.producer();
+        producer.try_enqueue(vec![0; 50]).unwrap();
+        producer.try_enqueue(vec![1; 40]).unwrap();
+        let wait = |weight: usize| {
+            let producer = producer.clone();
+            thread::spawn(move || producer.enqueue(vec![2; weight]))
+        };
+        let (a, b) = (wait(70), wait(20));
+        assert_eq!(batches.recv().unwrap().bytes(), 50);
+        assert!(b.join().unwrap().is_ok(), "B fits after the first delivery");
+        let mut sizes = vec![50];
+        while sizes.len() < 4 {
+            sizes.push(batches.recv().unwrap().bytes());
+            assert!(dispatcher.stats().buffered_bytes <= 100);
+        }
+        assert!(a.join().unwrap().is_ok());
+        sizes.sort_unstable();
+        assert_eq!(sizes, [20, 40, 50, 70]);
+        assert!(dispatcher.stats().peak_buffered_bytes <= 100);
+    });
+}
+
+/// Defects 1 and 2's shape: two producers on two partitions evict for each
+/// other under DropOldest while a receiver takes batches. The shared budget
+/// is never exceeded, nothing is refused (in pull mode every held byte can
+/// be evicted), and every event is delivered, evicted or returned once.
+#[test]
+fn drop_oldest_across_partitions_keeps_the_bound_and_every_event() {
+    explore(|| {
+        let fates = Arc::new(Fates::default());
+        let evicted = Arc::clone(&fates);
+        let (dispatcher, batches) = Dispatcher::<Ev>::builder()
+            .partitions(2)
+            .max_buffered_bytes(30)
+            .max_batch_items(2)
+            .interval(Duration::MAX)
+            .policy(Policy::DropOldest)
+            .on_evict(move |e| evicted.record(&e, "evicted"))
+            .build()
+            .unwrap();
+        let dispatcher = Arc::new(dispatcher);
+        let producers: Vec<_> = (0..2u8)
+            .map(|from| {
+                let (dispatcher, fates) = (Arc::clone(&dispatcher), Arc::clone(&fates));
+                let producer = dispatcher.producer();
+                thread::spawn(move || {
+                    for seq in 0..3u8 {
+                        let event = ev(from, seq, 8 + 4 * ((from + seq) % 3));
+                        fates.record(&event, "accepted");
+                        producer.try_enqueue(event).expect("DropOldest makes room");
+                        let stats = dispatcher.stats();
+                        assert!(stats.buffered_bytes <= 30, "{stats:?}");
+                        assert!(stats.peak_buffered_bytes <= 30, "{stats:?}");
+                    }
+                })
+            })
+            .collect();
+        let receiver = {
+            let fates = Arc::clone(&fates);
+            thread::spawn(move || {
+                if let Ok(batch) = batches.try_recv() {
+                    batch.iter().for_each(|e| fates.record(e, "delivered"));
+                }
+                batches // the last receiver leaving would close admission
+            })
+        };
+        producers.into_iter().for_each(|p| p.join().unwrap());
+        let _batches = receiver.join().unwrap();
+        let dispatcher = Arc::into_inner(dispatcher).expect("threads are done");
+        for event in dispatcher.stop() {
+            fates.record(&event, "returned");
+        }
+        fates.check_exactly_once();
+    });
+}
+
+/// Defect 4's shape: the budget is full and producers on both partitions
+/// wait for room when `stop` empties one partition after another. The
+/// bytes stop frees are never theirs: they get `Closed`.
+#[test]
+fn stop_answers_blocked_producers_closed() {
+    explore(|| {
+        let (dispatcher, _batches) = Dispatcher::<Ev>::builder()
+            .partitions(2)
+            .max_buffered_bytes(20)
+            .interval(Duration::MAX)
+            .policy(block())
+            .build()
+            .unwrap();
+        let first = dispatcher.producer();
+        first.try_enqueue(ev(0, 0, 20)).unwrap();
+        let waiting: Vec<_> = [first, dispatcher.producer()]
+            .into_iter()
+            .enumerate()
+            .map(|(at, producer)| thread::spawn(move || producer.enqueue(ev(at as u8, 1, 5))))
+            .collect();
+        let back = dispatcher.stop();
+        assert_eq!(back, [ev(0, 0, 20)]);
+        for waiter in waiting {
+            assert!(matches!(
+                waiter.join().unwrap(),
+                Err(EnqueueError::Closed(_))
+            ));
+        }
+    });
+}
+
+/// Shutdown racing producers and a receiver: every event a producer got
+/// `Ok` for is delivered or returned exactly once; the rest are refused
+/// as `Closed` with the event handed back.
+#[test]
+fn shutdown_racing_producers_loses_nothing() {
+    explore(|| {
+        let fates = Arc::new(Fates::default());
+        let (dispatcher, batches) = Dispatcher::<Ev>::builder()
+            .partitions(2)
+            .max_buffered_bytes(24)
+            .max_batch_items(2)
+            .interval(Duration::MAX)
+            .policy(block())
+            .build()
+            .unwrap();
+        let producers: Vec<_> = (0..2u8)
+            .map(|from| {
+                let (producer, fates) = (dispatcher.producer(), Arc::clone(&fates));
+                thread::spawn(move || {
+                    for seq in 0..3u8 {
+                        let event = ev(from, seq, 8);
+                        fates.record(&event, "accepted");
+                        match producer.enqueue(event) {
+                            Ok(()) => {}
+                            Err(EnqueueError::Closed(back)) => {
+                                fates.0.lock().unwrap().remove(&back);
+                            }
+                            Err(other) => panic!("{other:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let receiver = {
+            let fates = Arc::clone(&fates);
+            thread::spawn(move || {
+                for batch in &batches {
+                    batch.iter().for_each(|e| fates.record(e, "delivered"));
+                }
+            })
+        };
+        let returned = match dispatcher.shutdown(LONG) {
+            Ok(_) => Vec::new(),
+            Err(timeout) => timeout.into_inner(),
+        };
+        producers.into_iter().for_each(|p| p.join().unwrap());
+        receiver.join().unwrap();
+        returned.iter().for_each(|e| fates.record(e, "returned"));
+        fates.check_exactly_once();
+    });
+}
+
+/// A producer waits for room while the limit is lowered under it, then
+/// raised: raising it is news for the waiter, which must be let in.
+#[test]
+fn raising_a_lowered_limit_lets_a_waiter_in() {
+    explore(|| {
+        let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+            .max_buffered_bytes(100)
+            .max_batch_items(1)
+            .interval(Duration::MAX)
+            .policy(block())
+            .build()
+            .unwrap();
+        let producer = dispatcher.producer();
+        producer.try_enqueue(vec![0; 30]).unwrap();
+        producer.try_enqueue(vec![1; 30]).unwrap();
+        let waiter = thread::spawn(move || producer.enqueue(vec![2; 50]));
+        let mut limits = dispatcher.limits();
+        limits.max_buffered_bytes = 50;
+        dispatcher.set_limits(limits).unwrap();
+        assert_eq!(batches.recv().unwrap().bytes(), 30);
+        assert!(dispatcher.stats().buffered_bytes <= 60);
+        limits.max_buffered_bytes = 200;
+        dispatcher.set_limits(limits).unwrap();
+        assert!(waiter.join().unwrap().is_ok());
+        assert!(dispatcher.stats().peak_buffered_bytes <= 100);
+    });
+}
+
+/// An async sink whose write never ends.
+struct Hangs;
+
+impl AsyncSink<Ev> for Hangs {
+    async fn write(&self, _: &Batch<Ev>, _: &FlushContext) -> Result<(), SinkError> {
+        std::future::pending().await
+    }
+}
+
+/// Defect 5's shape: the async driver is aborted while a write hangs, racing
+/// the producer. The batch in flight is settled on drop (back to its
+/// queue, still charged), so shutdown returns every accepted event.
+#[test]
+fn an_aborted_sink_driver_loses_no_batch() {
+    explore(|| {
+        let (dispatcher, driver) = Dispatcher::<Ev>::builder()
+            .max_batch_items(1)
+            .interval(Duration::MAX)
+            .flush_timeout(LONG)
+            .build_with_async_sink(Hangs)
+            .unwrap();
+        let driving = shuttle::future::spawn(driver);
+        let producer = dispatcher.producer();
+        let sent: Vec<Ev> = (0..2).map(|seq| ev(0, seq, 4)).collect();
+        let accepted: Vec<Ev> = sent
+            .into_iter()
+            .filter(|e| match producer.try_enqueue(e.clone()) {
+                Ok(()) => true,
+                Err(TryEnqueueError::Closed(_)) => false,
+                Err(other) => panic!("{other:?}"),
+            })
+            .collect();
+        let abort = thread::spawn(move || driving.abort());
+        abort.join().unwrap();
+        let report = dispatcher.shutdown(LONG).unwrap_err();
+        let stats = report.report.stats;
+        assert_eq!(
+            (stats.delivered, stats.failed, stats.in_flight_items),
+            (0, 0, 0)
+        );
+        assert_eq!(report.into_inner(), accepted);
+    });
+}
