@@ -24,8 +24,9 @@ pub enum Policy {
         timeout: Duration,
     },
     /// Evict the oldest events not yet handed to a receiver until the new one
-    /// fits. Every eviction is counted in [`Stats::dropped`](crate::Stats::dropped)
-    /// and handed to the builder's `on_evict` callback, if any.
+    /// fits (with partitions: see [`Builder::partitions`]). Every eviction
+    /// is counted in [`Stats::dropped`](crate::Stats::dropped) and handed to
+    /// the builder's `on_evict` callback, if any. A refusal evicts nothing.
     DropOldest,
 }
 
@@ -58,7 +59,8 @@ impl fmt::Display for Policy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// A batch is emitted at most this long after its first event arrived
-    /// (plus a random share of `interval_jitter`). Must be > 0.
+    /// (plus a random share of `interval_jitter`). Must be > 0;
+    /// `Duration::MAX` means never by time.
     pub interval: Duration,
     /// Up to this much extra delay is added to each batch's interval, chosen at
     /// random, so many dispatchers do not flush in lock-step. `0..=interval`.
@@ -317,13 +319,15 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// Spreads producers over `n` independent batch builders, each with its
     /// own lock, that share one `max_buffered_bytes` budget (default 1,
     /// `1..=256`), so admission scales with cores. Each
-    /// [`producer`](Dispatcher::producer) call gets the next partition
-    /// round-robin (clones of a handle stay on its partition); events of one
-    /// handle keep their order, events of different partitions may be
-    /// delivered in any order. Batches are cut per partition. Under
-    /// [`Policy::DropOldest`] an admission evicts only from its own
-    /// partition; if that cannot free enough, the event is refused as
-    /// `Full`.
+    /// [`producer`](Dispatcher::producer) call and each clone of a handle
+    /// gets the next partition round-robin, so one handle cloned into N
+    /// threads spreads over the partitions. Events of one handle keep their
+    /// order; events of different handles may be delivered in any order.
+    /// Batches are cut per partition. Under [`Policy::DropOldest`] an
+    /// admission evicts the oldest events of its own partition first and,
+    /// when they are not enough, the oldest of the partitions after it;
+    /// it is refused as `Full`, evicting nothing, only when the rest of the
+    /// budget is held by batches inside a sink call.
     ///
     /// # Examples
     ///
@@ -388,7 +392,20 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// # Errors
     ///
     /// [`ConfigError`] naming the first field out of range (see
-    /// [`Limits::validate`]); a `Block` policy needs a timeout > 0.
+    /// [`Limits::validate`]); a `Block` policy needs a timeout > 0. A sink
+    /// setting (`flush_workers`, `flush_timeout`, `retry`,
+    /// `on_flush_error`) is refused rather than ignored: it only means
+    /// something to [`build_with_sink`](Builder::build_with_sink) and
+    /// `build_with_async_sink`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dispatcher::Dispatcher;
+    ///
+    /// let err = Dispatcher::<String>::builder().flush_workers(4).build().unwrap_err();
+    /// assert_eq!(err.field(), "flush_workers");
+    /// ```
     pub fn build(self) -> Result<(Dispatcher<T>, Batches<T>), ConfigError> {
         self.validate()?;
         if let Some((setting, value)) = self.sink.set_by_user.clone() {

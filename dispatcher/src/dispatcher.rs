@@ -148,6 +148,12 @@ impl<T: Weight> Dispatcher<T> {
     ///
     /// [`ConfigError`] as for the builder; the old limits stay in force.
     ///
+    /// # Panics
+    ///
+    /// If `Weight::weight` panics while the open batch is cut again under a
+    /// lowered batch limit: the new limits are in force, the event is kept
+    /// (counted for one byte in that cut), and the panic is resumed here.
+    ///
     /// # Examples
     ///
     /// ```

@@ -2,14 +2,8 @@
 //! trigger, a hard cut before an event that must not join the open batch,
 //! and an admission filter.
 //!
-//! Hooks run on the producer's thread under the dispatcher's lock, with
-//! shared references only, at points where the byte accounting is complete
-//! and consistent: before anything changes (`can_add`, `will_overflow`) or
-//! after an event is fully accounted (`should_flush`). They cannot change the
-//! accounting. A hook that panics is caught and answers "no" (`can_add`
-//! refuses, the others do not cut); the operation completes (a group stays
-//! whole), waiters are woken, and only then is the panic resumed on the
-//! producer's thread. Keep hooks short: every producer waits while one runs.
+//! The rules they follow (where they run, what a panic does) are in the
+//! crate docs, section "Hooks".
 
 use std::fmt;
 use std::sync::Arc;
@@ -140,8 +134,8 @@ impl<T> Hooks<T> {
 impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// Custom flush trigger, asked after each event is appended: return true
     /// to emit the batch now (reason [`Hook`](crate::FlushReason::Hook)).
-    /// Runs under the dispatcher's lock: keep it short. See
-    /// [`OpenBatch`] for an example.
+    /// Runs under the partition's lock: keep it short; a panic is caught
+    /// (see [the crate docs](crate#hooks)). See [`OpenBatch`] for an example.
     pub fn should_flush(
         mut self,
         hook: impl Fn(&OpenBatch<'_, T>) -> bool + Send + Sync + 'static,
@@ -153,7 +147,8 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// Hard downstream limits: asked before an event joins a non-empty open
     /// batch; return true to emit the batch first (reason
     /// [`Hook`](crate::FlushReason::Hook)), so the event starts a new one.
-    /// Runs under the dispatcher's lock: keep it short.
+    /// Runs under the partition's lock: keep it short; a panic is caught
+    /// (see [the crate docs](crate#hooks)).
     ///
     /// # Examples
     ///
@@ -188,7 +183,8 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// it back in a `Refused` error (counted in
     /// [`Rejections::refused`](crate::Rejections::refused)), after
     /// [`on_reject`](Builder::on_reject) has seen it. Runs under the
-    /// dispatcher's lock: keep it short.
+    /// partition's lock: keep it short; a panic is caught and refuses (see
+    /// [the crate docs](crate#hooks)).
     ///
     /// # Examples
     ///

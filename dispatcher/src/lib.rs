@@ -70,18 +70,49 @@
 //!
 //! # Guarantees
 //!
-//! - `buffered_bytes <= max_buffered_bytes` at all times, also after the limit
-//!   is lowered with [`Dispatcher::set_limits`] (admission waits instead).
+//! - `buffered_bytes <= max_buffered_bytes` at all times, with any number of
+//!   partitions and under every policy. After the limit is lowered with
+//!   [`Dispatcher::set_limits`] nothing is dropped: buffered bytes only go
+//!   down until they are under it (admission waits, refuses, or under
+//!   DropOldest evicts at least what it adds).
 //! - A batch exceeds `max_batch_bytes` only when it holds a single event that
 //!   is itself larger.
-//! - Events from one producer thread are delivered in the order they were
-//!   accepted; each accepted event is delivered exactly once (at least once
-//!   to a sink that failed and was retried), evicted and counted
-//!   (DropOldest), handed to the error hook and counted (sink mode), or
-//!   returned by [`Dispatcher::shutdown`] / [`Dispatcher::stop`].
-//! - No busy waiting: an idle dispatcher sleeps on a condition variable.
-//!   In pull mode it runs no thread of its own (receivers cut batches whose
-//!   interval has elapsed); in sink mode its flush workers do that.
+//! - Events enqueued through one [`Producer`] handle are delivered in the
+//!   order they were accepted; each accepted event is delivered exactly once
+//!   (at least once to a sink that failed and was retried), evicted and
+//!   counted (DropOldest), handed to the error hook and counted (sink mode),
+//!   or returned by [`Dispatcher::shutdown`] / [`Dispatcher::stop`]. A sink
+//!   batch whose worker or async driver goes away mid-write goes back to its
+//!   queue, still counted against the limit.
+//! - A refusal evicts nothing and hands the event back. A producer waiting
+//!   for room that fits is let in by the delivery that made the room; one
+//!   waiting when the dispatcher closes gets `Closed`.
+//! - No busy waiting: idle receivers and blocked producers sleep until they
+//!   are told something changed. In pull mode the dispatcher runs no thread
+//!   of its own (receivers cut batches whose interval has elapsed); in sink
+//!   mode its flush workers do that.
+//!
+//! # Hooks
+//!
+//! [`Builder::can_add`], [`Builder::will_overflow`] and
+//! [`Builder::should_flush`] run on the producer's thread under its
+//! partition's lock, with shared references only, at points where the byte
+//! accounting is complete: before anything changes (`can_add`,
+//! `will_overflow`) or after the event is fully counted (`should_flush`).
+//! They cannot change the accounting. Keep them short: every producer of
+//! that partition waits while one runs. [`Builder::on_evict`],
+//! [`Builder::on_reject`] and the sink's `on_flush_error` run after the lock
+//! is released, so they may enqueue elsewhere.
+//!
+//! A hook that panics is caught and answers "no" (`can_add` refuses, the
+//! others do not cut). The operation completes (a group stays whole,
+//! waiters are woken, the counters stay exact) and only then is the panic
+//! resumed on the producer's thread: the call panics although the
+//! dispatcher is consistent. The same holds for [`Weight::weight`] when the
+//! dispatcher asks it again (eviction, re-cutting under a lowered batch
+//! limit): a panic there counts the event for one byte. The weight is
+//! charged once, at admission; later answers never change the counters
+//! beyond what the event was charged.
 //!
 //! # Features
 //!

@@ -12,8 +12,13 @@ use crate::weight::Weight;
 
 /// A handle for enqueueing events; cheap to clone, `Send + Sync`.
 ///
-/// Events from one producer thread keep their order. Every refusal hands the
-/// event back inside the error.
+/// Events enqueued through one handle are delivered in the order they were
+/// accepted. With [`partitions`](crate::Builder::partitions) each handle
+/// admits into one partition: [`Dispatcher::producer`](crate::Dispatcher::producer)
+/// and every clone take the next partition round-robin, so one handle
+/// cloned into N threads spreads them over the partitions, and the order
+/// between two handles (clones included) is not defined. Every refusal hands
+/// the event back inside the error.
 ///
 /// # Examples
 ///
@@ -70,6 +75,14 @@ impl<T: Weight> Producer<T> {
     /// - [`TryEnqueueError::Full`]: no room (Reject and Block policies).
     /// - [`TryEnqueueError::TooLarge`]: `item` weighs more than `max_buffered_bytes`.
     /// - [`TryEnqueueError::Closed`]: shutting down, stopped, or no receiver left.
+    /// - [`TryEnqueueError::Refused`]: the builder's `can_add` hook said no.
+    ///
+    /// # Panics
+    ///
+    /// If a hook of the builder (`can_add`, `will_overflow`,
+    /// `should_flush`) or `Weight::weight` panicked during the admission:
+    /// the panic is resumed here once the admission is complete and every
+    /// lock released (see the crate docs, "Hooks").
     ///
     /// # Examples
     ///
@@ -98,6 +111,14 @@ impl<T: Weight> Producer<T> {
     /// - [`EnqueueError::Timeout`]: no room appeared in time under Block.
     /// - [`EnqueueError::TooLarge`]: `item` weighs more than `max_buffered_bytes`.
     /// - [`EnqueueError::Closed`]: shutting down, stopped, or no receiver left.
+    /// - [`EnqueueError::Refused`]: the builder's `can_add` hook said no.
+    ///
+    /// # Panics
+    ///
+    /// If a hook of the builder (`can_add`, `will_overflow`,
+    /// `should_flush`) or `Weight::weight` panicked during the admission:
+    /// the panic is resumed here once the admission is complete and every
+    /// lock released (see the crate docs, "Hooks").
     ///
     /// # Examples
     ///
@@ -133,6 +154,14 @@ impl<T: Weight> Producer<T> {
     /// - [`EnqueueTimeoutError::Timeout`]: no room appeared in time.
     /// - [`EnqueueTimeoutError::TooLarge`]: `item` weighs more than `max_buffered_bytes`.
     /// - [`EnqueueTimeoutError::Closed`]: shutting down, stopped, or no receiver left.
+    /// - [`EnqueueTimeoutError::Refused`]: the builder's `can_add` hook said no.
+    ///
+    /// # Panics
+    ///
+    /// If a hook of the builder (`can_add`, `will_overflow`,
+    /// `should_flush`) or `Weight::weight` panicked during the admission:
+    /// the panic is resumed here once the admission is complete and every
+    /// lock released (see the crate docs, "Hooks").
     ///
     /// # Examples
     ///
@@ -156,6 +185,10 @@ impl<T: Weight> Producer<T> {
     /// Like [`enqueue_timeout`](Producer::enqueue_timeout), with an absolute deadline.
     ///
     /// # Errors
+    ///
+    /// As [`enqueue_timeout`](Producer::enqueue_timeout).
+    ///
+    /// # Panics
     ///
     /// As [`enqueue_timeout`](Producer::enqueue_timeout).
     ///
@@ -196,7 +229,16 @@ impl<T: Weight> Producer<T> {
     ///
     /// The whole group back inside [`TryEnqueueError::Full`] (no room for all
     /// of it), [`TryEnqueueError::TooLarge`] (the group alone weighs more than
-    /// `max_buffered_bytes`) or [`TryEnqueueError::Closed`].
+    /// `max_buffered_bytes`), [`TryEnqueueError::Closed`] or
+    /// [`TryEnqueueError::Refused`] (the `can_add` hook said no to one of
+    /// them; `on_reject` saw each).
+    ///
+    /// # Panics
+    ///
+    /// If a hook of the builder (`can_add`, `will_overflow`,
+    /// `should_flush`) or `Weight::weight` panicked during the admission:
+    /// the panic is resumed here once the admission is complete and every
+    /// lock released (see the crate docs, "Hooks").
     ///
     /// # Examples
     ///

@@ -66,7 +66,7 @@ pub struct BatchStats {
     pub flush_reasons: FlushReasonCounts,
 }
 
-/// `results.json`: the summary of one run. Its key names are a contract (see DESIGN.md).
+/// `results.json`: the summary of one run. Its key names are a contract (see ARCHITECTURE.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResults {
     /// Always [`SCHEMA`]; checked on read.
