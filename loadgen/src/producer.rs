@@ -147,7 +147,7 @@ pub fn spawn_producers(
             index,
             producers: cfg.producers,
             payload: cfg.payload.generator(cfg.seed, index),
-            target: Arc::clone(&target),
+            target: target.fork().unwrap_or_else(|| Arc::clone(&target)),
             counters: Arc::clone(&counters),
             clock,
             control: Arc::clone(&control),

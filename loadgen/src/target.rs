@@ -1,6 +1,8 @@
 //! Where producers send events: the [`Target`] trait and its dispatcher
 //! implementation. The bare-channel reference lives in [`crate::channel`].
 
+use std::sync::Arc;
+
 use dispatcher::{EnqueueError, Producer};
 
 use crate::event::Event;
@@ -37,6 +39,13 @@ use crate::event::Event;
 pub trait Target: Send + Sync {
     /// Offers one event; the target either takes it or hands it back.
     fn offer(&self, event: Event) -> Offer;
+
+    /// A target for one more producer thread, if this one hands out
+    /// handles of its own (the dispatcher: each handle admits into the next
+    /// partition); `None` to share this one.
+    fn fork(&self) -> Option<Arc<dyn Target>> {
+        None
+    }
 }
 
 /// What became of an offered event.
@@ -108,10 +117,19 @@ impl Target for DispatcherTarget {
             Err(refused) => Offer::Refused(refused.into_inner()),
         }
     }
+
+    /// A new producer handle: the next partition, if the dispatcher has several.
+    fn fork(&self) -> Option<Arc<dyn Target>> {
+        Some(Arc::new(self.clone()))
+    }
 }
 
-impl<T: Target + ?Sized> Target for std::sync::Arc<T> {
+impl<T: Target + ?Sized> Target for Arc<T> {
     fn offer(&self, event: Event) -> Offer {
         (**self).offer(event)
+    }
+
+    fn fork(&self) -> Option<Arc<dyn Target>> {
+        (**self).fork()
     }
 }

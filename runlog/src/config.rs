@@ -81,6 +81,10 @@ pub struct ScenarioConfig {
     pub policy: Policy,
     /// How long a `block` producer waits for room.
     pub block_timeout_us: u64,
+    /// Batch builders the dispatcher spreads producers over (each producer
+    /// thread has its own handle); they share `max_buffered_bytes`. Records
+    /// written before the key existed read as 1.
+    pub partitions: u32,
     /// Sample interval of the run record.
     pub sample_every_ms: u64,
     /// Seed of every random choice in the run.
@@ -119,6 +123,7 @@ impl Default for ScenarioConfig {
             max_buffered_bytes: 64 * 1024 * 1024,
             policy: Policy::Reject,
             block_timeout_us: 1000,
+            partitions: 1,
             sample_every_ms: 1000,
             seed: 1,
             target: TargetKind::Dispatcher,
@@ -235,6 +240,8 @@ impl ScenarioConfig {
             j,
             format_args!("0..={i} (interval_us)"),
         )?;
+        let parts = self.partitions;
+        check((1..=256).contains(&parts), "partitions", parts, "1..=256")?;
         let buffered = self.max_buffered_bytes;
         check(buffered > 0, "max_buffered_bytes", buffered, ">= 1")?;
         check_opt(self.max_batch_bytes, "max_batch_bytes", 1, buffered)?;

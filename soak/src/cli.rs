@@ -237,6 +237,10 @@ pub struct ScenarioArgs {
     /// How long a producer waits for room under the block policy.
     #[arg(long, value_parser = duration)]
     pub block_timeout: Option<Duration>,
+    /// Batch builders (1..=256) sharing the byte budget; each producer
+    /// thread admits into one, round-robin.
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<u32>,
     /// How often to sample, e.g. 1s, 250ms.
     #[arg(long, value_parser = duration)]
     pub sample_every: Option<Duration>,

@@ -89,6 +89,9 @@ fn apply_flags(mut c: ScenarioConfig, a: &ScenarioArgs) -> ScenarioConfig {
     if let Some(b) = a.max_buffered_bytes {
         c.max_buffered_bytes = b;
     }
+    if let Some(n) = a.partitions {
+        c.partitions = n;
+    }
     if let Some(p) = a.policy {
         c.policy = match p {
             PolicyArg::Reject => Policy::Reject,

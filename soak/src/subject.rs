@@ -130,6 +130,7 @@ fn builder(config: &ScenarioConfig, evicted: &Arc<AtomicU64>) -> Builder<Event> 
             config.interval_jitter_us,
         ))
         .policy(dispatcher_policy(config))
+        .partitions(config.partitions as usize)
         .jitter_seed(config.seed)
         .name("soak")
         .on_evict(move |_event| {

@@ -267,13 +267,17 @@ impl<T: Weight> Core<T> {
                 let freed = self.evict(&mut st, owed, &mut evicted);
                 self.paid_by_eviction(&mut st, owed, freed, after);
                 payload.append_to(&mut st);
-                self.done(vec![st], evicted)
+                let caught = st.unlock();
+                self.done(caught, evicted)
             }
             Err(Refusal::Full) if self.parts.len() > 1 => {
                 drop(st);
                 self.evict_anywhere(at, payload, weight)
             }
-            Err(refusal) => fail(vec![st], refusal, payload),
+            Err(refusal) => {
+                resume(st.unlock());
+                Err((refusal, payload))
+            }
         }
     }
 
@@ -301,7 +305,9 @@ impl<T: Weight> Core<T> {
         }
         self.paid_by_eviction(&mut guards[at], owed, freed, after);
         payload.append_to(&mut guards[at]);
-        self.done(guards, evicted)
+        let caught = take_caught(&mut guards);
+        drop(guards);
+        self.done(caught, evicted)
     }
 
     /// Reserves the part of `weight` that eviction will not pay for, and
@@ -345,11 +351,9 @@ impl<T: Weight> Core<T> {
         }
     }
 
-    /// Releases the locks, hands evicted events to the hook, and resumes a
-    /// panic of user code caught meanwhile.
-    fn done<P>(&self, mut guards: Vec<Guard<'_, T>>, evicted: Vec<T>) -> Admitted<P> {
-        let caught = take_caught(&mut guards);
-        drop(guards);
+    /// With the locks released: hands evicted events to the hook, and
+    /// resumes a panic of user code caught meanwhile.
+    fn done<P>(&self, caught: Option<Caught>, evicted: Vec<T>) -> Admitted<P> {
         if let Some(hook) = &self.on_evict {
             evicted.into_iter().for_each(|item| hook(item));
         }
