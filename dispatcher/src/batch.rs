@@ -214,13 +214,21 @@ impl<T> fmt::Debug for Batch<T> {
 impl<T> Drop for Batch<T> {
     fn drop(&mut self) {
         if self.unsettled {
+            self.unsettled = false;
             let sealed = Sealed {
                 id: self.id,
                 items: std::mem::take(&mut self.items),
                 bytes: self.bytes,
                 reason: self.reason,
             };
-            self.core.requeue(self.part, sealed);
+            if let Some(sealed) = self.core.requeue(self.part, sealed) {
+                let batch = Batch::new(sealed, Arc::clone(&self.core), self.part, false);
+                let failure = crate::sink::FlushFailure {
+                    error: crate::sink::FlushError::Abandoned,
+                    attempts: 0,
+                };
+                crate::sink::hand_to_hook(self.core.on_flush_error.as_ref(), failure, batch);
+            }
             return;
         }
         if self.items.capacity() == 0 {

@@ -138,10 +138,10 @@ impl Budget {
         self.room.notify();
     }
 
-    /// A new limit; raising it may let waiters in.
+    /// A new limit. Raising it may let waiters in: the caller notifies
+    /// [`room`](Self::room) once the rest of its change is made.
     pub(crate) fn set_max(&self, max: usize) {
         self.max.store(max, SeqCst);
-        self.room.notify();
     }
 }
 
@@ -160,6 +160,7 @@ mod tests {
         budget.release(6);
         assert!(budget.fits(6) && !budget.fits(7));
         budget.set_max(4);
+        budget.room.notify();
         assert_eq!(budget.try_reserve(1), Err(Short::Full));
         assert_eq!(
             budget.try_reserve(0),

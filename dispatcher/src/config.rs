@@ -381,6 +381,7 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
             on_evict: self.on_evict,
             hooks: self.hooks,
             hold_in_flight,
+            on_flush_error: self.on_flush_error,
             name: self.name,
             metrics_every: self.metrics_every,
             seed: self.seed,

@@ -251,10 +251,12 @@ impl<T: Weight> Dispatcher<T> {
     ///
     /// # Errors
     ///
-    /// [`ShutdownTimeout`] carrying every event that was accepted but not
-    /// delivered (and not in a sink call), oldest first, if the time ran out
-    /// or every receiver was dropped first. Nothing accepted is lost
-    /// silently.
+    /// [`ShutdownTimeout`] if the time ran out or every receiver was dropped
+    /// first: it carries every event that was accepted but not delivered
+    /// (and not in a sink call), oldest first, and its report counts the
+    /// events still inside a sink call (`stats.in_flight_items`; their
+    /// worker settles them when the call returns: delivered, or to the
+    /// error hook). Nothing accepted is lost silently.
     ///
     /// # Examples
     ///
@@ -286,7 +288,9 @@ impl<T: Weight> Dispatcher<T> {
             elapsed: started.elapsed(),
             stats,
         };
-        if undelivered.is_empty() {
+        // A batch still inside a sink call is not delivered yet: the time ran
+        // out for it too (its worker settles it when the call returns).
+        if undelivered.is_empty() && report.stats.in_flight_items == 0 {
             Ok(report)
         } else {
             Err(ShutdownTimeout {

@@ -159,7 +159,11 @@ pub struct FlushWaitTimeout {
 /// every receiver was gone) before all accepted events were delivered. It
 /// carries every undelivered event back, oldest first.
 #[derive(thiserror::Error)]
-#[error("shutdown deadline passed with {} events undelivered", .undelivered.len())]
+#[error(
+    "shutdown deadline passed with {} events undelivered and {} inside a sink call",
+    .undelivered.len(),
+    .report.stats.in_flight_items
+)]
 #[non_exhaustive]
 pub struct ShutdownTimeout<T> {
     /// Events that were accepted but never handed to a receiver.

@@ -13,6 +13,7 @@
 //! first, then the others'. If even that cannot make room (everything else
 //! is in a sink call), it refuses and has evicted nothing.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use super::{Core, Guard};
@@ -43,7 +44,7 @@ pub(crate) trait Payload<T>: Sized {
     /// Appends the events, whose bytes are reserved.
     fn append_to(self, st: &mut State<T>);
     /// Shows every event to the `on_reject` hook.
-    fn show(&self, observer: &dyn Fn(&T));
+    fn show(&self, observer: &mut dyn FnMut(&T));
 }
 
 /// One event and its weight.
@@ -62,7 +63,7 @@ impl<T> Payload<T> for One<T> {
     fn append_to(self, st: &mut State<T>) {
         st.append(self.0, self.1);
     }
-    fn show(&self, observer: &dyn Fn(&T)) {
+    fn show(&self, observer: &mut dyn FnMut(&T)) {
         observer(&self.0);
     }
 }
@@ -79,7 +80,7 @@ impl<T> Payload<T> for Group<T> {
             st.append(item, weight);
         }
     }
-    fn show(&self, observer: &dyn Fn(&T)) {
+    fn show(&self, observer: &mut dyn FnMut(&T)) {
         self.0.iter().for_each(observer);
     }
 }
@@ -120,16 +121,14 @@ impl<T: Weight> Core<T> {
     }
 
     /// Admits, waiting for room until `deadline`; under DropOldest evicts
-    /// instead of waiting.
+    /// instead, and waits only when nothing can be evicted (everything else
+    /// is inside a sink call).
     pub(crate) fn enqueue_until(
         &self,
         at: usize,
         item: T,
         deadline: Instant,
     ) -> Result<(), EnqueueError<T>> {
-        if self.policy == Policy::DropOldest {
-            return self.try_enqueue(at, item).map_err(Into::into);
-        }
         let weight = charge(&item);
         let mut slot = Some(item);
         self.budget
@@ -180,12 +179,18 @@ impl<T: Weight> Core<T> {
             Refusal::Closed => (&refusals.closed, TryEnqueueError::Closed),
             Refusal::Refused => (&refusals.refused, TryEnqueueError::Refused),
         };
+        counter.fetch_add(payload.count(), Relaxed);
         if refusal == Refusal::Refused {
             if let Some(on_reject) = &self.on_reject {
-                payload.show(&**on_reject);
+                // Every event is shown, then a panic of the hook resumed.
+                let mut caught = None;
+                payload.show(&mut |item| {
+                    let shown = catch_unwind(AssertUnwindSafe(|| on_reject(item)));
+                    caught = caught.take().or(shown.err());
+                });
+                resume(caught);
             }
         }
-        counter.fetch_add(payload.count(), Relaxed);
         (error, payload)
     }
 
@@ -354,8 +359,12 @@ impl<T: Weight> Core<T> {
     /// With the locks released: hands evicted events to the hook, and
     /// resumes a panic of user code caught meanwhile.
     fn done<P>(&self, caught: Option<Caught>, evicted: Vec<T>) -> Admitted<P> {
+        let mut caught = caught;
         if let Some(hook) = &self.on_evict {
-            evicted.into_iter().for_each(|item| hook(item));
+            for item in evicted {
+                let handed = catch_unwind(AssertUnwindSafe(|| hook(item)));
+                caught = caught.or(handed.err());
+            }
         }
         resume(caught);
         Ok(())

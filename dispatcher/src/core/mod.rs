@@ -22,9 +22,10 @@ use crate::budget::Budget;
 use crate::config::{EvictHook, Limits, Policy};
 use crate::hooks::{Hooks, ItemObserver};
 use crate::signal::{Check, Signal};
+use crate::sink::ErrorHook;
 use crate::state::State;
 use crate::stats::Stats;
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering::Relaxed, Ordering::SeqCst};
 
 pub(crate) mod admit;
 mod guard;
@@ -49,6 +50,11 @@ pub(crate) struct Core<T> {
     filters: bool,
     /// Sink mode: taken batches stay charged until settled.
     pub(crate) hold_in_flight: bool,
+    /// Sink mode: where batches go that no attempt could write.
+    pub(crate) on_flush_error: Option<ErrorHook<T>>,
+    /// Held by `set_limits`, so two of them cannot interleave between the
+    /// budget and the partitions.
+    limits_lock: Mutex<()>,
     /// Live receivers; when the last goes, nothing can be delivered.
     receivers: AtomicUsize,
     no_receivers: AtomicBool,
@@ -80,6 +86,7 @@ pub(crate) struct Parts<T> {
     pub(crate) on_evict: Option<EvictHook<T>>,
     pub(crate) hooks: Hooks<T>,
     pub(crate) hold_in_flight: bool,
+    pub(crate) on_flush_error: Option<ErrorHook<T>>,
     pub(crate) name: Arc<str>,
     pub(crate) metrics_every: Option<std::time::Duration>,
     pub(crate) seed: u64,
@@ -117,6 +124,8 @@ impl<T> Core<T> {
             on_reject,
             filters,
             hold_in_flight: parts.hold_in_flight,
+            on_flush_error: parts.on_flush_error,
+            limits_lock: Mutex::new(()),
             receivers: AtomicUsize::new(1),
             no_receivers: AtomicBool::new(false),
             next_part: AtomicUsize::new(0),
@@ -205,7 +214,7 @@ impl<T> Core<T> {
                 Check::Wait(Some(deadline))
             }
         });
-        self.take_all()
+        self.retire()
     }
 
     /// Events accepted and not yet delivered (or settled), all partitions.
@@ -215,12 +224,16 @@ impl<T> Core<T> {
             .sum()
     }
 
-    /// Removes every undelivered event not in flight, partition by
-    /// partition, oldest first within each.
-    fn take_all(&self) -> Vec<T> {
+    /// The end of the dispatcher's life: removes every undelivered event
+    /// not in flight, partition by partition, oldest first within each. A
+    /// batch in flight that comes back later (its writer went away) then
+    /// fails to the error hook: nobody is left to return it to.
+    fn retire(&self) -> Vec<T> {
         let mut all = Vec::new();
         for at in 0..self.parts.len() {
-            all.extend(self.lock(at).take_all());
+            let mut st = self.lock(at);
+            all.extend(st.take_all());
+            st.retire();
         }
         all
     }
@@ -230,7 +243,7 @@ impl<T> Core<T> {
     /// partitions are emptied one after another.
     pub(crate) fn stop(&self) -> Vec<T> {
         self.budget.close();
-        let all = self.take_all();
+        let all = self.retire();
         self.ready.notify();
         all
     }
@@ -283,6 +296,7 @@ impl<T> Core<T> {
 impl<T: crate::Weight> Core<T> {
     /// New limits (validated) for every partition and the budget.
     pub(crate) fn set_limits(&self, limits: Limits) {
+        let one_at_a_time = self.limits_lock.lock();
         self.budget.set_max(limits.max_buffered_bytes);
         let mut caught = None;
         for at in 0..self.parts.len() {
@@ -292,6 +306,10 @@ impl<T: crate::Weight> Core<T> {
             // counted for one byte; every partition gets the limits first.
             caught = caught.or(st.unlock());
         }
+        drop(one_at_a_time);
+        // A raised limit may let waiters in (their wakers are user code:
+        // woken after the limits are all in place and the lock released).
+        self.budget.room.notify();
         admit::resume(caught);
     }
 }

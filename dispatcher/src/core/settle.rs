@@ -17,9 +17,11 @@ impl<T> Core<T> {
         self.lock(part).settle(receipt, delivered);
     }
 
-    /// A taken batch nobody settled goes back to the head of its queue.
-    pub(crate) fn requeue(&self, part: usize, sealed: Sealed<T>) {
-        self.lock(part).requeue(sealed);
+    /// A taken batch nobody settled goes back to its queue, in sealing
+    /// order; or, once the dispatcher has shut down, is counted failed and
+    /// handed back for the error hook.
+    pub(crate) fn requeue(&self, part: usize, sealed: Sealed<T>) -> Option<Sealed<T>> {
+        self.lock(part).requeue(sealed)
     }
 
     /// Cuts the open batches and waits until they and every batch before

@@ -149,19 +149,7 @@ async fn drive<T: Weight + Send + Sync, M: Send + Sync, S: AsyncSink<T, M>>(
         let mut attempt = 1;
         loop {
             let ctx = runner.context(attempt, worker);
-            let outcome = {
-                let write = AssertUnwindSafe(sink.write(&batch, &ctx)).catch_unwind();
-                let timer = Delay::new(runner.config.timeout);
-                match select(Box::pin(write), timer).await {
-                    Either::Left((Ok(Ok(())), _)) => Ok(()),
-                    Either::Left((Ok(Err(err)), _)) => Err(FlushError::Sink(err)),
-                    Either::Left((Err(panic), _)) => {
-                        Err(FlushError::Panicked(panic_message(&*panic)))
-                    }
-                    // The write future is dropped: the attempt is cancelled.
-                    Either::Right(((), _)) => Err(FlushError::TimedOut(runner.config.timeout)),
-                }
-            };
+            let outcome = attempt_once(&*sink, &batch, &ctx, runner.config.timeout).await;
             let error = match outcome {
                 Ok(()) => {
                     runner.delivered(batch);
@@ -180,6 +168,27 @@ async fn drive<T: Weight + Send + Sync, M: Send + Sync, S: AsyncSink<T, M>>(
                 }
             }
         }
+    }
+}
+
+/// One attempt: the sink's future, raced against `timeout`. A panic is
+/// caught whether it happens while the sink builds its future or while the
+/// future runs; a timed-out future is dropped (the attempt is cancelled).
+async fn attempt_once<T, M, S: AsyncSink<T, M>>(
+    sink: &S,
+    batch: &Batch<T>,
+    ctx: &FlushContext<M>,
+    timeout: Duration,
+) -> Result<(), FlushError> {
+    let write = match std::panic::catch_unwind(AssertUnwindSafe(|| sink.write(batch, ctx))) {
+        Ok(write) => AssertUnwindSafe(write).catch_unwind(),
+        Err(panic) => return Err(FlushError::Panicked(panic_message(&*panic))),
+    };
+    match select(Box::pin(write), Delay::new(timeout)).await {
+        Either::Left((Ok(Ok(())), _)) => Ok(()),
+        Either::Left((Ok(Err(err)), _)) => Err(FlushError::Sink(err)),
+        Either::Left((Err(panic), _)) => Err(FlushError::Panicked(panic_message(&*panic))),
+        Either::Right(((), _)) => Err(FlushError::TimedOut(timeout)),
     }
 }
 

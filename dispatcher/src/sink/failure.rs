@@ -23,6 +23,11 @@ pub enum FlushError {
     /// The sink panicked; the panic was caught and its message kept.
     #[error("sink panicked: {0}")]
     Panicked(String),
+    /// The flush worker or async driver writing the batch went away (its
+    /// `SinkDriver` was dropped) after the dispatcher had shut down or
+    /// stopped, so nobody was left to write or return the batch.
+    #[error("the batch's writer went away after the dispatcher shut down")]
+    Abandoned,
 }
 
 /// What the `on_flush_error` hook learns besides the failed events.
@@ -32,12 +37,28 @@ pub struct FlushFailure {
     /// The error of the last attempt.
     pub error: FlushError,
     /// How many attempts were made. Fewer than `Retry::max_attempts` when
-    /// shutdown's deadline passed while retrying.
+    /// shutdown's deadline passed while retrying; 0 for
+    /// [`FlushError::Abandoned`].
     pub attempts: u32,
 }
 
 /// Called with each batch the sink gave up on.
 pub(crate) type ErrorHook<T> = Arc<dyn Fn(FlushFailure, Batch<T>) + Send + Sync>;
+
+/// Hands a failed batch to the error hook, if any (otherwise drops it). A
+/// panicking hook is caught: it must not leave the batch charged forever or
+/// take its worker down.
+pub(crate) fn hand_to_hook<T>(hook: Option<&ErrorHook<T>>, failure: FlushFailure, batch: Batch<T>) {
+    let Some(hook) = hook else {
+        return;
+    };
+    let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(failure, batch)));
+    #[cfg(feature = "tracing")]
+    if let Err(panic) = &called {
+        tracing::error!(panic = %panic_message(&**panic), "on_flush_error hook panicked");
+    }
+    drop(called);
+}
 
 /// The message of a caught panic.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

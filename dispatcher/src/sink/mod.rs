@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use crate::batch::Batch;
 
-pub(crate) use failure::{ErrorHook, panic_message};
+pub(crate) use failure::{ErrorHook, hand_to_hook, panic_message};
 pub use failure::{FlushError, FlushFailure, SinkError};
 pub use retry::Retry;
 pub(crate) use retry::SinkConfig;

@@ -2,7 +2,6 @@
 //! retry, and settle the batch as delivered or failed. Shared by the
 //! blocking flush workers and the async driver.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,14 +11,13 @@ use crate::config::{Builder, ConfigError};
 use crate::core::Core;
 use crate::receiver::Batches;
 use crate::signal::{Check, Signal};
-use crate::sink::{ErrorHook, FlushContext, FlushError, FlushFailure, SinkConfig};
+use crate::sink::{FlushContext, FlushError, FlushFailure, SinkConfig, hand_to_hook};
 use crate::sync::{AtomicBool, Ordering::SeqCst};
 
 /// Everything the flush workers of one dispatcher share.
 pub(crate) struct Runner<T, M> {
     pub(crate) core: Arc<Core<T>>,
     pub(crate) config: SinkConfig,
-    on_error: Option<ErrorHook<T>>,
     metadata: Arc<M>,
     pub(crate) abandon: Arc<Abandon>,
     pub(crate) seed: u64,
@@ -40,16 +38,9 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
         self.validate()?;
         self.sink.validate()?;
         let config = std::mem::take(&mut self.sink);
-        let on_error = self.on_flush_error.take();
         let seed = self.seed;
         let core = self.core(true);
-        let runner = Arc::new(Runner::new(
-            Arc::clone(&core),
-            config,
-            on_error,
-            metadata,
-            seed,
-        ));
+        let runner = Arc::new(Runner::new(Arc::clone(&core), config, metadata, seed));
         let batches = Batches::new(Arc::clone(&core));
         Ok(SinkStart {
             core,
@@ -66,17 +57,10 @@ pub(crate) enum Next {
 }
 
 impl<T: crate::Weight, M> Runner<T, M> {
-    pub(crate) fn new(
-        core: Arc<Core<T>>,
-        config: SinkConfig,
-        on_error: Option<ErrorHook<T>>,
-        metadata: M,
-        seed: u64,
-    ) -> Self {
+    pub(crate) fn new(core: Arc<Core<T>>, config: SinkConfig, metadata: M, seed: u64) -> Self {
         Runner {
             core,
             config,
-            on_error,
             metadata: Arc::new(metadata),
             abandon: Arc::new(Abandon::default()),
             seed,
@@ -126,20 +110,8 @@ impl<T: crate::Weight, M> Runner<T, M> {
         tracing::error!(attempts, %error, events = batch.len(), "sink gave up on a batch");
         let receipt = batch.take_receipt();
         let part = batch.home().1;
-        match &self.on_error {
-            Some(hook) => {
-                // A panicking hook must not leave the batch charged forever
-                // or take the worker down with it.
-                let failure = FlushFailure { error, attempts };
-                let called = catch_unwind(AssertUnwindSafe(|| hook(failure, batch)));
-                #[cfg(feature = "tracing")]
-                if let Err(panic) = &called {
-                    tracing::error!(panic = %crate::sink::panic_message(&**panic), "on_flush_error hook panicked");
-                }
-                drop(called);
-            }
-            None => drop(batch),
-        }
+        let failure = FlushFailure { error, attempts };
+        hand_to_hook(self.core.on_flush_error.as_ref(), failure, batch);
         self.core.settle(part, receipt, false);
         self.core.publish_metrics_now_and_then();
     }

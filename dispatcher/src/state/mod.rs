@@ -41,6 +41,9 @@ pub(crate) struct State<T> {
     /// Sink mode: a taken batch stays charged (and counted as buffered)
     /// until the sink is done with it; see [`State::settle`].
     hold_in_flight: bool,
+    /// Shutdown or stop has taken everything: nothing requeued can be
+    /// returned any more.
+    retired: bool,
     news: News,
     caught: Cell<Option<Caught>>,
     /// Ids of batches taken but not yet settled (sink mode; at most one per
@@ -73,6 +76,7 @@ impl<T> State<T> {
             stats: Stats::default(),
             hooks,
             hold_in_flight,
+            retired: false,
             news: News::default(),
             caught: Cell::new(None),
             in_flight: Vec::new(),
@@ -335,15 +339,30 @@ impl<T> State<T> {
     }
 
     /// Puts a taken batch that nobody settled (its flush worker or async
-    /// driver was dropped mid-write) back at the head of the queue, still
-    /// charged, for another worker or for shutdown to return.
-    pub(crate) fn requeue(&mut self, sealed: Sealed<T>) {
+    /// driver was dropped mid-write) back in the queue, still charged and in
+    /// sealing order, for another worker or for shutdown to return. After
+    /// [`retire`](Self::retire) nobody can take it: it is counted failed and
+    /// handed back for the error hook.
+    pub(crate) fn requeue(&mut self, sealed: Sealed<T>) -> Option<Sealed<T>> {
         let receipt = Receipt::of(&sealed);
         if !self.land(receipt) {
-            return;
+            return None;
         }
-        self.ready.push_front(sealed);
+        if self.retired {
+            self.release(receipt.len, receipt.bytes);
+            self.stats.failed += receipt.len as u64;
+            self.stats.failed_batches += 1;
+            return Some(sealed);
+        }
+        let at = self.ready.partition_point(|queued| queued.id < sealed.id);
+        self.ready.insert(at, sealed);
         self.news.ready = true;
+        None
+    }
+
+    /// The dispatcher is done: batches that come back from now on fail.
+    pub(crate) fn retire(&mut self) {
+        self.retired = true;
     }
 
     /// Takes a batch out of the in-flight set; false if it was not in it.
