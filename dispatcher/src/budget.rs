@@ -23,6 +23,21 @@ const CLOSED: usize = 1 << (usize::BITS - 1);
 /// The largest `max_buffered_bytes` the budget can hold.
 pub(crate) const MAX_BYTES: usize = CLOSED - 1;
 
+/// The budget word and limit a look found, to start a reservation from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seen {
+    pub(crate) word: usize,
+    pub(crate) max: usize,
+}
+
+/// What a look at the budget found in the way of a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shortfall {
+    Full,
+    TooLarge,
+    Closed,
+}
+
 /// Why a reservation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Short {
@@ -75,10 +90,27 @@ impl Budget {
 
     /// Whether `weight` more bytes would be reserved now (a look, not a
     /// promise).
+    #[cfg(all(test, not(shuttle)))]
+    fn fits(&self, weight: usize) -> bool {
+        self.look(weight, true).is_ok()
+    }
+
+    /// One look at what reserving `weight` bytes would meet now: what it
+    /// saw if nothing stands in the way, or the refusal. `full_counts` says
+    /// whether a lack of room is a refusal (not under DropOldest).
     #[inline]
-    pub(crate) fn fits(&self, weight: usize) -> bool {
+    pub(crate) fn look(&self, weight: usize, full_counts: bool) -> Result<Seen, Shortfall> {
         let word = self.word.load(SeqCst);
-        word & CLOSED == 0 && word.saturating_add(weight) <= self.max()
+        let max = self.max.load(SeqCst);
+        if word & CLOSED != 0 {
+            Err(Shortfall::Closed)
+        } else if weight > max {
+            Err(Shortfall::TooLarge)
+        } else if full_counts && word + weight > max {
+            Err(Shortfall::Full)
+        } else {
+            Ok(Seen { word, max })
+        }
     }
 
     /// Reserves `weight` bytes if admission is open and they fit under the
@@ -89,8 +121,20 @@ impl Budget {
     /// ([`note_peak`](Self::note_peak)).
     #[inline]
     pub(crate) fn try_reserve(&self, weight: usize) -> Result<usize, Short> {
-        let max = self.max();
-        let mut word = self.word.load(SeqCst);
+        self.try_reserve_from(self.word.load(SeqCst), self.max(), weight)
+    }
+
+    /// [`try_reserve`](Self::try_reserve) starting from a word and a limit
+    /// read a moment ago (by [`look`](Self::look)): the compare-and-swap
+    /// corrects a stale word; a limit changed meanwhile counts as changed
+    /// just after this reservation.
+    #[inline]
+    pub(crate) fn try_reserve_from(
+        &self,
+        mut word: usize,
+        max: usize,
+        weight: usize,
+    ) -> Result<usize, Short> {
         loop {
             if word & CLOSED != 0 {
                 return Err(Short::Closed);

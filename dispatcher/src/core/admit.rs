@@ -17,7 +17,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use super::{Core, Guard};
-use crate::budget::Short;
+use crate::budget::{Seen, Short, Shortfall};
 use crate::config::Policy;
 use crate::error::{EnqueueError, TryEnqueueError};
 use crate::signal::Check;
@@ -57,9 +57,11 @@ impl<T> Payload<T> for One<T> {
     fn count(&self) -> u64 {
         1
     }
+    #[inline]
     fn admitted_by(&self, st: &State<T>) -> bool {
         st.hook_admits(&self.0)
     }
+    #[inline]
     fn append_to(self, st: &mut State<T>) {
         st.append(self.0, self.1);
     }
@@ -198,15 +200,16 @@ impl<T: Weight> Core<T> {
     /// hands it back with the reason. Counts nothing but what it admits.
     fn admit<P: Payload<T>>(&self, at: usize, payload: P, weight: usize) -> Admitted<P> {
         let evicts = self.policy == Policy::DropOldest;
-        if let Some(refusal) = self.precheck(weight, evicts) {
-            return Err((refusal, payload));
-        }
+        let seen = match self.precheck(weight, evicts) {
+            Ok(seen) => seen,
+            Err(refusal) => return Err((refusal, payload)),
+        };
         let st = self.lock(at);
         if !payload.admitted_by(&st) {
             resume(st.unlock());
             return Err((Refusal::Refused, payload));
         }
-        match self.budget.try_reserve(weight) {
+        match self.budget.try_reserve_from(seen.word, seen.max, weight) {
             Ok(after) => {
                 self.budget.note_peak(after);
                 let mut st = st;
@@ -225,18 +228,19 @@ impl<T: Weight> Core<T> {
         }
     }
 
-    /// The lock-free refusal: `Some` if the payload cannot be admitted now.
+    /// The lock-free refusal, or what the budget looked like. "Full" is
+    /// not decided here under DropOldest (it evicts) or when a `can_add`
+    /// hook may refuse first.
     #[inline]
-    fn precheck(&self, weight: usize, evicts: bool) -> Option<Refusal> {
-        if self.budget.is_closed() {
-            Some(Refusal::Closed)
-        } else if weight > self.budget.max() {
-            Some(Refusal::TooLarge)
-        } else if !evicts && !self.filters && !self.budget.fits(weight) {
-            Some(Refusal::Full)
-        } else {
-            None
-        }
+    fn precheck(&self, weight: usize, evicts: bool) -> Result<Seen, Refusal> {
+        let full_counts = !evicts && !self.filters;
+        self.budget
+            .look(weight, full_counts)
+            .map_err(|shortfall| match shortfall {
+                Shortfall::Full => Refusal::Full,
+                Shortfall::TooLarge => Refusal::TooLarge,
+                Shortfall::Closed => Refusal::Closed,
+            })
     }
 
     fn refusal(&self, short: Short, weight: usize) -> Refusal {

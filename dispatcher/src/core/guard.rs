@@ -53,9 +53,18 @@ impl Refusals {
 }
 
 /// A locked partition. Derefs to its [`State`].
+///
+/// Its fields drop in order: `state` (the lock is released), then `after`
+/// (the notifications go out).
 pub(crate) struct Guard<'a, T> {
+    state: MutexGuard<'a, State<T>>,
+    after: Announce<'a, T>,
+}
+
+/// The news of a guard's changes, announced once its lock is released.
+struct Announce<'a, T> {
     core: &'a Core<T>,
-    state: Option<MutexGuard<'a, State<T>>>,
+    news: Option<News>,
 }
 
 impl<T> Core<T> {
@@ -63,8 +72,11 @@ impl<T> Core<T> {
     #[inline]
     pub(crate) fn lock(&self, at: usize) -> Guard<'_, T> {
         Guard {
-            core: self,
-            state: Some(self.parts[at].state.lock()),
+            state: self.parts[at].state.lock(),
+            after: Announce {
+                core: self,
+                news: None,
+            },
         }
     }
 }
@@ -74,10 +86,9 @@ impl<T> Guard<'_, T> {
     /// back the panic of user code caught meanwhile, for the caller to
     /// resume.
     #[must_use = "a caught panic must be resumed"]
+    #[inline]
     pub(crate) fn unlock(mut self) -> Option<Caught> {
-        let caught = self.take_caught();
-        drop(self);
-        caught
+        self.state.take_caught()
     }
 }
 
@@ -86,32 +97,39 @@ impl<T> Deref for Guard<'_, T> {
 
     #[inline]
     fn deref(&self) -> &State<T> {
-        self.state.as_deref().expect("locked until dropped")
+        &self.state
     }
 }
 
 impl<T> DerefMut for Guard<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut State<T> {
-        self.state.as_deref_mut().expect("locked until dropped")
+        &mut self.state
     }
 }
 
 impl<T> Drop for Guard<'_, T> {
+    /// Still locked: gives the freed bytes back to the budget (so a
+    /// snapshot under the lock agrees with it) and keeps the news for
+    /// `after`.
     #[inline]
     fn drop(&mut self) {
-        let Some(mut state) = self.state.take() else {
+        let Some(news) = self.state.take_news() else {
             return;
         };
-        let news = state.take_news();
-        if news == News::default() {
-            return;
-        }
         if news.freed > 0 {
-            self.core.budget.release_quietly(news.freed);
+            self.after.core.budget.release_quietly(news.freed);
         }
-        drop(state);
-        self.core.announce(news);
+        self.after.news = Some(news);
+    }
+}
+
+impl<T> Drop for Announce<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(news) = self.news {
+            self.core.announce(news);
+        }
     }
 }
 

@@ -92,10 +92,16 @@ impl<T> State<T> {
         }
     }
 
-    /// Takes the news of the changes made since the last call.
+    /// Takes the news of the changes made since the last call, if any.
     #[inline]
-    pub(crate) fn take_news(&mut self) -> News {
-        std::mem::take(&mut self.news)
+    pub(crate) fn take_news(&mut self) -> Option<News> {
+        let news = self.news;
+        if news == News::default() {
+            None
+        } else {
+            self.news = News::default();
+            Some(news)
+        }
     }
 
     /// Appends an event whose bytes the caller reserved, and cuts batches
@@ -162,7 +168,12 @@ impl<T> State<T> {
     /// The panic of user code during the last operation, if any.
     #[inline]
     pub(crate) fn take_caught(&mut self) -> Option<Caught> {
-        self.caught.get_mut().take()
+        let caught = self.caught.get_mut();
+        if caught.is_some() {
+            caught.take()
+        } else {
+            None
+        }
     }
 
     /// Seals a non-empty open batch that the `will_overflow` hook says

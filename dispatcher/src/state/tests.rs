@@ -12,7 +12,7 @@ fn state(limits: Limits) -> State<Vec<u8>> {
 fn add(st: &mut State<Vec<u8>>, len: usize) -> bool {
     st.take_news();
     st.append(vec![len as u8; len], len);
-    st.take_news().ready
+    st.take_news().unwrap_or_default().ready
 }
 
 fn reasons(st: &mut State<Vec<u8>>) -> Vec<(usize, FlushReason)> {
@@ -71,7 +71,7 @@ fn taking_a_batch_frees_its_bytes_and_tells_who_waits() {
     st.seal(FlushReason::Manual);
     st.take_news();
     assert!(st.take_ready().is_some());
-    let news = st.take_news();
+    let news = st.take_news().unwrap_or_default();
     assert_eq!((news.freed, news.settled), (7, true));
     assert_eq!(st.stats.buffered_bytes, 0);
 }
@@ -84,12 +84,27 @@ fn a_sink_batch_stays_charged_until_settled_or_requeued() {
     st.seal(FlushReason::Manual);
     st.take_news();
     let sealed = st.take_ready().expect("a batch");
-    assert_eq!((st.take_news().freed, st.stats.in_flight_items), (0, 2));
+    assert_eq!(
+        (
+            st.take_news().unwrap_or_default().freed,
+            st.stats.in_flight_items
+        ),
+        (0, 2)
+    );
     st.requeue(sealed);
-    assert_eq!((st.stats.in_flight_items, st.take_news().ready), (0, true));
+    assert_eq!(
+        (
+            st.stats.in_flight_items,
+            st.take_news().unwrap_or_default().ready
+        ),
+        (0, true)
+    );
     let sealed = st.take_ready().expect("requeued at the head");
     st.settle(Receipt::of(&sealed), true);
-    assert_eq!((st.take_news().freed, st.stats.delivered), (8, 2));
+    assert_eq!(
+        (st.take_news().unwrap_or_default().freed, st.stats.delivered),
+        (8, 2)
+    );
 }
 
 #[test]
@@ -133,7 +148,7 @@ fn eviction_takes_the_oldest_first_and_counts() {
     assert_eq!((freed, evicted), (7, vec![4, 3]));
     assert_eq!((st.stats.dropped, st.stats.buffered_bytes), (2, 3));
     assert_eq!(
-        st.take_news().freed,
+        st.take_news().unwrap_or_default().freed,
         0,
         "evicted bytes pay for the new event"
     );
