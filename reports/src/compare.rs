@@ -42,6 +42,9 @@ pub struct CompareOptions {
     pub force: bool,
     /// Where to write the page; `None` is `compare.html` in the candidate's run directory.
     pub output: Option<PathBuf>,
+    /// Overwrite `output` even when it is not a previous comparison page (a run's record
+    /// file, anything else). Without it such a file is refused, untouched.
+    pub overwrite: bool,
 }
 
 impl Default for CompareOptions {
@@ -51,6 +54,7 @@ impl Default for CompareOptions {
             threshold_pct: 5.0,
             force: false,
             output: None,
+            overwrite: false,
         }
     }
 }
@@ -500,10 +504,54 @@ pub fn compare(
         .output
         .clone()
         .unwrap_or_else(|| candidate.join(COMPARE_FILE));
+    check_output(&out, opts.overwrite)?;
     let html = crate::compare_page::render(&base_record, &candidate_record, &comparison);
     write_file(&out, &html)?;
     comparison.path = Some(out);
     Ok(comparison)
+}
+
+/// The files of a run record: never overwritten by a comparison, even with `overwrite`.
+const RECORD_FILES: &[&str] = &["results.json", "samples.jsonl", "latency.hlog"];
+
+/// Refuses to write a comparison over anything but a previous comparison page (or, with
+/// `overwrite`, over anything but a run's record files and special files).
+fn check_output(out: &Path, overwrite: bool) -> Result<(), CompareError> {
+    let refuse = |why: &str| {
+        Err(CompareError::Output {
+            path: out.to_path_buf(),
+            why: why.to_owned(),
+        })
+    };
+    let meta = match std::fs::metadata(out) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return refuse(&e.to_string()),
+    };
+    if !meta.is_file() {
+        return refuse("it is not a regular file");
+    }
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if RECORD_FILES.contains(&name) {
+        return refuse("it is a run's record file");
+    }
+    if overwrite || is_compare_page(out) {
+        return Ok(());
+    }
+    refuse("it is not a comparison page")
+}
+
+/// Whether `path` starts like a page `compare` wrote.
+fn is_compare_page(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(1024);
+    let read = std::fs::File::open(path).and_then(|f| f.take(1024).read_to_end(&mut head));
+    let head = String::from_utf8_lossy(&head);
+    read.is_ok()
+        && (head.contains(&format!(
+            "<meta name=\"generator\" content=\"{}\">",
+            crate::page::COMPARE_GENERATOR
+        )) || head.contains("<title>Metronome comparison "))
 }
 
 #[cfg(test)]
