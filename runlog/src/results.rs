@@ -55,6 +55,13 @@ pub struct Drain {
     pub shutdown_us: u64,
     /// Accepted events handed back undelivered because the drain deadline passed.
     pub undelivered: u64,
+    /// Sink mode: accepted events still inside a sink call when the deadline passed
+    /// (neither delivered nor handed back: the broker stopped answering).
+    #[serde(default)]
+    pub in_flight: u64,
+    /// Sink mode: accepted events whose batch the sink gave up on.
+    #[serde(default)]
+    pub failed: u64,
 }
 
 /// Batch shape over the run.

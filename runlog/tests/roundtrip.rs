@@ -87,6 +87,7 @@ fn sample_results() -> RunResults {
             drain_us: 118,
             shutdown_us: 200,
             undelivered: 0,
+            ..Drain::default()
         },
         events: vec![Event::new(
             2.0,

@@ -68,6 +68,8 @@ pub(crate) fn compose(c: Composition<'_>) -> RunResults {
             drain_us: c.drained.drain_us,
             shutdown_us: c.shutdown_us,
             undelivered: c.drained.undelivered,
+            in_flight: c.drained.in_flight,
+            failed: c.drained.failed,
         },
         events: c.events,
         assessment: assess(&facts),

@@ -319,6 +319,14 @@ fn finish(
     if let Some(message) = drained.sink_warning.clone() {
         record.event(sampler.elapsed_s(), EventKind::Warning { message });
     }
+    if drained.in_flight > 0 {
+        let stats = drained.stats.unwrap_or_default();
+        let message = format!(
+            "sink: {} events were still inside a sink call at the drain deadline ({} attempts timed out, {} retried in all)",
+            drained.in_flight, stats.sink_timeouts, stats.retries
+        );
+        record.event(sampler.elapsed_s(), EventKind::Warning { message });
+    }
     let (sample, hist) = sampler.sample(Instant::now(), final_readings.clone(), "drain");
     record.sample(&sample, hist.as_ref());
     let base = record

@@ -154,7 +154,7 @@ pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
         .transpose()
         .map_err(|e| RunError::Input(e.to_string()))?;
     let sink = crate::sink::connect_within(&options.sink, &run_id, crate::sink::SETUP_TIMEOUT)
-        .map_err(|e| RunError::Input(format!("--sink: {e}")))?;
+        .map_err(|e| RunError::Input(format!("--sink: {}", one_line(&e.to_string()))))?;
     let dir = RunDir::create(&options.out, &run_id)
         .map_err(|e| RunError::Input(format!("{}: {e}", options.out_label())))?;
     let lock = RunLock::hold(dir.path()).ok();
@@ -191,6 +191,15 @@ pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
         sink,
         interrupt: options.interrupt.clone(),
     })
+}
+
+/// `text` on one line: what a server sent back may hold line breaks.
+fn one_line(text: &str) -> String {
+    text.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Prepares and runs the scenario: see [`prepare`] and [`Prepared::run`].
