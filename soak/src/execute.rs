@@ -3,7 +3,7 @@
 //! within the deadline, and write the record.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::sync::SyncHistogram;
@@ -216,7 +216,9 @@ impl Running<'_> {
             if stopping || now >= end {
                 return;
             }
-            next += every;
+            // A sample that took longer than the interval skips the ticks it missed
+            // rather than sampling back to back.
+            next = (next + every).max(Instant::now());
         }
     }
 
@@ -228,16 +230,26 @@ impl Running<'_> {
                 return true;
             }
             let now = Instant::now();
-            if now >= tick {
-                return false;
-            }
-            let wait = (tick - now).min(SIGNAL_POLL);
+            // Commands are taken even when sampling runs late, so a busy run still obeys.
+            let wait = tick.saturating_duration_since(now).min(SIGNAL_POLL);
             let Some(controls) = self.controls else {
+                if wait.is_zero() {
+                    return false;
+                }
                 std::thread::sleep(wait);
                 continue;
             };
-            let control = match controls.recv_timeout(wait) {
+            let received = if wait.is_zero() {
+                controls.try_recv().map_err(|e| match e {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
+            } else {
+                controls.recv_timeout(wait)
+            };
+            let control = match received {
                 Ok(control) => control,
+                Err(RecvTimeoutError::Timeout) if wait.is_zero() => return false,
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => {
                     self.controls = None;
