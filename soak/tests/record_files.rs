@@ -249,4 +249,25 @@ fn item19_the_average_rate_is_never_below_the_per_sample_minimum() {
         t.avg_delivered_per_sec,
         t.min_delivered_per_sec
     );
+    // The run's length is where its counts were read: the last run-phase sample, not
+    // after that sample was written.
+    let log = runlog::read_samples(&run.samples_path()).expect("samples");
+    let last = log
+        .samples
+        .iter()
+        .rev()
+        .find(|s| s.phase == "run")
+        .expect("a run sample");
+    assert!(
+        (r.duration_s - last.t_s).abs() < 1e-9,
+        "{} vs {}",
+        r.duration_s,
+        last.t_s
+    );
+    let avg = last.totals.delivered as f64 / last.t_s;
+    assert!(
+        (t.avg_delivered_per_sec - avg).abs() <= avg * 1e-9,
+        "{} vs {avg}",
+        t.avg_delivered_per_sec
+    );
 }
