@@ -476,4 +476,54 @@ mod tests {
         assert_eq!(a.drain.status, Status::Fail);
         assert_eq!(a.correctness.status, Status::Pass);
     }
+
+    #[test]
+    fn memory_is_judged_against_the_limit_in_force_at_each_sample() {
+        let point = |t_s, heap_bytes, limit_bytes| MemoryPoint {
+            t_s,
+            heap_bytes,
+            buffered_bytes: 0,
+            limit_bytes,
+        };
+        // 200 MiB of heap under a 64 MiB limit, then the limit raised to 1 GiB: the late
+        // raise does not excuse the early excess.
+        let f = Facts {
+            max_buffered_bytes: 1 << 30,
+            peak_heap_bytes: 200 << 20,
+            memory_series: vec![
+                point(1.0, 200 << 20, 64 << 20),
+                point(2.0, 100 << 20, 1 << 30),
+            ],
+            ..healthy()
+        };
+        let a = assess(&f);
+        assert_eq!(a.memory.status, Status::Warn, "{:#?}", a.memory);
+        assert!(
+            a.memory.notes.iter().any(|n| n.contains("at 1.0 s")),
+            "{:#?}",
+            a.memory
+        );
+        let over = Facts {
+            memory_series: vec![MemoryPoint {
+                buffered_bytes: 65 << 20,
+                ..point(1.0, 70 << 20, 64 << 20)
+            }],
+            ..healthy()
+        };
+        assert_eq!(assess(&over).memory.status, Status::Fail);
+    }
+
+    #[test]
+    fn nothing_delivered_never_passes() {
+        let f = Facts {
+            accepted_by_producers: 0,
+            accepted: 0,
+            consumed: 0,
+            delivered: 0,
+            rejected: 1_000,
+            latency_count: Some(0),
+            ..healthy()
+        };
+        assert_eq!(assess(&f).correctness.status, Status::Fail);
+    }
 }
