@@ -46,13 +46,16 @@ pub fn signal_name(number: i32) -> String {
     }
 }
 
+/// Composes a partial record from the first signal and the second one's name.
+pub type ComposePartial = Box<dyn Fn(&Caught, &str) -> RunResults + Send>;
+
 /// What a second signal writes: the record as it stood at the last sample.
 pub struct PartialRecord {
     /// Where `results.json` goes.
     pub path: PathBuf,
     /// Composes the partial record from what the run knew at its last sample; given the
     /// first signal and the second one's name.
-    pub compose: Box<dyn Fn(&Caught, &str) -> RunResults + Send>,
+    pub compose: ComposePartial,
 }
 
 /// The shared state between the signal thread and the run.

@@ -118,7 +118,7 @@ pub fn connect_within(
         .spawn(move || {
             let _ = tx.send(connect(&spec, &run_id));
         })
-        .map_err(|e| NatsSinkError::Runtime(e))?;
+        .map_err(NatsSinkError::Runtime)?;
     match rx.recv_timeout(timeout) {
         Ok(result) => Ok(result?),
         Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
