@@ -80,6 +80,7 @@ mod error;
 mod figures;
 mod format;
 mod html;
+mod output;
 mod page;
 mod record;
 mod report;

@@ -272,27 +272,7 @@ impl ScenarioConfig {
         )?;
         check_opt(self.rate_per_sec, "rate_per_sec", 1, MAX_RATE_PER_SEC)?;
         check_range(self.backoff_us, "backoff_us", 0, MAX_BACKOFF_US)?;
-        let delay = MAX_CONSUMER_DELAY_US;
-        check_range(self.consumer_delay_us, "consumer_delay_us", 0, delay)?;
-        check_range(
-            self.consumer_cost_per_kib_us,
-            "consumer_cost_per_kib_us",
-            0,
-            delay,
-        )?;
-        check_range(self.consumer_jitter_us, "consumer_jitter_us", 0, delay)?;
-        check_opt(
-            self.consumer_stall_every_ms,
-            "consumer_stall_every_ms",
-            1,
-            MAX_STALL_MS,
-        )?;
-        check_range(
-            self.consumer_stall_for_ms,
-            "consumer_stall_for_ms",
-            0,
-            MAX_STALL_MS,
-        )?;
+        self.validate_consumer()?;
         let i = self.interval_us;
         check_range(i, "interval_us", 1, MAX_INTERVAL_US)?;
         let j = self.interval_jitter_us;
@@ -326,6 +306,30 @@ impl ScenarioConfig {
             )?;
         }
         Ok(())
+    }
+
+    fn validate_consumer(&self) -> Result<(), ConfigError> {
+        let delay = MAX_CONSUMER_DELAY_US;
+        check_range(self.consumer_delay_us, "consumer_delay_us", 0, delay)?;
+        check_range(
+            self.consumer_cost_per_kib_us,
+            "consumer_cost_per_kib_us",
+            0,
+            delay,
+        )?;
+        check_range(self.consumer_jitter_us, "consumer_jitter_us", 0, delay)?;
+        check_opt(
+            self.consumer_stall_every_ms,
+            "consumer_stall_every_ms",
+            1,
+            MAX_STALL_MS,
+        )?;
+        check_range(
+            self.consumer_stall_for_ms,
+            "consumer_stall_for_ms",
+            0,
+            MAX_STALL_MS,
+        )
     }
 
     /// Parses a TOML scenario and validates it.

@@ -88,6 +88,34 @@ fn section(notes: Vec<(Status, String)>) -> Section {
 }
 
 fn correctness(f: &Facts) -> Section {
+    let mut notes = accounting(f);
+    if f.delivered == 0 {
+        notes.push((
+            Status::Fail,
+            format!(
+                "nothing was delivered: {} offered, {} accepted, {} refused; a run that delivers nothing proves nothing",
+                f.attempted, f.accepted, f.rejected
+            ),
+        ));
+    }
+    if let Some(note) = sink_note(f) {
+        notes.push((Status::Warn, note));
+    }
+    if notes.iter().all(|(s, _)| *s != Status::Fail) {
+        notes.push((
+            Status::Pass,
+            format!(
+                "every accepted event accounted for: {} delivered, {} evicted, {} undelivered, {} failed, {} in flight of {} accepted",
+                f.delivered, f.dropped, f.undelivered, f.failed, f.in_flight, f.accepted
+            ),
+        ));
+    }
+    section(notes)
+}
+
+/// Every count agrees with every other: what was accepted is delivered, evicted, handed
+/// back, failed or in flight, and each side counted the same.
+fn accounting(f: &Facts) -> Vec<(Status, String)> {
     let mut notes = Vec::new();
     let accounted = f.delivered + f.dropped + f.undelivered + f.failed + f.in_flight;
     if f.accepted_by_producers != f.accepted {
@@ -137,28 +165,7 @@ fn correctness(f: &Facts) -> Section {
             ),
         ));
     }
-    if f.delivered == 0 {
-        notes.push((
-            Status::Fail,
-            format!(
-                "nothing was delivered: {} offered, {} accepted, {} refused; a run that delivers nothing proves nothing",
-                f.attempted, f.accepted, f.rejected
-            ),
-        ));
-    }
-    if let Some(note) = sink_note(f) {
-        notes.push((Status::Warn, note));
-    }
-    if notes.iter().all(|(s, _)| *s != Status::Fail) {
-        notes.push((
-            Status::Pass,
-            format!(
-                "every accepted event accounted for: {} delivered, {} evicted, {} undelivered, {} failed, {} in flight of {} accepted",
-                f.delivered, f.dropped, f.undelivered, f.failed, f.in_flight, f.accepted
-            ),
-        ));
-    }
-    section(notes)
+    notes
 }
 
 /// What the sink left unsettled, naming it as the cause.
@@ -239,26 +246,7 @@ fn memory(f: &Facts) -> Section {
             ),
         ));
     }
-    // The heap is judged against the limit in force at each sample, not the highest ever
-    // set: raising the limit late must not excuse an earlier excess.
-    let worst = f.memory_series.iter().max_by(|a, b| {
-        let ratio = |m: &MemoryPoint| m.heap_bytes as f64 / heap_budget(m.limit_bytes);
-        ratio(a).total_cmp(&ratio(b))
-    });
-    let (heap, limit, at) = match worst {
-        Some(m) => (m.heap_bytes, m.limit_bytes, format!(" at {:.1} s", m.t_s)),
-        None => (f.peak_heap_bytes, f.max_buffered_bytes, String::new()),
-    };
-    let budget = heap_budget(limit);
-    let heap_note = format!(
-        "heap {:.1} MiB{at} against the {:.1} MiB buffered limit in force then ({:.2}x; budget 1.25x + 8 MiB = {:.1} MiB)",
-        heap as f64 / MIB,
-        limit as f64 / MIB,
-        heap as f64 / limit.max(1) as f64,
-        budget / MIB
-    );
-    let over = heap as f64 > budget;
-    notes.push((if over { Status::Warn } else { Status::Pass }, heap_note));
+    notes.push(heap_note(f));
     if let Some(slope) = second_half_slope(&f.heap_series) {
         let half = f.duration_s / 2.0;
         let growth = slope * half;
@@ -284,6 +272,29 @@ fn memory(f: &Facts) -> Section {
         ));
     }
     section(notes)
+}
+
+/// The heap against the limit in force at each sample, not the highest ever set: raising
+/// the limit late must not excuse an earlier excess.
+fn heap_note(f: &Facts) -> (Status, String) {
+    let worst = f.memory_series.iter().max_by(|a, b| {
+        let ratio = |m: &MemoryPoint| m.heap_bytes as f64 / heap_budget(m.limit_bytes);
+        ratio(a).total_cmp(&ratio(b))
+    });
+    let (heap, limit, at) = match worst {
+        Some(m) => (m.heap_bytes, m.limit_bytes, format!(" at {:.1} s", m.t_s)),
+        None => (f.peak_heap_bytes, f.max_buffered_bytes, String::new()),
+    };
+    let budget = heap_budget(limit);
+    let heap_note = format!(
+        "heap {:.1} MiB{at} against the {:.1} MiB buffered limit in force then ({:.2}x; budget 1.25x + 8 MiB = {:.1} MiB)",
+        heap as f64 / MIB,
+        limit as f64 / MIB,
+        heap as f64 / limit.max(1) as f64,
+        budget / MIB
+    );
+    let over = heap as f64 > budget;
+    (if over { Status::Warn } else { Status::Pass }, heap_note)
 }
 
 fn drain(f: &Facts) -> Section {

@@ -48,49 +48,14 @@ pub(crate) fn execute(
         // Every thread the run starts from here inherits the mask.
         crate::affinity::pin_current_thread(cpus).map_err(|e| RunError::Input(e.to_string()))?;
     }
-    let clock = Clock::new();
-    let consumer_control = Arc::new(ConsumerControl::new(crate::run::consumer_sim(config)));
-    let consumer_counters = Arc::new(ConsumerCounters::new());
     let sink_latency = (sink.is_some() && config.record_latency).then(shared_latency);
-    let subject = Subject::start(
-        config,
-        payload.mean_size_hint(),
-        ConsumerParts {
-            control: Arc::clone(&consumer_control),
-            counters: Arc::clone(&consumer_counters),
-            clock,
-            latency: latency.as_ref().map(SyncHistogram::recorder),
-            sink_latency: sink_latency.clone(),
-        },
-        sink,
-    )?;
-    let producer_control = Arc::new(ProducerControl::new(config.rate_per_sec));
-    let producer_counters = Arc::new(ProducerCounters::new(config.producers as usize));
-    let mut producer_config = ProducerConfig::new(config.producers, payload);
-    producer_config.seed = config.seed;
-    producer_config.backoff = Duration::from_micros(config.backoff_us);
-    producer_config.held = true;
-    let producers = loadgen::spawn_producers(
-        producer_config,
-        Arc::clone(&subject.target),
-        Arc::clone(&producer_counters),
-        clock,
-        Arc::clone(&producer_control),
-    )
-    .map_err(|e| RunError::Producer(e.to_string()))?;
+    let recorder = latency.as_ref().map(SyncHistogram::recorder);
+    let (mut harness, producers) =
+        start_load(config, payload, sink, recorder, sink_latency.clone())?;
     wait_ready(&producers, config.producers, progress);
     // The clock starts when every producer exists and is ready.
     let start = Instant::now();
     producers.release();
-    let mut harness = Harness {
-        subject,
-        producer_control,
-        producer_counters,
-        consumer_control,
-        consumer_counters,
-        live: Limits::from_config(config),
-        interval_jitter_us: config.interval_jitter_us,
-    };
     let mut sampler = Sampler::new(start, latency).with_shared_latency(sink_latency);
     begin_snapshot(
         &record,
@@ -101,7 +66,7 @@ pub(crate) fn execute(
     );
     record.event(0.0, EventKind::Phase { name: "run".into() });
     progress.started(config, &record.dir);
-    let mut run = Running {
+    Running {
         config,
         harness: &mut harness,
         sampler: &mut sampler,
@@ -110,8 +75,8 @@ pub(crate) fn execute(
         controls,
         interrupt: interrupt.as_deref(),
         sink_seen: SinkSeen::default(),
-    };
-    run.sample_until(start + Duration::from_secs_f64(config.duration_s));
+    }
+    .sample_until(start + Duration::from_secs_f64(config.duration_s));
     finish(
         harness,
         producers,
@@ -120,6 +85,65 @@ pub(crate) fn execute(
         config,
         interrupt.as_deref(),
     )
+}
+
+/// The subject with its consumer (or sink) and the producers, held at the start line.
+fn start_load(
+    config: &ScenarioConfig,
+    payload: loadgen::PayloadSource,
+    sink: Option<dispatcher::sink::nats::NatsSink<loadgen::Event>>,
+    latency: Option<hdrhistogram::sync::Recorder<u64>>,
+    sink_latency: Option<crate::sampler::SharedLatency>,
+) -> Result<(Harness, ProducerSet), RunError> {
+    let clock = Clock::new();
+    let consumer = ConsumerParts {
+        control: Arc::new(ConsumerControl::new(crate::run::consumer_sim(config))),
+        counters: Arc::new(ConsumerCounters::new()),
+        clock,
+        latency,
+        sink_latency,
+    };
+    let (consumer_control, consumer_counters) = (
+        Arc::clone(&consumer.control),
+        Arc::clone(&consumer.counters),
+    );
+    let subject = Subject::start(config, payload.mean_size_hint(), consumer, sink)?;
+    let (producers, producer_control, producer_counters) =
+        start_producers(config, payload, &subject, clock)?;
+    let harness = Harness {
+        subject,
+        producer_control,
+        producer_counters,
+        consumer_control,
+        consumer_counters,
+        live: Limits::from_config(config),
+        interval_jitter_us: config.interval_jitter_us,
+    };
+    Ok((harness, producers))
+}
+
+/// The producers, held at the start line until released.
+fn start_producers(
+    config: &ScenarioConfig,
+    payload: loadgen::PayloadSource,
+    subject: &Subject,
+    clock: Clock,
+) -> Result<(ProducerSet, Arc<ProducerControl>, Arc<ProducerCounters>), RunError> {
+    let control = Arc::new(ProducerControl::new(config.rate_per_sec));
+    let counters = Arc::new(ProducerCounters::new(config.producers as usize));
+    let mut producer_config = ProducerConfig::new(config.producers, payload);
+    producer_config.seed = config.seed;
+    producer_config.backoff = Duration::from_micros(config.backoff_us);
+    producer_config.held = true;
+    let producers = loadgen::spawn_producers(
+        producer_config,
+        Arc::clone(&subject.target),
+        Arc::clone(&counters),
+        clock,
+        Arc::clone(&control),
+    )
+    .map_err(|e| RunError::Producer(e.to_string()))?;
+    Ok((producers, control, counters))
 }
 
 /// Waits until every producer is ready, saying how far start-up got every second.
@@ -328,17 +352,7 @@ fn finish(
     };
     record.event(sampler.elapsed_s(), drain_phase);
     let (drained, final_readings, shutdown_us) = drain(harness, producers, config)?;
-    if let Some(message) = drained.sink_warning.clone() {
-        record.event(sampler.elapsed_s(), EventKind::Warning { message });
-    }
-    if drained.in_flight > 0 {
-        let stats = drained.stats.unwrap_or_default();
-        let message = format!(
-            "sink: {} events were still inside a sink call at the drain deadline ({} attempts timed out, {} retried in all)",
-            drained.in_flight, stats.sink_timeouts, stats.retries
-        );
-        record.event(sampler.elapsed_s(), EventKind::Warning { message });
-    }
+    sink_warnings(&mut record, &drained, sampler.elapsed_s());
     let (sample, hist) = sampler.sample(Instant::now(), final_readings.clone(), "drain");
     record.sample(&sample, hist.as_ref());
     let base = record
@@ -382,6 +396,21 @@ fn finish(
         results,
         incomplete,
     })
+}
+
+/// Sink mode: what the sink gave up on, and what it still held at the deadline.
+fn sink_warnings(record: &mut Record, drained: &Drained, at_s: f64) {
+    if let Some(message) = drained.sink_warning.clone() {
+        record.event(at_s, EventKind::Warning { message });
+    }
+    if drained.in_flight > 0 {
+        let stats = drained.stats.unwrap_or_default();
+        let message = format!(
+            "sink: {} events were still inside a sink call at the drain deadline ({} attempts timed out, {} retried in all)",
+            drained.in_flight, stats.sink_timeouts, stats.retries
+        );
+        record.event(at_s, EventKind::Warning { message });
+    }
 }
 
 /// Stops the producers and drains within the deadline, whatever the producers (blocked
