@@ -264,7 +264,8 @@ pub struct ScenarioArgs {
     /// Overload policy.
     #[arg(long, value_enum)]
     pub policy: Option<PolicyArg>,
-    /// How long a producer waits for room under the block policy.
+    /// How long a producer waits for room under the block policy (at least 1us: to
+    /// refuse at once, use --policy reject).
     #[arg(long, value_parser = duration)]
     pub block_timeout: Option<Duration>,
     /// How often to sample, e.g. 1s, 250ms.

@@ -97,11 +97,12 @@ pub fn watch(run_dir: Option<&Path>, fps: u32) -> ExitCode {
     let ended = if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
         watch_dashboard(&dir, fps)
     } else {
-        watch_lines(&dir)
+        watch_lines(&dir).map(Some)
     };
     match ended {
-        Ok(true) => verdict(&dir),
-        Ok(false) => {
+        Ok(None) => ExitCode::from(EXIT_PASS),
+        Ok(Some(true)) => verdict(&dir),
+        Ok(Some(false)) => {
             crate::errln!(
                 "soak watch: {}: the run stopped writing and no process holds it: it was killed before it finished (no results.json)",
                 dir.path().display()
@@ -115,8 +116,9 @@ pub fn watch(run_dir: Option<&Path>, fps: u32) -> ExitCode {
     }
 }
 
-/// The dashboard; `Ok(true)` when the run finished, `Ok(false)` when it is gone.
-fn watch_dashboard(dir: &RunDir, fps: u32) -> Result<bool, String> {
+/// The dashboard; `Some(true)` when the run finished, `Some(false)` when it is gone,
+/// `None` when the user left it.
+fn watch_dashboard(dir: &RunDir, fps: u32) -> Result<Option<bool>, String> {
     let mut options = DashboardOptions::new(dir.samples_path());
     options.fps = fps;
     options.title = format!("watching {}", dir.path().display());
@@ -132,9 +134,9 @@ fn watch_dashboard(dir: &RunDir, fps: u32) -> Result<bool, String> {
             .gone()
     });
     match dashboards::run(options).map_err(|e| e.to_string())? {
-        Exit::WriterGone => Ok(false),
-        Exit::RunEnded | Exit::Stopped | Exit::StopUnconfirmed => Ok(true),
-        Exit::Detached => Err("left the dashboard; the run goes on".into()),
+        Exit::WriterGone => Ok(Some(false)),
+        Exit::RunEnded | Exit::Stopped | Exit::StopUnconfirmed => Ok(Some(true)),
+        Exit::Detached => Ok(None),
     }
 }
 
