@@ -22,6 +22,7 @@
 //!     Exit::RunEnded | Exit::Stopped => println!("run finished"),
 //!     Exit::StopUnconfirmed => println!("stop sent; the run is still draining"),
 //!     Exit::Detached => println!("left the dashboard; the run goes on"),
+//!     Exit::WriterGone => println!("the run stopped without finishing"),
 //! }
 //! # drop(rx);
 //! # Ok::<(), dashboards::DashboardError>(())
