@@ -44,6 +44,9 @@ pub enum RunState {
     Draining,
     /// The final (`drain`) sample arrived.
     Done,
+    /// The run stopped without finishing: nothing writes its file any more (it was
+    /// killed, or its machine went down).
+    Gone,
 }
 
 impl RunState {
@@ -57,6 +60,7 @@ impl RunState {
             Self::Stopping => "stopping",
             Self::Draining => "draining",
             Self::Done => "done",
+            Self::Gone => "stopped: nothing writes this run",
         }
     }
 }
@@ -81,6 +85,8 @@ pub struct App {
     pub(crate) stopping: bool,
     pub(crate) draining: bool,
     pub(crate) done: bool,
+    /// Nothing writes the run any more and it never finished.
+    pub(crate) gone: bool,
     /// Changes sent and not yet confirmed by the file.
     pub(crate) pending: Pending,
     last_follow_error: Option<String>,
@@ -122,6 +128,7 @@ impl App {
             stopping: false,
             draining: false,
             done: false,
+            gone: false,
             pending: Pending::default(),
             last_follow_error: None,
         }
@@ -249,7 +256,9 @@ impl App {
     /// Where the run is.
     #[must_use]
     pub fn run_state(&self) -> RunState {
-        if self.done {
+        if self.gone && !self.done {
+            RunState::Gone
+        } else if self.done {
             RunState::Done
         } else if self.draining {
             RunState::Draining
@@ -261,6 +270,18 @@ impl App {
             RunState::Paused
         } else {
             RunState::Running
+        }
+    }
+
+    /// Marks the run as stopped without finishing (its writer is gone): the header says
+    /// so, and no command is sent any more.
+    pub fn set_gone(&mut self) {
+        if !self.done && !self.gone {
+            self.gone = true;
+            self.note(
+                LogKind::Warning,
+                "the run stopped writing and no process holds it: it was killed".to_owned(),
+            );
         }
     }
 

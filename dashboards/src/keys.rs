@@ -108,7 +108,7 @@ impl App {
 
     /// `q`: the first asks an interactive run to stop; otherwise leave.
     fn quit(&mut self) -> Action {
-        if self.mode == Mode::ReadOnly || self.done || self.stopping {
+        if self.mode == Mode::ReadOnly || self.done || self.stopping || self.gone {
             return Action::Quit;
         }
         self.stopping = true;
@@ -123,7 +123,7 @@ impl App {
     fn controllable(&mut self) -> Option<Limits> {
         let why = if self.mode == Mode::ReadOnly {
             READ_ONLY_MESSAGE
-        } else if self.done || self.draining || self.stopping {
+        } else if self.done || self.draining || self.stopping || self.gone {
             "the run is ending: no more changes"
         } else if self.limits.is_none() {
             "no limits known yet: waiting for the first sample"

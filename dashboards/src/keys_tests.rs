@@ -113,7 +113,7 @@ fn values_below_the_minimum_are_refused() {
     select(&mut app, Knob::MaxBufferedBytes);
     assert_eq!(app.on_key(char('-')), Action::None);
     assert!(
-        app.status().unwrap_or("").contains("(allowed: >= 1024)"),
+        app.status().unwrap_or("").contains("(allowed: 1024..="),
         "{:?}",
         app.status()
     );
@@ -333,5 +333,23 @@ fn a_sent_change_survives_a_sample_written_before_the_soak_applied_it() {
     assert_eq!(
         app.on_key(char('-')),
         Action::Send(vec![Control::SetInterval { interval_us: 2_500 }])
+    );
+}
+
+#[test]
+fn doubling_stops_at_the_same_bounds_as_the_command_line() {
+    let limits = Limits {
+        max_buffered_bytes: runlog::bounds::MAX_BUFFERED_BYTES,
+        interval_us: runlog::bounds::MAX_INTERVAL_US,
+        ..default_limits()
+    };
+    let (mut app, _rx) = interactive(limits);
+    assert_eq!(app.on_key(char('+')), Action::None, "interval at its bound");
+    select(&mut app, Knob::MaxBufferedBytes);
+    assert_eq!(app.on_key(char('+')), Action::None, "buffered at its bound");
+    assert!(
+        app.status().unwrap_or("").contains("max_buffered_bytes"),
+        "{:?}",
+        app.status()
     );
 }

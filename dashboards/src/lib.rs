@@ -22,6 +22,7 @@
 //!     Exit::RunEnded | Exit::Stopped => println!("run finished"),
 //!     Exit::StopUnconfirmed => println!("stop sent; the run is still draining"),
 //!     Exit::Detached => println!("left the dashboard; the run goes on"),
+//!     Exit::WriterGone => println!("the run stopped without finishing"),
 //! }
 //! # drop(rx);
 //! # Ok::<(), dashboards::DashboardError>(())
@@ -75,6 +76,14 @@ pub use app::{App, EVENT_HISTORY, Mode, RunState, SAMPLE_HISTORY};
 pub use error::DashboardError;
 pub use keys::{Action, FIRST_BATCH_BYTES, FIRST_CONSUMER_DELAY_US, READ_ONLY_MESSAGE};
 pub use log::{LogEntry, LogKind};
-pub use options::{DEFAULT_FPS, DashboardOptions, Exit};
+pub use options::{DEFAULT_FPS, DashboardOptions, Exit, Liveness};
 pub use run::{POLL_EVERY, SHOW_FINAL_FOR, STOP_GRACE, run};
 pub use save::merge_limits;
+
+/// Gives the terminal back at once if a dashboard holds it: raw mode off, the alternate
+/// screen left, the cursor shown. A dashboard restores the terminal itself on every path
+/// that unwinds (return, error, panic); call this before leaving the process without
+/// unwinding (`std::process::exit` from a signal handler thread, say). Idempotent.
+pub fn restore_terminal() {
+    terminal::restore();
+}

@@ -76,6 +76,9 @@ impl LogEntry {
             }
             EventKind::Phase { name } => (LogKind::Phase, name.clone()),
             EventKind::Warning { message } => (LogKind::Warning, message.clone()),
+            EventKind::Interrupted { signal, action } => {
+                (LogKind::Warning, format!("{signal}: {action}"))
+            }
         };
         Self {
             at_s: event.at_s,

@@ -1,6 +1,8 @@
 //! What the caller tells the dashboard, and what it hands back.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
 use runlog::{Control, Limits, Policy, ScenarioConfig};
@@ -37,6 +39,29 @@ pub struct DashboardOptions {
     /// The scenario that `s` saves with the live limits merged in; `None` merges them into
     /// [`ScenarioConfig::default`].
     pub scenario: Option<ScenarioConfig>,
+    /// Whether something still writes the followed run, asked every
+    /// [`POLL_EVERY`](crate::POLL_EVERY): once it says no and the run has not finished, the
+    /// dashboard says the run is gone and returns [`Exit::WriterGone`]. `None`: never asked.
+    pub liveness: Option<Liveness>,
+}
+
+/// Says whether the followed run is still being written (see
+/// [`DashboardOptions::with_liveness`]).
+#[derive(Clone)]
+pub struct Liveness(Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl Liveness {
+    /// Whether the run is still being written.
+    #[must_use]
+    pub fn alive(&self) -> bool {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Liveness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Liveness(..)")
+    }
 }
 
 impl DashboardOptions {
@@ -51,6 +76,7 @@ impl DashboardOptions {
             duration_s: None,
             starting_limits: None,
             scenario: None,
+            liveness: None,
         }
     }
 
@@ -79,6 +105,20 @@ impl DashboardOptions {
         self
     }
 
+    /// Asks `alive` every poll whether something still writes the run (a process holds
+    /// it): a run whose writer is gone before its final sample is shown as gone and the
+    /// dashboard returns [`Exit::WriterGone`].
+    ///
+    /// ```
+    /// let options = dashboards::DashboardOptions::new("run/samples.jsonl").with_liveness(|| true);
+    /// assert!(options.liveness.is_some_and(|l| l.alive()));
+    /// ```
+    #[must_use]
+    pub fn with_liveness(mut self, alive: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.liveness = Some(Liveness(Arc::new(alive)));
+        self
+    }
+
     /// Sends commands to `controls`: the interactive mode.
     #[must_use]
     pub fn with_controls(mut self, controls: SyncSender<Control>) -> Self {
@@ -99,4 +139,7 @@ pub enum Exit {
     StopUnconfirmed,
     /// The user quit a read-only dashboard; the watched run goes on.
     Detached,
+    /// The run stopped without finishing: nothing writes it any more (see
+    /// [`DashboardOptions::with_liveness`]).
+    WriterGone,
 }

@@ -66,7 +66,7 @@ impl Pending {
                 .changes
                 .iter()
                 .position(|(c, _)| message.contains(c.key())),
-            EventKind::Phase { .. } => None,
+            EventKind::Phase { .. } | EventKind::Interrupted { .. } => None,
         };
         if let Some(i) = i {
             self.changes.remove(i);

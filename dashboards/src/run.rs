@@ -9,7 +9,7 @@ use runlog::{Control, SamplesFollower};
 use crate::app::{App, RunState};
 use crate::error::DashboardError;
 use crate::keys::Action;
-use crate::options::{DashboardOptions, Exit};
+use crate::options::{DashboardOptions, Exit, Liveness};
 use crate::terminal::TerminalGuard;
 
 /// How often the followed file is read.
@@ -51,6 +51,7 @@ pub fn run(options: DashboardOptions) -> Result<Exit, DashboardError> {
         app: App::new(&options),
         follower: SamplesFollower::new(&options.samples_path),
         controls: options.controls,
+        liveness: options.liveness,
         stop_unsent: false,
         stop_deadline: None,
         done_at: None,
@@ -65,6 +66,7 @@ struct Loop {
     app: App,
     follower: SamplesFollower,
     controls: Option<SyncSender<Control>>,
+    liveness: Option<Liveness>,
     /// `Stop` was asked for but the channel was full: retried each turn.
     stop_unsent: bool,
     stop_deadline: Option<Instant>,
@@ -86,8 +88,15 @@ impl Loop {
                 dirty |= self.app.poll(&mut self.follower) > 0;
                 next_poll = now + POLL_EVERY;
                 self.retry_stop();
+                if self.liveness.as_ref().is_some_and(|l| !l.alive()) {
+                    // A last look: the writer may have finished just now.
+                    self.app.poll(&mut self.follower);
+                    self.app.set_gone();
+                    dirty = true;
+                }
             }
-            if self.done_at.is_none() && self.app.run_state() == RunState::Done {
+            let ended = matches!(self.app.run_state(), RunState::Done | RunState::Gone);
+            if self.done_at.is_none() && ended {
                 self.done_at = Some(now);
             }
             if let Some(exit) = self.timed_exit(now) {
@@ -139,7 +148,9 @@ impl Loop {
     }
 
     fn ended(&self) -> Exit {
-        if self.stop_deadline.is_some() {
+        if self.app.run_state() == RunState::Gone {
+            Exit::WriterGone
+        } else if self.stop_deadline.is_some() {
             Exit::Stopped
         } else {
             Exit::RunEnded
@@ -149,7 +160,9 @@ impl Loop {
     fn on_action(&mut self, action: Action) -> Option<Exit> {
         match action {
             Action::None => None,
-            Action::Quit if self.app.run_state() == RunState::Done => Some(self.ended()),
+            Action::Quit if matches!(self.app.run_state(), RunState::Done | RunState::Gone) => {
+                Some(self.ended())
+            }
             Action::Quit if self.stop_deadline.is_some() => Some(Exit::StopUnconfirmed),
             Action::Quit => Some(Exit::Detached),
             Action::Send(controls) => {

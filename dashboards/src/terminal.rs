@@ -61,7 +61,9 @@ impl Drop for TerminalGuard {
 
 /// Leaves raw mode and the alternate screen, once; errors are ignored because there is
 /// nothing better to do with them while exiting or panicking.
-fn restore() {
+/// Gives the terminal back now if a dashboard holds it (raw mode off, the alternate screen
+/// left, the cursor shown): for a process about to exit without unwinding.
+pub(crate) fn restore() {
     if ACTIVE.swap(false, Ordering::SeqCst) {
         let _ = disable_raw_mode();
         let _ = execute!(io::stdout(), LeaveAlternateScreen, Show);

@@ -1,6 +1,6 @@
 //! The consumer loop: receive batches, record latency, count, simulate work.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,10 @@ pub const RECORDER_POLL: Duration = Duration::from_millis(5);
 pub struct ConsumerControl {
     delay_ns: AtomicU64,
     cost_per_kib_ns: AtomicU64,
+    /// The simulated work was lifted (a drain): cut the current work short.
+    lifted: AtomicBool,
+    /// Stop sleeping at once, stall or not (the drain deadline has passed).
+    aborted: AtomicBool,
     jitter: Duration,
     stall: Option<Stall>,
     seed: u64,
@@ -47,6 +51,8 @@ impl ConsumerControl {
         Self {
             delay_ns: AtomicU64::new(duration_ns(sim.delay_per_batch)),
             cost_per_kib_ns: AtomicU64::new(duration_ns(sim.cost_per_kib)),
+            lifted: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
             jitter: sim.jitter,
             stall: sim.stall,
             seed: sim.seed,
@@ -62,6 +68,31 @@ impl ConsumerControl {
     pub fn set_cost_per_kib(&self, cost: Duration) {
         self.cost_per_kib_ns
             .store(duration_ns(cost), Ordering::Relaxed);
+    }
+
+    /// Lifts the simulated work for good (a drain): the per-batch delay and per-KiB cost
+    /// become zero, and a consumer in the middle of a batch's work stops it within
+    /// [`RECORDER_POLL`]. A stall in progress goes on (see [`abort`](Self::abort)).
+    pub fn lift(&self) {
+        self.set_delay_per_batch(Duration::ZERO);
+        self.set_cost_per_kib(Duration::ZERO);
+        self.lifted.store(true, Ordering::Release);
+    }
+
+    /// Ends every sleep at once, stalls included, within [`RECORDER_POLL`]: for a deadline
+    /// that has passed. The consumer goes on receiving (without simulated work) until its
+    /// source is closed.
+    pub fn abort(&self) {
+        self.lift();
+        self.aborted.store(true, Ordering::Release);
+    }
+
+    fn is_lifted(&self) -> bool {
+        self.lifted.load(Ordering::Acquire)
+    }
+
+    fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
     }
 
     /// The simulation as it stands now.
@@ -337,7 +368,7 @@ impl Consumer<'_> {
         }
         self.counters.add(&tally);
         self.totals = add(self.totals, &tally);
-        if !sim.is_free() {
+        if !sim.is_free() && !self.control.is_aborted() {
             let deadline = self.pacer.charge(now, waited, cost);
             self.sleep_until(deadline);
         }
@@ -346,9 +377,20 @@ impl Consumer<'_> {
 
     /// Sleeps until `deadline`, checking in with the recorder at least
     /// every [`RECORDER_POLL`].
-    fn sleep_until(&mut self, deadline: Instant) {
+    fn sleep_until(&mut self, mut deadline: Instant) {
+        let mut lifted = false;
         loop {
             let now = Instant::now();
+            if self.control.is_aborted() {
+                self.pacer.reset();
+                return;
+            }
+            if !lifted && self.control.is_lifted() {
+                // The work is lifted: only a stall in progress still holds the consumer.
+                lifted = true;
+                self.pacer.reset();
+                deadline = deadline.min(self.pacer.stall_end(now));
+            }
             if deadline <= now {
                 return;
             }

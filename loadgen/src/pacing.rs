@@ -161,6 +161,17 @@ impl Pacer {
         deadline
     }
 
+    /// Forgets the work charged so far: the next batch starts when it arrives (after a
+    /// stall in progress). For lifted work.
+    pub fn reset(&mut self) {
+        self.busy_until = None;
+    }
+
+    /// The end of the stall window `at` falls in, or `at` when it is outside every stall.
+    pub fn stall_end(&self, at: Instant) -> Instant {
+        self.after_stall(at)
+    }
+
     /// `at`, or the end of the stall window it falls in.
     fn after_stall(&self, at: Instant) -> Instant {
         let Some(stall) = self.stall else {

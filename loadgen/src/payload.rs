@@ -108,6 +108,12 @@ pub enum PayloadError {
         /// Why.
         source: std::io::Error,
     },
+    /// The path is not a regular file (a FIFO, a device, a directory).
+    #[error("payload file {} is not a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
     /// The file holds no non-blank line.
     #[error("payload file {} holds no records (expected newline-delimited records)", path.display())]
     EmptyFile {
@@ -245,6 +251,20 @@ impl PayloadSource {
             shape,
             mean,
         })
+    }
+
+    /// The largest payload this source can produce, when it is known before generating:
+    /// `fixed`'s size, `uniform`'s maximum, a file's longest record, the longest telemetry
+    /// event; `None` for `lognormal` (whose tail is clamped at [`MAX_PAYLOAD_BYTES`] but
+    /// rarely reaches it).
+    pub fn max_size(&self) -> Option<usize> {
+        match &self.shape {
+            Shape::Fixed(n) => Some(*n),
+            Shape::Uniform(_, max) => Some(*max),
+            Shape::LogNormal { .. } => None,
+            Shape::Telemetry => Some(telemetry::MAX_EVENT_BYTES),
+            Shape::Records(records) => Some(records.max_len()),
+        }
     }
 
     /// The spec this source was prepared from.

@@ -19,9 +19,10 @@
 //!
 //! Per event a producer allocates only the payload.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::control::{CONTROL_POLL, ProducerControl};
 use crate::counters::{ProducerCounters, Slot};
@@ -48,6 +49,10 @@ pub struct ProducerConfig {
     /// Stop each producer after it has offered this many events (`None`:
     /// run until stopped). Makes short runs and tests exact.
     pub events_per_producer: Option<u64>,
+    /// Hold every producer at the start line until [`ProducerSet::release`]: each thread
+    /// prepares its payload generator, counts itself [`ready`](ProducerSet::ready) and
+    /// waits (without spinning), so a run's clock can start when all of them exist.
+    pub held: bool,
 }
 
 impl ProducerConfig {
@@ -69,6 +74,7 @@ impl ProducerConfig {
             seed: 0,
             backoff: DEFAULT_BACKOFF,
             events_per_producer: None,
+            held: false,
         }
     }
 }
@@ -138,29 +144,77 @@ pub fn spawn_producers(
             slots: counters.len(),
         });
     }
+    let gate = Arc::new(StartGate::new(!cfg.held));
     let mut set = ProducerSet {
         handles: Vec::with_capacity(cfg.producers as usize),
         control: Arc::clone(&control),
+        gate: Arc::clone(&gate),
     };
     for index in 0..cfg.producers {
-        let worker = Worker {
-            index,
-            producers: cfg.producers,
-            payload: cfg.payload.generator(cfg.seed, index),
-            target: target.fork().unwrap_or_else(|| Arc::clone(&target)),
-            counters: Arc::clone(&counters),
-            clock,
-            control: Arc::clone(&control),
-            backoff: cfg.backoff,
-            limit: cfg.events_per_producer.unwrap_or(u64::MAX),
-            seq: 0,
-        };
+        let (payload, seed) = (cfg.payload.clone(), cfg.seed);
+        let target = target.fork().unwrap_or_else(|| Arc::clone(&target));
+        let counters = Arc::clone(&counters);
+        let (control, gate) = (Arc::clone(&control), Arc::clone(&gate));
+        let (producers, backoff) = (cfg.producers, cfg.backoff);
+        let limit = cfg.events_per_producer.unwrap_or(u64::MAX);
         let handle = thread::Builder::new()
             .name(format!("producer-{index}"))
-            .spawn(move || worker.run())?; // `set` drops here: stops and joins the rest
+            .spawn(move || {
+                let worker = Worker {
+                    index,
+                    producers,
+                    payload: payload.generator(seed, index),
+                    target,
+                    counters,
+                    clock,
+                    control,
+                    backoff,
+                    limit,
+                    seq: 0,
+                };
+                gate.arrive_and_wait(&worker.control);
+                worker.run();
+            })?; // `set` drops here: stops and joins the rest
         set.handles.push(handle);
     }
     Ok(set)
+}
+
+/// Where held producers wait for [`ProducerSet::release`].
+#[derive(Debug)]
+struct StartGate {
+    open: Mutex<bool>,
+    opened: Condvar,
+    ready: AtomicUsize,
+}
+
+impl StartGate {
+    fn new(open: bool) -> Self {
+        Self {
+            open: Mutex::new(open),
+            opened: Condvar::new(),
+            ready: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts this producer ready, then waits until the gate opens (or the producers are
+    /// stopped: a stop while held ends them without producing).
+    fn arrive_and_wait(&self, control: &ProducerControl) {
+        self.ready.fetch_add(1, Ordering::Release);
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*open && !control.is_stopped() {
+            open = self
+                .opened
+                .wait_timeout(open, Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.opened.notify_all();
+    }
 }
 
 /// Running producer threads. Dropping the set stops and joins them.
@@ -168,9 +222,59 @@ pub fn spawn_producers(
 pub struct ProducerSet {
     handles: Vec<JoinHandle<()>>,
     control: Arc<ProducerControl>,
+    gate: Arc<StartGate>,
 }
 
 impl ProducerSet {
+    /// How many producers have prepared their payload generator and reached the start
+    /// line (all of them, soon after the start, unless [`ProducerConfig::held`]).
+    pub fn ready(&self) -> usize {
+        self.gate.ready.load(Ordering::Acquire)
+    }
+
+    /// Lets held producers go (see [`ProducerConfig::held`]); no effect otherwise.
+    pub fn release(&self) {
+        self.gate.open();
+    }
+
+    /// Joins every producer that finishes by `deadline` and returns how many are still
+    /// running then (a producer blocked in a long offer, say): call it again later, or
+    /// [`detach`](Self::detach) them, rather than drop the set (which waits for them).
+    ///
+    /// # Errors
+    ///
+    /// [`ProducerPanicked`] naming the first joined producer that panicked (every finished
+    /// one is joined regardless).
+    pub fn join_until(&mut self, deadline: Instant) -> Result<usize, ProducerPanicked> {
+        self.gate.open();
+        let mut result = Ok(());
+        loop {
+            let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.handles)
+                .into_iter()
+                .partition(|h| h.is_finished());
+            self.handles = running;
+            for handle in done {
+                let name = handle.thread().name().unwrap_or("producer").to_owned();
+                if handle.join().is_err() && result.is_ok() {
+                    result = Err(ProducerPanicked { name });
+                }
+            }
+            let now = Instant::now();
+            if self.handles.is_empty() || now >= deadline {
+                return result.map(|()| self.handles.len());
+            }
+            thread::sleep(CONTROL_POLL.min(deadline - now));
+        }
+    }
+
+    /// Stops the producers and lets those still running finish on their own, without
+    /// waiting for them.
+    pub fn detach(mut self) {
+        self.control.stop();
+        self.gate.open();
+        self.handles.clear();
+    }
+
     /// The control the producers obey.
     pub fn control(&self) -> &Arc<ProducerControl> {
         &self.control
@@ -201,6 +305,7 @@ impl ProducerSet {
     /// [`ProducerPanicked`] naming the first producer that panicked (all are
     /// joined regardless).
     pub fn join(mut self) -> Result<(), ProducerPanicked> {
+        self.gate.open();
         let mut result = Ok(());
         for handle in std::mem::take(&mut self.handles) {
             let name = handle.thread().name().unwrap_or("producer").to_owned();
@@ -228,6 +333,7 @@ impl Drop for ProducerSet {
             return;
         }
         self.control.stop();
+        self.gate.open();
         for handle in self.handles.drain(..) {
             // A panic was already reported on the producer's thread.
             let _ = handle.join();

@@ -42,6 +42,9 @@ pub struct CompareOptions {
     pub force: bool,
     /// Where to write the page; `None` is `compare.html` in the candidate's run directory.
     pub output: Option<PathBuf>,
+    /// Overwrite `output` even when it is not a previous comparison page (a run's record
+    /// file, anything else). Without it such a file is refused, untouched.
+    pub overwrite: bool,
 }
 
 impl Default for CompareOptions {
@@ -51,6 +54,7 @@ impl Default for CompareOptions {
             threshold_pct: 5.0,
             force: false,
             output: None,
+            overwrite: false,
         }
     }
 }
@@ -500,6 +504,7 @@ pub fn compare(
         .output
         .clone()
         .unwrap_or_else(|| candidate.join(COMPARE_FILE));
+    crate::output::check_output(&out, opts.overwrite)?;
     let html = crate::compare_page::render(&base_record, &candidate_record, &comparison);
     write_file(&out, &html)?;
     comparison.path = Some(out);

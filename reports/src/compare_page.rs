@@ -93,6 +93,7 @@ pub(crate) fn render(base: &RunRecord, candidate: &RunRecord, c: &Comparison) ->
         "</div>\n<footer>Metronome run comparison. Self-contained: it loads nothing.</footer>",
     );
     page::document(
+        page::COMPARE_GENERATOR,
         &format!("Metronome comparison {} vs {}", c.candidate_id, c.base_id),
         &body,
     )

@@ -17,8 +17,8 @@ pub enum ReportError {
     /// and, for JSON, the 1-based line (`run/samples.jsonl:17: expected value`).
     #[error(transparent)]
     Record(#[from] RunlogError),
-    /// The directory holds neither `results.json` nor `samples.jsonl`.
-    #[error("{}: not a run record (no results.json and no samples.jsonl)", dir.display())]
+    /// The directory holds neither `results.json` nor a `samples.jsonl` with anything in it.
+    #[error("{}: not a run record (no results.json, and no samples.jsonl or an empty one)", dir.display())]
     NotARun {
         /// The directory that was searched.
         dir: PathBuf,
@@ -44,12 +44,21 @@ pub enum CompareError {
     /// The two runs' scenarios differ and [`CompareOptions::force`](crate::CompareOptions)
     /// was not set. The message lists every differing `config` key with both values.
     #[error(
-        "runs are not comparable: their scenarios differ in {}; use force to compare anyway",
+        "runs are not comparable: their scenarios differ in {}",
         crate::compare::describe_differences(differences)
     )]
     Incomparable {
         /// The differing `config` keys, in key order.
         differences: Vec<ConfigDifference>,
+    },
+    /// The output is a file a comparison must not replace: a run's record file, a special
+    /// file, or (unless overwriting is asked for) anything that is not a comparison page.
+    #[error("refusing to overwrite {}: {why}", path.display())]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// Why it is refused.
+        why: String,
     },
     /// The threshold is negative or not a number.
     #[error("threshold_pct = {0} is not a percentage >= 0")]

@@ -50,7 +50,7 @@
 //! ```no_run
 //! use reports::{CompareError, CompareOptions, compare};
 //!
-//! let opts = CompareOptions { threshold_pct: 5.0, force: false, output: None };
+//! let opts = CompareOptions { threshold_pct: 5.0, force: false, output: None, overwrite: false };
 //! match compare("runs/base".as_ref(), "runs/candidate".as_ref(), &opts) {
 //!     Ok(c) => {
 //!         for m in &c.metrics {
@@ -80,6 +80,7 @@ mod error;
 mod figures;
 mod format;
 mod html;
+mod output;
 mod page;
 mod record;
 mod report;

@@ -61,10 +61,17 @@ footer { color: var(--muted); font-size: 12px; margin-top: 28px; }
 @media (max-width: 900px) { .grid, .band { grid-template-columns: 1fr; } .figures { grid-template-columns: repeat(2, 1fr); } }
 "#;
 
-/// A complete HTML document around `body`.
-pub(crate) fn document(title: &str, body: &str) -> String {
+/// The `generator` meta tag of a comparison page: how `compare` recognises a page it may
+/// overwrite.
+pub(crate) const COMPARE_GENERATOR: &str = "metronome compare";
+/// The `generator` meta tag of a run report.
+pub(crate) const REPORT_GENERATOR: &str = "metronome report";
+
+/// A complete HTML document around `body`, its `generator` meta tag saying what made it.
+pub(crate) fn document(generator: &str, title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"generator\" content=\"{generator}\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n",
         escape_html(title)

@@ -33,6 +33,15 @@ pub enum Warning {
         /// The file that was expected.
         path: PathBuf,
     },
+    /// `latency.hlog` ends in a cut line: the run was killed, and its last interval is missing.
+    HlogTruncated {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line number of the cut line.
+        line: usize,
+        /// How many bytes of it were there.
+        bytes: usize,
+    },
     /// `latency.hlog` is missing or unreadable: no whole-run percentile spectrum.
     HlogUnavailable {
         /// The file concerned.
@@ -55,6 +64,12 @@ impl fmt::Display for Warning {
                 f,
                 "{}: missing: the run did not finish; totals and figures are taken from the \
                  last sample and there is no assessment",
+                path.display()
+            ),
+            Self::HlogTruncated { path, line, bytes } => write!(
+                f,
+                "{}:{line}: the last line is cut ({bytes} bytes): the run was killed; \
+                 the latency spectrum ends at the last complete interval",
                 path.display()
             ),
             Self::SamplesMissing { path } => {
@@ -125,7 +140,14 @@ impl RunRecord {
             None
         };
         let samples = if samples_path.exists() {
-            runlog::read_samples(&samples_path)?
+            let samples = runlog::read_samples(&samples_path)?;
+            if results.is_none() && samples.samples.is_empty() && samples.events.is_empty() {
+                // A run that never started (or was refused): nothing to report.
+                return Err(ReportError::NotARun {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            samples
         } else {
             warnings.push(Warning::SamplesMissing {
                 path: samples_path.clone(),
@@ -190,8 +212,17 @@ fn read_optional_hlog(path: &Path, warnings: &mut Vec<Warning>) -> Option<Vec<Hl
         });
         return None;
     }
-    match runlog::read_hlog(path) {
-        Ok(intervals) => Some(intervals),
+    match runlog::read_hlog_checked(path) {
+        Ok((intervals, cut)) => {
+            if let Some(cut) = cut {
+                warnings.push(Warning::HlogTruncated {
+                    path: path.to_path_buf(),
+                    line: cut.line,
+                    bytes: cut.bytes,
+                });
+            }
+            Some(intervals)
+        }
         Err(e) => {
             // The latency log only feeds one chart: a bad one costs that chart, not the report.
             let reason = match e {

@@ -285,6 +285,9 @@ pub(crate) fn events(events: &[Event]) -> String {
                 format!("{knob}: {from} -> {to} (by {source})"),
             ),
             EventKind::Warning { message } => ("warning", message.clone()),
+            EventKind::Interrupted { signal, action } => {
+                ("interrupted", format!("{signal}: {action}"))
+            }
         };
         table.row(vec![
             Cell::num(format!("{:.3} s", e.at_s)),

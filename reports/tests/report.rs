@@ -235,7 +235,9 @@ fn a_killed_run_renders_with_a_warning_banner() {
             record.warnings[..],
             [
                 Warning::ResultsMissing { .. },
-                Warning::SamplesTruncated { line: 11, .. }
+                Warning::SamplesTruncated { line: 11, .. },
+                // The killed run cut its latency log too: the same banner says so.
+                Warning::HlogTruncated { line: 12, .. }
             ]
         ),
         "{:?}",
@@ -247,6 +249,7 @@ fn a_killed_run_renders_with_a_warning_banner() {
         "names the file and line"
     );
     assert!(banner.contains("results.json: missing"));
+    assert!(banner.contains("latency.hlog:12: the last line is cut"));
     assert!(
         html.find("id=\"warnings\"").unwrap() < html.find("id=\"summary\"").unwrap(),
         "the banner comes first"

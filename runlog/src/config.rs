@@ -204,8 +204,49 @@ fn check_opt(
     }
 }
 
+/// Upper bounds of the scenario's values: a run never starts with a value it cannot keep
+/// (a deadline past the end of time, a limit no machine has). The live limits a dashboard
+/// changes are held to the same bounds (see [`Limits::apply`](crate::Limits::apply)).
+pub mod bounds {
+    /// The longest run: 30 days.
+    pub const MAX_DURATION_S: f64 = 30.0 * 24.0 * 3600.0;
+    /// The most producer threads.
+    pub const MAX_PRODUCERS: u32 = 4096;
+    /// The highest offered rate, events per second.
+    pub const MAX_RATE_PER_SEC: u64 = 1_000_000_000;
+    /// The longest flush interval: 60 s.
+    pub const MAX_INTERVAL_US: u64 = 60_000_000;
+    /// The longest simulated consumer work per batch (and per KiB, and jitter): 60 s.
+    pub const MAX_CONSUMER_DELAY_US: u64 = 60_000_000;
+    /// The longest producer back-off: 10 s.
+    pub const MAX_BACKOFF_US: u64 = 10_000_000;
+    /// The longest wait for room under the block policy: 60 s.
+    pub const MAX_BLOCK_TIMEOUT_US: u64 = 60_000_000;
+    /// The longest consumer stall (and the longest time between stalls): 24 h.
+    pub const MAX_STALL_MS: u64 = 24 * 3600 * 1000;
+    /// The longest drain deadline: 1 h.
+    pub const MAX_DRAIN_TIMEOUT_MS: u64 = 3600 * 1000;
+    /// The largest buffered limit: 1 TiB (a machine's memory bounds it further).
+    pub const MAX_BUFFERED_BYTES: u64 = 1 << 40;
+    /// The most CPUs a run can be pinned to.
+    pub const MAX_CPUS: u32 = 65_536;
+    /// The largest scenario file read.
+    pub const MAX_SCENARIO_FILE_BYTES: u64 = 1 << 20;
+}
+
+use bounds::*;
+
+fn check_range(value: u64, field: &'static str, min: u64, max: u64) -> Result<(), ConfigError> {
+    check(
+        (min..=max).contains(&value),
+        field,
+        value,
+        format_args!("{min}..={max}"),
+    )
+}
+
 impl ScenarioConfig {
-    /// Checks every value against its allowed range.
+    /// Checks every value against its allowed range (see [`bounds`]).
     ///
     /// ```
     /// use runlog::ScenarioConfig;
@@ -221,18 +262,24 @@ impl ScenarioConfig {
     /// The first out-of-range field, as a [`ConfigError`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         let d = self.duration_s;
-        check(d.is_finite() && d > 0.0, "duration_s", d, "> 0 (finite)")?;
-        let p = self.producers;
-        check((1..=4096).contains(&p), "producers", p, "1..=4096")?;
-        check_opt(self.rate_per_sec, "rate_per_sec", 1, u64::MAX)?;
-        check_opt(
-            self.consumer_stall_every_ms,
-            "consumer_stall_every_ms",
-            1,
-            u64::MAX,
+        check(
+            d.is_finite() && d > 0.0 && d <= MAX_DURATION_S,
+            "duration_s",
+            d,
+            format_args!("> 0 and <= {MAX_DURATION_S}"),
         )?;
+        let p = self.producers;
+        check(
+            (1..=MAX_PRODUCERS).contains(&p),
+            "producers",
+            p,
+            format_args!("1..={MAX_PRODUCERS}"),
+        )?;
+        check_opt(self.rate_per_sec, "rate_per_sec", 1, MAX_RATE_PER_SEC)?;
+        check_range(self.backoff_us, "backoff_us", 0, MAX_BACKOFF_US)?;
+        self.validate_consumer()?;
         let i = self.interval_us;
-        check(i > 0, "interval_us", i, ">= 1")?;
+        check_range(i, "interval_us", 1, MAX_INTERVAL_US)?;
         let j = self.interval_jitter_us;
         check(
             j <= i,
@@ -243,9 +290,11 @@ impl ScenarioConfig {
         let parts = self.partitions;
         check((1..=256).contains(&parts), "partitions", parts, "1..=256")?;
         let buffered = self.max_buffered_bytes;
-        check(buffered > 0, "max_buffered_bytes", buffered, ">= 1")?;
+        check_range(buffered, "max_buffered_bytes", 1, MAX_BUFFERED_BYTES)?;
         check_opt(self.max_batch_bytes, "max_batch_bytes", 1, buffered)?;
         check_opt(self.max_batch_items, "max_batch_items", 1, u64::MAX)?;
+        let b = self.block_timeout_us;
+        check_range(b, "block_timeout_us", 1, MAX_BLOCK_TIMEOUT_US)?;
         let s = self.sample_every_ms;
         check(
             (10..=60_000).contains(&s),
@@ -254,11 +303,40 @@ impl ScenarioConfig {
             "10..=60000",
         )?;
         let t = self.drain_timeout_ms;
-        check(t > 0, "drain_timeout_ms", t, ">= 1")?;
+        check_range(t, "drain_timeout_ms", 1, MAX_DRAIN_TIMEOUT_MS)?;
         if let Some(c) = self.cpus {
-            check(c >= 1, "cpus", c, ">= 1")?;
+            check(
+                (1..=MAX_CPUS).contains(&c),
+                "cpus",
+                c,
+                format_args!("1..={MAX_CPUS}"),
+            )?;
         }
         Ok(())
+    }
+
+    fn validate_consumer(&self) -> Result<(), ConfigError> {
+        let delay = MAX_CONSUMER_DELAY_US;
+        check_range(self.consumer_delay_us, "consumer_delay_us", 0, delay)?;
+        check_range(
+            self.consumer_cost_per_kib_us,
+            "consumer_cost_per_kib_us",
+            0,
+            delay,
+        )?;
+        check_range(self.consumer_jitter_us, "consumer_jitter_us", 0, delay)?;
+        check_opt(
+            self.consumer_stall_every_ms,
+            "consumer_stall_every_ms",
+            1,
+            MAX_STALL_MS,
+        )?;
+        check_range(
+            self.consumer_stall_for_ms,
+            "consumer_stall_for_ms",
+            0,
+            MAX_STALL_MS,
+        )
     }
 
     /// Parses a TOML scenario and validates it.
@@ -290,10 +368,12 @@ impl ScenarioConfig {
     /// ```
     ///
     /// # Errors
-    /// [`RunlogError::Io`] when the file cannot be read, otherwise as
-    /// [`ScenarioConfig::from_toml_str`] with the file's path.
+    /// [`RunlogError::Io`] when the file cannot be read, is not a regular file (a FIFO or a
+    /// device is refused before it is opened, so nothing blocks) or is larger than
+    /// [`bounds::MAX_SCENARIO_FILE_BYTES`]; otherwise as [`ScenarioConfig::from_toml_str`]
+    /// with the file's path.
     pub fn from_toml_file(path: &Path) -> Result<Self, RunlogError> {
-        let text = std::fs::read_to_string(path).map_err(|e| RunlogError::io(path, e))?;
+        let text = read_regular_file(path, MAX_SCENARIO_FILE_BYTES)?;
         Self::parse_toml(&text, path)
     }
 
@@ -330,6 +410,35 @@ impl ScenarioConfig {
         }
         Ok(text)
     }
+}
+
+/// Reads a regular file of at most `limit` bytes as UTF-8 text. Special files (FIFOs,
+/// devices, directories) are refused from their metadata, before they are opened: opening
+/// a FIFO would wait for a writer, and a device may never end.
+pub(crate) fn read_regular_file(path: &Path, limit: u64) -> Result<String, RunlogError> {
+    use std::io::Read as _;
+    let refuse = |what: String| {
+        RunlogError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, what),
+        )
+    };
+    let meta = std::fs::metadata(path).map_err(|e| RunlogError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".into()));
+    }
+    if meta.len() > limit {
+        return Err(refuse(format!("larger than the {limit}-byte limit")));
+    }
+    let file = std::fs::File::open(path).map_err(|e| RunlogError::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| RunlogError::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(refuse(format!("larger than the {limit}-byte limit")));
+    }
+    String::from_utf8(bytes).map_err(|_| refuse("not UTF-8 text".into()))
 }
 
 /// One line: `line L, column C: <message>` (the toml crate's own display spans several lines).

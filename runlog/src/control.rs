@@ -5,6 +5,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ScenarioConfig;
+use crate::config::bounds::{
+    MAX_BUFFERED_BYTES, MAX_CONSUMER_DELAY_US, MAX_INTERVAL_US, MAX_RATE_PER_SEC,
+};
 
 /// A command to a running soak, one JSON object with a `cmd` key.
 ///
@@ -213,8 +216,11 @@ impl Limits {
     /// The limits after `control`, if the change is allowed; `Pause`, `Resume` and `Stop`
     /// change no limit and return a copy.
     ///
-    /// Rules: `interval_us >= 1`; `1 <= max_batch_bytes <= max_buffered_bytes`;
-    /// `max_buffered_bytes >= 1 KiB` and `>= max_batch_bytes`; `rate_per_sec >= 1`.
+    /// Rules: `1 <= interval_us <= 60 s`; `1 <= max_batch_bytes <= max_buffered_bytes`;
+    /// `max_buffered_bytes >= 1 KiB`, `>= max_batch_bytes` and `<= 1 TiB`;
+    /// `1 <= rate_per_sec <= 10^9`; `consumer_delay_us <= 60 s`: the bounds a scenario is
+    /// validated with (see [`crate::bounds`]), so a live change cannot reach a value a run
+    /// could not start with.
     ///
     /// ```
     /// use runlog::{Control, Limits, ScenarioConfig};
@@ -222,7 +228,7 @@ impl Limits {
     /// let next = limits.apply(&Control::SetInterval { interval_us: 2000 })?;
     /// assert_eq!(next.interval_us, 2000);
     /// let err = limits.apply(&Control::SetMaxBufferedBytes { bytes: 512 }).unwrap_err();
-    /// assert_eq!(err.to_string(), "max_buffered_bytes = 512 is out of range (allowed: >= 32768)");
+    /// assert_eq!(err.to_string(), "max_buffered_bytes = 512 is out of range (allowed: 32768..=1099511627776)");
     /// # Ok::<(), runlog::LimitError>(())
     /// ```
     ///
@@ -232,8 +238,9 @@ impl Limits {
         let mut next = self.clone();
         match *control {
             Control::SetInterval { interval_us } => {
-                if interval_us == 0 {
-                    return Err(refuse(Knob::Interval, interval_us, ">= 1"));
+                if !(1..=MAX_INTERVAL_US).contains(&interval_us) {
+                    let allowed = format!("1..={MAX_INTERVAL_US}");
+                    return Err(refuse(Knob::Interval, interval_us, allowed));
                 }
                 next.interval_us = interval_us;
             }
@@ -249,18 +256,28 @@ impl Limits {
             }
             Control::SetMaxBufferedBytes { bytes } => {
                 let min = MIN_BUFFERED_BYTES.max(self.max_batch_bytes.unwrap_or(0));
-                if bytes < min {
-                    return Err(refuse(Knob::MaxBufferedBytes, bytes, format!(">= {min}")));
+                if !(min..=MAX_BUFFERED_BYTES).contains(&bytes) {
+                    let allowed = format!("{min}..={MAX_BUFFERED_BYTES}");
+                    return Err(refuse(Knob::MaxBufferedBytes, bytes, allowed));
                 }
                 next.max_buffered_bytes = bytes;
             }
             Control::SetRate { per_sec } => {
-                if per_sec == Some(0) {
-                    return Err(refuse(Knob::Rate, 0, ">= 1 or unlimited"));
+                if let Some(rate) = per_sec {
+                    if !(1..=MAX_RATE_PER_SEC).contains(&rate) {
+                        let allowed = format!("1..={MAX_RATE_PER_SEC} or unlimited");
+                        return Err(refuse(Knob::Rate, rate, allowed));
+                    }
                 }
                 next.rate_per_sec = per_sec;
             }
-            Control::SetConsumerDelay { delay_us } => next.consumer_delay_us = delay_us,
+            Control::SetConsumerDelay { delay_us } => {
+                if delay_us > MAX_CONSUMER_DELAY_US {
+                    let allowed = format!("0..={MAX_CONSUMER_DELAY_US}");
+                    return Err(refuse(Knob::ConsumerDelay, delay_us, allowed));
+                }
+                next.consumer_delay_us = delay_us;
+            }
             Control::Pause | Control::Resume | Control::Stop => {}
         }
         Ok(next)

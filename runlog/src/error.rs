@@ -54,6 +54,14 @@ pub enum RunlogError {
     /// A scenario value is out of range.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A record holds a value no run can have.
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file concerned.
+        path: PathBuf,
+        /// Which value, and why it is refused.
+        message: String,
+    },
     /// A latency interval log could not be written or read.
     #[error("{}: {message}", path.display())]
     Hlog {

@@ -59,6 +59,14 @@ pub enum EventKind {
         /// What happened.
         message: String,
     },
+    /// The run was interrupted by a signal (`SIGINT`, `SIGTERM`, `SIGHUP`).
+    Interrupted {
+        /// The signal's name, e.g. `"SIGTERM"`.
+        signal: String,
+        /// What the run did about it: `"drain"` (the first signal: stop the producers,
+        /// drain, write the record) or `"exit"` (a second one: write what there is, leave).
+        action: String,
+    },
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use hdrhistogram::serialization::interval_log::{
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 
 use crate::error::RunlogError;
+use crate::samples_io::Truncation;
 
 /// One interval of a latency log: `(start_s, duration_s, histogram)`, with `start_s` in
 /// seconds since the run started and histogram values in microseconds.
@@ -121,9 +122,29 @@ impl HlogWriter {
 /// [`RunlogError::Io`] when the file cannot be read; [`RunlogError::Hlog`] naming the line
 /// for a line that does not parse or a histogram that does not decode.
 pub fn read_hlog(path: &Path) -> Result<Vec<HlogInterval>, RunlogError> {
+    read_hlog_checked(path).map(|(intervals, _)| intervals)
+}
+
+/// Reads every interval of a latency log like [`read_hlog`], and says where a killed run cut
+/// it: the incomplete last line, if any, as a [`Truncation`] (the same report
+/// [`read_samples`](crate::read_samples) gives for `samples.jsonl`).
+///
+/// # Errors
+/// As [`read_hlog`].
+pub fn read_hlog_checked(
+    path: &Path,
+) -> Result<(Vec<HlogInterval>, Option<Truncation>), RunlogError> {
     let bytes = std::fs::read(path).map_err(|e| RunlogError::io(path, e))?;
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let bytes = &bytes[..complete];
+    let truncated = (complete < bytes.len()).then(|| Truncation {
+        line: bytes[..complete].iter().filter(|&&b| b == b'\n').count() + 1,
+        bytes: bytes.len() - complete,
+    });
+    let intervals = parse_intervals(path, &bytes[..complete])?;
+    Ok((intervals, truncated))
+}
+
+fn parse_intervals(path: &Path, bytes: &[u8]) -> Result<Vec<HlogInterval>, RunlogError> {
     let line_of = |offset: usize| {
         bytes[..offset.min(bytes.len())]
             .iter()

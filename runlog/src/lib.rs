@@ -83,18 +83,19 @@ mod samples_io;
 
 pub use assessment::{Assessment, Section, Status};
 pub use clock::{new_run_id, now_rfc3339};
-pub use config::{ConfigError, Policy, ScenarioConfig, TargetKind};
+pub use config::{ConfigError, Policy, ScenarioConfig, TargetKind, bounds};
 pub use control::{Control, Knob, LimitError, Limits};
 pub use environment::Environment;
 pub use error::RunlogError;
 pub use event::{Event, EventKind};
 pub use fit::{Fit, least_squares, second_half_fit};
 pub use follow::SamplesFollower;
-pub use hlog::{HlogInterval, HlogWriter, read_hlog};
+pub use hlog::{HlogInterval, HlogWriter, read_hlog, read_hlog_checked};
 pub use latency::LatencySummary;
 pub use line::Line;
 pub use results::{
-    BatchStats, Drain, Memory, RunResults, SCHEMA, Throughput, read_results, write_results,
+    BatchStats, Drain, Interruption, Memory, RunResults, SCHEMA, Throughput, read_results,
+    write_results,
 };
 pub use rundir::{LATEST, RunDir};
 pub use sample::{FlushReasonCounts, Sample, Totals};

@@ -55,6 +55,13 @@ pub struct Drain {
     pub shutdown_us: u64,
     /// Accepted events handed back undelivered because the drain deadline passed.
     pub undelivered: u64,
+    /// Sink mode: accepted events still inside a sink call when the deadline passed
+    /// (neither delivered nor handed back: the broker stopped answering).
+    #[serde(default)]
+    pub in_flight: u64,
+    /// Sink mode: accepted events whose batch the sink gave up on.
+    #[serde(default)]
+    pub failed: u64,
 }
 
 /// Batch shape over the run.
@@ -100,6 +107,21 @@ pub struct RunResults {
     /// Where batches went (`"in-process"` for the simulated consumer).
     #[serde(default = "default_sink")]
     pub sink: String,
+    /// Set when a signal cut the run short; absent for a run that ran its course.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interruption>,
+}
+
+/// How a signal cut a run short.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interruption {
+    /// The first signal's name, e.g. `"SIGTERM"`.
+    pub signal: String,
+    /// When it arrived, seconds since the run started.
+    pub at_s: f64,
+    /// `true` when a second signal made the run leave at once: the record holds what was
+    /// known at the last sample (no drain, no final counts) and is marked as partial.
+    pub partial: bool,
 }
 
 fn default_sink() -> String {
@@ -125,6 +147,7 @@ impl Default for RunResults {
             batches: BatchStats::default(),
             duration_s: 0.0,
             sink: default_sink(),
+            interrupted: None,
         }
     }
 }
@@ -186,7 +209,8 @@ struct SchemaProbe {
 /// # Errors
 /// [`RunlogError::Io`] when the file cannot be read; [`RunlogError::Schema`] for another or
 /// a missing schema; [`RunlogError::Json`] with the line for malformed JSON or a missing or
-/// mistyped key.
+/// mistyped key; [`RunlogError::Invalid`] for a figure no run can have (a negative
+/// `duration_s`).
 pub fn read_results(path: &Path) -> Result<RunResults, RunlogError> {
     let text = std::fs::read_to_string(path).map_err(|e| RunlogError::io(path, e))?;
     let json_err = |e: serde_json::Error| {
@@ -200,7 +224,22 @@ pub fn read_results(path: &Path) -> Result<RunResults, RunlogError> {
             found: probe.schema.unwrap_or_default(),
         });
     }
-    serde_json::from_str(&text).map_err(json_err)
+    let results: RunResults = serde_json::from_str(&text).map_err(json_err)?;
+    check_figures(path, &results)?;
+    Ok(results)
+}
+
+/// Refuses figures no run can have (a negative or non-finite duration): a report drawn
+/// from them would be nonsense.
+fn check_figures(path: &Path, results: &RunResults) -> Result<(), RunlogError> {
+    let d = results.duration_s;
+    if !(d.is_finite() && d >= 0.0) {
+        return Err(RunlogError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("`duration_s` = {d} is not a duration (a number of seconds >= 0)"),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -41,14 +41,30 @@ impl RunDir {
             let e = io::Error::new(ErrorKind::InvalidInput, format!("bad run id {run_id:?}"));
             return Err(RunlogError::io(&path, e));
         }
+        check_base(base)?;
         fs::create_dir_all(base).map_err(|e| RunlogError::io(base, e))?;
         fs::create_dir(&path).map_err(|e| RunlogError::io(&path, e))?;
         let probe = path.join(".write-probe");
-        fs::write(&probe, b"probe")
+        let made = fs::write(&probe, b"probe")
             .and_then(|()| fs::remove_file(&probe))
-            .map_err(|e| RunlogError::io(&probe, e))?;
-        point_latest(base, run_id)?;
+            .map_err(|e| RunlogError::io(&probe, e))
+            .and_then(|()| point_latest(base, run_id));
+        if let Err(e) = made {
+            // Leave nothing behind: a refused start is not a run.
+            let _ = fs::remove_dir_all(&path);
+            return Err(e);
+        }
         Ok(RunDir { path })
+    }
+
+    /// Checks, without creating anything, that runs can be created under `base`: it is a
+    /// directory (or can become one) and its `latest` is a link or a file that can be
+    /// replaced, not a directory.
+    ///
+    /// # Errors
+    /// [`RunlogError::Io`] naming the path that is in the way.
+    pub fn check_base(base: &Path) -> Result<(), RunlogError> {
+        check_base(base)
     }
 
     /// Opens an existing run directory for reading.
@@ -127,6 +143,35 @@ impl RunDir {
     #[must_use]
     pub fn report_path(&self) -> PathBuf {
         self.path.join("report.html")
+    }
+}
+
+fn check_base(base: &Path) -> Result<(), RunlogError> {
+    let not_a_dir = |path: &Path| {
+        let e = io::Error::new(ErrorKind::NotADirectory, "not a directory");
+        RunlogError::io(path, e)
+    };
+    // The nearest existing ancestor must be a directory.
+    let mut at = Some(base);
+    while let Some(path) = at {
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => return Err(not_a_dir(path)),
+            Err(e) if e.kind() == ErrorKind::NotFound => at = path.parent(),
+            Err(e) if e.kind() == ErrorKind::NotADirectory => return Err(not_a_dir(path)),
+            Err(e) => return Err(RunlogError::io(path, e)),
+        }
+    }
+    let link = base.join(LATEST);
+    match fs::symlink_metadata(&link) {
+        Ok(meta) if meta.is_dir() => {
+            let e = io::Error::new(
+                ErrorKind::AlreadyExists,
+                "is a directory, not a link to the newest run: move it away",
+            );
+            Err(RunlogError::io(&link, e))
+        }
+        _ => Ok(()),
     }
 }
 

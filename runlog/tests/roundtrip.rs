@@ -87,6 +87,7 @@ fn sample_results() -> RunResults {
             drain_us: 118,
             shutdown_us: 200,
             undelivered: 0,
+            ..Drain::default()
         },
         events: vec![Event::new(
             2.0,
@@ -170,7 +171,13 @@ fn results_round_trip_with_the_contract_key_set() {
     assert_eq!(keys(&v["latency_us"]), set(&latency));
     assert_eq!(
         keys(&v["drain"]),
-        set(&["drain_us", "shutdown_us", "undelivered"])
+        set(&[
+            "drain_us",
+            "shutdown_us",
+            "undelivered",
+            "in_flight",
+            "failed"
+        ])
     );
     let sections = ["overall", "correctness", "pressure", "memory", "drain"];
     assert_eq!(keys(&v["assessment"]), set(&sections));
@@ -533,7 +540,7 @@ fn limits_apply_accepts_and_refuses() {
                 bytes: 32 * 1024 - 1,
             },
             Knob::MaxBufferedBytes,
-            "max_buffered_bytes = 32767 is out of range (allowed: >= 32768)",
+            "max_buffered_bytes = 32767 is out of range (allowed: 32768..=1099511627776)",
         ),
         (
             Control::SetRate { per_sec: Some(0) },
@@ -555,7 +562,7 @@ fn limits_apply_accepts_and_refuses() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "max_buffered_bytes = 1023 is out of range (allowed: >= 1024)"
+        "max_buffered_bytes = 1023 is out of range (allowed: 1024..=1099511627776)"
     );
     assert!(
         no_batch

@@ -8,7 +8,7 @@ use crate::cli::{Cli, Command};
 use crate::live;
 use crate::progress::{Progress, summary};
 use crate::records;
-use crate::run::{RunError, RunOptions, prepare};
+use crate::run::{RunError, RunOptions, RunOutcome, prepare};
 use crate::scenario;
 use crate::tune::{self, TuneError, TuneOptions};
 
@@ -18,11 +18,14 @@ pub const EXIT_PASS: u8 = 0;
 pub const EXIT_FAIL: u8 = 1;
 /// Exit code for bad arguments or input.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code for a run that ran (its verdict is printed) but whose record could not be
+/// written whole (`results.json` or `report.html`).
+pub const EXIT_RECORD_INCOMPLETE: u8 = 3;
 
 /// Runs what the command line asks for and returns the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
     match &cli.command {
-        None => soak(cli),
+        None => soak(&cli),
         Some(Command::Report { run_dir }) => records::report(run_dir.as_deref()),
         Some(Command::Compare {
             base,
@@ -45,12 +48,14 @@ pub fn main(cli: Cli) -> ExitCode {
             budget,
             latency_target,
             out,
+            quiet,
         }) => {
             let options = TuneOptions {
                 latency_target: *latency_target,
-                out: out.clone(),
-                runs_out: cli.out.clone(),
-                quiet: cli.quiet,
+                out: crate::cli::out_dir(out.as_deref()),
+                runs_out: crate::cli::out_dir(out.as_deref()),
+                out_label: crate::cli::out_label(out.as_deref()),
+                quiet: *quiet,
                 ..TuneOptions::new(payload, *budget)
             };
             tune_command(&options)
@@ -62,37 +67,50 @@ pub fn main(cli: Cli) -> ExitCode {
 fn tune_command(options: &TuneOptions) -> ExitCode {
     match tune::tune(options) {
         Ok(report) => {
-            print!("{}", tune::output::render(&report));
+            crate::out!("{}", tune::output::render(&report));
             ExitCode::from(if report.recommendation.is_some() {
                 EXIT_PASS
             } else {
                 EXIT_FAIL
             })
         }
-        Err(err @ TuneError::Input(_)) => {
-            eprintln!("soak tune: {err}");
+        Err(err @ (TuneError::Input(_) | TuneError::Run(RunError::Input(_)))) => {
+            crate::errln!("soak tune: {err}");
             ExitCode::from(EXIT_USAGE)
         }
         Err(err) => {
-            eprintln!("soak tune: {err}");
+            crate::errln!("soak tune: {err}");
             ExitCode::from(EXIT_FAIL)
         }
     }
 }
 
 /// A soak run: resolve the scenario, run it, write its report, summarize.
-fn soak(cli: Cli) -> ExitCode {
+fn soak(cli: &Cli) -> ExitCode {
     let config = match scenario::resolve(&cli.scenario) {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("soak: {err}");
+            crate::errln!("soak: {err}");
             return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    for warning in scenario::warnings(&cli.scenario, &config) {
+        crate::errln!("soak: warning: {warning}");
+    }
+    let tui = live::wanted(cli.tui, cli.no_tui, cli.json);
+    let interrupt = match crate::signals::install(tui) {
+        Ok(interrupt) => Some(interrupt),
+        Err(err) => {
+            crate::errln!("soak: warning: signals will end the run at once: {err}");
+            None
         }
     };
     let options = RunOptions {
         metrics_addr: cli.metrics_addr,
         sink: cli.sink_spec(),
-        ..RunOptions::new(&cli.out)
+        interrupt: interrupt.clone(),
+        out_label: Some(cli.out_label()),
+        ..RunOptions::new(cli.out_dir())
     };
     let outcome = prepare(&config, &options).and_then(|prepared| {
         if let Some(addr) = prepared.metrics_addr() {
@@ -101,9 +119,9 @@ fn soak(cli: Cli) -> ExitCode {
             } else {
                 " (reachable from the network)"
             };
-            eprintln!("soak: metrics at http://{addr}/metrics{exposed}");
+            crate::errln!("soak: metrics at http://{addr}/metrics{exposed}");
         }
-        if live::wanted(cli.tui, cli.no_tui, cli.json) {
+        if tui {
             live::run_with_dashboard(prepared, cli.fps)
         } else {
             prepared.run(&mut Progress::new(cli.quiet), None)
@@ -112,30 +130,54 @@ fn soak(cli: Cli) -> ExitCode {
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err @ RunError::Input(_)) => {
-            eprintln!("soak: {err}");
+            crate::errln!("soak: {err}");
             return ExitCode::from(EXIT_USAGE);
         }
         Err(err) => {
-            eprintln!("soak: run failed: {err}");
+            crate::errln!("soak: run failed: {err}");
             return ExitCode::from(EXIT_FAIL);
         }
     };
+    finish(cli, outcome, interrupt.and_then(|i| i.caught()))
+}
+
+/// The report, the summary and the exit code of a run that ran.
+fn finish(cli: &Cli, mut outcome: RunOutcome, signal: Option<crate::signals::Caught>) -> ExitCode {
     match records::write_report(outcome.dir.path()) {
-        Ok(path) => eprintln!("soak: report {}", path.display()),
-        Err(err) => eprintln!("soak: warning: no report: {err}"),
+        Ok(path) => crate::errln!("soak: report {}", path.display()),
+        Err(err) => {
+            crate::errln!("soak: warning: no report: {err}");
+            outcome
+                .incomplete
+                .get_or_insert(format!("no report: {err}"));
+        }
     }
     let text = summary(&outcome.results, &outcome.dir);
     if cli.json {
-        eprintln!("{text}");
+        crate::errln!("{text}");
         match serde_json::to_string_pretty(&outcome.results) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => crate::outln!("{json}"),
             Err(err) => {
-                eprintln!("soak: cannot print results: {err}");
+                crate::errln!("soak: cannot print results: {err}");
                 return ExitCode::from(EXIT_FAIL);
             }
         }
     } else {
-        println!("{text}");
+        crate::outln!("{text}");
+    }
+    if let Some(caught) = signal {
+        crate::errln!(
+            "soak: the run was cut short by {}; exit code {}",
+            caught.name(),
+            caught.exit_code()
+        );
+        return ExitCode::from(caught.exit_code());
+    }
+    if let Some(why) = &outcome.incomplete {
+        crate::errln!(
+            "soak: the run's record is incomplete ({why}); exit code {EXIT_RECORD_INCOMPLETE}"
+        );
+        return ExitCode::from(EXIT_RECORD_INCOMPLETE);
     }
     match outcome.results.assessment.overall {
         Status::Pass | Status::Warn => ExitCode::from(EXIT_PASS),

@@ -3,6 +3,8 @@
 
 use runlog::{Assessment, Section, Status};
 
+use crate::sampler::MemoryPoint;
+
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// Everything the verdict is drawn from, in plain numbers.
@@ -48,7 +50,25 @@ pub struct Facts {
     pub drain_us: u64,
     /// The drain deadline.
     pub drain_deadline_us: u64,
+    /// Sink mode: events whose batch the sink gave up on (handed to the error hook).
+    pub failed: u64,
+    /// Sink mode: events still inside a sink call at the drain deadline.
+    pub in_flight: u64,
+    /// Where batches went, in sink mode (`None` for the in-process consumer).
+    pub sink: Option<String>,
+    /// Sink mode: the last error the sink gave up with.
+    pub sink_error: Option<String>,
+    /// Memory at every run-phase sample, with the limit in force then.
+    pub memory_series: Vec<MemoryPoint>,
+    /// The signal that cut the run short and when (seconds), if one did.
+    pub interrupted: Option<(String, f64)>,
+    /// The run length the scenario asked for, seconds.
+    pub planned_s: f64,
 }
+
+/// How far past the drain deadline a drain may end (joining threads, one poll) and still
+/// count as within it.
+pub const DRAIN_GRACE_US: u64 = 250_000;
 
 /// Draws the four sections and the overall status.
 pub fn assess(facts: &Facts) -> Assessment {
@@ -68,8 +88,36 @@ fn section(notes: Vec<(Status, String)>) -> Section {
 }
 
 fn correctness(f: &Facts) -> Section {
+    let mut notes = accounting(f);
+    if f.delivered == 0 {
+        notes.push((
+            Status::Fail,
+            format!(
+                "nothing was delivered: {} offered, {} accepted, {} refused; a run that delivers nothing proves nothing",
+                f.attempted, f.accepted, f.rejected
+            ),
+        ));
+    }
+    if let Some(note) = sink_note(f) {
+        notes.push((Status::Warn, note));
+    }
+    if notes.iter().all(|(s, _)| *s != Status::Fail) {
+        notes.push((
+            Status::Pass,
+            format!(
+                "every accepted event accounted for: {} delivered, {} evicted, {} undelivered, {} failed, {} in flight of {} accepted",
+                f.delivered, f.dropped, f.undelivered, f.failed, f.in_flight, f.accepted
+            ),
+        ));
+    }
+    section(notes)
+}
+
+/// Every count agrees with every other: what was accepted is delivered, evicted, handed
+/// back, failed or in flight, and each side counted the same.
+fn accounting(f: &Facts) -> Vec<(Status, String)> {
     let mut notes = Vec::new();
-    let accounted = f.delivered + f.dropped + f.undelivered;
+    let accounted = f.delivered + f.dropped + f.undelivered + f.failed + f.in_flight;
     if f.accepted_by_producers != f.accepted {
         notes.push((
             Status::Fail,
@@ -83,12 +131,14 @@ fn correctness(f: &Facts) -> Section {
         notes.push((
             Status::Fail,
             format!(
-                "lost events: accepted {} != delivered {} + dropped {} + undelivered {}",
-                f.accepted, f.delivered, f.dropped, f.undelivered
+                "lost events: accepted {} != delivered {} + dropped {} + undelivered {} + failed {} + in flight {}",
+                f.accepted, f.delivered, f.dropped, f.undelivered, f.failed, f.in_flight
             ),
         ));
     }
-    if f.consumed != f.delivered {
+    // A sink call that completes between the deadline and the count may be acknowledged
+    // by the sink and still counted in flight by the dispatcher.
+    if f.consumed < f.delivered || f.consumed - f.delivered > f.in_flight {
         notes.push((
             Status::Fail,
             format!(
@@ -115,16 +165,23 @@ fn correctness(f: &Facts) -> Section {
             ),
         ));
     }
-    if notes.is_empty() {
-        notes.push((
-            Status::Pass,
-            format!(
-                "every accepted event accounted for: {} delivered, {} evicted, {} undelivered of {} accepted",
-                f.delivered, f.dropped, f.undelivered, f.accepted
-            ),
-        ));
+    notes
+}
+
+/// What the sink left unsettled, naming it as the cause.
+fn sink_note(f: &Facts) -> Option<String> {
+    let sink = f.sink.as_deref()?;
+    if f.failed == 0 && f.in_flight == 0 {
+        return None;
     }
-    section(notes)
+    let last = f
+        .sink_error
+        .as_deref()
+        .map_or_else(String::new, |e| format!("; last error: {e}"));
+    Some(format!(
+        "the sink {sink} failed: it gave up on {} events and {} were still inside a sink call at the drain deadline (the broker stopped answering or died){last}",
+        f.failed, f.in_flight
+    ))
 }
 
 fn pressure(f: &Facts) -> Section {
@@ -142,13 +199,27 @@ fn pressure(f: &Facts) -> Section {
     }
     let pressed =
         refused_pct > 0.0 || buffered_pct >= 50.0 || utilisation.is_some_and(|u| u >= 80.0);
-    let status = if pressed { Status::Pass } else { Status::Warn };
+    let mut status = if pressed { Status::Pass } else { Status::Warn };
     if !pressed {
         signals.push(
             "no backpressure: the consumer kept up; raise the load or the consumer delay".into(),
         );
     }
+    if let Some((signal, at_s)) = &f.interrupted {
+        status = Status::Warn;
+        signals.insert(
+            0,
+            format!(
+                "the run was cut short by {signal} at {at_s:.1} s of the planned {:.1} s: the figures cover {:.1} s",
+                f.planned_s, f.duration_s
+            ),
+        );
+    }
     Section::new(status, signals)
+}
+
+fn heap_budget(limit: u64) -> f64 {
+    1.25 * limit as f64 + 8.0 * MIB
 }
 
 fn memory(f: &Facts) -> Section {
@@ -162,16 +233,20 @@ fn memory(f: &Facts) -> Section {
             ),
         ));
     }
-    let heap_budget = 1.25 * f.max_buffered_bytes as f64 + 8.0 * MIB;
-    let heap_note = format!(
-        "peak heap {:.1} MiB against {:.1} MiB buffered limit ({:.2}x; budget 1.25x + 8 MiB = {:.1} MiB)",
-        f.peak_heap_bytes as f64 / MIB,
-        f.max_buffered_bytes as f64 / MIB,
-        f.peak_heap_bytes as f64 / f.max_buffered_bytes.max(1) as f64,
-        heap_budget / MIB
-    );
-    let over = f.peak_heap_bytes as f64 > heap_budget;
-    notes.push((if over { Status::Warn } else { Status::Pass }, heap_note));
+    if let Some(over) = f
+        .memory_series
+        .iter()
+        .find(|m| m.buffered_bytes > m.limit_bytes)
+    {
+        notes.push((
+            Status::Fail,
+            format!(
+                "buffered bytes were {} at {:.1} s, above the {} limit in force then",
+                over.buffered_bytes, over.t_s, over.limit_bytes
+            ),
+        ));
+    }
+    notes.push(heap_note(f));
     if let Some(slope) = second_half_slope(&f.heap_series) {
         let half = f.duration_s / 2.0;
         let growth = slope * half;
@@ -199,23 +274,58 @@ fn memory(f: &Facts) -> Section {
     section(notes)
 }
 
+/// The heap against the limit in force at each sample, not the highest ever set: raising
+/// the limit late must not excuse an earlier excess.
+fn heap_note(f: &Facts) -> (Status, String) {
+    let worst = f.memory_series.iter().max_by(|a, b| {
+        let ratio = |m: &MemoryPoint| m.heap_bytes as f64 / heap_budget(m.limit_bytes);
+        ratio(a).total_cmp(&ratio(b))
+    });
+    let (heap, limit, at) = match worst {
+        Some(m) => (m.heap_bytes, m.limit_bytes, format!(" at {:.1} s", m.t_s)),
+        None => (f.peak_heap_bytes, f.max_buffered_bytes, String::new()),
+    };
+    let budget = heap_budget(limit);
+    let heap_note = format!(
+        "heap {:.1} MiB{at} against the {:.1} MiB buffered limit in force then ({:.2}x; budget 1.25x + 8 MiB = {:.1} MiB)",
+        heap as f64 / MIB,
+        limit as f64 / MIB,
+        heap as f64 / limit.max(1) as f64,
+        budget / MIB
+    );
+    let over = heap as f64 > budget;
+    (if over { Status::Warn } else { Status::Pass }, heap_note)
+}
+
 fn drain(f: &Facts) -> Section {
+    let deadline_ms = f.drain_deadline_us / 1000;
+    let mut notes = Vec::new();
     if f.undelivered > 0 {
-        return Section::new(
-            Status::Fail,
-            [format!(
-                "{} accepted events were still undelivered at the {} ms deadline (returned, not lost)",
-                f.undelivered,
-                f.drain_deadline_us / 1000
-            )],
-        );
+        notes.push(format!(
+            "{} accepted events were still undelivered at the {deadline_ms} ms deadline (returned, not lost)",
+            f.undelivered
+        ));
+    }
+    if f.in_flight > 0 {
+        notes.push(format!(
+            "{} accepted events were inside a sink call at the {deadline_ms} ms deadline",
+            f.in_flight
+        ));
+    }
+    if f.drain_us > f.drain_deadline_us + DRAIN_GRACE_US {
+        notes.push(format!(
+            "the drain took {:.3} s, past the {deadline_ms} ms deadline",
+            f.drain_us as f64 / 1e6
+        ));
+    }
+    if !notes.is_empty() {
+        return Section::new(Status::Fail, notes);
     }
     Section::new(
         Status::Pass,
         [format!(
-            "drained in {} us (deadline {} ms)",
-            f.drain_us,
-            f.drain_deadline_us / 1000
+            "drained in {} us (deadline {deadline_ms} ms)",
+            f.drain_us
         )],
     )
 }
@@ -376,5 +486,55 @@ mod tests {
         let a = assess(&f);
         assert_eq!(a.drain.status, Status::Fail);
         assert_eq!(a.correctness.status, Status::Pass);
+    }
+
+    #[test]
+    fn memory_is_judged_against_the_limit_in_force_at_each_sample() {
+        let point = |t_s, heap_bytes, limit_bytes| MemoryPoint {
+            t_s,
+            heap_bytes,
+            buffered_bytes: 0,
+            limit_bytes,
+        };
+        // 200 MiB of heap under a 64 MiB limit, then the limit raised to 1 GiB: the late
+        // raise does not excuse the early excess.
+        let f = Facts {
+            max_buffered_bytes: 1 << 30,
+            peak_heap_bytes: 200 << 20,
+            memory_series: vec![
+                point(1.0, 200 << 20, 64 << 20),
+                point(2.0, 100 << 20, 1 << 30),
+            ],
+            ..healthy()
+        };
+        let a = assess(&f);
+        assert_eq!(a.memory.status, Status::Warn, "{:#?}", a.memory);
+        assert!(
+            a.memory.notes.iter().any(|n| n.contains("at 1.0 s")),
+            "{:#?}",
+            a.memory
+        );
+        let over = Facts {
+            memory_series: vec![MemoryPoint {
+                buffered_bytes: 65 << 20,
+                ..point(1.0, 70 << 20, 64 << 20)
+            }],
+            ..healthy()
+        };
+        assert_eq!(assess(&over).memory.status, Status::Fail);
+    }
+
+    #[test]
+    fn nothing_delivered_never_passes() {
+        let f = Facts {
+            accepted_by_producers: 0,
+            accepted: 0,
+            consumed: 0,
+            delivered: 0,
+            rejected: 1_000,
+            latency_count: Some(0),
+            ..healthy()
+        };
+        assert_eq!(assess(&f).correctness.status, Status::Fail);
     }
 }

@@ -30,9 +30,10 @@ pub struct Cli {
     #[command(flatten)]
     pub scenario: ScenarioArgs,
 
-    /// Where run directories go; `<out>/<run-id>/`, with `<out>/latest` pointing at the newest.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT)]
-    pub out: PathBuf,
+    /// Where run directories go; `<out>/<run-id>/`, with `<out>/latest` pointing at the
+    /// newest [default: target/soak].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 
     /// Print results.json to stdout (progress and summary go to stderr).
     #[arg(long)]
@@ -72,15 +73,26 @@ pub struct Cli {
     pub sink: Option<String>,
 
     /// With --sink: the subject every event is published to.
-    #[arg(long, requires = "sink", default_value = "metronome.events")]
+    #[arg(long, requires = "sink", default_value = "metronome.events", value_parser = nats_subject)]
     pub subject: String,
 
     /// With --sink: the JetStream stream that stores the subject (created if missing).
-    #[arg(long, requires = "sink", default_value = crate::sink::DEFAULT_STREAM)]
+    #[arg(long, requires = "sink", default_value = crate::sink::DEFAULT_STREAM, value_parser = stream_name)]
     pub stream: String,
 }
 
 impl Cli {
+    /// Where run directories go.
+    pub fn out_dir(&self) -> PathBuf {
+        out_dir(self.out.as_deref())
+    }
+
+    /// How messages name the output directory: the flag when the user gave it, the
+    /// default (and how to change it) otherwise.
+    pub fn out_label(&self) -> String {
+        out_label(self.out.as_deref())
+    }
+
     /// Where the run's batches go.
     pub fn sink_spec(&self) -> SinkSpec {
         match &self.sink {
@@ -90,6 +102,21 @@ impl Cli {
                 subject: self.subject.clone(),
                 stream: self.stream.clone(),
             },
+        }
+    }
+}
+
+/// Where run directories go: `out`, or the default.
+pub fn out_dir(out: Option<&std::path::Path>) -> PathBuf {
+    out.map_or_else(|| PathBuf::from(DEFAULT_OUT), PathBuf::from)
+}
+
+/// How messages name the output directory `out` (`None`: the default).
+pub fn out_label(out: Option<&std::path::Path>) -> String {
+    match out {
+        Some(dir) => format!("--out {}", dir.display()),
+        None => {
+            format!("the default output directory {DEFAULT_OUT} (choose another with --out DIR)")
         }
     }
 }
@@ -132,9 +159,12 @@ pub enum Command {
         /// p99 enqueue-to-delivery target [default: 2x the probed interval].
         #[arg(long, value_parser = duration)]
         latency_target: Option<Duration>,
-        /// Directory for tuned.toml (default: target/soak).
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT)]
-        out: PathBuf,
+        /// Where the probing run and tuned.toml go [default: target/soak].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// No progress bar, only the result.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Watch a run started elsewhere, read-only, by following its samples.jsonl.
     Watch {
@@ -211,7 +241,7 @@ pub struct ScenarioArgs {
     #[arg(long, value_parser = duration)]
     pub consumer_jitter: Option<Duration>,
     /// The consumer stalls every this long (with --stall-for).
-    #[arg(long, value_parser = duration, requires = "stall_for")]
+    #[arg(long, value_parser = duration)]
     pub stall_every: Option<Duration>,
     /// How long each consumer stall lasts.
     #[arg(long, value_parser = duration)]
@@ -234,7 +264,8 @@ pub struct ScenarioArgs {
     /// Overload policy.
     #[arg(long, value_enum)]
     pub policy: Option<PolicyArg>,
-    /// How long a producer waits for room under the block policy.
+    /// How long a producer waits for room under the block policy (at least 1us: to
+    /// refuse at once, use --policy reject).
     #[arg(long, value_parser = duration)]
     pub block_timeout: Option<Duration>,
     /// Batch builders (1..=256) sharing the byte budget; each producer
@@ -291,6 +322,35 @@ fn nats_url(s: &str) -> Result<String, String> {
     }
 }
 
+/// One concrete NATS subject: dot-separated tokens, no spaces, no wildcards.
+fn nats_subject(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.split('.').all(|t| !t.is_empty())
+        && !s.chars().any(|c| c.is_whitespace() || c == '*' || c == '>');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "`{s}` is not a NATS subject: dot-separated tokens, no spaces, no `*` or `>` (e.g. metronome.events)"
+        ))
+    }
+}
+
+/// A JetStream stream name: no spaces, dots, `*`, `>`, slashes.
+fn stream_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "`{s}` is not a JetStream stream name: no spaces, `.`, `*`, `>` or slashes (e.g. METRONOME)"
+        ))
+    }
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
 }
@@ -342,7 +402,7 @@ mod tests {
     fn bare_invocation_uses_every_default() {
         let cli = Cli::try_parse_from(["soak"]).expect("parses");
         assert!(cli.scenario.duration.is_none() && cli.scenario.preset.is_none());
-        assert_eq!(cli.out, PathBuf::from("target/soak"));
+        assert_eq!(cli.out_dir(), PathBuf::from("target/soak"));
     }
 
     #[test]

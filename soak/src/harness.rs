@@ -77,6 +77,14 @@ impl Harness {
         let Some(knob) = control.knob() else {
             return refused(format!("{source}: {control:?} changes nothing"));
         };
+        // The same machine bound the command line is held to (see `crate::checks`).
+        let memory = crate::tune::total_memory_bytes();
+        if knob == Knob::MaxBufferedBytes && memory > 0 && next.max_buffered_bytes > memory / 2 {
+            return refused(format!(
+                "{source}: refused: max_buffered_bytes = {} is more than half of this machine's {} bytes of memory",
+                next.max_buffered_bytes, memory
+            ));
+        }
         match knob {
             Knob::Interval | Knob::MaxBatchBytes | Knob::MaxBufferedBytes => {
                 if let Err(err) = self.subject.set_limits(&next, self.interval_jitter_us) {

@@ -24,21 +24,30 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+mod output;
+
 pub mod affinity;
 pub mod app;
 pub mod assess;
+pub mod checks;
 pub mod cli;
+mod compose;
 pub mod environment;
+mod execute;
+mod explain;
 pub mod exporter;
 pub mod harness;
 pub mod human;
 pub mod live;
+pub mod lock;
 pub mod memory;
 pub mod progress;
+mod record;
 pub mod records;
 pub mod run;
 pub mod sampler;
 pub mod scenario;
+pub mod signals;
 pub mod sink;
 pub mod subject;
 pub mod tune;

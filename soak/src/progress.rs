@@ -18,10 +18,17 @@ impl Progress {
         Progress { quiet }
     }
 
+    /// A line of news about the run (start-up, a signal), unless quiet.
+    pub fn note(&mut self, text: &str) {
+        if !self.quiet {
+            crate::errln!("soak: {text}");
+        }
+    }
+
     /// Announces the run.
     pub fn started(&mut self, config: &ScenarioConfig, dir: &RunDir) {
         if !self.quiet {
-            eprintln!(
+            crate::errln!(
                 "soak: {} -> {}",
                 scenario_line(config),
                 dir.path().display()

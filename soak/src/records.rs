@@ -36,21 +36,35 @@ fn resolve(run_dir: Option<&Path>) -> Result<PathBuf, String> {
 pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
     let rendered = reports::render_run(dir).map_err(|e| e.to_string())?;
     for warning in &rendered.warnings {
-        eprintln!("soak: warning: {warning}");
+        crate::errln!("soak: warning: {warning}");
     }
     Ok(rendered.path)
 }
 
-/// `soak report [RUN_DIR]`.
+/// `soak report [RUN_DIR]`: exit 2 for something that is not a run record, 1 when the
+/// report cannot be written (the previous report, if any, is left whole).
 pub fn report(run_dir: Option<&Path>) -> ExitCode {
-    let written = resolve(run_dir).and_then(|dir| write_report(&dir));
-    match written {
-        Ok(path) => {
-            println!("{}", path.display());
+    let dir = match resolve(run_dir) {
+        Ok(dir) => dir,
+        Err(err) => {
+            crate::errln!("soak report: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match reports::render_run(&dir) {
+        Ok(rendered) => {
+            for warning in &rendered.warnings {
+                crate::errln!("soak: warning: {warning}");
+            }
+            crate::outln!("{}", rendered.path.display());
             ExitCode::from(EXIT_PASS)
         }
+        Err(err @ reports::ReportError::Write { .. }) => {
+            crate::errln!("soak report: {err}");
+            ExitCode::from(EXIT_FAIL)
+        }
         Err(err) => {
-            eprintln!("soak report: {err}");
+            crate::errln!("soak report: {err}");
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -80,15 +94,20 @@ pub fn compare(args: &CompareArgs) -> ExitCode {
         threshold_pct: args.threshold_pct,
         force: args.force,
         output: args.output.clone(),
+        overwrite: args.force,
     };
     let comparison = match reports::compare(&args.base, &args.candidate, &options) {
         Ok(c) => c,
         Err(err @ CompareError::Incomparable { .. }) => {
-            eprintln!("soak compare: {err} (use --force to compare anyway)");
+            crate::errln!("soak compare: {err}; use --force to compare anyway");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(err @ CompareError::Output { .. }) => {
+            crate::errln!("soak compare: {err} (use --force to overwrite it)");
             return ExitCode::from(EXIT_USAGE);
         }
         Err(err) => {
-            eprintln!("soak compare: {err}");
+            crate::errln!("soak compare: {err}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -97,7 +116,7 @@ pub fn compare(args: &CompareArgs) -> ExitCode {
         let change = m
             .change_pct
             .map_or_else(|| "-".to_string(), |c| format!("{c:+.2}%"));
-        println!(
+        crate::outln!(
             "{:<24} base {:>14}  candidate {:>14}  change {:>9}  {:?}",
             m.key,
             show(m.base),
@@ -107,10 +126,10 @@ pub fn compare(args: &CompareArgs) -> ExitCode {
         );
     }
     if let Some(path) = &comparison.path {
-        println!("{}", path.display());
+        crate::outln!("{}", path.display());
     }
     if args.fail_on_regression && comparison.overall() == Verdict::Regressed {
-        eprintln!(
+        crate::errln!(
             "soak compare: regressed beyond {}%",
             comparison.threshold_pct
         );

@@ -2,6 +2,7 @@
 //! memory and this interval's latency percentiles. Also keeps the run-wide
 //! figures the results need (peaks, the whole-run latency histogram).
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use dispatcher::{FlushReason, Stats};
@@ -77,8 +78,38 @@ pub struct Peaks {
     pub max_delivered_per_sec: f64,
 }
 
+/// Where a sink's flush workers record latency: one histogram they share, emptied by the
+/// sampler at every sample (so every worker's latencies are merged, whether it is busy,
+/// idle or stuck in a call).
+pub type SharedLatency = Arc<Mutex<Histogram<u64>>>;
+
+/// A new, empty [`SharedLatency`].
+pub fn shared_latency() -> SharedLatency {
+    Arc::new(Mutex::new(latency_histogram()))
+}
+
+/// Memory at one run-phase sample, with the buffered limit in force then.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MemoryPoint {
+    /// Seconds since the start.
+    pub t_s: f64,
+    /// jemalloc `stats.allocated`.
+    pub heap_bytes: u64,
+    /// Buffered bytes at the sample.
+    pub buffered_bytes: u64,
+    /// The limit in force over the interval: the higher of the limits at this sample and
+    /// the previous one (a lowered limit takes a moment to be met).
+    pub limit_bytes: u64,
+}
+
 /// Produces samples; owned by the one sampler thread.
 pub struct Sampler {
+    /// The sink's shared latency histogram, in sink mode.
+    shared: Option<SharedLatency>,
+    /// The buffered limit at the previous run-phase sample.
+    last_limit: Option<u64>,
+    /// Memory per run-phase sample, judged against the limit in force then.
+    pub memory_series: Vec<MemoryPoint>,
     start: Instant,
     last_at: Instant,
     last: Readings,
@@ -98,6 +129,9 @@ impl Sampler {
     /// consumer's recorder feeds, if latency is recorded.
     pub fn new(start: Instant, latency: Option<SyncHistogram<u64>>) -> Self {
         Sampler {
+            shared: None,
+            last_limit: None,
+            memory_series: Vec::new(),
             start,
             last_at: start,
             last: Readings::default(),
@@ -108,6 +142,18 @@ impl Sampler {
             heap_series: Vec::new(),
             last_memory: MemoryReading::default(),
         }
+    }
+
+    /// Also collects the latencies a sink's flush workers record into `shared`.
+    #[must_use]
+    pub fn with_shared_latency(mut self, shared: Option<SharedLatency>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// The instant the run started.
+    pub fn start(&self) -> Instant {
+        self.start
     }
 
     /// Takes one sample from `now`'s readings. Returns it with this
@@ -177,8 +223,13 @@ impl Sampler {
             return (LatencySummary::default(), None);
         };
         sync.refresh_timeout(std::time::Duration::from_millis(50));
-        let interval: Histogram<u64> = (**sync).clone();
+        let mut interval: Histogram<u64> = (**sync).clone();
         sync.reset();
+        if let Some(shared) = &self.shared {
+            let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            let _ = interval.add(&*shared);
+            shared.reset();
+        }
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.run_latency.add(&interval);
         (LatencySummary::from_histogram(&interval), Some(interval))
@@ -190,6 +241,14 @@ impl Sampler {
         p.rss_bytes = p.rss_bytes.max(s.rss_bytes);
         p.limit_bytes = p.limit_bytes.max(s.limits.max_buffered_bytes);
         if phase == "run" {
+            let limit = s.limits.max_buffered_bytes;
+            self.memory_series.push(MemoryPoint {
+                t_s: s.t_s,
+                heap_bytes: s.heap_allocated_bytes,
+                buffered_bytes: s.buffered_bytes,
+                limit_bytes: limit.max(self.last_limit.unwrap_or(limit)),
+            });
+            self.last_limit = Some(limit);
             p.max_delivered_per_sec = p.max_delivered_per_sec.max(s.delivered_per_sec);
             let min = p.min_delivered_per_sec.get_or_insert(s.delivered_per_sec);
             *min = min.min(s.delivered_per_sec);
@@ -211,6 +270,11 @@ impl Sampler {
     /// The readings of the last sample.
     pub fn last_readings(&self) -> &Readings {
         &self.last
+    }
+
+    /// Seconds from the start to the last sample: the time the last readings cover.
+    pub fn last_t_s(&self) -> f64 {
+        self.last_at.duration_since(self.start).as_secs_f64()
     }
 }
 

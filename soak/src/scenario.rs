@@ -7,19 +7,26 @@ use runlog::{Policy, ScenarioConfig, TargetKind};
 
 use crate::cli::{PolicyArg, Preset, ScenarioArgs, TargetArg};
 
-/// Why the scenario could not be resolved.
+/// Why the scenario could not be resolved. Every message names what the user wrote: the
+/// flag and its value, or the scenario file and its key.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     /// The scenario file could not be read or parsed.
     #[error(transparent)]
     File(#[from] runlog::RunlogError),
-    /// A value is out of range.
+    /// A value is out of range (the message names the flag or the file and key).
     #[error("{0}")]
-    Invalid(#[from] runlog::ConfigError),
+    Invalid(String),
     /// The payload shape does not parse or its file cannot be loaded.
-    #[error("--payload: {0}")]
+    #[error("{0}")]
     Payload(String),
+    /// Flags (or keys) that would have no effect together.
+    #[error("{0}")]
+    Conflict(String),
 }
+
+/// The preset names a scenario file's `preset` label may hold.
+pub const PRESETS: &[&str] = &["quick", "tempo", "pi4"];
 
 /// The starting scenario of a preset.
 pub fn preset(preset: Preset) -> ScenarioConfig {
@@ -128,20 +135,100 @@ fn apply_flags(mut c: ScenarioConfig, a: &ScenarioArgs) -> ScenarioConfig {
 /// # Errors
 ///
 /// [`ScenarioError`] for an unreadable scenario file, an out-of-range value
-/// (naming the field and its allowed range) or a bad payload shape.
+/// (naming the flag and what was typed, or the file and key), a bad payload shape, or
+/// flags that would have no effect together.
 pub fn resolve(args: &ScenarioArgs) -> Result<ScenarioConfig, ScenarioError> {
-    let base = match (&args.config, args.preset) {
-        (Some(path), _) => ScenarioConfig::from_toml_file(path)?,
+    let file = args.config.as_deref();
+    let base = match (file, args.preset) {
+        (Some(path), _) => from_file(path)?,
         (None, Some(p)) => preset(p),
         (None, None) => ScenarioConfig::default(),
     };
-    let config = apply_flags(base, args);
-    config.validate()?;
+    let config = apply_flags(base.clone(), args);
     config
-        .payload
-        .parse::<loadgen::PayloadSpec>()
-        .map_err(|e| ScenarioError::Payload(e.to_string()))?;
+        .validate()
+        .map_err(|e| ScenarioError::Invalid(crate::explain::explain(&e, args, file)))?;
+    if let Err(e) = config.payload.parse::<loadgen::PayloadSpec>() {
+        return Err(ScenarioError::Payload(match (&args.payload, file) {
+            (None, Some(file)) => format!("{}: `payload`: {e}", file.display()),
+            _ => format!("--payload: {e}"),
+        }));
+    }
+    no_effect(args, &config, file)?;
     Ok(config)
+}
+
+/// A scenario file, every error naming the file (and the key).
+fn from_file(path: &std::path::Path) -> Result<ScenarioConfig, ScenarioError> {
+    let config = ScenarioConfig::from_toml_file(path).map_err(|e| match e {
+        runlog::RunlogError::Config(e) => {
+            ScenarioError::Invalid(format!("{}: {e}", path.display()))
+        }
+        other => ScenarioError::File(other),
+    })?;
+    if let Some(label) = config.preset.as_deref() {
+        if !PRESETS.contains(&label) {
+            return Err(ScenarioError::Invalid(format!(
+                "{}: `preset` = {label:?} is not a preset (known: {}); it only labels the values the file sets",
+                path.display(),
+                PRESETS.join(", ")
+            )));
+        }
+    }
+    Ok(config)
+}
+
+/// Refuses flags that would be silently ignored in this combination.
+fn no_effect(
+    args: &ScenarioArgs,
+    config: &ScenarioConfig,
+    file: Option<&std::path::Path>,
+) -> Result<(), ScenarioError> {
+    let conflict = |m: String| Err(ScenarioError::Conflict(m));
+    if config.consumer_stall_every_ms.is_none() && config.consumer_stall_for_ms > 0 {
+        let from = if args.stall_for.is_some() {
+            "--stall-for".to_owned()
+        } else {
+            file.map_or("`consumer_stall_for_ms`".into(), |f| {
+                format!("{}: `consumer_stall_for_ms`", f.display())
+            })
+        };
+        return conflict(format!(
+            "{from} has no effect without --stall-every (how often the consumer stalls)"
+        ));
+    }
+    if config.consumer_stall_every_ms.is_some() && config.consumer_stall_for_ms == 0 {
+        return conflict(
+            "--stall-every has no effect without --stall-for (how long each stall lasts)".into(),
+        );
+    }
+    if config.target == TargetKind::Channel && args.policy.is_some() {
+        return conflict(
+            "--policy has no effect with --target channel: the channel reference has no overload policy".into(),
+        );
+    }
+    if config.target == TargetKind::Channel && args.block_timeout.is_some() {
+        return conflict("--block-timeout has no effect with --target channel".into());
+    }
+    if config.policy != Policy::Block && args.block_timeout.is_some() {
+        return conflict("--block-timeout has no effect without --policy block".into());
+    }
+    Ok(())
+}
+
+/// What is kept but worth saying: values from a scenario file that have no effect.
+pub fn warnings(args: &ScenarioArgs, config: &ScenarioConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(file) = &args.config {
+        let default = ScenarioConfig::default();
+        if config.target == TargetKind::Channel && config.policy != default.policy {
+            out.push(format!(
+                "{}: `policy` has no effect with the channel reference",
+                file.display()
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -190,7 +277,7 @@ mod tests {
             ..ScenarioArgs::default()
         };
         let err = resolve(&args).unwrap_err();
-        assert!(err.to_string().contains("producers"), "{err}");
+        assert!(err.to_string().contains("--producers 0"), "{err}");
         let args = ScenarioArgs {
             max_batch_bytes: Some(crate::cli::Limit(Some(1 << 40))),
             ..ScenarioArgs::default()
@@ -199,7 +286,7 @@ mod tests {
             resolve(&args)
                 .unwrap_err()
                 .to_string()
-                .contains("max_batch_bytes")
+                .contains("--max-batch-bytes")
         );
     }
 

@@ -5,16 +5,18 @@
 //! records its events' enqueue-to-delivery latency when the stream has
 //! acknowledged all of it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use dispatcher::Batch;
 use dispatcher::sink::nats::{NatsSink, NatsSinkError};
 use dispatcher::sink::{FlushContext, Sink, SinkError};
-use hdrhistogram::sync::Recorder;
 use loadgen::{Clock, ConsumerCounters, ConsumerTotals, Event};
 use runlog::{ScenarioConfig, TargetKind};
+
+use crate::sampler::SharedLatency;
 
 /// The run record's `sink` for the simulated consumer.
 pub const IN_PROCESS: &str = "in-process";
@@ -67,6 +69,63 @@ impl SinkSpec {
         match self {
             SinkSpec::InProcess => IN_PROCESS.to_owned(),
             SinkSpec::Nats { url, subject, .. } => format!("{url} {subject}"),
+        }
+    }
+}
+
+/// How long connecting to the broker, its handshake and setting up the stream may take
+/// in all before the run is refused.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the sink could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The sink refused (no server, a bad subject, a refused stream).
+    #[error(transparent)]
+    Nats(#[from] NatsSinkError),
+    /// Nothing answered like a NATS server in time.
+    #[error(
+        "no NATS handshake from {url} within {} s: something accepts connections there but does not speak NATS (or the server is stuck)",
+        timeout.as_secs()
+    )]
+    Timeout {
+        /// The server given.
+        url: String,
+        /// How long it was given.
+        timeout: Duration,
+    },
+}
+
+/// [`connect`] within `timeout` in all (TCP, handshake, stream set-up), on a helper thread:
+/// a server that accepts connections but never answers cannot hang the start. A set-up that
+/// gives up is left to end on its own (the process does not wait for it).
+///
+/// # Errors
+///
+/// [`SetupError::Nats`] as [`connect`]; [`SetupError::Timeout`] when it takes longer.
+pub fn connect_within(
+    spec: &SinkSpec,
+    run_id: &str,
+    timeout: Duration,
+) -> Result<Option<NatsSink<Event>>, SetupError> {
+    let SinkSpec::Nats { url, .. } = spec else {
+        return Ok(None);
+    };
+    let (tx, rx) = sync_channel(1);
+    let (spec, run_id) = (spec.clone(), run_id.to_owned());
+    std::thread::Builder::new()
+        .name("sink-setup".into())
+        .spawn(move || {
+            let _ = tx.send(connect(&spec, &run_id));
+        })
+        .map_err(NatsSinkError::Runtime)?;
+    match rx.recv_timeout(timeout) {
+        Ok(result) => Ok(result?),
+        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+            Err(SetupError::Timeout {
+                url: url.clone(),
+                timeout,
+            })
         }
     }
 }
@@ -140,12 +199,32 @@ pub struct SinkCounters {
     acknowledged: ConsumerCounters,
     failed: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Set when the run's drain has ended: a write that completes later is not counted.
+    closed: AtomicBool,
 }
 
 impl SinkCounters {
     /// What was acknowledged so far, in the consumer's terms.
     pub fn snapshot(&self) -> ConsumerTotals {
         self.acknowledged.snapshot()
+    }
+
+    /// Stops counting: what the sink acknowledges from now on comes after the run's drain
+    /// (the record counts it as in flight at the deadline).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The last error a write gave up with, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Counts a batch the sink gave up on (every attempt failed).
@@ -179,32 +258,28 @@ impl SinkCounters {
 }
 
 /// A sink that counts what `inner` acknowledged and records each event's
-/// enqueue-to-acknowledgement latency, one recorder per flush worker.
+/// enqueue-to-acknowledgement latency into one histogram all flush workers share (the
+/// sampler empties it at every sample, so no worker's latencies are left behind).
 pub struct Measured<S> {
     inner: S,
     counters: Arc<SinkCounters>,
     clock: Clock,
-    recorders: Vec<Mutex<Recorder<u64>>>,
+    latency: Option<SharedLatency>,
 }
 
 impl<S> Measured<S> {
-    /// Wraps `inner` for `workers` flush workers; `latency` (if recorded)
-    /// is cloned once per worker.
+    /// Wraps `inner`; `latency` (if recorded) is where every worker records.
     pub fn new(
         inner: S,
         counters: Arc<SinkCounters>,
         clock: Clock,
-        latency: Option<Recorder<u64>>,
-        workers: usize,
+        latency: Option<SharedLatency>,
     ) -> Self {
-        let recorders = latency
-            .map(|r| (0..workers).map(|_| Mutex::new(r.clone())).collect())
-            .unwrap_or_default();
         Measured {
             inner,
             counters,
             clock,
-            recorders,
+            latency,
         }
     }
 }
@@ -212,11 +287,14 @@ impl<S> Measured<S> {
 impl<S: Sink<Event>> Sink<Event> for Measured<S> {
     fn write(&self, batch: &Batch<Event>, ctx: &FlushContext) -> Result<(), SinkError> {
         self.inner.write(batch, ctx)?;
+        if self.counters.is_closed() {
+            return Ok(());
+        }
         let now_ns = self.clock.now_ns();
-        if let Some(recorder) = self.recorders.get(ctx.worker()) {
-            let mut recorder = recorder.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(latency) = &self.latency {
+            let mut latency = latency.lock().unwrap_or_else(PoisonError::into_inner);
             for event in batch.iter() {
-                recorder.saturating_record(now_ns.saturating_sub(event.intended_at_ns) / 1_000);
+                latency.saturating_record(now_ns.saturating_sub(event.intended_at_ns) / 1_000);
             }
         }
         self.counters.count(batch);
@@ -228,8 +306,6 @@ impl<S: Sink<Event>> Sink<Event> for Measured<S> {
 mod tests {
     use super::*;
     use dispatcher::Dispatcher;
-    use hdrhistogram::Histogram;
-    use hdrhistogram::sync::SyncHistogram;
 
     #[test]
     fn acknowledged_batches_are_counted_and_timed_failed_ones_are_not() {
@@ -242,15 +318,9 @@ mod tests {
             }
         });
         let counters = Arc::new(SinkCounters::default());
-        let mut latency: SyncHistogram<u64> = Histogram::new(3).unwrap().into();
+        let latency = crate::sampler::shared_latency();
         let clock = Clock::new();
-        let measured = Measured::new(
-            inner,
-            Arc::clone(&counters),
-            clock,
-            Some(latency.recorder()),
-            1,
-        );
+        let measured = Measured::new(inner, Arc::clone(&counters), clock, Some(latency.clone()));
         let dispatcher = Dispatcher::<Event>::builder()
             .max_batch_items(2)
             .retry(dispatcher::sink::Retry::new(
@@ -272,8 +342,11 @@ mod tests {
         assert_eq!((totals.delivered, totals.delivered_bytes), (3, 30));
         assert_eq!(totals.delivered, report.stats.delivered);
         assert_eq!(report.stats.retries, 1);
-        latency.refresh_timeout(Duration::from_secs(1));
-        assert_eq!(latency.len(), 3, "one latency per acknowledged event");
+        assert_eq!(
+            latency.lock().unwrap().len(),
+            3,
+            "one latency per acknowledged event"
+        );
         assert!(counters.failure_warning().is_none());
     }
 }

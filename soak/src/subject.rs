@@ -52,6 +52,13 @@ pub struct Drained {
     pub consumer: ConsumerTotals,
     /// Sink mode: what the sink gave up on, if anything.
     pub sink_warning: Option<String>,
+    /// Sink mode: accepted events still inside a sink call when the deadline passed
+    /// (neither delivered nor handed back: the broker stopped answering).
+    pub in_flight: u64,
+    /// Sink mode: events whose batch the sink gave up on.
+    pub failed: u64,
+    /// Sink mode: the last error the sink gave up with.
+    pub sink_error: Option<String>,
 }
 
 /// Why the subject could not be started.
@@ -93,6 +100,8 @@ pub struct ConsumerParts {
     pub clock: Clock,
     /// Where latency goes, if it is recorded.
     pub latency: Option<Recorder<u64>>,
+    /// Sink mode: where the flush workers record latency, if it is recorded.
+    pub sink_latency: Option<crate::sampler::SharedLatency>,
 }
 
 impl ConsumerParts {
@@ -152,8 +161,7 @@ fn start_with_sink(
         sink,
         Arc::clone(&counters),
         consumer.clock,
-        consumer.latency,
-        FLUSH_WORKERS,
+        consumer.sink_latency,
     );
     let dispatcher = builder(config, &evicted)
         .flush_workers(FLUSH_WORKERS)
@@ -245,6 +253,17 @@ impl Subject {
         }
     }
 
+    /// Sink mode: the last error a write gave up with.
+    pub fn sink_last_error(&self) -> Option<String> {
+        match &self.kind {
+            Kind::Dispatcher {
+                sink: Some(counters),
+                ..
+            } => counters.last_error(),
+            _ => None,
+        }
+    }
+
     /// Publishes the dispatcher's counters through the `metrics` facade now
     /// (they are also published as batches go out, at most every 100 ms).
     pub fn publish_metrics(&self) {
@@ -271,13 +290,19 @@ impl Subject {
         }
     }
 
-    /// Closes admission once producers have stopped, lets the consumer take
-    /// everything within `timeout`, and joins it.
+    /// Closes admission, lets the consumer take everything until `deadline`, then ends
+    /// whatever the consumer is doing (a stall, a long batch) and joins it: the drain never
+    /// outlasts its deadline by more than a poll. What is left is counted: handed back
+    /// undelivered, or (sink mode) inside a sink call at the deadline.
     ///
     /// # Errors
     ///
     /// [`SubjectError::ConsumerPanicked`] if the consumer thread panicked.
-    pub fn drain(self, timeout: Duration) -> Result<Drained, SubjectError> {
+    pub fn drain(
+        self,
+        deadline: Instant,
+        control: &ConsumerControl,
+    ) -> Result<Drained, SubjectError> {
         let Subject {
             kind,
             target,
@@ -285,35 +310,51 @@ impl Subject {
         } = self;
         drop(target);
         let began = Instant::now();
-        let (undelivered, stats, evicted_seen, sink) = match kind {
-            Kind::Dispatcher {
-                dispatcher,
-                evicted,
-                sink,
-            } => {
-                let (undelivered, report) = match dispatcher.shutdown(timeout) {
-                    Ok(report) => (0, report),
-                    Err(timeout) => (timeout.undelivered.len() as u64, *timeout.report),
-                };
-                (undelivered, Some(report.stats), Some(evicted), sink)
+        let timeout = deadline.saturating_duration_since(began);
+        let mut drained = Drained::default();
+        let mut sink = None;
+        if let Kind::Dispatcher {
+            dispatcher,
+            evicted,
+            sink: counters,
+        } = kind
+        {
+            let (undelivered, report) = match dispatcher.shutdown(timeout) {
+                Ok(report) => (0, report),
+                Err(timeout) => (timeout.undelivered.len() as u64, *timeout.report),
+            };
+            if let Some(counters) = &counters {
+                counters.close();
             }
-            Kind::Channel => (0, None, None, None),
-        };
-        let consumer_totals = match (consumer, &sink) {
-            (Some(consumer), _) => consumer
-                .join()
-                .map_err(|_| SubjectError::ConsumerPanicked)?,
+            drained.undelivered = undelivered;
+            drained.in_flight = report.stats.in_flight_items as u64;
+            drained.failed = report.stats.failed;
+            drained.stats = Some(report.stats);
+            drained.evicted_seen = evicted.load(Ordering::Relaxed);
+            sink = counters;
+        }
+        drained.consumer = match (consumer, &sink) {
+            (Some(consumer), _) => join_by(consumer, deadline, control)?,
             (None, Some(counters)) => counters.snapshot(),
             (None, None) => ConsumerTotals::default(),
         };
-        let drain_us = began.elapsed().as_micros() as u64;
-        Ok(Drained {
-            drain_us,
-            undelivered,
-            evicted_seen: evicted_seen.map_or(0, |e| e.load(Ordering::Relaxed)),
-            stats,
-            consumer: consumer_totals,
-            sink_warning: sink.and_then(|counters| counters.failure_warning()),
-        })
+        drained.drain_us = began.elapsed().as_micros() as u64;
+        drained.sink_error = sink.as_ref().and_then(|counters| counters.last_error());
+        drained.sink_warning = sink.and_then(|counters| counters.failure_warning());
+        Ok(drained)
     }
+}
+
+/// Waits for the consumer until `deadline`, then ends its sleeps (stalls included) and
+/// joins it: a consumer that is told to stop sleeping returns within a poll.
+fn join_by(
+    consumer: JoinHandle<ConsumerTotals>,
+    deadline: Instant,
+    control: &ConsumerControl,
+) -> Result<ConsumerTotals, SubjectError> {
+    while !consumer.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(loadgen::RECORDER_POLL);
+    }
+    control.abort();
+    consumer.join().map_err(|_| SubjectError::ConsumerPanicked)
 }

@@ -16,7 +16,7 @@ const ENDING_KEYS: &str = " q leave  ? help  s save tuned scenario ";
 pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let ending = matches!(
         app.run_state(),
-        RunState::Stopping | RunState::Draining | RunState::Done
+        RunState::Stopping | RunState::Draining | RunState::Done | RunState::Gone
     );
     let keys = match app.mode() {
         Mode::Interactive if ending => ENDING_KEYS,

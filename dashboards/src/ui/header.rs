@@ -41,6 +41,7 @@ fn status_line(app: &App) -> Line<'static> {
         RunState::Paused => Color::Yellow,
         RunState::Stopping | RunState::Draining => Color::Magenta,
         RunState::Done => Color::Cyan,
+        RunState::Gone => Color::Red,
     };
     let mode = match app.mode() {
         Mode::Interactive => "interactive",

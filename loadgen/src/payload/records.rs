@@ -35,6 +35,14 @@ impl Records {
             path: path.to_owned(),
             limit,
         };
+        // Refuse a FIFO or a device from its metadata, before opening it: opening a FIFO
+        // waits for a writer, and a device may never end.
+        let meta = std::fs::metadata(path).map_err(io_error)?;
+        if !meta.is_file() {
+            return Err(PayloadError::NotAFile {
+                path: path.to_owned(),
+            });
+        }
         let file = File::open(path).map_err(io_error)?;
         let declared = file.metadata().map_err(io_error)?.len();
         if declared > limit {
@@ -82,6 +90,15 @@ impl Records {
     pub(crate) fn get(&self, index: usize) -> &[u8] {
         let (start, end) = self.spans[index];
         &self.data[range(start, end)]
+    }
+
+    /// The longest record, in bytes.
+    pub(crate) fn max_len(&self) -> usize {
+        self.spans
+            .iter()
+            .map(|&(s, e)| (e - s) as usize)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The mean record length in bytes.

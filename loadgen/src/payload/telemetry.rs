@@ -33,6 +33,9 @@ const POOL_BITS: u32 = 8;
 /// periodic to a batcher, few enough (~58 KiB) to stay cheap in memory.
 pub(crate) const POOL: usize = 1 << POOL_BITS;
 
+/// No telemetry event is longer than this (a bound the tests check).
+pub(crate) const MAX_EVENT_BYTES: usize = 512;
+
 /// 2024-01-01T00:00:00Z in milliseconds: the synthetic timeline's origin, so
 /// the timestamps are deterministic for a seed and look like real ones.
 const EPOCH_MS: u64 = 1_704_067_200_000;
@@ -195,7 +198,11 @@ mod tests {
         let pool = TelemetryPool::new(&mut Rng::with_seed(9), u32::MAX);
         for seq in (0..5_000).map(|i| u64::MAX - i).chain([0, 1 << 40]) {
             let event = pool.event(seq);
-            assert!((90..=512).contains(&event.len()), "{}", event.len());
+            assert!(
+                (90..=MAX_EVENT_BYTES).contains(&event.len()),
+                "{}",
+                event.len()
+            );
             assert_eq!(event.len(), event.capacity());
             let value: serde_json::Value = serde_json::from_slice(&event).unwrap();
             assert_eq!(value["id"], format!("ffffffff-{seq:016x}"));

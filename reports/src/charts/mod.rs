@@ -108,6 +108,11 @@ impl Marker {
                     label: format!("! {}", shorten(message, 28)),
                     color: palette::MARKER_WARNING,
                 },
+                EventKind::Interrupted { signal, .. } => Marker {
+                    at_s: e.at_s,
+                    label: format!("! {signal}"),
+                    color: palette::MARKER_WARNING,
+                },
             })
             .collect();
         markers.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));

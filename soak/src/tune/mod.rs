@@ -54,7 +54,15 @@ pub struct TuneOptions {
     pub runs_out: PathBuf,
     /// No progress bar.
     pub quiet: bool,
+    /// How messages name the output directory (`--out DIR`, or the default's description).
+    pub out_label: String,
 }
+
+/// What the budget does not cover, at most: starting the probing run and draining it at
+/// the end. `tune` ends within `--budget` plus this.
+pub const BUDGET_MARGIN: Duration = Duration::from_secs(5);
+/// The probing run's drain deadline (part of [`BUDGET_MARGIN`]).
+const PROBING_DRAIN_MS: u64 = 2_000;
 
 impl TuneOptions {
     /// Defaults: no explicit target; `tuned.toml` and the probing run under
@@ -68,6 +76,7 @@ impl TuneOptions {
             out: PathBuf::from(crate::cli::DEFAULT_OUT),
             runs_out: PathBuf::from(crate::cli::DEFAULT_OUT),
             quiet: false,
+            out_label: format!("--out {}", crate::cli::DEFAULT_OUT),
         }
     }
 }
@@ -112,19 +121,60 @@ pub struct TuneReport {
     pub memory_cap_bytes: u64,
 }
 
+/// Everything that can be refused before probing: the payload, the budget's upper bound,
+/// and where the probing run and `tuned.toml` go.
+fn check_input(options: &TuneOptions) -> Result<(), TuneError> {
+    let input = |m: String| TuneError::Input(m);
+    let spec: loadgen::PayloadSpec = options
+        .payload
+        .parse()
+        .map_err(|e| input(format!("--payload: {e}")))?;
+    loadgen::PayloadSource::load(&spec).map_err(|e| input(format!("--payload: {e}")))?;
+    let max_budget = Duration::from_secs(24 * 3600);
+    if options.budget > max_budget {
+        return Err(input(format!(
+            "--budget {} is out of range (allowed: up to 24h)",
+            humantime::format_duration(options.budget)
+        )));
+    }
+    runlog::RunDir::check_base(&options.runs_out)
+        .map_err(|e| input(format!("{}: {e}", options.out_label)))?;
+    writable_dir(&options.out).map_err(|e| {
+        input(format!(
+            "{}: cannot write tuned.toml into {}: {e}",
+            options.out_label,
+            options.out.display()
+        ))
+    })
+}
+
+/// Creates `dir` if needed and checks a file can be written in it.
+fn writable_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".tune-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"probe")?;
+    std::fs::remove_file(&probe)
+}
+
 /// The length of each probe for a budget.
 #[must_use]
 pub fn probe_seconds(budget_s: f64) -> f64 {
     (budget_s / PLANNED_PROBES).clamp(PROBE_S_RANGE.0, PROBE_S_RANGE.1)
 }
 
+/// The machine's memory in bytes; 0 when it cannot be read.
+#[must_use]
+pub fn total_memory_bytes() -> u64 {
+    sysinfo::System::new().map_or(0, |mut sys| {
+        sys.refresh_memory();
+        sys.total_memory()
+    })
+}
+
 /// 1/[`MEMORY_FRACTION`] of total memory (a 512 MiB machine if unknown).
 #[must_use]
 pub fn memory_cap_bytes() -> u64 {
-    let total = sysinfo::System::new().map_or(0, |mut sys| {
-        sys.refresh_memory();
-        sys.total_memory()
-    });
+    let total = total_memory_bytes();
     let total = match total {
         0 => 512 << 20,
         total => total,
@@ -144,6 +194,7 @@ fn probing_config(options: &TuneOptions, probe_s: f64, cap: u64) -> ScenarioConf
         sample_every_ms: sample_ms,
         max_buffered_bytes: defaults.max_buffered_bytes.min(cap),
         max_batch_bytes: defaults.max_batch_bytes.map(|b| b.min(cap / 4)),
+        drain_timeout_ms: PROBING_DRAIN_MS,
         record_latency: true,
         ..defaults
     }
@@ -158,6 +209,8 @@ fn probing_config(options: &TuneOptions, probe_s: f64, cap: u64) -> ScenarioConf
 /// probe; [`TuneError::Run`] / [`TuneError::Probe`] if probing breaks down;
 /// [`TuneError::Scenario`] / [`TuneError::Write`] for `tuned.toml`.
 pub fn tune(options: &TuneOptions) -> Result<TuneReport, TuneError> {
+    let began = std::time::Instant::now();
+    check_input(options)?;
     let budget_s = options.budget.as_secs_f64();
     let probe_s = probe_seconds(budget_s);
     if budget_s < probe_s * 3.0 {
@@ -179,7 +232,8 @@ pub fn tune(options: &TuneOptions) -> Result<TuneReport, TuneError> {
     };
     let target_us = options.latency_target.map(|t| t.as_micros() as u64);
     let plan = Plan::new(budget_s, probe_s, target_us, start);
-    let mut machine = LiveMachine::start(&config, options.runs_out.clone())?;
+    let mut machine = LiveMachine::start(&config, options.runs_out.clone())?
+        .with_deadline(began + options.budget);
     let run_dir = machine.run_dir().to_path_buf();
     let mut bar = output::ProgressBar::new(budget_s, options.quiet);
     let outcome = search::search(&mut machine, &plan, &mut |p, spent| bar.update(p, spent));

@@ -37,6 +37,8 @@ pub struct LiveMachine {
     /// Buffered bytes at the end of the last probe: a backlog the next one
     /// must not inherit.
     backlog: u64,
+    /// When the budget is spent: no probe waits past it.
+    deadline: Option<Instant>,
 }
 
 impl LiveMachine {
@@ -62,7 +64,21 @@ impl LiveMachine {
             sample_every: Duration::from_millis(config.sample_every_ms),
             run_dir,
             backlog: 0,
+            deadline: None,
         })
+    }
+
+    /// Keeps every probe within `deadline` (the end of the budget): a probe that cannot
+    /// be measured by then fails rather than wait.
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// `at`, or the deadline if it comes first.
+    fn bounded(&self, at: Instant) -> Instant {
+        self.deadline.map_or(at, |d| at.min(d))
     }
 
     /// The directory of the probing run.
@@ -148,16 +164,23 @@ impl Machine for LiveMachine {
 
     fn probe(&mut self, point: &Point, probe_s: f64) -> Result<Measured, TuneError> {
         let began = Instant::now();
+        if self.deadline.is_some_and(|d| began >= d) {
+            return Err(TuneError::Probe(
+                "the budget ran out before this probe could start: give a larger --budget (or a smaller payload)".into(),
+            ));
+        }
         self.apply(point)?;
         if self.backlog > point.max_batch_bytes.saturating_mul(2) {
             self.drain_backlog(point.max_batch_bytes, probe_s)?;
         }
         // A drain eats into the probe, but measuring keeps at least half.
         let left = (probe_s - began.elapsed().as_secs_f64()).max(probe_s / 2.0);
-        let settled = Instant::now() + Duration::from_secs_f64(left * SETTLE_FRACTION);
+        let settled =
+            self.bounded(Instant::now() + Duration::from_secs_f64(left * SETTLE_FRACTION));
         thread::sleep(settled.saturating_duration_since(Instant::now()));
         self.samples()?;
-        let measure_end = settled + Duration::from_secs_f64(left * (1.0 - SETTLE_FRACTION));
+        let measure_end =
+            self.bounded(settled + Duration::from_secs_f64(left * (1.0 - SETTLE_FRACTION)));
         thread::sleep(measure_end.saturating_duration_since(Instant::now()));
         let window = self.window()?;
         self.backlog = window.last().map_or(0, |s| s.buffered_bytes);
@@ -172,7 +195,7 @@ impl LiveMachine {
     /// A starved machine may deliver samples late: wait for one up to
     /// [`WINDOW_PATIENCE`], then give up rather than measure nothing.
     fn window(&mut self) -> Result<Vec<Sample>, TuneError> {
-        let deadline = Instant::now() + WINDOW_PATIENCE.max(self.sample_every * 10);
+        let deadline = self.bounded(Instant::now() + WINDOW_PATIENCE.max(self.sample_every * 10));
         loop {
             let fresh = self.samples()?;
             let live = &self.live;
@@ -185,10 +208,12 @@ impl LiveMachine {
             }
             self.check_running()?;
             if Instant::now() >= deadline {
-                return Err(TuneError::Probe(
+                let why = if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                    "the budget ran out before this probe could be measured: give a larger --budget (or a smaller payload)"
+                } else {
                     "no sample with the probe's limits arrived: the machine is too busy to probe"
-                        .into(),
-                ));
+                };
+                return Err(TuneError::Probe(why.into()));
             }
             thread::sleep(self.sample_every / 2);
         }
@@ -205,7 +230,7 @@ impl LiveMachine {
     /// (or `limit_s` passes), so its latency is not charged to this probe.
     fn drain_backlog(&mut self, target_bytes: u64, limit_s: f64) -> Result<(), TuneError> {
         self.send(Control::Pause)?;
-        let deadline = Instant::now() + Duration::from_secs_f64(limit_s);
+        let deadline = self.bounded(Instant::now() + Duration::from_secs_f64(limit_s));
         while Instant::now() < deadline {
             thread::sleep(self.sample_every / 2);
             let drained = self

@@ -1,0 +1,49 @@
+//! Where a comparison may be written: never over a run's record, and (unless asked) only
+//! over a previous comparison page.
+
+use std::path::Path;
+
+use crate::error::CompareError;
+
+/// The files of a run record: never overwritten by a comparison, even with `overwrite`.
+const RECORD_FILES: &[&str] = &["results.json", "samples.jsonl", "latency.hlog"];
+
+/// Refuses to write a comparison over anything but a previous comparison page (or, with
+/// `overwrite`, over anything but a run's record files and special files).
+pub(crate) fn check_output(out: &Path, overwrite: bool) -> Result<(), CompareError> {
+    let refuse = |why: &str| {
+        Err(CompareError::Output {
+            path: out.to_path_buf(),
+            why: why.to_owned(),
+        })
+    };
+    let meta = match std::fs::metadata(out) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return refuse(&e.to_string()),
+    };
+    if !meta.is_file() {
+        return refuse("it is not a regular file");
+    }
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if RECORD_FILES.contains(&name) {
+        return refuse("it is a run's record file");
+    }
+    if overwrite || is_compare_page(out) {
+        return Ok(());
+    }
+    refuse("it is not a comparison page")
+}
+
+/// Whether `path` starts like a page `compare` wrote.
+fn is_compare_page(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(1024);
+    let read = std::fs::File::open(path).and_then(|f| f.take(1024).read_to_end(&mut head));
+    let head = String::from_utf8_lossy(&head);
+    read.is_ok()
+        && (head.contains(&format!(
+            "<meta name=\"generator\" content=\"{}\">",
+            crate::page::COMPARE_GENERATOR
+        )) || head.contains("<title>Metronome comparison "))
+}

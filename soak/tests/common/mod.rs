@@ -1,0 +1,140 @@
+//! Driving the real `soak` binary: spawn it, wait for it with a limit, signal it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The binary under test (`SOAK_BIN` overrides it, to run these tests against another build).
+pub fn bin() -> PathBuf {
+    std::env::var_os("SOAK_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_soak")), PathBuf::from)
+}
+
+/// `soak ARGS` with stdin closed and stdout/stderr captured.
+pub fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(bin());
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Starts `soak ARGS`.
+pub fn spawn(args: &[&str]) -> Child {
+    command(args).spawn().expect("the soak binary starts")
+}
+
+/// Runs `soak ARGS` to the end, killing it (and failing) after `limit`.
+pub fn run(args: &[&str], limit: Duration) -> Output {
+    finish(spawn(args), limit)
+}
+
+/// Waits for `child` to end within `limit`; kills it and fails the test if it does not.
+pub fn finish(mut child: Child, limit: Duration) -> Output {
+    let status = wait(&mut child, limit);
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_end(&mut out);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_end(&mut err);
+    }
+    let Some(status) = status else {
+        panic!(
+            "soak did not end within {limit:?}; stderr:\n{}",
+            String::from_utf8_lossy(&err)
+        );
+    };
+    Output {
+        status,
+        stdout: out,
+        stderr: err,
+    }
+}
+
+/// The exit status, or `None` (after killing it) when `child` outlives `limit`.
+pub fn wait(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` to process `pid`.
+pub fn signal(pid: u32, signal: Signal) {
+    kill(Pid::from_raw(pid as i32), signal).expect("signal delivered");
+}
+
+/// stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// stdout as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The run directory `latest` points at under `base`, once it exists.
+pub fn latest(base: &Path, limit: Duration) -> runlog::RunDir {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(dir) = runlog::RunDir::resolve_latest(base) {
+            return dir;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no run directory under {}",
+            base.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the run under `base` has written `n` samples; returns its directory.
+pub fn wait_for_samples(base: &Path, n: usize, limit: Duration) -> runlog::RunDir {
+    let deadline = Instant::now() + limit;
+    let dir = latest(base, limit);
+    loop {
+        let count = runlog::read_samples(&dir.samples_path()).map_or(0, |log| log.samples.len());
+        if count >= n {
+            return dir;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {n} samples in {}",
+            dir.path().display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the run's samples.jsonl holds a `drain` phase event.
+pub fn draining(dir: &runlog::RunDir) -> bool {
+    runlog::read_samples(&dir.samples_path()).is_ok_and(|log| {
+        log.events
+            .iter()
+            .any(|e| matches!(&e.kind, runlog::EventKind::Phase { name } if name == "drain"))
+    })
+}
+
+/// A temporary directory as a `&str` path.
+pub fn path(p: &Path) -> String {
+    p.to_str().expect("utf-8 path").to_owned()
+}
