@@ -57,7 +57,10 @@ use crate::batch::Batch;
 use crate::sink::{FlushContext, Sink, SinkError};
 
 /// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting (TCP, the NATS handshake) and creating the stream
+/// may each take in all: a server that accepts the connection and then says
+/// nothing must not hang the caller.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Messages published before their acks are awaited, at most: bounds what
 /// one write holds in flight however large its batch.
@@ -78,6 +81,15 @@ type MsgId<T> = Box<dyn Fn(&T) -> String + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NatsSinkError {
+    /// A set-up step got no answer in time: a server that accepts the
+    /// connection but does not speak NATS, or one that hangs.
+    #[error("{step} got no answer within {after:?}")]
+    TimedOut {
+        /// What was being done.
+        step: &'static str,
+        /// How long it was given.
+        after: Duration,
+    },
     /// The subject is not one concrete subject.
     #[error(
         "subject `{0}` is not valid: one concrete subject, no spaces and no `*` or `>` wildcards"
@@ -187,6 +199,9 @@ impl<T> NatsSink<T> {
     /// [`NatsSinkError::Connect`] if the server cannot be reached within
     /// 5 s, [`NatsSinkError::Runtime`] if the runtime cannot start.
     ///
+    /// Connecting, the handshake included, is bounded by a few seconds
+    /// ([`NatsSinkError::TimedOut`]).
+    ///
     /// # Examples
     ///
     /// ```
@@ -212,12 +227,15 @@ impl<T> NatsSink<T> {
             .enable_all()
             .build()
             .map_err(NatsSinkError::Runtime)?;
+        let connecting = async_nats::ConnectOptions::new()
+            .connection_timeout(SETUP_TIMEOUT)
+            .connect(url);
         let client = runtime
-            .block_on(
-                async_nats::ConnectOptions::new()
-                    .connection_timeout(CONNECT_TIMEOUT)
-                    .connect(url),
-            )
+            .block_on(async { tokio::time::timeout(SETUP_TIMEOUT, connecting).await })
+            .map_err(|_| NatsSinkError::TimedOut {
+                step: "connecting",
+                after: SETUP_TIMEOUT,
+            })?
             .map_err(|source| NatsSinkError::Connect {
                 url: url.to_owned(),
                 source,
@@ -297,8 +315,13 @@ impl<T> NatsSink<T> {
             duplicate_window,
             ..stream::Config::default()
         };
+        let creating = self.jetstream.get_or_create_stream(config);
         self.runtime
-            .block_on(self.jetstream.get_or_create_stream(config))
+            .block_on(async { tokio::time::timeout(SETUP_TIMEOUT, creating).await })
+            .map_err(|_| NatsSinkError::TimedOut {
+                step: "creating the stream",
+                after: SETUP_TIMEOUT,
+            })?
             .map(drop)
             .map_err(|source| NatsSinkError::Stream {
                 stream: name.to_owned(),
@@ -387,5 +410,29 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains(&url), "{err}");
+    }
+
+    /// A listener that accepts and never says a word: the set-up gives up
+    /// within its bound instead of hanging.
+    #[test]
+    fn a_server_that_never_answers_is_given_up_on() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let url = format!("nats://{}", silent.local_addr().expect("its address"));
+        let started = std::time::Instant::now();
+        let outcome = NatsSink::connect(&url, "events", |e: &Vec<u8>| Bytes::copy_from_slice(e));
+        assert!(
+            matches!(
+                outcome,
+                Err(NatsSinkError::TimedOut { .. } | NatsSinkError::Connect { .. })
+            ),
+            "{:?}",
+            outcome.err()
+        );
+        assert!(
+            started.elapsed() < SETUP_TIMEOUT * 3,
+            "{:?}",
+            started.elapsed()
+        );
+        drop(silent);
     }
 }
