@@ -14,6 +14,8 @@
 //! lets go, which then tells the producers waiting for room (see
 //! `core::guard`).
 
+use std::sync::Arc;
+
 use crate::signal::Signal;
 use crate::sync::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 
@@ -48,44 +50,64 @@ pub(crate) enum Short {
 }
 
 pub(crate) struct Budget {
+    counts: Arc<Counts>,
+    /// News for producers waiting for room: bytes released (each told
+    /// when its bytes fit), the limits changed, admission closed (all told).
+    pub(crate) room: Signal,
+}
+
+struct Counts {
     /// Bytes charged, with [`CLOSED`] as the top bit.
     word: AtomicUsize,
     max: AtomicUsize,
     peak: AtomicUsize,
-    /// News for producers waiting for room: bytes released, the limit
-    /// raised, admission closed.
-    pub(crate) room: Signal,
+}
+
+impl Counts {
+    /// Bytes that would fit now (none once closed).
+    fn free(&self) -> usize {
+        let word = self.word.load(SeqCst);
+        if word & CLOSED != 0 {
+            0
+        } else {
+            self.max.load(SeqCst).saturating_sub(word)
+        }
+    }
 }
 
 impl Budget {
     pub(crate) fn new(max: usize) -> Self {
-        Budget {
+        let counts = Arc::new(Counts {
             word: AtomicUsize::new(0),
             max: AtomicUsize::new(max),
             peak: AtomicUsize::new(0),
-            room: Signal::default(),
+        });
+        let free = Arc::clone(&counts);
+        Budget {
+            counts,
+            room: Signal::with_room(Arc::new(move || free.free())),
         }
     }
 
     /// Bytes charged now.
     #[inline]
     pub(crate) fn used(&self) -> usize {
-        self.word.load(SeqCst) & !CLOSED
+        self.counts.word.load(SeqCst) & !CLOSED
     }
 
     #[inline]
     pub(crate) fn is_closed(&self) -> bool {
-        self.word.load(SeqCst) & CLOSED != 0
+        self.counts.word.load(SeqCst) & CLOSED != 0
     }
 
     #[inline]
     pub(crate) fn max(&self) -> usize {
-        self.max.load(SeqCst)
+        self.counts.max.load(SeqCst)
     }
 
     /// The highest `used()` ever reached.
     pub(crate) fn peak(&self) -> usize {
-        self.peak.load(SeqCst)
+        self.counts.peak.load(SeqCst)
     }
 
     /// Whether `weight` more bytes would be reserved now (a look, not a
@@ -100,8 +122,8 @@ impl Budget {
     /// whether a lack of room is a refusal (not under DropOldest).
     #[inline]
     pub(crate) fn look(&self, weight: usize, full_counts: bool) -> Result<Seen, Shortfall> {
-        let word = self.word.load(SeqCst);
-        let max = self.max.load(SeqCst);
+        let word = self.counts.word.load(SeqCst);
+        let max = self.counts.max.load(SeqCst);
         if word & CLOSED != 0 {
             Err(Shortfall::Closed)
         } else if weight > max {
@@ -121,7 +143,7 @@ impl Budget {
     /// ([`note_peak`](Self::note_peak)).
     #[inline]
     pub(crate) fn try_reserve(&self, weight: usize) -> Result<usize, Short> {
-        self.try_reserve_from(self.word.load(SeqCst), self.max(), weight)
+        self.try_reserve_from(self.counts.word.load(SeqCst), self.max(), weight)
     }
 
     /// [`try_reserve`](Self::try_reserve) starting from a word and a limit
@@ -143,7 +165,11 @@ impl Budget {
             if weight > 0 && after > max {
                 return Err(Short::Full);
             }
-            match self.word.compare_exchange_weak(word, after, SeqCst, SeqCst) {
+            match self
+                .counts
+                .word
+                .compare_exchange_weak(word, after, SeqCst, SeqCst)
+            {
                 Ok(_) => return Ok(after),
                 Err(now) => word = now,
             }
@@ -153,8 +179,8 @@ impl Budget {
     /// Records that `used` bytes were charged at some point.
     #[inline]
     pub(crate) fn note_peak(&self, used: usize) {
-        if used > self.peak.load(Relaxed) {
-            self.peak.fetch_max(used, Relaxed);
+        if used > self.counts.peak.load(Relaxed) {
+            self.counts.peak.fetch_max(used, Relaxed);
         }
     }
 
@@ -163,7 +189,7 @@ impl Budget {
     /// [`room`](Self::room) once it let go.
     #[inline]
     pub(crate) fn release_quietly(&self, bytes: usize) {
-        let before = self.word.fetch_sub(bytes, SeqCst);
+        let before = self.counts.word.fetch_sub(bytes, SeqCst);
         debug_assert!(before & !CLOSED >= bytes, "released more than charged");
     }
 
@@ -176,16 +202,16 @@ impl Budget {
         }
     }
 
-    /// Closes admission for good; waiters for room learn it.
+    /// Closes admission for good; every waiter for room learns it.
     pub(crate) fn close(&self) {
-        self.word.fetch_or(CLOSED, SeqCst);
-        self.room.notify();
+        self.counts.word.fetch_or(CLOSED, SeqCst);
+        self.room.notify_all();
     }
 
-    /// A new limit. Raising it may let waiters in: the caller notifies
-    /// [`room`](Self::room) once the rest of its change is made.
+    /// A new limit. Waiters must look again: the caller tells all of them
+    /// on [`room`](Self::room) once the rest of its change is made.
     pub(crate) fn set_max(&self, max: usize) {
-        self.max.store(max, SeqCst);
+        self.counts.max.store(max, SeqCst);
     }
 }
 

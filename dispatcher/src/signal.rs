@@ -3,32 +3,36 @@
 //! A [`Signal`] stands for one kind of news ("room was freed", "a batch is
 //! ready", "a batch settled"). Whoever changes the state the news is about
 //! calls [`Signal::notify`] after the change is made (under the partition
-//! lock, or by a `SeqCst` atomic). A waiter never sleeps on a condition
-//! variable of its own: it calls [`Signal::wait`] with a check that looks
-//! at the state and answers [`Check::Ready`] or [`Check::Wait`] (with the
-//! instant its own deadline or a batch's interval ends).
+//! lock, or by a `SeqCst` atomic). A waiter calls [`Signal::wait`] with a
+//! check that looks at the state and answers [`Check::Ready`] or
+//! [`Check::Wait`] (with the instant its own deadline or a batch's interval
+//! ends); async code polls the same check through `nonblocking::waiting`.
 //!
-//! Why no wake-up is lost. The waiter checks, then *listens* (counts itself
-//! in and reads the signal's epoch, both `SeqCst`), then checks again, and
-//! only then sleeps, and only while the epoch is unchanged, reading it
-//! under the signal's lock. The notifier publishes its change, then reads
-//! the listener count (`SeqCst`); if anyone listens it bumps the epoch and
-//! wakes every sleeper under that lock. If the waiter's second check missed
-//! the change, its listening came first in the `SeqCst` order, so the
-//! notifier sees it and bumps the epoch: the waiter either sees the new
-//! epoch and does not sleep, or is asleep when the notification comes. With
+//! Why no wake-up is lost. The waiter checks, then *listens* (puts an entry
+//! in the signal's list and counts itself in, under the signal's lock), then
+//! checks again, and only then sleeps until its entry is marked notified.
+//! The notifier publishes its change, then reads the listener count
+//! (`SeqCst`); if anyone listens it takes the lock and marks entries. If
+//! the waiter's second check missed the change, its entry was in the list
+//! before the notifier looked, so the notifier marks it: the waiter either
+//! sees the mark before it sleeps, or is unparked (or its task woken). With
 //! nobody listening, `notify` is one atomic load.
 //!
-//! Every sleeper is woken (no `notify_one` to pass on) and looks again, so
-//! a waiter that cannot use the news never strands one that can. Async
-//! tasks wait the same way: a [`Listener`] polled from a future registers
-//! its waker under the same lock.
+//! Who is told. A plain signal marks every entry. A *room* signal (the
+//! budget's) knows how many bytes fit now, and marks entries in the order
+//! they came, each that fits in what is left, skipping those that do not:
+//! a delivery wakes the producers it makes room for, not every blocked
+//! producer. A marked waiter that goes away, whether it used the room or
+//! not (admitted, timed out, cancelled, or found the room taken), passes
+//! the news on: the signal looks again at what fits now. So a waiter that
+//! fits is never left asleep behind one that was told first.
 
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use crate::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, Ordering::SeqCst};
+use crate::sync::thread::{self, Thread};
+use crate::sync::{AtomicUsize, Mutex, Ordering::SeqCst};
 
 /// What a waiter's check found.
 pub(crate) enum Check<R> {
@@ -38,6 +42,9 @@ pub(crate) enum Check<R> {
     /// or an interval ending), then check again.
     Wait(Option<Instant>),
 }
+
+/// How many bytes fit now, for a room signal.
+pub(crate) type Room = Arc<dyn Fn() -> usize + Send + Sync>;
 
 /// One kind of news that waiters can wait for; cheap to clone.
 #[derive(Clone, Default)]
@@ -49,60 +56,103 @@ pub(crate) struct Signal {
 struct Inner {
     /// Live listeners (blocking and async).
     listeners: AtomicUsize,
-    /// Bumped by every notification that found a listener.
-    epoch: AtomicU64,
-    /// Wakers of async listeners; also the lock sleepers wait under.
-    tasks: Mutex<Tasks>,
-    wake: Condvar,
+    /// A room signal: what fits now. `None`: every listener is told.
+    room: Option<Room>,
+    entries: Mutex<Entries>,
 }
 
 #[derive(Default)]
-struct Tasks {
-    #[cfg_attr(not(feature = "async"), allow(dead_code))]
-    next_slot: u64,
-    wakers: Vec<(u64, Waker)>,
+struct Entries {
+    next_id: u64,
+    /// In the order listeners came.
+    list: Vec<Entry>,
+}
+
+struct Entry {
+    id: u64,
+    /// Bytes this listener waits for (room signals).
+    need: usize,
+    notified: bool,
+    /// Who to wake: a parked thread or a task; `None` until it sleeps.
+    wake: Option<Wake>,
+}
+
+enum Wake {
+    Thread(Thread),
+    Task(Waker),
+}
+
+impl Wake {
+    fn wake(self) {
+        match self {
+            Wake::Thread(thread) => thread.unpark(),
+            Wake::Task(waker) => waker.wake(),
+        }
+    }
 }
 
 impl Signal {
-    /// Tells every listener that the state changed. Call after the change
-    /// is visible to a waiter's check.
-    #[inline]
-    pub(crate) fn notify(&self) {
-        if self.inner.listeners.load(SeqCst) > 0 {
-            self.notify_listeners();
+    /// A room signal: `room` says how many bytes fit now.
+    pub(crate) fn with_room(room: Room) -> Self {
+        Signal {
+            inner: Arc::new(Inner {
+                room: Some(room),
+                ..Inner::default()
+            }),
         }
     }
 
-    #[cold]
-    #[inline(never)]
-    fn notify_listeners(&self) {
-        let woken = {
-            let mut tasks = self.inner.tasks.lock();
-            self.inner.epoch.fetch_add(1, SeqCst);
-            self.inner.wake.notify_all();
-            std::mem::take(&mut tasks.wakers)
-        };
-        woken.into_iter().for_each(|(_, waker)| waker.wake());
+    /// Tells the listeners the news concerns (every one, or for a room
+    /// signal those that fit). Call after the change is visible to a
+    /// waiter's check.
+    #[inline]
+    pub(crate) fn notify(&self) {
+        if self.inner.listeners.load(SeqCst) > 0 {
+            self.inner.tell(false);
+        }
     }
 
-    /// Counts a listener in; news from now on ends its wait.
-    pub(crate) fn listen(&self) -> Listener {
+    /// Tells every listener, whatever it waits for (the limits changed, or
+    /// admission closed).
+    pub(crate) fn notify_all(&self) {
+        if self.inner.listeners.load(SeqCst) > 0 {
+            self.inner.tell(true);
+        }
+    }
+
+    /// Counts a listener in that waits for `need` bytes (0 for a plain
+    /// signal); news from now on that concerns it ends its wait.
+    pub(crate) fn listen(&self, need: usize) -> Listener {
+        let mut entries = self.inner.entries.lock();
+        let id = entries.next_id;
+        entries.next_id += 1;
+        entries.list.push(Entry {
+            id,
+            need,
+            notified: false,
+            wake: None,
+        });
         self.inner.listeners.fetch_add(1, SeqCst);
+        drop(entries);
         Listener {
             inner: Arc::clone(&self.inner),
-            epoch: self.inner.epoch.load(SeqCst),
-            slot: None,
+            id,
         }
     }
 
     /// Blocks until `check` is ready, checking again after every
     /// notification and whenever the instant it asked to wait until passes.
-    pub(crate) fn wait<R>(&self, mut check: impl FnMut() -> Check<R>) -> R {
+    pub(crate) fn wait<R>(&self, check: impl FnMut() -> Check<R>) -> R {
+        self.wait_for(0, check)
+    }
+
+    /// [`wait`](Self::wait) for a waiter that needs `need` bytes of room.
+    pub(crate) fn wait_for<R>(&self, need: usize, mut check: impl FnMut() -> Check<R>) -> R {
         loop {
             if let Check::Ready(done) = check() {
                 return done;
             }
-            let listener = self.listen();
+            let listener = self.listen(need);
             match check() {
                 Check::Ready(done) => return done,
                 Check::Wait(until) => listener.sleep(until),
@@ -111,142 +161,98 @@ impl Signal {
     }
 }
 
+impl Inner {
+    /// Marks the entries the news concerns and wakes them, after the lock
+    /// is released (a waker is user code).
+    #[cold]
+    #[inline(never)]
+    fn tell(&self, everyone: bool) {
+        let mut woken = Vec::new();
+        {
+            let mut entries = self.entries.lock();
+            let mut left = match (&self.room, everyone) {
+                (Some(room), false) => Some(room()),
+                _ => None,
+            };
+            for entry in entries.list.iter_mut().filter(|entry| !entry.notified) {
+                if let Some(left) = &mut left {
+                    if entry.need > *left {
+                        continue;
+                    }
+                    *left -= entry.need;
+                }
+                entry.notified = true;
+                woken.extend(entry.wake.take());
+            }
+        }
+        woken.into_iter().for_each(Wake::wake);
+    }
+}
+
 /// A counted-in waiter of one [`Signal`]; counted out when dropped.
 pub(crate) struct Listener {
     inner: Arc<Inner>,
-    epoch: u64,
-    /// This listener's waker slot, once polled.
-    slot: Option<u64>,
+    id: u64,
 }
 
 impl Listener {
-    fn heard(&self) -> bool {
-        self.inner.epoch.load(SeqCst) != self.epoch
+    /// Whether the news reached this listener; otherwise, remembers `wake`
+    /// (if given) to be woken by it.
+    fn heard(&self, wake: impl FnOnce() -> Wake) -> bool {
+        let mut entries = self.inner.entries.lock();
+        let entry = entries
+            .list
+            .iter_mut()
+            .find(|entry| entry.id == self.id)
+            .expect("a listener's entry stays until it is dropped");
+        if !entry.notified {
+            entry.wake = Some(wake());
+        }
+        entry.notified
     }
 
-    /// Sleeps until the signal is notified or `until` passes.
+    /// Sleeps until the news reaches this listener or `until` passes.
     fn sleep(self, until: Option<Instant>) {
-        let mut tasks = self.inner.tasks.lock();
-        while !self.heard() {
-            tasks = match until {
-                None => self.inner.wake.wait(tasks),
-                Some(until) if Instant::now() < until => self.inner.wake.wait_until(tasks, until),
-                Some(_) => break,
-            };
-        }
-    }
-
-    /// Ready once the signal was notified after [`Signal::listen`];
-    /// otherwise registers the task's waker for the next notification.
-    #[cfg_attr(not(feature = "async"), allow(dead_code))]
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.heard() {
-            return Poll::Ready(());
-        }
-        let mut tasks = self.inner.tasks.lock();
-        if self.heard() {
-            return Poll::Ready(());
-        }
-        let tasks = &mut *tasks;
-        match self
-            .slot
-            .and_then(|slot| tasks.wakers.iter_mut().find(|(at, _)| *at == slot))
-        {
-            Some((_, waker)) => waker.clone_from(cx.waker()),
-            None => {
-                let slot = tasks.next_slot;
-                tasks.next_slot += 1;
-                tasks.wakers.push((slot, cx.waker().clone()));
-                self.slot = Some(slot);
+        while !self.heard(|| Wake::Thread(thread::current())) {
+            match until {
+                None => thread::park(),
+                Some(until) => match until.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => thread::park_timeout(left),
+                    _ => return,
+                },
             }
         }
-        Poll::Pending
+    }
+
+    /// Ready once the news reached this listener; otherwise registers the
+    /// task's waker for it.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.heard(|| Wake::Task(cx.waker().clone())) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
 impl Drop for Listener {
+    /// Counts the listener out. One that was told and goes away, whatever
+    /// it did with the news, passes it on: on a room signal, whoever fits
+    /// now is told.
     fn drop(&mut self) {
-        if let Some(slot) = self.slot {
-            self.inner.tasks.lock().wakers.retain(|(at, _)| *at != slot);
+        let told = {
+            let mut entries = self.inner.entries.lock();
+            let at = entries.list.iter().position(|entry| entry.id == self.id);
+            let entry = at.map(|at| entries.list.remove(at));
+            self.inner.listeners.fetch_sub(1, SeqCst);
+            entry.is_some_and(|entry| entry.notified)
+        };
+        if told && self.inner.room.is_some() && self.inner.listeners.load(SeqCst) > 0 {
+            self.inner.tell(false);
         }
-        self.inner.listeners.fetch_sub(1, SeqCst);
     }
 }
 
 #[cfg(all(test, not(shuttle)))]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::task::Wake;
-    use std::time::Duration;
-
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    #[test]
-    fn notify_without_listeners_changes_nothing() {
-        let signal = Signal::default();
-        signal.notify();
-        assert_eq!(signal.inner.epoch.load(SeqCst), 0);
-    }
-
-    #[test]
-    fn a_blocked_waiter_wakes_on_news_it_can_use() {
-        let signal = Signal::default();
-        let flag = Arc::new(AtomicBool::new(false));
-        let waiter = {
-            let (signal, flag) = (signal.clone(), Arc::clone(&flag));
-            std::thread::spawn(move || {
-                signal.wait(|| match flag.load(SeqCst) {
-                    true => Check::Ready(()),
-                    false => Check::Wait(None),
-                })
-            })
-        };
-        while signal.inner.listeners.load(SeqCst) == 0 {
-            std::thread::yield_now();
-        }
-        flag.store(true, SeqCst);
-        signal.notify();
-        waiter.join().unwrap();
-        assert_eq!(signal.inner.listeners.load(SeqCst), 0);
-    }
-
-    #[test]
-    fn a_wait_ends_when_its_instant_passes() {
-        let signal = Signal::default();
-        let until = Instant::now() + Duration::from_millis(5);
-        let waited = signal.wait(|| match Instant::now() >= until {
-            true => Check::Ready("timed out"),
-            false => Check::Wait(Some(until)),
-        });
-        assert_eq!(waited, "timed out");
-    }
-
-    #[test]
-    fn a_polled_listener_is_woken_once_and_forgotten_when_dropped() {
-        let signal = Signal::default();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(Arc::clone(&count));
-        let mut cx = Context::from_waker(&waker);
-        let mut listener = signal.listen();
-        assert!(listener.poll(&mut cx).is_pending());
-        assert!(listener.poll(&mut cx).is_pending()); // same slot refreshed
-        assert_eq!(signal.inner.tasks.lock().wakers.len(), 1);
-        signal.notify();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert!(listener.poll(&mut cx).is_ready());
-
-        let mut second = signal.listen();
-        assert!(second.poll(&mut cx).is_pending());
-        drop(second);
-        drop(listener);
-        assert!(signal.inner.tasks.lock().wakers.is_empty());
-        assert_eq!(signal.inner.listeners.load(SeqCst), 0);
-    }
-}
+mod tests;

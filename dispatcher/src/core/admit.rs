@@ -133,9 +133,9 @@ impl<T: Weight> Core<T> {
     ) -> Result<(), EnqueueError<T>> {
         let weight = charge(&item);
         let mut slot = Some(item);
-        self.budget
-            .room
-            .wait(|| self.admit_or_wait(at, &mut slot, weight, deadline))
+        self.budget.room.wait_for(weight, || {
+            self.admit_or_wait(at, &mut slot, weight, deadline)
+        })
     }
 
     /// One look of a waiting admission (blocking or async): admitted,

@@ -307,9 +307,9 @@ impl<T: crate::Weight> Core<T> {
             caught = caught.or(st.unlock());
         }
         drop(one_at_a_time);
-        // A raised limit may let waiters in (their wakers are user code:
-        // woken after the limits are all in place and the lock released).
-        self.budget.room.notify();
+        // Waiters look again under the new limits (their wakers are user
+        // code: woken after the limits are all in place and the lock released).
+        self.budget.room.notify_all();
         admit::resume(caught);
     }
 }

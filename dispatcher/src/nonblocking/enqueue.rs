@@ -174,7 +174,7 @@ impl<T: Weight> Future for EnqueueFuture<T> {
         };
         let deadline = *this.deadline.get_or_insert_with(|| deadline_after(timeout));
         let (core, part, weight, item) = (&this.core, this.part, this.weight, &mut this.item);
-        this.waiting.poll(&core.budget.room, cx, || {
+        this.waiting.poll_for(&core.budget.room, weight, cx, || {
             core.admit_or_wait(part, item, weight, deadline)
         })
     }

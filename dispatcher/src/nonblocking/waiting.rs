@@ -29,6 +29,17 @@ impl Waiting {
         &mut self,
         signal: &Signal,
         cx: &mut Context<'_>,
+        check: impl FnMut() -> Check<R>,
+    ) -> Poll<R> {
+        self.poll_for(signal, 0, cx, check)
+    }
+
+    /// [`poll`](Self::poll) for a waiter that needs `need` bytes of room.
+    pub(crate) fn poll_for<R>(
+        &mut self,
+        signal: &Signal,
+        need: usize,
+        cx: &mut Context<'_>,
         mut check: impl FnMut() -> Check<R>,
     ) -> Poll<R> {
         loop {
@@ -41,7 +52,7 @@ impl Waiting {
             };
             let Some(listener) = &mut self.listener else {
                 // Listen, then look again before sleeping.
-                self.listener = Some(signal.listen());
+                self.listener = Some(signal.listen(need));
                 continue;
             };
             if listener.poll(cx).is_ready() {
