@@ -19,13 +19,14 @@
 //! nobody listening, `notify` is one atomic load.
 //!
 //! Who is told. A plain signal marks every entry. A *room* signal (the
-//! budget's) knows how many bytes fit now, and marks entries in the order
-//! they came, each that fits in what is left, skipping those that do not:
-//! a delivery wakes the producers it makes room for, not every blocked
-//! producer. A marked waiter that goes away, whether it used the room or
-//! not (admitted, timed out, cancelled, or found the room taken), passes
-//! the news on: the signal looks again at what fits now. So a waiter that
-//! fits is never left asleep behind one that was told first.
+//! budget's) knows how many bytes fit now, and tells the first entry, in
+//! the order they came, whose need fits, skipping those that do not. A
+//! told waiter, once it is done with the news (admitted, timed out,
+//! cancelled, or found the room taken), passes it on: the signal looks
+//! again at what fits now and tells the next. So a delivery wakes blocked
+//! producers in a chain, one after another while room is left, rather than
+//! all at once, and one that cannot use the news never strands one that
+//! can.
 
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -148,15 +149,21 @@ impl Signal {
 
     /// [`wait`](Self::wait) for a waiter that needs `need` bytes of room.
     pub(crate) fn wait_for<R>(&self, need: usize, mut check: impl FnMut() -> Check<R>) -> R {
+        // The listener slept on is kept until the check after it: the news
+        // it was told is passed on once that check used the room (or did
+        // not), so whoever is told next sees what is really left.
+        let mut slept: Option<Listener> = None;
         loop {
             if let Check::Ready(done) = check() {
                 return done;
             }
+            drop(slept.take());
             let listener = self.listen(need);
             match check() {
                 Check::Ready(done) => return done,
                 Check::Wait(until) => listener.sleep(until),
             }
+            slept = Some(listener);
         }
     }
 }
@@ -183,6 +190,9 @@ impl Inner {
                 }
                 entry.notified = true;
                 woken.extend(entry.wake.take());
+                if left.is_some() {
+                    break; // one at a time: it passes the news on when it leaves
+                }
             }
         }
         woken.into_iter().for_each(Wake::wake);
@@ -212,7 +222,7 @@ impl Listener {
     }
 
     /// Sleeps until the news reaches this listener or `until` passes.
-    fn sleep(self, until: Option<Instant>) {
+    fn sleep(&self, until: Option<Instant>) {
         while !self.heard(|| Wake::Thread(thread::current())) {
             match until {
                 None => thread::park(),
@@ -237,9 +247,11 @@ impl Listener {
 }
 
 impl Drop for Listener {
-    /// Counts the listener out. One that was told and goes away, whatever
-    /// it did with the news, passes it on: on a room signal, whoever fits
-    /// now is told.
+    /// Counts the listener out. On a room signal one that was told passes
+    /// the news on, whatever it did with it: whoever fits in what is left
+    /// now is told (one at a time, so a delivery wakes producers in a chain
+    /// rather than a herd, and one that could not use the news never
+    /// strands one that can).
     fn drop(&mut self) {
         let told = {
             let mut entries = self.inner.entries.lock();

@@ -16,6 +16,9 @@ use crate::signal::{Check, Listener, Signal};
 #[derive(Default)]
 pub(crate) struct Waiting {
     listener: Option<Listener>,
+    /// A listener that was told, kept until the check after it is done
+    /// (then it passes the news on: see `Signal::wait_for`).
+    told: Option<Listener>,
     /// A timer for the instant the last check asked to wait until.
     timer: Option<(Instant, Delay)>,
 }
@@ -50,13 +53,15 @@ impl Waiting {
                 }
                 Check::Wait(until) => until,
             };
+            // Told, and the check after it is done: the news goes on.
+            drop(self.told.take());
             let Some(listener) = &mut self.listener else {
                 // Listen, then look again before sleeping.
                 self.listener = Some(signal.listen(need));
                 continue;
             };
             if listener.poll(cx).is_ready() {
-                self.listener = None;
+                self.told = self.listener.take();
                 continue;
             }
             if self.timer_fired(until, cx) {
@@ -66,8 +71,10 @@ impl Waiting {
         }
     }
 
-    /// Stops waiting: forgets the waker and the timer.
+    /// Stops waiting: forgets the waker and the timer (news it was told
+    /// goes on to others).
     pub(crate) fn stop(&mut self) {
+        self.told = None;
         self.listener = None;
         self.timer = None;
     }
