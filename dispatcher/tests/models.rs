@@ -117,6 +117,44 @@ fn a_blocked_waiter_that_fits_is_always_woken() {
     });
 }
 
+/// One delivery makes room for two waiters while a third producer tries to
+/// take part of it. Whoever is told first (arrival order) passes the news
+/// on when done, used or not: the one that fits what is left is let in by
+/// that delivery alone (W2 here: the receiver waits for it before taking
+/// anything else). A chain that stopped after the first told waiter would
+/// strand it: a deadlock.
+#[test]
+fn a_told_waiter_passes_the_news_on_used_or_not() {
+    explore(|| {
+        let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+            .max_buffered_bytes(100)
+            .max_batch_items(1)
+            .interval(Duration::MAX)
+            .policy(block())
+            .build()
+            .unwrap();
+        let producer = dispatcher.producer();
+        producer.try_enqueue(vec![0; 100]).unwrap();
+        let wait = |weight: usize| {
+            let producer = producer.clone();
+            thread::spawn(move || producer.enqueue(vec![1; weight]))
+        };
+        let (w1, w2) = (wait(60), wait(40));
+        let stealer = {
+            let producer = producer.clone();
+            thread::spawn(move || producer.try_enqueue(vec![2; 50]))
+        };
+        assert_eq!(batches.recv().unwrap().bytes(), 100);
+        // W2 fits whatever W1 and the stealer did: 60 + 40, or 50 + 40.
+        assert!(w2.join().unwrap().is_ok(), "W2 fits and must be let in");
+        let stolen = stealer.join().unwrap().is_ok();
+        assert!(dispatcher.stats().buffered_bytes <= 100);
+        drop(dispatcher.stop());
+        let first = w1.join().unwrap();
+        assert!(first.is_ok() != stolen || matches!(first, Err(EnqueueError::Closed(_))));
+    });
+}
+
 /// Defects 1 and 2's shape: two producers on two partitions evict for each
 /// other under DropOldest while a receiver takes batches. The shared budget
 /// is never exceeded, nothing is refused (in pull mode every held byte can
