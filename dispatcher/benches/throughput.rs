@@ -1,7 +1,10 @@
 //! Enqueue-to-batch throughput: P producer threads hand N events of a given
 //! size to one consumer (a receiver thread, or the dispatcher's own flush
-//! worker writing to a sink), over one or several partitions. Every group measures a bare bounded channel hand-off
-//! of the same events beside the dispatcher, so the ratio holds on any machine.
+//! worker writing to a sink), over one or several partitions. Every group
+//! measures a bare bounded channel hand-off of the same events beside the
+//! dispatcher, so the ratio holds on any machine; `enqueue_to_batch` also
+//! measures the peers a user would pick instead: a bounded crossbeam channel
+//! drained in batches, and tokio's mpsc with `chunks_timeout`.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -161,6 +164,71 @@ fn channel_run(producers: usize, total: usize, size: usize) -> Duration {
     )
 }
 
+/// The peer to beat: a bounded crossbeam channel of the same capacity, its
+/// consumer draining it in batches of up to `BATCH_BYTES` (no byte bound,
+/// no policies, no ordering per producer).
+fn crossbeam_run(producers: usize, total: usize, size: usize) -> Duration {
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(BUFFERED_BYTES / size);
+    timed_run(
+        producers,
+        total,
+        size,
+        || {
+            let tx = tx.clone();
+            move |event| tx.send(event).expect("bench send")
+        },
+        || {
+            let mut batch = Vec::with_capacity(BATCH_BYTES / size + 1);
+            let mut seen = 0;
+            while seen < total {
+                let first = rx.recv().expect("bench recv");
+                let mut bytes = first.len();
+                batch.push(first);
+                while bytes < BATCH_BYTES {
+                    let Ok(event) = rx.try_recv() else { break };
+                    bytes += event.len();
+                    batch.push(event);
+                }
+                seen += batch.len();
+                black_box(&batch);
+                batch.clear();
+            }
+        },
+    )
+}
+
+/// tokio's bounded mpsc with `blocking_send` from the producer threads and a
+/// consumer taking `chunks_timeout` of a batch's worth of events.
+fn tokio_run(producers: usize, total: usize, size: usize) -> Duration {
+    use tokio_stream::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(BUFFERED_BYTES / size);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("bench runtime");
+    timed_run(
+        producers,
+        total,
+        size,
+        || {
+            let tx = tx.clone();
+            move |event| tx.blocking_send(event).expect("bench send")
+        },
+        || {
+            runtime.block_on(async {
+                let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+                let chunks = stream.chunks_timeout(BATCH_BYTES / size, Duration::from_millis(1));
+                tokio::pin!(chunks);
+                let mut seen = 0;
+                while seen < total {
+                    let chunk = chunks.next().await.expect("bench chunk");
+                    seen += black_box(chunk).len();
+                }
+            })
+        },
+    )
+}
+
 fn enqueue_to_batch(c: &mut Criterion) {
     for size in [64usize, 1024, 10 * 1024] {
         let mut group = c.benchmark_group(format!("enqueue_to_batch/{size}B"));
@@ -177,13 +245,16 @@ fn enqueue_to_batch(c: &mut Criterion) {
                     b.iter_custom(|iters| (0..iters).map(|_| channel_run(p, total, size)).sum())
                 },
             );
-            group.bench_with_input(
-                BenchmarkId::new("dispatcher", producers),
-                &producers,
-                |b, &p| {
-                    b.iter_custom(|iters| (0..iters).map(|_| dispatcher_run(p, total, size)).sum())
-                },
-            );
+            let runs: [(&str, Run); 3] = [
+                ("dispatcher", dispatcher_run),
+                ("crossbeam", crossbeam_run),
+                ("tokio", tokio_run),
+            ];
+            for (name, run) in runs {
+                group.bench_with_input(BenchmarkId::new(name, producers), &producers, |b, &p| {
+                    b.iter_custom(|iters| (0..iters).map(|_| run(p, total, size)).sum())
+                });
+            }
         }
         group.finish();
     }
