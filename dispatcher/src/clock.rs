@@ -7,6 +7,27 @@ use std::time::{Duration, Instant};
 /// any instant a program sees.
 const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// When a wait must end: an instant, or a timeout that starts when the
+/// wait does (read from the clock only then: an admission that finds room
+/// at once never asks the clock).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Deadline {
+    At(Instant),
+    In(Duration),
+}
+
+impl Deadline {
+    /// The instant, fixing it now if it was a timeout.
+    pub(crate) fn instant(&mut self) -> Instant {
+        let at = match *self {
+            Deadline::At(at) => at,
+            Deadline::In(timeout) => deadline_after(timeout),
+        };
+        *self = Deadline::At(at);
+        at
+    }
+}
+
 /// `now + timeout`, or a far-future instant if that does not fit.
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::clock::deadline_after;
+use crate::clock::Deadline;
 use crate::config::Policy;
 use crate::core::Core;
 use crate::error::{EnqueueError, EnqueueTimeoutError, TryEnqueueError};
@@ -141,7 +141,7 @@ impl<T: Weight> Producer<T> {
             Policy::Reject | Policy::DropOldest => self.try_enqueue(item).map_err(Into::into),
             Policy::Block { timeout } => {
                 self.core
-                    .enqueue_until(self.part, item, deadline_after(timeout))
+                    .enqueue_until(self.part, item, Deadline::In(timeout))
             }
         }
     }
@@ -179,7 +179,7 @@ impl<T: Weight> Producer<T> {
         item: T,
         timeout: Duration,
     ) -> Result<(), EnqueueTimeoutError<T>> {
-        self.enqueue_deadline(item, deadline_after(timeout))
+        self.enqueue_with(item, Deadline::In(timeout))
     }
 
     /// Like [`enqueue_timeout`](Producer::enqueue_timeout), with an absolute deadline.
@@ -208,6 +208,10 @@ impl<T: Weight> Producer<T> {
         item: T,
         deadline: Instant,
     ) -> Result<(), EnqueueTimeoutError<T>> {
+        self.enqueue_with(item, Deadline::At(deadline))
+    }
+
+    fn enqueue_with(&self, item: T, deadline: Deadline) -> Result<(), EnqueueTimeoutError<T>> {
         self.core
             .enqueue_until(self.part, item, deadline)
             .map_err(|err| match err {

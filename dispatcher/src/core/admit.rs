@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use super::{Core, Guard};
 use crate::budget::{Seen, Short, Shortfall};
+use crate::clock::Deadline;
 use crate::config::Policy;
 use crate::error::{EnqueueError, TryEnqueueError};
 use crate::signal::Check;
@@ -129,12 +130,12 @@ impl<T: Weight> Core<T> {
         &self,
         at: usize,
         item: T,
-        deadline: Instant,
+        mut deadline: Deadline,
     ) -> Result<(), EnqueueError<T>> {
         let weight = charge(&item);
         let mut slot = Some(item);
         self.budget.room.wait_for(weight, || {
-            self.admit_or_wait(at, &mut slot, weight, deadline)
+            self.admit_or_wait(at, &mut slot, weight, &mut deadline)
         })
     }
 
@@ -146,16 +147,17 @@ impl<T: Weight> Core<T> {
         at: usize,
         slot: &mut Option<T>,
         weight: usize,
-        deadline: Instant,
+        deadline: &mut Deadline,
     ) -> Check<Result<(), EnqueueError<T>>> {
         let item = slot.take().expect("the item is back after every look");
         match self.admit(at, One(item, weight), weight) {
             Ok(()) => Check::Ready(Ok(())),
-            Err((Refusal::Full, One(item, _))) if Instant::now() < deadline => {
-                *slot = Some(item);
-                Check::Wait(Some(deadline))
-            }
             Err((Refusal::Full, One(item, _))) => {
+                let until = deadline.instant();
+                if Instant::now() < until {
+                    *slot = Some(item);
+                    return Check::Wait(Some(until));
+                }
                 self.parts[at].refusals.timeout.fetch_add(1, Relaxed);
                 Check::Ready(Err(EnqueueError::Timeout(item)))
             }

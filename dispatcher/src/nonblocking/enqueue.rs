@@ -5,10 +5,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use super::waiting::Waiting;
-use crate::clock::deadline_after;
+use crate::clock::Deadline;
 use crate::config::Policy;
 use crate::core::Core;
 use crate::error::{EnqueueError, TryEnqueueError};
@@ -107,8 +106,8 @@ pub struct EnqueueFuture<T: Weight> {
     /// The item until it is admitted or handed back.
     item: Option<T>,
     weight: usize,
-    /// Set on the first poll.
-    deadline: Option<Instant>,
+    /// Set on the first poll; the clock is read when room is first missing.
+    deadline: Option<Deadline>,
     waiting: Waiting,
 }
 
@@ -172,7 +171,7 @@ impl<T: Weight> Future for EnqueueFuture<T> {
             let item = this.item.take().expect("checked above");
             return Poll::Ready(this.core.try_enqueue(this.part, item).map_err(Into::into));
         };
-        let deadline = *this.deadline.get_or_insert_with(|| deadline_after(timeout));
+        let deadline = this.deadline.get_or_insert(Deadline::In(timeout));
         let (core, part, weight, item) = (&this.core, this.part, this.weight, &mut this.item);
         this.waiting.poll_for(&core.budget.room, weight, cx, || {
             core.admit_or_wait(part, item, weight, deadline)
