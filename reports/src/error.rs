@@ -59,6 +59,9 @@ pub enum CompareError {
         path: PathBuf,
         /// Why it is refused.
         why: String,
+        /// Whether asking to overwrite (`CompareOptions::overwrite`) would
+        /// let it through: only for a file that is not a comparison page.
+        overridable: bool,
     },
     /// The threshold is negative or not a number.
     #[error("threshold_pct = {0} is not a percentage >= 0")]

@@ -11,12 +11,14 @@ const RECORD_FILES: &[&str] = &["results.json", "samples.jsonl", "latency.hlog"]
 /// Refuses to write a comparison over anything but a previous comparison page (or, with
 /// `overwrite`, over anything but a run's record files and special files).
 pub(crate) fn check_output(out: &Path, overwrite: bool) -> Result<(), CompareError> {
-    let refuse = |why: &str| {
+    let refuse_as = |why: &str, overridable: bool| {
         Err(CompareError::Output {
             path: out.to_path_buf(),
             why: why.to_owned(),
+            overridable,
         })
     };
+    let refuse = |why: &str| refuse_as(why, false);
     let meta = match std::fs::metadata(out) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -32,7 +34,7 @@ pub(crate) fn check_output(out: &Path, overwrite: bool) -> Result<(), CompareErr
     if overwrite || is_compare_page(out) {
         return Ok(());
     }
-    refuse("it is not a comparison page")
+    refuse_as("it is not a comparison page", true)
 }
 
 /// Whether `path` starts like a page `compare` wrote.

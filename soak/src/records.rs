@@ -102,7 +102,11 @@ pub fn compare(args: &CompareArgs) -> ExitCode {
             crate::errln!("soak compare: {err}; use --force to compare anyway");
             return ExitCode::from(EXIT_USAGE);
         }
-        Err(err @ CompareError::Output { .. }) => {
+        Err(
+            err @ CompareError::Output {
+                overridable: true, ..
+            },
+        ) if !args.force => {
             crate::errln!("soak compare: {err} (use --force to overwrite it)");
             return ExitCode::from(EXIT_USAGE);
         }
