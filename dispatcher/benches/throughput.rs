@@ -288,32 +288,33 @@ fn sink_vs_pull(c: &mut Criterion) {
 }
 
 /// One partition against several, with 32 producers cloned from one handle,
-/// beside the channel.
+/// beside the channel and the crossbeam batcher.
 fn partitions(c: &mut Criterion) {
-    let (size, producers) = (64, 32);
-    let total = events_per_run(size);
-    let mut group = c.benchmark_group(format!("partitions/{size}B/{producers}p"));
-    group.sample_size(10);
-    group.warm_up_time(Duration::from_millis(500));
-    group.measurement_time(Duration::from_secs(3));
-    group.throughput(Throughput::Elements(total as u64));
-    group.bench_function("channel", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| channel_run(producers, total, size))
-                .sum()
-        })
-    });
-    for n in [1usize, 2, 4, 8] {
-        group.bench_with_input(BenchmarkId::new("dispatcher", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
-                (0..iters)
-                    .map(|_| partitioned_run(n, producers, total, size))
-                    .sum()
-            })
-        });
+    let producers = 32;
+    for size in [64usize, 1024] {
+        let total = events_per_run(size);
+        let mut group = c.benchmark_group(format!("partitions/{size}B/{producers}p"));
+        group.sample_size(10);
+        group.warm_up_time(Duration::from_millis(500));
+        group.measurement_time(Duration::from_secs(3));
+        group.throughput(Throughput::Elements(total as u64));
+        let peers: [(&str, Run); 2] = [("channel", channel_run), ("crossbeam", crossbeam_run)];
+        for (name, run) in peers {
+            group.bench_function(name, |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| run(producers, total, size)).sum())
+            });
+        }
+        for n in [1usize, 2, 4, 8] {
+            group.bench_with_input(BenchmarkId::new("dispatcher", n), &n, |b, &n| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| partitioned_run(n, producers, total, size))
+                        .sum()
+                })
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, enqueue_to_batch, sink_vs_pull, partitions);
