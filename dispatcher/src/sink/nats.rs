@@ -83,10 +83,12 @@ type MsgId<T> = Box<dyn Fn(&T) -> String + Send + Sync>;
 pub enum NatsSinkError {
     /// A set-up step got no answer in time: a server that accepts the
     /// connection but does not speak NATS, or one that hangs.
-    #[error("{step} got no answer within {after:?}")]
+    #[error("{step} `{target}` got no answer within {after:?}")]
     TimedOut {
         /// What was being done.
         step: &'static str,
+        /// The server's URL, or the stream's name.
+        target: String,
         /// How long it was given.
         after: Duration,
     },
@@ -233,7 +235,8 @@ impl<T> NatsSink<T> {
         let client = runtime
             .block_on(async { tokio::time::timeout(SETUP_TIMEOUT, connecting).await })
             .map_err(|_| NatsSinkError::TimedOut {
-                step: "connecting",
+                step: "connecting to",
+                target: url.to_owned(),
                 after: SETUP_TIMEOUT,
             })?
             .map_err(|source| NatsSinkError::Connect {
@@ -320,6 +323,7 @@ impl<T> NatsSink<T> {
             .block_on(async { tokio::time::timeout(SETUP_TIMEOUT, creating).await })
             .map_err(|_| NatsSinkError::TimedOut {
                 step: "creating the stream",
+                target: name.to_owned(),
                 after: SETUP_TIMEOUT,
             })?
             .map(drop)
