@@ -169,8 +169,16 @@ impl Default for RunResults {
 /// [`RunlogError::Io`] when the temporary file cannot be written or renamed;
 /// [`RunlogError::Json`] when a value cannot be serialized (a non-finite `f64`).
 pub fn write_results(path: &Path, results: &RunResults) -> Result<(), RunlogError> {
+    write_json_atomically(path, results)
+}
+
+/// Writes `value` as pretty JSON to `path` through a temporary file and a rename.
+pub(crate) fn write_json_atomically<T: Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<(), RunlogError> {
     let mut text =
-        serde_json::to_vec_pretty(results).map_err(|e| RunlogError::json(path, None, e))?;
+        serde_json::to_vec_pretty(value).map_err(|e| RunlogError::json(path, None, e))?;
     text.push(b'\n');
     let file_name = path.file_name().map_or_else(
         || "results.json".into(),
