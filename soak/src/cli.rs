@@ -291,6 +291,12 @@ pub struct ScenarioArgs {
     /// Do not record enqueue-to-delivery latency (to measure the recording's cost).
     #[arg(long)]
     pub no_latency: bool,
+    /// A pass/fail threshold judged at the end, METRIC OP VALUE (repeatable), e.g.
+    /// 'p99<50ms', 'refused<1%', 'delivered_per_sec>500k', 'peak_heap<96MiB'. Metrics:
+    /// p50 p90 p99 p999 max refused dropped delivered_per_sec accepted_per_sec peak_heap
+    /// peak_rss peak_buffered drain; operators < <= > >=. A failed threshold exits 1.
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = threshold)]
+    pub thresholds: Vec<runlog::Threshold>,
 }
 
 /// A limit that can be switched off with `none`.
@@ -303,6 +309,10 @@ fn percent(s: &str) -> Result<f64, String> {
         Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
         _ => Err(format!("`{s}` is not a percentage (e.g. 5%)")),
     }
+}
+
+fn threshold(s: &str) -> Result<runlog::Threshold, String> {
+    s.parse().map_err(|e: runlog::ThresholdError| e.to_string())
 }
 
 fn socket_addr(s: &str) -> Result<SocketAddr, String> {

@@ -58,7 +58,7 @@ pub(crate) fn compose(c: Composition<'_>) -> RunResults {
     };
     let facts = facts(&c, &throughput);
     let batches = consumer.batches;
-    RunResults {
+    let results = RunResults {
         config: c.config.clone(),
         totals,
         throughput,
@@ -84,7 +84,16 @@ pub(crate) fn compose(c: Composition<'_>) -> RunResults {
         duration_s: c.run_elapsed,
         interrupted: c.interrupted,
         ..c.base
-    }
+    };
+    with_thresholds(results)
+}
+
+/// The record with its thresholds judged (a failed one fails the run) and what the
+/// verdict did not judge.
+pub(crate) fn with_thresholds(mut results: RunResults) -> RunResults {
+    let (judged, not_judged) = crate::thresholds::judge(&results);
+    results.assessment = results.assessment.with_thresholds(judged, not_judged);
+    results
 }
 
 fn facts(c: &Composition<'_>, throughput: &Throughput) -> Facts {

@@ -50,4 +50,5 @@ pub mod scenario;
 pub mod signals;
 pub mod sink;
 pub mod subject;
+pub mod thresholds;
 pub mod tune;

@@ -138,7 +138,39 @@ pub fn summary(r: &RunResults, dir: &RunDir) -> String {
         section_lines("pressure", &a.pressure),
         section_lines("memory", &a.memory),
         section_lines("drain", &a.drain),
+        verdict_lines(a),
         format!("  run dir      {}", dir.path().display()),
     ]
     .join("\n")
+}
+
+/// The thresholds (each PASS or FAIL with the figure), what was checked, and what was not
+/// judged.
+fn verdict_lines(a: &runlog::Assessment) -> String {
+    let mut out = String::new();
+    if !a.thresholds.is_empty() {
+        let failed = a.failed_thresholds().count();
+        let status = if failed == 0 { "PASS" } else { "FAIL" };
+        out.push_str(&format!("  thresholds   {status}"));
+        for t in &a.thresholds {
+            let mark = if t.passed { "pass" } else { "FAIL" };
+            out.push_str(&format!(
+                "\n               - {mark} {}: {}",
+                t.threshold, t.note
+            ));
+        }
+        out.push('\n');
+    }
+    let thresholds = match a.thresholds.len() {
+        0 => String::new(),
+        1 => ", 1 threshold".to_owned(),
+        n => format!(", {n} thresholds"),
+    };
+    out.push_str(&format!(
+        "  checked      correctness, pressure, memory, drain{thresholds}"
+    ));
+    for note in &a.not_judged {
+        out.push_str(&format!("\n               - {note}"));
+    }
+    out
 }

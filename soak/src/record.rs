@@ -129,7 +129,7 @@ impl Snapshot {
             last.t_s
         );
         let unknown = Section::new(Status::Fail, [cut.clone()]);
-        RunResults {
+        crate::compose::with_thresholds(RunResults {
             totals: last.totals,
             throughput: Throughput {
                 avg_delivered_per_sec: last.totals.delivered as f64 / t,
@@ -160,6 +160,6 @@ impl Snapshot {
                 partial: true,
             }),
             ..self.base.clone()
-        }
+        })
     }
 }
