@@ -91,7 +91,7 @@ pub use control::{Control, Knob, LimitError, Limits};
 pub use environment::Environment;
 pub use error::RunlogError;
 pub use event::{Event, EventKind};
-pub use fit::{Fit, least_squares, second_half_fit};
+pub use fit::{Fit, MIN_TREND_POINTS, heap_trend, least_squares, second_half_fit};
 pub use follow::SamplesFollower;
 pub use group::{
     GROUP_FILE, GROUP_SCHEMA, GroupRecord, GroupRun, GroupSummary, Spread, is_group, read_group,

@@ -31,8 +31,8 @@ pub struct Throughput {
     pub avg_accepted_per_sec: f64,
 }
 
-/// Memory high-water marks and the configured bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Memory high-water marks, the configured bound, and what the heap was judged against.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Memory {
     /// Largest sampled heap allocation.
     pub peak_heap_bytes: u64,
@@ -44,6 +44,18 @@ pub struct Memory {
     pub peak_buffered_bytes: u64,
     /// The configured bound on buffered bytes (the largest in force during the run).
     pub max_buffered_bytes: u64,
+    /// The heap when every producer was ready and nothing was buffered yet (0 in records
+    /// written before it was measured, or when it could not be).
+    #[serde(default)]
+    pub baseline_heap_bytes: u64,
+    /// Heap bytes per buffered byte, measured before the run with its payload and batch
+    /// limits (0 when not measured).
+    #[serde(default)]
+    pub heap_per_buffered_byte: f64,
+    /// The heap budget at the sample where the heap came closest to (or went furthest
+    /// past) it, for the limit in force there (0 in older records).
+    #[serde(default)]
+    pub heap_budget_bytes: u64,
 }
 
 /// How shutdown went.

@@ -13,6 +13,8 @@ use loadgen::{
 };
 use runlog::{Control, EventKind, Interruption, Limits, ScenarioConfig};
 
+use crate::assess::HeapModel;
+use crate::calibrate::HeapCost;
 use crate::compose::{Composition, compose};
 use crate::environment;
 use crate::harness::{Applied, Harness};
@@ -21,6 +23,7 @@ use crate::record::Record;
 use crate::run::{Prepared, RunError, RunOutcome};
 use crate::sampler::{Readings, Sampler, shared_latency};
 use crate::signals::{Interrupt, PartialRecord};
+use crate::sink::FLUSH_WORKERS;
 use crate::subject::{ConsumerParts, Drained, Subject};
 
 /// The longest the sampler waits without looking for a signal.
@@ -50,13 +53,18 @@ pub(crate) fn execute(
     }
     let sink_latency = (sink.is_some() && config.record_latency).then(shared_latency);
     let recorder = latency.as_ref().map(SyncHistogram::recorder);
+    // Before anything else holds memory: what a buffered byte costs on this heap.
+    let cost = crate::calibrate::calibrate(config, &payload);
+    let batch_holders = if sink.is_some() { FLUSH_WORKERS } else { 1 };
     let (mut harness, producers) =
         start_load(config, payload, sink, recorder, sink_latency.clone())?;
     wait_ready(&producers, config.producers, progress);
+    let heap_model = cost.map(|cost| heap_model(config, cost, batch_holders));
     // The clock starts when every producer exists and is ready.
     let start = Instant::now();
     producers.release();
     let mut sampler = Sampler::new(start, latency).with_shared_latency(sink_latency);
+    sampler.heap_model = heap_model;
     begin_snapshot(
         &record,
         started_at,
@@ -87,11 +95,26 @@ pub(crate) fn execute(
     )
 }
 
+/// What the heap may hold: read at the start line (every producer ready, nothing buffered),
+/// plus the measured cost of the buffer and of what lives outside it.
+fn heap_model(config: &ScenarioConfig, cost: HeapCost, batch_holders: usize) -> HeapModel {
+    let limit = config.max_buffered_bytes;
+    let batch = config.max_batch_bytes.unwrap_or(limit).min(limit) as f64;
+    let in_hand = batch * cost.per_buffered_byte * batch_holders as f64;
+    let producers = f64::from(config.producers) * cost.mean_event_bytes * cost.per_buffered_byte;
+    let retained = cost.retained_per_partition * u64::from(config.partitions);
+    HeapModel {
+        baseline_bytes: crate::calibrate::allocated(),
+        cost,
+        outside_bytes: (in_hand + producers) as u64 + retained,
+    }
+}
+
 /// The subject with its consumer (or sink) and the producers, held at the start line.
 fn start_load(
     config: &ScenarioConfig,
     payload: loadgen::PayloadSource,
-    sink: Option<dispatcher::sink::nats::NatsSink<loadgen::Event>>,
+    sink: Option<crate::sink::SharedSink>,
     latency: Option<hdrhistogram::sync::Recorder<u64>>,
     sink_latency: Option<crate::sampler::SharedLatency>,
 ) -> Result<(Harness, ProducerSet), RunError> {

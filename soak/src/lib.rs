@@ -29,6 +29,7 @@ mod output;
 pub mod affinity;
 pub mod app;
 pub mod assess;
+pub mod calibrate;
 pub mod checks;
 pub mod cli;
 mod compose;

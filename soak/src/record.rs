@@ -144,6 +144,7 @@ impl Snapshot {
                 peak_rss_bytes: self.peaks.rss_bytes,
                 peak_buffered_bytes: last.peak_buffered_bytes,
                 max_buffered_bytes: self.peaks.limit_bytes,
+                ..Memory::default()
             },
             latency_us: self.latency,
             events,

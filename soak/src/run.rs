@@ -7,7 +7,6 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use dispatcher::sink::nats::NatsSink;
 use hdrhistogram::sync::SyncHistogram;
 use loadgen::{ConsumerSim, PayloadSource, Stall};
 use runlog::{Control, HlogWriter, RunDir, RunResults, SamplesWriter, ScenarioConfig};
@@ -120,7 +119,7 @@ pub struct Prepared {
     pub(crate) record: Record,
     pub(crate) latency: Option<SyncHistogram<u64>>,
     /// Connected before the run, so a missing broker fails early.
-    pub(crate) sink: Option<NatsSink<loadgen::Event>>,
+    pub(crate) sink: Option<crate::sink::SharedSink>,
     pub(crate) interrupt: Option<Arc<Interrupt>>,
 }
 

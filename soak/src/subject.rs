@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dispatcher::sink::nats::NatsSink;
 use dispatcher::{
     Builder, Dispatcher, Limits as DispatcherLimits, Policy as DispatcherPolicy, Stats,
 };
@@ -151,7 +150,7 @@ fn builder(config: &ScenarioConfig, evicted: &Arc<AtomicU64>) -> Builder<Event> 
 /// the sink acknowledged is counted and timed like a consumer's deliveries.
 fn start_with_sink(
     config: &ScenarioConfig,
-    sink: NatsSink<Event>,
+    sink: crate::sink::SharedSink,
     consumer: ConsumerParts,
 ) -> Result<Subject, SubjectError> {
     let evicted = Arc::new(AtomicU64::new(0));
@@ -192,7 +191,7 @@ impl Subject {
         config: &ScenarioConfig,
         mean_payload_bytes: f64,
         consumer: ConsumerParts,
-        sink: Option<NatsSink<Event>>,
+        sink: Option<crate::sink::SharedSink>,
     ) -> Result<Subject, SubjectError> {
         if let Some(sink) = sink {
             return start_with_sink(config, sink, consumer);
