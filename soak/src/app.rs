@@ -30,16 +30,25 @@ pub fn main(cli: Cli) -> ExitCode {
         Some(Command::Compare {
             base,
             candidate,
-            threshold,
+            noise,
+            primary,
             force,
             fail_on_regression,
+            format,
+            json,
             output,
         }) => records::compare(&records::CompareArgs {
             base: base.clone(),
             candidate: candidate.clone(),
-            threshold_pct: *threshold,
+            noise_pct: *noise,
+            primary: primary.clone(),
             force: *force,
             fail_on_regression: *fail_on_regression,
+            format: if *json {
+                crate::cli::CompareFormat::Json
+            } else {
+                *format
+            },
             output: output.clone(),
         }),
         Some(Command::Watch { run_dir, fps }) => live::watch(run_dir.as_deref(), *fps),
@@ -97,7 +106,7 @@ fn soak(cli: &Cli) -> ExitCode {
     for warning in scenario::warnings(&cli.scenario, &config) {
         crate::errln!("soak: warning: {warning}");
     }
-    let tui = live::wanted(cli.tui, cli.no_tui, cli.json);
+    let tui = cli.repeat.is_none() && live::wanted(cli.tui, cli.no_tui, cli.json);
     let interrupt = match crate::signals::install(tui) {
         Ok(interrupt) => Some(interrupt),
         Err(err) => {
@@ -105,6 +114,9 @@ fn soak(cli: &Cli) -> ExitCode {
             None
         }
     };
+    if let Some(n) = cli.repeat {
+        return crate::repeat::run_group(cli, &config, n, interrupt);
+    }
     let options = RunOptions {
         metrics_addr: cli.metrics_addr,
         sink: cli.sink_spec(),

@@ -35,9 +35,17 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Print results.json to stdout (progress and summary go to stderr).
+    /// Print results.json to stdout (progress and summary go to stderr); with --repeat,
+    /// group.json.
     #[arg(long)]
     pub json: bool,
+
+    /// Run the scenario N times (1..=1000) into one group directory `<out>/<group-id>/`:
+    /// a complete run directory per run and group.json listing them, with `<out>/latest`
+    /// pointing at the group. `soak compare` takes a group on either side.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000),
+          conflicts_with_all = ["tui", "metrics_addr"])]
+    pub repeat: Option<u32>,
 
     /// No progress lines, only the summary.
     #[arg(long, short)]
@@ -129,22 +137,36 @@ pub enum Command {
         /// The run directory (default: target/soak/latest).
         run_dir: Option<PathBuf>,
     },
-    /// Compare two runs side by side: writes compare.html with a verdict per metric.
+    /// Compare a candidate with a base, each a run directory or a group of repeated runs
+    /// (cargo soak --repeat N): a verdict per metric from the distributions (bootstrap of
+    /// the median), a headline from the primary metrics; writes compare.html.
     Compare {
-        /// The run to compare against.
+        /// The run or group compared against.
         base: PathBuf,
-        /// The run being judged.
+        /// The run or group being judged.
         candidate: PathBuf,
-        /// How much worse a metric may get before it counts as regressed, e.g. 5%.
-        #[arg(long, default_value = "5%", value_parser = percent)]
-        threshold: f64,
-        /// Compare even if the scenarios differ.
+        /// One noise threshold for every metric, e.g. 5%: changes whose whole confidence
+        /// interval stays within it are "no change" [default: each metric's own].
+        #[arg(long, visible_alias = "threshold", value_name = "PCT", value_parser = percent)]
+        noise: Option<f64>,
+        /// The metrics the headline (and --fail-on-regression) is drawn from, comma
+        /// separated: delivered_per_sec p99 peak_heap p50 p999 max peak_rss drain
+        /// [default: delivered_per_sec,p99,peak_heap].
+        #[arg(long, value_delimiter = ',', value_name = "METRICS")]
+        primary: Vec<String>,
+        /// Compare even if the scenarios differ (the differences are listed).
         #[arg(long)]
         force: bool,
-        /// Exit 1 when any metric regressed beyond the threshold.
+        /// Exit 1 when a primary metric regressed.
         #[arg(long)]
         fail_on_regression: bool,
-        /// Where to write the comparison (default: compare.html in the candidate's run directory).
+        /// What to print: human (aligned columns), md (a CI job summary) or json.
+        #[arg(long, value_enum, default_value_t = CompareFormat::Human)]
+        format: CompareFormat,
+        /// Print JSON (the same as --format json).
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+        /// Where to write the page (default: compare.html in the candidate's directory).
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
@@ -174,6 +196,17 @@ pub enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=60))]
         fps: u32,
     },
+}
+
+/// How `compare` prints its verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// Aligned columns with units and an overall line.
+    Human,
+    /// A Markdown table, for a CI job summary.
+    Md,
+    /// The `metronome.compare/1` JSON document.
+    Json,
 }
 
 /// A named starting point for the scenario.
@@ -306,8 +339,8 @@ pub struct Limit(pub Option<u64>);
 fn percent(s: &str) -> Result<f64, String> {
     let number = s.trim().trim_end_matches('%');
     match number.parse::<f64>() {
-        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
-        _ => Err(format!("`{s}` is not a percentage (e.g. 5%)")),
+        Ok(p) if (0.0..=1000.0).contains(&p) => Ok(p),
+        _ => Err(format!("`{s}` is not a percentage in 0%..=1000% (e.g. 5%)")),
     }
 }
 
@@ -459,16 +492,24 @@ mod tests {
             "--threshold",
             "2.5%",
             "--fail-on-regression",
+            "--primary",
+            "p99,delivered_per_sec",
+            "--format",
+            "md",
         ])
         .expect("parses");
         match cli.command {
             Some(Command::Compare {
-                threshold,
+                noise,
                 fail_on_regression,
                 force,
+                primary,
+                format,
                 ..
             }) => {
-                assert_eq!((threshold, fail_on_regression, force), (2.5, true, false));
+                assert_eq!((noise, fail_on_regression, force), (Some(2.5), true, false));
+                assert_eq!(primary, ["p99", "delivered_per_sec"]);
+                assert_eq!(format, CompareFormat::Md);
             }
             other => panic!("expected compare, got {other:?}"),
         }
@@ -513,6 +554,20 @@ mod tests {
             Cli::try_parse_from(["soak"]).expect("parses").sink_spec(),
             SinkSpec::InProcess
         );
+    }
+
+    #[test]
+    fn repeat_takes_a_count_in_range_and_no_dashboard() {
+        let cli = Cli::try_parse_from(["soak", "--repeat", "5"]).expect("parses");
+        assert_eq!(cli.repeat, Some(5));
+        let err = Cli::try_parse_from(["soak", "--repeat", "0"]).unwrap_err();
+        assert!(err.to_string().contains("--repeat"), "{err}");
+        assert!(err.to_string().contains("1..=1000"), "{err}");
+        let err = Cli::try_parse_from(["soak", "--repeat", "2", "--tui"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let err = Cli::try_parse_from(["soak", "--repeat", "2", "--metrics-addr", "127.0.0.1:0"])
+            .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 
     #[test]

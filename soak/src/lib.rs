@@ -45,6 +45,7 @@ pub mod memory;
 pub mod progress;
 mod record;
 pub mod records;
+pub mod repeat;
 pub mod run;
 pub mod sampler;
 pub mod scenario;
