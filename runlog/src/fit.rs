@@ -136,7 +136,9 @@ pub fn heap_trend(points: &[(f64, f64, u32)]) -> (Option<Fit>, usize) {
         rest = next;
     }
     let growth = |f: &Fit| f.slope_per_s * (f.to_s - f.from_s);
-    let worst = fits.into_iter().max_by(|a, b| growth(a).total_cmp(&growth(b)));
+    let worst = fits
+        .into_iter()
+        .max_by(|a, b| growth(a).total_cmp(&growth(b)));
     (worst, stretches)
 }
 
