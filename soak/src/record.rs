@@ -55,7 +55,7 @@ impl Record {
             }
         }
         if let Some(exporter) = self.exporter.as_mut() {
-            exporter.publish(sample);
+            exporter.publish(sample, hist);
         }
         if let (Some(hlog), Some(hist)) = (self.hlog.as_mut(), hist) {
             if let Err(err) =
