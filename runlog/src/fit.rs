@@ -97,7 +97,7 @@ pub const MIN_TREND_POINTS: usize = 4;
 /// ```
 /// // Flat at 10, then the limit is raised and the heap steps up to 50 and stays flat.
 /// let points: Vec<(f64, f64, u32)> = (0..20)
-///     .map(|t| (t as f64, if t < 10 { 10.0 } else { 50.0 }, u32::from(t >= 10)))
+///     .map(|t| (t as f64, if t < 14 { 10.0 } else { 50.0 }, u32::from(t >= 14)))
 ///     .collect();
 /// let (fit, stretches) = runlog::heap_trend(&points);
 /// assert_eq!(stretches, 2);

@@ -109,6 +109,11 @@ impl Metric {
         }
     }
 
+    /// Where the metric comes in [`METRICS`]: thresholds are kept in this order.
+    fn rank(self) -> usize {
+        METRICS.iter().position(|(_, m)| *m == self).unwrap_or(usize::MAX)
+    }
+
     fn lookup(name: &str) -> Option<Metric> {
         let name = name.trim().to_ascii_lowercase();
         let name = match name.as_str() {
@@ -359,7 +364,8 @@ pub struct ThresholdResult {
     pub note: String,
 }
 
-/// The thresholds of a scenario, in the order given.
+/// The thresholds of a scenario, in the order of [`METRICS`] (and as given within one
+/// metric), whatever order a file lists them in: a scenario reads back equal.
 ///
 /// A scenario file writes them as a `[thresholds]` table keyed by metric, each a condition
 /// or a list of them; `results.json`'s `config` uses the same shape:
@@ -394,6 +400,7 @@ impl Thresholds {
             self.0.retain(|o| !(o.metric == t.metric && o.op == t.op));
             self.0.push(t);
         }
+        self.0.sort_by_key(|t| t.metric.rank());
     }
 
     /// Whether any judges latency.
@@ -463,6 +470,7 @@ impl<'de> Deserialize<'de> for Thresholds {
                 out.push(text.parse().map_err(serde::de::Error::custom)?);
             }
         }
+        out.sort_by_key(|t: &Threshold| t.metric.rank());
         Ok(Thresholds(out))
     }
 }
@@ -580,8 +588,8 @@ mod tests {
     #[test]
     fn a_flag_replaces_the_file_s_threshold_on_the_same_metric_and_operator() {
         let mut t = Thresholds(vec![parse("p99<50ms").unwrap(), parse("p50<5ms").unwrap()]);
-        t.merge([parse("p99<20ms").unwrap()]);
+        t.merge([parse("p99<20ms").unwrap(), parse("refused<1%").unwrap()]);
         let all: Vec<String> = t.iter().map(ToString::to_string).collect();
-        assert_eq!(all, ["p50<5ms", "p99<20ms"]);
+        assert_eq!(all, ["p50<5ms", "p99<20ms", "refused<1%"]);
     }
 }

@@ -53,19 +53,29 @@ pub fn main(cli: Cli) -> ExitCode {
         }),
         Some(Command::Watch { run_dir, fps }) => live::watch(run_dir.as_deref(), *fps),
         Some(Command::Tune {
-            payload,
+            scenario,
+            sink,
             budget,
             latency_target,
             out,
             quiet,
         }) => {
+            let base = match tune::scenario(scenario) {
+                Ok(base) => base,
+                Err(err) => {
+                    crate::errln!("soak tune: {err}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
             let options = TuneOptions {
+                base,
+                sink: sink.spec(),
+                budget: *budget,
                 latency_target: *latency_target,
                 out: crate::cli::out_dir(out.as_deref()),
                 runs_out: crate::cli::out_dir(out.as_deref()),
                 out_label: crate::cli::out_label(out.as_deref()),
                 quiet: *quiet,
-                ..TuneOptions::new(payload, *budget)
             };
             tune_command(&options)
         }
@@ -76,7 +86,7 @@ pub fn main(cli: Cli) -> ExitCode {
 fn tune_command(options: &TuneOptions) -> ExitCode {
     match tune::tune(options) {
         Ok(report) => {
-            crate::out!("{}", tune::output::render(&report));
+            crate::out!("{}", tune::output::render(&report, options.quiet));
             ExitCode::from(if report.recommendation.is_some() {
                 EXIT_PASS
             } else {

@@ -69,6 +69,14 @@ pub struct Cli {
     #[arg(long, value_name = "HOST:PORT", value_parser = socket_addr)]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Where batches go.
+    #[command(flatten)]
+    pub sink: SinkArgs,
+}
+
+/// `--sink` and its settings (a run's, and tune's).
+#[derive(Debug, Default, Args)]
+pub struct SinkArgs {
     /// Deliver batches to a NATS JetStream server instead of the simulated
     /// consumer, e.g. nats://127.0.0.1:4222 (the consumer's delay, cost,
     /// jitter and stalls are then off).
@@ -103,6 +111,13 @@ impl Cli {
 
     /// Where the run's batches go.
     pub fn sink_spec(&self) -> SinkSpec {
+        self.sink.spec()
+    }
+}
+
+impl SinkArgs {
+    /// Where batches go.
+    pub fn spec(&self) -> SinkSpec {
         match &self.sink {
             None => SinkSpec::InProcess,
             Some(url) => SinkSpec::Nats {
@@ -170,11 +185,15 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Find sane interval and byte limits for this machine and payload; writes tuned.toml.
+    /// Find sane interval and byte limits for this machine and scenario (the run's scenario
+    /// flags and --config; its limits are where the search starts); writes tuned.toml.
     Tune {
-        /// Payload shape (any shape --payload accepts).
-        #[arg(long, default_value = "telemetry")]
-        payload: String,
+        /// The scenario tuned for.
+        #[command(flatten)]
+        scenario: Box<ScenarioArgs>,
+        /// Where batches go.
+        #[command(flatten)]
+        sink: SinkArgs,
         /// Total probing time.
         #[arg(long, default_value = "60s", value_parser = duration)]
         budget: Duration,
@@ -184,7 +203,7 @@ pub enum Command {
         /// Where the probing run and tuned.toml go [default: target/soak].
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// No progress bar, only the result.
+        /// No probe lines while probing, only the result (with every probe).
         #[arg(long, short)]
         quiet: bool,
     },

@@ -43,6 +43,7 @@ pub(crate) fn execute(
         latency,
         sink,
         interrupt,
+        probe,
     } = prepared;
     let config = &config;
     let started_at = runlog::now_rfc3339();
@@ -56,8 +57,13 @@ pub(crate) fn execute(
     // Before anything else holds memory: what a buffered byte costs on this heap.
     let cost = crate::calibrate::calibrate(config, &payload);
     let batch_holders = if sink.is_some() { FLUSH_WORKERS } else { 1 };
-    let (mut harness, producers) =
-        start_load(config, payload, sink, recorder, sink_latency.clone())?;
+    let (mut harness, producers) = start_load(
+        config,
+        payload,
+        sink,
+        (recorder, sink_latency.clone()),
+        probe.as_deref(),
+    )?;
     wait_ready(&producers, config.producers, progress);
     let heap_model = cost.map(|cost| heap_model(config, cost, batch_holders));
     // The clock starts when every producer exists and is ready.
@@ -115,16 +121,25 @@ fn start_load(
     config: &ScenarioConfig,
     payload: loadgen::PayloadSource,
     sink: Option<crate::sink::SharedSink>,
-    latency: Option<hdrhistogram::sync::Recorder<u64>>,
-    sink_latency: Option<crate::sampler::SharedLatency>,
+    (latency, sink_latency): (
+        Option<hdrhistogram::sync::Recorder<u64>>,
+        Option<crate::sampler::SharedLatency>,
+    ),
+    probe: Option<&crate::hooks::ProbeHooks>,
 ) -> Result<(Harness, ProducerSet), RunError> {
     let clock = Clock::new();
+    let tally = probe.map(|p| Arc::clone(&p.tally));
     let consumer = ConsumerParts {
         control: Arc::new(ConsumerControl::new(crate::run::consumer_sim(config))),
-        counters: Arc::new(ConsumerCounters::new()),
+        counters: Arc::new(
+            tally
+                .clone()
+                .map_or_else(ConsumerCounters::new, ConsumerCounters::with_tally),
+        ),
         clock,
         latency,
         sink_latency,
+        tally,
     };
     let (consumer_control, consumer_counters) = (
         Arc::clone(&consumer.control),
@@ -133,6 +148,12 @@ fn start_load(
     let subject = Subject::start(config, payload.mean_size_hint(), consumer, sink)?;
     let (producers, producer_control, producer_counters) =
         start_producers(config, payload, &subject, clock)?;
+    if let Some(probe) = probe {
+        probe.attach(
+            Arc::clone(&producer_control),
+            Arc::clone(&producer_counters),
+        );
+    }
     let harness = Harness {
         subject,
         producer_control,

@@ -38,6 +38,7 @@ mod execute;
 mod explain;
 pub mod exporter;
 pub mod harness;
+pub mod hooks;
 pub mod human;
 pub mod live;
 pub mod lock;

@@ -35,6 +35,8 @@ pub struct RunOptions {
     /// How to name the output directory in messages: `--out DIR` when the user gave it,
     /// otherwise the default's description.
     pub out_label: Option<String>,
+    /// A tuner's hooks into the run (see [`crate::hooks`]).
+    pub probe: Option<Arc<crate::hooks::ProbeHooks>>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -61,6 +63,7 @@ impl RunOptions {
             sink: SinkSpec::InProcess,
             interrupt: None,
             out_label: None,
+            probe: None,
         }
     }
 
@@ -121,6 +124,7 @@ pub struct Prepared {
     /// Connected before the run, so a missing broker fails early.
     pub(crate) sink: Option<crate::sink::SharedSink>,
     pub(crate) interrupt: Option<Arc<Interrupt>>,
+    pub(crate) probe: Option<Arc<crate::hooks::ProbeHooks>>,
 }
 
 /// Checks the input and creates the run directory, before anything runs.
@@ -189,6 +193,7 @@ pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
         latency,
         sink,
         interrupt: options.interrupt.clone(),
+        probe: options.probe.clone(),
     })
 }
 

@@ -238,6 +238,14 @@ pub struct SinkCounters {
 }
 
 impl SinkCounters {
+    /// Counters that also count what the sink acknowledged into `tally`, by event origin.
+    pub fn with_tally(tally: Arc<loadgen::OriginTally>) -> Self {
+        Self {
+            acknowledged: ConsumerCounters::with_tally(tally),
+            ..Self::default()
+        }
+    }
+
     /// What was acknowledged so far, in the consumer's terms.
     pub fn snapshot(&self) -> ConsumerTotals {
         self.acknowledged.snapshot()
@@ -332,6 +340,9 @@ impl<S: Sink<Event>> Sink<Event> for Measured<S> {
             }
         }
         self.counters.count(batch);
+        if let Some(tally) = self.counters.acknowledged.tally() {
+            tally.count(self.clock, now_ns, batch.iter());
+        }
         Ok(())
     }
 }

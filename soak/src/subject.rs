@@ -101,6 +101,8 @@ pub struct ConsumerParts {
     pub latency: Option<Recorder<u64>>,
     /// Sink mode: where the flush workers record latency, if it is recorded.
     pub sink_latency: Option<crate::sampler::SharedLatency>,
+    /// Deliveries by event origin, for a tuner's probes.
+    pub tally: Option<Arc<loadgen::OriginTally>>,
 }
 
 impl ConsumerParts {
@@ -154,7 +156,12 @@ fn start_with_sink(
     consumer: ConsumerParts,
 ) -> Result<Subject, SubjectError> {
     let evicted = Arc::new(AtomicU64::new(0));
-    let counters = Arc::new(SinkCounters::default());
+    let counters = Arc::new(
+        consumer
+            .tally
+            .clone()
+            .map_or_else(SinkCounters::default, SinkCounters::with_tally),
+    );
     let failures = Arc::clone(&counters);
     let measured = Measured::new(
         sink,
