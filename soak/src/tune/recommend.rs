@@ -72,9 +72,9 @@ pub fn recommend(edge: &Edge, base: &ScenarioConfig, memory_cap_bytes: u64) -> R
     Recommendation { config, reasons }
 }
 
-/// The buffered limit for the shape probe's measurements: the larger of one latency target
-/// of delivery, [`BUFFERED_HEADROOM`] times the largest burst seen, and two batches; within
-/// the memory cap.
+/// The buffered limit for the shape probe's measurements: the larger of
+/// [`STALL_TARGETS`] latency targets of delivery, [`BUFFERED_HEADROOM`] times the largest
+/// burst seen, and two batches; within the memory cap.
 fn buffered_for(best: &Probe, cap: u64) -> u64 {
     target_window_bytes(best)
         .max(best.measured.burst_bytes.saturating_mul(BUFFERED_HEADROOM))
@@ -122,12 +122,14 @@ fn rate_reason(edge: &Edge) -> String {
     )
 }
 
-/// What the consumer takes in one latency target: a buffer larger than
-/// this only holds events that would miss the target anyway, and one this
-/// large rides out a stall as long as the target (steadier than the
-/// bisected smallest limit, which is noisy near the edge).
+/// Latency targets of delivery the buffer holds: a consumer stall that long costs latency
+/// (p99 holds while such stalls are rare), not refused events. Sampled buffer gauges miss
+/// short bursts, so the buffer is sized by time, not by the largest burst seen.
+pub const STALL_TARGETS: f64 = 4.0;
+
+/// What the consumer takes in [`STALL_TARGETS`] latency targets at the probe's rate.
 fn target_window_bytes(probe: &Probe) -> u64 {
-    (probe.measured.delivered_bytes_per_sec * probe.target_us as f64 / 1e6) as u64
+    (probe.measured.delivered_bytes_per_sec * STALL_TARGETS * probe.target_us as f64 / 1e6) as u64
 }
 
 fn buffered_reason(best: &Probe, burst: u64, buffered: u64, cap: u64) -> String {
@@ -135,9 +137,10 @@ fn buffered_reason(best: &Probe, burst: u64, buffered: u64, cap: u64) -> String 
     let window_ms = buffered as f64 / bytes_per_sec * 1e3;
     let capped = if buffered >= cap { " (capped)" } else { "" };
     format!(
-        "max_buffered_bytes = {}{capped}: the larger of one latency target of delivery ({}) and \
-         {BUFFERED_HEADROOM}x the largest burst the buffer held at that rate ({}); burst window = \
-         {} / {}/s = {window_ms:.0} ms; cap 1/8 of memory = {}",
+        "max_buffered_bytes = {}{capped}: the larger of {STALL_TARGETS} latency targets of delivery ({}: \
+         a stall that long costs latency, not refused events) and {BUFFERED_HEADROOM}x the largest \
+         burst the buffer held at that rate ({}); burst window = {} / {}/s = {window_ms:.0} ms; \
+         cap 1/8 of memory = {}",
         human::bytes(buffered),
         human::bytes(target_window_bytes(best)),
         human::bytes(burst),

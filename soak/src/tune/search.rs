@@ -13,8 +13,9 @@
 //!    edge by a bisection step.
 //! 3. **shape**: at the operating rate ([`OPERATING_FRACTION`] of the edge,
 //!    where p99 is steadier than at the edge), probe the starting interval /
-//!    batch and the plan's alternatives; an alternative replaces it only
-//!    with a clearly lower p99 ([`SHAPE_WIN`]).
+//!    batch (twice if it fails: it was healthy at the higher edge rate) and the
+//!    plan's alternatives; an alternative replaces it only with a clearly lower
+//!    p99 ([`SHAPE_WIN`]).
 //!
 //! The buffered limit is not bisected (a bisection's answer depends on how many
 //! probes the budget allowed): it is computed from what the shape probe measured
@@ -347,6 +348,14 @@ impl<M: Machine> Search<'_, M> {
         let Ok(mut best) = self.probe(Phase::Shape, base) else {
             return edge.clone();
         };
+        if !best.healthy() {
+            // The edge was healthy at a higher rate: a failure at the operating rate is
+            // most likely noise, so it is probed once more before alternatives may win.
+            match self.probe(Phase::Shape, base) {
+                Ok(again) => best = again,
+                Err(_) => return edge.clone(),
+            }
+        }
         for &(interval_us, max_batch_bytes) in &self.plan.shapes.clone() {
             let point = Point {
                 interval_us,
