@@ -54,18 +54,13 @@ pub(crate) fn execute(
     }
     let sink_latency = (sink.is_some() && config.record_latency).then(shared_latency);
     let recorder = latency.as_ref().map(SyncHistogram::recorder);
+    let holders = if sink.is_some() { FLUSH_WORKERS } else { 1 };
     // Before anything else holds memory: what a buffered byte costs on this heap.
     let cost = crate::calibrate::calibrate(config, &payload);
-    let batch_holders = if sink.is_some() { FLUSH_WORKERS } else { 1 };
-    let (mut harness, producers) = start_load(
-        config,
-        payload,
-        sink,
-        (recorder, sink_latency.clone()),
-        probe.as_deref(),
-    )?;
+    let load = (recorder, sink_latency.clone());
+    let (mut harness, producers) = start_load(config, payload, sink, load, probe.as_deref())?;
     wait_ready(&producers, config.producers, progress);
-    let heap_model = cost.map(|cost| heap_model(config, cost, batch_holders));
+    let heap_model = cost.map(|cost| heap_model(config, cost, holders));
     // The clock starts when every producer exists and is ready.
     let start = Instant::now();
     producers.release();
@@ -73,8 +68,7 @@ pub(crate) fn execute(
     sampler.heap_model = heap_model;
     begin_snapshot(
         &record,
-        started_at,
-        environment,
+        (started_at, environment),
         start,
         interrupt.as_deref(),
     );
@@ -91,14 +85,8 @@ pub(crate) fn execute(
         sink_seen: SinkSeen::default(),
     }
     .sample_until(start + Duration::from_secs_f64(config.duration_s));
-    finish(
-        harness,
-        producers,
-        sampler,
-        record,
-        config,
-        interrupt.as_deref(),
-    )
+    let load = (harness, producers);
+    finish(load, sampler, record, config, interrupt.as_deref())
 }
 
 /// What the heap may hold: read at the start line (every producer ready, nothing buffered),
@@ -214,8 +202,7 @@ fn wait_ready(producers: &ProducerSet, count: u32, progress: &mut Progress) {
 /// writes.
 fn begin_snapshot(
     record: &Record,
-    started_at: String,
-    environment: runlog::Environment,
+    (started_at, environment): (String, runlog::Environment),
     start: Instant,
     interrupt: Option<&Interrupt>,
 ) {
@@ -382,8 +369,7 @@ impl Running<'_> {
 
 /// The drain, the final sample and the record.
 fn finish(
-    harness: Harness,
-    producers: ProducerSet,
+    (harness, producers): (Harness, ProducerSet),
     mut sampler: Sampler,
     mut record: Record,
     config: &ScenarioConfig,

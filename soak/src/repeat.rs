@@ -41,46 +41,17 @@ pub fn run_group(
     }
     let mut code = EXIT_PASS;
     for i in 1..=n {
-        crate::errln!(
-            "soak: run {i} of {n} into group {}",
-            group_dir.path().display()
-        );
-        let options = RunOptions {
-            interrupt: interrupt.clone(),
-            out_label: Some(cli.out_label()),
-            sink: cli.sink_spec(),
-            ..RunOptions::new(group_dir.path())
-        };
-        let outcome = prepare(config, &options)
-            .and_then(|prepared| prepared.run(&mut Progress::new(cli.quiet), None));
-        let outcome = match outcome {
+        let outcome = match run_one(cli, config, &group_dir, interrupt.clone(), (i, n)) {
             Ok(outcome) => outcome,
-            Err(err @ RunError::Input(_)) => {
-                crate::errln!("soak: {err}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            Err(err) => {
-                crate::errln!("soak: run {i} failed: {err}");
-                return ExitCode::from(EXIT_FAIL);
-            }
+            Err(code) => return code,
         };
-        if let Err(err) = crate::records::write_report(outcome.dir.path()) {
-            crate::errln!("soak: warning: no report: {err}");
-        }
-        let r = &outcome.results;
-        crate::errln!(
-            "soak: run {i} of {n} {}: {} delivered/s, p99 {}, peak heap {}",
-            r.assessment.overall.as_str().to_uppercase(),
-            human::count(r.throughput.avg_delivered_per_sec),
-            human::micros(r.latency_us.p99),
-            human::bytes(r.memory.peak_heap_bytes),
-        );
-        group.push(GroupRun::of(r));
+        group.push(GroupRun::of(&outcome.results));
         if let Err(err) = runlog::write_group(group_dir.path(), &group) {
             crate::errln!("soak: cannot write group.json: {err}");
             code = code.max(EXIT_RECORD_INCOMPLETE);
         }
-        code = code.max(run_code(r.assessment.overall, outcome.incomplete.is_some()));
+        let overall = outcome.results.assessment.overall;
+        code = code.max(run_code(overall, outcome.incomplete.is_some()));
         if let Some(caught) = interrupt.as_deref().and_then(Interrupt::caught) {
             crate::errln!(
                 "soak: the group was cut short by {} after {i} of {n} runs; exit code {}",
@@ -93,6 +64,52 @@ pub fn run_group(
     }
     print_group(cli, &group, &group_dir);
     ExitCode::from(code)
+}
+
+/// Run `i` of `n` into the group, its report, and its verdict line; the exit code when it
+/// could not run.
+fn run_one(
+    cli: &Cli,
+    config: &ScenarioConfig,
+    group_dir: &RunDir,
+    interrupt: Option<Arc<Interrupt>>,
+    (i, n): (u32, u32),
+) -> Result<crate::run::RunOutcome, ExitCode> {
+    crate::errln!(
+        "soak: run {i} of {n} into group {}",
+        group_dir.path().display()
+    );
+    let options = RunOptions {
+        interrupt,
+        out_label: Some(cli.out_label()),
+        sink: cli.sink_spec(),
+        ..RunOptions::new(group_dir.path())
+    };
+    let outcome = prepare(config, &options)
+        .and_then(|prepared| prepared.run(&mut Progress::new(cli.quiet), None));
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(err @ RunError::Input(_)) => {
+            crate::errln!("soak: {err}");
+            return Err(ExitCode::from(EXIT_USAGE));
+        }
+        Err(err) => {
+            crate::errln!("soak: run {i} failed: {err}");
+            return Err(ExitCode::from(EXIT_FAIL));
+        }
+    };
+    if let Err(err) = crate::records::write_report(outcome.dir.path()) {
+        crate::errln!("soak: warning: no report: {err}");
+    }
+    let r = &outcome.results;
+    crate::errln!(
+        "soak: run {i} of {n} {}: {} delivered/s, p99 {}, peak heap {}",
+        r.assessment.overall.as_str().to_uppercase(),
+        human::count(r.throughput.avg_delivered_per_sec),
+        human::micros(r.latency_us.p99),
+        human::bytes(r.memory.peak_heap_bytes),
+    );
+    Ok(outcome)
 }
 
 /// What every run would refuse, checked before the group directory exists: the payload,

@@ -147,6 +147,45 @@ fn merged_p99(out: &Path) -> f64 {
     merged.value_at_quantile(0.99) as f64 / 1e6
 }
 
+/// Prometheus applies its targets a few seconds after it starts: waits until it has tried
+/// to scrape `targets` of them (nothing answers yet), so the soaks are scraped from their
+/// start.
+fn wait_until_it_scrapes(prometheus: SocketAddr, targets: usize) {
+    let ready = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = get(prometheus, "/api/v1/targets").unwrap_or_default();
+        let tried = list.matches("\"lastScrape\":\"").count()
+            - list.matches("\"lastScrape\":\"0001").count();
+        if tried >= targets {
+            return;
+        }
+        assert!(
+            Instant::now() < ready,
+            "prometheus never tried to scrape: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// How many runs Prometheus holds latency for, and the fleet p99 it serves, once it has
+/// both (the runs are over, so their series are stale: it looks back over the last minute).
+fn fleet_p99(prometheus: SocketAddr) -> (f64, f64) {
+    let both = "count(count by (run_id) (last_over_time(metronome_latency_seconds_count[1m])))";
+    let fleet =
+        "histogram_quantile(0.99, sum by (le) (rate(metronome_latency_seconds_bucket[1m])))";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = (query(prometheus, both), query(prometheus, fleet));
+        if let (Some(runs), Some(p99)) = answer {
+            if runs >= 2.0 {
+                return (runs, p99);
+            }
+        }
+        assert!(Instant::now() < deadline, "no aggregated p99: {answer:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 #[test]
 fn prometheus_aggregates_the_p99_of_two_concurrent_soaks() {
     if Command::new("prometheus")
@@ -169,22 +208,7 @@ fn prometheus_aggregates_the_p99_of_two_concurrent_soaks() {
         prom_port,
         &[a_port, b_port],
     )]);
-    // Prometheus applies its targets a few seconds after it starts: wait until it has
-    // tried to scrape both (nothing answers yet) before the soaks start.
-    let ready = Instant::now() + Duration::from_secs(30);
-    loop {
-        let targets = get(prometheus, "/api/v1/targets").unwrap_or_default();
-        let tried = targets.matches("\"lastScrape\":\"").count()
-            - targets.matches("\"lastScrape\":\"0001").count();
-        if tried >= 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < ready,
-            "prometheus never tried to scrape: {targets}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_it_scrapes(prometheus, 2);
     // Two soaks at once, one with a consumer three times slower (a higher p99).
     children
         .0
@@ -196,21 +220,7 @@ fn prometheus_aggregates_the_p99_of_two_concurrent_soaks() {
         let status = wait(soak, Duration::from_secs(60)).expect("the soak ends");
         assert!(status.success(), "a soak failed: {status}");
     }
-    // The runs are over, so their series are stale: look back over the last minute.
-    let both = "count(count by (run_id) (last_over_time(metronome_latency_seconds_count[1m])))";
-    let fleet =
-        "histogram_quantile(0.99, sum by (le) (rate(metronome_latency_seconds_bucket[1m])))";
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (runs, p99) = loop {
-        let answer = (query(prometheus, both), query(prometheus, fleet));
-        if let (Some(runs), Some(p99)) = answer {
-            if runs >= 2.0 {
-                break (runs, p99);
-            }
-        }
-        assert!(Instant::now() < deadline, "no aggregated p99: {answer:?}");
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let (runs, p99) = fleet_p99(prometheus);
     assert_eq!(runs, 2.0, "both runs were scraped");
     let exact = merged_p99(dir.path());
     let (served, truth) = (bucket(p99), bucket(exact));

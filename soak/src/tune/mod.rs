@@ -225,6 +225,39 @@ pub fn search_buffered(batch: u64, scenario: u64) -> u64 {
 /// See [`search_buffered`].
 pub const SEARCH_BATCHES: u64 = 64;
 
+/// The search's plan: the scenario's limits (the buffered one capped for searching) as
+/// the start, the latency target.
+fn plan(options: &TuneOptions, config: &ScenarioConfig, budget_s: f64, probe_s: f64) -> Plan {
+    let batch = config.max_batch_bytes.unwrap_or(32 << 10);
+    let start = Point {
+        interval_us: config.interval_us,
+        max_batch_bytes: batch,
+        max_buffered_bytes: search_buffered(batch, config.max_buffered_bytes),
+        rate_per_sec: None,
+    };
+    let target_us = options.latency_target.map(|t| t.as_micros() as u64);
+    Plan::new(budget_s, probe_s, target_us, start)
+}
+
+/// The recommendation for `edge`, verified (and backed off) on the live machine.
+fn recommend_and_verify(
+    machine: &mut LiveMachine,
+    edge: &search::Edge,
+    options: &TuneOptions,
+    (probe_s, cap): (f64, u64),
+    on_probe: &mut dyn FnMut(&search::Probe),
+) -> (Recommendation, Verification) {
+    let rec = recommend(edge, &options.base, cap);
+    let target = edge.shape.target_us;
+    let (config, v) = verify::verify(
+        machine,
+        rec.config.clone(),
+        (probe_s, target, cap),
+        on_probe,
+    );
+    (Recommendation { config, ..rec }, v)
+}
+
 /// The length of each probe for a budget.
 #[must_use]
 pub fn probe_seconds(budget_s: f64) -> f64 {
@@ -309,32 +342,18 @@ pub fn tune_with(
     config
         .validate()
         .map_err(|e| TuneError::Input(e.to_string()))?;
-    let batch = config.max_batch_bytes.unwrap_or(32 << 10);
-    let start = Point {
-        interval_us: config.interval_us,
-        max_batch_bytes: batch,
-        max_buffered_bytes: search_buffered(batch, config.max_buffered_bytes),
-        rate_per_sec: None,
-    };
-    let target_us = options.latency_target.map(|t| t.as_micros() as u64);
     // The search leaves room for the verification and one back-off.
-    let plan = Plan::new(budget_s - 2.0 * verify_s, probe_s, target_us, start);
+    let plan = plan(options, &config, budget_s - 2.0 * verify_s, probe_s);
     let mut machine = LiveMachine::start(&config, &options.sink, options.runs_out.clone())?
         .with_deadline(began + options.budget);
     let run_dir = machine.run_dir().to_path_buf();
     let outcome = search::search(&mut machine, &plan, on_probe);
     let verified = match &outcome {
         Ok(found) => found.edge.as_ref().map(|edge| {
-            let rec = recommend(edge, &options.base, cap);
-            let target = edge.shape.target_us;
             let spent = found.spent_s;
-            let (config, v) = verify::verify(
-                &mut machine,
-                rec.config.clone(),
-                (probe_s, target, cap),
-                &mut |p| on_probe(p, spent + p.measured.elapsed_s),
-            );
-            (Recommendation { config, ..rec }, v)
+            recommend_and_verify(&mut machine, edge, options, (probe_s, cap), &mut |p| {
+                on_probe(p, spent + p.measured.elapsed_s);
+            })
         }),
         Err(_) => None,
     };
