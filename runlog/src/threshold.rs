@@ -111,7 +111,10 @@ impl Metric {
 
     /// Where the metric comes in [`METRICS`]: thresholds are kept in this order.
     fn rank(self) -> usize {
-        METRICS.iter().position(|(_, m)| *m == self).unwrap_or(usize::MAX)
+        METRICS
+            .iter()
+            .position(|(_, m)| *m == self)
+            .unwrap_or(usize::MAX)
     }
 
     fn lookup(name: &str) -> Option<Metric> {
