@@ -162,13 +162,23 @@ fn heap_note(f: &Facts) -> (Status, String) {
 }
 
 /// The heap's slope fitted only over stretches of unchanged limits (their second halves):
-/// a limit raised or lowered moves the heap, and that is not growth.
+/// a limit raised or lowered moves the heap, and that is not growth. With a measured cost,
+/// what is fitted is the heap the buffer does not explain (heap - buffered bytes x cost):
+/// a buffer that fills and empties moves the heap too, and that is not a leak either.
 fn trend_note(f: &Facts) -> Option<(Status, String)> {
+    let cost = f.heap_model.map(|m| m.cost.per_buffered_byte);
     let points: Vec<(f64, f64, u32)> = f
         .memory_series
         .iter()
-        .map(|m| (m.t_s, m.heap_bytes as f64, m.stretch))
+        .map(|m| {
+            let explained = cost.map_or(0.0, |c| m.buffered_bytes as f64 * c);
+            (m.t_s, m.heap_bytes as f64 - explained, m.stretch)
+        })
         .collect();
+    let what = cost.map_or_else(
+        || "heap".to_owned(),
+        |c| format!("heap the buffer does not explain (heap - buffered x {c:.3})"),
+    );
     let (fit, stretches) = runlog::heap_trend(&points);
     let scope = if stretches > 1 {
         format!(
@@ -205,7 +215,7 @@ fn trend_note(f: &Facts) -> Option<(Status, String)> {
     Some((
         status,
         format!(
-            "heap slope {:+.1} KiB/s over {:.1}..{:.1} s ({verdict}: {:+.2} MiB over {span:.0} s, tolerance {:.2} MiB), {scope}",
+            "{what}: slope {:+.1} KiB/s over {:.1}..{:.1} s ({verdict}: {:+.2} MiB over {span:.0} s, tolerance {:.2} MiB), {scope}",
             fit.slope_per_s / 1024.0,
             fit.from_s,
             fit.to_s,

@@ -170,6 +170,26 @@ fn a_growing_heap_warns_of_a_leak() {
 }
 
 #[test]
+fn a_buffer_filling_up_is_not_growth() {
+    // The buffer fills from 0 to 40 MiB over the run and the heap follows it at the
+    // measured 1.25 bytes per byte: the heap grows, but the buffer explains all of it.
+    let series = (1..=20_u32)
+        .map(|t| {
+            let buffered = u64::from(t) * (2 << 20);
+            MemoryPoint {
+                buffered_bytes: buffered,
+                ..point(f64::from(t), (10 << 20) + buffered * 5 / 4, 64 << 20, 0)
+            }
+        })
+        .collect();
+    let a = assess(&Facts {
+        memory_series: series,
+        ..healthy()
+    });
+    assert_eq!(a.memory.status, Status::Pass, "{:#?}", a.memory);
+}
+
+#[test]
 fn a_raised_limit_is_not_growth() {
     // The heap steps from 50 to 150 MiB when the limit goes from 64 MiB to 256 MiB at 10 s
     // and is flat in each stretch: no leak, and the note says how the trend was fitted.
@@ -187,6 +207,10 @@ fn a_raised_limit_is_not_growth() {
     });
     assert_eq!(a.memory.status, Status::Pass, "{:#?}", a.memory);
     let trend = a.memory.notes.iter().find(|n| n.contains("slope")).unwrap();
+    assert!(
+        trend.contains("heap the buffer does not explain"),
+        "{trend}"
+    );
     assert!(
         trend.contains("flat") && trend.contains("2 stretches"),
         "{trend}"
