@@ -207,15 +207,22 @@ fn trend_note(f: &Facts) -> Option<(Status, String)> {
         .find(|m| m.t_s >= fit.from_s)
         .map_or(f.max_buffered_bytes, |m| m.limit_bytes);
     let tolerated = 0.1 * limit as f64 + MIB;
-    let (status, verdict) = if growth > tolerated {
-        (Status::Warn, "looks like a leak")
+    let t = slope_t(&points, &fit);
+    let (status, verdict) = if growth <= tolerated {
+        (Status::Pass, "flat".to_owned())
+    } else if t < MIN_SLOPE_T {
+        let t = format!("{t:.1}");
+        (
+            Status::Pass,
+            format!("noise: the slope is {t} standard errors, under {MIN_SLOPE_T}"),
+        )
     } else {
-        (Status::Pass, "flat")
+        (Status::Warn, "looks like a leak".to_owned())
     };
     Some((
         status,
         format!(
-            "{what}: slope {:+.1} KiB/s over {:.1}..{:.1} s ({verdict}: {:+.2} MiB over {span:.0} s, tolerance {:.2} MiB), {scope}",
+            "{what}: slope {:+.1} KiB/s over {:.1}..{:.1} s ({verdict}; {:+.2} MiB over {span:.0} s, tolerance {:.2} MiB), {scope}",
             fit.slope_per_s / 1024.0,
             fit.from_s,
             fit.to_s,
@@ -223,4 +230,31 @@ fn trend_note(f: &Facts) -> Option<(Status, String)> {
             tolerated / MIB
         ),
     ))
+}
+
+/// A slope counts as growth only this many standard errors away from flat: a heap that
+/// swings (batches in the consumer's hands, recycled vectors) fits a slope by chance.
+pub const MIN_SLOPE_T: f64 = 3.0;
+
+/// The fitted slope over its standard error, from the points the fit covers (infinite for
+/// points exactly on the line).
+fn slope_t(points: &[(f64, f64, u32)], fit: &runlog::Fit) -> f64 {
+    let covered: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.0 >= fit.from_s && p.0 <= fit.to_s)
+        .map(|p| (p.0, p.1))
+        .collect();
+    let n = covered.len() as f64;
+    if n < 3.0 {
+        return f64::INFINITY;
+    }
+    let mean_t = covered.iter().map(|p| p.0).sum::<f64>() / n;
+    let stt: f64 = covered.iter().map(|p| (p.0 - mean_t).powi(2)).sum();
+    let rss: f64 = covered.iter().map(|p| (p.1 - fit.at(p.0)).powi(2)).sum();
+    let se = (rss / (n - 2.0) / stt).sqrt();
+    if se > 0.0 {
+        fit.slope_per_s.abs() / se
+    } else {
+        f64::INFINITY
+    }
 }

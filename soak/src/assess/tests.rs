@@ -170,6 +170,30 @@ fn a_growing_heap_warns_of_a_leak() {
 }
 
 #[test]
+fn a_heap_that_swings_is_noise_not_a_leak() {
+    // Up and down by 12 MiB from one sample to the next, drifting a little: a fitted slope
+    // exists, but it is far from significant.
+    let series = (1..=20_u32)
+        .map(|t| {
+            let swing = if t % 2 == 0 { 12 << 20 } else { 0 };
+            point(
+                f64::from(t),
+                (50 << 20) + swing + u64::from(t) * (1 << 19),
+                64 << 20,
+                0,
+            )
+        })
+        .collect();
+    let a = assess(&Facts {
+        memory_series: series,
+        ..healthy()
+    });
+    let trend = a.memory.notes.iter().find(|n| n.contains("slope")).unwrap();
+    assert_eq!(a.memory.status, Status::Pass, "{trend}");
+    assert!(trend.contains("noise"), "{trend}");
+}
+
+#[test]
 fn a_buffer_filling_up_is_not_growth() {
     // The buffer fills from 0 to 40 MiB over the run and the heap follows it at the
     // measured 1.25 bytes per byte: the heap grows, but the buffer explains all of it.
