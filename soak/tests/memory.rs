@@ -108,3 +108,45 @@ fn the_readme_s_no_consumer_delay_example_passes_memory() {
         results.assessment.memory
     );
 }
+
+#[test]
+fn raising_the_limit_mid_run_is_not_read_as_a_leak() {
+    let _heap = HEAP
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The buffer fills to 4 MiB, then the limit goes to 16 MiB and the buffer (and heap)
+    // fill again: a step, not growth, and the heap is judged against the limit in force.
+    let config = ScenarioConfig {
+        duration_s: 3.0,
+        producers: 2,
+        payload: "fixed:1KiB".into(),
+        max_buffered_bytes: 4 << 20,
+        consumer_delay_us: 2_000,
+        sample_every_ms: 100,
+        ..ScenarioConfig::default()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    let raise = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let _ = tx.send(runlog::Control::SetMaxBufferedBytes { bytes: 16 << 20 });
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    });
+    let results = run(
+        &config,
+        &RunOptions::new(dir.path()),
+        &mut Progress::new(true),
+        Some(&rx),
+    )
+    .expect("the run completes")
+    .results;
+    raise.join().expect("joined");
+    let memory = &results.assessment.memory;
+    assert_eq!(memory.status, Status::Pass, "{memory:#?}");
+    let trend = memory
+        .notes
+        .iter()
+        .find(|n| n.contains("slope"))
+        .expect("a trend note");
+    assert!(trend.contains("stretches of unchanged limits"), "{trend}");
+}
