@@ -157,7 +157,7 @@ pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
         .transpose()
         .map_err(|e| RunError::Input(e.to_string()))?;
     let sink = crate::sink::connect_within(&options.sink, &run_id, crate::sink::SETUP_TIMEOUT)
-        .map_err(|e| RunError::Input(format!("--sink: {}", one_line(&e.to_string()))))?;
+        .map_err(|e| RunError::Input(sink_error(&options.sink, &e.to_string())))?;
     let dir = RunDir::create(&options.out, &run_id)
         .map_err(|e| RunError::Input(format!("{}: {e}", options.out_label())))?;
     let lock = RunLock::hold(dir.path()).ok();
@@ -195,6 +195,15 @@ pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
         interrupt: options.interrupt.clone(),
         probe: options.probe.clone(),
     })
+}
+
+/// `--sink URL: why`, on one line, naming the server once.
+fn sink_error(spec: &SinkSpec, why: &str) -> String {
+    let why = one_line(why);
+    match spec {
+        SinkSpec::Nats { url, .. } if !why.contains(url.as_str()) => format!("--sink {url}: {why}"),
+        _ => format!("--sink: {why}"),
+    }
 }
 
 /// `text` on one line: what a server sent back may hold line breaks.

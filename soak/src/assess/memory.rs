@@ -234,7 +234,7 @@ fn trend_note(f: &Facts) -> Option<(Status, String)> {
 
 /// A slope counts as growth only this many standard errors away from flat: a heap that
 /// swings (batches in the consumer's hands, recycled vectors) fits a slope by chance.
-pub const MIN_SLOPE_T: f64 = 3.0;
+pub(super) const MIN_SLOPE_T: f64 = 3.0;
 
 /// The fitted slope over its standard error, from the points the fit covers (infinite for
 /// points exactly on the line).
