@@ -199,7 +199,10 @@ fn every_run_leaves_a_report_and_runs_compare() {
     assert!(runs[1].join("compare.html").exists());
     // Readable names with units, not raw keys.
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("delivered/s") && text.contains("overall: "), "{text}");
+    assert!(
+        text.contains("delivered/s") && text.contains("overall: "),
+        "{text}"
+    );
     assert!(!text.contains("avg_delivered_per_sec"), "{text}");
 
     let out = soak(&["compare", &path(&runs[0]), &path(&runs[2])]);

@@ -158,18 +158,28 @@ mod tests {
     fn a_clearly_better_shape_replaces_the_start_and_noise_does_not() {
         let mut machine = ModelMachine::new(100_000.0);
         machine.base_latency_us = 0;
-        let edge = run(&mut machine, 1000.0, Some(20_000))
+        let edge = run(&mut machine, 1000.0, Some(15_000))
             .edge
             .expect("an edge");
         assert_eq!(edge.shape.point.interval_us, 5_000, "half the p99 wins");
 
         let mut machine = ModelMachine::new(100_000.0);
-        let edge = run(&mut machine, 1000.0, Some(20_000))
+        let edge = run(&mut machine, 1000.0, Some(15_000))
             .edge
             .expect("an edge");
         assert_eq!(
             edge.shape.point.interval_us, 10_000,
             "6 ms vs 11 ms is not enough"
+        );
+
+        let mut machine = ModelMachine::new(100_000.0);
+        machine.base_latency_us = 0;
+        let edge = run(&mut machine, 1000.0, Some(40_000))
+            .edge
+            .expect("an edge");
+        assert_eq!(
+            edge.shape.point.interval_us, 10_000,
+            "10 ms against a 40 ms target needs no better shape"
         );
     }
 

@@ -32,7 +32,7 @@ pub struct Recommendation {
 pub fn recommend(edge: &Edge, base: &ScenarioConfig, memory_cap_bytes: u64) -> Recommendation {
     let best = &edge.shape;
     let burst = best.measured.burst_bytes;
-    let buffered = buffered_for(best, memory_cap_bytes);
+    let buffered = buffered_for(best, edge.best.target_us, memory_cap_bytes);
     let batch = best.point.max_batch_bytes.min(buffered);
     let rate = Some(edge.operating_rate_per_sec);
     let mut config = ScenarioConfig {
@@ -51,7 +51,11 @@ pub fn recommend(edge: &Edge, base: &ScenarioConfig, memory_cap_bytes: u64) -> R
     config.thresholds = promise(best.target_us);
     let reasons = vec![
         rate_reason(edge),
-        buffered_reason(best, burst, buffered, memory_cap_bytes),
+        buffered_reason(
+            best,
+            edge.best.target_us,
+            (burst, buffered, memory_cap_bytes),
+        ),
         format!(
             "max_batch_bytes = {}: about {:.1} batches per interval at that rate \
              (delivered bytes/s x interval / batch); p99 {} against {}",
@@ -75,8 +79,8 @@ pub fn recommend(edge: &Edge, base: &ScenarioConfig, memory_cap_bytes: u64) -> R
 /// The buffered limit for the shape probe's measurements: the larger of
 /// [`STALL_TARGETS`] latency targets of delivery, [`BUFFERED_HEADROOM`] times the largest
 /// burst seen, and two batches; within the memory cap.
-fn buffered_for(best: &Probe, cap: u64) -> u64 {
-    target_window_bytes(best)
+fn buffered_for(best: &Probe, target_us: u64, cap: u64) -> u64 {
+    target_window_bytes(best, target_us)
         .max(best.measured.burst_bytes.saturating_mul(BUFFERED_HEADROOM))
         .max(best.point.max_batch_bytes.saturating_mul(2))
         .min(cap)
@@ -127,12 +131,17 @@ fn rate_reason(edge: &Edge) -> String {
 /// short bursts, so the buffer is sized by time, not by the largest burst seen.
 pub const STALL_TARGETS: f64 = 4.0;
 
-/// What the consumer takes in [`STALL_TARGETS`] latency targets at the probe's rate.
-fn target_window_bytes(probe: &Probe) -> u64 {
-    (probe.measured.delivered_bytes_per_sec * STALL_TARGETS * probe.target_us as f64 / 1e6) as u64
+/// What the consumer takes in [`STALL_TARGETS`] latency targets (the search's target, for
+/// the scenario's starting interval: the chosen shape does not move it) at the probe's rate.
+fn target_window_bytes(probe: &Probe, target_us: u64) -> u64 {
+    (probe.measured.delivered_bytes_per_sec * STALL_TARGETS * target_us as f64 / 1e6) as u64
 }
 
-fn buffered_reason(best: &Probe, burst: u64, buffered: u64, cap: u64) -> String {
+fn buffered_reason(
+    best: &Probe,
+    target_us: u64,
+    (burst, buffered, cap): (u64, u64, u64),
+) -> String {
     let bytes_per_sec = best.measured.delivered_bytes_per_sec.max(1.0);
     let window_ms = buffered as f64 / bytes_per_sec * 1e3;
     let capped = if buffered >= cap { " (capped)" } else { "" };
@@ -142,7 +151,7 @@ fn buffered_reason(best: &Probe, burst: u64, buffered: u64, cap: u64) -> String 
          burst the buffer held at that rate ({}); burst window = {} / {}/s = {window_ms:.0} ms; \
          cap 1/8 of memory = {}",
         human::bytes(buffered),
-        human::bytes(target_window_bytes(best)),
+        human::bytes(target_window_bytes(best, target_us)),
         human::bytes(burst),
         human::bytes(buffered),
         human::bytes(bytes_per_sec as u64),

@@ -26,6 +26,8 @@ use std::fmt;
 
 /// Bisection of the rate stops when last-bad / last-good is at most this.
 pub const RATE_RESOLUTION: f64 = 1.15;
+/// A healthy shape whose p99 is under this share of its target is kept.
+pub const SHAPE_NEED: f64 = 0.5;
 /// A failed probe counts as narrowly failed (and is probed again) when nothing was
 /// refused and its p99 was within this factor of the target.
 pub const NARROW_MISS: f64 = 1.5;
@@ -379,9 +381,12 @@ fn rate_of(probe: &Probe) -> f64 {
         .map_or(probe.measured.delivered_per_sec, |r| r as f64)
 }
 
-/// Whether `challenger`'s p99 is clearly (by [`SHAPE_WIN`]) below `incumbent`'s.
+/// Whether `challenger`'s p99 is clearly (by [`SHAPE_WIN`]) below `incumbent`'s, and the
+/// incumbent needs it: one comfortably within its target (under [`SHAPE_NEED`] of it) is
+/// kept, so a noise-level improvement never changes the shape (and with it the target).
 fn wins(challenger: &Probe, incumbent: &Probe) -> bool {
-    (challenger.measured.p99_us as f64) <= SHAPE_WIN * incumbent.measured.p99_us as f64
+    let needs = incumbent.measured.p99_us as f64 > SHAPE_NEED * incumbent.target_us as f64;
+    needs && (challenger.measured.p99_us as f64) <= SHAPE_WIN * incumbent.measured.p99_us as f64
 }
 
 /// Runs the whole search against `machine` within `plan.budget_s`, calling
