@@ -66,12 +66,7 @@ pub fn recommend(edge: &Edge, base: &ScenarioConfig, memory_cap_bytes: u64) -> R
             human::micros(best.measured.p99_us),
             human::micros(best.target_us),
         ),
-        format!(
-            "interval_us = {}: the probed shape with a clearly lowest healthy p99 at that rate \
-             ({:.0}% under target)",
-            best.point.interval_us,
-            100.0 * (1.0 - best.measured.p99_us as f64 / best.target_us.max(1) as f64),
-        ),
+        shape_reason(edge),
     ];
     Recommendation { config, reasons }
 }
@@ -99,6 +94,32 @@ pub fn promise(target_us: u64) -> runlog::Thresholds {
             .filter_map(|t| t.parse().ok()),
     );
     thresholds
+}
+
+/// Why this interval (and batch): the scenario's own, kept, or an alternative that halved
+/// the p99 of a shape that needed it.
+fn shape_reason(edge: &Edge) -> String {
+    let best = &edge.shape;
+    let under = 100.0 * (1.0 - best.measured.p99_us as f64 / best.target_us.max(1) as f64);
+    let start = &edge.best.point;
+    let kept = best.point.interval_us == start.interval_us
+        && best.point.max_batch_bytes == start.max_batch_bytes;
+    if kept {
+        format!(
+            "interval_us = {}: the scenario's own, kept: healthy at that rate with p99 {} \
+             ({under:.0}% under target), and no alternative did clearly better where it was needed",
+            best.point.interval_us,
+            human::micros(best.measured.p99_us),
+        )
+    } else {
+        format!(
+            "interval_us = {}: an alternative to the scenario's {} that at least halved a p99 \
+             which needed it (now {}, {under:.0}% under target)",
+            best.point.interval_us,
+            human::micros(start.interval_us),
+            human::micros(best.measured.p99_us),
+        )
+    }
 }
 
 fn rate_reason(edge: &Edge) -> String {
