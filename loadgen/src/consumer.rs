@@ -1,5 +1,6 @@
 //! The consumer loop: receive batches, record latency, count, simulate work.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use hdrhistogram::sync::Recorder;
 use crate::event::{Clock, duration_ns};
 use crate::pacing::{ConsumerSim, Pacer, Stall, batch_cost};
 use crate::source::{BatchSource, DeliveredBatch, SourceError};
+use crate::tally::OriginTally;
 
 /// The longest a consumer goes without looking at its latency recorder, in
 /// a blocking receive or a simulated-work sleep. A histogram refresh waits
@@ -116,12 +118,27 @@ pub struct ConsumerCounters {
     batches: AtomicU64,
     by_reason: [AtomicU64; FlushReason::ALL.len()],
     work_ns: AtomicU64,
+    /// Also counts deliveries by event origin, when given.
+    tally: Option<Arc<OriginTally>>,
 }
 
 impl ConsumerCounters {
     /// All zero.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// All zero, also counting every delivered batch into `tally` by event origin.
+    pub fn with_tally(tally: Arc<OriginTally>) -> Self {
+        Self {
+            tally: Some(tally),
+            ..Self::default()
+        }
+    }
+
+    /// The origin tally, if there is one.
+    pub fn tally(&self) -> Option<&OriginTally> {
+        self.tally.as_deref()
     }
 
     /// The counts so far.
@@ -338,11 +355,14 @@ impl Consumer<'_> {
     /// Records, counts and works off one batch, then drops it.
     fn consume<B: DeliveredBatch>(&mut self, batch: B, waited: bool) {
         let now = Instant::now();
+        let now_ns = self.clock.ns_at(now);
         if let Some(recorder) = &mut self.latency {
-            let now_ns = self.clock.ns_at(now);
             for event in batch.iter() {
                 recorder.saturating_record(now_ns.saturating_sub(event.intended_at_ns) / 1_000);
             }
+        }
+        if let Some(tally) = self.counters.tally() {
+            tally.count(self.clock, now_ns, batch.iter());
         }
         let sim = self.control.sim();
         let cost = if sim.is_free() {

@@ -81,6 +81,7 @@ mod pacing;
 mod payload;
 mod producer;
 mod source;
+mod tally;
 mod target;
 pub mod units;
 
@@ -100,4 +101,5 @@ pub use producer::{
     DEFAULT_BACKOFF, ProducerConfig, ProducerPanicked, ProducerSet, SpawnError, spawn_producers,
 };
 pub use source::{BatchSource, DeliveredBatch, SourceError};
+pub use tally::{OriginCounts, OriginTally};
 pub use target::{DispatcherTarget, Offer, Target};

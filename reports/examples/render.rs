@@ -40,7 +40,7 @@ fn main() -> ExitCode {
                         c.path
                             .as_ref()
                             .map_or_else(String::new, |p| p.display().to_string()),
-                        c.overall()
+                        c.headline()
                     );
                 })
                 .map_err(|e| e.to_string())

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use runlog::Sample;
 
 use crate::charts::{Line, Marker, TimeChart, palette};
-use crate::compare::{Comparison, ConfigDifference, Verdict};
+use crate::compare::{Comparison, ConfigDifference, Headline, Side, Verdict};
 use crate::format::{self, Scale};
 use crate::html::{Cell, Table, escape_html};
 use crate::page;
@@ -20,7 +20,8 @@ fn verdict_markup(verdict: Verdict) -> String {
     let class = match verdict {
         Verdict::Improved => "badge pass",
         Verdict::Regressed => "badge fail",
-        Verdict::Unchanged | Verdict::Unavailable => "badge unknown",
+        Verdict::Inconclusive => "badge warn",
+        Verdict::NoChange | Verdict::Unavailable => "badge unknown",
     };
     format!(
         "<span class=\"{class}\">{}</span>",
@@ -57,23 +58,30 @@ fn banner(c: &Comparison) -> String {
 }
 
 /// The whole comparison page.
-pub(crate) fn render(base: &RunRecord, candidate: &RunRecord, c: &Comparison) -> String {
+pub(crate) fn render(base_side: &Side, candidate_side: &Side, c: &Comparison) -> String {
+    let (base, candidate) = (base_side.representative(), candidate_side.representative());
     let mut body = banner(c);
-    let overall = c.overall();
-    let class = match overall {
-        Verdict::Improved => "pass",
-        Verdict::Regressed => "fail",
-        _ => "unknown",
+    let headline = c.headline();
+    let class = match headline {
+        Headline::Improved => "pass",
+        Headline::Regressed => "fail",
+        Headline::Mixed | Headline::Inconclusive => "warn",
+        Headline::NoChange => "unknown",
     };
     let _ = write!(
         body,
         "<header class=\"band {class}\" id=\"summary\"><div class=\"verdict\"><span class=\"badge big {class}\" id=\"overall\">{}</span>\
-         <h1>Comparison</h1><div class=\"sub\">candidate {} against base {} · threshold ±{}%</div></div><div class=\"figures\">{}</div></header>",
-        overall.as_str().to_uppercase(),
+         <h1>Comparison</h1><div class=\"sub\">candidate {} against base {} · {}</div></div><div class=\"figures\">{}</div></header>",
+        headline.as_str().to_uppercase(),
         escape_html(&c.candidate_id),
         escape_html(&c.base_id),
-        c.threshold_pct,
+        escape_html(crate::compare::text::METHOD),
         headline_figures(c),
+    );
+    let _ = writeln!(
+        body,
+        "<p id=\"overall-line\">{}</p>",
+        escape_html(&crate::compare::text::overall_line(c))
     );
     body.push_str("<h2>Metrics</h2>\n");
     body.push_str(&metrics_table(c));
@@ -82,7 +90,7 @@ pub(crate) fn render(base: &RunRecord, candidate: &RunRecord, c: &Comparison) ->
         let _ = writeln!(body, "<section class=\"card chart-card\">{chart}</section>");
     }
     body.push_str("</div>\n<h2>Runs</h2>\n<div class=\"grid\">\n");
-    body.push_str(&runs_table(base, candidate));
+    body.push_str(&runs_table(base_side, candidate_side));
     body.push_str(&differences_table(
         "table-differences",
         "Differences (config and machine)",
@@ -99,16 +107,11 @@ pub(crate) fn render(base: &RunRecord, candidate: &RunRecord, c: &Comparison) ->
     )
 }
 
-/// The four headline metrics as big figures: candidate value, change and verdict.
+/// The primary metrics as big figures: candidate value, change and verdict.
 fn headline_figures(c: &Comparison) -> String {
-    let keys = [
-        "avg_delivered_per_sec",
-        "peak_heap_bytes",
-        "latency_p99_us",
-        "drain_us",
-    ];
-    keys.iter()
-        .filter_map(|k| c.metric(k))
+    c.metrics
+        .iter()
+        .filter(|m| m.primary)
         .map(|m| {
             let value = m.candidate.map_or_else(|| "n/a".to_owned(), |v| m.unit.format(v));
             let base = m.base.map_or_else(|| "n/a".to_owned(), |v| m.unit.format(v));
@@ -128,25 +131,25 @@ fn headline_figures(c: &Comparison) -> String {
 fn metrics_table(c: &Comparison) -> String {
     let mut table = Table::new(
         "table-metrics",
-        "Key figures",
+        "Key figures (medians; * primary)",
         &[
             "metric",
             "base",
             "candidate",
             "ratio",
             "change",
+            "95% CI",
+            "noise",
             "better when",
             "verdict",
+            "why",
         ],
     );
     for m in &c.metrics {
         let show = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| m.unit.format(v));
-        let better = match m.direction {
-            crate::compare::Direction::HigherIsBetter => "higher",
-            crate::compare::Direction::LowerIsBetter => "lower",
-        };
+        let star = if m.primary { " *" } else { "" };
         table.row(vec![
-            Cell::text(m.label),
+            Cell::text(format!("{}{star}", m.label)),
             Cell::num(show(m.base)),
             Cell::num(show(m.candidate)),
             Cell::num(
@@ -157,8 +160,14 @@ fn metrics_table(c: &Comparison) -> String {
                 m.change_pct
                     .map_or_else(|| "n/a".to_owned(), |p| format!("{p:+.1}%")),
             ),
-            Cell::text(better),
+            Cell::num(m.ci_pct.map_or_else(
+                || "-".to_owned(),
+                |(lo, hi)| format!("{lo:+.1}%..{hi:+.1}%"),
+            )),
+            Cell::num(format!("±{}%", m.noise_pct)),
+            Cell::text(m.direction.better()),
             Cell::Markup(verdict_markup(m.verdict)),
+            Cell::text(&m.note),
         ]);
     }
     table.render()
@@ -167,8 +176,18 @@ fn metrics_table(c: &Comparison) -> String {
 /// How one row of the runs table reads `results.json`.
 type RunField = fn(&runlog::RunResults) -> String;
 
-fn runs_table(base: &RunRecord, candidate: &RunRecord) -> String {
-    let mut table = Table::new("table-runs", "Runs", &["", "base", "candidate"]);
+fn runs_table(base_side: &Side, candidate_side: &Side) -> String {
+    let (base, candidate) = (base_side.representative(), candidate_side.representative());
+    let mut table = Table::new(
+        "table-runs",
+        "Runs (the charted run of each side)",
+        &["", "base", "candidate"],
+    );
+    table.row(vec![
+        Cell::text("side"),
+        Cell::text(base_side.describe()),
+        Cell::text(candidate_side.describe()),
+    ]);
     let field = |r: &RunRecord, f: RunField| r.results.as_ref().map_or_else(|| "n/a".to_owned(), f);
     let rows: [(&str, RunField); 5] = [
         ("started", |r| r.started_at.clone()),

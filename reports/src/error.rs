@@ -63,9 +63,23 @@ pub enum CompareError {
         /// let it through: only for a file that is not a comparison page.
         overridable: bool,
     },
-    /// The threshold is negative or not a number.
-    #[error("threshold_pct = {0} is not a percentage >= 0")]
+    /// The noise threshold is negative or not a number.
+    #[error("noise threshold {0}% is not a percentage >= 0")]
     BadThreshold(f64),
+    /// A primary metric that is not compared.
+    #[error("unknown metric `{given}` (known: {known})")]
+    UnknownMetric {
+        /// The name given.
+        given: String,
+        /// The names known.
+        known: String,
+    },
+    /// A group directory whose `group.json` lists no finished run.
+    #[error("{}: the group has no finished run to compare", path.display())]
+    EmptyGroup {
+        /// The group directory.
+        path: PathBuf,
+    },
 }
 
 impl CompareError {

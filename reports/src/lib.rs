@@ -45,17 +45,15 @@
 //! returned in [`RenderedReport::warnings`]. A corrupt `results.json` or a bad line inside
 //! `samples.jsonl` is a [`ReportError`] naming the file and line.
 //!
-//! # Comparing two runs
+//! # Comparing runs
 //!
 //! ```no_run
 //! use reports::{CompareError, CompareOptions, compare};
 //!
-//! let opts = CompareOptions { threshold_pct: 5.0, force: false, output: None, overwrite: false };
-//! match compare("runs/base".as_ref(), "runs/candidate".as_ref(), &opts) {
+//! // Each side is a run directory or a group of repeated runs (`cargo soak --repeat N`).
+//! match compare("runs/base".as_ref(), "runs/candidate".as_ref(), &CompareOptions::default()) {
 //!     Ok(c) => {
-//!         for m in &c.metrics {
-//!             println!("{:<20} {:>10}", m.label, m.verdict);
-//!         }
+//!         print!("{}", reports::compare_text::human(&c));
 //!         if c.regressed() {
 //!             std::process::exit(1); // --fail-on-regression
 //!         }
@@ -65,10 +63,14 @@
 //! }
 //! ```
 //!
-//! Runs are comparable when their `config` is equal apart from [`IGNORED_CONFIG_KEYS`]
-//! (`seed`, `preset`); otherwise [`compare`] refuses with [`CompareError::Incomparable`]
-//! unless [`CompareOptions::force`] is set. Each metric gets a direction-aware
-//! [`Verdict`]: higher throughput is better; lower heap, RSS, latency and drain time are.
+//! Sides are comparable when their `config` is equal apart from [`IGNORED_CONFIG_KEYS`]
+//! (`seed`, `preset`, `thresholds`); otherwise [`compare`] refuses with
+//! [`CompareError::Incomparable`] unless [`CompareOptions::force`] is set. Each metric gets
+//! a [`Verdict`] from the distributions: the change of the median with a bootstrap
+//! confidence interval ([`compare_stats`]) from the runs (at least [`MIN_RUNS`] a side) or,
+//! with fewer, from the runs' sample intervals where that means something, judged against
+//! the metric's noise threshold. The [`Headline`] comes from the primary metrics
+//! (delivered/s, p99 and peak heap unless [`CompareOptions::primary`] says otherwise).
 
 #![forbid(unsafe_code)]
 
@@ -88,8 +90,9 @@ mod stats;
 mod tables;
 
 pub use compare::{
-    COMPARE_FILE, CompareOptions, Comparison, ConfigDifference, Direction, IGNORED_CONFIG_KEYS,
-    MetricComparison, Unit, Verdict, compare,
+    Basis, COMPARE_FILE, CompareOptions, Comparison, ConfigDifference, Direction, Headline,
+    IGNORED_CONFIG_KEYS, MIN_INTERVALS, MIN_RUNS, MetricComparison, Side, Unit, Verdict, compare,
+    stats as compare_stats, text as compare_text,
 };
 pub use error::{CompareError, ReportError};
 pub use figures::KeyFigures;
@@ -98,17 +101,18 @@ pub use record::{RunRecord, Warning};
 pub use report::{REPORT_FILE, RenderedReport, render_html, render_run, render_run_to};
 pub use runlog::Fit;
 
-/// The comparison page of two records, as [`compare`] writes it.
+/// The comparison page of two sides, as [`compare`] writes it.
 ///
 /// ```
-/// use reports::{CompareOptions, Comparison, RunRecord};
+/// use reports::{CompareOptions, Comparison, RunRecord, Side};
 /// let record = RunRecord { results: Some(Default::default()), ..Default::default() };
-/// let c = Comparison::evaluate(&record, &record, &CompareOptions::default())?;
-/// let html = reports::compare_html(&record, &record, &c);
+/// let side = Side::single(record);
+/// let c = Comparison::evaluate(&side, &side, &CompareOptions::default())?;
+/// let html = reports::compare_html(&side, &side, &c);
 /// assert!(html.contains("id=\"cmp-delivered\""));
 /// # Ok::<(), reports::CompareError>(())
 /// ```
 #[must_use]
-pub fn compare_html(base: &RunRecord, candidate: &RunRecord, comparison: &Comparison) -> String {
+pub fn compare_html(base: &Side, candidate: &Side, comparison: &Comparison) -> String {
     compare_page::render(base, candidate, comparison)
 }

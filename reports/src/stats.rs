@@ -13,15 +13,23 @@ pub(crate) fn run_phase(samples: &[Sample]) -> Vec<&Sample> {
     }
 }
 
-/// The heap growth over the second half of the run phase: allocated heap bytes per second,
-/// fitted by least squares. The drain's release of the buffer is not growth, so drain
-/// samples are left out.
+/// The heap growth of the run phase: allocated heap bytes per second, fitted by least
+/// squares over the second half of each stretch of unchanged limits (and pause), the
+/// stretch with the largest growth shown, as the soak's verdict judges it
+/// ([`runlog::heap_trend`]). The drain's release of the buffer is not growth, so drain
+/// samples are left out; nor is a limit raised.
 pub(crate) fn heap_slope(samples: &[Sample]) -> Option<Fit> {
-    let points: Vec<(f64, f64)> = run_phase(samples)
-        .iter()
-        .map(|s| (s.t_s, s.heap_allocated_bytes as f64))
-        .collect();
-    runlog::second_half_fit(&points)
+    let mut stretch = 0u32;
+    let mut previous: Option<&Sample> = None;
+    let mut points = Vec::new();
+    for s in run_phase(samples) {
+        if previous.is_some_and(|p| p.limits != s.limits || p.paused != s.paused) {
+            stretch += 1;
+        }
+        previous = Some(s);
+        points.push((s.t_s, s.heap_allocated_bytes as f64, stretch));
+    }
+    runlog::heap_trend(&points).0
 }
 
 #[cfg(test)]
@@ -62,6 +70,26 @@ mod tests {
         });
         let fit = heap_slope(&samples).unwrap();
         assert!((fit.slope_per_s - 100.0).abs() < 1e-9, "{fit:?}");
-        assert_eq!((fit.from_s, fit.to_s), (5.0, 10.0));
+        // The second half of the run phase's 1..10 s.
+        assert_eq!((fit.from_s, fit.to_s), (6.0, 10.0));
+    }
+
+    #[test]
+    fn a_raised_limit_is_not_heap_growth() {
+        // 20 flat samples; the limit is raised at 10 s and the heap steps up with it.
+        let samples: Vec<Sample> = (1..=20)
+            .map(|i| {
+                let mut s = Sample {
+                    t_s: f64::from(i),
+                    heap_allocated_bytes: if i <= 10 { 1000 } else { 5000 },
+                    phase: "run".into(),
+                    ..Default::default()
+                };
+                s.limits.max_buffered_bytes = if i <= 10 { 1 << 20 } else { 1 << 30 };
+                s
+            })
+            .collect();
+        let fit = heap_slope(&samples).unwrap();
+        assert_eq!(fit.slope_per_s, 0.0, "{fit:?}");
     }
 }

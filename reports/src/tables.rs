@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use runlog::{Assessment, Event, EventKind, RunResults, Section};
+use runlog::{Assessment, Event, EventKind, RunResults, Section, Status};
 use serde_json::Value;
 
 use crate::figures::KeyFigures;
@@ -33,6 +33,29 @@ pub(crate) fn assessment(assessment: &Assessment) -> String {
         table.row(vec![
             Cell::text(name),
             Cell::Markup(badge(section.status)),
+            Cell::Markup(notes),
+        ]);
+    }
+    for t in &assessment.thresholds {
+        let status = if t.passed { Status::Pass } else { Status::Fail };
+        table.row(vec![
+            Cell::text(format!("threshold {}", t.threshold)),
+            Cell::Markup(badge(status)),
+            Cell::Markup(format!(
+                "<ul class=\"notes\"><li>{}</li></ul>",
+                escape_html(&t.note)
+            )),
+        ]);
+    }
+    if !assessment.not_judged.is_empty() {
+        let mut notes = String::from("<ul class=\"notes\">");
+        for note in &assessment.not_judged {
+            let _ = write!(notes, "<li>{}</li>", escape_html(note));
+        }
+        notes.push_str("</ul>");
+        table.row(vec![
+            Cell::text("not judged"),
+            Cell::text("-"),
             Cell::Markup(notes),
         ]);
     }

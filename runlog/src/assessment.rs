@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::threshold::ThresholdResult;
+
 /// A verdict. Ordered from best to worst: `Pass < Warn < Fail`.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
@@ -82,8 +84,9 @@ impl Section {
     }
 }
 
-/// The verdict of a run: `overall` is the worst of the four sections.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// The verdict of a run: `overall` is the worst of the four sections and the user's
+/// thresholds (a failed threshold fails the run).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Assessment {
     /// The worst section status.
     pub overall: Status,
@@ -95,6 +98,14 @@ pub struct Assessment {
     pub memory: Section,
     /// Shutdown drained in time.
     pub drain: Section,
+    /// The user's thresholds, each judged against the run (empty when none were set;
+    /// records written before thresholds existed read as empty).
+    #[serde(default)]
+    pub thresholds: Vec<ThresholdResult>,
+    /// What the verdict did not judge, one sentence each (e.g. latency without a latency
+    /// threshold), so a pass is never read as covering it.
+    #[serde(default)]
+    pub not_judged: Vec<String>,
 }
 
 impl Assessment {
@@ -117,7 +128,39 @@ impl Assessment {
             pressure,
             memory,
             drain,
+            thresholds: Vec::new(),
+            not_judged: Vec::new(),
         }
+    }
+
+    /// Adds the judged thresholds (a failed one fails the run) and what was not judged.
+    ///
+    /// ```
+    /// use runlog::{Assessment, RunResults, Status, Threshold};
+    /// let t: Threshold = "refused<1%".parse()?;
+    /// let mut run = RunResults::default();
+    /// (run.totals.attempted, run.totals.rejected) = (100, 5);
+    /// let a = Assessment::default().with_thresholds(vec![t.evaluate(&run)], Vec::new());
+    /// assert_eq!(a.overall, Status::Fail);
+    /// # Ok::<(), runlog::ThresholdError>(())
+    /// ```
+    #[must_use]
+    pub fn with_thresholds(
+        mut self,
+        thresholds: Vec<ThresholdResult>,
+        not_judged: Vec<String>,
+    ) -> Self {
+        if thresholds.iter().any(|t| !t.passed) {
+            self.overall = Status::Fail;
+        }
+        self.thresholds = thresholds;
+        self.not_judged = not_judged;
+        self
+    }
+
+    /// The thresholds that failed.
+    pub fn failed_thresholds(&self) -> impl Iterator<Item = &ThresholdResult> {
+        self.thresholds.iter().filter(|t| !t.passed)
     }
 }
 

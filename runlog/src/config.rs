@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RunlogError;
+use crate::threshold::Thresholds;
 
 /// What the dispatcher does when admitting an event would exceed `max_buffered_bytes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -99,6 +100,10 @@ pub struct ScenarioConfig {
     pub preset: Option<String>,
     /// Whether enqueue-to-delivery latency is recorded.
     pub record_latency: bool,
+    /// User thresholds judged when the run ends (a `[thresholds]` table; see
+    /// [`Thresholds`]). Absent when there are none; they do not change what runs.
+    #[serde(skip_serializing_if = "Thresholds::is_empty")]
+    pub thresholds: Thresholds,
 }
 
 impl Default for ScenarioConfig {
@@ -131,6 +136,7 @@ impl Default for ScenarioConfig {
             cpus: None,
             preset: None,
             record_latency: true,
+            thresholds: Thresholds::default(),
         }
     }
 }
@@ -404,9 +410,15 @@ impl ScenarioConfig {
             path: "<string>".into(),
             message: e.to_string(),
         })?;
-        // TOML omits `None`, which would read back as the default `Some(32 KiB)`.
+        // TOML omits `None`, which would read back as the default `Some(32 KiB)`. The key
+        // goes before the first table (`[thresholds]`), or it would belong to that table.
         if self.max_batch_bytes.is_none() {
-            text.push_str("max_batch_bytes = \"unlimited\"\n");
+            let at = text
+                .match_indices('\n')
+                .map(|(i, _)| i + 1)
+                .find(|&i| text[i..].starts_with('['))
+                .unwrap_or(text.len());
+            text.insert_str(at, "max_batch_bytes = \"unlimited\"\n");
         }
         Ok(text)
     }

@@ -1,6 +1,6 @@
-//! The heap-growth fit: a least-squares line over the second half of a run.
-//! The soak's leak check and the report's heap chart both use it, so they
-//! always agree.
+//! The heap-growth fit: a least-squares line over the second half of a run, or of each
+//! stretch of it whose limits did not change. The soak's leak check and the report's heap
+//! chart both use it, so they always agree.
 
 /// A straight line fitted by least squares over part of a run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,6 +82,64 @@ pub fn second_half_fit(points: &[(f64, f64)]) -> Option<Fit> {
         to_s: end,
         points: half.len(),
     })
+}
+
+/// The fewest points a stretch's fitted half needs for its slope to count as a trend.
+pub const MIN_TREND_POINTS: usize = 4;
+
+/// The heap trend over stretches of unchanged limits: `points` are `(t_s, heap, stretch)`
+/// in time order, where `stretch` changes whenever the limits in force (or the pause)
+/// change. Each stretch is fitted over its second half (after the heap settled to the
+/// new limits); the fit returned is the one with the largest growth (slope times the
+/// seconds it covers), among stretches with at least [`MIN_TREND_POINTS`] points there.
+/// Also returns how many stretches there were. A change of limits is never read as growth.
+///
+/// ```
+/// // Flat at 10, then the limit is raised and the heap steps up to 50 and stays flat.
+/// let points: Vec<(f64, f64, u32)> = (0..20)
+///     .map(|t| (t as f64, if t < 14 { 10.0 } else { 50.0 }, u32::from(t >= 14)))
+///     .collect();
+/// let (fit, stretches) = runlog::heap_trend(&points);
+/// assert_eq!(stretches, 2);
+/// assert_eq!(fit.unwrap().slope_per_s, 0.0);
+/// // Over the whole run the step would have looked like growth.
+/// let whole: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1)).collect();
+/// assert!(runlog::second_half_fit(&whole).unwrap().slope_per_s > 0.0);
+/// ```
+#[must_use]
+pub fn heap_trend(points: &[(f64, f64, u32)]) -> (Option<Fit>, usize) {
+    let mut fits = Vec::new();
+    let mut stretches = 0;
+    let mut rest = points;
+    while let Some(first) = rest.first() {
+        let len = rest.iter().take_while(|p| p.2 == first.2).count();
+        let (stretch, next) = rest.split_at(len);
+        stretches += 1;
+        let start = stretch[0].0;
+        let end = stretch[len - 1].0;
+        let half: Vec<(f64, f64)> = stretch
+            .iter()
+            .filter(|p| p.0 >= start + (end - start) / 2.0)
+            .map(|p| (p.0, p.1))
+            .collect();
+        if half.len() >= MIN_TREND_POINTS {
+            if let Some((slope_per_s, intercept)) = least_squares(&half) {
+                fits.push(Fit {
+                    slope_per_s,
+                    intercept,
+                    from_s: half[0].0,
+                    to_s: end,
+                    points: half.len(),
+                });
+            }
+        }
+        rest = next;
+    }
+    let growth = |f: &Fit| f.slope_per_s * (f.to_s - f.from_s);
+    let worst = fits
+        .into_iter()
+        .max_by(|a, b| growth(a).total_cmp(&growth(b)));
+    (worst, stretches)
 }
 
 #[cfg(test)]

@@ -73,6 +73,7 @@ mod error;
 mod event;
 mod fit;
 mod follow;
+mod group;
 mod hlog;
 mod latency;
 mod line;
@@ -80,6 +81,8 @@ mod results;
 mod rundir;
 mod sample;
 mod samples_io;
+mod threshold;
+mod units;
 
 pub use assessment::{Assessment, Section, Status};
 pub use clock::{new_run_id, now_rfc3339};
@@ -88,8 +91,12 @@ pub use control::{Control, Knob, LimitError, Limits};
 pub use environment::Environment;
 pub use error::RunlogError;
 pub use event::{Event, EventKind};
-pub use fit::{Fit, least_squares, second_half_fit};
+pub use fit::{Fit, MIN_TREND_POINTS, heap_trend, least_squares, second_half_fit};
 pub use follow::SamplesFollower;
+pub use group::{
+    GROUP_FILE, GROUP_SCHEMA, GroupRecord, GroupRun, GroupSummary, Spread, is_group, read_group,
+    write_group,
+};
 pub use hlog::{HlogInterval, HlogWriter, read_hlog, read_hlog_checked};
 pub use latency::LatencySummary;
 pub use line::Line;
@@ -100,3 +107,7 @@ pub use results::{
 pub use rundir::{LATEST, RunDir};
 pub use sample::{FlushReasonCounts, Sample, Totals};
 pub use samples_io::{SamplesLog, SamplesWriter, Truncation, read_samples};
+pub use threshold::{
+    METRICS as THRESHOLD_METRICS, Metric, OPERATORS, Op, Threshold, ThresholdError,
+    ThresholdResult, Thresholds,
+};

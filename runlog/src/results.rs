@@ -31,8 +31,8 @@ pub struct Throughput {
     pub avg_accepted_per_sec: f64,
 }
 
-/// Memory high-water marks and the configured bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Memory high-water marks, the configured bound, and what the heap was judged against.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Memory {
     /// Largest sampled heap allocation.
     pub peak_heap_bytes: u64,
@@ -44,6 +44,18 @@ pub struct Memory {
     pub peak_buffered_bytes: u64,
     /// The configured bound on buffered bytes (the largest in force during the run).
     pub max_buffered_bytes: u64,
+    /// The heap when every producer was ready and nothing was buffered yet (0 in records
+    /// written before it was measured, or when it could not be).
+    #[serde(default)]
+    pub baseline_heap_bytes: u64,
+    /// Heap bytes per buffered byte, measured before the run with its payload and batch
+    /// limits (0 when not measured).
+    #[serde(default)]
+    pub heap_per_buffered_byte: f64,
+    /// The heap budget at the sample where the heap came closest to (or went furthest
+    /// past) it, for the limit in force there (0 in older records).
+    #[serde(default)]
+    pub heap_budget_bytes: u64,
 }
 
 /// How shutdown went.
@@ -169,8 +181,16 @@ impl Default for RunResults {
 /// [`RunlogError::Io`] when the temporary file cannot be written or renamed;
 /// [`RunlogError::Json`] when a value cannot be serialized (a non-finite `f64`).
 pub fn write_results(path: &Path, results: &RunResults) -> Result<(), RunlogError> {
+    write_json_atomically(path, results)
+}
+
+/// Writes `value` as pretty JSON to `path` through a temporary file and a rename.
+pub(crate) fn write_json_atomically<T: Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<(), RunlogError> {
     let mut text =
-        serde_json::to_vec_pretty(results).map_err(|e| RunlogError::json(path, None, e))?;
+        serde_json::to_vec_pretty(value).map_err(|e| RunlogError::json(path, None, e))?;
     text.push(b'\n');
     let file_name = path.file_name().map_or_else(
         || "results.json".into(),

@@ -165,6 +165,10 @@ fn results_round_trip_with_the_contract_key_set() {
         "peak_rss_bytes",
         "peak_buffered_bytes",
         "max_buffered_bytes",
+        // Extended: the heap's measured baseline, cost per byte and budget.
+        "baseline_heap_bytes",
+        "heap_per_buffered_byte",
+        "heap_budget_bytes",
     ];
     assert_eq!(keys(&v["memory"]), set(&memory));
     let latency = ["count", "p50", "p90", "p99", "p999", "max"];
@@ -179,7 +183,17 @@ fn results_round_trip_with_the_contract_key_set() {
             "failed"
         ])
     );
-    let sections = ["overall", "correctness", "pressure", "memory", "drain"];
+    // Extended (never renamed): thresholds and not_judged came later and read as empty
+    // from older records.
+    let sections = [
+        "overall",
+        "correctness",
+        "pressure",
+        "memory",
+        "drain",
+        "thresholds",
+        "not_judged",
+    ];
     assert_eq!(keys(&v["assessment"]), set(&sections));
     assert_eq!(v["assessment"]["overall"], "warn");
     assert_eq!(

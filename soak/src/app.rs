@@ -30,33 +30,52 @@ pub fn main(cli: Cli) -> ExitCode {
         Some(Command::Compare {
             base,
             candidate,
-            threshold,
+            noise,
+            primary,
             force,
             fail_on_regression,
+            format,
+            json,
             output,
         }) => records::compare(&records::CompareArgs {
             base: base.clone(),
             candidate: candidate.clone(),
-            threshold_pct: *threshold,
+            noise_pct: *noise,
+            primary: primary.clone(),
             force: *force,
             fail_on_regression: *fail_on_regression,
+            format: if *json {
+                crate::cli::CompareFormat::Json
+            } else {
+                *format
+            },
             output: output.clone(),
         }),
         Some(Command::Watch { run_dir, fps }) => live::watch(run_dir.as_deref(), *fps),
         Some(Command::Tune {
-            payload,
+            scenario,
+            sink,
             budget,
             latency_target,
             out,
             quiet,
         }) => {
+            let base = match tune::scenario(scenario) {
+                Ok(base) => base,
+                Err(err) => {
+                    crate::errln!("soak tune: {err}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
             let options = TuneOptions {
+                base,
+                sink: sink.spec(),
+                budget: *budget,
                 latency_target: *latency_target,
                 out: crate::cli::out_dir(out.as_deref()),
                 runs_out: crate::cli::out_dir(out.as_deref()),
                 out_label: crate::cli::out_label(out.as_deref()),
                 quiet: *quiet,
-                ..TuneOptions::new(payload, *budget)
             };
             tune_command(&options)
         }
@@ -67,7 +86,7 @@ pub fn main(cli: Cli) -> ExitCode {
 fn tune_command(options: &TuneOptions) -> ExitCode {
     match tune::tune(options) {
         Ok(report) => {
-            crate::out!("{}", tune::output::render(&report));
+            crate::out!("{}", tune::output::render(&report, options.quiet));
             ExitCode::from(if report.recommendation.is_some() {
                 EXIT_PASS
             } else {
@@ -97,7 +116,7 @@ fn soak(cli: &Cli) -> ExitCode {
     for warning in scenario::warnings(&cli.scenario, &config) {
         crate::errln!("soak: warning: {warning}");
     }
-    let tui = live::wanted(cli.tui, cli.no_tui, cli.json);
+    let tui = cli.repeat.is_none() && live::wanted(cli.tui, cli.no_tui, cli.json);
     let interrupt = match crate::signals::install(tui) {
         Ok(interrupt) => Some(interrupt),
         Err(err) => {
@@ -105,6 +124,9 @@ fn soak(cli: &Cli) -> ExitCode {
             None
         }
     };
+    if let Some(n) = cli.repeat {
+        return crate::repeat::run_group(cli, &config, n, interrupt);
+    }
     let options = RunOptions {
         metrics_addr: cli.metrics_addr,
         sink: cli.sink_spec(),

@@ -35,9 +35,17 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Print results.json to stdout (progress and summary go to stderr).
+    /// Print results.json to stdout (progress and summary go to stderr); with --repeat,
+    /// group.json.
     #[arg(long)]
     pub json: bool,
+
+    /// Run the scenario N times (1..=1000) into one group directory `<out>/<group-id>/`:
+    /// a complete run directory per run and group.json listing them, with `<out>/latest`
+    /// pointing at the group. `soak compare` takes a group on either side.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000),
+          conflicts_with_all = ["tui", "metrics_addr"])]
+    pub repeat: Option<u32>,
 
     /// No progress lines, only the summary.
     #[arg(long, short)]
@@ -61,6 +69,14 @@ pub struct Cli {
     #[arg(long, value_name = "HOST:PORT", value_parser = socket_addr)]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Where batches go.
+    #[command(flatten)]
+    pub sink: SinkArgs,
+}
+
+/// `--sink` and its settings (a run's, and tune's).
+#[derive(Debug, Default, Args)]
+pub struct SinkArgs {
     /// Deliver batches to a NATS JetStream server instead of the simulated
     /// consumer, e.g. nats://127.0.0.1:4222 (the consumer's delay, cost,
     /// jitter and stalls are then off).
@@ -95,6 +111,13 @@ impl Cli {
 
     /// Where the run's batches go.
     pub fn sink_spec(&self) -> SinkSpec {
+        self.sink.spec()
+    }
+}
+
+impl SinkArgs {
+    /// Where batches go.
+    pub fn spec(&self) -> SinkSpec {
         match &self.sink {
             None => SinkSpec::InProcess,
             Some(url) => SinkSpec::Nats {
@@ -129,30 +152,48 @@ pub enum Command {
         /// The run directory (default: target/soak/latest).
         run_dir: Option<PathBuf>,
     },
-    /// Compare two runs side by side: writes compare.html with a verdict per metric.
+    /// Compare a candidate with a base, each a run directory or a group of repeated runs
+    /// (cargo soak --repeat N): a verdict per metric from the distributions (bootstrap of
+    /// the median), a headline from the primary metrics; writes compare.html.
     Compare {
-        /// The run to compare against.
+        /// The run or group compared against.
         base: PathBuf,
-        /// The run being judged.
+        /// The run or group being judged.
         candidate: PathBuf,
-        /// How much worse a metric may get before it counts as regressed, e.g. 5%.
-        #[arg(long, default_value = "5%", value_parser = percent)]
-        threshold: f64,
-        /// Compare even if the scenarios differ.
+        /// One noise threshold for every metric, e.g. 5%: changes whose whole confidence
+        /// interval stays within it are "no change" [default: each metric's own].
+        #[arg(long, visible_alias = "threshold", value_name = "PCT", value_parser = percent)]
+        noise: Option<f64>,
+        /// The metrics the headline (and --fail-on-regression) is drawn from, comma
+        /// separated: delivered_per_sec p99 peak_heap p50 p999 max peak_rss drain
+        /// [default: delivered_per_sec,p99,peak_heap].
+        #[arg(long, value_delimiter = ',', value_name = "METRICS")]
+        primary: Vec<String>,
+        /// Compare even if the scenarios differ (the differences are listed).
         #[arg(long)]
         force: bool,
-        /// Exit 1 when any metric regressed beyond the threshold.
+        /// Exit 1 when a primary metric regressed.
         #[arg(long)]
         fail_on_regression: bool,
-        /// Where to write the comparison (default: compare.html in the candidate's run directory).
+        /// What to print: human (aligned columns), md (a CI job summary) or json.
+        #[arg(long, value_enum, default_value_t = CompareFormat::Human)]
+        format: CompareFormat,
+        /// Print JSON (the same as --format json).
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+        /// Where to write the page (default: compare.html in the candidate's directory).
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Find sane interval and byte limits for this machine and payload; writes tuned.toml.
+    /// Find sane interval and byte limits for this machine and scenario (the run's scenario
+    /// flags and --config; its limits are where the search starts); writes tuned.toml.
     Tune {
-        /// Payload shape (any shape --payload accepts).
-        #[arg(long, default_value = "telemetry")]
-        payload: String,
+        /// The scenario tuned for.
+        #[command(flatten)]
+        scenario: Box<ScenarioArgs>,
+        /// Where batches go.
+        #[command(flatten)]
+        sink: SinkArgs,
         /// Total probing time.
         #[arg(long, default_value = "60s", value_parser = duration)]
         budget: Duration,
@@ -162,7 +203,7 @@ pub enum Command {
         /// Where the probing run and tuned.toml go [default: target/soak].
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// No progress bar, only the result.
+        /// No probe lines while probing, only the result (with every probe).
         #[arg(long, short)]
         quiet: bool,
     },
@@ -174,6 +215,17 @@ pub enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=60))]
         fps: u32,
     },
+}
+
+/// How `compare` prints its verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// Aligned columns with units and an overall line.
+    Human,
+    /// A Markdown table, for a CI job summary.
+    Md,
+    /// The `metronome.compare/1` JSON document.
+    Json,
 }
 
 /// A named starting point for the scenario.
@@ -291,6 +343,12 @@ pub struct ScenarioArgs {
     /// Do not record enqueue-to-delivery latency (to measure the recording's cost).
     #[arg(long)]
     pub no_latency: bool,
+    /// A pass/fail threshold judged at the end, METRIC OP VALUE (repeatable), e.g.
+    /// 'p99<50ms', 'refused<1%', 'delivered_per_sec>500k', 'peak_heap<96MiB'. Metrics:
+    /// p50 p90 p99 p999 max refused dropped delivered_per_sec accepted_per_sec peak_heap
+    /// peak_rss peak_buffered drain; operators < <= > >=. A failed threshold exits 1.
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = threshold)]
+    pub thresholds: Vec<runlog::Threshold>,
 }
 
 /// A limit that can be switched off with `none`.
@@ -300,9 +358,13 @@ pub struct Limit(pub Option<u64>);
 fn percent(s: &str) -> Result<f64, String> {
     let number = s.trim().trim_end_matches('%');
     match number.parse::<f64>() {
-        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
-        _ => Err(format!("`{s}` is not a percentage (e.g. 5%)")),
+        Ok(p) if (0.0..=1000.0).contains(&p) => Ok(p),
+        _ => Err(format!("`{s}` is not a percentage in 0%..=1000% (e.g. 5%)")),
     }
+}
+
+fn threshold(s: &str) -> Result<runlog::Threshold, String> {
+    s.parse().map_err(|e: runlog::ThresholdError| e.to_string())
 }
 
 fn socket_addr(s: &str) -> Result<SocketAddr, String> {
@@ -449,16 +511,24 @@ mod tests {
             "--threshold",
             "2.5%",
             "--fail-on-regression",
+            "--primary",
+            "p99,delivered_per_sec",
+            "--format",
+            "md",
         ])
         .expect("parses");
         match cli.command {
             Some(Command::Compare {
-                threshold,
+                noise,
                 fail_on_regression,
                 force,
+                primary,
+                format,
                 ..
             }) => {
-                assert_eq!((threshold, fail_on_regression, force), (2.5, true, false));
+                assert_eq!((noise, fail_on_regression, force), (Some(2.5), true, false));
+                assert_eq!(primary, ["p99", "delivered_per_sec"]);
+                assert_eq!(format, CompareFormat::Md);
             }
             other => panic!("expected compare, got {other:?}"),
         }
@@ -503,6 +573,20 @@ mod tests {
             Cli::try_parse_from(["soak"]).expect("parses").sink_spec(),
             SinkSpec::InProcess
         );
+    }
+
+    #[test]
+    fn repeat_takes_a_count_in_range_and_no_dashboard() {
+        let cli = Cli::try_parse_from(["soak", "--repeat", "5"]).expect("parses");
+        assert_eq!(cli.repeat, Some(5));
+        let err = Cli::try_parse_from(["soak", "--repeat", "0"]).unwrap_err();
+        assert!(err.to_string().contains("--repeat"), "{err}");
+        assert!(err.to_string().contains("1..=1000"), "{err}");
+        let err = Cli::try_parse_from(["soak", "--repeat", "2", "--tui"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let err = Cli::try_parse_from(["soak", "--repeat", "2", "--metrics-addr", "127.0.0.1:0"])
+            .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 
     #[test]

@@ -44,12 +44,16 @@ pub(crate) fn compose(c: Composition<'_>) -> RunResults {
         avg_delivered_bytes_per_sec: in_run.consumer.delivered_bytes as f64 / run_s,
         avg_accepted_per_sec: in_run.producers.accepted as f64 / run_s,
     };
+    let model = c.sampler.heap_model;
     let memory = Memory {
         peak_heap_bytes: peaks.heap_bytes,
         final_heap_bytes: c.sampler.last_memory.heap_allocated_bytes,
         peak_rss_bytes: peaks.rss_bytes,
         peak_buffered_bytes: stats.peak_buffered_bytes as u64,
         max_buffered_bytes: peaks.limit_bytes,
+        baseline_heap_bytes: model.map_or(0, |m| m.baseline_bytes),
+        heap_per_buffered_byte: model.map_or(0.0, |m| m.cost.per_buffered_byte),
+        heap_budget_bytes: crate::assess::tightest_budget(model.as_ref(), &c.sampler.memory_series),
     };
     let latency_us = if c.config.record_latency {
         LatencySummary::from_histogram(c.sampler.run_latency())
@@ -58,7 +62,7 @@ pub(crate) fn compose(c: Composition<'_>) -> RunResults {
     };
     let facts = facts(&c, &throughput);
     let batches = consumer.batches;
-    RunResults {
+    let results = RunResults {
         config: c.config.clone(),
         totals,
         throughput,
@@ -84,7 +88,16 @@ pub(crate) fn compose(c: Composition<'_>) -> RunResults {
         duration_s: c.run_elapsed,
         interrupted: c.interrupted,
         ..c.base
-    }
+    };
+    with_thresholds(results)
+}
+
+/// The record with its thresholds judged (a failed one fails the run) and what the
+/// verdict did not judge.
+pub(crate) fn with_thresholds(mut results: RunResults) -> RunResults {
+    let (judged, not_judged) = crate::thresholds::judge(&results);
+    results.assessment = results.assessment.with_thresholds(judged, not_judged);
+    results
 }
 
 fn facts(c: &Composition<'_>, throughput: &Throughput) -> Facts {
@@ -116,7 +129,7 @@ fn facts(c: &Composition<'_>, throughput: &Throughput) -> Facts {
         max_buffered_bytes: peaks.limit_bytes,
         peak_buffered_bytes: stats.peak_buffered_bytes as u64,
         peak_heap_bytes: peaks.heap_bytes,
-        heap_series: c.sampler.heap_series.clone(),
+        heap_model: c.sampler.heap_model,
         duration_s: c.run_elapsed,
         avg_delivered_per_sec: throughput.avg_delivered_per_sec,
         consumer_bound_per_sec: consumer_bound_per_sec(c.config, consumer),

@@ -13,6 +13,8 @@ use loadgen::{
 };
 use runlog::{Control, EventKind, Interruption, Limits, ScenarioConfig};
 
+use crate::assess::HeapModel;
+use crate::calibrate::HeapCost;
 use crate::compose::{Composition, compose};
 use crate::environment;
 use crate::harness::{Applied, Harness};
@@ -21,6 +23,7 @@ use crate::record::Record;
 use crate::run::{Prepared, RunError, RunOutcome};
 use crate::sampler::{Readings, Sampler, shared_latency};
 use crate::signals::{Interrupt, PartialRecord};
+use crate::sink::FLUSH_WORKERS;
 use crate::subject::{ConsumerParts, Drained, Subject};
 
 /// The longest the sampler waits without looking for a signal.
@@ -40,6 +43,7 @@ pub(crate) fn execute(
         latency,
         sink,
         interrupt,
+        probe,
     } = prepared;
     let config = &config;
     let started_at = runlog::now_rfc3339();
@@ -50,17 +54,21 @@ pub(crate) fn execute(
     }
     let sink_latency = (sink.is_some() && config.record_latency).then(shared_latency);
     let recorder = latency.as_ref().map(SyncHistogram::recorder);
-    let (mut harness, producers) =
-        start_load(config, payload, sink, recorder, sink_latency.clone())?;
+    let holders = if sink.is_some() { FLUSH_WORKERS } else { 1 };
+    // Before anything else holds memory: what a buffered byte costs on this heap.
+    let cost = crate::calibrate::calibrate(config, &payload);
+    let load = (recorder, sink_latency.clone());
+    let (mut harness, producers) = start_load(config, payload, sink, load, probe.as_deref())?;
     wait_ready(&producers, config.producers, progress);
+    let heap_model = cost.map(|cost| heap_model(config, cost, holders));
     // The clock starts when every producer exists and is ready.
     let start = Instant::now();
     producers.release();
     let mut sampler = Sampler::new(start, latency).with_shared_latency(sink_latency);
+    sampler.heap_model = heap_model;
     begin_snapshot(
         &record,
-        started_at,
-        environment,
+        (started_at, environment),
         start,
         interrupt.as_deref(),
     );
@@ -77,31 +85,49 @@ pub(crate) fn execute(
         sink_seen: SinkSeen::default(),
     }
     .sample_until(start + Duration::from_secs_f64(config.duration_s));
-    finish(
-        harness,
-        producers,
-        sampler,
-        record,
-        config,
-        interrupt.as_deref(),
-    )
+    let load = (harness, producers);
+    finish(load, sampler, record, config, interrupt.as_deref())
+}
+
+/// What the heap may hold: read at the start line (every producer ready, nothing buffered),
+/// plus the measured cost of the buffer and of what lives outside it.
+fn heap_model(config: &ScenarioConfig, cost: HeapCost, batch_holders: usize) -> HeapModel {
+    let limit = config.max_buffered_bytes;
+    let batch = config.max_batch_bytes.unwrap_or(limit).min(limit) as f64;
+    let in_hand = batch * cost.per_buffered_byte * batch_holders as f64;
+    let producers = f64::from(config.producers) * cost.mean_event_bytes * cost.per_buffered_byte;
+    let retained = cost.retained_per_partition * u64::from(config.partitions);
+    HeapModel {
+        baseline_bytes: crate::calibrate::allocated(),
+        cost,
+        outside_bytes: (in_hand + producers) as u64 + retained,
+    }
 }
 
 /// The subject with its consumer (or sink) and the producers, held at the start line.
 fn start_load(
     config: &ScenarioConfig,
     payload: loadgen::PayloadSource,
-    sink: Option<dispatcher::sink::nats::NatsSink<loadgen::Event>>,
-    latency: Option<hdrhistogram::sync::Recorder<u64>>,
-    sink_latency: Option<crate::sampler::SharedLatency>,
+    sink: Option<crate::sink::SharedSink>,
+    (latency, sink_latency): (
+        Option<hdrhistogram::sync::Recorder<u64>>,
+        Option<crate::sampler::SharedLatency>,
+    ),
+    probe: Option<&crate::hooks::ProbeHooks>,
 ) -> Result<(Harness, ProducerSet), RunError> {
     let clock = Clock::new();
+    let tally = probe.map(|p| Arc::clone(&p.tally));
     let consumer = ConsumerParts {
         control: Arc::new(ConsumerControl::new(crate::run::consumer_sim(config))),
-        counters: Arc::new(ConsumerCounters::new()),
+        counters: Arc::new(
+            tally
+                .clone()
+                .map_or_else(ConsumerCounters::new, ConsumerCounters::with_tally),
+        ),
         clock,
         latency,
         sink_latency,
+        tally,
     };
     let (consumer_control, consumer_counters) = (
         Arc::clone(&consumer.control),
@@ -110,6 +136,12 @@ fn start_load(
     let subject = Subject::start(config, payload.mean_size_hint(), consumer, sink)?;
     let (producers, producer_control, producer_counters) =
         start_producers(config, payload, &subject, clock)?;
+    if let Some(probe) = probe {
+        probe.attach(
+            Arc::clone(&producer_control),
+            Arc::clone(&producer_counters),
+        );
+    }
     let harness = Harness {
         subject,
         producer_control,
@@ -170,8 +202,7 @@ fn wait_ready(producers: &ProducerSet, count: u32, progress: &mut Progress) {
 /// writes.
 fn begin_snapshot(
     record: &Record,
-    started_at: String,
-    environment: runlog::Environment,
+    (started_at, environment): (String, runlog::Environment),
     start: Instant,
     interrupt: Option<&Interrupt>,
 ) {
@@ -338,8 +369,7 @@ impl Running<'_> {
 
 /// The drain, the final sample and the record.
 fn finish(
-    harness: Harness,
-    producers: ProducerSet,
+    (harness, producers): (Harness, ProducerSet),
     mut sampler: Sampler,
     mut record: Record,
     config: &ScenarioConfig,

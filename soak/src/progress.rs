@@ -85,6 +85,31 @@ pub fn scenario_line(c: &ScenarioConfig) -> String {
     )
 }
 
+/// Peak heap (against its measured budget when there is one), buffered and RSS.
+fn memory_line(m: &runlog::Memory) -> String {
+    let heap = if m.heap_budget_bytes > 0 {
+        format!(
+            "peak heap {} (budget {} for the {} limit: {:.3} heap bytes per buffered byte, measured)",
+            human::bytes(m.peak_heap_bytes),
+            human::bytes(m.heap_budget_bytes),
+            human::bytes(m.max_buffered_bytes),
+            m.heap_per_buffered_byte,
+        )
+    } else {
+        format!(
+            "peak heap {} ({:.2}x the {} limit)",
+            human::bytes(m.peak_heap_bytes),
+            m.peak_heap_bytes as f64 / m.max_buffered_bytes.max(1) as f64,
+            human::bytes(m.max_buffered_bytes),
+        )
+    };
+    format!(
+        "  memory       {heap}, peak buffered {}, peak RSS {}",
+        human::bytes(m.peak_buffered_bytes),
+        human::bytes(m.peak_rss_bytes),
+    )
+}
+
 fn section_lines(name: &str, section: &Section) -> String {
     let mut out = format!("  {name:<12} {}", section.status.as_str().to_uppercase());
     for note in &section.notes {
@@ -113,14 +138,7 @@ pub fn summary(r: &RunResults, dir: &RunDir) -> String {
             human::count(t.delivered as f64),
             r.duration_s,
         ),
-        format!(
-            "  memory       peak heap {} ({:.2}x the {} limit), peak buffered {}, peak RSS {}",
-            human::bytes(r.memory.peak_heap_bytes),
-            r.memory.peak_heap_bytes as f64 / r.memory.max_buffered_bytes.max(1) as f64,
-            human::bytes(r.memory.max_buffered_bytes),
-            human::bytes(r.memory.peak_buffered_bytes),
-            human::bytes(r.memory.peak_rss_bytes),
-        ),
+        memory_line(&r.memory),
         format!(
             "  latency      p50 {}  p99 {}  p99.9 {}  max {}",
             human::micros(r.latency_us.p50),
@@ -138,7 +156,39 @@ pub fn summary(r: &RunResults, dir: &RunDir) -> String {
         section_lines("pressure", &a.pressure),
         section_lines("memory", &a.memory),
         section_lines("drain", &a.drain),
+        verdict_lines(a),
         format!("  run dir      {}", dir.path().display()),
     ]
     .join("\n")
+}
+
+/// The thresholds (each PASS or FAIL with the figure), what was checked, and what was not
+/// judged.
+fn verdict_lines(a: &runlog::Assessment) -> String {
+    let mut out = String::new();
+    if !a.thresholds.is_empty() {
+        let failed = a.failed_thresholds().count();
+        let status = if failed == 0 { "PASS" } else { "FAIL" };
+        out.push_str(&format!("  thresholds   {status}"));
+        for t in &a.thresholds {
+            let mark = if t.passed { "pass" } else { "FAIL" };
+            out.push_str(&format!(
+                "\n               - {mark} {}: {}",
+                t.threshold, t.note
+            ));
+        }
+        out.push('\n');
+    }
+    let thresholds = match a.thresholds.len() {
+        0 => String::new(),
+        1 => ", 1 threshold".to_owned(),
+        n => format!(", {n} thresholds"),
+    };
+    out.push_str(&format!(
+        "  checked      correctness, pressure, memory, drain{thresholds}"
+    ));
+    for note in &a.not_judged {
+        out.push_str(&format!("\n               - {note}"));
+    }
+    out
 }

@@ -55,7 +55,7 @@ impl Record {
             }
         }
         if let Some(exporter) = self.exporter.as_mut() {
-            exporter.publish(sample);
+            exporter.publish(sample, hist);
         }
         if let (Some(hlog), Some(hist)) = (self.hlog.as_mut(), hist) {
             if let Err(err) =
@@ -129,7 +129,7 @@ impl Snapshot {
             last.t_s
         );
         let unknown = Section::new(Status::Fail, [cut.clone()]);
-        RunResults {
+        crate::compose::with_thresholds(RunResults {
             totals: last.totals,
             throughput: Throughput {
                 avg_delivered_per_sec: last.totals.delivered as f64 / t,
@@ -144,6 +144,7 @@ impl Snapshot {
                 peak_rss_bytes: self.peaks.rss_bytes,
                 peak_buffered_bytes: last.peak_buffered_bytes,
                 max_buffered_bytes: self.peaks.limit_bytes,
+                ..Memory::default()
             },
             latency_us: self.latency,
             events,
@@ -160,6 +161,6 @@ impl Snapshot {
                 partial: true,
             }),
             ..self.base.clone()
-        }
+        })
     }
 }

@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use reports::{CompareError, CompareOptions, Verdict};
+use reports::{CompareError, CompareOptions, compare_text};
 use runlog::RunDir;
 
 use crate::app::{EXIT_FAIL, EXIT_PASS, EXIT_USAGE};
-use crate::cli::DEFAULT_OUT;
+use crate::cli::{CompareFormat, DEFAULT_OUT};
 
 /// The run directory named, or the newest under the default output directory.
 ///
@@ -73,25 +73,30 @@ pub fn report(run_dir: Option<&Path>) -> ExitCode {
 /// What `soak compare` was asked.
 #[derive(Debug, Clone)]
 pub struct CompareArgs {
-    /// The run compared against.
+    /// The run or group compared against.
     pub base: PathBuf,
-    /// The run judged.
+    /// The run or group judged.
     pub candidate: PathBuf,
-    /// Percent a metric may worsen before it counts as regressed.
-    pub threshold_pct: f64,
+    /// One noise threshold for every metric, percent; `None`: each metric's own.
+    pub noise_pct: Option<f64>,
+    /// The headline's metrics; empty: the defaults.
+    pub primary: Vec<String>,
     /// Compare different scenarios anyway.
     pub force: bool,
-    /// Exit 1 when anything regressed.
+    /// Exit 1 when a primary metric regressed.
     pub fail_on_regression: bool,
+    /// What to print.
+    pub format: CompareFormat,
     /// Where compare.html goes.
     pub output: Option<PathBuf>,
 }
 
-/// `soak compare BASE CANDIDATE`: one line per metric, the page's path, and
-/// exit 1 on a regression when asked.
+/// `soak compare BASE CANDIDATE`: the verdicts (human, Markdown or JSON), the page, and
+/// exit 1 on a regressed primary metric when asked.
 pub fn compare(args: &CompareArgs) -> ExitCode {
     let options = CompareOptions {
-        threshold_pct: args.threshold_pct,
+        noise_pct: args.noise_pct,
+        primary: args.primary.clone(),
         force: args.force,
         output: args.output.clone(),
         overwrite: args.force,
@@ -110,32 +115,41 @@ pub fn compare(args: &CompareArgs) -> ExitCode {
             crate::errln!("soak compare: {err} (use --force to overwrite it)");
             return ExitCode::from(EXIT_USAGE);
         }
+        Err(err @ CompareError::UnknownMetric { .. }) => {
+            crate::errln!("soak compare: --primary: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
         Err(err) => {
             crate::errln!("soak compare: {err}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    for m in &comparison.metrics {
-        let show = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
-        let change = m
-            .change_pct
-            .map_or_else(|| "-".to_string(), |c| format!("{c:+.2}%"));
-        crate::outln!(
-            "{:<24} base {:>14}  candidate {:>14}  change {:>9}  {:?}",
-            m.key,
-            show(m.base),
-            show(m.candidate),
-            change,
-            m.verdict
-        );
+    let page = comparison
+        .path
+        .as_ref()
+        .map_or_else(String::new, |p| p.display().to_string());
+    match args.format {
+        CompareFormat::Human => {
+            crate::outln!("{}", compare_text::human(&comparison));
+            crate::outln!("page: {page}");
+        }
+        CompareFormat::Md => {
+            crate::outln!("{}", compare_text::markdown(&comparison));
+            crate::errln!("soak compare: page {page}");
+        }
+        CompareFormat::Json => match serde_json::to_string_pretty(&compare_text::json(&comparison))
+        {
+            Ok(json) => crate::outln!("{json}"),
+            Err(err) => {
+                crate::errln!("soak compare: cannot print JSON: {err}");
+                return ExitCode::from(EXIT_FAIL);
+            }
+        },
     }
-    if let Some(path) = &comparison.path {
-        crate::outln!("{}", path.display());
-    }
-    if args.fail_on_regression && comparison.overall() == Verdict::Regressed {
+    if args.fail_on_regression && comparison.regressed() {
         crate::errln!(
-            "soak compare: regressed beyond {}%",
-            comparison.threshold_pct
+            "soak compare: a primary metric regressed beyond its noise ({})",
+            comparison.headline()
         );
         return ExitCode::from(EXIT_FAIL);
     }

@@ -7,7 +7,6 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use dispatcher::sink::nats::NatsSink;
 use hdrhistogram::sync::SyncHistogram;
 use loadgen::{ConsumerSim, PayloadSource, Stall};
 use runlog::{Control, HlogWriter, RunDir, RunResults, SamplesWriter, ScenarioConfig};
@@ -36,6 +35,8 @@ pub struct RunOptions {
     /// How to name the output directory in messages: `--out DIR` when the user gave it,
     /// otherwise the default's description.
     pub out_label: Option<String>,
+    /// A tuner's hooks into the run (see [`crate::hooks`]).
+    pub probe: Option<Arc<crate::hooks::ProbeHooks>>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -62,6 +63,7 @@ impl RunOptions {
             sink: SinkSpec::InProcess,
             interrupt: None,
             out_label: None,
+            probe: None,
         }
     }
 
@@ -120,8 +122,9 @@ pub struct Prepared {
     pub(crate) record: Record,
     pub(crate) latency: Option<SyncHistogram<u64>>,
     /// Connected before the run, so a missing broker fails early.
-    pub(crate) sink: Option<NatsSink<loadgen::Event>>,
+    pub(crate) sink: Option<crate::sink::SharedSink>,
     pub(crate) interrupt: Option<Arc<Interrupt>>,
+    pub(crate) probe: Option<Arc<crate::hooks::ProbeHooks>>,
 }
 
 /// Checks the input and creates the run directory, before anything runs.
@@ -154,7 +157,7 @@ pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
         .transpose()
         .map_err(|e| RunError::Input(e.to_string()))?;
     let sink = crate::sink::connect_within(&options.sink, &run_id, crate::sink::SETUP_TIMEOUT)
-        .map_err(|e| RunError::Input(format!("--sink: {}", one_line(&e.to_string()))))?;
+        .map_err(|e| RunError::Input(sink_error(&options.sink, &e.to_string())))?;
     let dir = RunDir::create(&options.out, &run_id)
         .map_err(|e| RunError::Input(format!("{}: {e}", options.out_label())))?;
     let lock = RunLock::hold(dir.path()).ok();
@@ -190,7 +193,17 @@ pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
         latency,
         sink,
         interrupt: options.interrupt.clone(),
+        probe: options.probe.clone(),
     })
+}
+
+/// `--sink URL: why`, on one line, naming the server once.
+fn sink_error(spec: &SinkSpec, why: &str) -> String {
+    let why = one_line(why);
+    match spec {
+        SinkSpec::Nats { url, .. } if !why.contains(url.as_str()) => format!("--sink {url}: {why}"),
+        _ => format!("--sink: {why}"),
+    }
 }
 
 /// `text` on one line: what a server sent back may hold line breaks.

@@ -100,6 +100,9 @@ pub struct MemoryPoint {
     /// The limit in force over the interval: the higher of the limits at this sample and
     /// the previous one (a lowered limit takes a moment to be met).
     pub limit_bytes: u64,
+    /// Which stretch of unchanged limits (and pause) the sample belongs to: it goes up by
+    /// one at every change, so the heap trend is fitted within stretches only.
+    pub stretch: u32,
 }
 
 /// Produces samples; owned by the one sampler thread.
@@ -108,6 +111,8 @@ pub struct Sampler {
     shared: Option<SharedLatency>,
     /// The buffered limit at the previous run-phase sample.
     last_limit: Option<u64>,
+    /// The limits and pause of the previous run-phase sample, and its stretch.
+    last_stretch: Option<(Limits, bool, u32)>,
     /// Memory per run-phase sample, judged against the limit in force then.
     pub memory_series: Vec<MemoryPoint>,
     start: Instant,
@@ -118,10 +123,10 @@ pub struct Sampler {
     run_latency: Histogram<u64>,
     /// Run-wide extremes so far.
     pub peaks: Peaks,
-    /// `(t_s, heap_allocated_bytes)` per run-phase sample, for the leak slope.
-    pub heap_series: Vec<(f64, u64)>,
     /// The last memory reading.
     pub last_memory: MemoryReading,
+    /// What the heap may hold, measured before the clock started.
+    pub heap_model: Option<crate::assess::HeapModel>,
 }
 
 impl Sampler {
@@ -131,6 +136,7 @@ impl Sampler {
         Sampler {
             shared: None,
             last_limit: None,
+            last_stretch: None,
             memory_series: Vec::new(),
             start,
             last_at: start,
@@ -139,8 +145,8 @@ impl Sampler {
             latency,
             run_latency: latency_histogram(),
             peaks: Peaks::default(),
-            heap_series: Vec::new(),
             last_memory: MemoryReading::default(),
+            heap_model: None,
         }
     }
 
@@ -242,18 +248,23 @@ impl Sampler {
         p.limit_bytes = p.limit_bytes.max(s.limits.max_buffered_bytes);
         if phase == "run" {
             let limit = s.limits.max_buffered_bytes;
+            let stretch = match &self.last_stretch {
+                Some((limits, paused, n)) if *limits == s.limits && *paused == s.paused => *n,
+                Some((_, _, n)) => n + 1,
+                None => 0,
+            };
+            self.last_stretch = Some((s.limits.clone(), s.paused, stretch));
             self.memory_series.push(MemoryPoint {
                 t_s: s.t_s,
                 heap_bytes: s.heap_allocated_bytes,
                 buffered_bytes: s.buffered_bytes,
                 limit_bytes: limit.max(self.last_limit.unwrap_or(limit)),
+                stretch,
             });
             self.last_limit = Some(limit);
             p.max_delivered_per_sec = p.max_delivered_per_sec.max(s.delivered_per_sec);
             let min = p.min_delivered_per_sec.get_or_insert(s.delivered_per_sec);
             *min = min.min(s.delivered_per_sec);
-            // The drain empties the buffer: its heap says nothing about leaks.
-            self.heap_series.push((s.t_s, s.heap_allocated_bytes));
         }
     }
 

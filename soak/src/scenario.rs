@@ -127,6 +127,7 @@ fn apply_flags(mut c: ScenarioConfig, a: &ScenarioArgs) -> ScenarioConfig {
     if a.no_latency {
         c.record_latency = false;
     }
+    c.thresholds.merge(a.thresholds.iter().cloned());
     c
 }
 
@@ -212,6 +213,13 @@ fn no_effect(
     }
     if config.policy != Policy::Block && args.block_timeout.is_some() {
         return conflict("--block-timeout has no effect without --policy block".into());
+    }
+    if !config.record_latency {
+        if let Some(t) = config.thresholds.iter().find(|t| t.metric.is_latency()) {
+            return conflict(format!(
+                "--threshold '{t}' judges latency, which --no-latency does not record"
+            ));
+        }
     }
     Ok(())
 }

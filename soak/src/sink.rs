@@ -35,6 +35,35 @@ pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// longer than every attempt of a batch with its backoffs (3 x 10 s + 2 s).
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(60);
 
+/// A sink shared by the run's flush workers.
+pub type SharedSink = Arc<dyn Sink<Event>>;
+
+/// A sink of the caller's own, soaked like the NATS sink: `describe` names it in the run
+/// record's `sink`.
+#[derive(Clone)]
+pub struct CustomSink {
+    /// What the record calls it, e.g. `"s3 uploader"`.
+    pub name: String,
+    /// The sink.
+    pub sink: SharedSink,
+}
+
+impl std::fmt::Debug for CustomSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomSink")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for CustomSink {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.sink, &other.sink)
+    }
+}
+
+impl Eq for CustomSink {}
+
 /// Where the run's batches go.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum SinkSpec {
@@ -50,6 +79,8 @@ pub enum SinkSpec {
         /// The stream that stores the subject, created if missing.
         stream: String,
     },
+    /// A sink given in code (a library user's, or a test's).
+    Custom(CustomSink),
 }
 
 impl SinkSpec {
@@ -69,6 +100,7 @@ impl SinkSpec {
         match self {
             SinkSpec::InProcess => IN_PROCESS.to_owned(),
             SinkSpec::Nats { url, subject, .. } => format!("{url} {subject}"),
+            SinkSpec::Custom(custom) => custom.name.clone(),
         }
     }
 }
@@ -107,9 +139,11 @@ pub fn connect_within(
     spec: &SinkSpec,
     run_id: &str,
     timeout: Duration,
-) -> Result<Option<NatsSink<Event>>, SetupError> {
-    let SinkSpec::Nats { url, .. } = spec else {
-        return Ok(None);
+) -> Result<Option<SharedSink>, SetupError> {
+    let url = match spec {
+        SinkSpec::InProcess => return Ok(None),
+        SinkSpec::Custom(custom) => return Ok(Some(Arc::clone(&custom.sink))),
+        SinkSpec::Nats { url, .. } => url,
     };
     let (tx, rx) = sync_channel(1);
     let (spec, run_id) = (spec.clone(), run_id.to_owned());
@@ -120,7 +154,7 @@ pub fn connect_within(
         })
         .map_err(NatsSinkError::Runtime)?;
     match rx.recv_timeout(timeout) {
-        Ok(result) => Ok(result?),
+        Ok(result) => Ok(result?.map(|sink| Arc::new(sink) as SharedSink)),
         Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
             Err(SetupError::Timeout {
                 url: url.clone(),
@@ -204,6 +238,14 @@ pub struct SinkCounters {
 }
 
 impl SinkCounters {
+    /// Counters that also count what the sink acknowledged into `tally`, by event origin.
+    pub fn with_tally(tally: Arc<loadgen::OriginTally>) -> Self {
+        Self {
+            acknowledged: ConsumerCounters::with_tally(tally),
+            ..Self::default()
+        }
+    }
+
     /// What was acknowledged so far, in the consumer's terms.
     pub fn snapshot(&self) -> ConsumerTotals {
         self.acknowledged.snapshot()
@@ -298,6 +340,9 @@ impl<S: Sink<Event>> Sink<Event> for Measured<S> {
             }
         }
         self.counters.count(batch);
+        if let Some(tally) = self.counters.acknowledged.tally() {
+            tally.count(self.clock, now_ns, batch.iter());
+        }
         Ok(())
     }
 }

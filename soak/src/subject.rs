@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dispatcher::sink::nats::NatsSink;
 use dispatcher::{
     Builder, Dispatcher, Limits as DispatcherLimits, Policy as DispatcherPolicy, Stats,
 };
@@ -102,6 +101,8 @@ pub struct ConsumerParts {
     pub latency: Option<Recorder<u64>>,
     /// Sink mode: where the flush workers record latency, if it is recorded.
     pub sink_latency: Option<crate::sampler::SharedLatency>,
+    /// Deliveries by event origin, for a tuner's probes.
+    pub tally: Option<Arc<loadgen::OriginTally>>,
 }
 
 impl ConsumerParts {
@@ -151,11 +152,16 @@ fn builder(config: &ScenarioConfig, evicted: &Arc<AtomicU64>) -> Builder<Event> 
 /// the sink acknowledged is counted and timed like a consumer's deliveries.
 fn start_with_sink(
     config: &ScenarioConfig,
-    sink: NatsSink<Event>,
+    sink: crate::sink::SharedSink,
     consumer: ConsumerParts,
 ) -> Result<Subject, SubjectError> {
     let evicted = Arc::new(AtomicU64::new(0));
-    let counters = Arc::new(SinkCounters::default());
+    let counters = Arc::new(
+        consumer
+            .tally
+            .clone()
+            .map_or_else(SinkCounters::default, SinkCounters::with_tally),
+    );
     let failures = Arc::clone(&counters);
     let measured = Measured::new(
         sink,
@@ -192,7 +198,7 @@ impl Subject {
         config: &ScenarioConfig,
         mean_payload_bytes: f64,
         consumer: ConsumerParts,
-        sink: Option<NatsSink<Event>>,
+        sink: Option<crate::sink::SharedSink>,
     ) -> Result<Subject, SubjectError> {
         if let Some(sink) = sink {
             return start_with_sink(config, sink, consumer);

@@ -197,7 +197,13 @@ fn every_run_leaves_a_report_and_runs_compare() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(runs[1].join("compare.html").exists());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("avg_delivered_per_sec"));
+    // Readable names with units, not raw keys.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("delivered/s") && text.contains("overall: "),
+        "{text}"
+    );
+    assert!(!text.contains("avg_delivered_per_sec"), "{text}");
 
     let out = soak(&["compare", &path(&runs[0]), &path(&runs[2])]);
     assert_eq!(
@@ -250,7 +256,8 @@ fn compare_fails_on_a_regression_when_asked() {
         "without --fail-on-regression: {}",
         stderr(&out)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Regressed"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("overall: REGRESSED"), "{text}");
     let out = run(args(&["--fail-on-regression"]));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(page.exists());

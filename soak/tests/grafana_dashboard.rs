@@ -255,10 +255,24 @@ fn the_dashboard_shows_what_the_issue_asks_for() {
         "metronome_buffered_bytes",
         "metronome_limits_max_buffered_bytes",
         "metronome_heap_allocated_bytes",
-        "metronome_latency_us_p99",
+        "metronome_latency_seconds_bucket",
         "metronome_rejected_total",
         "metronome_dropped_total",
     ] {
         assert!(all.iter().any(|n| n == wanted), "no panel shows {wanted}");
     }
+}
+
+#[test]
+fn fleet_latency_is_a_histogram_quantile_over_summed_buckets() {
+    let exprs = expressions(&dashboard());
+    let fleet_p99 = exprs
+        .iter()
+        .find(|(_, e)| {
+            e.starts_with(
+                "histogram_quantile(0.99, sum by (le) (rate(metronome_latency_seconds_bucket",
+            )
+        })
+        .unwrap_or_else(|| panic!("no fleet p99 panel in {exprs:?}"));
+    assert!(fleet_p99.0.contains("latency"), "{fleet_p99:?}");
 }

@@ -221,7 +221,7 @@ fn item06_a_closed_stdout_or_stderr_pipe_ends_output_quietly() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     // `soak tune … | true`.
-    let mut child = spawn(&["tune", "--budget", "1s", "-q", "--out", &out_dir]);
+    let mut child = spawn(&["tune", "--budget", "3s", "-q", "--out", &out_dir]);
     drop(child.stdout.take());
     let out = finish(child, LIMIT);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));

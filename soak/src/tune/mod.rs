@@ -1,18 +1,20 @@
 //! `cargo soak tune`: which interval and byte limits are sane on this
 //! machine, for this payload?
 //!
-//! [`tune`] runs short probes of the live dispatcher (one soak run,
-//! reconfigured between probes: see [`probe`]), searches for the edge (see
-//! [`search`] for the method), recommends limits with one line of reasoning
-//! each ([`mod@recommend`]) and writes `tuned.toml`, which
-//! `cargo soak --config tuned.toml` runs directly.
+//! [`tune`] runs short probes of the live dispatcher (one soak run of the user's
+//! scenario, reconfigured between probes, each probe counting only its own events: see
+//! [`probe`]), searches for the edge (see [`search`] for the method), recommends limits
+//! with one line of reasoning each ([`mod@recommend`]), verifies the recommendation with a
+//! final probe and backs off if it misses ([`verify`]), and writes `tuned.toml` (its
+//! reasoning as comments, its promise as thresholds), which `cargo soak --config
+//! tuned.toml` runs directly.
 //!
 //! ```no_run
 //! use soak::tune::{TuneOptions, output, tune};
 //!
 //! let options = TuneOptions::new("telemetry", std::time::Duration::from_secs(20));
 //! let report = tune(&options)?;
-//! print!("{}", output::render(&report));
+//! print!("{}", output::render(&report, true));
 //! # Ok::<(), soak::tune::TuneError>(())
 //! ```
 
@@ -21,6 +23,7 @@ pub mod output;
 pub mod probe;
 pub mod recommend;
 pub mod search;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,22 +31,28 @@ use std::time::Duration;
 use runlog::ScenarioConfig;
 
 use crate::run::RunError;
+use crate::sink::SinkSpec;
 use probe::LiveMachine;
 use recommend::{Recommendation, recommend, write_tuned};
 use search::{Plan, Point, SearchOutcome};
+use verify::{VERIFY_PROBES, Verification};
 
 /// Recommendations keep buffered bytes within this fraction of memory.
 pub const MEMORY_FRACTION: u64 = 8;
 /// Probe length bounds: the budget is split into about [`PLANNED_PROBES`].
-const PROBE_S_RANGE: (f64, f64) = (0.3, 5.0);
-/// How many probes a budget is planned for.
-pub const PLANNED_PROBES: f64 = 14.0;
+const PROBE_S_RANGE: (f64, f64) = (0.5, 3.0);
+/// How many probes a budget is planned for (verification counts as
+/// [`VERIFY_PROBES`] each).
+pub const PLANNED_PROBES: f64 = 16.0;
 
 /// What to tune for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TuneOptions {
-    /// Payload shape, as `--payload` accepts.
-    pub payload: String,
+    /// The scenario tuned for: payload, producers, consumer, policy (its limits are the
+    /// starting point, its rate and length are the tuner's).
+    pub base: ScenarioConfig,
+    /// Where batches go (the NATS sink, or the simulated consumer).
+    pub sink: SinkSpec,
     /// Total probing time.
     pub budget: Duration,
     /// p99 enqueue-to-delivery target; `None` is twice the probed interval.
@@ -65,12 +74,16 @@ pub const BUDGET_MARGIN: Duration = Duration::from_secs(5);
 const PROBING_DRAIN_MS: u64 = 2_000;
 
 impl TuneOptions {
-    /// Defaults: no explicit target; `tuned.toml` and the probing run under
-    /// `target/soak` (generated output stays under `target/`).
+    /// The default scenario with `payload`; no explicit target; `tuned.toml` and the
+    /// probing run under `target/soak` (generated output stays under `target/`).
     #[must_use]
     pub fn new(payload: &str, budget: Duration) -> Self {
         Self {
-            payload: payload.to_owned(),
+            base: ScenarioConfig {
+                payload: payload.to_owned(),
+                ..ScenarioConfig::default()
+            },
+            sink: SinkSpec::InProcess,
             budget,
             latency_target: None,
             out: PathBuf::from(crate::cli::DEFAULT_OUT),
@@ -111,8 +124,12 @@ pub enum TuneError {
 pub struct TuneReport {
     /// Every probe, the edge and how the search ended.
     pub search: SearchOutcome,
-    /// The recommendation; `None` when nothing was healthy.
+    /// The recommendation (after any back-off); `None` when nothing was healthy.
     pub recommendation: Option<Recommendation>,
+    /// How the recommendation's verification went; `None` without one.
+    pub verification: Option<Verification>,
+    /// The scenario tuned for, in one line.
+    pub scenario: String,
     /// The written `tuned.toml`, if any.
     pub tuned_path: Option<PathBuf>,
     /// The probing run's directory.
@@ -121,11 +138,49 @@ pub struct TuneReport {
     pub memory_cap_bytes: u64,
 }
 
+/// The scenario `tune` was given (defaults, a preset or `--config`, then flags), refusing
+/// the flags a tune decides itself or cannot use.
+///
+/// # Errors
+/// A message naming the flag (or scenario file key) and why it has no effect.
+pub fn scenario(args: &crate::cli::ScenarioArgs) -> Result<ScenarioConfig, String> {
+    let decided = [
+        (
+            args.duration.is_some(),
+            "--duration",
+            "tune runs for its --budget",
+        ),
+        (args.rate.is_some(), "--rate", "tune searches the rate"),
+        (
+            args.sample_every.is_some(),
+            "--sample-every",
+            "tune samples as its probes need",
+        ),
+        (
+            !args.thresholds.is_empty(),
+            "--threshold",
+            "tune writes its own promise as thresholds",
+        ),
+        (args.no_latency, "--no-latency", "tune judges latency"),
+    ];
+    if let Some((_, flag, why)) = decided.iter().find(|(given, _, _)| *given) {
+        return Err(format!("{flag} has no effect on tune: {why}"));
+    }
+    let config = crate::scenario::resolve(args).map_err(|e| e.to_string())?;
+    if config.target != runlog::TargetKind::Dispatcher {
+        return Err(
+            "--target channel cannot be tuned: the channel reference has no limits to tune".into(),
+        );
+    }
+    Ok(config)
+}
+
 /// Everything that can be refused before probing: the payload, the budget's upper bound,
 /// and where the probing run and `tuned.toml` go.
 fn check_input(options: &TuneOptions) -> Result<(), TuneError> {
     let input = |m: String| TuneError::Input(m);
     let spec: loadgen::PayloadSpec = options
+        .base
         .payload
         .parse()
         .map_err(|e| input(format!("--payload: {e}")))?;
@@ -156,6 +211,53 @@ fn writable_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::remove_file(&probe)
 }
 
+/// The buffered limit the search probes with: room for [`SEARCH_BATCHES`] batches (at
+/// least 4 MiB), never more than the scenario's. Enough for any healthy rate's bursts, and
+/// small enough that an overloaded probe's backlog is delivered before the next starts.
+#[must_use]
+pub fn search_buffered(batch: u64, scenario: u64) -> u64 {
+    batch
+        .saturating_mul(SEARCH_BATCHES)
+        .max(4 << 20)
+        .min(scenario)
+}
+
+/// See [`search_buffered`].
+pub const SEARCH_BATCHES: u64 = 64;
+
+/// The search's plan: the scenario's limits (the buffered one capped for searching) as
+/// the start, the latency target.
+fn plan(options: &TuneOptions, config: &ScenarioConfig, budget_s: f64, probe_s: f64) -> Plan {
+    let batch = config.max_batch_bytes.unwrap_or(32 << 10);
+    let start = Point {
+        interval_us: config.interval_us,
+        max_batch_bytes: batch,
+        max_buffered_bytes: search_buffered(batch, config.max_buffered_bytes),
+        rate_per_sec: None,
+    };
+    let target_us = options.latency_target.map(|t| t.as_micros() as u64);
+    Plan::new(budget_s, probe_s, target_us, start)
+}
+
+/// The recommendation for `edge`, verified (and backed off) on the live machine.
+fn recommend_and_verify(
+    machine: &mut LiveMachine,
+    edge: &search::Edge,
+    options: &TuneOptions,
+    (probe_s, cap): (f64, u64),
+    on_probe: &mut dyn FnMut(&search::Probe),
+) -> (Recommendation, Verification) {
+    let rec = recommend(edge, &options.base, cap);
+    let target = edge.shape.target_us;
+    let (config, v) = verify::verify(
+        machine,
+        rec.config.clone(),
+        (probe_s, target, cap),
+        on_probe,
+    );
+    (Recommendation { config, ..rec }, v)
+}
+
 /// The length of each probe for a budget.
 #[must_use]
 pub fn probe_seconds(budget_s: f64) -> f64 {
@@ -182,41 +284,57 @@ pub fn memory_cap_bytes() -> u64 {
     total / MEMORY_FRACTION
 }
 
-/// The base scenario of the probing run: the payload, the default
-/// producers and consumer, generous limits, samples fine enough for probes.
+/// The probing run: the user's scenario (payload, producers, consumer, policy, limits as
+/// the starting point, capped), samples fine enough for probes, no rate (the probes set
+/// it), no thresholds.
 fn probing_config(options: &TuneOptions, probe_s: f64, cap: u64) -> ScenarioConfig {
-    let defaults = ScenarioConfig::default();
-    let sample_ms = (probe_s * 1e3 * 0.6 / 5.0).clamp(20.0, 1000.0) as u64;
+    let base = &options.base;
+    let sample_ms = (probe_s * 1e3 / 8.0).clamp(20.0, 500.0) as u64;
     ScenarioConfig {
-        payload: options.payload.clone(),
         // Ended by a Stop command; long enough never to end first.
         duration_s: options.budget.as_secs_f64() * 4.0 + 60.0,
         sample_every_ms: sample_ms,
-        max_buffered_bytes: defaults.max_buffered_bytes.min(cap),
-        max_batch_bytes: defaults.max_batch_bytes.map(|b| b.min(cap / 4)),
+        max_buffered_bytes: base.max_buffered_bytes.min(cap),
+        max_batch_bytes: base.max_batch_bytes.map(|b| b.min(cap / 4)),
+        rate_per_sec: None,
         drain_timeout_ms: PROBING_DRAIN_MS,
         record_latency: true,
-        ..defaults
+        thresholds: runlog::Thresholds::default(),
+        ..base.clone()
     }
 }
 
-/// Probes the live dispatcher within `options.budget`, recommends limits
-/// and writes `tuned.toml` into `options.out` (only when something was
-/// healthy: otherwise the report says why and has no recommendation).
+/// Probes the live dispatcher within `options.budget`, recommends limits, verifies them
+/// and writes `tuned.toml` into `options.out` (only when something was healthy: otherwise
+/// the report says why and has no recommendation). `on_probe` sees every probe as it
+/// finishes, with the budget spent so far.
 ///
 /// # Errors
 /// [`TuneError::Input`] for a bad payload or a budget too small for one
 /// probe; [`TuneError::Run`] / [`TuneError::Probe`] if probing breaks down;
 /// [`TuneError::Scenario`] / [`TuneError::Write`] for `tuned.toml`.
 pub fn tune(options: &TuneOptions) -> Result<TuneReport, TuneError> {
+    let mut printer = output::ProbePrinter::new(options.budget.as_secs_f64(), options.quiet);
+    tune_with(options, &mut |p, spent| printer.print(p, spent))
+}
+
+/// [`tune`], calling `on_probe(probe, spent_s)` after every probe instead of printing.
+///
+/// # Errors
+/// As [`tune`].
+pub fn tune_with(
+    options: &TuneOptions,
+    on_probe: &mut dyn FnMut(&search::Probe, f64),
+) -> Result<TuneReport, TuneError> {
     let began = std::time::Instant::now();
     check_input(options)?;
     let budget_s = options.budget.as_secs_f64();
     let probe_s = probe_seconds(budget_s);
-    if budget_s < probe_s * 3.0 {
+    let verify_s = probe_s * VERIFY_PROBES;
+    if budget_s < probe_s * 3.0 + verify_s {
         return Err(TuneError::Input(format!(
-            "--budget {budget_s:.1} s is too small: at least {:.1} s (three probes)",
-            probe_s * 3.0
+            "--budget {budget_s:.1} s is too small: at least {:.1} s (three probes and a verification)",
+            probe_s * 3.0 + verify_s
         )));
     }
     let cap = memory_cap_bytes();
@@ -224,36 +342,38 @@ pub fn tune(options: &TuneOptions) -> Result<TuneReport, TuneError> {
     config
         .validate()
         .map_err(|e| TuneError::Input(e.to_string()))?;
-    let start = Point {
-        interval_us: config.interval_us,
-        max_batch_bytes: config.max_batch_bytes.unwrap_or(32 << 10),
-        max_buffered_bytes: config.max_buffered_bytes,
-        rate_per_sec: None,
-    };
-    let target_us = options.latency_target.map(|t| t.as_micros() as u64);
-    let plan = Plan::new(budget_s, probe_s, target_us, start);
-    let mut machine = LiveMachine::start(&config, options.runs_out.clone())?
+    // The search leaves room for the verification and one back-off.
+    let plan = plan(options, &config, budget_s - 2.0 * verify_s, probe_s);
+    let mut machine = LiveMachine::start(&config, &options.sink, options.runs_out.clone())?
         .with_deadline(began + options.budget);
     let run_dir = machine.run_dir().to_path_buf();
-    let mut bar = output::ProgressBar::new(budget_s, options.quiet);
-    let outcome = search::search(&mut machine, &plan, &mut |p, spent| bar.update(p, spent));
-    bar.finish();
+    let outcome = search::search(&mut machine, &plan, on_probe);
+    let verified = match &outcome {
+        Ok(found) => found.edge.as_ref().map(|edge| {
+            let spent = found.spent_s;
+            recommend_and_verify(&mut machine, edge, options, (probe_s, cap), &mut |p| {
+                on_probe(p, spent + p.measured.elapsed_s);
+            })
+        }),
+        Err(_) => None,
+    };
     let finished = machine.finish();
     let outcome = outcome?;
     finished?;
-    let recommendation = outcome
-        .edge
-        .as_ref()
-        .map(|edge| recommend(edge, &config, cap));
-    let tuned_path = match &recommendation {
-        Some(rec) => Some(write_tuned(&rec.config, &options.out)?),
-        None => None,
-    };
-    Ok(TuneReport {
+    let scenario = output::scenario_line(&options.base, &options.sink);
+    let (recommendation, verification) = verified.unzip();
+    let mut report = TuneReport {
         search: outcome,
         recommendation,
-        tuned_path,
+        verification,
+        scenario,
+        tuned_path: None,
         run_dir,
         memory_cap_bytes: cap,
-    })
+    };
+    if let Some(rec) = &report.recommendation {
+        let comment = output::tuned_comment(&report, options);
+        report.tuned_path = Some(write_tuned(&rec.config, &options.out, &comment)?);
+    }
+    Ok(report)
 }

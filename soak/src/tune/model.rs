@@ -71,6 +71,9 @@ impl Machine for ModelMachine {
         };
         let held = burst.min(point.max_buffered_bytes);
         Ok(Measured {
+            offered_per_sec: offered,
+            undelivered: 0,
+            earlier: 0,
             delivered_per_sec: delivered,
             delivered_bytes_per_sec: delivered * self.event_bytes,
             rejected_pct,
@@ -110,33 +113,73 @@ mod tests {
         let edge = outcome.edge.expect("an edge");
         let rate = edge.best.point.rate_per_sec.expect("open loop") as f64;
         assert!((100_000.0 / 1.15..=100_000.0).contains(&rate), "{rate}");
-        let failing = edge.failing.expect("a failing point");
+        let failing = edge.failing.clone().expect("a failing point");
         assert!(failing.point.rate_per_sec.is_none_or(|r| r as f64 > rate));
         let operating = edge.operating_rate_per_sec;
         assert_eq!(operating, (rate * 0.8) as u64);
         let needed = machine.burst_bytes(operating as f64, edge.shape.point.interval_us);
-        let smallest = edge.smallest_buffered.point.max_buffered_bytes;
-        assert!(edge.smallest_buffered.healthy());
-        assert!(smallest >= needed, "{smallest} < {needed}");
-        assert!(smallest <= needed * 2, "{smallest} > 2 x {needed}");
+        let rec = recommend(&edge, &runlog::ScenarioConfig::default(), 1 << 40);
+        let buffered = rec.config.max_buffered_bytes;
+        assert!(buffered >= needed, "{buffered} < {needed}");
+        assert!(buffered <= needed * 4, "{buffered} > 4 x {needed}");
+    }
+
+    #[test]
+    fn budgets_of_15_30_and_60_s_recommend_alike() {
+        let recommended: Vec<runlog::ScenarioConfig> = [15.0, 30.0, 60.0]
+            .iter()
+            .map(|&budget: &f64| {
+                let probe_s = crate::tune::probe_seconds(budget);
+                let verify_s = probe_s * crate::tune::verify::VERIFY_PROBES;
+                let plan = Plan::new(budget - 2.0 * verify_s, probe_s, None, start());
+                let mut machine = ModelMachine::new(100_000.0);
+                let outcome =
+                    search(&mut machine, &plan, &mut |_, _| {}).unwrap_or_else(|e| match e {});
+                let edge = outcome.edge.expect("an edge within the budget");
+                recommend(&edge, &runlog::ScenarioConfig::default(), 1 << 40).config
+            })
+            .collect();
+        let rates: Vec<f64> = recommended
+            .iter()
+            .map(|c| c.rate_per_sec.expect("a rate") as f64)
+            .collect();
+        let buffered: Vec<f64> = recommended
+            .iter()
+            .map(|c| c.max_buffered_bytes as f64)
+            .collect();
+        let spread = |v: &[f64]| {
+            v.iter().copied().fold(0.0, f64::max) / v.iter().copied().fold(f64::MAX, f64::min)
+        };
+        assert!(spread(&rates) <= 1.25, "{rates:?}");
+        assert!(spread(&buffered) <= 2.0, "{buffered:?}");
     }
 
     #[test]
     fn a_clearly_better_shape_replaces_the_start_and_noise_does_not() {
         let mut machine = ModelMachine::new(100_000.0);
         machine.base_latency_us = 0;
-        let edge = run(&mut machine, 1000.0, Some(20_000))
+        let edge = run(&mut machine, 1000.0, Some(15_000))
             .edge
             .expect("an edge");
         assert_eq!(edge.shape.point.interval_us, 5_000, "half the p99 wins");
 
         let mut machine = ModelMachine::new(100_000.0);
-        let edge = run(&mut machine, 1000.0, Some(20_000))
+        let edge = run(&mut machine, 1000.0, Some(15_000))
             .edge
             .expect("an edge");
         assert_eq!(
             edge.shape.point.interval_us, 10_000,
             "6 ms vs 11 ms is not enough"
+        );
+
+        let mut machine = ModelMachine::new(100_000.0);
+        machine.base_latency_us = 0;
+        let edge = run(&mut machine, 1000.0, Some(40_000))
+            .edge
+            .expect("an edge");
+        assert_eq!(
+            edge.shape.point.interval_us, 10_000,
+            "10 ms against a 40 ms target needs no better shape"
         );
     }
 
@@ -188,15 +231,28 @@ mod tests {
         );
 
         let roomy = recommend(&edge, &runlog::ScenarioConfig::default(), 1 << 40);
-        let smallest = edge.smallest_buffered.point.max_buffered_bytes;
-        let window = edge.shape.measured.delivered_bytes_per_sec * 0.02;
+        let burst = edge.shape.measured.burst_bytes;
+        let window = edge.shape.measured.delivered_bytes_per_sec * 0.02 * 4.0;
         assert_eq!(
             roomy.config.max_buffered_bytes,
-            (smallest * 2).max(window as u64)
+            (burst * 2).max(window as u64).max(64 << 10)
         );
+        let promise: Vec<String> = roomy
+            .config
+            .thresholds
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(promise, ["p99<=20000us", "refused<=0"]);
 
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = write_tuned(&roomy.config, dir.path()).expect("written");
+        let comment = ["Tuned for: a model.".to_owned(), "Two\nlines.".to_owned()];
+        let path = write_tuned(&roomy.config, dir.path(), &comment).expect("written");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            text.starts_with("# Tuned for: a model.\n# Two\n# lines.\n"),
+            "{text}"
+        );
         let read = runlog::ScenarioConfig::from_toml_file(&path).expect("parses");
         assert_eq!(read, roomy.config);
     }

@@ -1,15 +1,18 @@
-//! Probes of the live dispatcher: one long-lived soak run, reconfigured
-//! between probes with [`Control`] commands, its samples read back from
-//! the run's `samples.jsonl`.
+//! Probes of the live dispatcher: one long-lived soak run, reconfigured between probes
+//! with [`Control`] commands, each probe measuring only its own events.
 //!
-//! One run rather than a run per probe: start-up (threads, allocator warm-up,
-//! the first interval) would otherwise dominate short probes, and limits are
-//! exactly what the dispatcher lets a user change live. To keep probes
-//! honest, each one first settles (the backlog of the previous probe drains
-//! or overflows) and only the samples after that, taken with exactly the
-//! probe's limits in force, are measured.
+//! One run rather than a run per probe: start-up (threads, allocator warm-up, the first
+//! interval) would otherwise dominate short probes, and limits are exactly what the
+//! dispatcher lets a user change live. Probes are isolated by event origin
+//! ([`loadgen::OriginTally`]): the producers are paused, the new limits applied and the
+//! buffer emptied; the probe opens a window and resumes the producers; at its end they are
+//! paused again and the probe's own events are followed until delivered. Offers are counted
+//! between the two pauses, deliveries and latency by the events' own time of making, so
+//! nothing an earlier probe left behind is counted, and nothing is delivered that was not
+//! offered.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -18,37 +21,49 @@ use runlog::{Control, Limits, Line, Sample, SamplesFollower, ScenarioConfig};
 
 use super::TuneError;
 use super::search::{Machine, Measured, Point};
+use crate::hooks::ProbeHooks;
 use crate::progress::Progress;
 use crate::run::{RunError, RunOptions, RunOutcome, prepare};
+use crate::sink::SinkSpec;
 
 /// How long a probe waits for a late sample before giving up.
 const WINDOW_PATIENCE: Duration = Duration::from_secs(15);
-/// Share of each probe spent settling before measuring.
-const SETTLE_FRACTION: f64 = 0.4;
+/// The least a probe waits for an earlier probe's backlog to be delivered before it starts.
+const SETTLE_AT_LEAST: Duration = Duration::from_secs(2);
+/// How long producers may take to notice a pause and finish the offer in hand.
+const QUIESCE: Duration = Duration::from_millis(15);
 
 /// The live dispatcher, running one soak that probes reconfigure.
 pub struct LiveMachine {
     controls: SyncSender<Control>,
     follower: SamplesFollower,
+    hooks: Arc<ProbeHooks>,
     run: Option<JoinHandle<Result<RunOutcome, RunError>>>,
     live: Limits,
     sample_every: Duration,
     run_dir: PathBuf,
-    /// Buffered bytes at the end of the last probe: a backlog the next one
-    /// must not inherit.
-    backlog: u64,
     /// When the budget is spent: no probe waits past it.
     deadline: Option<Instant>,
 }
 
 impl LiveMachine {
-    /// Starts the soak run `config` (which should last longer than the
-    /// search: it is stopped by [`LiveMachine::finish`]) under `runs_out`.
+    /// Starts the soak run `config` into `sink` (which should last longer than the search:
+    /// it is stopped by [`LiveMachine::finish`]) under `runs_out`.
     ///
     /// # Errors
     /// [`TuneError::Run`] if the run cannot be prepared.
-    pub fn start(config: &ScenarioConfig, runs_out: PathBuf) -> Result<Self, TuneError> {
-        let prepared = prepare(config, &RunOptions::new(runs_out))?;
+    pub fn start(
+        config: &ScenarioConfig,
+        sink: &SinkSpec,
+        runs_out: PathBuf,
+    ) -> Result<Self, TuneError> {
+        let hooks = ProbeHooks::new();
+        let options = RunOptions {
+            sink: sink.clone(),
+            probe: Some(Arc::clone(&hooks)),
+            ..RunOptions::new(runs_out)
+        };
+        let prepared = prepare(config, &options)?;
         let run_dir = prepared.dir().path().to_path_buf();
         let follower = SamplesFollower::new(&prepared.dir().samples_path());
         let (controls, rx) = sync_channel(16);
@@ -56,14 +71,22 @@ impl LiveMachine {
             .name("tune-run".into())
             .spawn(move || prepared.run(&mut Progress::new(true), Some(&rx)))
             .map_err(|e| TuneError::Probe(format!("cannot start the run: {e}")))?;
+        // The run measures its heap and starts its producers (paused) before probing.
+        let started = Instant::now();
+        while !hooks.attached() {
+            if run.is_finished() || started.elapsed() > WINDOW_PATIENCE {
+                return Err(TuneError::Probe("the probing run did not start".into()));
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
         Ok(Self {
             controls,
             follower,
+            hooks,
             run: Some(run),
             live: Limits::from_config(config),
             sample_every: Duration::from_millis(config.sample_every_ms),
             run_dir,
-            backlog: 0,
             deadline: None,
         })
     }
@@ -92,6 +115,7 @@ impl LiveMachine {
     /// # Errors
     /// [`TuneError::Run`] if the run failed.
     pub fn finish(mut self) -> Result<RunOutcome, TuneError> {
+        self.hooks.resume();
         let _ = self.controls.send(Control::Stop);
         let run = self.run.take().expect("finish is called once");
         run.join()
@@ -157,67 +181,6 @@ impl LiveMachine {
             })
             .collect())
     }
-}
-
-impl Machine for LiveMachine {
-    type Error = TuneError;
-
-    fn probe(&mut self, point: &Point, probe_s: f64) -> Result<Measured, TuneError> {
-        let began = Instant::now();
-        if self.deadline.is_some_and(|d| began >= d) {
-            return Err(TuneError::Probe(
-                "the budget ran out before this probe could start: give a larger --budget (or a smaller payload)".into(),
-            ));
-        }
-        self.apply(point)?;
-        if self.backlog > point.max_batch_bytes.saturating_mul(2) {
-            self.drain_backlog(point.max_batch_bytes, probe_s)?;
-        }
-        // A drain eats into the probe, but measuring keeps at least half.
-        let left = (probe_s - began.elapsed().as_secs_f64()).max(probe_s / 2.0);
-        let settled =
-            self.bounded(Instant::now() + Duration::from_secs_f64(left * SETTLE_FRACTION));
-        thread::sleep(settled.saturating_duration_since(Instant::now()));
-        self.samples()?;
-        let measure_end =
-            self.bounded(settled + Duration::from_secs_f64(left * (1.0 - SETTLE_FRACTION)));
-        thread::sleep(measure_end.saturating_duration_since(Instant::now()));
-        let window = self.window()?;
-        self.backlog = window.last().map_or(0, |s| s.buffered_bytes);
-        let mut measured = aggregate(&window);
-        measured.elapsed_s = began.elapsed().as_secs_f64();
-        Ok(measured)
-    }
-}
-
-impl LiveMachine {
-    /// At least one whole sample taken with the probe's limits in force.
-    /// A starved machine may deliver samples late: wait for one up to
-    /// [`WINDOW_PATIENCE`], then give up rather than measure nothing.
-    fn window(&mut self) -> Result<Vec<Sample>, TuneError> {
-        let deadline = self.bounded(Instant::now() + WINDOW_PATIENCE.max(self.sample_every * 10));
-        loop {
-            let fresh = self.samples()?;
-            let live = &self.live;
-            let window: Vec<Sample> = fresh
-                .into_iter()
-                .filter(|s| s.limits == *live && !s.paused)
-                .collect();
-            if !window.is_empty() {
-                return Ok(window);
-            }
-            self.check_running()?;
-            if Instant::now() >= deadline {
-                let why = if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                    "the budget ran out before this probe could be measured: give a larger --budget (or a smaller payload)"
-                } else {
-                    "no sample with the probe's limits arrived: the machine is too busy to probe"
-                };
-                return Err(TuneError::Probe(why.into()));
-            }
-            thread::sleep(self.sample_every / 2);
-        }
-    }
 
     fn check_running(&self) -> Result<(), TuneError> {
         if self.run.as_ref().is_none_or(JoinHandle::is_finished) {
@@ -226,97 +189,106 @@ impl LiveMachine {
         Ok(())
     }
 
-    /// Pauses the producers until the previous probe's backlog is delivered
-    /// (or `limit_s` passes), so its latency is not charged to this probe.
-    fn drain_backlog(&mut self, target_bytes: u64, limit_s: f64) -> Result<(), TuneError> {
-        self.send(Control::Pause)?;
-        let deadline = self.bounded(Instant::now() + Duration::from_secs_f64(limit_s));
-        while Instant::now() < deadline {
-            thread::sleep(self.sample_every / 2);
-            let drained = self
-                .samples()?
+    fn out_of_budget(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Waits, producers paused, until a sample shows the probe's limits in force and the
+    /// buffer empty (at most `limit`): the probe starts from nothing an earlier one left.
+    fn settle(&mut self, limit: Duration) -> Result<(), TuneError> {
+        let patience = WINDOW_PATIENCE.max(self.sample_every * 10).min(limit);
+        let deadline = self.bounded(Instant::now() + patience);
+        loop {
+            let fresh = self.samples()?;
+            let live = &self.live;
+            let settled = fresh
                 .iter()
-                .any(|s| s.paused && s.buffered_bytes <= target_bytes);
-            if drained {
-                break;
+                .any(|s| s.paused && s.limits == *live && s.buffered_bytes == 0);
+            if settled {
+                return Ok(());
             }
             self.check_running()?;
+            if Instant::now() >= deadline {
+                if self.out_of_budget() {
+                    return Err(budget_ran_out());
+                }
+                // The previous probe's backlog is still draining: go on, it is not counted.
+                return Ok(());
+            }
+            thread::sleep(self.sample_every / 4);
         }
-        self.send(Control::Resume)
+    }
+
+    /// Waits until every accepted event of the window was delivered (or `limit` passed).
+    fn follow(&self, accepted: u64, limit: Duration) {
+        let deadline = self.bounded(Instant::now() + limit);
+        while self.hooks.tally.snapshot().delivered < accepted && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
-/// Combines the samples of one probe: rates weighted by interval, the
-/// median of the per-sample p99s (one scheduling hiccup in a short probe
-/// should not decide the edge; a real overload raises most of them), the
-/// largest heap and buffered bytes.
-#[must_use]
-pub fn aggregate(samples: &[Sample]) -> Measured {
-    let seconds: f64 = samples.iter().map(|s| s.interval_s).sum::<f64>().max(1e-9);
-    let sum = |f: fn(&Sample) -> f64| samples.iter().map(|s| f(s) * s.interval_s).sum::<f64>();
-    let attempted = sum(|s| s.attempted_per_sec);
-    let rejected = sum(|s| s.rejected_per_sec + s.dropped_per_sec);
-    Measured {
-        delivered_per_sec: sum(|s| s.delivered_per_sec) / seconds,
-        delivered_bytes_per_sec: sum(|s| s.delivered_bytes_per_sec) / seconds,
-        rejected_pct: if attempted > 0.0 {
-            100.0 * rejected / attempted
-        } else {
-            0.0
-        },
-        p99_us: median_p99(samples),
-        peak_heap_bytes: samples
-            .iter()
-            .map(|s| s.heap_allocated_bytes)
-            .max()
-            .unwrap_or(0),
-        burst_bytes: samples.iter().map(|s| s.buffered_bytes).max().unwrap_or(0),
-        elapsed_s: 0.0,
-    }
+fn budget_ran_out() -> TuneError {
+    TuneError::Probe(
+        "the budget ran out before this probe could be measured: give a larger --budget (or a smaller payload)"
+            .into(),
+    )
 }
 
-/// The median of the per-sample p99s of the samples that delivered anything
-/// (the upper one of an even count).
-fn median_p99(samples: &[Sample]) -> u64 {
-    let mut p99s: Vec<u64> = samples
-        .iter()
-        .filter(|s| s.latency_us.count > 0)
-        .map(|s| s.latency_us.p99)
-        .collect();
-    p99s.sort_unstable();
-    p99s.get(p99s.len() / 2).copied().unwrap_or(0)
-}
+impl Machine for LiveMachine {
+    type Error = TuneError;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample(delivered: f64, rejected: f64, p99: u64, buffered: u64) -> Sample {
-        let mut s = Sample {
-            interval_s: 0.1,
-            attempted_per_sec: delivered + rejected,
-            rejected_per_sec: rejected,
-            delivered_per_sec: delivered,
-            buffered_bytes: buffered,
-            ..Sample::default()
-        };
-        s.latency_us.count = 10;
-        s.latency_us.p99 = p99;
-        s
-    }
-
-    #[test]
-    fn aggregate_weights_rates_and_takes_the_median_p99() {
-        let window = [
-            sample(1000.0, 0.0, 100, 10),
-            sample(1000.0, 100.0, 9000, 50),
-            sample(1000.0, 0.0, 200, 20),
-        ];
-        let m = aggregate(&window);
-        assert!((m.delivered_per_sec - 1000.0).abs() < 1e-6);
-        assert!((m.rejected_pct - 100.0 * 100.0 / 3100.0).abs() < 1e-6);
-        assert_eq!(m.p99_us, 200);
-        assert_eq!(m.burst_bytes, 50);
-        assert_eq!(aggregate(&[]).p99_us, 0);
+    fn probe(&mut self, point: &Point, probe_s: f64) -> Result<Measured, TuneError> {
+        let began = Instant::now();
+        if self.out_of_budget() {
+            return Err(budget_ran_out());
+        }
+        let window = Duration::from_secs_f64(probe_s);
+        self.hooks.pause();
+        self.apply(point)?;
+        self.settle(window.max(SETTLE_AT_LEAST))?;
+        let before = self.hooks.offered();
+        let from = Instant::now();
+        self.hooks.tally.open(from);
+        self.hooks.resume();
+        thread::sleep(
+            self.bounded(from + window)
+                .saturating_duration_since(Instant::now()),
+        );
+        self.hooks.pause();
+        let produced_s = from.elapsed().as_secs_f64().max(1e-9);
+        let at_end = self.hooks.tally.snapshot();
+        thread::sleep(QUIESCE);
+        let offered = self.hooks.offered();
+        let accepted = offered.accepted - before.accepted;
+        self.follow(accepted, window);
+        let counts = self.hooks.tally.take();
+        let samples: Vec<Sample> = self.samples()?.into_iter().filter(|s| !s.paused).collect();
+        if self.out_of_budget() && samples.is_empty() {
+            return Err(budget_ran_out());
+        }
+        let attempted = offered.attempted - before.attempted;
+        let refused = (offered.rejected + offered.closed) - (before.rejected + before.closed);
+        let undelivered = accepted.saturating_sub(counts.delivered);
+        Ok(Measured {
+            offered_per_sec: attempted as f64 / produced_s,
+            delivered_per_sec: at_end.delivered as f64 / produced_s,
+            delivered_bytes_per_sec: at_end.delivered_bytes as f64 / produced_s,
+            rejected_pct: if attempted > 0 {
+                100.0 * refused as f64 / attempted as f64
+            } else {
+                0.0
+            },
+            undelivered,
+            earlier: counts.earlier,
+            p99_us: counts.p99_us,
+            peak_heap_bytes: samples
+                .iter()
+                .map(|s| s.heap_allocated_bytes)
+                .max()
+                .unwrap_or(0),
+            burst_bytes: samples.iter().map(|s| s.buffered_bytes).max().unwrap_or(0),
+            elapsed_s: began.elapsed().as_secs_f64(),
+        })
     }
 }

@@ -7,21 +7,30 @@
 //!    limits; its delivered rate bounds the search from above.
 //! 2. **rate**: open-loop probes. Start at half the ceiling, halve until
 //!    healthy, then bisect (geometrically) between the last good and the
-//!    first bad rate until they are within [`RATE_RESOLUTION`].
+//!    first bad rate until they are within [`RATE_RESOLUTION`]. A point that
+//!    fails only narrowly (p99 a little over target, nothing refused) is probed
+//!    once more before it counts as bad: one scheduling hiccup must not move the
+//!    edge by a bisection step.
 //! 3. **shape**: at the operating rate ([`OPERATING_FRACTION`] of the edge,
 //!    where p99 is steadier than at the edge), probe the starting interval /
-//!    batch and the plan's alternatives; an alternative replaces it only
-//!    with a clearly lower p99 ([`SHAPE_WIN`]).
-//! 4. **buffered**: at the operating rate and chosen shape, bisect the buffered
-//!    limit between the largest burst observed (or two batches) and the
-//!    generous limit, to find the smallest limit that stays healthy.
+//!    batch (twice if it fails: it was healthy at the higher edge rate) and the
+//!    plan's alternatives; an alternative replaces it only with a clearly lower
+//!    p99 ([`SHAPE_WIN`]).
+//!
+//! The buffered limit is not bisected (a bisection's answer depends on how many
+//! probes the budget allowed): it is computed from what the shape probe measured
+//! (see [`super::recommend`]) and checked by the verification probe
+//! ([`super::verify`]).
 
 use std::fmt;
 
 /// Bisection of the rate stops when last-bad / last-good is at most this.
 pub const RATE_RESOLUTION: f64 = 1.15;
-/// Bisection of the buffered limit stops when bad..good are this close.
-pub const BUFFERED_RESOLUTION: f64 = 2.0;
+/// A healthy shape whose p99 is under this share of its target is kept.
+pub const SHAPE_NEED: f64 = 0.5;
+/// A failed probe counts as narrowly failed (and is probed again) when nothing was
+/// refused and its p99 was within this factor of the target.
+pub const NARROW_MISS: f64 = 1.5;
 /// The recommended operating rate, as a fraction of the edge rate.
 pub const OPERATING_FRACTION: f64 = 0.8;
 /// A shape alternative must bring p99 to at most this share of the
@@ -43,16 +52,23 @@ pub struct Point {
     pub rate_per_sec: Option<u64>,
 }
 
-/// What one probe measured.
+/// What one probe measured, counted by event origin: only the probe's own events.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Measured {
-    /// Delivered events per second.
+    /// Events offered per second.
+    pub offered_per_sec: f64,
+    /// The probe's events delivered per second while it produced.
     pub delivered_per_sec: f64,
-    /// Delivered payload bytes per second.
+    /// Their payload bytes per second.
     pub delivered_bytes_per_sec: f64,
     /// Refused events as a percentage of attempts.
     pub rejected_pct: f64,
-    /// Worst per-sample p99 enqueue-to-delivery latency.
+    /// Accepted events of the probe not delivered by the end of its drain (a backlog the
+    /// consumer could not work off, or evicted events).
+    pub undelivered: u64,
+    /// Events of earlier probes delivered while this one ran (0: the probe was isolated).
+    pub earlier: u64,
+    /// p99 enqueue-to-delivery latency of the probe's events.
     pub p99_us: u64,
     /// Largest heap seen.
     pub peak_heap_bytes: u64,
@@ -71,8 +87,8 @@ pub enum Phase {
     Rate,
     /// Interval / batch alternatives.
     Shape,
-    /// Buffered-limit bisection.
-    Buffered,
+    /// The recommendation, checked.
+    Verify,
 }
 
 impl fmt::Display for Phase {
@@ -81,7 +97,7 @@ impl fmt::Display for Phase {
             Self::Ceiling => "ceiling",
             Self::Rate => "rate",
             Self::Shape => "shape",
-            Self::Buffered => "buffered",
+            Self::Verify => "verify",
         })
     }
 }
@@ -168,11 +184,8 @@ pub struct Edge {
     pub best: Probe,
     /// The interval / batch chosen, probed at the operating rate.
     pub shape: Probe,
-    /// The rate recommended: [`OPERATING_FRACTION`] of the edge, where the
-    /// buffered limit is searched (right at the edge, bursts are erratic).
+    /// The rate recommended: [`OPERATING_FRACTION`] of the edge.
     pub operating_rate_per_sec: u64,
-    /// The smallest buffered limit that stayed healthy at the operating rate.
-    pub smallest_buffered: Probe,
     /// The first unhealthy probe beyond the edge (the failing point).
     pub failing: Option<Probe>,
 }
@@ -203,12 +216,31 @@ pub fn judge(point: &Point, m: &Measured, target_us: u64) -> Option<String> {
         return Some(format!("p99 {} us > target {target_us} us", m.p99_us));
     }
     match point.rate_per_sec {
-        Some(rate) if m.delivered_per_sec < 0.9 * rate as f64 => Some(format!(
-            "delivered {:.0}/s < 90% of offered {rate}/s",
-            m.delivered_per_sec
-        )),
-        _ => None,
+        Some(rate) if m.delivered_per_sec < 0.9 * rate as f64 => {
+            return Some(format!(
+                "delivered {:.0}/s < 90% of offered {rate}/s",
+                m.delivered_per_sec
+            ));
+        }
+        _ => {}
     }
+    (m.undelivered > 0).then(|| {
+        format!(
+            "{} accepted events still undelivered after the probe's drain",
+            m.undelivered
+        )
+    })
+}
+
+/// Whether a failed probe missed only narrowly: nothing refused or left undelivered, p99
+/// within [`NARROW_MISS`] of the target.
+#[must_use]
+pub fn narrow_miss(probe: &Probe) -> bool {
+    let m = &probe.measured;
+    !probe.healthy()
+        && m.rejected_pct == 0.0
+        && m.undelivered == 0
+        && (m.p99_us as f64) <= NARROW_MISS * probe.target_us as f64
 }
 
 /// Why the search stopped taking probes.
@@ -290,10 +322,19 @@ impl<M: Machine> Search<'_, M> {
             if hi / lo <= RATE_RESOLUTION {
                 return (good, bad);
             }
-            match self.probe(Phase::Rate, self.at_rate(&good.point, (lo * hi).sqrt())) {
-                Ok(probe) if probe.healthy() => good = probe,
-                Ok(probe) => bad = probe,
+            let point = self.at_rate(&good.point, (lo * hi).sqrt());
+            let probe = match self.probe(Phase::Rate, point) {
+                Ok(probe) if narrow_miss(&probe) => match self.probe(Phase::Rate, point) {
+                    Ok(again) => again,
+                    Err(_) => return (good, bad),
+                },
+                Ok(probe) => probe,
                 Err(_) => return (good, bad),
+            };
+            if probe.healthy() {
+                good = probe;
+            } else {
+                bad = probe;
             }
         }
     }
@@ -309,6 +350,14 @@ impl<M: Machine> Search<'_, M> {
         let Ok(mut best) = self.probe(Phase::Shape, base) else {
             return edge.clone();
         };
+        if !best.healthy() {
+            // The edge was healthy at a higher rate: a failure at the operating rate is
+            // most likely noise, so it is probed once more before alternatives may win.
+            match self.probe(Phase::Shape, base) {
+                Ok(again) => best = again,
+                Err(_) => return edge.clone(),
+            }
+        }
         for &(interval_us, max_batch_bytes) in &self.plan.shapes.clone() {
             let point = Point {
                 interval_us,
@@ -323,44 +372,7 @@ impl<M: Machine> Search<'_, M> {
         }
         best
     }
-
-    /// Bisects the buffered limit down from the shape probe's (known good).
-    fn shrink_buffered(&mut self, edge: &Probe) -> Probe {
-        let base = edge.point;
-        let floor = edge
-            .measured
-            .burst_bytes
-            .max(edge.point.max_batch_bytes.saturating_mul(2))
-            .max(MIN_BUFFERED_BYTES);
-        let mut good = edge.clone();
-        if floor >= good.point.max_buffered_bytes {
-            return good;
-        }
-        let mut bad_bytes = floor;
-        let mut candidate = floor;
-        while good.point.max_buffered_bytes as f64 / bad_bytes as f64 > BUFFERED_RESOLUTION
-            || candidate == floor
-        {
-            let point = Point {
-                max_buffered_bytes: candidate,
-                ..base
-            };
-            match self.probe(Phase::Buffered, point) {
-                Ok(p) if p.healthy() => good = p,
-                Ok(_) => bad_bytes = candidate,
-                Err(_) => break,
-            }
-            if good.point.max_buffered_bytes <= floor {
-                break;
-            }
-            candidate = (bad_bytes as f64 * good.point.max_buffered_bytes as f64).sqrt() as u64;
-        }
-        good
-    }
 }
-
-/// The smallest buffered limit the dispatcher accepts.
-const MIN_BUFFERED_BYTES: u64 = 1024;
 
 fn rate_of(probe: &Probe) -> f64 {
     probe
@@ -369,9 +381,12 @@ fn rate_of(probe: &Probe) -> f64 {
         .map_or(probe.measured.delivered_per_sec, |r| r as f64)
 }
 
-/// Whether `challenger`'s p99 is clearly (by [`SHAPE_WIN`]) below `incumbent`'s.
+/// Whether `challenger`'s p99 is clearly (by [`SHAPE_WIN`]) below `incumbent`'s, and the
+/// incumbent needs it: one comfortably within its target (under [`SHAPE_NEED`] of it) is
+/// kept, so a noise-level improvement never changes the shape (and with it the target).
 fn wins(challenger: &Probe, incumbent: &Probe) -> bool {
-    (challenger.measured.p99_us as f64) <= SHAPE_WIN * incumbent.measured.p99_us as f64
+    let needs = incumbent.measured.p99_us as f64 > SHAPE_NEED * incumbent.target_us as f64;
+    needs && (challenger.measured.p99_us as f64) <= SHAPE_WIN * incumbent.measured.p99_us as f64
 }
 
 /// Runs the whole search against `machine` within `plan.budget_s`, calling
@@ -429,7 +444,6 @@ fn run_steps<M: Machine>(s: &mut Search<'_, M>) -> Result<(Option<Edge>, String)
     let best = good;
     let operating = ((rate_of(&best) * OPERATING_FRACTION) as u64).max(1);
     let shape = s.choose_shape(&best, operating);
-    let smallest_buffered = s.shrink_buffered(&shape);
     let message = format!(
         "edge found at {:.0} events/s after {} probes",
         rate_of(&best),
@@ -438,7 +452,6 @@ fn run_steps<M: Machine>(s: &mut Search<'_, M>) -> Result<(Option<Edge>, String)
     let edge = Edge {
         best,
         shape,
-        smallest_buffered,
         operating_rate_per_sec: operating,
         failing: (!bad.healthy()).then_some(bad),
     };

@@ -1,24 +1,36 @@
 //! `--metrics-addr`: the run's samples (and the dispatcher's own counters)
 //! served in the Prometheus text format at `http://ADDR/metrics` while the
-//! run lasts, through the [`metrics`] facade and `metrics-exporter-prometheus`.
+//! run lasts, through the [`metrics`] facade and `metrics-exporter-prometheus`'s
+//! recorder, plus the latency histogram ([`histogram`]).
 //!
 //! Every [`Sample`] field is one metric named `metronome_<field>` (nested
 //! fields joined by `_`: `limits.max_buffered_bytes` is
 //! `metronome_limits_max_buffered_bytes`); the cumulative `totals` are
 //! counters ending in `_total` (`metronome_delivered_total`), the rest are
-//! gauges. Every series carries the labels `run_id`, `scenario` (the preset's
-//! name, or `custom`) and `host`. [`METRIC_NAMES`] lists them all, with the
-//! dispatcher's [`DISPATCHER_METRIC_NAMES`].
+//! gauges. Latency is the histogram `metronome_latency_seconds` (`_bucket{le}`,
+//! `_sum`, `_count`, cumulative, seconds), which a fleet aggregates with
+//! `histogram_quantile`; of the per-interval percentiles only the maximum stays
+//! (`metronome_latency_us_max`). Every series carries the labels `run_id`,
+//! `scenario` (the preset's name, or `custom`) and `host`. [`METRIC_NAMES`] lists
+//! them all, with the dispatcher's [`DISPATCHER_METRIC_NAMES`].
 //!
 //! The address is only ever the one given: `127.0.0.1:9464` keeps the
 //! endpoint on this machine, `0.0.0.0:9464` exposes it to the network.
 
-use std::net::{SocketAddr, TcpListener};
-use std::thread::JoinHandle;
+mod fields;
+pub mod histogram;
+mod server;
 
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use hdrhistogram::Histogram;
 use metrics::{counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use runlog::{FlushReasonCounts, Sample};
+
+use fields::{FIELDS, Read};
+pub use histogram::{LATENCY_BUCKETS_S, LATENCY_HISTOGRAM, LatencyBuckets};
 
 /// The label values every exported series carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,228 +61,33 @@ impl RunLabels {
     }
 }
 
-/// Whether a metric only goes up (a Prometheus counter) or is read as is.
+/// Whether a metric only goes up (a Prometheus counter), is read as is, or is a series of
+/// the latency histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// Cumulative; the name ends in `_total`.
     Counter,
     /// A value at the end of the sample interval (or over it, for rates).
     Gauge,
+    /// `metronome_latency_seconds_bucket`, `_sum` or `_count`.
+    Histogram,
 }
-
-/// How a metric's value is read from a sample.
-#[derive(Clone, Copy)]
-enum Read {
-    Count(fn(&Sample) -> u64),
-    Value(fn(&Sample) -> f64),
-}
-
-/// One exported sample field.
-struct Field {
-    name: &'static str,
-    help: &'static str,
-    read: Read,
-}
-
-/// A limit that is off reads 0.
-fn or_zero(limit: Option<u64>) -> f64 {
-    limit.map_or(0.0, |v| v as f64)
-}
-
-const fn count(name: &'static str, help: &'static str, read: fn(&Sample) -> u64) -> Field {
-    Field {
-        name,
-        help,
-        read: Read::Count(read),
-    }
-}
-
-const fn value(name: &'static str, help: &'static str, read: fn(&Sample) -> f64) -> Field {
-    Field {
-        name,
-        help,
-        read: Read::Value(read),
-    }
-}
-
-/// Every sample field but `flush_reasons` and `phase`, which are labelled.
-const FIELDS: &[Field] = &[
-    value("metronome_t_s", "Seconds since the run started", |s| s.t_s),
-    value(
-        "metronome_interval_s",
-        "Length of the last sample interval, seconds",
-        |s| s.interval_s,
-    ),
-    value(
-        "metronome_attempted_per_sec",
-        "Enqueue attempts per second",
-        |s| s.attempted_per_sec,
-    ),
-    value(
-        "metronome_accepted_per_sec",
-        "Admitted events per second",
-        |s| s.accepted_per_sec,
-    ),
-    value(
-        "metronome_rejected_per_sec",
-        "Refused events per second",
-        |s| s.rejected_per_sec,
-    ),
-    value(
-        "metronome_dropped_per_sec",
-        "Evicted events per second",
-        |s| s.dropped_per_sec,
-    ),
-    value(
-        "metronome_delivered_per_sec",
-        "Delivered events per second",
-        |s| s.delivered_per_sec,
-    ),
-    value(
-        "metronome_batches_per_sec",
-        "Delivered batches per second",
-        |s| s.batches_per_sec,
-    ),
-    value(
-        "metronome_delivered_bytes_per_sec",
-        "Delivered payload bytes per second",
-        |s| s.delivered_bytes_per_sec,
-    ),
-    count("metronome_attempted_total", "Enqueue attempts", |s| {
-        s.totals.attempted
-    }),
-    count("metronome_accepted_total", "Events admitted", |s| {
-        s.totals.accepted
-    }),
-    count("metronome_rejected_total", "Events refused", |s| {
-        s.totals.rejected
-    }),
-    count(
-        "metronome_dropped_total",
-        "Accepted events evicted (drop-oldest)",
-        |s| s.totals.dropped,
-    ),
-    count("metronome_delivered_total", "Events delivered", |s| {
-        s.totals.delivered
-    }),
-    count("metronome_batches_total", "Batches delivered", |s| {
-        s.totals.batches
-    }),
-    value(
-        "metronome_buffered_bytes",
-        "Bytes accepted, not yet delivered",
-        |s| s.buffered_bytes as f64,
-    ),
-    value(
-        "metronome_buffered_items",
-        "Events accepted, not yet delivered",
-        |s| s.buffered_items as f64,
-    ),
-    value(
-        "metronome_peak_buffered_bytes",
-        "Highest buffered bytes so far",
-        |s| s.peak_buffered_bytes as f64,
-    ),
-    value(
-        "metronome_heap_allocated_bytes",
-        "jemalloc stats.allocated",
-        |s| s.heap_allocated_bytes as f64,
-    ),
-    value(
-        "metronome_heap_resident_bytes",
-        "jemalloc stats.resident",
-        |s| s.heap_resident_bytes as f64,
-    ),
-    value(
-        "metronome_rss_bytes",
-        "Resident set size of the process",
-        |s| s.rss_bytes as f64,
-    ),
-    value(
-        "metronome_cpu_percent",
-        "Process CPU over the interval (100 = one core)",
-        |s| s.cpu_percent,
-    ),
-    value(
-        "metronome_latency_us_count",
-        "Deliveries timed in the interval",
-        |s| s.latency_us.count as f64,
-    ),
-    value(
-        "metronome_latency_us_p50",
-        "Enqueue-to-delivery p50 in the interval, us",
-        |s| s.latency_us.p50 as f64,
-    ),
-    value(
-        "metronome_latency_us_p90",
-        "Enqueue-to-delivery p90 in the interval, us",
-        |s| s.latency_us.p90 as f64,
-    ),
-    value(
-        "metronome_latency_us_p99",
-        "Enqueue-to-delivery p99 in the interval, us",
-        |s| s.latency_us.p99 as f64,
-    ),
-    value(
-        "metronome_latency_us_p999",
-        "Enqueue-to-delivery p99.9 in the interval, us",
-        |s| s.latency_us.p999 as f64,
-    ),
-    value(
-        "metronome_latency_us_max",
-        "Enqueue-to-delivery max in the interval, us",
-        |s| s.latency_us.max as f64,
-    ),
-    value(
-        "metronome_mean_batch_bytes",
-        "Mean bytes per batch in the interval",
-        |s| s.mean_batch_bytes,
-    ),
-    value(
-        "metronome_limits_interval_us",
-        "Flush interval in force, us",
-        |s| s.limits.interval_us as f64,
-    ),
-    value(
-        "metronome_limits_max_batch_bytes",
-        "Batch byte target (0 = off)",
-        |s| or_zero(s.limits.max_batch_bytes),
-    ),
-    value(
-        "metronome_limits_max_batch_items",
-        "Batch item target (0 = off)",
-        |s| or_zero(s.limits.max_batch_items),
-    ),
-    value(
-        "metronome_limits_max_buffered_bytes",
-        "Limit on buffered bytes",
-        |s| s.limits.max_buffered_bytes as f64,
-    ),
-    value(
-        "metronome_limits_rate_per_sec",
-        "Offered rate (0 = unlimited)",
-        |s| or_zero(s.limits.rate_per_sec),
-    ),
-    value(
-        "metronome_limits_consumer_delay_us",
-        "Consumer delay per batch, us",
-        |s| s.limits.consumer_delay_us as f64,
-    ),
-    value(
-        "metronome_paused",
-        "1 while the producers are paused",
-        |s| f64::from(u8::from(s.paused)),
-    ),
-];
 
 /// Batches by flush reason, cumulative, labelled `reason`.
 pub const FLUSH_REASONS_METRIC: &str = "metronome_flush_reasons_total";
 /// 1 for the run's current phase (`run`, `drain`), 0 for the other, labelled `phase`.
 pub const PHASE_METRIC: &str = "metronome_phase";
 
+/// The series of the latency histogram.
+pub const HISTOGRAM_SERIES: [&str; 3] = [
+    "metronome_latency_seconds_bucket",
+    "metronome_latency_seconds_sum",
+    "metronome_latency_seconds_count",
+];
+
 /// Every `metronome_*` metric the endpoint serves.
-pub const METRIC_NAMES: [&str; FIELDS.len() + 2] = {
-    let mut names = [""; FIELDS.len() + 2];
+pub const METRIC_NAMES: [&str; FIELDS.len() + 5] = {
+    let mut names = [""; FIELDS.len() + 5];
     let mut i = 0;
     while i < FIELDS.len() {
         names[i] = FIELDS[i].name;
@@ -278,6 +95,9 @@ pub const METRIC_NAMES: [&str; FIELDS.len() + 2] = {
     }
     names[i] = FLUSH_REASONS_METRIC;
     names[i + 1] = PHASE_METRIC;
+    names[i + 2] = HISTOGRAM_SERIES[0];
+    names[i + 3] = HISTOGRAM_SERIES[1];
+    names[i + 4] = HISTOGRAM_SERIES[2];
     names
 };
 
@@ -329,9 +149,9 @@ pub enum ExporterError {
 pub struct Exporter {
     addr: SocketAddr,
     handle: PrometheusHandle,
+    latency: Arc<Mutex<LatencyBuckets>>,
     flush_totals: FlushReasonCounts,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<JoinHandle<()>>,
+    _server: server::Server,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -344,8 +164,8 @@ impl std::fmt::Debug for Exporter {
 
 impl Exporter {
     /// Installs the process-wide Prometheus recorder with `labels` on every
-    /// series and serves it at `http://addr/metrics` on a thread of its own.
-    /// Port 0 picks a free port: [`Exporter::addr`] says which.
+    /// series and serves it, with the latency histogram, at `http://addr/metrics`
+    /// on a thread of its own. Port 0 picks a free port: [`Exporter::addr`] says which.
     ///
     /// ```no_run
     /// use soak::exporter::{Exporter, RunLabels};
@@ -362,47 +182,48 @@ impl Exporter {
     /// [`ExporterError::AlreadyInstalled`] if this process already has a
     /// metrics recorder, [`ExporterError::Start`] if the server cannot start.
     pub fn start(addr: SocketAddr, labels: &RunLabels) -> Result<Exporter, ExporterError> {
-        let start_err = |message: String| ExporterError::Start { addr, message };
-        // Resolve port 0 (and report a bad address as the OS words it) before
-        // the exporter binds for itself, which would only say "failed".
-        let bound = TcpListener::bind(addr)
-            .and_then(|l| l.local_addr())
+        let listener =
+            TcpListener::bind(addr).map_err(|source| ExporterError::Listen { addr, source })?;
+        let bound = listener
+            .local_addr()
             .map_err(|source| ExporterError::Listen { addr, source })?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| start_err(e.to_string()))?;
-        let builder = PrometheusBuilder::new()
-            .with_http_listener(bound)
+        let recorder = PrometheusBuilder::new()
             .add_global_label("run_id", &labels.run_id)
             .add_global_label("scenario", &labels.scenario)
-            .add_global_label("host", &labels.host);
-        let (recorder, serve) = {
-            let _context = runtime.enter();
-            builder.build().map_err(|e| start_err(e.to_string()))?
-        };
+            .add_global_label("host", &labels.host)
+            .build_recorder();
         let handle = recorder.handle();
         metrics::set_global_recorder(recorder)
             .map_err(|_| ExporterError::AlreadyInstalled { addr })?;
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let server = std::thread::Builder::new()
-            .name("metrics-http".into())
-            .spawn(move || {
-                runtime.block_on(async {
-                    tokio::select! {
-                        _ = serve => {}
-                        _ = stopped => {}
-                    }
-                });
+        let latency = Arc::new(Mutex::new(LatencyBuckets::default()));
+        let label_text = histogram::label_text(&[
+            ("run_id", &labels.run_id),
+            ("scenario", &labels.scenario),
+            ("host", &labels.host),
+        ]);
+        let render: server::Render = {
+            let (handle, latency) = (handle.clone(), Arc::clone(&latency));
+            Arc::new(move || {
+                let buckets = latency
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                let mut text = handle.render();
+                text.push_str(&buckets.render(&label_text));
+                text
             })
-            .map_err(|e| start_err(e.to_string()))?;
+        };
+        let server = server::Server::start(listener, render).map_err(|e| ExporterError::Start {
+            addr,
+            message: e.to_string(),
+        })?;
         describe();
         Ok(Exporter {
             addr: bound,
             handle,
+            latency,
             flush_totals: FlushReasonCounts::default(),
-            stop: Some(stop),
-            server: Some(server),
+            _server: server,
         })
     }
 
@@ -411,25 +232,21 @@ impl Exporter {
         self.addr
     }
 
-    /// Publishes one sample (the run calls this for every sample it writes).
-    pub fn publish(&mut self, sample: &Sample) {
+    /// Publishes one sample and its interval's latencies (the run calls this for every
+    /// sample it writes).
+    pub fn publish(&mut self, sample: &Sample, latency: Option<&Histogram<u64>>) {
         publish(sample, &mut self.flush_totals);
+        if let Some(interval) = latency {
+            self.latency
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .add(interval);
+        }
     }
 
-    /// What a scrape would return now.
+    /// What a scrape would return now, without the latency histogram.
     pub fn render(&self) -> String {
         self.handle.render()
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = server.join();
-        }
     }
 }
 
@@ -481,9 +298,13 @@ pub fn publish(sample: &Sample, flush_totals: &mut FlushReasonCounts) {
 /// use soak::exporter::{Kind, kind_of};
 /// assert_eq!(kind_of("metronome_delivered_total"), Some(Kind::Counter));
 /// assert_eq!(kind_of("metronome_buffered_bytes"), Some(Kind::Gauge));
+/// assert_eq!(kind_of("metronome_latency_seconds_bucket"), Some(Kind::Histogram));
 /// assert_eq!(kind_of("nope"), None);
 /// ```
 pub fn kind_of(name: &str) -> Option<Kind> {
+    if HISTOGRAM_SERIES.contains(&name) {
+        return Some(Kind::Histogram);
+    }
     if name == FLUSH_REASONS_METRIC {
         return Some(Kind::Counter);
     }
@@ -536,7 +357,10 @@ mod tests {
             publish(&sample, &mut totals);
         });
         let text = handle.render();
-        for name in METRIC_NAMES {
+        for name in METRIC_NAMES
+            .iter()
+            .filter(|n| !HISTOGRAM_SERIES.contains(n))
+        {
             assert!(
                 text.contains(&format!("\n{name}{{")),
                 "{name} missing:\n{text}"

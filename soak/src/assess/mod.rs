@@ -1,0 +1,267 @@
+//! The verdict of a run: pure functions from measured facts to an
+//! [`Assessment`], so every rule is unit-tested without running a soak.
+
+mod memory;
+
+use runlog::{Assessment, Section, Status};
+
+pub use memory::{HeapBudget, HeapModel, MARGIN_BYTES, MARGIN_FRACTION, tightest_budget};
+
+use crate::sampler::MemoryPoint;
+
+/// Everything the verdict is drawn from, in plain numbers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// Events the producers offered.
+    pub attempted: u64,
+    /// Events the producers saw accepted.
+    pub accepted_by_producers: u64,
+    /// Events the dispatcher counted as accepted (equals the producers' count
+    /// when the accounting is right).
+    pub accepted: u64,
+    /// Events the consumer received.
+    pub consumed: u64,
+    /// Events the dispatcher counted as delivered.
+    pub delivered: u64,
+    /// Events the dispatcher counted as evicted (DropOldest).
+    pub dropped: u64,
+    /// Evicted events the eviction hook actually received.
+    pub evicted_seen: u64,
+    /// Events refused (full, timeout, too large, closed).
+    pub rejected: u64,
+    /// Accepted events shutdown handed back undelivered.
+    pub undelivered: u64,
+    /// Latency samples recorded, when latency was recorded.
+    pub latency_count: Option<u64>,
+    /// The highest `max_buffered_bytes` in force during the run.
+    pub max_buffered_bytes: u64,
+    /// The exact peak of buffered bytes, from the dispatcher.
+    pub peak_buffered_bytes: u64,
+    /// The highest sampled jemalloc `stats.allocated`.
+    pub peak_heap_bytes: u64,
+    /// What the heap may hold, measured before the run (`None`: not measured, e.g.
+    /// another allocator; a fixed rule is used then).
+    pub heap_model: Option<HeapModel>,
+    /// Run length, seconds.
+    pub duration_s: f64,
+    /// Average delivered events per second.
+    pub avg_delivered_per_sec: f64,
+    /// What the simulated consumer can take at most, events per second,
+    /// when it has a per-batch cost.
+    pub consumer_bound_per_sec: Option<f64>,
+    /// Time from the end of production until everything was delivered.
+    pub drain_us: u64,
+    /// The drain deadline.
+    pub drain_deadline_us: u64,
+    /// Sink mode: events whose batch the sink gave up on (handed to the error hook).
+    pub failed: u64,
+    /// Sink mode: events still inside a sink call at the drain deadline.
+    pub in_flight: u64,
+    /// Where batches went, in sink mode (`None` for the in-process consumer).
+    pub sink: Option<String>,
+    /// Sink mode: the last error the sink gave up with.
+    pub sink_error: Option<String>,
+    /// Memory at every run-phase sample, with the limit in force then and its stretch of
+    /// unchanged limits.
+    pub memory_series: Vec<MemoryPoint>,
+    /// The signal that cut the run short and when (seconds), if one did.
+    pub interrupted: Option<(String, f64)>,
+    /// The run length the scenario asked for, seconds.
+    pub planned_s: f64,
+}
+
+/// How far past the drain deadline a drain may end (joining threads, one poll) and still
+/// count as within it.
+pub const DRAIN_GRACE_US: u64 = 250_000;
+
+/// Draws the four sections and the overall status.
+pub fn assess(facts: &Facts) -> Assessment {
+    Assessment::new(
+        correctness(facts),
+        pressure(facts),
+        memory::memory(facts),
+        drain(facts),
+    )
+}
+
+pub(crate) fn section(notes: Vec<(Status, String)>) -> Section {
+    let status = notes
+        .iter()
+        .fold(Status::Pass, |acc, (s, _)| Status::worst(acc, *s));
+    Section::new(status, notes.into_iter().map(|(_, n)| n))
+}
+
+fn correctness(f: &Facts) -> Section {
+    let mut notes = accounting(f);
+    if f.delivered == 0 {
+        notes.push((
+            Status::Fail,
+            format!(
+                "nothing was delivered: {} offered, {} accepted, {} refused; a run that delivers nothing proves nothing",
+                f.attempted, f.accepted, f.rejected
+            ),
+        ));
+    }
+    if let Some(note) = sink_note(f) {
+        notes.push((Status::Warn, note));
+    }
+    if notes.iter().all(|(s, _)| *s != Status::Fail) {
+        notes.push((
+            Status::Pass,
+            format!(
+                "every accepted event accounted for: {} delivered, {} evicted, {} undelivered, {} failed, {} in flight of {} accepted",
+                f.delivered, f.dropped, f.undelivered, f.failed, f.in_flight, f.accepted
+            ),
+        ));
+    }
+    section(notes)
+}
+
+/// Every count agrees with every other: what was accepted is delivered, evicted, handed
+/// back, failed or in flight, and each side counted the same.
+fn accounting(f: &Facts) -> Vec<(Status, String)> {
+    let mut notes = Vec::new();
+    let accounted = f.delivered + f.dropped + f.undelivered + f.failed + f.in_flight;
+    if f.accepted_by_producers != f.accepted {
+        notes.push((
+            Status::Fail,
+            format!(
+                "producers saw {} accepted but the dispatcher counted {}",
+                f.accepted_by_producers, f.accepted
+            ),
+        ));
+    }
+    if accounted != f.accepted {
+        notes.push((
+            Status::Fail,
+            format!(
+                "lost events: accepted {} != delivered {} + dropped {} + undelivered {} + failed {} + in flight {}",
+                f.accepted, f.delivered, f.dropped, f.undelivered, f.failed, f.in_flight
+            ),
+        ));
+    }
+    // A sink call that completes between the deadline and the count may be acknowledged
+    // by the sink and still counted in flight by the dispatcher.
+    if f.consumed < f.delivered || f.consumed - f.delivered > f.in_flight {
+        notes.push((
+            Status::Fail,
+            format!(
+                "consumer received {} but {} were delivered",
+                f.consumed, f.delivered
+            ),
+        ));
+    }
+    if f.evicted_seen != f.dropped {
+        notes.push((
+            Status::Fail,
+            format!(
+                "{} evictions counted but {} reached the hook",
+                f.dropped, f.evicted_seen
+            ),
+        ));
+    }
+    if let Some(count) = f.latency_count.filter(|&c| c != f.consumed) {
+        notes.push((
+            Status::Fail,
+            format!(
+                "{count} latencies recorded for {} received events",
+                f.consumed
+            ),
+        ));
+    }
+    notes
+}
+
+/// What the sink left unsettled, naming it as the cause.
+fn sink_note(f: &Facts) -> Option<String> {
+    let sink = f.sink.as_deref()?;
+    if f.failed == 0 && f.in_flight == 0 {
+        return None;
+    }
+    let last = f
+        .sink_error
+        .as_deref()
+        .map_or_else(String::new, |e| format!("; last error: {e}"));
+    Some(format!(
+        "the sink {sink} failed: it gave up on {} events and {} were still inside a sink call at the drain deadline (the broker stopped answering or died){last}",
+        f.failed, f.in_flight
+    ))
+}
+
+fn pressure(f: &Facts) -> Section {
+    let refused_pct = percent(f.rejected + f.dropped, f.attempted);
+    let buffered_pct = percent(f.peak_buffered_bytes, f.max_buffered_bytes);
+    let utilisation = f
+        .consumer_bound_per_sec
+        .filter(|&b| b > 0.0)
+        .map(|bound| f.avg_delivered_per_sec / bound * 100.0);
+    let mut signals = vec![format!(
+        "{refused_pct:.2}% of offers refused or evicted; buffered peaked at {buffered_pct:.1}% of the limit"
+    )];
+    if let Some(u) = utilisation {
+        signals.push(format!("consumer ran at {u:.1}% of its bound"));
+    }
+    let pressed =
+        refused_pct > 0.0 || buffered_pct >= 50.0 || utilisation.is_some_and(|u| u >= 80.0);
+    let mut status = if pressed { Status::Pass } else { Status::Warn };
+    if !pressed {
+        signals.push(
+            "no backpressure: the consumer kept up; raise the load or the consumer delay".into(),
+        );
+    }
+    if let Some((signal, at_s)) = &f.interrupted {
+        status = Status::Warn;
+        signals.insert(
+            0,
+            format!(
+                "the run was cut short by {signal} at {at_s:.1} s of the planned {:.1} s: the figures cover {:.1} s",
+                f.planned_s, f.duration_s
+            ),
+        );
+    }
+    Section::new(status, signals)
+}
+
+fn drain(f: &Facts) -> Section {
+    let deadline_ms = f.drain_deadline_us / 1000;
+    let mut notes = Vec::new();
+    if f.undelivered > 0 {
+        notes.push(format!(
+            "{} accepted events were still undelivered at the {deadline_ms} ms deadline (returned, not lost)",
+            f.undelivered
+        ));
+    }
+    if f.in_flight > 0 {
+        notes.push(format!(
+            "{} accepted events were inside a sink call at the {deadline_ms} ms deadline",
+            f.in_flight
+        ));
+    }
+    if f.drain_us > f.drain_deadline_us + DRAIN_GRACE_US {
+        notes.push(format!(
+            "the drain took {:.3} s, past the {deadline_ms} ms deadline",
+            f.drain_us as f64 / 1e6
+        ));
+    }
+    if !notes.is_empty() {
+        return Section::new(Status::Fail, notes);
+    }
+    Section::new(
+        Status::Pass,
+        [format!(
+            "drained in {} us (deadline {deadline_ms} ms)",
+            f.drain_us
+        )],
+    )
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64 * 100.0
+    }
+}
+
+#[cfg(test)]
+mod tests;

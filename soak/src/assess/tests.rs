@@ -1,0 +1,301 @@
+//! The verdict's rules, each on made-up facts.
+
+use super::*;
+
+/// 2 MiB at the start line, 1.25 heap bytes per buffered byte, 1 MiB outside the buffer:
+/// the budget for 64 MiB is 2 + 80 + 1 + 8 + 4 = 95 MiB.
+fn model() -> HeapModel {
+    HeapModel {
+        baseline_bytes: 2 << 20,
+        cost: crate::calibrate::HeapCost {
+            per_buffered_byte: 1.25,
+            mean_event_bytes: 250.0,
+            ..Default::default()
+        },
+        outside_bytes: 1 << 20,
+    }
+}
+
+fn point(t_s: f64, heap_bytes: u64, limit_bytes: u64, stretch: u32) -> MemoryPoint {
+    MemoryPoint {
+        t_s,
+        heap_bytes,
+        buffered_bytes: 0,
+        limit_bytes,
+        stretch,
+    }
+}
+
+fn healthy() -> Facts {
+    Facts {
+        attempted: 1_000,
+        accepted_by_producers: 900,
+        accepted: 900,
+        consumed: 900,
+        delivered: 900,
+        rejected: 100,
+        latency_count: Some(900),
+        max_buffered_bytes: 64 << 20,
+        peak_buffered_bytes: 60 << 20,
+        peak_heap_bytes: 70 << 20,
+        heap_model: Some(model()),
+        memory_series: (1..=20_u32)
+            .map(|t| point(f64::from(t), 70 << 20, 64 << 20, 0))
+            .collect(),
+        duration_s: 20.0,
+        drain_us: 150,
+        drain_deadline_us: 5_000_000,
+        ..Facts::default()
+    }
+}
+
+#[test]
+fn a_healthy_run_passes_every_section() {
+    let a = assess(&healthy());
+    assert_eq!(a.overall, Status::Pass, "{a:#?}");
+}
+
+#[test]
+fn a_lost_event_fails_correctness() {
+    let a = assess(&Facts {
+        delivered: 899,
+        consumed: 899,
+        latency_count: Some(899),
+        ..healthy()
+    });
+    assert_eq!(a.correctness.status, Status::Fail);
+    assert!(a.correctness.notes[0].contains("lost events"));
+    assert_eq!(a.overall, Status::Fail);
+}
+
+#[test]
+fn unseen_evictions_fail_correctness() {
+    let f = Facts {
+        dropped: 5,
+        evicted_seen: 4,
+        delivered: 895,
+        consumed: 895,
+        latency_count: Some(895),
+        ..healthy()
+    };
+    assert_eq!(assess(&f).correctness.status, Status::Fail);
+}
+
+#[test]
+fn no_pressure_warns() {
+    let f = Facts {
+        rejected: 0,
+        peak_buffered_bytes: 1 << 20,
+        attempted: 900,
+        ..healthy()
+    };
+    let a = assess(&f);
+    assert_eq!(a.pressure.status, Status::Warn);
+    assert!(
+        a.pressure
+            .notes
+            .iter()
+            .any(|n| n.contains("no backpressure"))
+    );
+}
+
+#[test]
+fn a_saturated_consumer_counts_as_pressure() {
+    let f = Facts {
+        rejected: 0,
+        attempted: 900,
+        peak_buffered_bytes: 1 << 20,
+        avg_delivered_per_sec: 95.0,
+        consumer_bound_per_sec: Some(100.0),
+        ..healthy()
+    };
+    assert_eq!(assess(&f).pressure.status, Status::Pass);
+}
+
+#[test]
+fn buffered_over_the_limit_fails_memory() {
+    let f = Facts {
+        peak_buffered_bytes: (64 << 20) + 1,
+        ..healthy()
+    };
+    assert_eq!(assess(&f).memory.status, Status::Fail);
+}
+
+#[test]
+fn the_budget_is_built_from_the_measured_cost() {
+    let budget = model().budget(64 << 20);
+    assert_eq!(budget.total, f64::from(95 << 20));
+    let a = assess(&healthy());
+    let note = &a.memory.notes[0];
+    assert!(
+        note.contains("budget of 95.0 MiB") && note.contains("1.250"),
+        "{note}"
+    );
+}
+
+#[test]
+fn heap_over_the_measured_budget_fails() {
+    let f = Facts {
+        memory_series: vec![point(1.0, 96 << 20, 64 << 20, 0)],
+        ..healthy()
+    };
+    let a = assess(&f);
+    assert_eq!(a.memory.status, Status::Fail, "{:#?}", a.memory);
+    assert!(a.memory.notes[0].contains("more than the buffer explains"));
+}
+
+#[test]
+fn a_growing_heap_warns_of_a_leak() {
+    let series = (1..=20_u32)
+        .map(|t| {
+            point(
+                f64::from(t),
+                (50 << 20) + u64::from(t) * (1 << 20),
+                64 << 20,
+                0,
+            )
+        })
+        .collect();
+    let a = assess(&Facts {
+        memory_series: series,
+        ..healthy()
+    });
+    assert_eq!(a.memory.status, Status::Warn, "{:#?}", a.memory);
+    assert!(
+        a.memory
+            .notes
+            .iter()
+            .any(|n| n.contains("looks like a leak"))
+    );
+}
+
+#[test]
+fn a_heap_that_swings_is_noise_not_a_leak() {
+    // Up and down by 12 MiB from one sample to the next, drifting a little: a fitted slope
+    // exists, but it is far from significant.
+    let series = (1..=20_u32)
+        .map(|t| {
+            let swing = if t % 2 == 0 { 12 << 20 } else { 0 };
+            point(
+                f64::from(t),
+                (50 << 20) + swing + u64::from(t) * (1 << 19),
+                64 << 20,
+                0,
+            )
+        })
+        .collect();
+    let a = assess(&Facts {
+        memory_series: series,
+        ..healthy()
+    });
+    let trend = a.memory.notes.iter().find(|n| n.contains("slope")).unwrap();
+    assert_eq!(a.memory.status, Status::Pass, "{trend}");
+    assert!(trend.contains("noise"), "{trend}");
+}
+
+#[test]
+fn a_buffer_filling_up_is_not_growth() {
+    // The buffer fills from 0 to 40 MiB over the run and the heap follows it at the
+    // measured 1.25 bytes per byte: the heap grows, but the buffer explains all of it.
+    let series = (1..=20_u32)
+        .map(|t| {
+            let buffered = u64::from(t) * (2 << 20);
+            MemoryPoint {
+                buffered_bytes: buffered,
+                ..point(f64::from(t), (10 << 20) + buffered * 5 / 4, 64 << 20, 0)
+            }
+        })
+        .collect();
+    let a = assess(&Facts {
+        memory_series: series,
+        ..healthy()
+    });
+    assert_eq!(a.memory.status, Status::Pass, "{:#?}", a.memory);
+}
+
+#[test]
+fn a_raised_limit_is_not_growth() {
+    // The heap steps from 50 to 150 MiB when the limit goes from 64 MiB to 256 MiB at 10 s
+    // and is flat in each stretch: no leak, and the note says how the trend was fitted.
+    let series = (1..=20_u32)
+        .map(|t| {
+            let raised = t > 10;
+            let (heap, limit) = if raised { (150, 256) } else { (50, 64) };
+            point(f64::from(t), heap << 20, limit << 20, u32::from(raised))
+        })
+        .collect();
+    let a = assess(&Facts {
+        max_buffered_bytes: 256 << 20,
+        memory_series: series,
+        ..healthy()
+    });
+    assert_eq!(a.memory.status, Status::Pass, "{:#?}", a.memory);
+    let trend = a.memory.notes.iter().find(|n| n.contains("slope")).unwrap();
+    assert!(
+        trend.contains("heap the buffer does not explain"),
+        "{trend}"
+    );
+    assert!(
+        trend.contains("flat") && trend.contains("2 stretches"),
+        "{trend}"
+    );
+}
+
+#[test]
+fn undelivered_events_fail_the_drain() {
+    let f = Facts {
+        undelivered: 3,
+        delivered: 897,
+        consumed: 897,
+        latency_count: Some(897),
+        ..healthy()
+    };
+    let a = assess(&f);
+    assert_eq!(a.drain.status, Status::Fail);
+    assert_eq!(a.correctness.status, Status::Pass);
+}
+
+#[test]
+fn memory_is_judged_against_the_limit_in_force_at_each_sample() {
+    let point = |t_s, heap_bytes, limit_bytes| point(t_s, heap_bytes, limit_bytes, 0);
+    // 200 MiB of heap under a 64 MiB limit, then the limit raised to 1 GiB: the late
+    // raise does not excuse the early excess.
+    let f = Facts {
+        max_buffered_bytes: 1 << 30,
+        peak_heap_bytes: 200 << 20,
+        memory_series: vec![
+            point(1.0, 200 << 20, 64 << 20),
+            point(2.0, 100 << 20, 1 << 30),
+        ],
+        ..healthy()
+    };
+    let a = assess(&f);
+    assert_eq!(a.memory.status, Status::Fail, "{:#?}", a.memory);
+    assert!(
+        a.memory.notes.iter().any(|n| n.contains("at 1.0 s")),
+        "{:#?}",
+        a.memory
+    );
+    let over = Facts {
+        memory_series: vec![MemoryPoint {
+            buffered_bytes: 65 << 20,
+            ..point(1.0, 70 << 20, 64 << 20)
+        }],
+        ..healthy()
+    };
+    assert_eq!(assess(&over).memory.status, Status::Fail);
+}
+
+#[test]
+fn nothing_delivered_never_passes() {
+    let f = Facts {
+        accepted_by_producers: 0,
+        accepted: 0,
+        consumed: 0,
+        delivered: 0,
+        rejected: 1_000,
+        latency_count: Some(0),
+        ..healthy()
+    };
+    assert_eq!(assess(&f).correctness.status, Status::Fail);
+}
