@@ -32,6 +32,40 @@ pub fn collect(cpus_constrained: Option<u32>) -> Environment {
         jemalloc: Some(jemalloc_summary()),
         cpus_constrained,
         hostname: host_name(),
+        emulation: emulation(),
+    }
+}
+
+/// The variable through which a launcher says how it emulates the machine
+/// (`scripts/pi-emulate.sh` sets it inside the guest).
+pub const EMULATION_VAR: &str = "METRONOME_EMULATION";
+
+/// Device tree `compatible` strings of boards that exist only in an emulator, with a name.
+const EMULATED_BOARDS: &[(&str, &str)] = &[("linux,dummy-virt", "QEMU virt board")];
+
+/// The emulated machine this run is on, or `None` on hardware: what the launcher says
+/// ([`EMULATION_VAR`]) and what the kernel's device tree says.
+fn emulation() -> Option<String> {
+    let told = std::env::var(EMULATION_VAR).ok();
+    let compatible = std::fs::read("/sys/firmware/devicetree/base/compatible").ok();
+    describe_emulation(told.as_deref(), compatible.as_deref())
+}
+
+/// Combines a launcher's description (`told`) and the device tree's `compatible`
+/// property (NUL-separated strings) into the record's `emulation`; `None` when neither
+/// says the machine is emulated.
+pub(crate) fn describe_emulation(told: Option<&str>, compatible: Option<&[u8]>) -> Option<String> {
+    let told = told.map(str::trim).filter(|t| !t.is_empty());
+    let board = compatible.and_then(|c| {
+        c.split(|b| *b == 0)
+            .filter_map(|s| std::str::from_utf8(s).ok())
+            .find_map(|s| EMULATED_BOARDS.iter().find(|(id, _)| *id == s))
+    });
+    match (told, board) {
+        (Some(t), Some((id, _))) => Some(format!("{t}; device tree: {id}")),
+        (Some(t), None) => Some(t.to_owned()),
+        (None, Some((id, name))) => Some(format!("{name} (device tree: {id})")),
+        (None, None) => None,
     }
 }
 
@@ -83,6 +117,31 @@ mod tests {
             env.jemalloc
                 .as_deref()
                 .is_some_and(|j| j.starts_with("jemalloc"))
+        );
+    }
+
+    #[test]
+    fn the_qemu_virt_board_is_recognised_from_its_device_tree() {
+        let virt = b"linux,dummy-virt\0";
+        assert_eq!(
+            describe_emulation(None, Some(virt)).as_deref(),
+            Some("QEMU virt board (device tree: linux,dummy-virt)")
+        );
+        assert_eq!(
+            describe_emulation(Some(" qemu-system-aarch64 (TCG) "), Some(virt)).as_deref(),
+            Some("qemu-system-aarch64 (TCG); device tree: linux,dummy-virt")
+        );
+    }
+
+    #[test]
+    fn a_real_board_is_not_emulated_unless_a_launcher_says_so() {
+        let pi4 = b"raspberrypi,4-model-b\0brcm,bcm2711\0";
+        assert_eq!(describe_emulation(None, Some(pi4)), None);
+        assert_eq!(describe_emulation(None, None), None);
+        assert_eq!(describe_emulation(Some(""), Some(pi4)), None);
+        assert_eq!(
+            describe_emulation(Some("qemu-x86_64"), None).as_deref(),
+            Some("qemu-x86_64")
         );
     }
 }
