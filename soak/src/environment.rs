@@ -14,7 +14,11 @@ pub fn collect(cpus_constrained: Option<u32>) -> Environment {
     let cpu_model = sys
         .as_ref()
         .and_then(|s| s.cpus().first().map(|c| c.brand().trim().to_string()))
-        .filter(|b| !b.is_empty())
+        .filter(|b| !b.is_empty() && b != "unknown")
+        .or_else(|| {
+            let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+            cpuinfo_model(&cpuinfo)
+        })
         .unwrap_or_else(|| "unknown".into());
     let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let cpu_count = sys
@@ -34,6 +38,22 @@ pub fn collect(cpus_constrained: Option<u32>) -> Environment {
         hostname: host_name(),
         emulation: emulation(),
     }
+}
+
+/// The CPU as `/proc/cpuinfo` names it, for a core sysinfo has no name for (an Arm part
+/// it does not know, or QEMU's `-cpu max`): its `model name`, or else its implementer and
+/// part numbers.
+fn cpuinfo_model(cpuinfo: &str) -> Option<String> {
+    let field = |key: &str| {
+        cpuinfo.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == key && !v.trim().is_empty()).then(|| v.trim().to_owned())
+        })
+    };
+    field("model name").or_else(|| {
+        let (implementer, part) = (field("CPU implementer")?, field("CPU part")?);
+        Some(format!("CPU implementer {implementer}, part {part}"))
+    })
 }
 
 /// The variable through which a launcher says how it emulates the machine
@@ -118,6 +138,20 @@ mod tests {
                 .as_deref()
                 .is_some_and(|j| j.starts_with("jemalloc"))
         );
+    }
+
+    #[test]
+    fn an_arm_core_without_a_name_is_named_by_its_numbers() {
+        let max = "processor\t: 0\nBogoMIPS\t: 125.00\nFeatures\t: fp asimd atomics\n\
+                   CPU implementer\t: 0x00\nCPU architecture: 8\nCPU variant\t: 0x0\n\
+                   CPU part\t: 0x051\nCPU revision\t: 0\n";
+        assert_eq!(
+            cpuinfo_model(max).as_deref(),
+            Some("CPU implementer 0x00, part 0x051")
+        );
+        let x86 = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R)\n";
+        assert_eq!(cpuinfo_model(x86).as_deref(), Some("Intel(R) Xeon(R)"));
+        assert_eq!(cpuinfo_model("processor\t: 0\n"), None);
     }
 
     #[test]
