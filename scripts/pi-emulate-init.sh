@@ -32,14 +32,14 @@ cp "$X/soak" /bin/soak || { say "cannot copy the soak binary from the host"; bye
 set --
 while IFS= read -r a; do set -- "$@" "$a"; done <"$X/args"
 
-say "running: soak $* --out /runs"
+say "up $(cut -d' ' -f1 /proc/uptime) s, running: soak $* --out /runs"
 # A session of its own on the serial line: Ctrl-C there reaches the soak as SIGINT
 # (it stops, drains and writes its record, as on a Pi). In the background so that
 # setsid does not fork away from the exit code.
 setsid -c soak "$@" --out /runs </dev/ttyAMA0 >/dev/ttyAMA0 2>&1 &
 wait $!
 rc=$?
-say "soak exited with code $rc"
+say "soak exited with code $rc (up $(cut -d' ' -f1 /proc/uptime) s)"
 
 if [ -L /runs/latest ]; then
     id=$(readlink /runs/latest)

@@ -25,7 +25,8 @@
 # Exit code: the soak's; 2 for a bad argument; 125 when the guest never reported one
 # (setup, boot or emulator failure: see the console log). Ctrl-C reaches the soak, which
 # stops and writes its record; Ctrl-A X quits the emulator at once.
-# PI_EMULATE_MEMORY (default 4G) and PI_EMULATE_SMP (default 4) size the guest.
+# PI_EMULATE_MEMORY (default 4G) and PI_EMULATE_SMP (default 4) size the guest;
+# PI_EMULATE_CPU overrides the CPU model (e.g. `max`, to compare with the Cortex-A72).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,6 +59,7 @@ esac
     SOAK_ARGS+=(--no-tui)
 OUT=$(realpath -m "$OUT")
 XFER=$OUT/.pi-emulate
+CPU=${PI_EMULATE_CPU:-$CPU}
 MEMORY=${PI_EMULATE_MEMORY:-4G}
 SMP=${PI_EMULATE_SMP:-4}
 APT_LOG=$CACHE/apt-install.log
