@@ -48,7 +48,7 @@ fn overlapping_set_limits_leave_one_consistent_set_of_limits() {
         fn wake(self: Arc<Self>) {
             if let Some(entered) = self.entered.lock().unwrap().take() {
                 let _ = entered.send(());
-                self.gate.wait();
+                self.gate.wait(Duration::from_secs(15));
             }
         }
     }

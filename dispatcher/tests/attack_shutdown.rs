@@ -38,7 +38,7 @@ fn shutdown_past_its_deadline_with_a_batch_stuck_in_the_sink_is_not_ok() {
             .interval(LONG)
             .build_with_sink(sink::from_fn(
                 move |_: &Batch<Ev>, _: &FlushContext| -> Result<(), String> {
-                    held.wait();
+                    held.wait(Duration::from_secs(15));
                     Ok(())
                 },
             ))

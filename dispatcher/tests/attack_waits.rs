@@ -222,7 +222,7 @@ fn no_wait_spins() {
             let gate = Arc::clone(gate);
             sink::from_fn(
                 move |_: &Batch<Ev>, _: &FlushContext| -> Result<(), String> {
-                    gate.wait();
+                    gate.wait(Duration::from_secs(15));
                     Ok(())
                 },
             )

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use dispatcher::nonblocking::AsyncSink;
 use dispatcher::sink::{FlushContext, SinkError};
-use dispatcher::{Batch, Dispatcher, EnqueueError, Policy, TryEnqueueError, Weight};
+use dispatcher::{Batch, Batches, Dispatcher, EnqueueError, Policy, TryEnqueueError, Weight};
 use shuttle::sync::Mutex;
 use shuttle::thread;
 
@@ -26,6 +26,18 @@ const LONG: Duration = Duration::from_secs(3600);
 
 fn block() -> Policy {
     Policy::Block { timeout: LONG }
+}
+
+/// 100 bytes buffered under Block, every event its own batch, no interval
+/// cut: room comes only from deliveries, so each model decides when.
+fn one_event_batches_of_100_bytes() -> (Dispatcher<Vec<u8>>, Batches<Vec<u8>>) {
+    Dispatcher::builder()
+        .max_buffered_bytes(100)
+        .max_batch_items(1)
+        .interval(Duration::MAX)
+        .policy(block())
+        .build()
+        .unwrap()
 }
 
 /// Explores `model` with PCT (depth 3) and random walks.
@@ -88,13 +100,7 @@ impl Fates {
 #[test]
 fn a_blocked_waiter_that_fits_is_always_woken() {
     explore(|| {
-        let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
-            .max_buffered_bytes(100)
-            .max_batch_items(1)
-            .interval(Duration::MAX)
-            .policy(block())
-            .build()
-            .unwrap();
+        let (dispatcher, batches) = one_event_batches_of_100_bytes();
         let producer = dispatcher.producer();
         producer.try_enqueue(vec![0; 50]).unwrap();
         producer.try_enqueue(vec![1; 40]).unwrap();
@@ -126,13 +132,7 @@ fn a_blocked_waiter_that_fits_is_always_woken() {
 #[test]
 fn a_told_waiter_passes_the_news_on_used_or_not() {
     explore(|| {
-        let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
-            .max_buffered_bytes(100)
-            .max_batch_items(1)
-            .interval(Duration::MAX)
-            .policy(block())
-            .build()
-            .unwrap();
+        let (dispatcher, batches) = one_event_batches_of_100_bytes();
         let producer = dispatcher.producer();
         producer.try_enqueue(vec![0; 100]).unwrap();
         let wait = |weight: usize| {
@@ -297,13 +297,7 @@ fn shutdown_racing_producers_loses_nothing() {
 #[test]
 fn raising_a_lowered_limit_lets_a_waiter_in() {
     explore(|| {
-        let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
-            .max_buffered_bytes(100)
-            .max_batch_items(1)
-            .interval(Duration::MAX)
-            .policy(block())
-            .build()
-            .unwrap();
+        let (dispatcher, batches) = one_event_batches_of_100_bytes();
         let producer = dispatcher.producer();
         producer.try_enqueue(vec![0; 30]).unwrap();
         producer.try_enqueue(vec![1; 30]).unwrap();

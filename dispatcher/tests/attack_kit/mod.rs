@@ -4,13 +4,13 @@
 //! raised on purpose that are not printed. The hammers' shared vocabulary is
 //! in [`hammer`], the thread hammer's plan and load in [`thread_hammer`].
 
-#![allow(dead_code, missing_docs, unreachable_pub)]
+#![allow(dead_code, missing_docs, unreachable_pub, unused_imports)]
 
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dispatcher::{Stats, Weight};
+use dispatcher::Weight;
 
 pub mod hammer;
 pub mod thread_hammer;
@@ -103,45 +103,10 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// Every accepted event is exactly one of delivered, dropped, returned,
-/// failed or still buffered.
-pub fn assert_balanced(stats: &Stats) {
-    assert_eq!(
-        stats.accepted,
-        stats.delivered
-            + stats.dropped
-            + stats.returned
-            + stats.failed
-            + stats.buffered_items as u64,
-        "accepted != delivered + dropped + returned + failed + buffered: {stats:?}"
-    );
-}
-
-/// A gate a blocking sink waits at until the test opens it.
-#[derive(Default)]
-pub struct Gate {
-    open: Mutex<bool>,
-    changed: std::sync::Condvar,
-}
-
-impl Gate {
-    pub fn wait(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let mut open = self.open.lock().unwrap();
-        while !*open && Instant::now() < deadline {
-            open = self
-                .changed
-                .wait_timeout(open, Duration::from_millis(50))
-                .unwrap()
-                .0;
-        }
-    }
-
-    pub fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.changed.notify_all();
-    }
-}
+// The balance and the sink gate are the other integration tests' own.
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::{Gate, assert_balanced};
 
 /// Panics raised on purpose start with this, and are not printed.
 pub const CHAOS: &str = "chaos:";
