@@ -117,6 +117,68 @@ fn attack_a_failed_tuned_toml_write_keeps_the_previous_file() {
     panic!("tune never recommended anything");
 }
 
+/// `soak tune` ends within `--budget` plus 5 s whatever it finds in `--out`: a FIFO named
+/// `tuned.toml` (left by a hostile or careless neighbour) makes it wait for a reader
+/// forever after probing.
+#[test]
+fn attack_tune_with_a_fifo_as_tuned_toml_ends_within_its_budget() {
+    // A busy machine may find nothing healthy (then nothing is written): try again.
+    for _ in 0..4 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let made = Command::new("mkfifo")
+            .arg(dir.path().join("tuned.toml"))
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let began = Instant::now();
+        let mut child = spawn(&["tune", "--budget", "2s", "-q", "--out", &path(dir.path())]);
+        // 2 s of budget + 5 s of margin, and as much again for a busy machine.
+        let status = wait(&mut child, Duration::from_secs(14));
+        assert!(
+            status.is_some(),
+            "soak tune --budget 2s was still running after {:.0} s",
+            began.elapsed().as_secs_f64()
+        );
+        let out = finish(child, LIMIT);
+        if !stdout(&out).contains("nothing healthy") {
+            return;
+        }
+    }
+    panic!("tune never recommended anything");
+}
+
+/// `soak tune` on a full disk (a file-size limit set once probing has begun): the probing
+/// run's record cannot be written, which must be said as such (exit 3, record
+/// incomplete). Tune reads its probes back from that record, finds none, blames the
+/// budget ("give a larger --budget") and exits 1.
+#[test]
+fn attack_tune_on_a_full_disk_does_not_blame_the_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // SIGXFSZ ignored (inherited across exec): a write past the limit fails with EFBIG.
+    let child = Command::new("bash")
+        .args([
+            "-c",
+            "trap '' XFSZ; exec \"$0\" tune --budget 3s -q --out \"$1\"",
+        ])
+        .arg(bin())
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bash");
+    wait_for_samples(dir.path(), 1, LIMIT);
+    let limited = Command::new("prlimit")
+        .args(["--pid", &child.id().to_string(), "--fsize=4096"])
+        .status()
+        .expect("prlimit(1) runs (util-linux)");
+    assert!(limited.success());
+    let out = finish(child, LIMIT);
+    let err = stderr(&out);
+    assert!(!err.contains("larger --budget"), "{err}");
+    assert_eq!(out.status.code(), Some(3), "{err}");
+}
+
 /// `soak compare` on a full disk (a file-size limit): the comparison is computed, so the
 /// verdict must still be printed and the exit code say the output is incomplete (3), not
 /// "bad input" (2) with no verdict at all.
