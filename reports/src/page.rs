@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use runlog::ScenarioConfig;
+use runlog::{Environment, ScenarioConfig};
 
 use crate::figures::KeyFigures;
 use crate::format;
@@ -45,6 +45,8 @@ h3 { font-size: 14px; margin: 0 0 8px; }
 table.kv td:last-child { text-align: right; }
 .spaced { margin-top: 14px; }
 .scenario { grid-column: 1 / -1; color: var(--muted); font-size: 13px; border-top: 1px solid var(--line); padding-top: 8px; }
+.machine { grid-column: 1 / -1; color: var(--muted); font-size: 13px; margin-top: -12px; }
+.machine.emulated { color: var(--warn); }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; min-width: 0; }
 .chart-card { padding: 4px; }
 svg.chart { display:block; width: 100%; height: auto; }
@@ -120,6 +122,32 @@ pub(crate) fn scenario_line(c: &ScenarioConfig) -> String {
     )
 }
 
+/// The machine in one line, e.g. `Machine: aarch64 · Cortex-A72 · 4 CPUs · 3.8 GiB ·
+/// 4.0 KiB pages`; an emulated one is badged and says what emulated it, so its figures
+/// are never taken for the hardware's.
+pub(crate) fn machine_line(env: &Environment) -> String {
+    let line = format!(
+        "Machine: {} · {} · {} CPUs · {} memory · {} pages",
+        env.arch,
+        env.cpu_model,
+        env.cpu_count,
+        format::bytes(env.total_memory_bytes as f64),
+        format::bytes(env.page_size_bytes as f64),
+    );
+    match &env.emulation {
+        Some(how) => format!(
+            "<div class=\"machine emulated\" id=\"machine\"><span class=\"badge warn\">EMULATED</span> {} · {}: \
+             figures are the emulator's, not the hardware's</div>",
+            escape_html(&line),
+            escape_html(how)
+        ),
+        None => format!(
+            "<div class=\"machine\" id=\"machine\">{}</div>",
+            escape_html(&line)
+        ),
+    }
+}
+
 /// One big figure of the header band.
 fn big_figure(label: &str, value: &str, detail: &str) -> String {
     format!(
@@ -131,8 +159,14 @@ fn big_figure(label: &str, value: &str, detail: &str) -> String {
 }
 
 /// The first screen: the verdict and four figures answering "did it pass, how fast, how
-/// much memory, how long to drain".
-pub(crate) fn header_band(run_id: &str, subtitle: &str, scenario: &str, f: &KeyFigures) -> String {
+/// much memory, how long to drain", then the scenario and the machine (when known).
+pub(crate) fn header_band(
+    run_id: &str,
+    subtitle: &str,
+    scenario: &str,
+    machine: Option<&Environment>,
+    f: &KeyFigures,
+) -> String {
     let (class, badge) = match f.status {
         Some(s) => (s.as_str(), s.as_str().to_uppercase()),
         None => ("unknown", "NO VERDICT".to_owned()),
@@ -183,10 +217,11 @@ pub(crate) fn header_band(run_id: &str, subtitle: &str, scenario: &str, f: &KeyF
     format!(
         "<header class=\"band {class}\" id=\"summary\"><div class=\"verdict\"><span class=\"badge big {class}\" id=\"overall\">{badge}</span>\
          <h1>{}</h1><div class=\"sub\">{}</div></div><div class=\"figures\">{}</div>\
-         <div class=\"scenario\">{}</div></header>\n",
+         <div class=\"scenario\">{}</div>{}</header>\n",
         escape_html(run_id),
         escape_html(subtitle),
         figures.concat(),
-        escape_html(scenario)
+        escape_html(scenario),
+        machine.map(machine_line).unwrap_or_default()
     )
 }

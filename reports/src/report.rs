@@ -121,6 +121,7 @@ pub fn render_html(record: &RunRecord) -> String {
         &record.run_id,
         &subtitle,
         &scenario,
+        results.map(|r| &r.environment),
         &figures,
     ));
     if let Some(r) = results {

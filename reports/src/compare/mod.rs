@@ -44,6 +44,7 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "total_memory_bytes",
     "hostname",
     "jemalloc",
+    "emulation",
 ];
 
 /// How [`compare`] judges and where it writes.
