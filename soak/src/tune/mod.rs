@@ -46,7 +46,7 @@ const PROBE_S_RANGE: (f64, f64) = (0.5, 3.0);
 pub const PLANNED_PROBES: f64 = 16.0;
 
 /// What to tune for.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct TuneOptions {
     /// The scenario tuned for: payload, producers, consumer, policy (its limits are the
     /// starting point, its rate and length are the tuner's).
@@ -65,6 +65,9 @@ pub struct TuneOptions {
     pub quiet: bool,
     /// How messages name the output directory (`--out DIR`, or the default's description).
     pub out_label: String,
+    /// Signals the probing run obeys (see [`crate::signals`]): the first stops it and
+    /// drains it into a complete record, and tune ends.
+    pub interrupt: Option<std::sync::Arc<crate::signals::Interrupt>>,
 }
 
 /// What the budget does not cover, at most: starting the probing run and draining it at
@@ -72,6 +75,20 @@ pub struct TuneOptions {
 pub const BUDGET_MARGIN: Duration = Duration::from_secs(5);
 /// The probing run's drain deadline (part of [`BUDGET_MARGIN`]).
 const PROBING_DRAIN_MS: u64 = 2_000;
+
+impl TuneError {
+    /// The process exit code for this error (see [`crate::app`]): 2 for bad input, 3 for
+    /// an output that cannot be written, as [`RunError::exit_code`] for the probing run,
+    /// 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            TuneError::Input(_) => crate::app::EXIT_USAGE,
+            TuneError::Run(err) => err.exit_code(),
+            TuneError::Write { .. } => crate::app::EXIT_IO,
+            TuneError::Probe(_) | TuneError::Scenario(_) => crate::app::EXIT_FAIL,
+        }
+    }
+}
 
 impl TuneOptions {
     /// The default scenario with `payload`; no explicit target; `tuned.toml` and the
@@ -90,6 +107,7 @@ impl TuneOptions {
             runs_out: PathBuf::from(crate::cli::DEFAULT_OUT),
             quiet: false,
             out_label: format!("--out {}", crate::cli::DEFAULT_OUT),
+            interrupt: None,
         }
     }
 }
@@ -344,8 +362,13 @@ pub fn tune_with(
         .map_err(|e| TuneError::Input(e.to_string()))?;
     // The search leaves room for the verification and one back-off.
     let plan = plan(options, &config, budget_s - 2.0 * verify_s, probe_s);
-    let mut machine = LiveMachine::start(&config, &options.sink, options.runs_out.clone())?
-        .with_deadline(began + options.budget);
+    let mut machine = LiveMachine::start(
+        &config,
+        &options.sink,
+        options.runs_out.clone(),
+        options.interrupt.clone(),
+    )?
+    .with_deadline(began + options.budget);
     let run_dir = machine.run_dir().to_path_buf();
     let outcome = search::search(&mut machine, &plan, on_probe);
     let verified = match &outcome {
