@@ -94,6 +94,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 runs_out: crate::cli::out_dir(out.as_deref()),
                 out_label: crate::cli::out_label(out.as_deref()),
                 quiet: *quiet,
+                typed: scenario.typed.clone(),
                 interrupt,
             };
             tune_command(&options)

@@ -30,7 +30,8 @@ fn fixture(name: &str, into: &Path) -> PathBuf {
 #[test]
 fn attack_tune_with_a_closed_stderr_ends_quietly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = spawn(&["tune", "--budget", "1s", "--out", &path(dir.path())]);
+    // tune's smallest budget is 2.5 s.
+    let mut child = spawn(&["tune", "--budget", "3s", "--out", &path(dir.path())]);
     drop(child.stderr.take());
     let out = finish(child, LIMIT);
     assert!(
@@ -88,7 +89,9 @@ fn attack_a_failed_tuned_toml_write_keeps_the_previous_file() {
                 "inject=write,pwrite64,writev:error=ENOSPC",
             ])
             .arg(bin())
-            .args(["tune", "--budget", "3s", "-q", "--out"])
+            // Enough budget for a recommendation (the search gets what the verification
+            // leaves: a 3 s budget searches for 1 s, one probe).
+            .args(["tune", "--budget", "8s", "-q", "--out"])
             .arg(&out_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -131,12 +134,13 @@ fn attack_tune_with_a_fifo_as_tuned_toml_ends_within_its_budget() {
             .expect("mkfifo");
         assert!(made.success());
         let began = Instant::now();
-        let mut child = spawn(&["tune", "--budget", "2s", "-q", "--out", &path(dir.path())]);
-        // 2 s of budget + 5 s of margin, and as much again for a busy machine.
-        let status = wait(&mut child, Duration::from_secs(14));
+        // tune's smallest budget is 2.5 s.
+        let mut child = spawn(&["tune", "--budget", "3s", "-q", "--out", &path(dir.path())]);
+        // 3 s of budget + 5 s of margin, and as much again for a busy machine.
+        let status = wait(&mut child, Duration::from_secs(16));
         assert!(
             status.is_some(),
-            "soak tune --budget 2s was still running after {:.0} s",
+            "soak tune --budget 3s was still running after {:.0} s",
             began.elapsed().as_secs_f64()
         );
         let out = finish(child, LIMIT);
