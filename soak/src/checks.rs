@@ -92,7 +92,7 @@ fn producers(config: &ScenarioConfig, cores: u32) -> Result<(), Refusal> {
             field: "producers",
             value: config.producers.to_string(),
             why: format!(
-                "is more than this machine can run (allowed: 1..={most}: {MAX_PRODUCERS_PER_CORE} per core, {cores} cores); \
+                "is more than this machine can run: at most {most} ({MAX_PRODUCERS_PER_CORE} per core, {cores} cores; allowed: 1..={most}); \
                  beyond that the producers starve the sampler and the run's figures mean nothing"
             ),
         });

@@ -153,14 +153,6 @@ impl Interrupt {
         Ok(())
     }
 
-    /// Replaces what a second signal writes, if the run is armed.
-    pub fn set_partial(&self, partial: PartialRecord) {
-        let mut stage = self.lock();
-        if let Stage::Armed(_) = *stage {
-            *stage = Stage::Armed(partial);
-        }
-    }
-
     /// Runs `write` (the run's own record), given the first signal if one came, while no
     /// signal can be acted on; then the process is idle. A signal that arrives during the
     /// write is either in the record (it came first) or acted on after it (default action).
