@@ -15,8 +15,8 @@ use crate::signals::Interrupt;
 use crate::tune::{self, TuneOptions};
 
 // The exit codes, every subcommand alike. Errors map to them in one place each:
-// [`RunError::exit_code`] and [`TuneError::exit_code`]; a signal is 128 + its number
-// ([`crate::signals::Caught::exit_code`]).
+// `RunError::exit_code` and `TuneError::exit_code`; a signal is 128 + its number
+// (`signals::Caught::exit_code`).
 
 /// Exit code for a run whose assessment passed or warned.
 pub const EXIT_PASS: u8 = 0;
