@@ -74,6 +74,18 @@ pub enum CompareError {
         /// The names known.
         known: String,
     },
+    /// The comparison was made but its page could not be written (a full disk): the
+    /// comparison is here, to print its verdicts anyway.
+    #[error("{}: cannot write the comparison page: {source}", path.display())]
+    Page {
+        /// The page that could not be written.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+        /// The comparison, complete but for its page (`path` is `None`).
+        comparison: Box<crate::Comparison>,
+    },
     /// A group directory whose `group.json` lists no finished run.
     #[error("{}: the group has no finished run to compare", path.display())]
     EmptyGroup {

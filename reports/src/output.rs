@@ -5,8 +5,16 @@ use std::path::Path;
 
 use crate::error::CompareError;
 
-/// The files of a run record: never overwritten by a comparison, even with `overwrite`.
-const RECORD_FILES: &[&str] = &["results.json", "samples.jsonl", "latency.hlog"];
+/// The files of a run or group directory: never overwritten by a comparison, even with
+/// `overwrite`.
+const RECORD_FILES: &[&str] = &[
+    "results.json",
+    "samples.jsonl",
+    "latency.hlog",
+    "run.lock",
+    crate::report::REPORT_FILE,
+    runlog::GROUP_FILE,
+];
 
 /// Refuses to write a comparison over anything but a previous comparison page (or, with
 /// `overwrite`, over anything but a run's record files and special files).
@@ -31,17 +39,36 @@ pub(crate) fn check_output(out: &Path, overwrite: bool) -> Result<(), CompareErr
     if RECORD_FILES.contains(&name) {
         return refuse("it is a run's record file");
     }
-    if overwrite || is_compare_page(out) {
+    if is_compare_page(out) {
+        return Ok(());
+    }
+    // Inside a run or group directory a comparison replaces only its own pages.
+    if out.parent().is_some_and(is_record_dir) {
+        return refuse("it is a file of a run's directory, not a comparison page");
+    }
+    if overwrite {
         return Ok(());
     }
     refuse_as("it is not a comparison page", true)
+}
+
+/// Whether `dir` holds a run's (or a group's) record.
+fn is_record_dir(dir: &Path) -> bool {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    ["results.json", "samples.jsonl", runlog::GROUP_FILE]
+        .iter()
+        .any(|name| std::fs::symlink_metadata(dir.join(name)).is_ok())
 }
 
 /// Whether `path` starts like a page `compare` wrote.
 fn is_compare_page(path: &Path) -> bool {
     use std::io::Read as _;
     let mut head = Vec::with_capacity(1024);
-    let read = std::fs::File::open(path).and_then(|f| f.take(1024).read_to_end(&mut head));
+    let read = runlog::open_regular(path).and_then(|f| f.take(1024).read_to_end(&mut head));
     let head = String::from_utf8_lossy(&head);
     read.is_ok()
         && (head.contains(&format!(

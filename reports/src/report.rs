@@ -61,24 +61,10 @@ pub fn render_run_to(dir: &Path, out: &Path) -> Result<RenderedReport, ReportErr
 /// the path on failure: a full disk or a killed process leaves the previous file whole,
 /// never a truncated page.
 pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
-    use std::io::Write as _;
-    let failed = |source| ReportError::Write {
+    runlog::write_atomically(path, text.as_bytes()).map_err(|source| ReportError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let name = path
-        .file_name()
-        .map_or_else(|| "page".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(text.as_bytes())?;
-        f.sync_all()
-    });
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(failed(e));
-    }
-    Ok(())
+    })
 }
 
 /// Renders a record as one self-contained HTML document: inline CSS and SVG charts, no

@@ -428,29 +428,11 @@ impl ScenarioConfig {
 /// devices, directories) are refused from their metadata, before they are opened: opening
 /// a FIFO would wait for a writer, and a device may never end.
 pub(crate) fn read_regular_file(path: &Path, limit: u64) -> Result<String, RunlogError> {
-    use std::io::Read as _;
-    let refuse = |what: String| {
-        RunlogError::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, what),
-        )
-    };
-    let meta = std::fs::metadata(path).map_err(|e| RunlogError::io(path, e))?;
-    if !meta.is_file() {
-        return Err(refuse("not a regular file".into()));
-    }
-    if meta.len() > limit {
-        return Err(refuse(format!("larger than the {limit}-byte limit")));
-    }
-    let file = std::fs::File::open(path).map_err(|e| RunlogError::io(path, e))?;
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| RunlogError::io(path, e))?;
-    if bytes.len() as u64 > limit {
-        return Err(refuse(format!("larger than the {limit}-byte limit")));
-    }
-    String::from_utf8(bytes).map_err(|_| refuse("not UTF-8 text".into()))
+    let bytes = crate::files::read_regular(path, limit).map_err(|e| RunlogError::io(path, e))?;
+    String::from_utf8(bytes).map_err(|_| {
+        let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not UTF-8 text");
+        RunlogError::io(path, e)
+    })
 }
 
 /// One line: `line L, column C: <message>` (the toml crate's own display spans several lines).

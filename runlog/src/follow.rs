@@ -103,7 +103,7 @@ impl SamplesFollower {
     fn read_new_bytes(&mut self) -> Result<bool, RunlogError> {
         let io_err = |e| RunlogError::io(&self.path, e);
         if self.file.is_none() {
-            match File::open(&self.path) {
+            match crate::files::open_regular(&self.path) {
                 Ok(f) => self.file = Some(f),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(io_err(e)),

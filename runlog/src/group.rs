@@ -187,7 +187,12 @@ pub fn write_group(dir: &Path, group: &GroupRecord) -> Result<(), RunlogError> {
 /// schema, [`RunlogError::Json`] when it does not parse.
 pub fn read_group(dir: &Path) -> Result<GroupRecord, RunlogError> {
     let path = dir.join(GROUP_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| RunlogError::io(&path, e))?;
+    let bytes = crate::files::read_regular(&path, crate::files::MAX_RECORD_BYTES)
+        .map_err(|e| RunlogError::io(&path, e))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let e = std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error());
+        RunlogError::io(&path, e)
+    })?;
     let json_err = |e: serde_json::Error| {
         let line = (e.line() > 0).then(|| e.line());
         RunlogError::json(&path, line, e)

@@ -134,7 +134,7 @@ pub fn read_hlog(path: &Path) -> Result<Vec<HlogInterval>, RunlogError> {
 pub fn read_hlog_checked(
     path: &Path,
 ) -> Result<(Vec<HlogInterval>, Option<Truncation>), RunlogError> {
-    let bytes = std::fs::read(path).map_err(|e| RunlogError::io(path, e))?;
+    let bytes = crate::samples_io::read_all(path)?;
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let truncated = (complete < bytes.len()).then(|| Truncation {
         line: bytes[..complete].iter().filter(|&&b| b == b'\n').count() + 1,

@@ -71,6 +71,7 @@ mod control;
 mod environment;
 mod error;
 mod event;
+mod files;
 mod fit;
 mod follow;
 mod group;
@@ -91,6 +92,7 @@ pub use control::{Control, Knob, LimitError, Limits};
 pub use environment::Environment;
 pub use error::RunlogError;
 pub use event::{Event, EventKind};
+pub use files::{MAX_RECORD_BYTES, open_regular, read_regular, write_atomically};
 pub use fit::{Fit, MIN_TREND_POINTS, heap_trend, least_squares, second_half_fit};
 pub use follow::SamplesFollower;
 pub use group::{

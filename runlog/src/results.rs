@@ -1,6 +1,5 @@
 //! `results.json`: the summary of one run, and its reader and writer.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -192,20 +191,7 @@ pub(crate) fn write_json_atomically<T: Serialize>(
     let mut text =
         serde_json::to_vec_pretty(value).map_err(|e| RunlogError::json(path, None, e))?;
     text.push(b'\n');
-    let file_name = path.file_name().map_or_else(
-        || "results.json".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&text));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(RunlogError::io(&tmp, e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        RunlogError::io(path, e)
-    })
+    crate::files::write_atomically(path, &text).map_err(|e| RunlogError::io(path, e))
 }
 
 /// Only the `schema` key, read before the rest so another schema gets a clear error.
@@ -227,16 +213,23 @@ struct SchemaProbe {
 /// ```
 ///
 /// # Errors
-/// [`RunlogError::Io`] when the file cannot be read; [`RunlogError::Schema`] for another or
+/// [`RunlogError::Io`] when the file cannot be read, is not a regular file (a FIFO is
+/// refused before it is opened) or is larger than [`MAX_RECORD_BYTES`](crate::MAX_RECORD_BYTES);
+/// [`RunlogError::Schema`] for another or
 /// a missing schema; [`RunlogError::Json`] with the line for malformed JSON or a missing or
 /// mistyped key; [`RunlogError::Invalid`] for a figure no run can have (a negative
 /// `duration_s`).
 pub fn read_results(path: &Path) -> Result<RunResults, RunlogError> {
-    let text = std::fs::read_to_string(path).map_err(|e| RunlogError::io(path, e))?;
+    let bytes = crate::files::read_regular(path, crate::files::MAX_RECORD_BYTES)
+        .map_err(|e| RunlogError::io(path, e))?;
     let json_err = |e: serde_json::Error| {
         let line = (e.line() > 0).then(|| e.line());
         RunlogError::json(path, line, e)
     };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let e = std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error());
+        RunlogError::io(path, e)
+    })?;
     let probe: SchemaProbe = serde_json::from_str(&text).map_err(json_err)?;
     if probe.schema.as_deref() != Some(SCHEMA) {
         return Err(RunlogError::Schema {

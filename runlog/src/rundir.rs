@@ -93,8 +93,9 @@ impl RunDir {
             fs::read_link(&link).map_err(|e| RunlogError::io(&link, e))?
         } else if meta.is_file() {
             // Where symlinks are unavailable, `latest` is a file holding the run id.
-            let id = fs::read_to_string(&link).map_err(|e| RunlogError::io(&link, e))?;
-            PathBuf::from(id.trim())
+            let id =
+                crate::files::read_regular(&link, 4096).map_err(|e| RunlogError::io(&link, e))?;
+            PathBuf::from(String::from_utf8_lossy(&id).trim())
         } else {
             return RunDir::open(&link);
         };

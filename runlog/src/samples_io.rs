@@ -138,7 +138,7 @@ pub(crate) fn is_blank(line: &[u8]) -> bool {
 /// [`RunlogError::Io`] when the file cannot be read; [`RunlogError::Json`] with the path and
 /// 1-based line number for a bad line other than the last.
 pub fn read_samples(path: &Path) -> Result<SamplesLog, RunlogError> {
-    let bytes = std::fs::read(path).map_err(|e| RunlogError::io(path, e))?;
+    let bytes = read_all(path)?;
     let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     let last = lines.iter().rposition(|l| !is_blank(l));
     let mut log = SamplesLog::default();
@@ -159,4 +159,15 @@ pub fn read_samples(path: &Path) -> Result<SamplesLog, RunlogError> {
         }
     }
     Ok(log)
+}
+
+/// A whole record file that may be large (`samples.jsonl`, `latency.hlog`): only if it is a
+/// regular file (see [`open_regular`](crate::open_regular)).
+pub(crate) fn read_all(path: &Path) -> Result<Vec<u8>, RunlogError> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    crate::files::open_regular(path)
+        .and_then(|mut file| file.read_to_end(&mut bytes))
+        .map_err(|e| RunlogError::io(path, e))?;
+    Ok(bytes)
 }

@@ -1,6 +1,7 @@
 //! From parsed arguments to an exit code.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use runlog::Status;
 
@@ -10,22 +11,39 @@ use crate::progress::{Progress, summary};
 use crate::records;
 use crate::run::{RunError, RunOptions, RunOutcome, prepare};
 use crate::scenario;
-use crate::tune::{self, TuneError, TuneOptions};
+use crate::signals::Interrupt;
+use crate::tune::{self, TuneOptions};
+
+// The exit codes, every subcommand alike. Errors map to them in one place each:
+// `RunError::exit_code` and `TuneError::exit_code`; a signal is 128 + its number
+// (`signals::Caught::exit_code`).
 
 /// Exit code for a run whose assessment passed or warned.
 pub const EXIT_PASS: u8 = 0;
 /// Exit code for a run whose assessment failed, or that broke down.
 pub const EXIT_FAIL: u8 = 1;
-/// Exit code for bad arguments or input.
+/// Exit code for bad arguments or input (nothing is created).
 pub const EXIT_USAGE: u8 = 2;
-/// Exit code for a run that ran (its verdict is printed) but whose record could not be
-/// written whole (`results.json` or `report.html`).
+/// Exit code for an I/O or environment failure: an output could not be written (a full
+/// disk). A run that ran still prints its verdict (`results.json` or `report.html` is
+/// missing); `compare` still prints its verdicts.
 pub const EXIT_RECORD_INCOMPLETE: u8 = 3;
+/// The same code as [`EXIT_RECORD_INCOMPLETE`], by the name of what it is for.
+pub const EXIT_IO: u8 = EXIT_RECORD_INCOMPLETE;
 
 /// Runs what the command line asks for and returns the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
+    // One handler for every subcommand: a run drains on a signal, anything else gives the
+    // terminal back and ends by it.
+    let interrupt = match crate::signals::install() {
+        Ok(interrupt) => Some(interrupt),
+        Err(err) => {
+            crate::errln!("soak: warning: signals will end the process at once: {err}");
+            None
+        }
+    };
     match &cli.command {
-        None => soak(&cli),
+        None => soak(&cli, interrupt),
         Some(Command::Report { run_dir }) => records::report(run_dir.as_deref()),
         Some(Command::Compare {
             base,
@@ -76,6 +94,8 @@ pub fn main(cli: Cli) -> ExitCode {
                 runs_out: crate::cli::out_dir(out.as_deref()),
                 out_label: crate::cli::out_label(out.as_deref()),
                 quiet: *quiet,
+                typed: scenario.typed.clone(),
+                interrupt,
             };
             tune_command(&options)
         }
@@ -84,7 +104,16 @@ pub fn main(cli: Cli) -> ExitCode {
 
 /// `soak tune`: exit 0 with a recommendation, 1 when nothing was healthy.
 fn tune_command(options: &TuneOptions) -> ExitCode {
-    match tune::tune(options) {
+    let result = tune::tune(options);
+    if let Some(caught) = options.interrupt.as_deref().and_then(Interrupt::caught) {
+        crate::errln!(
+            "soak tune: cut short by {}: the probing run drained and wrote its record; exit code {}",
+            caught.name(),
+            caught.exit_code()
+        );
+        return ExitCode::from(caught.exit_code());
+    }
+    match result {
         Ok(report) => {
             crate::out!("{}", tune::output::render(&report, options.quiet));
             ExitCode::from(if report.recommendation.is_some() {
@@ -93,19 +122,15 @@ fn tune_command(options: &TuneOptions) -> ExitCode {
                 EXIT_FAIL
             })
         }
-        Err(err @ (TuneError::Input(_) | TuneError::Run(RunError::Input(_)))) => {
-            crate::errln!("soak tune: {err}");
-            ExitCode::from(EXIT_USAGE)
-        }
         Err(err) => {
             crate::errln!("soak tune: {err}");
-            ExitCode::from(EXIT_FAIL)
+            ExitCode::from(err.exit_code())
         }
     }
 }
 
 /// A soak run: resolve the scenario, run it, write its report, summarize.
-fn soak(cli: &Cli) -> ExitCode {
+fn soak(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
     let config = match scenario::resolve(&cli.scenario) {
         Ok(config) => config,
         Err(err) => {
@@ -117,13 +142,6 @@ fn soak(cli: &Cli) -> ExitCode {
         crate::errln!("soak: warning: {warning}");
     }
     let tui = cli.repeat.is_none() && live::wanted(cli.tui, cli.no_tui, cli.json);
-    let interrupt = match crate::signals::install(tui) {
-        Ok(interrupt) => Some(interrupt),
-        Err(err) => {
-            crate::errln!("soak: warning: signals will end the run at once: {err}");
-            None
-        }
-    };
     if let Some(n) = cli.repeat {
         return crate::repeat::run_group(cli, &config, n, interrupt);
     }
@@ -151,20 +169,23 @@ fn soak(cli: &Cli) -> ExitCode {
     });
     let outcome = match outcome {
         Ok(outcome) => outcome,
-        Err(err @ RunError::Input(_)) => {
-            crate::errln!("soak: {err}");
-            return ExitCode::from(EXIT_USAGE);
-        }
         Err(err) => {
-            crate::errln!("soak: run failed: {err}");
-            return ExitCode::from(EXIT_FAIL);
+            match &err {
+                RunError::Input(_) | RunError::Interrupted(_) => crate::errln!("soak: {err}"),
+                _ => crate::errln!("soak: run failed: {err}"),
+            }
+            let code = interrupt
+                .as_deref()
+                .and_then(Interrupt::caught)
+                .map_or_else(|| err.exit_code(), |caught| caught.exit_code());
+            return ExitCode::from(code);
         }
     };
-    finish(cli, outcome, interrupt.and_then(|i| i.caught()))
+    finish(cli, outcome, interrupt.as_deref())
 }
 
 /// The report, the summary and the exit code of a run that ran.
-fn finish(cli: &Cli, mut outcome: RunOutcome, signal: Option<crate::signals::Caught>) -> ExitCode {
+fn finish(cli: &Cli, mut outcome: RunOutcome, interrupt: Option<&Interrupt>) -> ExitCode {
     match records::write_report(outcome.dir.path()) {
         Ok(path) => crate::errln!("soak: report {}", path.display()),
         Err(err) => {
@@ -187,7 +208,9 @@ fn finish(cli: &Cli, mut outcome: RunOutcome, signal: Option<crate::signals::Cau
     } else {
         crate::outln!("{text}");
     }
-    if let Some(caught) = signal {
+    // Taken by the run before its record was written (a signal since then ends the
+    // process by its default action: see `crate::signals`).
+    if let Some(caught) = interrupt.and_then(Interrupt::caught) {
         crate::errln!(
             "soak: the run was cut short by {}; exit code {}",
             caught.name(),

@@ -11,6 +11,37 @@ use runlog::{RunDir, ScenarioConfig, TargetKind};
 /// minutes.
 pub const MAX_PRODUCERS_PER_CORE: u32 = 128;
 
+/// A scenario value this machine (or this payload) refuses: the scenario key, its value and
+/// why, with what is allowed. How the value is named depends on where it came from (the
+/// flag and what was typed, or the scenario file and key): see [`Refusal::named`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} {}", self.flag_name(), self.why)]
+pub struct Refusal {
+    /// The scenario key (`cpus`, `producers`, `payload`, `max_buffered_bytes`).
+    pub field: &'static str,
+    /// Its value in the scenario.
+    pub value: String,
+    /// Why it is refused, with the allowed range; follows the value's name.
+    pub why: String,
+}
+
+impl Refusal {
+    /// The message, naming the value as `name` (`--cpus 64`, `file.toml: \`cpus\` = 64`).
+    #[must_use]
+    pub fn named(&self, name: &str) -> String {
+        format!("{name} {}", self.why)
+    }
+
+    /// The value named by its flag (when nothing says where it came from).
+    fn flag_name(&self) -> String {
+        let args = crate::cli::ScenarioArgs::default();
+        match crate::explain::flag_of(self.field, &args) {
+            Some((flag, _)) => format!("{flag} {}", self.value),
+            None => format!("`{}` = {}", self.field, self.value),
+        }
+    }
+}
+
 /// Every check, in order; the first that fails says why (naming the flag).
 ///
 /// # Errors
@@ -21,43 +52,57 @@ pub fn before_run(
     payload: &PayloadSource,
     out: &Path,
 ) -> Result<(), String> {
-    let cores = cores(config)?;
-    producers(config, cores)?;
-    payload_fits(config, payload)?;
-    memory(config)?;
+    machine(config, payload).map_err(|e| e.to_string())?;
     RunDir::check_base(out).map_err(|e| format!("--out {}: {e}", out.display()))
 }
 
+/// The checks of the machine's limits: cores, producers per core, a payload that fits,
+/// memory.
+///
+/// # Errors
+///
+/// The first value refused.
+pub fn machine(config: &ScenarioConfig, payload: &PayloadSource) -> Result<(), Refusal> {
+    let cores = cores(config)?;
+    producers(config, cores)?;
+    payload_fits(config, payload)?;
+    memory(config)
+}
+
 /// The cores the run may use: `--cpus`, or every core this process may run on.
-fn cores(config: &ScenarioConfig) -> Result<u32, String> {
-    let available = crate::affinity::allowed_cores()
-        .map_err(|e| e.to_string())?
-        .len();
+fn cores(config: &ScenarioConfig) -> Result<u32, Refusal> {
+    // Unknown (the mask cannot be read): no limit here; pinning says why it fails.
+    let available = crate::affinity::allowed_cores().map_or(usize::MAX, |cores| cores.len());
     let available = u32::try_from(available).unwrap_or(u32::MAX).max(1);
     match config.cpus {
-        Some(cpus) if cpus > available => Err(format!(
-            "--cpus {cpus} is out of range (allowed: 1..={available} on this machine)"
-        )),
+        Some(cpus) if cpus > available => Err(Refusal {
+            field: "cpus",
+            value: cpus.to_string(),
+            why: format!("is out of range (allowed: 1..={available} on this machine)"),
+        }),
         Some(cpus) => Ok(cpus),
         None => Ok(available),
     }
 }
 
-fn producers(config: &ScenarioConfig, cores: u32) -> Result<(), String> {
+fn producers(config: &ScenarioConfig, cores: u32) -> Result<(), Refusal> {
     let most = cores.saturating_mul(MAX_PRODUCERS_PER_CORE);
     if config.producers > most {
-        return Err(format!(
-            "--producers {} is more than this machine can run: at most {most} ({MAX_PRODUCERS_PER_CORE} per core, {cores} cores); \
-             beyond that the producers starve the sampler and the run's figures mean nothing",
-            config.producers
-        ));
+        return Err(Refusal {
+            field: "producers",
+            value: config.producers.to_string(),
+            why: format!(
+                "is more than this machine can run: at most {most} ({MAX_PRODUCERS_PER_CORE} per core, {cores} cores; allowed: 1..={most}); \
+                 beyond that the producers starve the sampler and the run's figures mean nothing"
+            ),
+        });
     }
     Ok(())
 }
 
 /// Refuses a payload whose events can never be admitted: larger than the buffered limit,
 /// every one of them would be refused as too large and nothing would be delivered.
-fn payload_fits(config: &ScenarioConfig, payload: &PayloadSource) -> Result<(), String> {
+fn payload_fits(config: &ScenarioConfig, payload: &PayloadSource) -> Result<(), Refusal> {
     if config.target != TargetKind::Dispatcher {
         return Ok(());
     }
@@ -66,24 +111,31 @@ fn payload_fits(config: &ScenarioConfig, payload: &PayloadSource) -> Result<(), 
     };
     let limit = config.max_buffered_bytes;
     if largest as u64 > limit {
-        return Err(format!(
-            "--payload {}: events of up to {largest} bytes do not fit in --max-buffered-bytes {limit}: \
-             the dispatcher would refuse them as too large (raise --max-buffered-bytes or use smaller payloads)",
-            config.payload
-        ));
+        return Err(Refusal {
+            field: "payload",
+            value: config.payload.clone(),
+            why: format!(
+                "has events of up to {largest} bytes, which do not fit in the buffered limit of {limit} bytes: \
+                 the dispatcher would refuse them as too large (raise the buffered limit or use smaller payloads)"
+            ),
+        });
     }
     Ok(())
 }
 
 /// Refuses a buffered limit above half of the machine's memory.
-fn memory(config: &ScenarioConfig) -> Result<(), String> {
+fn memory(config: &ScenarioConfig) -> Result<(), Refusal> {
     let total = crate::tune::total_memory_bytes();
     if total > 0 && config.max_buffered_bytes > total / 2 {
-        return Err(format!(
-            "--max-buffered-bytes {} is more than half of this machine's {} of memory",
-            crate::human::bytes(config.max_buffered_bytes),
-            crate::human::bytes(total)
-        ));
+        return Err(Refusal {
+            field: "max_buffered_bytes",
+            value: config.max_buffered_bytes.to_string(),
+            why: format!(
+                "is more than half of this machine's {} of memory (allowed: 1..={} bytes)",
+                crate::human::bytes(total),
+                total / 2
+            ),
+        });
     }
     Ok(())
 }

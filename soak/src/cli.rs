@@ -2,11 +2,12 @@
 //! naming the flag and the accepted form) by clap; `main.rs` only parses and
 //! hands over to [`crate::app::main`].
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use loadgen::units::{Rate, parse_bytes, parse_duration};
 
 use crate::sink::SinkSpec;
@@ -349,6 +350,47 @@ pub struct ScenarioArgs {
     /// peak_rss peak_buffered drain; operators < <= > >=. A failed threshold exits 1.
     #[arg(long = "threshold", value_name = "EXPR", value_parser = threshold)]
     pub thresholds: Vec<runlog::Threshold>,
+    /// What the user typed for each flag given on the command line, by the flag's id (its
+    /// field name): messages repeat it rather than a re-rendered value. Filled by
+    /// [`parse`]; empty when the arguments were built in code.
+    #[arg(skip)]
+    pub typed: BTreeMap<String, String>,
+}
+
+impl ScenarioArgs {
+    /// What the user typed for the flag whose id is `id` (`"max_buffered_bytes"`), if it
+    /// was given on the command line.
+    pub fn typed(&self, id: &str) -> Option<&str> {
+        self.typed.get(id).map(String::as_str)
+    }
+}
+
+/// Parses the process's arguments (exiting with clap's message and code 2 on an error),
+/// keeping what the user typed for the scenario flags.
+pub fn parse() -> Cli {
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.scenario.typed = typed_values(&matches);
+    if let (Some(Command::Tune { scenario, .. }), Some(("tune", sub))) =
+        (cli.command.as_mut(), matches.subcommand())
+    {
+        scenario.typed = typed_values(sub);
+    }
+    cli
+}
+
+/// The last value typed for every argument given on the command line, by id.
+fn typed_values(matches: &clap::ArgMatches) -> BTreeMap<String, String> {
+    matches
+        .ids()
+        .filter(|id| {
+            matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .filter_map(|id| {
+            let raw = matches.try_get_raw(id.as_str()).ok()??.next_back()?;
+            Some((id.to_string(), raw.to_string_lossy().into_owned()))
+        })
+        .collect()
 }
 
 /// A limit that can be switched off with `none`.
@@ -453,7 +495,6 @@ fn optional_count(s: &str) -> Result<Limit, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_cli_definition_is_consistent() {

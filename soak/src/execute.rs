@@ -22,7 +22,7 @@ use crate::progress::Progress;
 use crate::record::Record;
 use crate::run::{Prepared, RunError, RunOutcome};
 use crate::sampler::{Readings, Sampler, shared_latency};
-use crate::signals::{Interrupt, PartialRecord};
+use crate::signals::{Caught, Interrupt};
 use crate::sink::FLUSH_WORKERS;
 use crate::subject::{ConsumerParts, Drained, Subject};
 
@@ -66,12 +66,7 @@ pub(crate) fn execute(
     producers.release();
     let mut sampler = Sampler::new(start, latency).with_shared_latency(sink_latency);
     sampler.heap_model = heap_model;
-    begin_snapshot(
-        &record,
-        (started_at, environment),
-        start,
-        interrupt.as_deref(),
-    );
+    begin_snapshot(&record, (started_at, environment), start);
     record.event(0.0, EventKind::Phase { name: "run".into() });
     progress.started(config, &record.dir);
     Running {
@@ -198,35 +193,19 @@ fn wait_ready(producers: &ProducerSet, count: u32, progress: &mut Progress) {
     ));
 }
 
-/// Fills in the record's fixed parts and, when signals are watched, what a second one
-/// writes.
+/// Fills in the record's fixed parts (what a second signal writes follows them).
 fn begin_snapshot(
     record: &Record,
     (started_at, environment): (String, runlog::Environment),
     start: Instant,
-    interrupt: Option<&Interrupt>,
 ) {
-    {
-        let mut snapshot = record
-            .snapshot
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        snapshot.base.started_at = started_at;
-        snapshot.base.environment = environment;
-        snapshot.start = Some(start);
-    }
-    if let Some(interrupt) = interrupt {
-        let snapshot = Arc::clone(&record.snapshot);
-        interrupt.set_partial(PartialRecord {
-            path: record.dir.results_path(),
-            compose: Box::new(move |first, second| {
-                snapshot
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .partial(first, second)
-            }),
-        });
-    }
+    let mut snapshot = record
+        .snapshot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    snapshot.base.started_at = started_at;
+    snapshot.base.environment = environment;
+    snapshot.start = Some(start);
 }
 
 /// The sink's failure counters already reported as warning events.
@@ -391,31 +370,36 @@ fn finish(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .base
         .clone();
-    let interrupted = interrupt.and_then(Interrupt::caught).map(|c| Interruption {
-        signal: c.name(),
-        at_s: c
-            .at
-            .saturating_duration_since(sampler.start())
-            .as_secs_f64(),
-        partial: false,
-    });
-    let results = compose(Composition {
-        config,
-        base,
-        sampler: &sampler,
-        readings: &final_readings,
-        drained: &drained,
-        at_run_end: &at_run_end,
-        run_elapsed,
-        shutdown_us,
-        events: record.events.clone(),
-        sink_error: drained.sink_error.clone(),
-        interrupted,
-    });
-    let write = || runlog::write_results(&record.dir.results_path(), &results);
-    let written = match interrupt {
+    // Composed and written while no signal can be acted on: a signal that arrives meanwhile
+    // is either in the record or acted on once it is written.
+    let write = |caught: Option<Caught>| {
+        let interrupted = caught.map(|c| Interruption {
+            signal: c.name(),
+            at_s: c
+                .at
+                .saturating_duration_since(sampler.start())
+                .as_secs_f64(),
+            partial: false,
+        });
+        let results = compose(Composition {
+            config,
+            base,
+            sampler: &sampler,
+            readings: &final_readings,
+            drained: &drained,
+            at_run_end: &at_run_end,
+            run_elapsed,
+            shutdown_us,
+            events: record.events.clone(),
+            sink_error: drained.sink_error.clone(),
+            interrupted,
+        });
+        let written = runlog::write_results(&record.dir.results_path(), &results);
+        (results, written)
+    };
+    let (results, written) = match interrupt {
         Some(interrupt) => interrupt.while_writing(write),
-        None => write(),
+        None => write(None),
     };
     let incomplete = match written {
         Ok(()) => record.broken.clone(),

@@ -62,34 +62,85 @@ fn readable_range(unit: Unit, allowed: &str) -> String {
     allowed.to_owned()
 }
 
-/// The flag that sets a scenario key, and what the user gave for it (if anything).
-fn flag_of(field: &str, args: &ScenarioArgs) -> Option<(&'static str, Option<String>)> {
+/// The flag that sets a scenario key, and what the user gave for it (if anything): as
+/// typed on the command line, or rendered when the arguments were built in code.
+pub(crate) fn flag_of(field: &str, args: &ScenarioArgs) -> Option<(&'static str, Option<String>)> {
     let d = |v: Option<Duration>| v.map(|d| humantime::format_duration(d).to_string());
     let limit = |v: Option<Limit>| v.map(|l| l.0.map_or("none".into(), |n| n.to_string()));
-    Some(match field {
-        "duration_s" => ("--duration", d(args.duration)),
-        "producers" => ("--producers", args.producers.map(|n| n.to_string())),
-        "rate_per_sec" => ("--rate", args.rate.map(|r| r.to_string())),
-        "backoff_us" => ("--backoff", d(args.backoff)),
-        "consumer_delay_us" => ("--consumer-delay", d(args.consumer_delay)),
-        "consumer_cost_per_kib_us" => ("--consumer-cost-per-kib", d(args.consumer_cost_per_kib)),
-        "consumer_jitter_us" => ("--consumer-jitter", d(args.consumer_jitter)),
-        "consumer_stall_every_ms" => ("--stall-every", d(args.stall_every)),
-        "consumer_stall_for_ms" => ("--stall-for", d(args.stall_for)),
-        "interval_us" => ("--interval", d(args.interval)),
-        "interval_jitter_us" => ("--interval-jitter", d(args.interval_jitter)),
-        "max_batch_bytes" => ("--max-batch-bytes", limit(args.max_batch_bytes)),
-        "max_batch_items" => ("--max-batch-items", limit(args.max_batch_items)),
+    let (flag, id, rendered) = match field {
+        "duration_s" => ("--duration", "duration", d(args.duration)),
+        "producers" => (
+            "--producers",
+            "producers",
+            args.producers.map(|n| n.to_string()),
+        ),
+        "payload" => ("--payload", "payload", args.payload.clone()),
+        "rate_per_sec" => ("--rate", "rate", args.rate.map(|r| r.to_string())),
+        "backoff_us" => ("--backoff", "backoff", d(args.backoff)),
+        "consumer_delay_us" => ("--consumer-delay", "consumer_delay", d(args.consumer_delay)),
+        "consumer_cost_per_kib_us" => (
+            "--consumer-cost-per-kib",
+            "consumer_cost_per_kib",
+            d(args.consumer_cost_per_kib),
+        ),
+        "consumer_jitter_us" => (
+            "--consumer-jitter",
+            "consumer_jitter",
+            d(args.consumer_jitter),
+        ),
+        "consumer_stall_every_ms" => ("--stall-every", "stall_every", d(args.stall_every)),
+        "consumer_stall_for_ms" => ("--stall-for", "stall_for", d(args.stall_for)),
+        "interval_us" => ("--interval", "interval", d(args.interval)),
+        "interval_jitter_us" => (
+            "--interval-jitter",
+            "interval_jitter",
+            d(args.interval_jitter),
+        ),
+        "max_batch_bytes" => (
+            "--max-batch-bytes",
+            "max_batch_bytes",
+            limit(args.max_batch_bytes),
+        ),
+        "max_batch_items" => (
+            "--max-batch-items",
+            "max_batch_items",
+            limit(args.max_batch_items),
+        ),
         "max_buffered_bytes" => (
             "--max-buffered-bytes",
+            "max_buffered_bytes",
             args.max_buffered_bytes.map(crate::human::bytes),
         ),
-        "block_timeout_us" => ("--block-timeout", d(args.block_timeout)),
-        "sample_every_ms" => ("--sample-every", d(args.sample_every)),
-        "drain_timeout_ms" => ("--drain-timeout", d(args.drain_timeout)),
-        "cpus" => ("--cpus", args.cpus.map(|n| n.to_string())),
+        "partitions" => (
+            "--partitions",
+            "partitions",
+            args.partitions.map(|n| n.to_string()),
+        ),
+        "block_timeout_us" => ("--block-timeout", "block_timeout", d(args.block_timeout)),
+        "sample_every_ms" => ("--sample-every", "sample_every", d(args.sample_every)),
+        "drain_timeout_ms" => ("--drain-timeout", "drain_timeout", d(args.drain_timeout)),
+        "cpus" => ("--cpus", "cpus", args.cpus.map(|n| n.to_string())),
         _ => return None,
-    })
+    };
+    let given = rendered.map(|rendered| args.typed(id).map_or(rendered, str::to_owned));
+    Some((flag, given))
+}
+
+/// How a message names scenario key `field` (whose value is `value`): the flag and what
+/// the user typed, or the scenario file and key, or the key as a default.
+pub(crate) fn name_of(
+    field: &str,
+    value: &str,
+    args: &ScenarioArgs,
+    file: Option<&Path>,
+) -> String {
+    if let Some((flag, Some(given))) = flag_of(field, args) {
+        return format!("{flag} {given}");
+    }
+    match file {
+        Some(file) => format!("{}: `{field}` = {value}", file.display()),
+        None => format!("`{field}` = {value} (the default)"),
+    }
 }
 
 /// Keys whose allowed range depends on another key: a default of the first that no

@@ -94,6 +94,18 @@ pub fn watch(run_dir: Option<&Path>, fps: u32) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    // A run writes samples.jsonl as its directory is created: a directory without it (or a
+    // record) never was a run.
+    let is_run = [dir.samples_path(), dir.results_path()]
+        .iter()
+        .any(|file| std::fs::symlink_metadata(file).is_ok());
+    if !is_run {
+        crate::errln!(
+            "soak watch: {}: not a run directory (no samples.jsonl or results.json)",
+            dir.path().display()
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     let ended = if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
         watch_dashboard(&dir, fps)
     } else {

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    soak::app::main(soak::cli::Cli::parse())
+    soak::app::main(soak::cli::parse())
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use hdrhistogram::Histogram;
 use runlog::{
-    Assessment, Event, EventKind, HlogWriter, Interruption, LatencySummary, Memory, RunDir,
+    Assessment, Drain, Event, EventKind, HlogWriter, Interruption, LatencySummary, Memory, RunDir,
     RunResults, Sample, SamplesWriter, Section, Status, Throughput,
 };
 
@@ -103,8 +103,9 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// The partial record: figures as of the last sample, no drain, an assessment that
-    /// says it is partial, and `interrupted.partial` set.
+    /// The partial record: figures as of the last sample, no drain (what was accepted and
+    /// neither delivered nor evicted is counted as undelivered, so the totals balance), an
+    /// assessment that says it is partial, and `interrupted.partial` set.
     pub(crate) fn partial(&self, first: &Caught, second: &str) -> RunResults {
         let since = |at: std::time::Instant| {
             self.start
@@ -128,6 +129,17 @@ impl Snapshot {
             first.name(),
             last.t_s
         );
+        // Every accepted event is accounted for: what was neither delivered nor evicted at
+        // the last sample (buffered, or inside the consumer or a sink call) is left
+        // undelivered when the process leaves.
+        let totals = last.totals;
+        let left = totals
+            .accepted
+            .saturating_sub(totals.delivered)
+            .saturating_sub(totals.dropped);
+        let cut = format!(
+            "{cut}; {left} accepted events were neither delivered nor evicted by then and are counted as undelivered"
+        );
         let unknown = Section::new(Status::Fail, [cut.clone()]);
         crate::compose::with_thresholds(RunResults {
             totals: last.totals,
@@ -147,6 +159,10 @@ impl Snapshot {
                 ..Memory::default()
             },
             latency_us: self.latency,
+            drain: Drain {
+                undelivered: left,
+                ..Drain::default()
+            },
             events,
             assessment: Assessment::new(
                 unknown.clone(),

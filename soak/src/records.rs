@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use reports::{CompareError, CompareOptions, compare_text};
 use runlog::RunDir;
 
-use crate::app::{EXIT_FAIL, EXIT_PASS, EXIT_USAGE};
+use crate::app::{EXIT_FAIL, EXIT_IO, EXIT_PASS, EXIT_USAGE};
 use crate::cli::{CompareFormat, DEFAULT_OUT};
 
 /// The run directory named, or the newest under the default output directory.
@@ -41,7 +41,7 @@ pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
     Ok(rendered.path)
 }
 
-/// `soak report [RUN_DIR]`: exit 2 for something that is not a run record, 1 when the
+/// `soak report [RUN_DIR]`: exit 2 for something that is not a run record, 3 when the
 /// report cannot be written (the previous report, if any, is left whole).
 pub fn report(run_dir: Option<&Path>) -> ExitCode {
     let dir = match resolve(run_dir) {
@@ -61,7 +61,7 @@ pub fn report(run_dir: Option<&Path>) -> ExitCode {
         }
         Err(err @ reports::ReportError::Write { .. }) => {
             crate::errln!("soak report: {err}");
-            ExitCode::from(EXIT_FAIL)
+            ExitCode::from(EXIT_IO)
         }
         Err(err) => {
             crate::errln!("soak report: {err}");
@@ -92,7 +92,8 @@ pub struct CompareArgs {
 }
 
 /// `soak compare BASE CANDIDATE`: the verdicts (human, Markdown or JSON), the page, and
-/// exit 1 on a regressed primary metric when asked.
+/// exit 1 on a regressed primary metric when asked. The verdicts are printed even when the
+/// page cannot be written (a full disk); then the exit code is 3.
 pub fn compare(args: &CompareArgs) -> ExitCode {
     let options = CompareOptions {
         noise_pct: args.noise_pct,
@@ -101,8 +102,20 @@ pub fn compare(args: &CompareArgs) -> ExitCode {
         output: args.output.clone(),
         overwrite: args.force,
     };
+    let mut unwritten = None;
     let comparison = match reports::compare(&args.base, &args.candidate, &options) {
         Ok(c) => c,
+        Err(CompareError::Page {
+            path,
+            source,
+            comparison,
+        }) => {
+            unwritten = Some(format!(
+                "{}: cannot write the comparison page: {source}",
+                path.display()
+            ));
+            *comparison
+        }
         Err(err @ CompareError::Incomparable { .. }) => {
             crate::errln!("soak compare: {err}; use --force to compare anyway");
             return ExitCode::from(EXIT_USAGE);
@@ -124,10 +137,10 @@ pub fn compare(args: &CompareArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let page = comparison
-        .path
-        .as_ref()
-        .map_or_else(String::new, |p| p.display().to_string());
+    let page = comparison.path.as_ref().map_or_else(
+        || "not written (see below)".to_owned(),
+        |p| p.display().to_string(),
+    );
     match args.format {
         CompareFormat::Human => {
             crate::outln!("{}", compare_text::human(&comparison));
@@ -146,12 +159,17 @@ pub fn compare(args: &CompareArgs) -> ExitCode {
             }
         },
     }
-    if args.fail_on_regression && comparison.regressed() {
+    let regressed = args.fail_on_regression && comparison.regressed();
+    if regressed {
         crate::errln!(
             "soak compare: a primary metric regressed beyond its noise ({})",
             comparison.headline()
         );
-        return ExitCode::from(EXIT_FAIL);
     }
-    ExitCode::from(EXIT_PASS)
+    // An output that could not be written outranks the verdict (as for a run's record).
+    if let Some(why) = unwritten {
+        crate::errln!("soak compare: {why}; exit code {EXIT_IO}");
+        return ExitCode::from(EXIT_IO);
+    }
+    ExitCode::from(if regressed { EXIT_FAIL } else { EXIT_PASS })
 }

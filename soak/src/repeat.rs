@@ -89,13 +89,13 @@ fn run_one(
         .and_then(|prepared| prepared.run(&mut Progress::new(cli.quiet), None));
     let outcome = match outcome {
         Ok(outcome) => outcome,
-        Err(err @ RunError::Input(_)) => {
+        Err(err @ (RunError::Input(_) | RunError::Interrupted(_))) => {
             crate::errln!("soak: {err}");
-            return Err(ExitCode::from(EXIT_USAGE));
+            return Err(ExitCode::from(err.exit_code()));
         }
         Err(err) => {
             crate::errln!("soak: run {i} failed: {err}");
-            return Err(ExitCode::from(EXIT_FAIL));
+            return Err(ExitCode::from(err.exit_code()));
         }
     };
     if let Err(err) = crate::records::write_report(outcome.dir.path()) {

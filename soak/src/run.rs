@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::sync::SyncHistogram;
@@ -17,7 +17,7 @@ use crate::lock::RunLock;
 use crate::progress::Progress;
 use crate::record::{Record, Snapshot};
 use crate::sampler::latency_histogram;
-use crate::signals::Interrupt;
+use crate::signals::{Interrupt, PartialRecord};
 use crate::sink::SinkSpec;
 use crate::subject::SubjectError;
 
@@ -100,6 +100,23 @@ pub enum RunError {
     /// A producer thread panicked.
     #[error("{0}")]
     Producer(String),
+    /// A signal arrived before the run could start (see [`crate::signals`]).
+    #[error("{} before the run started", .0.name())]
+    Interrupted(crate::signals::Caught),
+}
+
+impl RunError {
+    /// The process exit code for this error (see [`crate::app`]): 2 for bad input, 3 for a
+    /// record that cannot be written, 128 + the signal for a run that a signal stopped
+    /// before it started, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Input(_) => crate::app::EXIT_USAGE,
+            RunError::Record(_) => crate::app::EXIT_IO,
+            RunError::Interrupted(caught) => caught.exit_code(),
+            RunError::Subject(_) | RunError::Producer(_) => crate::app::EXIT_FAIL,
+        }
+    }
 }
 
 pub(crate) fn consumer_sim(config: &ScenarioConfig) -> ConsumerSim {
@@ -139,6 +156,18 @@ pub struct Prepared {
 /// `--metrics-addr` that cannot be listened on, or a `--sink` that cannot be
 /// reached or used; [`RunError::Record`] if the record files cannot be created.
 pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared, RunError> {
+    let interrupt = options.interrupt.as_deref();
+    if let Some(interrupt) = interrupt {
+        interrupt.preparing();
+    }
+    let prepared = prepare_run(config, options);
+    if let (Err(_), Some(interrupt)) = (&prepared, interrupt) {
+        interrupt.idle();
+    }
+    prepared
+}
+
+fn prepare_run(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared, RunError> {
     let config = &crate::sink::scenario_for(config, &options.sink).map_err(RunError::Input)?;
     let bad_payload = |e: &dyn std::fmt::Display| RunError::Input(format!("--payload: {e}"));
     let spec = config.payload.parse().map_err(|e| bad_payload(&e))?;
@@ -158,6 +187,30 @@ pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
         .map_err(|e| RunError::Input(e.to_string()))?;
     let sink = crate::sink::connect_within(&options.sink, &run_id, crate::sink::SETUP_TIMEOUT)
         .map_err(|e| RunError::Input(sink_error(&options.sink, &e.to_string())))?;
+    let snapshot = Arc::new(Mutex::new(Snapshot {
+        base: RunResults {
+            run_id: run_id.clone(),
+            config: config.clone(),
+            sink: options.sink.describe(),
+            ..RunResults::default()
+        },
+        ..Snapshot::default()
+    }));
+    // Before the directory exists: once it does, an interrupted run always leaves a record.
+    if let Some(interrupt) = &options.interrupt {
+        let partial = Arc::clone(&snapshot);
+        interrupt
+            .arm(PartialRecord {
+                path: options.out.join(&run_id).join("results.json"),
+                compose: Box::new(move |first, second| {
+                    partial
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .partial(first, second)
+                }),
+            })
+            .map_err(RunError::Interrupted)?;
+    }
     let dir = RunDir::create(&options.out, &run_id)
         .map_err(|e| RunError::Input(format!("{}: {e}", options.out_label())))?;
     let lock = RunLock::hold(dir.path()).ok();
@@ -167,22 +220,13 @@ pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
         Some(_) => Some(HlogWriter::create(&dir.hlog_path(), SystemTime::now())?),
         None => None,
     };
-    let base = RunResults {
-        run_id,
-        config: config.clone(),
-        sink: options.sink.describe(),
-        ..RunResults::default()
-    };
     let record = Record {
         samples: Some(SamplesWriter::create(&dir.samples_path())?),
         hlog,
         events: Vec::new(),
         exporter,
         broken: None,
-        snapshot: Arc::new(Mutex::new(Snapshot {
-            base,
-            ..Snapshot::default()
-        })),
+        snapshot,
         _lock: lock,
         dir,
     };

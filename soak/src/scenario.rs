@@ -149,13 +149,25 @@ pub fn resolve(args: &ScenarioArgs) -> Result<ScenarioConfig, ScenarioError> {
     config
         .validate()
         .map_err(|e| ScenarioError::Invalid(crate::explain::explain(&e, args, file)))?;
-    if let Err(e) = config.payload.parse::<loadgen::PayloadSpec>() {
-        return Err(ScenarioError::Payload(match (&args.payload, file) {
-            (None, Some(file)) => format!("{}: `payload`: {e}", file.display()),
-            _ => format!("--payload: {e}"),
-        }));
-    }
+    let spec = match config.payload.parse::<loadgen::PayloadSpec>() {
+        Ok(spec) => spec,
+        Err(e) => {
+            return Err(ScenarioError::Payload(match (&args.payload, file) {
+                (None, Some(file)) => format!("{}: `payload`: {e}", file.display()),
+                _ => format!("--payload: {e}"),
+            }));
+        }
+    };
     no_effect(args, &config, file)?;
+    // What this machine refuses, named as the user wrote it (the run checks it again).
+    let payload = loadgen::PayloadSource::load(&spec).map_err(|e| {
+        let name = crate::explain::name_of("payload", &config.payload, args, file);
+        ScenarioError::Payload(format!("{name}: {e}"))
+    })?;
+    crate::checks::machine(&config, &payload).map_err(|refusal| {
+        let name = crate::explain::name_of(refusal.field, &refusal.value, args, file);
+        ScenarioError::Invalid(refusal.named(&name))
+    })?;
     Ok(config)
 }
 

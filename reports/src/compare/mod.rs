@@ -14,7 +14,7 @@ pub mod text;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::error::CompareError;
+use crate::error::{CompareError, ReportError};
 use crate::record::Warning;
 use crate::report::write_file;
 
@@ -450,7 +450,17 @@ pub fn compare(
         .unwrap_or_else(|| candidate.join(COMPARE_FILE));
     crate::output::check_output(&out, opts.overwrite)?;
     let html = crate::compare_page::render(&base_side, &candidate_side, &comparison);
-    write_file(&out, &html)?;
+    if let Err(err) = write_file(&out, &html) {
+        let source = match err {
+            ReportError::Write { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        };
+        return Err(CompareError::Page {
+            path: out,
+            source,
+            comparison: Box::new(comparison),
+        });
+    }
     comparison.path = Some(out);
     Ok(comparison)
 }

@@ -46,7 +46,7 @@ const PROBE_S_RANGE: (f64, f64) = (0.5, 3.0);
 pub const PLANNED_PROBES: f64 = 16.0;
 
 /// What to tune for.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct TuneOptions {
     /// The scenario tuned for: payload, producers, consumer, policy (its limits are the
     /// starting point, its rate and length are the tuner's).
@@ -65,6 +65,12 @@ pub struct TuneOptions {
     pub quiet: bool,
     /// How messages name the output directory (`--out DIR`, or the default's description).
     pub out_label: String,
+    /// What the user typed for tune's flags, by id (`budget`, `latency_target`): messages
+    /// repeat it. Empty for options built in code.
+    pub typed: std::collections::BTreeMap<String, String>,
+    /// Signals the probing run obeys (see [`crate::signals`]): the first stops it and
+    /// drains it into a complete record, and tune ends.
+    pub interrupt: Option<std::sync::Arc<crate::signals::Interrupt>>,
 }
 
 /// What the budget does not cover, at most: starting the probing run and draining it at
@@ -72,6 +78,20 @@ pub struct TuneOptions {
 pub const BUDGET_MARGIN: Duration = Duration::from_secs(5);
 /// The probing run's drain deadline (part of [`BUDGET_MARGIN`]).
 const PROBING_DRAIN_MS: u64 = 2_000;
+
+impl TuneError {
+    /// The process exit code for this error (see [`crate::app`]): 2 for bad input, 3 for
+    /// an output that cannot be written, as [`RunError::exit_code`] for the probing run,
+    /// 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            TuneError::Input(_) => crate::app::EXIT_USAGE,
+            TuneError::Run(err) => err.exit_code(),
+            TuneError::Write { .. } | TuneError::Record { .. } => crate::app::EXIT_IO,
+            TuneError::Probe(_) | TuneError::Scenario(_) => crate::app::EXIT_FAIL,
+        }
+    }
+}
 
 impl TuneOptions {
     /// The default scenario with `payload`; no explicit target; `tuned.toml` and the
@@ -90,6 +110,8 @@ impl TuneOptions {
             runs_out: PathBuf::from(crate::cli::DEFAULT_OUT),
             quiet: false,
             out_label: format!("--out {}", crate::cli::DEFAULT_OUT),
+            typed: std::collections::BTreeMap::new(),
+            interrupt: None,
         }
     }
 }
@@ -109,6 +131,18 @@ pub enum TuneError {
     /// The recommended scenario is not valid.
     #[error(transparent)]
     Scenario(#[from] runlog::RunlogError),
+    /// The probing run's record could not be written (a full disk): its probes cannot be
+    /// read back.
+    #[error(
+        "the probing run's record in {} could not be written ({why}): its probes cannot be read back",
+        dir.display()
+    )]
+    Record {
+        /// The probing run's directory.
+        dir: PathBuf,
+        /// The write that failed.
+        why: String,
+    },
     /// `tuned.toml` could not be written.
     #[error("cannot write {}: {source}", path.display())]
     Write {
@@ -175,25 +209,68 @@ pub fn scenario(args: &crate::cli::ScenarioArgs) -> Result<ScenarioConfig, Strin
     Ok(config)
 }
 
-/// Everything that can be refused before probing: the payload, the budget's upper bound,
-/// and where the probing run and `tuned.toml` go.
+/// The smallest budget: three probes and a verification of the shortest length.
+pub const MIN_BUDGET: Duration =
+    Duration::from_millis((PROBE_S_RANGE.0 * (3.0 + VERIFY_PROBES) * 1000.0) as u64);
+/// The largest budget.
+pub const MAX_BUDGET: Duration = Duration::from_secs(24 * 3600);
+/// The loosest latency target.
+pub const MAX_LATENCY_TARGET: Duration = Duration::from_secs(3600);
+
+/// What the user typed for flag `id`, or `rendered` (options built in code).
+fn typed(options: &TuneOptions, id: &str, rendered: Duration) -> String {
+    options
+        .typed
+        .get(id)
+        .cloned()
+        .unwrap_or_else(|| humantime::format_duration(rendered).to_string())
+}
+
+/// Everything that can be refused before probing, checked before anything is created: the
+/// budget, the latency target, the payload, and where the probing run and `tuned.toml` go
+/// (an existing `tuned.toml` that is not a regular file is refused: tune would block on a
+/// FIFO or replace a device's name).
 fn check_input(options: &TuneOptions) -> Result<(), TuneError> {
     let input = |m: String| TuneError::Input(m);
+    let budget_s = options.budget.as_secs_f64();
+    let probe_s = probe_seconds(budget_s);
+    let least = probe_s * 3.0 + probe_s * VERIFY_PROBES;
+    if options.budget > MAX_BUDGET || budget_s < least {
+        return Err(input(format!(
+            "--budget {} is out of range (allowed: {}..={}: at least three probes and a verification)",
+            typed(options, "budget", options.budget),
+            humantime::format_duration(MIN_BUDGET),
+            humantime::format_duration(MAX_BUDGET),
+        )));
+    }
+    if let Some(target) = options.latency_target {
+        if target.is_zero() || target > MAX_LATENCY_TARGET {
+            return Err(input(format!(
+                "--latency-target {} is out of range (allowed: 1us..={})",
+                typed(options, "latency_target", target),
+                humantime::format_duration(MAX_LATENCY_TARGET),
+            )));
+        }
+    }
     let spec: loadgen::PayloadSpec = options
         .base
         .payload
         .parse()
         .map_err(|e| input(format!("--payload: {e}")))?;
     loadgen::PayloadSource::load(&spec).map_err(|e| input(format!("--payload: {e}")))?;
-    let max_budget = Duration::from_secs(24 * 3600);
-    if options.budget > max_budget {
-        return Err(input(format!(
-            "--budget {} is out of range (allowed: up to 24h)",
-            humantime::format_duration(options.budget)
-        )));
-    }
     runlog::RunDir::check_base(&options.runs_out)
         .map_err(|e| input(format!("{}: {e}", options.out_label)))?;
+    let tuned = options.out.join(recommend::TUNED_FILE);
+    match std::fs::symlink_metadata(&tuned) {
+        Ok(meta) if !meta.is_file() => {
+            return Err(input(format!(
+                "{}: {} is not a regular file; tune writes tuned.toml there (move it away)",
+                options.out_label,
+                tuned.display()
+            )));
+        }
+        _ => {}
+    }
     writable_dir(&options.out).map_err(|e| {
         input(format!(
             "{}: cannot write tuned.toml into {}: {e}",
@@ -203,12 +280,29 @@ fn check_input(options: &TuneOptions) -> Result<(), TuneError> {
     })
 }
 
-/// Creates `dir` if needed and checks a file can be written in it.
+/// Checks, creating nothing, that files can be written in `dir`: it is a directory (or its
+/// nearest existing ancestor is, to be created later) that this process may write to.
 fn writable_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let probe = dir.join(format!(".tune-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"probe")?;
-    std::fs::remove_file(&probe)
+    let mut at = Some(dir);
+    while let Some(path) = at {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                return nix::unistd::access(path, nix::unistd::AccessFlags::W_OK)
+                    .map_err(std::io::Error::from);
+            }
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    format!("{} is not a directory", path.display()),
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                at = path.parent().filter(|p| !p.as_os_str().is_empty());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The buffered limit the search probes with: room for [`SEARCH_BATCHES`] batches (at
@@ -331,12 +425,6 @@ pub fn tune_with(
     let budget_s = options.budget.as_secs_f64();
     let probe_s = probe_seconds(budget_s);
     let verify_s = probe_s * VERIFY_PROBES;
-    if budget_s < probe_s * 3.0 + verify_s {
-        return Err(TuneError::Input(format!(
-            "--budget {budget_s:.1} s is too small: at least {:.1} s (three probes and a verification)",
-            probe_s * 3.0 + verify_s
-        )));
-    }
     let cap = memory_cap_bytes();
     let config = probing_config(options, probe_s, cap);
     config
@@ -344,8 +432,13 @@ pub fn tune_with(
         .map_err(|e| TuneError::Input(e.to_string()))?;
     // The search leaves room for the verification and one back-off.
     let plan = plan(options, &config, budget_s - 2.0 * verify_s, probe_s);
-    let mut machine = LiveMachine::start(&config, &options.sink, options.runs_out.clone())?
-        .with_deadline(began + options.budget);
+    let mut machine = LiveMachine::start(
+        &config,
+        &options.sink,
+        options.runs_out.clone(),
+        options.interrupt.clone(),
+    )?
+    .with_deadline(began + options.budget);
     let run_dir = machine.run_dir().to_path_buf();
     let outcome = search::search(&mut machine, &plan, on_probe);
     let verified = match &outcome {
@@ -357,9 +450,12 @@ pub fn tune_with(
         }),
         Err(_) => None,
     };
-    let finished = machine.finish();
+    let finished = machine.finish()?;
+    // A record that could not be written (a full disk) is why the probes read nothing.
+    if let Some(why) = finished.incomplete {
+        return Err(TuneError::Record { dir: run_dir, why });
+    }
     let outcome = outcome?;
-    finished?;
     let scenario = output::scenario_line(&options.base, &options.sink);
     let (recommendation, verification) = verified.unzip();
     let mut report = TuneReport {

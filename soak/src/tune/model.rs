@@ -89,8 +89,10 @@ impl Machine for ModelMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tune::TuneError;
     use crate::tune::recommend::{recommend, write_tuned};
     use crate::tune::search::{Plan, SearchOutcome, search};
+    use runlog::ScenarioConfig;
 
     fn start() -> Point {
         Point {
@@ -255,5 +257,15 @@ mod tests {
         );
         let read = runlog::ScenarioConfig::from_toml_file(&path).expect("parses");
         assert_eq!(read, roomy.config);
+
+        // A write that fails (here its temporary file cannot be created) keeps the
+        // previous tuned.toml whole and says which file.
+        let blocker = dir
+            .path()
+            .join(format!(".tuned.toml.tmp-{}", std::process::id()));
+        std::fs::create_dir(&blocker).expect("mkdir");
+        let err = write_tuned(&ScenarioConfig::default(), dir.path(), &[]).expect_err("fails");
+        assert!(matches!(err, TuneError::Write { .. }), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
     }
 }

@@ -48,7 +48,8 @@ pub struct LiveMachine {
 
 impl LiveMachine {
     /// Starts the soak run `config` into `sink` (which should last longer than the search:
-    /// it is stopped by [`LiveMachine::finish`]) under `runs_out`.
+    /// it is stopped by [`LiveMachine::finish`]) under `runs_out`, obeying `interrupt`'s
+    /// signals (a signal ends it like [`LiveMachine::finish`]).
     ///
     /// # Errors
     /// [`TuneError::Run`] if the run cannot be prepared.
@@ -56,10 +57,12 @@ impl LiveMachine {
         config: &ScenarioConfig,
         sink: &SinkSpec,
         runs_out: PathBuf,
+        interrupt: Option<Arc<crate::signals::Interrupt>>,
     ) -> Result<Self, TuneError> {
         let hooks = ProbeHooks::new();
         let options = RunOptions {
             sink: sink.clone(),
+            interrupt,
             probe: Some(Arc::clone(&hooks)),
             ..RunOptions::new(runs_out)
         };

@@ -202,8 +202,9 @@ pub fn write_tuned(
     text.push_str(&config.to_toml_string()?);
     ScenarioConfig::from_toml_str(&text)?;
     let path = dir.join(TUNED_FILE);
+    // Atomically: a failed write (a full disk) leaves the previous file whole.
     std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&path, text))
+        .and_then(|()| runlog::write_atomically(&path, text.as_bytes()))
         .map_err(|source| TuneError::Write {
             path: path.clone(),
             source,
