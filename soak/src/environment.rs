@@ -108,20 +108,34 @@ fn jemalloc_summary() -> String {
     let lg_page = env!("METRONOME_JEMALLOC_LG_PAGE");
     format!(
         "jemalloc {}; page {}; malloc_conf \"{}\"; narenas {}",
-        version::read().unwrap_or("unknown"),
+        c_text(version::read().unwrap_or("unknown")),
         if lg_page.is_empty() {
             "build default".to_string()
         } else {
             format!("2^{lg_page}")
         },
-        config::malloc_conf::read().unwrap_or(""),
+        c_text(config::malloc_conf::read().unwrap_or("")),
         opt::narenas::read().map_or_else(|_| "?".into(), |n| n.to_string()),
     )
+}
+
+/// jemalloc's strings come with their C terminator: a NUL must never reach the record.
+fn c_text(s: &str) -> &str {
+    s.split('\0').next().unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_jemalloc_summary_carries_no_nul() {
+        let summary = jemalloc_summary();
+        assert!(!summary.contains('\0'), "{summary:?}");
+        assert!(summary.starts_with("jemalloc 5."), "{summary:?}");
+        assert_eq!(c_text("5.3\0"), "5.3");
+        assert_eq!(c_text(""), "");
+    }
 
     #[test]
     fn describes_this_machine() {
