@@ -2,64 +2,16 @@
 
 use runlog::{Knob, Limits};
 
+pub(crate) use runlog::human::{count, rate, seconds};
+
 /// `512 B`, `12.3 KiB`, `64.0 MiB`.
 pub(crate) fn bytes(value: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if value < 1024 {
-        return format!("{value} B");
-    }
-    let mut scaled = value as f64 / 1024.0;
-    let mut unit = 0;
-    while scaled >= 1024.0 && unit + 1 < UNITS.len() {
-        scaled /= 1024.0;
-        unit += 1;
-    }
-    format!("{scaled:.1} {}", UNITS[unit])
+    runlog::human::bytes(value as f64)
 }
 
-/// `950`, `12.3k`, `1.23M`, `2.00G`.
-pub(crate) fn count(value: f64) -> String {
-    let v = value.max(0.0);
-    if v < 1e3 {
-        format!("{v:.0}")
-    } else if v < 1e6 {
-        format!("{:.1}k", v / 1e3)
-    } else if v < 1e9 {
-        format!("{:.2}M", v / 1e6)
-    } else {
-        format!("{:.2}G", v / 1e9)
-    }
-}
-
-/// `1.23M/s`.
-pub(crate) fn rate(per_sec: f64) -> String {
-    format!("{}/s", count(per_sec))
-}
-
-/// `850 us`, `10 ms`, `12.5 ms`, `1.50 s`.
+/// `850 us`, `10 ms`, `12.5 ms`, `1.5 s`.
 pub(crate) fn micros(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us} us")
-    } else if us < 1_000_000 {
-        if us % 1_000 == 0 {
-            format!("{} ms", us / 1_000)
-        } else {
-            format!("{:.1} ms", us as f64 / 1e3)
-        }
-    } else {
-        format!("{:.2} s", us as f64 / 1e6)
-    }
-}
-
-/// `12.3 s`, `4m05s`.
-pub(crate) fn seconds(s: f64) -> String {
-    let s = s.max(0.0);
-    if s < 60.0 {
-        format!("{s:.1} s")
-    } else {
-        let whole = s as u64;
-        format!("{}m{:02}s", whole / 60, whole % 60)
-    }
+    runlog::human::micros(us as f64)
 }
 
 /// A knob's value with its unit; `None` reads `unlimited` (`off` for the batch trigger).
@@ -69,7 +21,7 @@ pub(crate) fn knob_value(knob: Knob, value: Option<u64>) -> String {
         (_, None) => "unlimited".to_owned(),
         (Knob::Interval | Knob::ConsumerDelay, Some(us)) => micros(us),
         (Knob::MaxBatchBytes | Knob::MaxBufferedBytes, Some(b)) => bytes(b),
-        (Knob::Rate, Some(r)) => format!("{r}/s"),
+        (Knob::Rate, Some(r)) => rate(r as f64),
     }
 }
 
@@ -110,7 +62,7 @@ mod tests {
         assert_eq!(micros(850), "850 us");
         assert_eq!(micros(10_000), "10 ms");
         assert_eq!(micros(12_500), "12.5 ms");
-        assert_eq!(micros(1_500_000), "1.50 s");
+        assert_eq!(micros(1_500_000), "1.5 s");
         assert_eq!(seconds(245.0), "4m05s");
     }
 
@@ -118,7 +70,7 @@ mod tests {
     fn event_values_get_units() {
         assert_eq!(event_value("interval_us", "5000"), "5 ms");
         assert_eq!(event_value("max_batch_bytes", "unlimited"), "unlimited");
-        assert_eq!(event_value("rate_per_sec", "1000"), "1000/s");
+        assert_eq!(event_value("rate_per_sec", "1000"), "1.0k/s");
         assert_eq!(event_value("producers", "paused"), "paused");
     }
 }

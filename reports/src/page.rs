@@ -95,7 +95,7 @@ pub(crate) fn warning_banner(warnings: &[Warning]) -> String {
     out
 }
 
-/// The scenario in one line, e.g. `32 producers · telemetry · consumer 200 µs/batch · ...`.
+/// The scenario in one line, e.g. `32 producers · telemetry · consumer 200 us/batch · ...`.
 pub(crate) fn scenario_line(c: &ScenarioConfig) -> String {
     let batch = c.max_batch_bytes.map_or_else(
         || "no byte target".to_owned(),
@@ -184,7 +184,7 @@ pub(crate) fn header_band(
     let (drain, drain_detail) = match (f.drain_us, f.undelivered) {
         (Some(d), Some(u)) => (
             format::micros(d as f64),
-            format!("{} undelivered", format::count(u)),
+            format!("{} undelivered", format::grouped(u)),
         ),
         _ => ("n/a".to_owned(), "the run did not finish".to_owned()),
     };
@@ -195,7 +195,7 @@ pub(crate) fn header_band(
             &format!(
                 "avg over {} · {} refused or evicted",
                 format::seconds(f.duration_s),
-                format::pct(refused)
+                format::percent(refused)
             ),
         ),
         big_figure(

@@ -78,26 +78,26 @@ pub(crate) fn totals(f: &KeyFigures, results: Option<&RunResults>) -> String {
     let of_attempts = |n: u64| {
         format!(
             "{} ({} of attempts)",
-            format::count(n),
-            format::pct(format::share(n, t.attempted))
+            format::grouped(n),
+            format::percent(format::share(n, t.attempted))
         )
     };
     let mut rows = vec![
         (
             "attempted".to_owned(),
-            Cell::num(format::count(t.attempted)),
+            Cell::num(format::grouped(t.attempted)),
         ),
         ("accepted".to_owned(), Cell::num(of_attempts(t.accepted))),
         ("rejected".to_owned(), Cell::num(of_attempts(t.rejected))),
         (
             "dropped (evicted)".to_owned(),
-            Cell::num(format::count(t.dropped)),
+            Cell::num(format::grouped(t.dropped)),
         ),
         (
             "delivered".to_owned(),
-            Cell::num(format::count(t.delivered)),
+            Cell::num(format::grouped(t.delivered)),
         ),
-        ("batches".to_owned(), Cell::num(format::count(t.batches))),
+        ("batches".to_owned(), Cell::num(format::grouped(t.batches))),
         (
             "duration".to_owned(),
             Cell::num(format::seconds(f.duration_s)),
@@ -183,11 +183,11 @@ pub(crate) fn memory(f: &KeyFigures, results: Option<&RunResults>) -> String {
 /// Whole-run latency percentiles.
 pub(crate) fn latency(f: &KeyFigures) -> String {
     let l = &f.latency_us;
-    let us = |n: u64| figure(format::micros(n as f64), format!("{n} µs"));
+    let us = |n: u64| figure(format::micros(n as f64), format!("{n} us"));
     let rows = vec![
         (
             "deliveries measured".to_owned(),
-            Cell::num(format::count(l.count)),
+            Cell::num(format::grouped(l.count)),
         ),
         ("p50".to_owned(), us(l.p50)),
         ("p90".to_owned(), us(l.p90)),
@@ -206,7 +206,7 @@ pub(crate) fn latency(f: &KeyFigures) -> String {
 /// How shutdown went.
 pub(crate) fn drain(results: &RunResults) -> String {
     let d = &results.drain;
-    let us = |n: u64| figure(format::micros(n as f64), format!("{n} µs"));
+    let us = |n: u64| figure(format::micros(n as f64), format!("{n} us"));
     let rows = vec![
         ("drain (close to last delivery)".to_owned(), us(d.drain_us)),
         (
@@ -215,7 +215,7 @@ pub(crate) fn drain(results: &RunResults) -> String {
         ),
         (
             "undelivered".to_owned(),
-            Cell::num(format::count(d.undelivered)),
+            Cell::num(format::grouped(d.undelivered)),
         ),
     ];
     Table::key_values("table-drain", "Drain", rows).render()

@@ -76,6 +76,7 @@ mod fit;
 mod follow;
 mod group;
 mod hlog;
+pub mod human;
 mod latency;
 mod line;
 mod results;

@@ -1,5 +1,7 @@
 //! The values a threshold takes, and how they are shown: durations, shares, rates, bytes.
 
+use crate::human;
+
 /// What kind of value a metric has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -107,47 +109,11 @@ pub(crate) fn unit_name(kind: Kind, percent: bool) -> &'static str {
 /// A value of `kind` for people: `61 ms`, `2.00%`, `523.4k/s`, `87.1 MiB`.
 pub(crate) fn show(kind: Kind, value: f64, percent: bool) -> String {
     match kind {
-        Kind::Duration => show_micros(value),
-        Kind::Share if percent => format!("{value:.2}%"),
+        Kind::Duration => human::micros(value),
+        Kind::Share if percent => human::percent(value),
         Kind::Share => format!("{value:.0}"),
-        Kind::Rate => show_rate(value),
-        Kind::Bytes => show_bytes(value),
-    }
-}
-
-/// `850 us`, `61 ms`, `1.50 s`.
-pub(crate) fn show_micros(us: f64) -> String {
-    if us < 1_000.0 {
-        format!("{us:.0} us")
-    } else if us < 10_000.0 {
-        format!("{:.2} ms", us / 1e3)
-    } else if us < 1_000_000.0 {
-        format!("{:.0} ms", us / 1e3)
-    } else {
-        format!("{:.2} s", us / 1e6)
-    }
-}
-
-fn show_rate(per_sec: f64) -> String {
-    if per_sec >= 1e6 {
-        format!("{:.2}M/s", per_sec / 1e6)
-    } else if per_sec >= 1e3 {
-        format!("{:.1}k/s", per_sec / 1e3)
-    } else {
-        format!("{per_sec:.0}/s")
-    }
-}
-
-fn show_bytes(bytes: f64) -> String {
-    let k = 1024.0;
-    if bytes >= k * k * k {
-        format!("{:.2} GiB", bytes / (k * k * k))
-    } else if bytes >= k * k {
-        format!("{:.1} MiB", bytes / (k * k))
-    } else if bytes >= k {
-        format!("{:.1} KiB", bytes / k)
-    } else {
-        format!("{bytes:.0} B")
+        Kind::Rate => human::rate(value),
+        Kind::Bytes => human::bytes(value),
     }
 }
 

@@ -73,11 +73,11 @@ pub fn scenario_line(c: &ScenarioConfig) -> String {
         .max_batch_bytes
         .map_or("no byte target".into(), human::bytes);
     format!(
-        "{:.0}s, {} producers ({rate}), {} payloads, consumer {} us/batch, interval {}, batch {batch}, buffered {}, {:?} into {:?}",
+        "{:.0}s, {} producers ({rate}), {} payloads, consumer {}/batch, interval {}, batch {batch}, buffered {}, {:?} into {:?}",
         c.duration_s,
         c.producers,
         c.payload,
-        c.consumer_delay_us,
+        human::micros(c.consumer_delay_us),
         human::micros(c.interval_us),
         human::bytes(c.max_buffered_bytes),
         c.policy,

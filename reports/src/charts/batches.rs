@@ -53,7 +53,7 @@ pub(crate) fn flush_reasons_chart(counts: &FlushReasonCounts) -> String {
 }
 
 fn draw_bars(root: &Area<'_>, title: &str, counts: &FlushReasonCounts) -> Result<(), DrawError> {
-    let note = format!("{} batches in all", format::count(counts.total()));
+    let note = format!("{} batches in all", format::grouped(counts.total()));
     let body = frame(root, title, &[], Some(&note))?;
     if counts.total() == 0 {
         return super::empty_message(&body, "no batches");
@@ -73,7 +73,7 @@ fn draw_bars(root: &Area<'_>, title: &str, counts: &FlushReasonCounts) -> Result
         let bar = on_bar.then(|| bars.get(x.round() as usize)).flatten();
         bar.map_or_else(String::new, |b| b.0.to_owned())
     };
-    let y_fmt = |v: &f64| format::si(*v);
+    let y_fmt = |v: &f64| runlog::human::count(*v);
     house_mesh(&mut chart.configure_mesh())
         .disable_x_mesh()
         .light_line_style(palette::GRID.mix(0.6))
@@ -97,7 +97,7 @@ fn draw_bars(root: &Area<'_>, title: &str, counts: &FlushReasonCounts) -> Result
     for (i, (_, n)) in bars.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(i as f64, *n as f64));
         root.draw(&Text::new(
-            format::count(*n),
+            format::grouped(*n),
             (x, y - 3),
             label_style.clone(),
         ))?;

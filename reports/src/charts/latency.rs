@@ -94,7 +94,7 @@ fn draw_spectrum(
         color: palette::BLUE,
         dashed: false,
     }];
-    let note = format!("{} deliveries", format::count(histogram.len()));
+    let note = format!("{} deliveries", format::grouped(histogram.len()));
     let body = frame(root, title, &legend, Some(&note))?;
     let top = histogram.max().max(1) as f64 * 1.08 / scale.div;
     let mut chart = ChartBuilder::on(&body)

@@ -428,7 +428,7 @@ mod tests {
             .collect();
         assert_eq!(
             labels,
-            ["run", "interval_us = 5.0 ms", "rate_per_sec = unlimited"]
+            ["run", "interval_us = 5 ms", "rate_per_sec = unlimited"]
         );
         assert_eq!(tick_label(2.50), "2.5");
         assert_eq!(tick_label(-0.0), "0");

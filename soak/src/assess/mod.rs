@@ -239,8 +239,9 @@ fn drain(f: &Facts) -> Section {
     }
     if f.drain_us > f.drain_deadline_us + DRAIN_GRACE_US {
         notes.push(format!(
-            "the drain took {:.3} s, past the {deadline_ms} ms deadline",
-            f.drain_us as f64 / 1e6
+            "the drain took {}, past the {} deadline",
+            crate::human::micros(f.drain_us),
+            crate::human::micros(f.drain_deadline_us)
         ));
     }
     if !notes.is_empty() {
@@ -249,8 +250,9 @@ fn drain(f: &Facts) -> Section {
     Section::new(
         Status::Pass,
         [format!(
-            "drained in {} us (deadline {deadline_ms} ms)",
-            f.drain_us
+            "drained in {} (deadline {})",
+            crate::human::micros(f.drain_us),
+            crate::human::micros(f.drain_deadline_us)
         )],
     )
 }

@@ -213,7 +213,11 @@ pub fn judge(point: &Point, m: &Measured, target_us: u64) -> Option<String> {
         return Some(format!("{:.2}% rejected", m.rejected_pct));
     }
     if m.p99_us > target_us {
-        return Some(format!("p99 {} us > target {target_us} us", m.p99_us));
+        return Some(format!(
+            "p99 {} > target {}",
+            crate::human::micros(m.p99_us),
+            crate::human::micros(target_us)
+        ));
     }
     match point.rate_per_sec {
         Some(rate) if m.delivered_per_sec < 0.9 * rate as f64 => {

@@ -117,8 +117,9 @@ fn kept_message(m: &Measured, target_us: u64, backoffs: u32, seconds: f64) -> St
         ),
     };
     format!(
-        "kept{backed}: a {seconds:.1} s probe at the recommended settings refused nothing, delivered every event it accepted and had p99 {} us (target {target_us} us)",
-        m.p99_us
+        "kept{backed}: a {seconds:.1} s probe at the recommended settings refused nothing, delivered every event it accepted and had p99 {} (target {})",
+        crate::human::micros(m.p99_us),
+        crate::human::micros(target_us)
     )
 }
 
