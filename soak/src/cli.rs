@@ -518,9 +518,11 @@ fn spell_bytes(b: u64) -> String {
         )
 }
 
-/// The examples of the root command and of each main subcommand: (subcommand or `None`
-/// for the root, command line without the program name, what it does).
-const EXAMPLES: &[(Option<&str>, &[(&str, &str)])] = &[
+/// One example: the command line after the program's name, and what it does.
+type Example = (&'static str, &'static str);
+
+/// The examples of the root command (`None`) and of each main subcommand.
+const EXAMPLES: &[(Option<&str>, &[Example])] = &[
     (
         None,
         &[
