@@ -538,11 +538,15 @@ const EXAMPLES: &[(Option<&str>, &[Example])] = &[
             ),
             (
                 "--preset quick --repeat 5 -o target/runs/base",
-                "5 runs into one group",
+                "5 runs into one group, before a change",
             ),
             (
-                "compare target/runs/base/latest target/soak/latest",
-                "judge the latest run against that group",
+                "--preset quick --repeat 5 -o target/runs/candidate",
+                "and after it",
+            ),
+            (
+                "compare target/runs/base/latest target/runs/candidate/latest",
+                "the candidate judged against the base, metric by metric",
             ),
             ("tune --budget 30s", "find limits for this machine"),
         ],
@@ -562,15 +566,15 @@ const EXAMPLES: &[(Option<&str>, &[Example])] = &[
         Some("compare"),
         &[
             (
-                "compare target/runs/base/latest target/soak/latest",
-                "a verdict per metric; writes compare.html",
+                "compare target/runs/base/latest target/runs/candidate/latest",
+                "a verdict per metric; writes compare.html beside the candidate",
             ),
             (
-                "compare BASE CANDIDATE --noise 5% --fail-on-regression",
-                "exit 1 when a primary metric regressed",
+                "compare target/runs/base/latest target/runs/candidate/latest --noise 5% --fail-on-regression",
+                "exit 1 when a primary metric regressed beyond 5%",
             ),
             (
-                "compare BASE CANDIDATE --format md >> \"$GITHUB_STEP_SUMMARY\"",
+                "compare target/runs/base/latest target/runs/candidate/latest --format md >> \"$GITHUB_STEP_SUMMARY\"",
                 "a CI job summary",
             ),
         ],
