@@ -8,9 +8,11 @@ use clap::Parser as _;
 use clap::error::ErrorKind;
 use soak::cli::{self, Cli, command_for};
 
-/// The help `args` ask for (`["soak", "tune", "--help"]`), as the program `program`.
+/// The help `args` ask for (`["soak", "tune", "--help"]`), as the program `program`, on a
+/// terminal wide enough that no line wraps.
 fn help(program: &str, args: &[&str]) -> String {
     let err = command_for(program)
+        .term_width(1000)
         .try_get_matches_from(args)
         .expect_err("--help ends parsing");
     assert_eq!(err.kind(), ErrorKind::DisplayHelp, "{err}");
@@ -405,4 +407,27 @@ fn messages_name_the_program_as_it_was_run() {
     std::fs::copy(env!("CARGO_BIN_EXE_soak"), &copy).expect("copy");
     let copied = refused_report(Command::new(&copy).env("CARGO", "/usr/bin/cargo"));
     assert!(copied.starts_with("soak report: "), "{copied}");
+}
+
+#[test]
+fn help_wraps_to_the_terminal() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["tune", "--help"],
+        &["compare", "-h"],
+    ] {
+        let out = soak_bin()
+            .env("COLUMNS", "60")
+            .args(args)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = stdout(&out);
+        let long: Vec<&str> = text.lines().filter(|l| l.chars().count() > 60).collect();
+        assert!(
+            long.is_empty(),
+            "soak {args:?}: lines over 60 columns: {long:#?}"
+        );
+    }
 }
