@@ -47,6 +47,7 @@ pub fn run_with_dashboard(prepared: Prepared, fps: u32) -> Result<RunOutcome, Ru
     let still = Arc::clone(&running);
     let mut options = DashboardOptions::new(prepared.dir().samples_path())
         .with_scenario(prepared.config().clone())
+        .with_program(crate::program::name())
         .with_controls(controls)
         .with_liveness(move || still.load(Ordering::Acquire));
     options.fps = fps;
@@ -139,7 +140,8 @@ pub fn watch(run_dir: Option<&Path>, fps: u32) -> ExitCode {
 /// The dashboard; `Some(true)` when the run finished, `Some(false)` when it is gone,
 /// `None` when the user left it.
 fn watch_dashboard(dir: &RunDir, fps: u32) -> Result<Option<bool>, String> {
-    let mut options = DashboardOptions::new(dir.samples_path());
+    let mut options =
+        DashboardOptions::new(dir.samples_path()).with_program(crate::program::name());
     options.fps = fps;
     options.title = format!("watching {}", dir.path().display());
     if let Ok(results) = runlog::read_results(&dir.results_path()) {
