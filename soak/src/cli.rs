@@ -82,7 +82,8 @@ pub struct Cli {
 
     /// Run the scenario N times (1..=1000) into one group directory `<out>/<group-id>/`:
     /// a complete run directory per run and group.json listing them, with `<out>/latest`
-    /// pointing at the group. `compare` takes a group on either side [default: 1].
+    /// pointing at the group. `compare` takes a group on either side [default: off, one
+    /// run directory].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000),
           conflicts_with_all = ["tui", "metrics_addr"], help_heading = RUN)]
     pub repeat: Option<u32>,
