@@ -78,6 +78,8 @@ pub struct App {
     pub(crate) starting: Option<Limits>,
     pub(crate) scenario: Option<ScenarioConfig>,
     pub(crate) save_dir: Option<PathBuf>,
+    /// How hints name the program (`soak` or `cargo soak`).
+    pub(crate) program: String,
     pub(crate) selected: usize,
     pub(crate) paused: bool,
     pub(crate) help: bool,
@@ -121,6 +123,7 @@ impl App {
             starting,
             scenario: options.scenario.clone(),
             save_dir: options.samples_path.parent().map(PathBuf::from),
+            program: options.program.clone(),
             selected: 0,
             paused: false,
             help: false,

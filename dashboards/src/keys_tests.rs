@@ -269,6 +269,11 @@ fn s_saves_a_scenario_that_soak_accepts() {
         "{}",
         last.text
     );
+    assert!(
+        last.text.contains("rerun with cargo soak --config"),
+        "{}",
+        last.text
+    );
 
     app.on_key(char('s'));
     assert!(
@@ -351,5 +356,24 @@ fn doubling_stops_at_the_same_bounds_as_the_command_line() {
         app.status().unwrap_or("").contains("max_buffered_bytes"),
         "{:?}",
         app.status()
+    );
+}
+
+#[test]
+fn the_save_hint_names_the_program_as_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (tx, _rx) = sync_channel(16);
+    let options = DashboardOptions::new(dir.path().join("samples.jsonl"))
+        .with_scenario(ScenarioConfig::default())
+        .with_controls(tx)
+        .with_program("soak");
+    let mut app = App::new(&options);
+    app.on_line(sample(1.0).into());
+    app.on_key(char('s'));
+    let last = app.log().last().expect("logged");
+    assert!(
+        last.text.contains(": rerun with soak --config "),
+        "{}",
+        last.text
     );
 }

@@ -43,7 +43,13 @@ pub struct DashboardOptions {
     /// [`POLL_EVERY`](crate::POLL_EVERY): once it says no and the run has not finished, the
     /// dashboard says the run is gone and returns [`Exit::WriterGone`]. `None`: never asked.
     pub liveness: Option<Liveness>,
+    /// How hints name the program that runs a saved scenario (`cargo soak --config …`);
+    /// default [`DEFAULT_PROGRAM`].
+    pub program: String,
 }
+
+/// The program hints name unless [`DashboardOptions::program`] says otherwise.
+pub const DEFAULT_PROGRAM: &str = "cargo soak";
 
 /// Says whether the followed run is still being written (see
 /// [`DashboardOptions::with_liveness`]).
@@ -77,7 +83,15 @@ impl DashboardOptions {
             starting_limits: None,
             scenario: None,
             liveness: None,
+            program: DEFAULT_PROGRAM.to_owned(),
         }
+    }
+
+    /// Names the program in hints (`soak` or `cargo soak`, as the user ran it).
+    #[must_use]
+    pub fn with_program(mut self, program: impl Into<String>) -> Self {
+        self.program = program.into();
+        self
     }
 
     /// Sets `scenario`, `duration_s`, `starting_limits` from `config`, and a `title`

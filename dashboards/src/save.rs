@@ -86,8 +86,9 @@ impl App {
         match write_tuned(&dir, &merge_limits(&base, &limits)) {
             Ok(path) => {
                 let text = format!(
-                    "saved {}{note}: rerun with cargo soak --config {}",
+                    "saved {}{note}: rerun with {} --config {}",
                     path.display(),
+                    self.program,
                     path.display()
                 );
                 self.push_log(LogKind::Info, text);

@@ -38,7 +38,10 @@ pub fn main(cli: Cli) -> ExitCode {
     let interrupt = match crate::signals::install() {
         Ok(interrupt) => Some(interrupt),
         Err(err) => {
-            crate::errln!("soak: warning: signals will end the process at once: {err}");
+            crate::errln!(
+                "{}: warning: signals will end the process at once: {err}",
+                crate::program::name()
+            );
             None
         }
     };
@@ -70,6 +73,10 @@ pub fn main(cli: Cli) -> ExitCode {
             output: output.clone(),
         }),
         Some(Command::Watch { run_dir, fps }) => live::watch(run_dir.as_deref(), *fps),
+        Some(Command::Completions { shell }) => {
+            print_generated("completions", |out| crate::cli::completions(*shell, out))
+        }
+        Some(Command::Man) => print_generated("man", crate::cli::man),
         Some(Command::Tune {
             scenario,
             sink,
@@ -81,7 +88,7 @@ pub fn main(cli: Cli) -> ExitCode {
             let base = match tune::scenario(scenario) {
                 Ok(base) => base,
                 Err(err) => {
-                    crate::errln!("soak tune: {err}");
+                    crate::errln!("{} tune: {err}", crate::program::name());
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
@@ -102,12 +109,32 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
+/// `soak completions` and `soak man`: what `write` generates, to stdout. A closed pipe
+/// (`soak man | head`) ends quietly, as everywhere; any other write error exits
+/// [`EXIT_IO`].
+fn print_generated(
+    what: &str,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> ExitCode {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match write(&mut stdout).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::from(EXIT_PASS),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(EXIT_PASS),
+        Err(err) => {
+            crate::errln!("{} {what}: cannot write: {err}", crate::program::name());
+            ExitCode::from(EXIT_IO)
+        }
+    }
+}
+
 /// `soak tune`: exit 0 with a recommendation, 1 when nothing was healthy.
 fn tune_command(options: &TuneOptions) -> ExitCode {
     let result = tune::tune(options);
     if let Some(caught) = options.interrupt.as_deref().and_then(Interrupt::caught) {
         crate::errln!(
-            "soak tune: cut short by {}: the probing run drained and wrote its record; exit code {}",
+            "{} tune: cut short by {}: the probing run drained and wrote its record; exit code {}",
+            crate::program::name(),
             caught.name(),
             caught.exit_code()
         );
@@ -123,7 +150,7 @@ fn tune_command(options: &TuneOptions) -> ExitCode {
             })
         }
         Err(err) => {
-            crate::errln!("soak tune: {err}");
+            crate::errln!("{} tune: {err}", crate::program::name());
             ExitCode::from(err.exit_code())
         }
     }
@@ -134,12 +161,12 @@ fn soak(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
     let config = match scenario::resolve(&cli.scenario) {
         Ok(config) => config,
         Err(err) => {
-            crate::errln!("soak: {err}");
+            crate::errln!("{}: {err}", crate::program::name());
             return ExitCode::from(EXIT_USAGE);
         }
     };
     for warning in scenario::warnings(&cli.scenario, &config) {
-        crate::errln!("soak: warning: {warning}");
+        crate::errln!("{}: warning: {warning}", crate::program::name());
     }
     let tui = cli.repeat.is_none() && live::wanted(cli.tui, cli.no_tui, cli.json);
     if let Some(n) = cli.repeat {
@@ -159,7 +186,10 @@ fn soak(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
             } else {
                 " (reachable from the network)"
             };
-            crate::errln!("soak: metrics at http://{addr}/metrics{exposed}");
+            crate::errln!(
+                "{}: metrics at http://{addr}/metrics{exposed}",
+                crate::program::name()
+            );
         }
         if tui {
             live::run_with_dashboard(prepared, cli.fps)
@@ -171,8 +201,10 @@ fn soak(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
         Ok(outcome) => outcome,
         Err(err) => {
             match &err {
-                RunError::Input(_) | RunError::Interrupted(_) => crate::errln!("soak: {err}"),
-                _ => crate::errln!("soak: run failed: {err}"),
+                RunError::Input(_) | RunError::Interrupted(_) => {
+                    crate::errln!("{}: {err}", crate::program::name())
+                }
+                _ => crate::errln!("{}: run failed: {err}", crate::program::name()),
             }
             let code = interrupt
                 .as_deref()
@@ -187,9 +219,9 @@ fn soak(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
 /// The report, the summary and the exit code of a run that ran.
 fn finish(cli: &Cli, mut outcome: RunOutcome, interrupt: Option<&Interrupt>) -> ExitCode {
     match records::write_report(outcome.dir.path()) {
-        Ok(path) => crate::errln!("soak: report {}", path.display()),
+        Ok(path) => crate::errln!("{}: report {}", crate::program::name(), path.display()),
         Err(err) => {
-            crate::errln!("soak: warning: no report: {err}");
+            crate::errln!("{}: warning: no report: {err}", crate::program::name());
             outcome
                 .incomplete
                 .get_or_insert(format!("no report: {err}"));
@@ -201,7 +233,7 @@ fn finish(cli: &Cli, mut outcome: RunOutcome, interrupt: Option<&Interrupt>) -> 
         match serde_json::to_string_pretty(&outcome.results) {
             Ok(json) => crate::outln!("{json}"),
             Err(err) => {
-                crate::errln!("soak: cannot print results: {err}");
+                crate::errln!("{}: cannot print results: {err}", crate::program::name());
                 return ExitCode::from(EXIT_FAIL);
             }
         }
@@ -212,7 +244,8 @@ fn finish(cli: &Cli, mut outcome: RunOutcome, interrupt: Option<&Interrupt>) -> 
     // process by its default action: see `crate::signals`).
     if let Some(caught) = interrupt.and_then(Interrupt::caught) {
         crate::errln!(
-            "soak: the run was cut short by {}; exit code {}",
+            "{}: the run was cut short by {}; exit code {}",
+            crate::program::name(),
             caught.name(),
             caught.exit_code()
         );
@@ -220,7 +253,8 @@ fn finish(cli: &Cli, mut outcome: RunOutcome, interrupt: Option<&Interrupt>) -> 
     }
     if let Some(why) = &outcome.incomplete {
         crate::errln!(
-            "soak: the run's record is incomplete ({why}); exit code {EXIT_RECORD_INCOMPLETE}"
+            "{}: the run's record is incomplete ({why}); exit code {EXIT_RECORD_INCOMPLETE}",
+            crate::program::name()
         );
         return ExitCode::from(EXIT_RECORD_INCOMPLETE);
     }

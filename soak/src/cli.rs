@@ -1,19 +1,58 @@
 //! Command-line arguments. Values are parsed (and refused with a message
 //! naming the flag and the accepted form) by clap; `main.rs` only parses and
 //! hands over to [`crate::app::main`].
+//!
+//! The help is built in [`command_for`]: flags under headings (Load, Payload, Consumer,
+//! Dispatcher limits, Run, Output, Export, and each subcommand's own), the default
+//! scenario's values as `[default: …]` (taken from [`ScenarioConfig::default`], the one
+//! source), and examples that name the program as the user ran it ([`crate::program`]).
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, ValueEnum};
 use loadgen::units::{Rate, parse_bytes, parse_duration};
+use runlog::{Policy, ScenarioConfig, TargetKind};
 
 use crate::sink::SinkSpec;
 
 /// Where run directories go unless `--out` says otherwise.
 pub const DEFAULT_OUT: &str = "target/soak";
+
+/// What `--version` prints after the name: the crate version and the git revision the
+/// build script found (`unknown` outside a git checkout; `-dirty` with local changes).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("METRONOME_GIT_REV"),
+    ")"
+);
+
+/// The help headings, one per group of flags.
+pub mod heading {
+    /// What the scenario is and how it is judged: preset, file, duration, thresholds.
+    pub const RUN: &str = "Run";
+    /// Who offers the load and how hard.
+    pub const LOAD: &str = "Load";
+    /// What the events carry.
+    pub const PAYLOAD: &str = "Payload";
+    /// Where batches go: the simulated consumer, or a NATS sink instead.
+    pub const CONSUMER: &str = "Consumer";
+    /// The dispatcher's batching and memory limits and its overload policy.
+    pub const LIMITS: &str = "Dispatcher limits";
+    /// What is written and printed.
+    pub const OUTPUT: &str = "Output";
+    /// What the run exposes to other programs while it lasts.
+    pub const EXPORT: &str = "Export";
+    /// `tune`'s own search settings.
+    pub const TUNE: &str = "Tuning";
+    /// `compare`'s judgement settings.
+    pub const COMPARE: &str = "Comparison";
+}
+
+use heading::{COMPARE, CONSUMER, EXPORT, LIMITS, LOAD, OUTPUT, PAYLOAD, RUN, TUNE};
 
 /// Soak the Metronome dispatcher under backpressure and record the run.
 ///
@@ -21,7 +60,7 @@ pub const DEFAULT_OUT: &str = "target/soak";
 /// from 32 producers into a consumer that spends 200us per batch, 10ms
 /// interval, 32KiB batches, 64MiB buffered, reject policy.
 #[derive(Debug, Parser)]
-#[command(name = "soak", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(name = "soak", version = VERSION, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// Something other than a run.
     #[command(subcommand)]
@@ -33,41 +72,43 @@ pub struct Cli {
 
     /// Where run directories go; `<out>/<run-id>/`, with `<out>/latest` pointing at the
     /// newest [default: target/soak].
-    #[arg(long, value_name = "DIR")]
+    #[arg(short, long, value_name = "DIR", help_heading = OUTPUT)]
     pub out: Option<PathBuf>,
 
     /// Print results.json to stdout (progress and summary go to stderr); with --repeat,
     /// group.json.
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT)]
     pub json: bool,
 
     /// Run the scenario N times (1..=1000) into one group directory `<out>/<group-id>/`:
     /// a complete run directory per run and group.json listing them, with `<out>/latest`
-    /// pointing at the group. `soak compare` takes a group on either side.
+    /// pointing at the group. `compare` takes a group on either side [default: off, one
+    /// run directory].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000),
-          conflicts_with_all = ["tui", "metrics_addr"])]
+          conflicts_with_all = ["tui", "metrics_addr"], help_heading = RUN)]
     pub repeat: Option<u32>,
 
     /// No progress lines, only the summary.
-    #[arg(long, short)]
+    #[arg(long, short, help_heading = OUTPUT)]
     pub quiet: bool,
 
     /// Show the live dashboard (default when stdout is a terminal).
-    #[arg(long, conflicts_with = "no_tui")]
+    #[arg(long, conflicts_with = "no_tui", help_heading = OUTPUT)]
     pub tui: bool,
 
     /// Print progress lines instead of the dashboard.
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT)]
     pub no_tui: bool,
 
-    /// Dashboard frames per second at most.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=60))]
+    /// Dashboard frames per second at most (1..=60).
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=60), help_heading = OUTPUT)]
     pub fps: u32,
 
     /// Serve Prometheus metrics at http://HOST:PORT/metrics while the run lasts
     /// [default: off]. 127.0.0.1:9464 stays on this machine; 0.0.0.0:9464
     /// exposes the endpoint to the network.
-    #[arg(long, value_name = "HOST:PORT", value_parser = socket_addr)]
+    #[arg(long, value_name = "HOST:PORT", value_parser = socket_addr, help_heading = EXPORT)]
     pub metrics_addr: Option<SocketAddr>,
 
     /// Where batches go.
@@ -77,24 +118,25 @@ pub struct Cli {
 
 /// `--sink` and its settings (a run's, and tune's).
 #[derive(Debug, Default, Args)]
+#[command(next_help_heading = CONSUMER)]
 pub struct SinkArgs {
     /// Deliver batches to a NATS JetStream server instead of the simulated
     /// consumer, e.g. nats://127.0.0.1:4222 (the consumer's delay, cost,
-    /// jitter and stalls are then off).
+    /// jitter and stalls are then off) [default: off, the simulated consumer].
     #[arg(
         long,
-        value_name = "nats://HOST:PORT",
+        value_name = "URL",
         value_parser = nats_url,
         conflicts_with_all = ["consumer_delay", "consumer_cost_per_kib", "consumer_jitter", "stall_every", "stall_for"],
     )]
     pub sink: Option<String>,
 
     /// With --sink: the subject every event is published to.
-    #[arg(long, requires = "sink", default_value = "metronome.events", value_parser = nats_subject)]
+    #[arg(long, value_name = "SUBJECT", requires = "sink", default_value = "metronome.events", value_parser = nats_subject)]
     pub subject: String,
 
     /// With --sink: the JetStream stream that stores the subject (created if missing).
-    #[arg(long, requires = "sink", default_value = crate::sink::DEFAULT_STREAM, value_parser = stream_name)]
+    #[arg(long, value_name = "NAME", requires = "sink", default_value = crate::sink::DEFAULT_STREAM, value_parser = stream_name)]
     pub stream: String,
 }
 
@@ -150,40 +192,45 @@ pub fn out_label(out: Option<&std::path::Path>) -> String {
 pub enum Command {
     /// Render report.html again from a run's record.
     Report {
-        /// The run directory (default: target/soak/latest).
+        /// The run directory [default: target/soak/latest].
+        #[arg(value_name = "RUN_DIR")]
         run_dir: Option<PathBuf>,
     },
     /// Compare a candidate with a base, each a run directory or a group of repeated runs
-    /// (cargo soak --repeat N): a verdict per metric from the distributions (bootstrap of
-    /// the median), a headline from the primary metrics; writes compare.html.
+    /// (--repeat N): a verdict per metric from the distributions (bootstrap of the
+    /// median), a headline from the primary metrics; writes compare.html.
     Compare {
         /// The run or group compared against.
+        #[arg(value_name = "BASE")]
         base: PathBuf,
         /// The run or group being judged.
+        #[arg(value_name = "CANDIDATE")]
         candidate: PathBuf,
         /// One noise threshold for every metric, e.g. 5%: changes whose whole confidence
         /// interval stays within it are "no change" [default: each metric's own].
-        #[arg(long, visible_alias = "threshold", value_name = "PCT", value_parser = percent)]
+        #[arg(long, visible_alias = "threshold", value_name = "PCT", value_parser = percent,
+              help_heading = COMPARE)]
         noise: Option<f64>,
         /// The metrics the headline (and --fail-on-regression) is drawn from, comma
         /// separated: delivered_per_sec p99 peak_heap p50 p999 max peak_rss drain
         /// [default: delivered_per_sec,p99,peak_heap].
-        #[arg(long, value_delimiter = ',', value_name = "METRICS")]
+        #[arg(long, value_delimiter = ',', value_name = "METRICS", help_heading = COMPARE)]
         primary: Vec<String>,
         /// Compare even if the scenarios differ (the differences are listed).
-        #[arg(long)]
+        #[arg(long, help_heading = COMPARE)]
         force: bool,
         /// Exit 1 when a primary metric regressed.
-        #[arg(long)]
+        #[arg(long, help_heading = COMPARE)]
         fail_on_regression: bool,
         /// What to print: human (aligned columns), md (a CI job summary) or json.
-        #[arg(long, value_enum, default_value_t = CompareFormat::Human)]
+        #[arg(long, value_name = "FORMAT", value_enum, default_value_t = CompareFormat::Human,
+              help_heading = OUTPUT)]
         format: CompareFormat,
         /// Print JSON (the same as --format json).
-        #[arg(long, conflicts_with = "format")]
+        #[arg(long, conflicts_with = "format", help_heading = OUTPUT)]
         json: bool,
-        /// Where to write the page (default: compare.html in the candidate's directory).
-        #[arg(long, value_name = "FILE")]
+        /// Where to write the page [default: compare.html in the candidate's directory].
+        #[arg(short = 'o', long, value_name = "PATH", help_heading = OUTPUT)]
         output: Option<PathBuf>,
     },
     /// Find sane interval and byte limits for this machine and scenario (the run's scenario
@@ -196,26 +243,37 @@ pub enum Command {
         #[command(flatten)]
         sink: SinkArgs,
         /// Total probing time.
-        #[arg(long, default_value = "60s", value_parser = duration)]
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration,
+              help_heading = TUNE)]
         budget: Duration,
         /// p99 enqueue-to-delivery target [default: 2x the probed interval].
-        #[arg(long, value_parser = duration)]
+        #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = TUNE)]
         latency_target: Option<Duration>,
         /// Where the probing run and tuned.toml go [default: target/soak].
-        #[arg(long, value_name = "DIR")]
+        #[arg(short, long, value_name = "DIR", help_heading = OUTPUT)]
         out: Option<PathBuf>,
         /// No probe lines while probing, only the result (with every probe).
-        #[arg(long, short)]
+        #[arg(long, short, help_heading = OUTPUT)]
         quiet: bool,
     },
     /// Watch a run started elsewhere, read-only, by following its samples.jsonl.
     Watch {
-        /// The run directory (default: target/soak/latest).
+        /// The run directory [default: target/soak/latest].
+        #[arg(value_name = "RUN_DIR")]
         run_dir: Option<PathBuf>,
-        /// Frames per second at most.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=60))]
+        /// Frames per second at most (1..=60).
+        #[arg(long, value_name = "N", default_value_t = 10,
+              value_parser = clap::value_parser!(u32).range(1..=60), help_heading = OUTPUT)]
         fps: u32,
     },
+    /// Print a shell completion script for the installed `soak` binary.
+    Completions {
+        /// The shell the script is for.
+        #[arg(value_name = "SHELL", value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `soak man > soak.1`.
+    Man,
 }
 
 /// How `compare` prints its verdicts.
@@ -260,95 +318,96 @@ pub enum TargetArg {
     Channel,
 }
 
-/// Scenario flags; each overrides the preset or `--config` file.
+/// Scenario flags; each overrides the preset or `--config` file. Their `[default: …]`
+/// is the default scenario's value, added by [`command_for`].
 #[derive(Debug, Default, Args)]
 pub struct ScenarioArgs {
     /// Scenario file (TOML, the keys of results.json `config`).
-    #[arg(long, value_name = "FILE.toml", conflicts_with = "preset")]
+    #[arg(long, value_name = "PATH", conflicts_with = "preset", help_heading = RUN)]
     pub config: Option<PathBuf>,
     /// Start from a preset instead of the default scenario.
-    #[arg(long, value_enum)]
+    #[arg(long, value_name = "PRESET", value_enum, help_heading = RUN)]
     pub preset: Option<Preset>,
     /// How long producers run, e.g. 60s, 5m.
-    #[arg(long, value_parser = duration)]
+    #[arg(short, long, value_name = "DURATION", value_parser = duration, help_heading = RUN)]
     pub duration: Option<Duration>,
     /// Producer threads (1..=4096).
-    #[arg(long)]
+    #[arg(short, long, value_name = "N", help_heading = LOAD)]
     pub producers: Option<u32>,
     /// Payload shape: fixed:SIZE, uniform:MIN..MAX, lognormal:MEDIAN,SIGMA, telemetry, file:PATH.
-    #[arg(long, value_name = "SHAPE")]
+    #[arg(long, value_name = "SHAPE", help_heading = PAYLOAD)]
     pub payload: Option<String>,
     /// Total offered rate: `unlimited` (closed loop) or e.g. 200k/s (open loop).
-    #[arg(long, value_parser = rate)]
+    #[arg(long, value_name = "RATE", value_parser = rate, help_heading = LOAD)]
     pub rate: Option<Rate>,
     /// Producer pause after a refusal, e.g. 100us.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = LOAD)]
     pub backoff: Option<Duration>,
     /// Simulated consumer work per batch, e.g. 200us; 0s for none.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = CONSUMER)]
     pub consumer_delay: Option<Duration>,
     /// Simulated consumer work per KiB delivered, e.g. 2us.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = CONSUMER)]
     pub consumer_cost_per_kib: Option<Duration>,
     /// Random +/- jitter on the consumer's work per batch.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = CONSUMER)]
     pub consumer_jitter: Option<Duration>,
     /// The consumer stalls every this long (with --stall-for).
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = CONSUMER)]
     pub stall_every: Option<Duration>,
     /// How long each consumer stall lasts.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = CONSUMER)]
     pub stall_for: Option<Duration>,
     /// Batch interval, e.g. 10ms.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = LIMITS)]
     pub interval: Option<Duration>,
     /// Random extra interval per batch, 0..=interval.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = LIMITS)]
     pub interval_jitter: Option<Duration>,
     /// Batch byte target, e.g. 32KiB, or `none`.
-    #[arg(long, value_parser = optional_bytes, value_name = "SIZE|none")]
+    #[arg(long, value_parser = optional_bytes, value_name = "SIZE|none", help_heading = LIMITS)]
     pub max_batch_bytes: Option<Limit>,
     /// Batch item target, or `none`.
-    #[arg(long, value_parser = optional_count, value_name = "N|none")]
+    #[arg(long, value_parser = optional_count, value_name = "N|none", help_heading = LIMITS)]
     pub max_batch_items: Option<Limit>,
     /// Limit on buffered bytes, e.g. 64MiB.
-    #[arg(long, value_parser = bytes, value_name = "SIZE")]
+    #[arg(long, value_parser = bytes, value_name = "SIZE", help_heading = LIMITS)]
     pub max_buffered_bytes: Option<u64>,
     /// Overload policy.
-    #[arg(long, value_enum)]
+    #[arg(long, value_name = "POLICY", value_enum, help_heading = LIMITS)]
     pub policy: Option<PolicyArg>,
     /// How long a producer waits for room under the block policy (at least 1us: to
     /// refuse at once, use --policy reject).
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = LIMITS)]
     pub block_timeout: Option<Duration>,
     /// Batch builders (1..=256) sharing the byte budget; each producer
     /// thread admits into one, round-robin.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = LIMITS)]
     pub partitions: Option<u32>,
     /// How often to sample, e.g. 1s, 250ms.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = RUN)]
     pub sample_every: Option<Duration>,
     /// Seed for payload generation.
-    #[arg(long)]
+    #[arg(long, value_name = "N", help_heading = PAYLOAD)]
     pub seed: Option<u64>,
     /// What the producers feed.
-    #[arg(long, value_enum)]
+    #[arg(long, value_name = "TARGET", value_enum, help_heading = LOAD)]
     pub target: Option<TargetArg>,
     /// Deadline for draining at the end.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = RUN)]
     pub drain_timeout: Option<Duration>,
     /// Pin the run to N cores, to rehearse a smaller machine (an approximation:
     /// the same number of cores, not the same cores, caches or memory).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = LOAD)]
     pub cpus: Option<u32>,
     /// Do not record enqueue-to-delivery latency (to measure the recording's cost).
-    #[arg(long)]
+    #[arg(long, help_heading = RUN)]
     pub no_latency: bool,
     /// A pass/fail threshold judged at the end, METRIC OP VALUE (repeatable), e.g.
     /// 'p99<50ms', 'refused<1%', 'delivered_per_sec>500k', 'peak_heap<96MiB'. Metrics:
     /// p50 p90 p99 p999 max refused dropped delivered_per_sec accepted_per_sec peak_heap
     /// peak_rss peak_buffered drain; operators < <= > >=. A failed threshold exits 1.
-    #[arg(long = "threshold", value_name = "EXPR", value_parser = threshold)]
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = threshold, help_heading = RUN)]
     pub thresholds: Vec<runlog::Threshold>,
     /// What the user typed for each flag given on the command line, by the flag's id (its
     /// field name): messages repeat it rather than a re-rendered value. Filled by
@@ -365,10 +424,300 @@ impl ScenarioArgs {
     }
 }
 
+/// The default scenario's value of every scenario flag that has one, by the flag's id,
+/// spelled as the flag takes it (`60s`, `32KiB`, `none`), or in words where no value
+/// says it (`off`, `all`).
+pub fn scenario_defaults() -> Vec<(&'static str, String)> {
+    let c = ScenarioConfig::default();
+    let ms = |v: u64| spell_micros(v.saturating_mul(1000));
+    // Whole microseconds: the default scenario's duration is whole seconds.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let duration_us = (c.duration_s * 1e6).round() as u64;
+    vec![
+        ("duration", spell_micros(duration_us)),
+        ("producers", c.producers.to_string()),
+        (
+            "rate",
+            c.rate_per_sec
+                .map_or_else(|| "unlimited".to_owned(), |r| format!("{r}/s")),
+        ),
+        ("backoff", spell_micros(c.backoff_us)),
+        (
+            "target",
+            match c.target {
+                TargetKind::Dispatcher => "dispatcher",
+                TargetKind::Channel => "channel",
+            }
+            .to_owned(),
+        ),
+        (
+            "cpus",
+            c.cpus.map_or_else(|| "all".to_owned(), |n| n.to_string()),
+        ),
+        ("payload", c.payload.clone()),
+        ("seed", c.seed.to_string()),
+        ("consumer_delay", spell_micros(c.consumer_delay_us)),
+        (
+            "consumer_cost_per_kib",
+            spell_micros(c.consumer_cost_per_kib_us),
+        ),
+        ("consumer_jitter", spell_micros(c.consumer_jitter_us)),
+        (
+            "stall_every",
+            c.consumer_stall_every_ms
+                .map_or_else(|| "off".to_owned(), ms),
+        ),
+        ("stall_for", ms(c.consumer_stall_for_ms)),
+        ("interval", spell_micros(c.interval_us)),
+        ("interval_jitter", spell_micros(c.interval_jitter_us)),
+        (
+            "max_batch_bytes",
+            c.max_batch_bytes
+                .map_or_else(|| "none".to_owned(), spell_bytes),
+        ),
+        (
+            "max_batch_items",
+            c.max_batch_items
+                .map_or_else(|| "none".to_owned(), |n| n.to_string()),
+        ),
+        ("max_buffered_bytes", spell_bytes(c.max_buffered_bytes)),
+        (
+            "policy",
+            match c.policy {
+                Policy::Reject => "reject",
+                Policy::Block => "block",
+                Policy::DropOldest => "drop-oldest",
+            }
+            .to_owned(),
+        ),
+        ("block_timeout", spell_micros(c.block_timeout_us)),
+        ("partitions", c.partitions.to_string()),
+        ("sample_every", ms(c.sample_every_ms)),
+        ("drain_timeout", ms(c.drain_timeout_ms)),
+    ]
+}
+
+/// `60_000_000` -> `60s`, `10_000` -> `10ms`, `200` -> `200us`, `0` -> `0s`.
+fn spell_micros(us: u64) -> String {
+    match us {
+        0 => "0s".to_owned(),
+        us if us % 1_000_000 == 0 => format!("{}s", us / 1_000_000),
+        us if us % 1_000 == 0 => format!("{}ms", us / 1_000),
+        us => format!("{us}us"),
+    }
+}
+
+/// `32768` -> `32KiB`, `67108864` -> `64MiB`, `1000` -> `1000B`.
+fn spell_bytes(b: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    UNITS
+        .iter()
+        .find(|(size, _)| b > 0 && b % size == 0)
+        .map_or_else(
+            || format!("{b}B"),
+            |(size, unit)| format!("{}{unit}", b / size),
+        )
+}
+
+/// One example: the command line after the program's name, and what it does.
+type Example = (&'static str, &'static str);
+
+/// The examples of the root command (`None`) and of each main subcommand.
+const EXAMPLES: &[(Option<&str>, &[Example])] = &[
+    (
+        None,
+        &[
+            ("", "the default scenario (60 s)"),
+            ("--preset quick -q", "a 10 s smoke test, only the summary"),
+            (
+                "-d 2m -p 8 --payload fixed:10KiB --policy block",
+                "2 minutes, 8 producers, 10 KiB events, producers wait for room",
+            ),
+            (
+                "-d 30s --rate 200k/s --threshold 'p99<50ms'",
+                "open loop; exit 1 if p99 is 50 ms or more",
+            ),
+            (
+                "--preset quick --repeat 5 -o target/runs/base",
+                "5 runs into one group, before a change",
+            ),
+            (
+                "--preset quick --repeat 5 -o target/runs/candidate",
+                "and after it",
+            ),
+            (
+                "compare target/runs/base/latest target/runs/candidate/latest",
+                "the candidate judged against the base, metric by metric",
+            ),
+            ("tune --budget 30s", "find limits for this machine"),
+        ],
+    ),
+    (
+        Some("tune"),
+        &[
+            ("tune --budget 30s", "tune the default scenario"),
+            (
+                "tune -p 8 --consumer-delay 1ms --budget 30s -o target/tune",
+                "a slower consumer; tuned.toml in target/tune",
+            ),
+            ("--config target/soak/tuned.toml", "run what it recommends"),
+        ],
+    ),
+    (
+        Some("compare"),
+        &[
+            (
+                "compare target/runs/base/latest target/runs/candidate/latest",
+                "a verdict per metric; writes compare.html beside the candidate",
+            ),
+            (
+                "compare target/runs/base/latest target/runs/candidate/latest --noise 5% --fail-on-regression",
+                "exit 1 when a primary metric regressed beyond 5%",
+            ),
+            (
+                "compare target/runs/base/latest target/runs/candidate/latest --format md >> \"$GITHUB_STEP_SUMMARY\"",
+                "a CI job summary",
+            ),
+        ],
+    ),
+    (
+        Some("report"),
+        &[
+            ("report", "the latest run's report.html again"),
+            ("report target/soak/latest", "a given run's"),
+        ],
+    ),
+    (
+        Some("watch"),
+        &[
+            ("watch", "follow the latest run from another shell"),
+            (
+                "watch target/soak/latest --fps 4",
+                "a given run, 4 frames a second",
+            ),
+        ],
+    ),
+    (
+        Some("completions"),
+        &[
+            (
+                "completions bash > ~/.local/share/bash-completion/completions/soak",
+                "bash",
+            ),
+            (
+                "completions zsh > ~/.zfunc/_soak",
+                "zsh (with ~/.zfunc in $fpath)",
+            ),
+            (
+                "completions fish > ~/.config/fish/completions/soak.fish",
+                "fish",
+            ),
+        ],
+    ),
+    (
+        Some("man"),
+        &[("man > soak.1 && man ./soak.1", "read the man page")],
+    ),
+];
+
+/// The `Examples:` section of `subcommand` (`None`: the root), each line starting with
+/// `program`, styled like clap's own headings.
+fn examples(program: &str, subcommand: Option<&str>, styles: &clap::builder::Styles) -> String {
+    let lines = EXAMPLES
+        .iter()
+        .find(|(sub, _)| *sub == subcommand)
+        .map_or(&[][..], |(_, lines)| lines);
+    let commands: Vec<String> = lines
+        .iter()
+        .map(|(args, _)| {
+            if args.is_empty() {
+                program.to_owned()
+            } else {
+                format!("{program} {args}")
+            }
+        })
+        .collect();
+    let header = styles.get_header();
+    let mut text = format!("{header}Examples:{header:#}\n");
+    for (command, (_, what)) in commands.iter().zip(lines) {
+        text.push_str(&format!("  {command}\n      {what}\n"));
+    }
+    text
+}
+
+/// The root command's note above its examples.
+const DEFAULTS_NOTE: &str = "The scenario defaults shown are the default scenario's; --preset or --config \
+     start from other values, and each flag given overrides them.";
+
+/// The full command definition, naming the program `program` (in usage lines and
+/// examples): the derive's arguments plus the default scenario's values and the examples.
+pub fn command_for(program: &str) -> clap::Command {
+    use clap::CommandFactory;
+    let defaults = scenario_defaults();
+    // `mut_args`, not `mut_arg`: the arguments keep their order, and with it the order of
+    // the headings (each heading sits where its first argument is).
+    let with_defaults = |cmd: clap::Command| {
+        cmd.mut_args(
+            |arg| match defaults.iter().find(|(id, _)| arg.get_id() == *id) {
+                Some((_, value)) => {
+                    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                    arg.help(format!("{help} [default: {value}]"))
+                }
+                None => arg,
+            },
+        )
+    };
+    let root = with_defaults(Cli::command());
+    let styles = root.get_styles().clone();
+    let note = format!("{DEFAULTS_NOTE}\n\n{}", examples(program, None, &styles));
+    let mut root = root
+        .bin_name(program)
+        .after_help(note.clone())
+        .after_long_help(note)
+        .mut_subcommand("tune", with_defaults);
+    for (sub, _) in EXAMPLES.iter().filter(|(sub, _)| sub.is_some()) {
+        let sub = sub.unwrap_or_default();
+        let text = examples(program, Some(sub), &styles);
+        root = root.mut_subcommand(sub, |cmd| {
+            cmd.after_help(text.clone()).after_long_help(text)
+        });
+    }
+    root
+}
+
+/// [`command_for`] the program as the user ran it ([`crate::program::name`]).
+pub fn command() -> clap::Command {
+    command_for(crate::program::name())
+}
+
+/// Writes the completion script for `shell`, for the installed binary `soak`.
+///
+/// # Errors
+///
+/// The writer's.
+pub fn completions(
+    shell: clap_complete::Shell,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let mut cmd = command_for(crate::program::DIRECT);
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, crate::program::DIRECT, &mut buf);
+    out.write_all(&buf)
+}
+
+/// Writes the man page (roff) of `soak` and its subcommands.
+///
+/// # Errors
+///
+/// The writer's.
+pub fn man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    clap_mangen::Man::new(command_for(crate::program::DIRECT)).render(out)
+}
+
 /// Parses the process's arguments (exiting with clap's message and code 2 on an error),
 /// keeping what the user typed for the scenario flags.
 pub fn parse() -> Cli {
-    let matches = Cli::command().get_matches();
+    let matches = command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     cli.scenario.typed = typed_values(&matches);
     if let (Some(Command::Tune { scenario, .. }), Some(("tune", sub))) =
@@ -498,7 +847,7 @@ mod tests {
 
     #[test]
     fn the_cli_definition_is_consistent() {
-        Cli::command().debug_assert();
+        command_for("soak").debug_assert();
     }
 
     #[test]

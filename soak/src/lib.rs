@@ -43,6 +43,7 @@ pub mod human;
 pub mod live;
 pub mod lock;
 pub mod memory;
+pub mod program;
 pub mod progress;
 mod record;
 pub mod records;

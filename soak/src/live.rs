@@ -47,6 +47,7 @@ pub fn run_with_dashboard(prepared: Prepared, fps: u32) -> Result<RunOutcome, Ru
     let still = Arc::clone(&running);
     let mut options = DashboardOptions::new(prepared.dir().samples_path())
         .with_scenario(prepared.config().clone())
+        .with_program(crate::program::name())
         .with_controls(controls)
         .with_liveness(move || still.load(Ordering::Acquire));
     options.fps = fps;
@@ -60,10 +61,16 @@ pub fn run_with_dashboard(prepared: Prepared, fps: u32) -> Result<RunOutcome, Ru
         .map_err(|e| RunError::Producer(format!("cannot start the run thread: {e}")))?;
     match dashboards::run(options) {
         Ok(Exit::StopUnconfirmed) => {
-            crate::errln!("soak: the run has not confirmed the stop; waiting for it")
+            crate::errln!(
+                "{}: the run has not confirmed the stop; waiting for it",
+                crate::program::name()
+            )
         }
         Ok(_) => {}
-        Err(err) => crate::errln!("soak: dashboard: {err}; the run goes on without it"),
+        Err(err) => crate::errln!(
+            "{}: dashboard: {err}; the run goes on without it",
+            crate::program::name()
+        ),
     }
     runner
         .join()
@@ -90,7 +97,7 @@ pub fn watch(run_dir: Option<&Path>, fps: u32) -> ExitCode {
     let dir = match crate::records::resolve_run(run_dir) {
         Ok(dir) => dir,
         Err(err) => {
-            crate::errln!("soak watch: {err}");
+            crate::errln!("{} watch: {err}", crate::program::name());
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -101,7 +108,8 @@ pub fn watch(run_dir: Option<&Path>, fps: u32) -> ExitCode {
         .any(|file| std::fs::symlink_metadata(file).is_ok());
     if !is_run {
         crate::errln!(
-            "soak watch: {}: not a run directory (no samples.jsonl or results.json)",
+            "{} watch: {}: not a run directory (no samples.jsonl or results.json)",
+            crate::program::name(),
             dir.path().display()
         );
         return ExitCode::from(EXIT_USAGE);
@@ -116,13 +124,14 @@ pub fn watch(run_dir: Option<&Path>, fps: u32) -> ExitCode {
         Ok(Some(true)) => verdict(&dir),
         Ok(Some(false)) => {
             crate::errln!(
-                "soak watch: {}: the run stopped writing and no process holds it: it was killed before it finished (no results.json)",
+                "{} watch: {}: the run stopped writing and no process holds it: it was killed before it finished (no results.json)",
+                crate::program::name(),
                 dir.path().display()
             );
             ExitCode::from(EXIT_FAIL)
         }
         Err(err) => {
-            crate::errln!("soak watch: {err}");
+            crate::errln!("{} watch: {err}", crate::program::name());
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -131,7 +140,8 @@ pub fn watch(run_dir: Option<&Path>, fps: u32) -> ExitCode {
 /// The dashboard; `Some(true)` when the run finished, `Some(false)` when it is gone,
 /// `None` when the user left it.
 fn watch_dashboard(dir: &RunDir, fps: u32) -> Result<Option<bool>, String> {
-    let mut options = DashboardOptions::new(dir.samples_path());
+    let mut options =
+        DashboardOptions::new(dir.samples_path()).with_program(crate::program::name());
     options.fps = fps;
     options.title = format!("watching {}", dir.path().display());
     if let Ok(results) = runlog::read_results(&dir.results_path()) {
@@ -199,7 +209,12 @@ fn watch_lines(dir: &RunDir) -> Result<bool, String> {
                     duration_s = duration_s.max(sample.t_s);
                 }
                 Line::Event(event) => {
-                    crate::errln!("soak watch: {:.1} s: {:?}", event.at_s, event.kind)
+                    crate::errln!(
+                        "{} watch: {:.1} s: {:?}",
+                        crate::program::name(),
+                        event.at_s,
+                        event.kind
+                    )
                 }
             }
         }
@@ -221,7 +236,10 @@ fn verdict(dir: &RunDir) -> ExitCode {
             Ok(results) => break results,
             Err(_) if Instant::now() < deadline => thread::sleep(WATCH_POLL),
             Err(err) => {
-                crate::errln!("soak watch: the run ended without a readable record: {err}");
+                crate::errln!(
+                    "{} watch: the run ended without a readable record: {err}",
+                    crate::program::name()
+                );
                 return ExitCode::from(EXIT_FAIL);
             }
         }

@@ -21,7 +21,7 @@ impl Progress {
     /// A line of news about the run (start-up, a signal), unless quiet.
     pub fn note(&mut self, text: &str) {
         if !self.quiet {
-            crate::errln!("soak: {text}");
+            crate::errln!("{}: {text}", crate::program::name());
         }
     }
 
@@ -29,7 +29,8 @@ impl Progress {
     pub fn started(&mut self, config: &ScenarioConfig, dir: &RunDir) {
         if !self.quiet {
             crate::errln!(
-                "soak: {} -> {}",
+                "{}: {} -> {}",
+                crate::program::name(),
                 scenario_line(config),
                 dir.path().display()
             );

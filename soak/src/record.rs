@@ -80,7 +80,10 @@ impl Record {
 
     fn broke(&mut self, why: String) {
         if self.broken.is_none() {
-            crate::errln!("soak: warning: the run record is incomplete: {why}");
+            crate::errln!(
+                "{}: warning: the run record is incomplete: {why}",
+                crate::program::name()
+            );
             self.broken = Some(why);
             // Stop writing the broken files; the run goes on to its verdict.
             self.samples = None;

@@ -36,7 +36,7 @@ fn resolve(run_dir: Option<&Path>) -> Result<PathBuf, String> {
 pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
     let rendered = reports::render_run(dir).map_err(|e| e.to_string())?;
     for warning in &rendered.warnings {
-        crate::errln!("soak: warning: {warning}");
+        crate::errln!("{}: warning: {warning}", crate::program::name());
     }
     Ok(rendered.path)
 }
@@ -47,24 +47,24 @@ pub fn report(run_dir: Option<&Path>) -> ExitCode {
     let dir = match resolve(run_dir) {
         Ok(dir) => dir,
         Err(err) => {
-            crate::errln!("soak report: {err}");
+            crate::errln!("{} report: {err}", crate::program::name());
             return ExitCode::from(EXIT_USAGE);
         }
     };
     match reports::render_run(&dir) {
         Ok(rendered) => {
             for warning in &rendered.warnings {
-                crate::errln!("soak: warning: {warning}");
+                crate::errln!("{}: warning: {warning}", crate::program::name());
             }
             crate::outln!("{}", rendered.path.display());
             ExitCode::from(EXIT_PASS)
         }
         Err(err @ reports::ReportError::Write { .. }) => {
-            crate::errln!("soak report: {err}");
+            crate::errln!("{} report: {err}", crate::program::name());
             ExitCode::from(EXIT_IO)
         }
         Err(err) => {
-            crate::errln!("soak report: {err}");
+            crate::errln!("{} report: {err}", crate::program::name());
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -117,7 +117,10 @@ pub fn compare(args: &CompareArgs) -> ExitCode {
             *comparison
         }
         Err(err @ CompareError::Incomparable { .. }) => {
-            crate::errln!("soak compare: {err}; use --force to compare anyway");
+            crate::errln!(
+                "{} compare: {err}; use --force to compare anyway",
+                crate::program::name()
+            );
             return ExitCode::from(EXIT_USAGE);
         }
         Err(
@@ -125,15 +128,18 @@ pub fn compare(args: &CompareArgs) -> ExitCode {
                 overridable: true, ..
             },
         ) if !args.force => {
-            crate::errln!("soak compare: {err} (use --force to overwrite it)");
+            crate::errln!(
+                "{} compare: {err} (use --force to overwrite it)",
+                crate::program::name()
+            );
             return ExitCode::from(EXIT_USAGE);
         }
         Err(err @ CompareError::UnknownMetric { .. }) => {
-            crate::errln!("soak compare: --primary: {err}");
+            crate::errln!("{} compare: --primary: {err}", crate::program::name());
             return ExitCode::from(EXIT_USAGE);
         }
         Err(err) => {
-            crate::errln!("soak compare: {err}");
+            crate::errln!("{} compare: {err}", crate::program::name());
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -148,13 +154,16 @@ pub fn compare(args: &CompareArgs) -> ExitCode {
         }
         CompareFormat::Md => {
             crate::outln!("{}", compare_text::markdown(&comparison));
-            crate::errln!("soak compare: page {page}");
+            crate::errln!("{} compare: page {page}", crate::program::name());
         }
         CompareFormat::Json => match serde_json::to_string_pretty(&compare_text::json(&comparison))
         {
             Ok(json) => crate::outln!("{json}"),
             Err(err) => {
-                crate::errln!("soak compare: cannot print JSON: {err}");
+                crate::errln!(
+                    "{} compare: cannot print JSON: {err}",
+                    crate::program::name()
+                );
                 return ExitCode::from(EXIT_FAIL);
             }
         },
@@ -162,13 +171,17 @@ pub fn compare(args: &CompareArgs) -> ExitCode {
     let regressed = args.fail_on_regression && comparison.regressed();
     if regressed {
         crate::errln!(
-            "soak compare: a primary metric regressed beyond its noise ({})",
+            "{} compare: a primary metric regressed beyond its noise ({})",
+            crate::program::name(),
             comparison.headline()
         );
     }
     // An output that could not be written outranks the verdict (as for a run's record).
     if let Some(why) = unwritten {
-        crate::errln!("soak compare: {why}; exit code {EXIT_IO}");
+        crate::errln!(
+            "{} compare: {why}; exit code {EXIT_IO}",
+            crate::program::name()
+        );
         return ExitCode::from(EXIT_IO);
     }
     ExitCode::from(if regressed { EXIT_FAIL } else { EXIT_PASS })

@@ -23,20 +23,20 @@ pub fn run_group(
     interrupt: Option<Arc<Interrupt>>,
 ) -> ExitCode {
     if let Err(err) = check(cli, config) {
-        crate::errln!("soak: {err}");
+        crate::errln!("{}: {err}", crate::program::name());
         return ExitCode::from(EXIT_USAGE);
     }
     let group_id = runlog::new_run_id();
     let group_dir = match RunDir::create(&cli.out_dir(), &group_id) {
         Ok(dir) => dir,
         Err(err) => {
-            crate::errln!("soak: {}: {err}", cli.out_label());
+            crate::errln!("{}: {}: {err}", crate::program::name(), cli.out_label());
             return ExitCode::from(EXIT_USAGE);
         }
     };
     let mut group = GroupRecord::new(&group_id, &runlog::now_rfc3339(), config.clone(), n);
     if let Err(err) = runlog::write_group(group_dir.path(), &group) {
-        crate::errln!("soak: cannot write group.json: {err}");
+        crate::errln!("{}: cannot write group.json: {err}", crate::program::name());
         return ExitCode::from(EXIT_FAIL);
     }
     let mut code = EXIT_PASS;
@@ -47,14 +47,15 @@ pub fn run_group(
         };
         group.push(GroupRun::of(&outcome.results));
         if let Err(err) = runlog::write_group(group_dir.path(), &group) {
-            crate::errln!("soak: cannot write group.json: {err}");
+            crate::errln!("{}: cannot write group.json: {err}", crate::program::name());
             code = code.max(EXIT_RECORD_INCOMPLETE);
         }
         let overall = outcome.results.assessment.overall;
         code = code.max(run_code(overall, outcome.incomplete.is_some()));
         if let Some(caught) = interrupt.as_deref().and_then(Interrupt::caught) {
             crate::errln!(
-                "soak: the group was cut short by {} after {i} of {n} runs; exit code {}",
+                "{}: the group was cut short by {} after {i} of {n} runs; exit code {}",
+                crate::program::name(),
                 caught.name(),
                 caught.exit_code()
             );
@@ -76,7 +77,8 @@ fn run_one(
     (i, n): (u32, u32),
 ) -> Result<crate::run::RunOutcome, ExitCode> {
     crate::errln!(
-        "soak: run {i} of {n} into group {}",
+        "{}: run {i} of {n} into group {}",
+        crate::program::name(),
         group_dir.path().display()
     );
     let options = RunOptions {
@@ -90,20 +92,21 @@ fn run_one(
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err @ (RunError::Input(_) | RunError::Interrupted(_))) => {
-            crate::errln!("soak: {err}");
+            crate::errln!("{}: {err}", crate::program::name());
             return Err(ExitCode::from(err.exit_code()));
         }
         Err(err) => {
-            crate::errln!("soak: run {i} failed: {err}");
+            crate::errln!("{}: run {i} failed: {err}", crate::program::name());
             return Err(ExitCode::from(err.exit_code()));
         }
     };
     if let Err(err) = crate::records::write_report(outcome.dir.path()) {
-        crate::errln!("soak: warning: no report: {err}");
+        crate::errln!("{}: warning: no report: {err}", crate::program::name());
     }
     let r = &outcome.results;
     crate::errln!(
-        "soak: run {i} of {n} {}: {} delivered/s, p99 {}, peak heap {}",
+        "{}: run {i} of {n} {}: {} delivered/s, p99 {}, peak heap {}",
+        crate::program::name(),
         r.assessment.overall.as_str().to_uppercase(),
         human::count(r.throughput.avg_delivered_per_sec),
         human::micros(r.latency_us.p99),
@@ -141,7 +144,7 @@ fn print_group(cli: &Cli, group: &GroupRecord, dir: &RunDir) {
     if cli.json {
         match serde_json::to_string_pretty(group) {
             Ok(json) => crate::outln!("{json}"),
-            Err(err) => crate::errln!("soak: cannot print group.json: {err}"),
+            Err(err) => crate::errln!("{}: cannot print group.json: {err}", crate::program::name()),
         }
         return;
     }

@@ -172,14 +172,19 @@ impl Interrupt {
             Stage::Idle => match self.caught() {
                 // A second signal once the record is written: leave, as the first said.
                 Some(first) => {
-                    crate::errln!("soak: {}: leaving at once", signal_name(number));
+                    crate::errln!(
+                        "{}: {}: leaving at once",
+                        crate::program::name(),
+                        signal_name(number)
+                    );
                     Action::Leave(first.exit_code())
                 }
                 None => Action::Default,
             },
             Stage::Preparing => {
                 crate::errln!(
-                    "soak: {}: leaving before the run started (nothing was recorded)",
+                    "{}: {}: leaving before the run started (nothing was recorded)",
+                    crate::program::name(),
                     signal_name(number)
                 );
                 Action::Leave(exit_code(number))
@@ -192,7 +197,8 @@ impl Interrupt {
                 match self.first.set(caught) {
                     Ok(()) => {
                         crate::errln!(
-                            "soak: {}: stopping the producers and draining (a second signal leaves at once)",
+                            "{}: {}: stopping the producers and draining (a second signal leaves at once)",
+                            crate::program::name(),
                             signal_name(number)
                         );
                         Action::Continue
@@ -225,12 +231,14 @@ fn write_partial(partial: &PartialRecord, first: Caught, second: i32) {
     let results = (partial.compose)(&first, &signal_name(second));
     match runlog::write_results(&partial.path, &results) {
         Ok(()) => crate::errln!(
-            "soak: {}: leaving at once; wrote the partial record {}",
+            "{}: {}: leaving at once; wrote the partial record {}",
+            crate::program::name(),
             signal_name(second),
             partial.path.display()
         ),
         Err(err) => crate::errln!(
-            "soak: {}: leaving at once; cannot write the partial record: {err}",
+            "{}: {}: leaving at once; cannot write the partial record: {err}",
+            crate::program::name(),
             signal_name(second)
         ),
     }

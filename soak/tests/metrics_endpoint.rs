@@ -43,6 +43,8 @@ fn series(text: &str) -> Vec<(String, String)> {
 fn a_run_serves_every_exported_metric_while_it_lasts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_soak"))
+        // Run directly, not through cargo: the messages name the program `soak`.
+        .env_remove("CARGO")
         .args(["--preset", "quick", "--duration", "3s", "--producers", "4"])
         .args(["--sample-every", "250ms", "--no-tui", "-q"])
         .args(["--metrics-addr", "127.0.0.1:0", "--out"])

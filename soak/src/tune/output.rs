@@ -133,8 +133,9 @@ pub fn render(report: &TuneReport, with_table: bool) -> String {
             if let Some(path) = path {
                 let _ = writeln!(
                     out,
-                    "\nwrote {} (run it: cargo soak --config {0})",
-                    path.display()
+                    "\nwrote {} (run it: {} --config {0})",
+                    path.display(),
+                    crate::program::name()
                 );
             }
         }
@@ -186,7 +187,8 @@ pub fn scenario_line(c: &runlog::ScenarioConfig, sink: &crate::sink::SinkSpec) -
 pub fn tuned_comment(report: &TuneReport, options: &TuneOptions) -> Vec<String> {
     let mut out = vec![
         format!(
-            "Written by `cargo soak tune` (budget {:.0} s, {} probes) on {} ({} cores) at {}.",
+            "Written by `{} tune` (budget {:.0} s, {} probes) on {} ({} cores) at {}.",
+            crate::program::name(),
             options.budget.as_secs_f64(),
             report.search.probes.len() + report.verification.as_ref().map_or(0, |v| v.probes.len()),
             crate::environment::host_name(),
@@ -213,10 +215,10 @@ pub fn tuned_comment(report: &TuneReport, options: &TuneOptions) -> Vec<String> 
     if let Some(v) = &report.verification {
         out.push(format!("Verification: {}.", v.message));
     }
-    out.push(
+    out.push(format!(
         "Promise: the [thresholds] below (nothing refused, p99 within the target); \
-         `cargo soak --config tuned.toml` fails a run that breaks them."
-            .into(),
-    );
+         `{} --config tuned.toml` fails a run that breaks them.",
+        crate::program::name()
+    ));
     out
 }
