@@ -126,7 +126,7 @@ fn tune_takes_the_scenario_flags_of_a_run_and_prints_each_probe_as_it_finishes()
     );
     let text = stdout(&out);
     assert!(
-        text.contains("tuned for: 4 producers of fixed:512 payloads into a consumer spending 1.0 ms per batch, Block policy"),
+        text.contains("tuned for: 4 producers of fixed:512 payloads into a consumer spending 1 ms per batch, Block policy"),
         "{text}"
     );
     if out.status.code() == Some(0) {
