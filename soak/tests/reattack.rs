@@ -39,29 +39,47 @@ fn mkfifo(p: &Path) {
 }
 
 // BREAK: the contract says record files that are FIFOs/devices are refused and never
-// hang, and `soak watch DIR` on something that is not a (readable) run exits 2 at once.
+// hang, and `soak watch DIR` on something that is not a (readable) run exits 2 at once
+// (as `soak report`/`soak compare` do: exit 2 at once, "not a regular file").
 // Observed: `soak watch RUN` where RUN/results.json is a FIFO (run finished, run.lock
-// free) replays the samples and then polls forever (the same with results.json a char
-// device such as /dev/null); only a signal ends it. A missing results.json, by contrast,
-// ends at once with exit 1 ("it was killed before it finished").
+// free) replays the samples, then waits ~15 s and exits 1 ("the run ended without a
+// readable record: ... not a regular file"); the same with a char device (/dev/null).
 #[test]
-fn reattack_watch_refuses_a_fifo_results_json() {
+fn reattack_watch_refuses_a_fifo_results_json_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run_dir = short_run(dir.path());
     let results = run_dir.join("results.json");
     std::fs::remove_file(&results).expect("rm results.json");
     mkfifo(&results);
-    let child = spawn(&["watch", &path(&run_dir)]);
     let started = Instant::now();
-    let mut child = child;
-    let status = wait(&mut child, Duration::from_secs(15));
-    let Some(status) = status else {
-        panic!(
-            "soak watch on a run whose results.json is a FIFO still runs after {:?} (killed)",
-            started.elapsed()
-        );
-    };
-    assert_eq!(status.code(), Some(2), "a FIFO record is refused with exit 2");
+    let mut child = spawn(&["watch", &path(&run_dir)]);
+    let status = wait(&mut child, LIMIT).expect("watch ends");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5) && status.code() == Some(2),
+        "a FIFO results.json is refused at once with exit 2: observed exit {:?} after {took:?}",
+        status.code()
+    );
+}
+
+// BREAK: `soak watch DIR` on something that is not a run exits 2 at once. Observed: a
+// directory holding only a results.json of `{}` (which `soak report` and `soak compare`
+// refuse at once, exit 2: unsupported schema "") makes `soak watch` wait ~15 s and exit 1.
+#[test]
+fn reattack_watch_refuses_a_bogus_record_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("results.json"), b"{}\n").expect("write");
+    let report = run(&["report", &path(dir.path())], LIMIT);
+    assert_eq!(report.status.code(), Some(2), "report refuses it: {}", stderr(&report));
+    let started = Instant::now();
+    let mut child = spawn(&["watch", &path(dir.path())]);
+    let status = wait(&mut child, LIMIT).expect("watch ends");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5) && status.code() == Some(2),
+        "not a run: exit 2 at once; observed exit {:?} after {took:?}",
+        status.code()
+    );
 }
 
 // BREAK: `compare --output` must never write a run directory's own files, group.json
