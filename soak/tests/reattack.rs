@@ -211,3 +211,40 @@ fn reattack_ctrl_c_under_the_dashboard_is_a_sigint() {
     );
     assert_eq!(status.code(), Some(130), "Ctrl-C is a SIGINT: exit 130");
 }
+
+// BREAK: once the record is written, a signal ends the process by the signal (and a
+// second signal leaves at once with 128+that signal, as a plain run does: SIGTERM then
+// SIGINT 10 ms later exits 130). Observed with `soak tune`: SIGTERM to the probing run,
+// then SIGINT 20-80 ms later, after the probing run's complete record is written
+// (`interrupted.partial: false`): stderr says "soak: SIGINT: leaving at once" and the
+// process exits 143 (the first signal's code), not by SIGINT / 130.
+#[test]
+fn reattack_tune_second_signal_after_the_record_ends_by_that_signal() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("tune");
+    let child = spawn(&[
+        "tune",
+        "--budget",
+        "6s",
+        "--producers",
+        "4",
+        "--out",
+        &path(&out),
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(50));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let o = finish(child, LIMIT);
+    let err = stderr(&o);
+    assert!(
+        o.status.code() == Some(130) || o.status.signal() == Some(2),
+        "SIGINT after the record: ends by SIGINT; observed {:?}: {}",
+        o.status,
+        err.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
+    );
+}
