@@ -16,13 +16,7 @@ pub(crate) fn micros(us: u64) -> String {
 
 /// A knob's value with its unit; `None` reads `unlimited` (`off` for the batch trigger).
 pub(crate) fn knob_value(knob: Knob, value: Option<u64>) -> String {
-    match (knob, value) {
-        (Knob::MaxBatchBytes, None) => "off".to_owned(),
-        (_, None) => "unlimited".to_owned(),
-        (Knob::Interval | Knob::ConsumerDelay, Some(us)) => micros(us),
-        (Knob::MaxBatchBytes | Knob::MaxBufferedBytes, Some(b)) => bytes(b),
-        (Knob::Rate, Some(r)) => rate(r as f64),
-    }
+    knob.show(value)
 }
 
 /// The value of `knob` in `limits`.
@@ -39,13 +33,7 @@ pub(crate) fn knob_of(limits: &Limits, knob: Knob) -> Option<u64> {
 /// A reconfigure event's value text (`"10000"`, `"unlimited"`) shown with its unit, when
 /// `knob_name` is a [`Knob::name`]; other text is shown as it is.
 pub(crate) fn event_value(knob_name: &str, text: &str) -> String {
-    let Some(knob) = Knob::ALL.into_iter().find(|k| k.name() == knob_name) else {
-        return text.to_owned();
-    };
-    match text.parse::<u64>() {
-        Ok(v) => knob_value(knob, Some(v)),
-        Err(_) => text.to_owned(),
-    }
+    Knob::from_name(knob_name).map_or_else(|| text.to_owned(), |k| k.show_text(text))
 }
 
 #[cfg(test)]

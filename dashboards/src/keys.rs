@@ -39,6 +39,9 @@ pub enum Action {
     Send(Vec<Control>),
     /// Leave the dashboard.
     Quit,
+    /// Ctrl-C: what [`DashboardOptions::with_interrupt`](crate::DashboardOptions::with_interrupt)
+    /// says, else the same as `q`.
+    Interrupt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +76,7 @@ impl App {
         }
         if key.modifiers.contains(KeyModifiers::CONTROL) {
             return match key.code {
-                KeyCode::Char('c') => self.quit(),
+                KeyCode::Char('c') => Action::Interrupt,
                 _ => Action::None,
             };
         }
@@ -107,7 +110,7 @@ impl App {
     }
 
     /// `q`: the first asks an interactive run to stop; otherwise leave.
-    fn quit(&mut self) -> Action {
+    pub(crate) fn quit(&mut self) -> Action {
         if self.mode == Mode::ReadOnly || self.done || self.stopping || self.gone {
             return Action::Quit;
         }

@@ -202,7 +202,9 @@ fn q_stops_an_interactive_run_then_leaves() {
     assert_eq!(app.on_key(char('+')), Action::None);
     assert_eq!(app.status(), Some("the run is ending: no more changes"));
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-    assert_eq!(app.on_key(ctrl_c), Action::Quit);
+    assert_eq!(app.on_key(ctrl_c), Action::Interrupt);
+    // Without an interrupt to raise, Ctrl-C is `q`: a second one leaves.
+    assert_eq!(app.quit(), Action::Quit);
 }
 
 #[test]

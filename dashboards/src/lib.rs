@@ -76,7 +76,7 @@ pub use app::{App, EVENT_HISTORY, Mode, RunState, SAMPLE_HISTORY};
 pub use error::DashboardError;
 pub use keys::{Action, FIRST_BATCH_BYTES, FIRST_CONSUMER_DELAY_US, READ_ONLY_MESSAGE};
 pub use log::{LogEntry, LogKind};
-pub use options::{DEFAULT_FPS, DEFAULT_PROGRAM, DashboardOptions, Exit, Liveness};
+pub use options::{DEFAULT_FPS, DEFAULT_PROGRAM, DashboardOptions, Exit, Interrupt, Liveness};
 pub use run::{POLL_EVERY, SHOW_FINAL_FOR, STOP_GRACE, run};
 pub use save::merge_limits;
 

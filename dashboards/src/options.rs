@@ -46,6 +46,25 @@ pub struct DashboardOptions {
     /// How hints name the program that runs a saved scenario (`cargo soak --config …`);
     /// default [`DEFAULT_PROGRAM`].
     pub program: String,
+    /// What Ctrl-C does (see [`DashboardOptions::with_interrupt`]); `None`: the same as `q`.
+    pub interrupt: Option<Interrupt>,
+}
+
+/// What Ctrl-C does in the dashboard (see [`DashboardOptions::with_interrupt`]).
+#[derive(Clone)]
+pub struct Interrupt(Arc<dyn Fn() + Send + Sync>);
+
+impl Interrupt {
+    /// Does it.
+    pub fn raise(&self) {
+        (self.0)();
+    }
+}
+
+impl fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Interrupt(..)")
+    }
 }
 
 /// The program hints name unless [`DashboardOptions::program`] says otherwise.
@@ -84,6 +103,7 @@ impl DashboardOptions {
             scenario: None,
             liveness: None,
             program: DEFAULT_PROGRAM.to_owned(),
+            interrupt: None,
         }
     }
 
@@ -130,6 +150,21 @@ impl DashboardOptions {
     #[must_use]
     pub fn with_liveness(mut self, alive: impl Fn() -> bool + Send + Sync + 'static) -> Self {
         self.liveness = Some(Liveness(Arc::new(alive)));
+        self
+    }
+
+    /// What Ctrl-C does. The terminal is in raw mode while the dashboard runs, so Ctrl-C
+    /// reaches it as a key, not as `SIGINT`; a caller that handles `SIGINT` (drain, record,
+    /// exit 130) passes something that raises it, so Ctrl-C means the same with or without
+    /// the dashboard. Without it, Ctrl-C is `q`.
+    ///
+    /// ```
+    /// let options = dashboards::DashboardOptions::new("run/samples.jsonl").with_interrupt(|| {});
+    /// assert!(options.interrupt.is_some());
+    /// ```
+    #[must_use]
+    pub fn with_interrupt(mut self, interrupt: impl Fn() + Send + Sync + 'static) -> Self {
+        self.interrupt = Some(Interrupt(Arc::new(interrupt)));
         self
     }
 

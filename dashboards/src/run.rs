@@ -9,7 +9,7 @@ use runlog::{Control, SamplesFollower};
 use crate::app::{App, RunState};
 use crate::error::DashboardError;
 use crate::keys::Action;
-use crate::options::{DashboardOptions, Exit, Liveness};
+use crate::options::{DashboardOptions, Exit, Interrupt, Liveness};
 use crate::terminal::TerminalGuard;
 
 /// How often the followed file is read.
@@ -52,6 +52,7 @@ pub fn run(options: DashboardOptions) -> Result<Exit, DashboardError> {
         follower: SamplesFollower::new(&options.samples_path),
         controls: options.controls,
         liveness: options.liveness,
+        interrupt: options.interrupt,
         stop_unsent: false,
         stop_deadline: None,
         done_at: None,
@@ -67,6 +68,7 @@ struct Loop {
     follower: SamplesFollower,
     controls: Option<SyncSender<Control>>,
     liveness: Option<Liveness>,
+    interrupt: Option<Interrupt>,
     /// `Stop` was asked for but the channel was full: retried each turn.
     stop_unsent: bool,
     stop_deadline: Option<Instant>,
@@ -160,6 +162,16 @@ impl Loop {
     fn on_action(&mut self, action: Action) -> Option<Exit> {
         match action {
             Action::None => None,
+            Action::Interrupt => match &self.interrupt {
+                Some(interrupt) => {
+                    interrupt.raise();
+                    None
+                }
+                None => {
+                    let quit = self.app.quit();
+                    self.on_action(quit)
+                }
+            },
             Action::Quit if matches!(self.app.run_state(), RunState::Done | RunState::Gone) => {
                 Some(self.ended())
             }

@@ -27,6 +27,11 @@ pub(crate) fn check_output(out: &Path, overwrite: bool) -> Result<(), CompareErr
         })
     };
     let refuse = |why: &str| refuse_as(why, false);
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    // Not even a record file a run directory does not have yet (a single run's group.json).
+    if RECORD_FILES.contains(&name) && out.parent().is_some_and(is_record_dir) {
+        return refuse("it is a run's record file");
+    }
     let meta = match std::fs::metadata(out) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -35,7 +40,6 @@ pub(crate) fn check_output(out: &Path, overwrite: bool) -> Result<(), CompareErr
     if !meta.is_file() {
         return refuse("it is not a regular file");
     }
-    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     if RECORD_FILES.contains(&name) {
         return refuse("it is a run's record file");
     }

@@ -201,7 +201,7 @@ fn events_are_markers_on_every_time_chart() {
         let labels = texts(chart);
         for label in [
             "run",
-            "max_buffered_bytes = 32.0 MiB",
+            "max buffered = 32.0 MiB",
             "! consumer stalled for 120 ms",
             "drain",
         ] {

@@ -118,6 +118,54 @@ impl Knob {
         }
     }
 
+    /// The knob whose [`Knob::name`] is `name`.
+    ///
+    /// ```
+    /// assert_eq!(runlog::Knob::from_name("interval_us"), Some(runlog::Knob::Interval));
+    /// assert_eq!(runlog::Knob::from_name("producers"), None);
+    /// ```
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Knob> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// A value of this knob for people; `None` reads `unlimited` (`off` for the batch
+    /// byte target).
+    ///
+    /// ```
+    /// use runlog::Knob;
+    /// assert_eq!(Knob::Interval.show(Some(10_000)), "10 ms");
+    /// assert_eq!(Knob::MaxBufferedBytes.show(Some(64 << 20)), "64.0 MiB");
+    /// assert_eq!(Knob::Rate.show(None), "unlimited");
+    /// assert_eq!(Knob::MaxBatchBytes.show(None), "off");
+    /// ```
+    #[must_use]
+    pub fn show(self, value: Option<u64>) -> String {
+        use crate::human;
+        match (self, value) {
+            (Self::MaxBatchBytes, None) => "off".to_owned(),
+            (_, None) => "unlimited".to_owned(),
+            (Self::Interval | Self::ConsumerDelay, Some(us)) => human::micros(us as f64),
+            (Self::MaxBatchBytes | Self::MaxBufferedBytes, Some(b)) => human::bytes(b as f64),
+            (Self::Rate, Some(r)) => human::rate(r as f64),
+        }
+    }
+
+    /// A value as a reconfigure event records it (`"10000"`, `"unlimited"`), for people:
+    /// a number gets the knob's unit, other text is shown as it is.
+    ///
+    /// ```
+    /// assert_eq!(runlog::Knob::Interval.show_text("5000"), "5 ms");
+    /// assert_eq!(runlog::Knob::Rate.show_text("unlimited"), "unlimited");
+    /// ```
+    #[must_use]
+    pub fn show_text(self, text: &str) -> String {
+        match text.parse::<u64>() {
+            Ok(v) => self.show(Some(v)),
+            Err(_) => text.to_owned(),
+        }
+    }
+
     /// A short human label for dashboards (also the `Display` form).
     ///
     /// ```

@@ -69,6 +69,32 @@ pub enum EventKind {
     },
 }
 
+/// One line for people: `interval 10 ms -> 5 ms (tui)`, `phase drain`,
+/// `warning: …`, `SIGTERM: drain`.
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Reconfigure {
+                knob,
+                from,
+                to,
+                source,
+            } => match crate::Knob::from_name(knob) {
+                Some(k) => write!(
+                    f,
+                    "{k} {} -> {} ({source})",
+                    k.show_text(from),
+                    k.show_text(to)
+                ),
+                None => write!(f, "{knob} {from} -> {to} ({source})"),
+            },
+            Self::Phase { name } => write!(f, "phase {name}"),
+            Self::Warning { message } => write!(f, "warning: {message}"),
+            Self::Interrupted { signal, action } => write!(f, "{signal}: {action}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +114,19 @@ mod tests {
         assert_eq!(v["kind"], "reconfigure");
         assert_eq!(v["knob"], "interval_us");
         assert_eq!(serde_json::from_value::<Event>(v).unwrap(), e);
+    }
+
+    #[test]
+    fn events_read_as_one_line_with_units() {
+        let change = EventKind::Reconfigure {
+            knob: "interval_us".into(),
+            from: "10000".into(),
+            to: "5000".into(),
+            source: "tui".into(),
+        };
+        assert_eq!(change.to_string(), "interval 10 ms -> 5 ms (tui)");
+        let phase = EventKind::Phase { name: "run".into() };
+        assert_eq!(phase.to_string(), "phase run");
     }
 
     #[test]

@@ -45,8 +45,24 @@ pub fn main(cli: Cli) -> ExitCode {
             None
         }
     };
+    let code = command(&cli, interrupt);
+    // What was printed is part of the answer: a verdict its reader never got is no success.
+    match crate::output::stdout_lost() {
+        Some(why) if code == ExitCode::from(EXIT_PASS) || code == ExitCode::from(EXIT_FAIL) => {
+            crate::errln!(
+                "{}: stdout could not be written: {why}",
+                crate::program::name()
+            );
+            ExitCode::from(EXIT_IO)
+        }
+        _ => code,
+    }
+}
+
+/// Runs the subcommand `cli` names.
+fn command(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
     match &cli.command {
-        None => soak(&cli, interrupt),
+        None => soak(cli, interrupt),
         Some(Command::Report { run_dir }) => records::report(run_dir.as_deref()),
         Some(Command::Compare {
             base,

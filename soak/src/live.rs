@@ -48,6 +48,7 @@ pub fn run_with_dashboard(prepared: Prepared, fps: u32) -> Result<RunOutcome, Ru
     let mut options = DashboardOptions::new(prepared.dir().samples_path())
         .with_scenario(prepared.config().clone())
         .with_program(crate::program::name())
+        .with_interrupt(crate::signals::interrupt_self)
         .with_controls(controls)
         .with_liveness(move || still.load(Ordering::Acquire));
     options.fps = fps;
@@ -114,6 +115,15 @@ pub fn watch(run_dir: Option<&Path>, fps: u32) -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     }
+    // A record is written whole (temporary file, rename): one that is there but does not
+    // read never will, so it is refused now rather than after following the samples.
+    let results = dir.results_path();
+    if std::fs::symlink_metadata(&results).is_ok() {
+        if let Err(err) = runlog::read_results(&results) {
+            crate::errln!("{} watch: {err}", crate::program::name());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
     let ended = if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
         watch_dashboard(&dir, fps)
     } else {
@@ -140,8 +150,9 @@ pub fn watch(run_dir: Option<&Path>, fps: u32) -> ExitCode {
 /// The dashboard; `Some(true)` when the run finished, `Some(false)` when it is gone,
 /// `None` when the user left it.
 fn watch_dashboard(dir: &RunDir, fps: u32) -> Result<Option<bool>, String> {
-    let mut options =
-        DashboardOptions::new(dir.samples_path()).with_program(crate::program::name());
+    let mut options = DashboardOptions::new(dir.samples_path())
+        .with_program(crate::program::name())
+        .with_interrupt(crate::signals::interrupt_self);
     options.fps = fps;
     options.title = format!("watching {}", dir.path().display());
     if let Ok(results) = runlog::read_results(&dir.results_path()) {
@@ -210,7 +221,7 @@ fn watch_lines(dir: &RunDir) -> Result<bool, String> {
                 }
                 Line::Event(event) => {
                     crate::errln!(
-                        "{} watch: {:.1} s: {:?}",
+                        "{} watch: {:.1} s: {}",
                         crate::program::name(),
                         event.at_s,
                         event.kind

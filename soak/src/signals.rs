@@ -56,6 +56,17 @@ fn exit_code(number: i32) -> u8 {
     u8::try_from(128 + number).unwrap_or(u8::MAX)
 }
 
+/// Sends `SIGINT` to this process, as Ctrl-C would outside the dashboard: the terminal is
+/// in raw mode while the dashboard runs, so Ctrl-C reaches it as a key, and it calls this
+/// so the key takes the one signal path. Sent to the process, not the calling thread,
+/// because the threads that act on signals are the ones that do not block them.
+pub fn interrupt_self() {
+    use nix::sys::signal::{Signal, kill};
+    if let Err(err) = kill(nix::unistd::Pid::this(), Signal::SIGINT) {
+        crate::errln!("{}: cannot raise SIGINT: {err}", crate::program::name());
+    }
+}
+
 /// The name of a signal number.
 pub fn signal_name(number: i32) -> String {
     match number {
@@ -170,14 +181,15 @@ impl Interrupt {
         let stage = self.lock();
         let action = match &*stage {
             Stage::Idle => match self.caught() {
-                // A second signal once the record is written: leave, as the first said.
-                Some(first) => {
+                // A second signal once the record is written: leave at once, by its code,
+                // as a second signal during the drain does.
+                Some(_) => {
                     crate::errln!(
                         "{}: {}: leaving at once",
                         crate::program::name(),
                         signal_name(number)
                     );
-                    Action::Leave(first.exit_code())
+                    Action::Leave(exit_code(number))
                 }
                 None => Action::Default,
             },

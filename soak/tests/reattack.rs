@@ -38,7 +38,7 @@ fn mkfifo(p: &Path) {
     nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o644)).expect("mkfifo");
 }
 
-// BREAK: the contract says record files that are FIFOs/devices are refused and never
+// Regression (found by the second attack): the contract says record files that are FIFOs/devices are refused and never
 // hang, and `soak watch DIR` on something that is not a (readable) run exits 2 at once
 // (as `soak report`/`soak compare` do: exit 2 at once, "not a regular file").
 // Observed: `soak watch RUN` where RUN/results.json is a FIFO (run finished, run.lock
@@ -62,7 +62,7 @@ fn reattack_watch_refuses_a_fifo_results_json_at_once() {
     );
 }
 
-// BREAK: `soak watch DIR` on something that is not a run exits 2 at once. Observed: a
+// Regression (found by the second attack): `soak watch DIR` on something that is not a run exits 2 at once. Observed: a
 // directory holding only a results.json of `{}` (which `soak report` and `soak compare`
 // refuse at once, exit 2: unsupported schema "") makes `soak watch` wait ~15 s and exit 1.
 #[test]
@@ -70,7 +70,12 @@ fn reattack_watch_refuses_a_bogus_record_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("results.json"), b"{}\n").expect("write");
     let report = run(&["report", &path(dir.path())], LIMIT);
-    assert_eq!(report.status.code(), Some(2), "report refuses it: {}", stderr(&report));
+    assert_eq!(
+        report.status.code(),
+        Some(2),
+        "report refuses it: {}",
+        stderr(&report)
+    );
     let started = Instant::now();
     let mut child = spawn(&["watch", &path(dir.path())]);
     let status = wait(&mut child, LIMIT).expect("watch ends");
@@ -82,7 +87,7 @@ fn reattack_watch_refuses_a_bogus_record_at_once() {
     );
 }
 
-// BREAK: `compare --output` must never write a run directory's own files, group.json
+// Regression (found by the second attack): `compare --output` must never write a run directory's own files, group.json
 // among them. Observed: `soak compare A A --force --output RUN/group.json` (RUN a single
 // run, which has no group.json yet) exits 0 and writes the comparison page as
 // RUN/group.json; afterwards `soak compare RUN RUN` fails with exit 2
@@ -107,7 +112,12 @@ fn reattack_compare_output_does_not_plant_group_json_in_a_run() {
         after.status.code(),
         stderr(&after)
     );
-    assert_eq!(o.status.code(), Some(2), "refused as bad input: {}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "refused as bad input: {}",
+        stderr(&o)
+    );
 }
 
 /// `soak ARGS` with stdout on /dev/full.
@@ -126,7 +136,7 @@ fn to_dev_full(args: &[&str]) -> std::process::Output {
     finish(child, LIMIT)
 }
 
-// BREAK: exit 3 when an output could not be written. Observed: `soak --json ... >/dev/full`
+// Regression (found by the second attack): exit 3 when an output could not be written. Observed: `soak --json ... >/dev/full`
 // (the results.json the user asked for on stdout cannot be written: ENOSPC) exits 0,
 // silently; a CI job piping the JSON gets nothing and a success.
 #[test]
@@ -149,7 +159,7 @@ fn reattack_json_to_a_full_stdout_is_exit_3() {
     );
 }
 
-// BREAK: the same for `soak compare --json >/dev/full`: exit 0 observed, 3 expected.
+// Regression (found by the second attack): the same for `soak compare --json >/dev/full`: exit 0 observed, 3 expected.
 #[test]
 fn reattack_compare_json_to_a_full_stdout_is_exit_3() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -165,7 +175,7 @@ fn reattack_compare_json_to_a_full_stdout_is_exit_3() {
     );
 }
 
-// BREAK: a first SIGINT exits 130 with an `interrupted` object in results.json, and the
+// Regression (found by the second attack): a first SIGINT exits 130 with an `interrupted` object in results.json, and the
 // terminal is restored. On a terminal the user's SIGINT is Ctrl-C; under the dashboard
 // (the default on a terminal) Ctrl-C is read as a key and treated as "quit": observed,
 // a 6 s run stopped after ~2 s exits 0, its results.json has no `interrupted` object
@@ -199,10 +209,9 @@ fn reattack_ctrl_c_under_the_dashboard_is_a_sigint() {
     drop(stdin);
     let status = status.expect("the run ends");
     let run_dir = std::fs::canonicalize(out.join("latest")).expect("latest");
-    let record: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(run_dir.join("results.json")).expect("results.json"),
-    )
-    .expect("json");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("results.json")).expect("results.json"))
+            .expect("json");
     assert!(
         record.get("interrupted").is_some_and(|v| !v.is_null()),
         "Ctrl-C on the dashboard: exit {:?}, no `interrupted` in results.json (duration_s {} of 6)",
@@ -212,7 +221,7 @@ fn reattack_ctrl_c_under_the_dashboard_is_a_sigint() {
     assert_eq!(status.code(), Some(130), "Ctrl-C is a SIGINT: exit 130");
 }
 
-// BREAK: once the record is written, a signal ends the process by the signal (and a
+// Regression (found by the second attack): once the record is written, a signal ends the process by the signal (and a
 // second signal leaves at once with 128+that signal, as a plain run does: SIGTERM then
 // SIGINT 10 ms later exits 130). Observed with `soak tune`: SIGTERM to the probing run,
 // then SIGINT 20-80 ms later, after the probing run's complete record is written

@@ -100,7 +100,10 @@ impl Marker {
                 },
                 EventKind::Reconfigure { knob, to, .. } => Marker {
                     at_s: e.at_s,
-                    label: format!("{knob} = {}", readable_limit(knob, to)),
+                    label: runlog::Knob::from_name(knob).map_or_else(
+                        || format!("{knob} = {to}"),
+                        |k| format!("{k} = {}", k.show_text(to)),
+                    ),
                     color: palette::MARKER_RECONFIGURE,
                 },
                 EventKind::Warning { message } => Marker {
@@ -117,24 +120,6 @@ impl Marker {
             .collect();
         markers.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
         markers
-    }
-}
-
-/// A limit's value as text, readable by the unit its knob's name carries:
-/// `("max_buffered_bytes", "33554432")` -> `"32.0 MiB"`. Other text is kept.
-pub(crate) fn readable_limit(knob: &str, value: &str) -> String {
-    let Ok(n) = value.parse::<u64>() else {
-        return value.to_owned();
-    };
-    let n = n as f64;
-    if knob.ends_with("_bytes") {
-        crate::format::bytes(n)
-    } else if knob.ends_with("_us") {
-        crate::format::micros(n)
-    } else if knob.ends_with("per_sec") {
-        crate::format::rate(n)
-    } else {
-        value.to_owned()
     }
 }
 
@@ -426,10 +411,7 @@ mod tests {
             .into_iter()
             .map(|m| m.label)
             .collect();
-        assert_eq!(
-            labels,
-            ["run", "interval_us = 5 ms", "rate_per_sec = unlimited"]
-        );
+        assert_eq!(labels, ["run", "interval = 5 ms", "rate = unlimited"]);
         assert_eq!(tick_label(2.50), "2.5");
         assert_eq!(tick_label(-0.0), "0");
         assert_eq!(shorten("abcdef", 4), "abc…");
