@@ -274,8 +274,17 @@ fn finish(cli: &Cli, mut outcome: RunOutcome, interrupt: Option<&Interrupt>) -> 
         );
         return ExitCode::from(EXIT_RECORD_INCOMPLETE);
     }
-    match outcome.results.assessment.overall {
-        Status::Pass | Status::Warn => ExitCode::from(EXIT_PASS),
-        Status::Fail => ExitCode::from(EXIT_FAIL),
+    ExitCode::from(verdict_code(
+        outcome.results.assessment.overall,
+        cli.fail_on_warn,
+    ))
+}
+
+/// The exit code of a verdict: 1 for FAIL (and for WARN with `--fail-on-warn`), else 0.
+pub(crate) fn verdict_code(overall: Status, fail_on_warn: bool) -> u8 {
+    match overall {
+        Status::Fail => EXIT_FAIL,
+        Status::Warn if fail_on_warn => EXIT_FAIL,
+        Status::Pass | Status::Warn => EXIT_PASS,
     }
 }

@@ -88,6 +88,10 @@ pub struct Cli {
           conflicts_with_all = ["tui", "metrics_addr"], help_heading = RUN)]
     pub repeat: Option<u32>,
 
+    /// Exit 1 when the verdict is WARN too, not only on FAIL: for runs that must be clean.
+    #[arg(long, help_heading = OUTPUT)]
+    pub fail_on_warn: bool,
+
     /// No progress lines, only the summary.
     #[arg(long, short, help_heading = OUTPUT)]
     pub quiet: bool,

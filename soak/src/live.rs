@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use dashboards::{DashboardOptions, Exit};
-use runlog::{Line, RunDir, SamplesFollower, Status};
+use runlog::{Line, RunDir, SamplesFollower};
 
 use crate::app::{EXIT_FAIL, EXIT_PASS, EXIT_USAGE};
 use crate::progress::Progress;
@@ -257,8 +257,5 @@ fn verdict(dir: &RunDir) -> ExitCode {
     };
     crate::outln!("{}", crate::progress::summary(&results, dir));
     crate::outln!("  report       {}", dir.report_path().display());
-    match results.assessment.overall {
-        Status::Pass | Status::Warn => ExitCode::from(EXIT_PASS),
-        Status::Fail => ExitCode::from(EXIT_FAIL),
-    }
+    ExitCode::from(crate::app::verdict_code(results.assessment.overall, false))
 }

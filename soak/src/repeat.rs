@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use runlog::{GroupRecord, GroupRun, RunDir, ScenarioConfig, Status};
+use runlog::{GroupRecord, GroupRun, RunDir, ScenarioConfig};
 
 use crate::app::{EXIT_FAIL, EXIT_PASS, EXIT_RECORD_INCOMPLETE, EXIT_USAGE};
 use crate::cli::Cli;
@@ -51,7 +51,11 @@ pub fn run_group(
             code = code.max(EXIT_RECORD_INCOMPLETE);
         }
         let overall = outcome.results.assessment.overall;
-        code = code.max(run_code(overall, outcome.incomplete.is_some()));
+        code = code.max(if outcome.incomplete.is_some() {
+            EXIT_RECORD_INCOMPLETE
+        } else {
+            crate::app::verdict_code(overall, cli.fail_on_warn)
+        });
         if let Some(caught) = interrupt.as_deref().and_then(Interrupt::caught) {
             crate::errln!(
                 "{}: the group was cut short by {} after {i} of {n} runs; exit code {}",
@@ -129,14 +133,6 @@ fn check(cli: &Cli, config: &ScenarioConfig) -> Result<(), String> {
             &cli.out_label(),
         )
     })
-}
-
-fn run_code(status: Status, incomplete: bool) -> u8 {
-    match (status, incomplete) {
-        (_, true) => EXIT_RECORD_INCOMPLETE,
-        (Status::Fail, false) => EXIT_FAIL,
-        _ => EXIT_PASS,
-    }
 }
 
 /// The group's summary (or group.json with `--json`) and where it is.

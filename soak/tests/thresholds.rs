@@ -114,3 +114,23 @@ fn a_bad_threshold_is_refused_before_anything_runs() {
         "nothing created"
     );
 }
+
+#[test]
+fn fail_on_warn_turns_a_warning_into_exit_1() {
+    // A light, rate-limited load the consumer keeps up with: no backpressure, a WARN.
+    let light = ["--rate", "1k/s", "--consumer-delay", "0s"];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = short_run(dir.path(), &light);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("latest/results.json")).expect("results.json"),
+    )
+    .expect("json");
+    assert_eq!(record["assessment"]["overall"], "warn", "{record}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut strict = light.to_vec();
+    strict.push("--fail-on-warn");
+    let out = short_run(dir.path(), &strict);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
