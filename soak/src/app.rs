@@ -64,6 +64,7 @@ fn command(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
     match &cli.command {
         None => soak(cli, interrupt),
         Some(Command::Report { run_dir }) => records::report(run_dir.as_deref()),
+        Some(Command::Export { run_dir, csv: _ }) => crate::export::csv(run_dir.as_deref()),
         Some(Command::Compare {
             base,
             candidate,

@@ -200,6 +200,17 @@ pub enum Command {
         #[arg(value_name = "RUN_DIR")]
         run_dir: Option<PathBuf>,
     },
+    /// Print a run's samples for a spreadsheet or a notebook.
+    Export {
+        /// The run directory [default: target/soak/latest].
+        #[arg(value_name = "RUN_DIR")]
+        run_dir: Option<PathBuf>,
+        /// As CSV: one row per sample, one column per field, named as in samples.jsonl
+        /// (each name carries its unit: t_s, delivered_per_sec, buffered_bytes,
+        /// latency_us.p99, …).
+        #[arg(long, required = true, help_heading = OUTPUT)]
+        csv: bool,
+    },
     /// Compare a candidate with a base, each a run directory or a group of repeated runs
     /// (--repeat N): a verdict per metric from the distributions (bootstrap of the
     /// median), a headline from the primary metrics; writes compare.html.
@@ -589,6 +600,16 @@ const EXAMPLES: &[(Option<&str>, &[Example])] = &[
         &[
             ("report", "the latest run's report.html again"),
             ("report target/soak/latest", "a given run's"),
+        ],
+    ),
+    (
+        Some("export"),
+        &[
+            (
+                "export --csv > samples.csv",
+                "the latest run's samples as CSV",
+            ),
+            ("export target/soak/latest --csv", "a given run's"),
         ],
     ),
     (

@@ -24,6 +24,7 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+mod export;
 mod output;
 
 pub mod affinity;

@@ -1,0 +1,68 @@
+//! `soak export --csv`: a run's samples as CSV that a spreadsheet reads back.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_runs_samples_come_out_as_csv_one_row_each() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = path(dir.path());
+    let out = run(
+        &[
+            "--duration",
+            "1s",
+            "--producers",
+            "2",
+            "--sample-every",
+            "250ms",
+            "--no-tui",
+            "-q",
+            "--out",
+            &base,
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_dir = dir.path().join("latest");
+    let exported = run(&["export", &path(&run_dir), "--csv"], LIMIT);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+
+    let log = runlog::read_samples(&run_dir.join("samples.jsonl")).expect("samples");
+    let mut reader = csv::Reader::from_reader(exported.stdout.as_slice());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(&header[..3], ["t_s", "interval_s", "phase"], "{header:?}");
+    for column in [
+        "delivered_per_sec",
+        "buffered_bytes",
+        "latency_us.p99",
+        "totals.accepted",
+    ] {
+        assert!(header.iter().any(|h| h == column), "{column} in {header:?}");
+    }
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), log.samples.len());
+    let delivered = header.iter().position(|h| h == "totals.delivered").unwrap();
+    let last: u64 = rows.last().unwrap()[delivered].parse().expect("a number");
+    assert_eq!(last, log.samples.last().unwrap().totals.delivered);
+}
+
+#[test]
+fn export_refuses_what_is_not_a_run_and_needs_a_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(&["export", &path(dir.path()), "--csv"], LIMIT);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("export"), "{}", stderr(&out));
+    let out = run(&["export", &path(dir.path())], LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--csv"), "{}", stderr(&out));
+}
