@@ -185,6 +185,16 @@ fn soak(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
     for warning in scenario::warnings(&cli.scenario, &config) {
         crate::errln!("{}: warning: {warning}", crate::program::name());
     }
+    if let Some(path) = &cli.summary_md {
+        if let Err(why) = writable_file(path) {
+            crate::errln!(
+                "{}: --summary-md {}: {why}",
+                crate::program::name(),
+                path.display()
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
     let tui = cli.repeat.is_none() && live::wanted(cli.tui, cli.no_tui, cli.json);
     if let Some(n) = cli.repeat {
         return crate::repeat::run_group(cli, &config, n, interrupt);
@@ -257,6 +267,14 @@ fn finish(cli: &Cli, mut outcome: RunOutcome, interrupt: Option<&Interrupt>) -> 
     } else {
         crate::outln!("{text}");
     }
+    if let Some(path) = &cli.summary_md {
+        let md = crate::summary_md::markdown(&outcome.results, &outcome.dir);
+        if let Err(err) = runlog::write_atomically(path, md.as_bytes()) {
+            outcome
+                .incomplete
+                .get_or_insert(format!("--summary-md {}: {err}", path.display()));
+        }
+    }
     // Taken by the run before its record was written (a signal since then ends the
     // process by its default action: see `crate::signals`).
     if let Some(caught) = interrupt.and_then(Interrupt::caught) {
@@ -279,6 +297,23 @@ fn finish(cli: &Cli, mut outcome: RunOutcome, interrupt: Option<&Interrupt>) -> 
         outcome.results.assessment.overall,
         cli.fail_on_warn,
     ))
+}
+
+/// Whether a file can be written at `path`: its directory exists and it is not something
+/// other than a regular file (a directory, a FIFO, a device). Checked before a run, so a
+/// typo costs nothing.
+fn writable_file(path: &std::path::Path) -> Result<(), String> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(format!("{} is not a directory", parent.display()));
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.is_file() => Err("not a regular file".to_owned()),
+        _ => Ok(()),
+    }
 }
 
 /// The exit code of a verdict: 1 for FAIL (and for WARN with `--fail-on-warn`), else 0.

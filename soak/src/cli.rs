@@ -109,6 +109,11 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..=60), help_heading = OUTPUT)]
     pub fps: u32,
 
+    /// Also write the end-of-run summary as Markdown to PATH, e.g. for a CI job's page
+    /// [default: off].
+    #[arg(long, value_name = "PATH", conflicts_with = "repeat", help_heading = EXPORT)]
+    pub summary_md: Option<PathBuf>,
+
     /// Serve Prometheus metrics at http://HOST:PORT/metrics while the run lasts
     /// [default: off]. 127.0.0.1:9464 stays on this machine; 0.0.0.0:9464
     /// exposes the endpoint to the network.

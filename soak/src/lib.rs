@@ -26,6 +26,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod export;
 mod output;
+mod summary_md;
 
 pub mod affinity;
 pub mod app;

@@ -203,7 +203,15 @@ fn examples_are_in_the_help_and_parse() {
             root.contains(&format!("\n  {program} --preset quick")),
             "{root}"
         );
-        for sub in ["tune", "compare", "report", "export", "watch", "completions", "man"] {
+        for sub in [
+            "tune",
+            "compare",
+            "report",
+            "export",
+            "watch",
+            "completions",
+            "man",
+        ] {
             let text = help(program, &["soak", sub, "--help"]);
             let examples = text
                 .split("\nExamples:\n")

@@ -66,3 +66,63 @@ fn export_refuses_what_is_not_a_run_and_needs_a_format() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--csv"), "{}", stderr(&out));
 }
+
+#[test]
+fn summary_md_writes_the_verdict_as_markdown_and_refuses_a_bad_path_up_front() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let md = dir.path().join("summary.md");
+    let base = path(&dir.path().join("runs"));
+    let out = run(
+        &[
+            "--duration",
+            "1s",
+            "--producers",
+            "2",
+            "--no-tui",
+            "-q",
+            "--out",
+            &base,
+            "--summary-md",
+            &path(&md),
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&md).expect("summary.md");
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("runs/latest/results.json")).expect("results.json"),
+    )
+    .expect("json");
+    let verdict = record["assessment"]["overall"]
+        .as_str()
+        .unwrap()
+        .to_uppercase();
+    assert!(
+        text.starts_with(&format!(
+            "## Soak {}: {verdict}\n",
+            record["run_id"].as_str().unwrap()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("| figure | value |"), "{text}");
+    assert!(text.contains("- correctness: **PASS**"), "{text}");
+
+    // A directory that does not exist: refused before anything is created.
+    let runs = dir.path().join("never");
+    let out = run(
+        &[
+            "--duration",
+            "1s",
+            "--no-tui",
+            "-q",
+            "--out",
+            &path(&runs),
+            "--summary-md",
+            &path(&dir.path().join("missing/summary.md")),
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--summary-md"), "{}", stderr(&out));
+    assert!(!runs.exists(), "nothing is created");
+}
