@@ -119,14 +119,19 @@ fn section_lines(name: &str, section: &Section) -> String {
     out
 }
 
-/// The end-of-run summary.
-pub fn summary(r: &RunResults, dir: &RunDir) -> String {
-    let t = &r.totals;
-    let refused_pct = if t.attempted > 0 {
+/// The share of offers refused or evicted, in percent (0 with no offers).
+pub(crate) fn refused_pct(t: &runlog::Totals) -> f64 {
+    if t.attempted > 0 {
         (t.rejected + t.dropped) as f64 / t.attempted as f64 * 100.0
     } else {
         0.0
-    };
+    }
+}
+
+/// The end-of-run summary.
+pub fn summary(r: &RunResults, dir: &RunDir) -> String {
+    let t = &r.totals;
+    let refused_pct = refused_pct(t);
     let a = &r.assessment;
     [
         format!("soak {}: {}", r.run_id, a.overall.as_str().to_uppercase()),

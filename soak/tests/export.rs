@@ -11,22 +11,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 #[test]
 fn a_runs_samples_come_out_as_csv_one_row_each() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let base = path(dir.path());
-    let out = run(
-        &[
-            "--duration",
-            "1s",
-            "--producers",
-            "2",
-            "--sample-every",
-            "250ms",
-            "--no-tui",
-            "-q",
-            "--out",
-            &base,
-        ],
-        LIMIT,
-    );
+    let out = one_second_run(dir.path(), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let run_dir = dir.path().join("latest");
     let exported = run(&["export", &path(&run_dir), "--csv"], LIMIT);

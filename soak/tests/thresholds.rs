@@ -4,36 +4,14 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-
-const LIMIT: Duration = Duration::from_secs(60);
-
-fn short_run(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let out = path(out);
-    let mut args = vec![
-        "--duration",
-        "1s",
-        "--producers",
-        "2",
-        "--sample-every",
-        "250ms",
-        "--no-tui",
-        "-q",
-        "--out",
-        &out,
-    ];
-    args.extend_from_slice(extra);
-    run(&args, LIMIT)
-}
 
 #[test]
 fn a_failed_threshold_fails_the_run_and_is_recorded() {
     let dir = tempfile::tempdir().expect("tempdir");
     // No batching dispatcher delivers within a microsecond; every run refuses nothing
     // beyond 100% of offers.
-    let out = short_run(
+    let out = one_second_run(
         dir.path(),
         &["--threshold", "p99<1us", "--threshold", "refused<=100%"],
     );
@@ -68,7 +46,7 @@ fn a_failed_threshold_fails_the_run_and_is_recorded() {
 #[test]
 fn without_thresholds_latency_is_not_judged_and_the_summary_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = short_run(dir.path(), &[]);
+    let out = one_second_run(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -83,7 +61,7 @@ fn a_scenario_file_s_thresholds_are_judged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("s.toml");
     std::fs::write(&file, "[thresholds]\ndelivered_per_sec = \">1G\"\n").expect("write");
-    let out = short_run(&dir.path().join("runs"), &["--config", &path(&file)]);
+    let out = one_second_run(&dir.path().join("runs"), &["--config", &path(&file)]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("- FAIL delivered_per_sec>1G"),
@@ -101,12 +79,12 @@ fn a_bad_threshold_is_refused_before_anything_runs() {
         ("refused<150%", "0%..=100%"),
         ("peak_heap<lots", "`lots`"),
     ] {
-        let out = short_run(dir.path(), &["--threshold", typed]);
+        let out = one_second_run(dir.path(), &["--threshold", typed]);
         assert_eq!(out.status.code(), Some(2), "{typed}: {}", stderr(&out));
         let err = stderr(&out);
         assert!(err.contains(typed) && err.contains(says), "{typed}: {err}");
     }
-    let out = short_run(dir.path(), &["--threshold", "p99<5ms", "--no-latency"]);
+    let out = one_second_run(dir.path(), &["--threshold", "p99<5ms", "--no-latency"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--no-latency"), "{}", stderr(&out));
     assert!(
@@ -120,7 +98,7 @@ fn fail_on_warn_turns_a_warning_into_exit_1() {
     // A light, rate-limited load the consumer keeps up with: no backpressure, a WARN.
     let light = ["--rate", "1k/s", "--consumer-delay", "0s"];
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = short_run(dir.path(), &light);
+    let out = one_second_run(dir.path(), &light);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let record: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("latest/results.json")).expect("results.json"),
@@ -131,6 +109,6 @@ fn fail_on_warn_turns_a_warning_into_exit_1() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut strict = light.to_vec();
     strict.push("--fail-on-warn");
-    let out = short_run(dir.path(), &strict);
+    let out = one_second_run(dir.path(), &strict);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }

@@ -36,6 +36,26 @@ pub fn run(args: &[&str], limit: Duration) -> Output {
     finish(spawn(args), limit)
 }
 
+/// A one-second run of 2 producers, sampled every 250 ms, into `out`, with `extra`
+/// arguments; killed (and failed) after a minute.
+pub fn one_second_run(out: &Path, extra: &[&str]) -> Output {
+    let out = path(out);
+    let mut args = vec![
+        "--duration",
+        "1s",
+        "--producers",
+        "2",
+        "--sample-every",
+        "250ms",
+        "--no-tui",
+        "-q",
+        "--out",
+        &out,
+    ];
+    args.extend_from_slice(extra);
+    run(&args, Duration::from_secs(60))
+}
+
 /// Waits for `child` to end within `limit`; kills it and fails the test if it does not.
 pub fn finish(mut child: Child, limit: Duration) -> Output {
     let status = wait(&mut child, limit);
