@@ -15,30 +15,6 @@ use nix::unistd::Pid;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// `soak --duration 30s … --out OUT EXTRA…`: a run ended by a signal.
-fn long_run(out: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--duration",
-        "30s",
-        "--producers",
-        "2",
-        "--no-tui",
-        "--sample-every",
-        "200ms",
-        "--out",
-        out,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
-fn refs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
 /// Sends `sig`, ignoring a process that is already gone.
 fn try_signal(pid: u32, sig: Signal) {
     let _ = kill(Pid::from_raw(pid as i32), sig);
@@ -176,17 +152,7 @@ fn attack_sighup_under_nohup_does_not_stop_the_run() {
     let out_dir = path(dir.path());
     let child = Command::new("nohup")
         .arg(bin())
-        .args([
-            "--duration",
-            "2s",
-            "--producers",
-            "2",
-            "--no-tui",
-            "--sample-every",
-            "200ms",
-            "--out",
-            &out_dir,
-        ])
+        .args(small_run("2s", &out_dir, &[]))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -222,17 +222,7 @@ fn attack_compare_on_a_full_disk_prints_the_verdict() {
 fn held_an_out_dir_removed_mid_run_still_prints_the_verdict() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_dir = dir.path().join("runs");
-    let child = spawn(&[
-        "--duration",
-        "2s",
-        "--producers",
-        "2",
-        "--no-tui",
-        "--sample-every",
-        "200ms",
-        "--out",
-        &path(&out_dir),
-    ]);
+    let child = spawn(&refs(&small_run("2s", &path(&out_dir), &[])));
     let run = wait_for_samples(&out_dir, 2, LIMIT);
     std::fs::remove_dir_all(&out_dir).expect("rm -rf");
     let out = finish(child, LIMIT);

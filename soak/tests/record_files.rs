@@ -129,17 +129,7 @@ fn item03_a_page_that_cannot_be_written_leaves_the_old_one_whole() {
 fn item04_an_unwritable_results_json_still_prints_the_verdict() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_dir = path(dir.path());
-    let child = spawn(&[
-        "--duration",
-        "1500ms",
-        "--producers",
-        "2",
-        "--no-tui",
-        "--sample-every",
-        "200ms",
-        "--out",
-        &out_dir,
-    ]);
+    let child = spawn(&refs(&small_run("1500ms", &out_dir, &[])));
     let run = latest(dir.path(), LIMIT);
     // results.json cannot be created: a directory holds its name.
     std::fs::create_dir_all(run.results_path().join("in-the-way")).expect("mkdir");

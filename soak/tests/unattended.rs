@@ -13,30 +13,6 @@ use runlog::{EventKind, Status};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// A long run (ended by a signal) into `out`.
-fn long_run(out: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--duration",
-        "30s",
-        "--producers",
-        "2",
-        "--no-tui",
-        "--sample-every",
-        "200ms",
-        "--out",
-        out,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
-fn refs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
 #[test]
 fn item01_sigterm_drains_and_writes_a_complete_record() {
     for (sig, code, name) in [
@@ -253,17 +229,7 @@ fn run_watch(run: &runlog::RunDir) -> std::process::Output {
 fn item16_watch_follows_a_run_to_its_verdict() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_dir = path(dir.path());
-    let child = spawn(&[
-        "--duration",
-        "2s",
-        "--producers",
-        "2",
-        "--no-tui",
-        "--sample-every",
-        "200ms",
-        "--out",
-        &out_dir,
-    ]);
+    let child = spawn(&refs(&small_run("2s", &out_dir, &[])));
     let run = wait_for_samples(dir.path(), 1, LIMIT);
     let watched = run_watch(&run);
     let out = finish(child, LIMIT);

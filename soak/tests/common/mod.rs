@@ -36,6 +36,36 @@ pub fn run(args: &[&str], limit: Duration) -> Output {
     finish(spawn(args), limit)
 }
 
+/// `--duration DURATION --producers 2 --no-tui --sample-every 200ms --out OUT EXTRA…`:
+/// a small run sampled often, as arguments.
+pub fn small_run(duration: &str, out: &str, extra: &[&str]) -> Vec<String> {
+    [
+        "--duration",
+        duration,
+        "--producers",
+        "2",
+        "--no-tui",
+        "--sample-every",
+        "200ms",
+        "--out",
+        out,
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+/// A small run long enough (30 s) to be ended by a signal.
+pub fn long_run(out: &str, extra: &[&str]) -> Vec<String> {
+    small_run("30s", out, extra)
+}
+
+/// The arguments as `&str`, for [`spawn`] and [`run`].
+pub fn refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// A one-second run of 2 producers, sampled every 250 ms, into `out`, with `extra`
 /// arguments; killed (and failed) after a minute.
 pub fn one_second_run(out: &Path, extra: &[&str]) -> Output {
