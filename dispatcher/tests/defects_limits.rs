@@ -248,6 +248,16 @@ fn fickle(id: u32, first: usize, later: usize) -> Fickle {
 }
 
 /// Takes every ready batch (flushing the open one) and returns the ids.
+/// A DropOldest dispatcher of `max` bytes that never cuts by time.
+fn drop_oldest(max: usize) -> (Dispatcher<Fickle>, Batches<Fickle>) {
+    Dispatcher::builder()
+        .interval(LONG)
+        .max_buffered_bytes(max)
+        .policy(Policy::DropOldest)
+        .build()
+        .unwrap()
+}
+
 fn take_all(dispatcher: &Dispatcher<Fickle>, batches: &Batches<Fickle>) -> Vec<u32> {
     no_panic("flush", || dispatcher.flush());
     let mut ids = Vec::new();
@@ -281,12 +291,7 @@ fn check_recovered(dispatcher: &Dispatcher<Fickle>, max: usize) {
 #[test]
 fn defect7_drop_oldest_with_a_weight_that_grows_keeps_exact_accounting() {
     const MAX: usize = 100;
-    let (dispatcher, batches) = Dispatcher::<Fickle>::builder()
-        .interval(LONG)
-        .max_buffered_bytes(MAX)
-        .policy(Policy::DropOldest)
-        .build()
-        .unwrap();
+    let (dispatcher, batches) = drop_oldest(MAX);
     let producer = dispatcher.producer();
     for id in 0..10 {
         producer.try_enqueue(fickle(id, 10, 1000)).unwrap();
@@ -307,12 +312,7 @@ fn defect7_drop_oldest_with_a_weight_that_grows_keeps_exact_accounting() {
 #[test]
 fn defect7_drop_oldest_with_a_weight_that_shrinks_keeps_the_byte_bound() {
     const MAX: usize = 100;
-    let (dispatcher, batches) = Dispatcher::<Fickle>::builder()
-        .interval(LONG)
-        .max_buffered_bytes(MAX)
-        .policy(Policy::DropOldest)
-        .build()
-        .unwrap();
+    let (dispatcher, batches) = drop_oldest(MAX);
     let producer = dispatcher.producer();
     producer.try_enqueue(fickle(0, 50, 1)).unwrap();
     producer.try_enqueue(fickle(1, 50, 1)).unwrap();
