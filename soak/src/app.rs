@@ -91,9 +91,9 @@ fn command(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
         }),
         Some(Command::Watch { run_dir, fps }) => live::watch(run_dir.as_deref(), *fps),
         Some(Command::Completions { shell }) => {
-            print_generated("completions", |out| crate::cli::completions(*shell, out))
+            print_generated(|out| crate::cli::completions(*shell, out))
         }
-        Some(Command::Man) => print_generated("man", crate::cli::man),
+        Some(Command::Man) => print_generated(crate::cli::man),
         Some(Command::Tune {
             scenario,
             sink,
@@ -126,23 +126,14 @@ fn command(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
     }
 }
 
-/// `soak completions` and `soak man`: what `write` generates, to stdout. A closed pipe
-/// (`soak man | head`) ends quietly, as everywhere; any other write error exits
-/// [`EXIT_IO`].
-fn print_generated(
-    what: &str,
-    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
-) -> ExitCode {
+/// `soak completions` and `soak man`: what `write` generates, to stdout. Like every
+/// print, a closed pipe (`soak man | head`) ends quietly and any other write error exits
+/// [`EXIT_IO`] (see `crate::output`).
+fn print_generated(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> ExitCode {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
-    match write(&mut stdout).and_then(|()| stdout.flush()) {
-        Ok(()) => ExitCode::from(EXIT_PASS),
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(EXIT_PASS),
-        Err(err) => {
-            crate::errln!("{} {what}: cannot write: {err}", crate::program::name());
-            ExitCode::from(EXIT_IO)
-        }
-    }
+    crate::output::kept(write(&mut stdout).and_then(|()| stdout.flush()));
+    ExitCode::from(EXIT_PASS)
 }
 
 /// `soak tune`: exit 0 with a recommendation, 1 when nothing was healthy.

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use crate::app::{EXIT_IO, EXIT_PASS, EXIT_USAGE};
+use crate::app::{EXIT_PASS, EXIT_USAGE};
 
 /// Columns that lead, in this order; the rest follow by name.
 const FIRST: &[&str] = &["t_s", "interval_s", "phase"];
@@ -51,18 +51,10 @@ pub(crate) fn csv(run_dir: Option<&Path>) -> ExitCode {
             })
         })
         .and_then(|()| out.flush().map_err(csv::Error::from));
-    match written {
-        Ok(()) => ExitCode::from(EXIT_PASS),
-        Err(err) => match err.kind() {
-            csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
-                ExitCode::from(EXIT_PASS)
-            }
-            _ => {
-                crate::errln!("{program} export: cannot write: {err}");
-                ExitCode::from(EXIT_IO)
-            }
-        },
-    }
+    // Like every print: a closed pipe ends quietly, another failure exits 3 (see
+    // `crate::output`).
+    crate::output::kept(written.map_err(std::io::Error::from));
+    ExitCode::from(EXIT_PASS)
 }
 
 /// The column names of a flattened sample: [`FIRST`], then the rest by name.
