@@ -2,17 +2,7 @@
 
 use runlog::{Knob, Limits};
 
-pub(crate) use runlog::human::{count, rate, seconds};
-
-/// `512 B`, `12.3 KiB`, `64.0 MiB`.
-pub(crate) fn bytes(value: u64) -> String {
-    runlog::human::bytes(value as f64)
-}
-
-/// `850 us`, `10 ms`, `12.5 ms`, `1.5 s`.
-pub(crate) fn micros(us: u64) -> String {
-    runlog::human::micros(us as f64)
-}
+pub(crate) use runlog::human::{bytes, count, micros, rate, seconds};
 
 /// A knob's value with its unit; `None` reads `unlimited` (`off` for the batch trigger).
 pub(crate) fn knob_value(knob: Knob, value: Option<u64>) -> String {

@@ -99,11 +99,11 @@ pub(crate) fn warning_banner(warnings: &[Warning]) -> String {
 pub(crate) fn scenario_line(c: &ScenarioConfig) -> String {
     let batch = c.max_batch_bytes.map_or_else(
         || "no byte target".to_owned(),
-        |b| format!("batch {}", format::bytes(b as f64)),
+        |b| format!("batch {}", format::bytes(b)),
     );
     let rate = c.rate_per_sec.map_or_else(
         || "closed loop".to_owned(),
-        |r| format!("{} offered", format::rate(r as f64)),
+        |r| format!("{} offered", format::rate(r)),
     );
     let name = |v: serde_json::Result<serde_json::Value>| {
         v.ok()
@@ -114,9 +114,9 @@ pub(crate) fn scenario_line(c: &ScenarioConfig) -> String {
         "{} producers ({rate}) · {} payloads · consumer {}/batch · interval {} · {batch} · buffered {} · {} policy · target {}",
         c.producers,
         c.payload,
-        format::micros(c.consumer_delay_us as f64),
-        format::micros(c.interval_us as f64),
-        format::bytes(c.max_buffered_bytes as f64),
+        format::micros(c.consumer_delay_us),
+        format::micros(c.interval_us),
+        format::bytes(c.max_buffered_bytes),
         name(serde_json::to_value(c.policy)),
         name(serde_json::to_value(c.target)),
     )
@@ -131,8 +131,8 @@ pub(crate) fn machine_line(env: &Environment) -> String {
         env.arch,
         env.cpu_model,
         env.cpu_count,
-        format::bytes(env.total_memory_bytes as f64),
-        format::bytes(env.page_size_bytes as f64),
+        format::bytes(env.total_memory_bytes),
+        format::bytes(env.page_size_bytes),
     );
     match &env.emulation {
         Some(how) => format!(
@@ -175,15 +175,15 @@ pub(crate) fn header_band(
     let heap_detail = match f.heap_to_limit() {
         Some(x) => format!(
             "{x:.2}x the {} limit · RSS {}",
-            format::bytes(f.max_buffered_bytes as f64),
-            format::bytes(f.peak_rss_bytes as f64)
+            format::bytes(f.max_buffered_bytes),
+            format::bytes(f.peak_rss_bytes)
         ),
-        None => format!("RSS {}", format::bytes(f.peak_rss_bytes as f64)),
+        None => format!("RSS {}", format::bytes(f.peak_rss_bytes)),
     };
     let l = &f.latency_us;
     let (drain, drain_detail) = match (f.drain_us, f.undelivered) {
         (Some(d), Some(u)) => (
-            format::micros(d as f64),
+            format::micros(d),
             format!("{} undelivered", format::grouped(u)),
         ),
         _ => ("n/a".to_owned(), "the run did not finish".to_owned()),
@@ -198,18 +198,14 @@ pub(crate) fn header_band(
                 format::percent(refused)
             ),
         ),
-        big_figure(
-            "Peak heap",
-            &format::bytes(f.peak_heap_bytes as f64),
-            &heap_detail,
-        ),
+        big_figure("Peak heap", &format::bytes(f.peak_heap_bytes), &heap_detail),
         big_figure(
             "Latency p99",
             &format::micros(l.p99 as f64),
             &format!(
                 "p50 {} · max {}",
                 format::micros(l.p50 as f64),
-                format::micros(l.max as f64)
+                format::micros(l.max)
             ),
         ),
         big_figure("Drain", &drain, &drain_detail),

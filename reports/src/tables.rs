@@ -151,11 +151,11 @@ fn titled(title: &str, f: &KeyFigures) -> String {
 
 /// Memory high-water marks, the limit, and the heap slope.
 pub(crate) fn memory(f: &KeyFigures, results: Option<&RunResults>) -> String {
-    let bytes = |n: u64| figure(format::bytes(n as f64), n);
+    let bytes = |n: u64| figure(format::bytes(n), n);
     let heap = match f.heap_to_limit() {
         Some(x) => Cell::num(format!(
             "{}  ({:.2}x the limit)",
-            format::bytes(f.peak_heap_bytes as f64),
+            format::bytes(f.peak_heap_bytes),
             x
         )),
         None => bytes(f.peak_heap_bytes),
@@ -183,7 +183,7 @@ pub(crate) fn memory(f: &KeyFigures, results: Option<&RunResults>) -> String {
 /// Whole-run latency percentiles.
 pub(crate) fn latency(f: &KeyFigures) -> String {
     let l = &f.latency_us;
-    let us = |n: u64| figure(format::micros(n as f64), format!("{n} us"));
+    let us = |n: u64| figure(format::micros(n), format!("{n} us"));
     let rows = vec![
         (
             "deliveries measured".to_owned(),
@@ -206,7 +206,7 @@ pub(crate) fn latency(f: &KeyFigures) -> String {
 /// How shutdown went.
 pub(crate) fn drain(results: &RunResults) -> String {
     let d = &results.drain;
-    let us = |n: u64| figure(format::micros(n as f64), format!("{n} us"));
+    let us = |n: u64| figure(format::micros(n), format!("{n} us"));
     let rows = vec![
         ("drain (close to last delivery)".to_owned(), us(d.drain_us)),
         (

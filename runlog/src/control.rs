@@ -145,9 +145,9 @@ impl Knob {
         match (self, value) {
             (Self::MaxBatchBytes, None) => "off".to_owned(),
             (_, None) => "unlimited".to_owned(),
-            (Self::Interval | Self::ConsumerDelay, Some(us)) => human::micros(us as f64),
-            (Self::MaxBatchBytes | Self::MaxBufferedBytes, Some(b)) => human::bytes(b as f64),
-            (Self::Rate, Some(r)) => human::rate(r as f64),
+            (Self::Interval | Self::ConsumerDelay, Some(us)) => human::micros(us),
+            (Self::MaxBatchBytes | Self::MaxBufferedBytes, Some(b)) => human::bytes(b),
+            (Self::Rate, Some(r)) => human::rate(r),
         }
     }
 

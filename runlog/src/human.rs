@@ -21,10 +21,30 @@
 //! assert_eq!(human::percent(13.241), "13.24%");
 //! ```
 
+/// A number a figure is made of: a float, or any of the integer counters the record keeps
+/// (so callers never convert, and a counter and a rate read alike).
+pub trait Amount: Copy {
+    /// The value as a float (counters beyond 2^53 round, which no figure shows).
+    fn to_f64(self) -> f64;
+}
+
+macro_rules! amount {
+    ($($t:ty),*) => {$(
+        impl Amount for $t {
+            #[allow(clippy::cast_precision_loss, clippy::cast_lossless)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+        }
+    )*};
+}
+amount!(f64, u64, usize, u32, i64, i32);
+
 /// A magnitude: `950`, `12.3k`, `1.23M`, `2.00G`; below ten, a fraction keeps two
 /// decimals (`1.26`).
 #[must_use]
-pub fn count(n: f64) -> String {
+pub fn count(n: impl Amount) -> String {
+    let n = n.to_f64();
     let a = n.abs();
     if a >= 1e9 {
         format!("{:.2}G", n / 1e9)
@@ -55,13 +75,14 @@ pub fn grouped(n: u64) -> String {
 
 /// Events per second: `723.6k/s`.
 #[must_use]
-pub fn rate(per_sec: f64) -> String {
+pub fn rate(per_sec: impl Amount) -> String {
     format!("{}/s", count(per_sec))
 }
 
 /// Bytes in binary units: `512 B`, `1.5 KiB`, `64.0 MiB`, `2.0 GiB`.
 #[must_use]
-pub fn bytes(n: f64) -> String {
+pub fn bytes(n: impl Amount) -> String {
+    let n = n.to_f64();
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n.abs() < 1024.0 {
         return format!("{n:.0} B");
@@ -78,8 +99,8 @@ pub fn bytes(n: f64) -> String {
 /// A duration given in microseconds: `850 us`, `1.25 ms`, `10 ms`, `61 ms`, `411 ms`,
 /// `2.5 s`, `12.3 s`, `4m05s`, `2h03m`.
 #[must_use]
-pub fn micros(us: f64) -> String {
-    let us = us.max(0.0);
+pub fn micros(us: impl Amount) -> String {
+    let us = us.to_f64().max(0.0);
     if us < 999.5 {
         format!("{us:.0} us")
     } else if us < 999_500.0 {

@@ -1,17 +1,6 @@
-//! Figures for progress lines and the summary, in the one vocabulary of
-//! [`runlog::human`]: these adapt the soak's integer counters to it.
+//! Figures for progress lines and the summary: the one vocabulary of [`runlog::human`].
 
-pub use runlog::human::count;
-
-/// Bytes in binary units: `1536` -> `1.5 KiB`.
-pub fn bytes(n: u64) -> String {
-    runlog::human::bytes(n as f64)
-}
-
-/// Microseconds, scaled: `850` -> `850 us`, `12_300` -> `12.3 ms`.
-pub fn micros(us: u64) -> String {
-    runlog::human::micros(us as f64)
-}
+pub use runlog::human::{bytes, count, micros, rate};
 
 #[cfg(test)]
 mod tests {

@@ -67,9 +67,7 @@ impl Progress {
 
 /// The scenario in one line.
 pub fn scenario_line(c: &ScenarioConfig) -> String {
-    let rate = c.rate_per_sec.map_or("closed loop".into(), |r| {
-        format!("{}/s", human::count(r as f64))
-    });
+    let rate = c.rate_per_sec.map_or("closed loop".into(), human::rate);
     let batch = c
         .max_batch_bytes
         .map_or("no byte target".into(), human::bytes);
@@ -141,7 +139,7 @@ pub fn summary(r: &RunResults, dir: &RunDir) -> String {
             human::count(r.throughput.avg_delivered_per_sec),
             human::count(r.throughput.min_delivered_per_sec),
             human::count(r.throughput.max_delivered_per_sec),
-            human::count(t.delivered as f64),
+            human::count(t.delivered),
             r.duration_s,
         ),
         memory_line(&r.memory),

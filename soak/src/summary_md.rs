@@ -22,8 +22,8 @@ pub(crate) fn markdown(r: &RunResults, dir: &RunDir) -> String {
             "delivered",
             format!(
                 "{} avg ({} events in {})",
-                runlog::human::rate(r.throughput.avg_delivered_per_sec),
-                human::count(t.delivered as f64),
+                human::rate(r.throughput.avg_delivered_per_sec),
+                human::count(t.delivered),
                 runlog::human::seconds(r.duration_s)
             ),
         ),

@@ -46,10 +46,7 @@ fn summary_line(l: &LatencySummary) -> Line<'static> {
         spans.push(Span::styled(format!("{name} "), dim()));
         spans.push(Span::styled(format!("{}  ", format::micros(us)), bold));
     }
-    spans.push(Span::styled(
-        format!("n={}", format::count(l.count as f64)),
-        dim(),
-    ));
+    spans.push(Span::styled(format!("n={}", format::count(l.count)), dim()));
     Line::from(spans)
 }
 

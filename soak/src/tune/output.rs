@@ -49,10 +49,10 @@ impl ProbePrinter {
 }
 
 fn offered(probe: &Probe) -> String {
-    probe.point.rate_per_sec.map_or_else(
-        || "unlimited".into(),
-        |r| format!("{}/s", human::count(r as f64)),
-    )
+    probe
+        .point
+        .rate_per_sec
+        .map_or_else(|| "unlimited".into(), human::rate)
 }
 
 fn header() -> String {

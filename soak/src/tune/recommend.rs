@@ -127,10 +127,10 @@ fn rate_reason(edge: &Edge) -> String {
     let beyond = edge.failing.as_ref().map_or_else(
         || "no failing point was probed beyond it".to_owned(),
         |f| {
-            let offered = f.point.rate_per_sec.map_or_else(
-                || "unlimited".to_owned(),
-                |r| format!("{}/s", human::count(r as f64)),
-            );
+            let offered = f
+                .point
+                .rate_per_sec
+                .map_or_else(|| "unlimited".to_owned(), human::rate);
             format!(
                 "the next point, {offered}, failed: {}",
                 f.problem.as_deref().unwrap_or("unhealthy")
