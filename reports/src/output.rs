@@ -28,8 +28,9 @@ pub(crate) fn check_output(out: &Path, overwrite: bool) -> Result<(), CompareErr
     };
     let refuse = |why: &str| refuse_as(why, false);
     let name = out.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let in_record_dir = out.parent().is_some_and(is_record_dir);
     // Not even a record file a run directory does not have yet (a single run's group.json).
-    if RECORD_FILES.contains(&name) && out.parent().is_some_and(is_record_dir) {
+    if RECORD_FILES.contains(&name) && in_record_dir {
         return refuse("it is a run's record file");
     }
     let meta = match std::fs::metadata(out) {
@@ -41,13 +42,14 @@ pub(crate) fn check_output(out: &Path, overwrite: bool) -> Result<(), CompareErr
         return refuse("it is not a regular file");
     }
     if RECORD_FILES.contains(&name) {
+        // One left outside a run directory is still someone's record.
         return refuse("it is a run's record file");
     }
     if is_compare_page(out) {
         return Ok(());
     }
     // Inside a run or group directory a comparison replaces only its own pages.
-    if out.parent().is_some_and(is_record_dir) {
+    if in_record_dir {
         return refuse("it is a file of a run's directory, not a comparison page");
     }
     if overwrite {
