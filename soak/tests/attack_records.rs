@@ -3,27 +3,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// A copy of a reports fixture run directory in `into`.
-fn fixture(name: &str, into: &Path) -> PathBuf {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../reports/tests/fixtures")
-        .join(name);
-    let to = into.join(name);
-    std::fs::create_dir_all(&to).expect("mkdir");
-    for entry in std::fs::read_dir(&from).expect("fixture") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
-    }
-    to
-}
 
 /// `soak tune … 2>&1 | head -1`: stderr closed. The progress bar's last line panics
 /// (exit 101) before the result is printed and before the probing run is finished.

@@ -11,20 +11,6 @@ use common::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// A copy of a reports fixture run directory in `into`.
-fn fixture(name: &str, into: &Path) -> std::path::PathBuf {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../reports/tests/fixtures")
-        .join(name);
-    let to = into.join(name);
-    std::fs::create_dir_all(&to).expect("mkdir");
-    for entry in std::fs::read_dir(&from).expect("fixture") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
-    }
-    to
-}
-
 /// A short real run under `out`; its directory.
 fn short_run(out: &Path, extra: &[&str]) -> runlog::RunDir {
     let out_dir = path(out);

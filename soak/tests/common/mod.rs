@@ -66,6 +66,20 @@ pub fn refs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
+/// A copy of a reports fixture run directory (`reports/tests/fixtures/NAME`) in `into`.
+pub fn fixture(name: &str, into: &Path) -> PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../reports/tests/fixtures")
+        .join(name);
+    let to = into.join(name);
+    std::fs::create_dir_all(&to).expect("mkdir");
+    for entry in std::fs::read_dir(&from).expect("fixture") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+    to
+}
+
 /// A one-second run of 2 producers, sampled every 250 ms, into `out`, with `extra`
 /// arguments; killed (and failed) after a minute.
 pub fn one_second_run(out: &Path, extra: &[&str]) -> Output {
