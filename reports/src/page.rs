@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use runlog::{Environment, ScenarioConfig};
+use runlog::Environment;
 
 use crate::figures::KeyFigures;
 use crate::format;
@@ -93,33 +93,6 @@ pub(crate) fn warning_banner(warnings: &[Warning]) -> String {
     }
     out.push_str("</ul></div>\n");
     out
-}
-
-/// The scenario in one line, e.g. `32 producers · telemetry · consumer 200 us/batch · ...`.
-pub(crate) fn scenario_line(c: &ScenarioConfig) -> String {
-    let batch = c.max_batch_bytes.map_or_else(
-        || "no byte target".to_owned(),
-        |b| format!("batch {}", format::bytes(b)),
-    );
-    let rate = c.rate_per_sec.map_or_else(
-        || "closed loop".to_owned(),
-        |r| format!("{} offered", format::rate(r)),
-    );
-    let name = |v: serde_json::Result<serde_json::Value>| {
-        v.ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
-    };
-    format!(
-        "{} producers ({rate}) · {} payloads · consumer {}/batch · interval {} · {batch} · buffered {} · {} policy · target {}",
-        c.producers,
-        c.payload,
-        format::micros(c.consumer_delay_us),
-        format::micros(c.interval_us),
-        format::bytes(c.max_buffered_bytes),
-        name(serde_json::to_value(c.policy)),
-        name(serde_json::to_value(c.target)),
-    )
 }
 
 /// The machine in one line, e.g. `Machine: aarch64 · Cortex-A72 · 4 CPUs · 3.8 GiB ·

@@ -91,10 +91,10 @@ pub fn render_html(record: &RunRecord) -> String {
             match r.environment.cpus_constrained {
                 Some(cpus) => format!(
                     "Scenario: {} · constrained to {cpus} of {} CPUs (--cpus: an approximation of a smaller machine)",
-                    page::scenario_line(&r.config),
+                    runlog::human::scenario(&r.config),
                     r.environment.cpu_count
                 ),
-                None => format!("Scenario: {}", page::scenario_line(&r.config)),
+                None => format!("Scenario: {}", runlog::human::scenario(&r.config)),
             },
         ),
         None => (

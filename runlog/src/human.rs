@@ -138,6 +138,37 @@ pub fn percent(p: f64) -> String {
     format!("{p:.2}%")
 }
 
+/// A scenario in one line: `32 producers (closed loop) · telemetry payloads · consumer
+/// 200 us/batch · interval 10 ms · batch 32.0 KiB · buffered 64.0 MiB · reject policy ·
+/// target dispatcher`.
+#[must_use]
+pub fn scenario(c: &crate::ScenarioConfig) -> String {
+    let batch = c.max_batch_bytes.map_or_else(
+        || "no byte target".to_owned(),
+        |b| format!("batch {}", bytes(b)),
+    );
+    let rate = c.rate_per_sec.map_or_else(
+        || "closed loop".to_owned(),
+        |r| format!("{} offered", rate(r)),
+    );
+    // The names a scenario file uses.
+    let name = |v: serde_json::Result<serde_json::Value>| {
+        v.ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    format!(
+        "{} producers ({rate}) · {} payloads · consumer {}/batch · interval {} · {batch} · buffered {} · {} policy · target {}",
+        c.producers,
+        c.payload,
+        micros(c.consumer_delay_us),
+        micros(c.interval_us),
+        bytes(c.max_buffered_bytes),
+        name(serde_json::to_value(c.policy)),
+        name(serde_json::to_value(c.target)),
+    )
+}
+
 /// At most three significant digits for a value from 1 to 999, trailing zeros dropped:
 /// `1.25`, `2.5`, `61`, `411`.
 fn three_digits(v: f64) -> String {

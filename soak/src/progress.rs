@@ -65,22 +65,12 @@ impl Progress {
     }
 }
 
-/// The scenario in one line.
+/// The scenario in one line: its length, then [`runlog::human::scenario`].
 pub fn scenario_line(c: &ScenarioConfig) -> String {
-    let rate = c.rate_per_sec.map_or("closed loop".into(), human::rate);
-    let batch = c
-        .max_batch_bytes
-        .map_or("no byte target".into(), human::bytes);
     format!(
-        "{:.0}s, {} producers ({rate}), {} payloads, consumer {}/batch, interval {}, batch {batch}, buffered {}, {:?} into {:?}",
-        c.duration_s,
-        c.producers,
-        c.payload,
-        human::micros(c.consumer_delay_us),
-        human::micros(c.interval_us),
-        human::bytes(c.max_buffered_bytes),
-        c.policy,
-        c.target,
+        "{} · {}",
+        runlog::human::seconds(c.duration_s),
+        runlog::human::scenario(c)
     )
 }
 
