@@ -38,10 +38,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # -- a free loopback port: nothing answers on it ------------------------------
+# Chosen below the kernel's ephemeral range: a port inside it can be taken as
+# the source port of any outgoing connection (prometheus's scrapes, the soak's
+# NATS client, curl) between this check and the listener's bind, and the bind
+# then fails with "Address already in use".
+ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
-  local port
+  local port span=$((ephemeral_low - 10000))
+  [ "$span" -gt 1000 ] || fail "the ephemeral port range starts at $ephemeral_low: no room below it"
   for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % span))
+    case " ${taken_ports:-} " in *" $port "*) continue ;; esac
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return
@@ -84,9 +91,9 @@ if [ -z "${SOAK_BIN:-}" ]; then
 fi
 [ -x "$SOAK_BIN" ] || fail "no soak binary at $SOAK_BIN"
 
-nats_port=$(free_port)
-nats_mon=$(free_port)
-prom_port=$(free_port)
+nats_port=$(free_port) && taken_ports="$nats_port"
+nats_mon=$(free_port) && taken_ports="$taken_ports $nats_mon"
+prom_port=$(free_port) && taken_ports="$taken_ports $prom_port"
 metrics_port=$(free_port)
 subject=metronome.e2e
 stream=METRONOME_E2E

@@ -11,7 +11,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,11 +29,6 @@ impl Drop for Killed {
             let _ = child.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
 }
 
 /// `GET path` over HTTP/1.0; the body of a 200 answer.
@@ -201,7 +196,7 @@ fn prometheus_aggregates_the_p99_of_two_concurrent_soaks() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (prom_port, a_port, b_port) = (free_port(), free_port(), free_port());
+    let (prom_port, a_port, b_port) = (listen_port(), listen_port(), listen_port());
     let prometheus: SocketAddr = format!("127.0.0.1:{prom_port}").parse().expect("addr");
     let mut children = Killed(vec![start_prometheus(
         dir.path(),

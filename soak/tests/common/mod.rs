@@ -202,3 +202,32 @@ pub fn draining(dir: &runlog::RunDir) -> bool {
 pub fn path(p: &Path) -> String {
     p.to_str().expect("utf-8 path").to_owned()
 }
+
+/// A loopback port for a server a test starts (nats-server, prometheus, the
+/// soak's `--metrics-addr`): free now, and below the kernel's ephemeral range,
+/// so no outgoing connection (a scrape, a client) can take it as its source
+/// port before the server binds it. Each call in a process gives another port.
+pub fn listen_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    assert!(
+        low > 11_000,
+        "the ephemeral range starts at {low}: no room below it"
+    );
+    let span = low - 10_000;
+    // Spread processes apart by pid, then step through the span within one.
+    let start = std::process::id().wrapping_mul(7919);
+    for _ in 0..span {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 10_000 + start.wrapping_add(step.wrapping_mul(101)) % span;
+        let port = u16::try_from(port).expect("below the ephemeral range");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below {low}");
+}
