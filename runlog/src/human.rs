@@ -186,6 +186,24 @@ fn three_digits(v: f64) -> String {
     }
 }
 
+/// Whether to colour what goes to a stream: only a terminal, and never when the user
+/// set `NO_COLOR` to anything non-empty (<https://no-color.org>). The one place every
+/// surface (the summary, the dashboard, error messages) asks.
+///
+/// ```
+/// use runlog::human;
+/// // A file or a pipe is never coloured.
+/// assert!(!human::colour(false));
+/// ```
+#[must_use]
+pub fn colour(terminal: bool) -> bool {
+    colour_given(std::env::var_os("NO_COLOR").as_deref(), terminal)
+}
+
+fn colour_given(no_color: Option<&std::ffi::OsStr>, terminal: bool) -> bool {
+    terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,5 +249,17 @@ mod tests {
         assert_eq!(seconds(245.0), "4m05s");
         assert_eq!(seconds(7_380.0), "2h03m");
         assert_eq!(micros(-5.0), "0 us");
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_under_no_color() {
+        use std::ffi::OsStr;
+        assert!(colour_given(None, true));
+        assert!(!colour_given(None, false));
+        assert!(!colour_given(Some(OsStr::new("1")), true));
+        assert!(
+            colour_given(Some(OsStr::new("")), true),
+            "an empty NO_COLOR is unset"
+        );
     }
 }
