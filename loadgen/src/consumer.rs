@@ -446,8 +446,8 @@ fn add(a: ConsumerTotals, b: &ConsumerTotals) -> ConsumerTotals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::channel;
     use crate::event::Event;
+    use crate::reference::channel;
     use crate::target::{Offer, Target};
     use hdrhistogram::Histogram;
     use hdrhistogram::sync::SyncHistogram;

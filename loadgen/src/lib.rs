@@ -66,13 +66,13 @@
 //! - [`units`]: sizes (`10KiB`), rates (`200k/s`), durations (`250ms`).
 //! - Payloads: [`PayloadSpec`] → [`PayloadSource`] → one [`PayloadGen`] per producer.
 //! - Events and time: [`Event`], [`Clock`].
-//! - Sending: [`Target`] with [`DispatcherTarget`] and the [`channel`] reference.
+//! - Sending: [`Target`] with [`DispatcherTarget`] and the reference channels
+//!   [`channel`] (std), [`crossbeam`] and [`tokio_mpsc`].
 //! - Producers: [`spawn_producers`], [`ProducerControl`], [`ProducerCounters`].
 //! - Receiving: [`BatchSource`], [`run_consumer`], [`ConsumerSim`], [`Pacer`].
 
 #![forbid(unsafe_code)]
 
-mod channel;
 mod consumer;
 mod control;
 mod counters;
@@ -80,12 +80,12 @@ mod event;
 mod pacing;
 mod payload;
 mod producer;
+mod reference;
 mod source;
 mod tally;
 mod target;
 pub mod units;
 
-pub use channel::{ChannelBatch, ChannelBatches, ChannelTarget, channel};
 pub use consumer::{
     ConsumerControl, ConsumerCounters, ConsumerTotals, RECORDER_POLL, run_consumer, spawn_consumer,
 };
@@ -99,6 +99,10 @@ pub use payload::{
 };
 pub use producer::{
     DEFAULT_BACKOFF, ProducerConfig, ProducerPanicked, ProducerSet, SpawnError, spawn_producers,
+};
+pub use reference::{
+    CrossbeamQueue, Queue, ReferenceBatch, ReferenceBatches, ReferenceTarget, StdQueue, TokioQueue,
+    channel, crossbeam, tokio_mpsc,
 };
 pub use source::{BatchSource, DeliveredBatch, SourceError};
 pub use tally::{OriginCounts, OriginTally};

@@ -554,7 +554,7 @@ mod tests {
 
     #[test]
     fn a_closed_target_ends_the_producers() {
-        let (target, batches) = crate::channel::channel(1, 1);
+        let (target, batches) = crate::reference::channel(1, 1);
         drop(batches);
         let counters = Arc::new(ProducerCounters::new(2));
         let set = spawn_producers(

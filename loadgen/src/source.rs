@@ -1,6 +1,6 @@
 //! Where consumers take batches from: the [`BatchSource`] trait, implemented
-//! for the dispatcher's [`Batches`] and for the channel reference
-//! ([`ChannelBatches`](crate::ChannelBatches)), so one consumer loop serves both.
+//! for the dispatcher's [`Batches`] and for the reference channels
+//! ([`ReferenceBatches`](crate::ReferenceBatches)), so one consumer loop serves all.
 
 use std::ops::Deref;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! Where producers send events: the [`Target`] trait and its dispatcher
-//! implementation. The bare-channel reference lives in [`crate::channel`].
+//! implementation. The reference channels are [`crate::channel`], [`crate::crossbeam`], [`crate::tokio_mpsc`].
 
 use std::sync::Arc;
 

@@ -28,8 +28,50 @@ pub enum TargetKind {
     /// The product: the batching dispatcher (`"dispatcher"`).
     #[default]
     Dispatcher,
-    /// A bare bounded channel, as a reference (`"channel"`).
+    /// A bare bounded `std::sync::mpsc` channel, as a reference (`"channel"`).
     Channel,
+    /// A bounded `crossbeam-channel` drained in batches, as a reference (`"crossbeam"`).
+    Crossbeam,
+    /// A bounded `tokio::sync::mpsc` channel drained in batches, as a reference (`"tokio"`).
+    Tokio,
+}
+
+impl TargetKind {
+    /// Every target, in the order `--help` lists them.
+    pub const ALL: [TargetKind; 4] = [
+        TargetKind::Dispatcher,
+        TargetKind::Channel,
+        TargetKind::Crossbeam,
+        TargetKind::Tokio,
+    ];
+
+    /// The name a scenario file, `--target` and the report use.
+    ///
+    /// ```
+    /// assert_eq!(runlog::TargetKind::Crossbeam.name(), "crossbeam");
+    /// ```
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            TargetKind::Dispatcher => "dispatcher",
+            TargetKind::Channel => "channel",
+            TargetKind::Crossbeam => "crossbeam",
+            TargetKind::Tokio => "tokio",
+        }
+    }
+
+    /// Whether this is one of the reference channels (no byte bound, no
+    /// policy, no limits to change) rather than the dispatcher.
+    #[must_use]
+    pub const fn is_reference(self) -> bool {
+        !matches!(self, TargetKind::Dispatcher)
+    }
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One soak scenario.
@@ -525,8 +567,11 @@ mod tests {
     fn policy_and_target_use_kebab_case() {
         let json = serde_json::to_string(&Policy::DropOldest).unwrap();
         assert_eq!(json, "\"drop-oldest\"");
-        let json = serde_json::to_string(&TargetKind::Channel).unwrap();
-        assert_eq!(json, "\"channel\"");
+        for target in TargetKind::ALL {
+            let json = serde_json::to_string(&target).unwrap();
+            assert_eq!(json, format!("\"{}\"", target.name()), "{target:?}");
+            assert_eq!(serde_json::from_str::<TargetKind>(&json).unwrap(), target);
+        }
     }
 
     #[test]

@@ -165,7 +165,7 @@ pub fn scenario(c: &crate::ScenarioConfig) -> String {
         micros(c.interval_us),
         bytes(c.max_buffered_bytes),
         name(serde_json::to_value(c.policy)),
-        name(serde_json::to_value(c.target)),
+        c.target,
     )
 }
 

@@ -334,8 +334,23 @@ pub enum PolicyArg {
 pub enum TargetArg {
     /// The dispatcher under test.
     Dispatcher,
-    /// A bare bounded channel: the reference for overhead ratios.
+    /// A bare bounded std channel: the reference for overhead ratios.
     Channel,
+    /// A bounded crossbeam-channel drained in batches: the fastest channel peer.
+    Crossbeam,
+    /// A bounded tokio mpsc channel drained in batches: the async peer.
+    Tokio,
+}
+
+impl From<TargetArg> for TargetKind {
+    fn from(t: TargetArg) -> TargetKind {
+        match t {
+            TargetArg::Dispatcher => TargetKind::Dispatcher,
+            TargetArg::Channel => TargetKind::Channel,
+            TargetArg::Crossbeam => TargetKind::Crossbeam,
+            TargetArg::Tokio => TargetKind::Tokio,
+        }
+    }
 }
 
 /// Scenario flags; each overrides the preset or `--config` file. Their `[default: …]`
@@ -462,14 +477,7 @@ pub fn scenario_defaults() -> Vec<(&'static str, String)> {
                 .map_or_else(|| "unlimited".to_owned(), |r| format!("{r}/s")),
         ),
         ("backoff", spell_micros(c.backoff_us)),
-        (
-            "target",
-            match c.target {
-                TargetKind::Dispatcher => "dispatcher",
-                TargetKind::Channel => "channel",
-            }
-            .to_owned(),
-        ),
+        ("target", c.target.name().to_owned()),
         (
             "cpus",
             c.cpus.map_or_else(|| "all".to_owned(), |n| n.to_string()),

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use runlog::{Policy, ScenarioConfig, TargetKind};
+use runlog::{Policy, ScenarioConfig};
 
-use crate::cli::{PolicyArg, Preset, ScenarioArgs, TargetArg};
+use crate::cli::{PolicyArg, Preset, ScenarioArgs};
 
 /// Why the scenario could not be resolved. Every message names what the user wrote: the
 /// flag and its value, or the scenario file and its key.
@@ -113,10 +113,7 @@ fn apply_flags(mut c: ScenarioConfig, a: &ScenarioArgs) -> ScenarioConfig {
         c.seed = s;
     }
     if let Some(t) = a.target {
-        c.target = match t {
-            TargetArg::Dispatcher => TargetKind::Dispatcher,
-            TargetArg::Channel => TargetKind::Channel,
-        };
+        c.target = t.into();
     }
     if let Some(d) = a.drain_timeout {
         c.drain_timeout_ms = millis(d);
@@ -215,13 +212,16 @@ fn no_effect(
             "--stall-every has no effect without --stall-for (how long each stall lasts)".into(),
         );
     }
-    if config.target == TargetKind::Channel && args.policy.is_some() {
-        return conflict(
-            "--policy has no effect with --target channel: the channel reference has no overload policy".into(),
-        );
+    let target = config.target;
+    if target.is_reference() && args.policy.is_some() {
+        return conflict(format!(
+            "--policy has no effect with --target {target}: a reference channel has no overload policy"
+        ));
     }
-    if config.target == TargetKind::Channel && args.block_timeout.is_some() {
-        return conflict("--block-timeout has no effect with --target channel".into());
+    if target.is_reference() && args.block_timeout.is_some() {
+        return conflict(format!(
+            "--block-timeout has no effect with --target {target}"
+        ));
     }
     if config.policy != Policy::Block && args.block_timeout.is_some() {
         return conflict("--block-timeout has no effect without --policy block".into());
@@ -241,10 +241,11 @@ pub fn warnings(args: &ScenarioArgs, config: &ScenarioConfig) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(file) = &args.config {
         let default = ScenarioConfig::default();
-        if config.target == TargetKind::Channel && config.policy != default.policy {
+        if config.target.is_reference() && config.policy != default.policy {
             out.push(format!(
-                "{}: `policy` has no effect with the channel reference",
-                file.display()
+                "{}: `policy` has no effect with the {} reference",
+                file.display(),
+                config.target
             ));
         }
     }

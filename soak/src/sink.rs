@@ -14,7 +14,7 @@ use dispatcher::Batch;
 use dispatcher::sink::nats::{NatsSink, NatsSinkError};
 use dispatcher::sink::{FlushContext, Sink, SinkError};
 use loadgen::{Clock, ConsumerCounters, ConsumerTotals, Event};
-use runlog::{ScenarioConfig, TargetKind};
+use runlog::ScenarioConfig;
 
 use crate::sampler::SharedLatency;
 
@@ -214,8 +214,11 @@ pub fn scenario_for(config: &ScenarioConfig, sink: &SinkSpec) -> Result<Scenario
     if *sink == SinkSpec::InProcess {
         return Ok(config.clone());
     }
-    if config.target != TargetKind::Dispatcher {
-        return Err("--sink needs the dispatcher as the target, not --target channel".into());
+    if config.target.is_reference() {
+        return Err(format!(
+            "--sink needs the dispatcher as the target, not --target {}",
+            config.target
+        ));
     }
     Ok(ScenarioConfig {
         consumer_delay_us: 0,

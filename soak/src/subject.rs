@@ -1,5 +1,5 @@
 //! What the producers feed: the dispatcher under test, or a bare bounded
-//! channel as the reference. Builds it with its consumer and drains it.
+//! channel (std, crossbeam or tokio) as a reference. Builds it with its consumer and drains it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -221,23 +221,39 @@ impl Subject {
                 })
             }
             TargetKind::Channel => {
-                // The same bytes and batch sizes, counted in events of the mean size.
-                let per_event = mean_payload_bytes.max(1.0);
-                let capacity = (config.max_buffered_bytes as f64 / per_event).max(1.0) as usize;
-                let batch_items = match (config.max_batch_items, config.max_batch_bytes) {
-                    (Some(items), _) => usize_of(items),
-                    (None, Some(bytes)) => (bytes as f64 / per_event).max(1.0) as usize,
-                    (None, None) => capacity,
-                };
-                let (target, batches) = loadgen::channel(capacity, batch_items.max(1));
-                let consumer = consumer.spawn(batches)?;
-                Ok(Subject {
-                    kind: Kind::Channel,
-                    target: Arc::new(target),
-                    consumer: Some(consumer),
-                })
+                Self::reference(config, mean_payload_bytes, consumer, loadgen::channel)
+            }
+            TargetKind::Crossbeam => {
+                Self::reference(config, mean_payload_bytes, consumer, loadgen::crossbeam)
+            }
+            TargetKind::Tokio => {
+                Self::reference(config, mean_payload_bytes, consumer, loadgen::tokio_mpsc)
             }
         }
+    }
+
+    /// A reference channel made by `make(capacity, max_batch_items)`, holding the
+    /// same bytes and cutting the same batches, counted in events of the mean size.
+    fn reference<Q: loadgen::Queue>(
+        config: &ScenarioConfig,
+        mean_payload_bytes: f64,
+        consumer: ConsumerParts,
+        make: fn(usize, usize) -> (loadgen::ReferenceTarget<Q>, loadgen::ReferenceBatches<Q>),
+    ) -> Result<Subject, SubjectError> {
+        let per_event = mean_payload_bytes.max(1.0);
+        let capacity = (config.max_buffered_bytes as f64 / per_event).max(1.0) as usize;
+        let batch_items = match (config.max_batch_items, config.max_batch_bytes) {
+            (Some(items), _) => usize_of(items),
+            (None, Some(bytes)) => (bytes as f64 / per_event).max(1.0) as usize,
+            (None, None) => capacity,
+        };
+        let (target, batches) = make(capacity, batch_items.max(1));
+        let consumer = consumer.spawn(batches)?;
+        Ok(Subject {
+            kind: Kind::Channel,
+            target: Arc::new(target),
+            consumer: Some(consumer),
+        })
     }
 
     /// The dispatcher's counters, if the subject is the dispatcher.

@@ -78,10 +78,15 @@ fn a_short_run_writes_a_complete_passing_record() {
 }
 
 #[test]
-fn the_channel_reference_and_drop_oldest_runs_account_for_every_event() {
+fn the_reference_channels_and_drop_oldest_runs_account_for_every_event() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_dir = dir.path().to_str().expect("utf-8 path");
-    for extra in [["--target", "channel"], ["--policy", "drop-oldest"]] {
+    for extra in [
+        ["--target", "channel"],
+        ["--target", "crossbeam"],
+        ["--target", "tokio"],
+        ["--policy", "drop-oldest"],
+    ] {
         let mut args = vec![
             "--duration",
             "700ms",
@@ -105,6 +110,27 @@ fn the_channel_reference_and_drop_oldest_runs_account_for_every_event() {
             r.assessment
         );
         assert_eq!(r.totals.accepted, r.totals.delivered + r.totals.dropped);
+        assert!(r.totals.delivered > 0, "{extra:?}: nothing delivered");
+        if extra[0] == "--target" {
+            assert_eq!(r.config.target.name(), extra[1], "the record names the target");
+            assert!(
+                runlog::human::scenario(&r.config).ends_with(&format!("target {}", extra[1])),
+                "the scenario line names the target"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_reference_channel_refuses_the_dispatchers_flags_naming_itself() {
+    for target in ["crossbeam", "tokio"] {
+        let out = soak(&["--target", target, "--policy", "block", "-d", "1s"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("--target {target}")),
+            "{}",
+            stderr(&out)
+        );
     }
 }
 

@@ -201,10 +201,11 @@ pub fn scenario(args: &crate::cli::ScenarioArgs) -> Result<ScenarioConfig, Strin
         return Err(format!("{flag} has no effect on tune: {why}"));
     }
     let config = crate::scenario::resolve(args).map_err(|e| e.to_string())?;
-    if config.target != runlog::TargetKind::Dispatcher {
-        return Err(
-            "--target channel cannot be tuned: the channel reference has no limits to tune".into(),
-        );
+    if config.target.is_reference() {
+        return Err(format!(
+            "--target {} cannot be tuned: a reference channel has no limits to tune",
+            config.target
+        ));
     }
     Ok(config)
 }
