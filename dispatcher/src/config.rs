@@ -285,6 +285,28 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
         self
     }
 
+    /// What the byte limits count for each event (default
+    /// [`Weighing::Payload`](crate::Weighing::Payload)): the payload, or what the
+    /// event occupies in memory, so that `max_buffered_bytes` is a heap budget.
+    ///
+    /// ```
+    /// use dispatcher::{Dispatcher, Weighing};
+    ///
+    /// let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+    ///     .max_buffered_bytes(4096)
+    ///     .weighing(Weighing::Occupancy)
+    ///     .build()?;
+    /// let producer = dispatcher.producer();
+    /// producer.try_enqueue(vec![0; 1000])?; // 24 B of struct + a 1 KiB allocation
+    /// assert_eq!(dispatcher.stats().buffered_bytes, 24 + 1024);
+    /// # drop(batches);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn weighing(mut self, weighing: crate::Weighing) -> Self {
+        self.hooks.weighing = weighing;
+        self
+    }
+
     /// Receives every event that [`Policy::DropOldest`] evicts, on the thread
     /// of the producer whose event caused the eviction, after the dispatcher's
     /// lock is released (so the callback may enqueue elsewhere).

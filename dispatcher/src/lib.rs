@@ -146,7 +146,7 @@ pub mod sink;
 mod state;
 mod stats;
 mod sync;
-mod weight;
+pub mod weight;
 
 pub use batch::{Batch, FlushReason};
 pub use config::{Builder, ConfigError, Limits, Policy};
@@ -159,4 +159,4 @@ pub use hooks::OpenBatch;
 pub use producer::Producer;
 pub use receiver::{Batches, Iter};
 pub use stats::{FlushCounts, Rejections, Stats};
-pub use weight::Weight;
+pub use weight::{Weighing, Weight};

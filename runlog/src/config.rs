@@ -21,6 +21,19 @@ pub enum Policy {
     DropOldest,
 }
 
+/// What `max_buffered_bytes` counts for each event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Weighing {
+    /// The payload bytes only, as other batchers count (`"payload"`): the heap the
+    /// buffer holds is larger by each event's struct and the allocator's rounding.
+    Payload,
+    /// What each event occupies: its struct and its allocation's size class
+    /// (`"occupancy"`), so the limit is the heap the buffer holds.
+    #[default]
+    Occupancy,
+}
+
 /// What the load generator drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -122,6 +135,9 @@ pub struct ScenarioConfig {
     pub max_buffered_bytes: u64,
     /// Overload policy.
     pub policy: Policy,
+    /// What `max_buffered_bytes` counts for each event (records written before this
+    /// key existed read as occupancy, but were weighed by payload).
+    pub weighing: Weighing,
     /// How long a `block` producer waits for room.
     pub block_timeout_us: u64,
     /// Batch builders the dispatcher spreads producers over (each producer
@@ -169,6 +185,7 @@ impl Default for ScenarioConfig {
             max_batch_items: None,
             max_buffered_bytes: 64 * 1024 * 1024,
             policy: Policy::Reject,
+            weighing: Weighing::Occupancy,
             block_timeout_us: 1000,
             partitions: 1,
             sample_every_ms: 1000,

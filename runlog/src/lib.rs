@@ -88,7 +88,7 @@ mod units;
 
 pub use assessment::{Assessment, Section, Status};
 pub use clock::{new_run_id, now_rfc3339};
-pub use config::{ConfigError, Policy, ScenarioConfig, TargetKind, bounds};
+pub use config::{ConfigError, Policy, ScenarioConfig, TargetKind, Weighing, bounds};
 pub use control::{Control, Knob, LimitError, Limits};
 pub use environment::Environment;
 pub use error::RunlogError;

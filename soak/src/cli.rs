@@ -318,6 +318,24 @@ pub enum Preset {
     Pi4,
 }
 
+/// What the byte limit counts, as spelled on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WeighArg {
+    /// Payload bytes only, as other batchers count.
+    Payload,
+    /// Each event's struct and allocation: the limit is the buffer's heap.
+    Occupancy,
+}
+
+impl From<WeighArg> for runlog::Weighing {
+    fn from(w: WeighArg) -> runlog::Weighing {
+        match w {
+            WeighArg::Payload => runlog::Weighing::Payload,
+            WeighArg::Occupancy => runlog::Weighing::Occupancy,
+        }
+    }
+}
+
 /// The overload policy, as spelled on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PolicyArg {
@@ -411,6 +429,10 @@ pub struct ScenarioArgs {
     /// Overload policy.
     #[arg(long, value_name = "POLICY", value_enum, help_heading = LIMITS)]
     pub policy: Option<PolicyArg>,
+    /// What --max-buffered-bytes counts per event: `occupancy` (struct and
+    /// allocation: the limit is the buffer's heap) or `payload` (bytes only).
+    #[arg(long, value_name = "WHAT", value_enum, help_heading = LIMITS)]
+    pub weigh: Option<WeighArg>,
     /// How long a producer waits for room under the block policy (at least 1us: to
     /// refuse at once, use --policy reject).
     #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = LIMITS)]
@@ -515,6 +537,14 @@ pub fn scenario_defaults() -> Vec<(&'static str, String)> {
                 Policy::Reject => "reject",
                 Policy::Block => "block",
                 Policy::DropOldest => "drop-oldest",
+            }
+            .to_owned(),
+        ),
+        (
+            "weigh",
+            match c.weighing {
+                runlog::Weighing::Payload => "payload",
+                runlog::Weighing::Occupancy => "occupancy",
             }
             .to_owned(),
         ),

@@ -106,6 +106,9 @@ fn apply_flags(mut c: ScenarioConfig, a: &ScenarioArgs) -> ScenarioConfig {
             PolicyArg::DropOldest => Policy::DropOldest,
         };
     }
+    if let Some(w) = a.weigh {
+        c.weighing = w.into();
+    }
     if let Some(d) = a.sample_every {
         c.sample_every_ms = millis(d);
     }

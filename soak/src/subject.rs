@@ -140,6 +140,10 @@ fn builder(config: &ScenarioConfig, evicted: &Arc<AtomicU64>) -> Builder<Event> 
             config.interval_jitter_us,
         ))
         .policy(dispatcher_policy(config))
+        .weighing(match config.weighing {
+            runlog::Weighing::Payload => dispatcher::Weighing::Payload,
+            runlog::Weighing::Occupancy => dispatcher::Weighing::Occupancy,
+        })
         .partitions(config.partitions as usize)
         .jitter_seed(config.seed)
         .name("soak")
@@ -240,7 +244,12 @@ impl Subject {
         consumer: ConsumerParts,
         make: fn(usize, usize) -> (loadgen::ReferenceTarget<Q>, loadgen::ReferenceBatches<Q>),
     ) -> Result<Subject, SubjectError> {
-        let per_event = mean_payload_bytes.max(1.0);
+        // What one event counts for under the scenario's weighing.
+        let per_event = match config.weighing {
+            runlog::Weighing::Payload => mean_payload_bytes,
+            runlog::Weighing::Occupancy => mean_payload_bytes + std::mem::size_of::<Event>() as f64,
+        }
+        .max(1.0);
         let capacity = (config.max_buffered_bytes as f64 / per_event).max(1.0) as usize;
         let batch_items = match (config.max_batch_items, config.max_batch_bytes) {
             (Some(items), _) => usize_of(items),

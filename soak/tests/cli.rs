@@ -112,7 +112,11 @@ fn the_reference_channels_and_drop_oldest_runs_account_for_every_event() {
         assert_eq!(r.totals.accepted, r.totals.delivered + r.totals.dropped);
         assert!(r.totals.delivered > 0, "{extra:?}: nothing delivered");
         if extra[0] == "--target" {
-            assert_eq!(r.config.target.name(), extra[1], "the record names the target");
+            assert_eq!(
+                r.config.target.name(),
+                extra[1],
+                "the record names the target"
+            );
             assert!(
                 runlog::human::scenario(&r.config).ends_with(&format!("target {}", extra[1])),
                 "the scenario line names the target"

@@ -93,7 +93,7 @@ type Admitted<P> = Result<(), (Refusal, P)>;
 impl<T: Weight> Core<T> {
     /// Admits without waiting; under DropOldest evicts to make room.
     pub(crate) fn try_enqueue(&self, at: usize, item: T) -> Result<(), TryEnqueueError<T>> {
-        let weight = charge(&item);
+        let weight = charge(self.weighing, &item);
         self.admit(at, One(item, weight), weight)
             .map_err(|(refusal, payload)| {
                 let (error, One(item, _)) = self.refuse(at, refusal, payload);
@@ -108,7 +108,8 @@ impl<T: Weight> Core<T> {
         items: Vec<T>,
     ) -> Result<(), TryEnqueueError<Vec<T>>> {
         // Weighed once, outside the lock; a sum that overflows never fits.
-        let weights: Vec<usize> = items.iter().map(charge).collect();
+        let weighing = self.weighing;
+        let weights: Vec<usize> = items.iter().map(|item| charge(weighing, item)).collect();
         let total = weights
             .iter()
             .try_fold(0usize, |sum, &w| sum.checked_add(w));
@@ -132,7 +133,7 @@ impl<T: Weight> Core<T> {
         item: T,
         mut deadline: Deadline,
     ) -> Result<(), EnqueueError<T>> {
-        let weight = charge(&item);
+        let weight = charge(self.weighing, &item);
         let mut slot = Some(item);
         self.budget.room.wait_for(weight, || {
             self.admit_or_wait(at, &mut slot, weight, &mut deadline)

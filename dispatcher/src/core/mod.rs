@@ -43,6 +43,8 @@ pub(crate) struct Core<T> {
     settled: Signal,
     /// Fixed at build time, so reading it needs no lock.
     pub(crate) policy: Policy,
+    /// What an event is charged (fixed at build time; partitions hold a copy).
+    pub(crate) weighing: crate::Weighing,
     on_evict: Option<EvictHook<T>>,
     on_reject: Option<ItemObserver<T>>,
     /// Whether a `can_add` hook filters events: its refusal comes before
@@ -99,6 +101,7 @@ impl<T> Core<T> {
         let on_reject = hooks.on_reject.take();
         let hooks = hooks.armed();
         let filters = hooks.can_add.is_some();
+        let weighing = hooks.weighing;
         let partitions = (0..parts.partitions as u64)
             .map(|at| {
                 let seed = parts
@@ -120,6 +123,7 @@ impl<T> Core<T> {
             ready: Signal::default(),
             settled: Signal::default(),
             policy: parts.policy,
+            weighing,
             on_evict: parts.on_evict,
             on_reject,
             filters,

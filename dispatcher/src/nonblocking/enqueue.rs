@@ -80,7 +80,7 @@ impl<T: Weight> AsyncProducer<T> {
         EnqueueFuture {
             core: Arc::clone(&self.core),
             part: self.part,
-            weight: charge(&item),
+            weight: charge(self.core.weighing, &item),
             item: Some(item),
             deadline: None,
             waiting: Waiting::default(),

@@ -12,7 +12,7 @@
 //! released.
 
 use super::{Caught, State, guarded};
-use crate::weight::{Weight, charge};
+use crate::weight::{Weighing, Weight, charge};
 use std::cell::Cell;
 
 impl<T: Weight> State<T> {
@@ -35,7 +35,13 @@ impl<T: Weight> State<T> {
                 Some(front) => (&mut front.items, &mut front.bytes),
                 None => (&mut self.open, &mut self.open_bytes),
             };
-            let (count, from_batch) = oldest_covering(&self.caught, items, *bytes, owed - freed);
+            let (count, from_batch) = oldest_covering(
+                self.hooks.weighing,
+                &self.caught,
+                items,
+                *bytes,
+                owed - freed,
+            );
             *bytes -= from_batch;
             freed += from_batch;
             self.stats.buffered_bytes -= from_batch;
@@ -77,7 +83,7 @@ impl<T: Weight> State<T> {
         let mut left = std::mem::take(&mut self.open_bytes);
         let count = items.len();
         for (at, item) in items.into_iter().enumerate() {
-            let weight = share(&self.caught, &item, left, count - at);
+            let weight = share(self.hooks.weighing, &self.caught, &item, left, count - at);
             left -= weight;
             self.place(item, weight);
         }
@@ -90,6 +96,7 @@ impl<T: Weight> State<T> {
 /// How many of the oldest `items` (charged `bytes` together) must go to
 /// free at least `owed` bytes, and how many bytes that frees.
 fn oldest_covering<T: Weight>(
+    weighing: Weighing,
     caught: &Cell<Option<Caught>>,
     items: &[T],
     bytes: usize,
@@ -98,7 +105,13 @@ fn oldest_covering<T: Weight>(
     let mut freed = 0;
     let mut count = 0;
     while freed < owed && count < items.len() {
-        freed += share(caught, &items[count], bytes - freed, items.len() - count);
+        freed += share(
+            weighing,
+            caught,
+            &items[count],
+            bytes - freed,
+            items.len() - count,
+        );
         count += 1;
     }
     (count, freed)
@@ -107,7 +120,13 @@ fn oldest_covering<T: Weight>(
 /// The bytes the first of `len` events charged `bytes` together frees: its
 /// weight asked again, clamped so each of the others keeps at least one
 /// byte; all that is left for the last one; one byte if `weight` panics.
-fn share<T: Weight>(caught: &Cell<Option<Caught>>, item: &T, bytes: usize, len: usize) -> usize {
+fn share<T: Weight>(
+    weighing: Weighing,
+    caught: &Cell<Option<Caught>>,
+    item: &T,
+    bytes: usize,
+    len: usize,
+) -> usize {
     debug_assert!(
         len >= 1 && bytes >= len,
         "every event is charged a byte at least"
@@ -115,5 +134,5 @@ fn share<T: Weight>(caught: &Cell<Option<Caught>>, item: &T, bytes: usize, len: 
     if len == 1 {
         return bytes;
     }
-    guarded(caught, 1, || charge(item)).clamp(1, bytes - (len - 1))
+    guarded(caught, 1, || charge(weighing, item)).clamp(1, bytes - (len - 1))
 }

@@ -214,7 +214,7 @@ fn fickle_state(events: impl IntoIterator<Item = Fickle>) -> State<Fickle> {
     };
     let mut st = State::new(limits, Hooks::default(), false, 1);
     for event in events {
-        let weight = crate::weight::charge(&event);
+        let weight = crate::weight::charge(crate::Weighing::Payload, &event);
         st.append(event, weight);
     }
     st
