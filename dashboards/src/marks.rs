@@ -28,7 +28,7 @@ impl MarkKind {
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
-            Self::Limit => "limit change",
+            Self::Limit => "limit",
             Self::Pause => "pause",
             Self::Resume => "resume",
         }

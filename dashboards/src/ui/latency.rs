@@ -43,18 +43,33 @@ impl Zones {
         }
     }
 
-    /// The colour of a latency of `us`.
-    pub(crate) fn colour(&self, us: u64) -> Color {
+    /// The zone of a latency of `us`: 0 batching, 1 queueing, 2 beyond.
+    fn zone(&self, us: u64) -> usize {
         let us = us as f64;
         if us <= self.batching_us {
-            palette::GOOD
+            0
         } else if us <= self.queueing_us * 1.1 {
-            palette::NOTE
+            1
         } else {
-            palette::BAD
+            2
         }
     }
+
+    /// The colour of a latency of `us`.
+    pub(crate) fn colour(&self, us: u64) -> Color {
+        ZONE_COLOURS[self.zone(us)]
+    }
+
+    /// What a bar's label adds for a latency of `us` without colour: nothing, `~` or `!`.
+    pub(crate) fn sign(&self, us: u64) -> &'static str {
+        ZONE_SIGNS[self.zone(us)]
+    }
 }
+
+/// The zones' colours: batching, queueing, beyond.
+const ZONE_COLOURS: [Color; 3] = [palette::GOOD, palette::NOTE, palette::BAD];
+/// The zones' signs without colour, after a bar's label and in the key.
+const ZONE_SIGNS: [&str; 3] = ["", "~", "!"];
 
 pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let block = panel(super::interval_title("Latency, enqueue to delivery", app));
@@ -83,10 +98,10 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     ])
     .areas(inner);
     Paragraph::new(summary_line(&sample.latency_us)).render(summary, buf);
-    Paragraph::new(zones_line(&zones)).render(key, buf);
+    Paragraph::new(zones_line(&zones, app.colour())).render(key, buf);
     // BarChart needs a row for labels and one for a bar.
     if chart.height >= 2 && chart.width >= 5 {
-        bars(&sample.latency_us, &zones, chart.width).render(chart, buf);
+        bars(&sample.latency_us, &zones, chart.width, app.colour()).render(chart, buf);
     }
 }
 
@@ -101,25 +116,31 @@ fn summary_line(l: &LatencySummary) -> Line<'static> {
     Line::from(spans)
 }
 
-/// The colour key: `■ ≤ 20 ms batching  ■ ≤ 216 ms queueing  ■ more`.
-fn zones_line(z: &Zones) -> Line<'static> {
-    Line::from(vec![
-        Span::styled("■ ", Style::new().fg(palette::GOOD)),
-        Span::styled(
-            format!("≤{} batching  ", format::micros(z.batching_us)),
-            dim(),
-        ),
-        Span::styled("■ ", Style::new().fg(palette::NOTE)),
-        Span::styled(
-            format!("≤{} full buffer  ", format::micros(z.queueing_us)),
-            dim(),
-        ),
-        Span::styled("■ ", Style::new().fg(palette::BAD)),
-        Span::styled("beyond", dim()),
-    ])
+/// The key: `■ ≤20 ms batching  ■ ≤216 ms full buffer  ■ beyond`, each `■` in its
+/// zone's colour, or without colour the sign the bars' labels carry (`·`, `~`, `!`).
+fn zones_line(z: &Zones, colour: bool) -> Line<'static> {
+    let texts = [
+        format!("≤{} batching  ", format::micros(z.batching_us)),
+        format!("≤{} full buffer  ", format::micros(z.queueing_us)),
+        "beyond".to_owned(),
+    ];
+    let mut spans = Vec::new();
+    for (zone, text) in texts.into_iter().enumerate() {
+        let symbol = match ZONE_SIGNS[zone] {
+            _ if colour => "■",
+            "" => "·",
+            sign => sign,
+        };
+        spans.push(Span::styled(
+            format!("{symbol} "),
+            Style::new().fg(ZONE_COLOURS[zone]),
+        ));
+        spans.push(Span::styled(text, dim()));
+    }
+    Line::from(spans)
 }
 
-fn bars(l: &LatencySummary, zones: &Zones, width: u16) -> BarChart<'static> {
+fn bars(l: &LatencySummary, zones: &Zones, width: u16, colour: bool) -> BarChart<'static> {
     let values = [
         ("p50", l.p50),
         ("p90", l.p90),
@@ -132,9 +153,10 @@ fn bars(l: &LatencySummary, zones: &Zones, width: u16) -> BarChart<'static> {
     let bars: Vec<Bar<'static>> = values
         .iter()
         .map(|&(name, us)| {
+            let sign = if colour { "" } else { zones.sign(us) };
             let colour = zones.colour(us);
             Bar::default()
-                .label(Line::from(name))
+                .label(Line::from(format!("{name}{sign}")))
                 .value(us)
                 .text_value(format::micros(us))
                 .style(Style::new().fg(colour))
@@ -210,6 +232,39 @@ mod tests {
         let (labels_y, labels) = find_row(&buf, "p999").expect("labels");
         let x = labels.find("max").expect("max") as u16;
         assert_eq!(buf[(x, labels_y - 1)].bg, palette::GOOD, "{}", text(&buf));
+    }
+
+    #[test]
+    fn without_colour_the_bars_carry_their_zone_as_a_sign() {
+        let options = crate::DashboardOptions::new("x/samples.jsonl").with_colour(false);
+        let mut app = crate::App::new(&options);
+        let mut s = crate::ui::testing::sample(1.0);
+        s.latency_us = LatencySummary {
+            count: 10,
+            p50: 5_000,
+            p90: 15_000,
+            p99: 300_000,
+            p999: 600_000,
+            max: 2_000_000,
+        };
+        app.on_line(s.into());
+        let buf = draw(70, 14, |area, buf| render(&app, area, buf));
+        let (_, labels) = find_row(&buf, "p999").expect("labels");
+        let words: Vec<&str> = labels
+            .split(|c: char| c == '│' || c.is_whitespace())
+            .filter(|w| !w.is_empty())
+            .collect();
+        assert_eq!(
+            words,
+            ["p50", "p90", "p99~", "p999~", "max!"],
+            "{}",
+            text(&buf)
+        );
+        assert!(
+            text(&buf).contains("· ≤20 ms batching  ~ ≤"),
+            "{}",
+            text(&buf)
+        );
     }
 
     #[test]

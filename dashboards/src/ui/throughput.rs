@@ -132,7 +132,7 @@ mod tests {
         }
         let screen = text(&buf);
         assert!(
-            screen.contains("limit change") && screen.contains("pause"),
+            screen.contains("┊L limit") && screen.contains("┊P pause"),
             "{screen}"
         );
     }
