@@ -86,7 +86,7 @@ pub use save::merge_limits;
 pub use ui::{MIN_HEIGHT, MIN_WIDTH};
 
 /// Whether this process's terminal can host the dashboard: stdout and stdin are
-/// terminals, `TERM` is set and not `dumb`, and the terminal reports its size. Writes
+/// terminals, `TERM` is not `dumb`, and the terminal's size can be read. Writes
 /// nothing; [`run`] asks the same first. A caller asks before starting work it would
 /// otherwise do under the dashboard.
 ///
