@@ -10,7 +10,9 @@ use runlog::{
     ScenarioConfig,
 };
 
-use crate::log::{LogEntry, LogKind};
+use crate::health::Health;
+use crate::log::{Log, LogEntry, LogKind};
+use crate::marks::Mark;
 use crate::options::DashboardOptions;
 use crate::pending::Pending;
 use crate::ring::Ring;
@@ -72,7 +74,11 @@ pub struct App {
     pub(crate) duration_s: Option<f64>,
     pub(crate) mode: Mode,
     pub(crate) samples: Ring<Sample>,
-    pub(crate) log: Ring<LogEntry>,
+    pub(crate) log: Log,
+    /// Limit changes, pauses and resumes, for the time charts.
+    pub(crate) marks: Ring<Mark>,
+    /// Draw in colour; without, series and marks differ by symbol.
+    pub(crate) colour: bool,
     /// The live limits: the latest sample's, or what this dashboard just sent.
     pub(crate) limits: Option<Limits>,
     pub(crate) starting: Option<Limits>,
@@ -118,7 +124,9 @@ impl App {
             duration_s: options.duration_s,
             mode,
             samples: Ring::new(SAMPLE_HISTORY),
-            log: Ring::new(EVENT_HISTORY),
+            log: Log::new(EVENT_HISTORY),
+            marks: Ring::new(EVENT_HISTORY),
+            colour: options.colour,
             limits: starting.clone(),
             starting,
             scenario: options.scenario.clone(),
@@ -186,6 +194,9 @@ impl App {
             }
             _ => {}
         }
+        if let Some(mark) = Mark::from_event(event) {
+            self.marks.push(mark);
+        }
         self.log.push(LogEntry::from_event(event));
     }
 
@@ -220,7 +231,7 @@ impl App {
     /// Logs a message of the dashboard's own, at the latest time seen.
     pub(crate) fn push_log(&mut self, kind: LogKind, text: String) {
         let at_s = self.now_s();
-        self.log.push(LogEntry { at_s, kind, text });
+        self.log.push(LogEntry::new(at_s, kind, text));
     }
 
     /// Shows `text` on the status line and logs it.
@@ -299,9 +310,27 @@ impl App {
         self.samples.last()
     }
 
-    /// The event log, oldest first.
+    /// The event log, oldest first; repeats in a row are one entry (see
+    /// [`LogEntry::repeats`]).
     pub fn log(&self) -> impl DoubleEndedIterator<Item = &LogEntry> + ExactSizeIterator {
         self.log.iter()
+    }
+
+    /// Limit changes, pauses and resumes seen, oldest first: the time charts' marks.
+    pub fn marks(&self) -> impl DoubleEndedIterator<Item = &Mark> + ExactSizeIterator {
+        self.marks.iter()
+    }
+
+    /// Whether the run is healthy, under the backpressure it is loaded for, or in trouble.
+    #[must_use]
+    pub fn health(&self) -> Health {
+        Health::of(self.latest(), self.run_state() == RunState::Gone)
+    }
+
+    /// Whether the dashboard draws in colour.
+    #[must_use]
+    pub fn colour(&self) -> bool {
+        self.colour
     }
 
     /// The live limits, once known.

@@ -9,6 +9,10 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DashboardError {
+    /// The terminal cannot host the dashboard (stdout or stdin is not a terminal,
+    /// `TERM=dumb`, its size unreadable): found before anything was written to it.
+    #[error("cannot show the dashboard: {0}")]
+    Unusable(#[source] io::Error),
     /// A terminal operation failed (raw mode, alternate screen, drawing, reading input).
     #[error("terminal: cannot {action}: {source}")]
     Terminal {

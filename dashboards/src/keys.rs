@@ -8,6 +8,7 @@
 //! | `p` | pause / resume the producers |
 //! | `s` | save the live limits as a scenario file in the run directory |
 //! | `?` | help; Esc closes it |
+//! | PgUp `[` / PgDn `]` / End | scroll the event log back / forward by [`LOG_PAGE`] lines / follow the newest |
 //! | `q` / Ctrl-C | stop the run (interactive) or leave (read-only); again to leave at once |
 //!
 //! Doubling or halving a limit that is unlimited: `+` does nothing (it already is), and `-`
@@ -20,7 +21,7 @@ use runlog::{Control, Knob, Limits, Sample};
 
 use crate::app::{App, Mode};
 use crate::format;
-use crate::log::LogKind;
+use crate::log::{LOG_PAGE, LogKind};
 
 /// The batch byte trigger that `-` sets when it is off.
 pub const FIRST_BATCH_BYTES: u64 = 32 * 1024;
@@ -98,6 +99,18 @@ impl App {
             KeyCode::Char('p') => self.toggle_pause(),
             KeyCode::Char('s') => {
                 self.save_tuned();
+                Action::None
+            }
+            KeyCode::PageUp | KeyCode::Char('[') => {
+                self.log.scroll(true, LOG_PAGE);
+                Action::None
+            }
+            KeyCode::PageDown | KeyCode::Char(']') => {
+                self.log.scroll(false, LOG_PAGE);
+                Action::None
+            }
+            KeyCode::End => {
+                self.log.follow();
                 Action::None
             }
             _ => Action::None,

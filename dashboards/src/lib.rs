@@ -62,8 +62,10 @@
 mod app;
 mod error;
 mod format;
+mod health;
 mod keys;
 mod log;
+mod marks;
 mod options;
 mod pending;
 mod ring;
@@ -74,11 +76,25 @@ mod ui;
 
 pub use app::{App, EVENT_HISTORY, Mode, RunState, SAMPLE_HISTORY};
 pub use error::DashboardError;
+pub use health::{Health, SATURATED_AT};
 pub use keys::{Action, FIRST_BATCH_BYTES, FIRST_CONSUMER_DELAY_US, READ_ONLY_MESSAGE};
-pub use log::{LogEntry, LogKind};
+pub use log::{LOG_PAGE, LogEntry, LogKind};
+pub use marks::{Mark, MarkKind};
 pub use options::{DEFAULT_FPS, DEFAULT_PROGRAM, DashboardOptions, Exit, Interrupt, Liveness};
 pub use run::{POLL_EVERY, SHOW_FINAL_FOR, STOP_GRACE, run};
 pub use save::merge_limits;
+pub use ui::{MIN_HEIGHT, MIN_WIDTH};
+
+/// Whether this process's terminal can host the dashboard: stdout and stdin are
+/// terminals, `TERM` is not `dumb`, and the terminal's size can be read. Writes
+/// nothing; [`run`] asks the same first. A caller asks before starting work it would
+/// otherwise do under the dashboard.
+///
+/// # Errors
+/// [`DashboardError::Unusable`], saying why.
+pub fn check_terminal() -> Result<(), DashboardError> {
+    terminal::check().map_err(DashboardError::Unusable)
+}
 
 /// Gives the terminal back at once if a dashboard holds it: raw mode off, the alternate
 /// screen left, the cursor shown. A dashboard restores the terminal itself on every path

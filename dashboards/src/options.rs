@@ -48,6 +48,10 @@ pub struct DashboardOptions {
     pub program: String,
     /// What Ctrl-C does (see [`DashboardOptions::with_interrupt`]); `None`: the same as `q`.
     pub interrupt: Option<Interrupt>,
+    /// Whether to draw in colour (default `true`). [`run`](crate::run) also asks
+    /// [`runlog::human::colour`], so `NO_COLOR` turns colour off whatever this says;
+    /// without colour every series and mark is told apart by its symbol.
+    pub colour: bool,
 }
 
 /// What Ctrl-C does in the dashboard (see [`DashboardOptions::with_interrupt`]).
@@ -104,7 +108,20 @@ impl DashboardOptions {
             liveness: None,
             program: DEFAULT_PROGRAM.to_owned(),
             interrupt: None,
+            colour: true,
         }
+    }
+
+    /// Draws in colour or not (see [`DashboardOptions::colour`]).
+    ///
+    /// ```
+    /// let options = dashboards::DashboardOptions::new("run/samples.jsonl").with_colour(false);
+    /// assert!(!options.colour);
+    /// ```
+    #[must_use]
+    pub fn with_colour(mut self, colour: bool) -> Self {
+        self.colour = colour;
+        self
     }
 
     /// Names the program in hints (`soak` or `cargo soak`, as the user ran it).

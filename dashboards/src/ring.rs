@@ -37,6 +37,11 @@ impl<T> Ring<T> {
         self.items.back()
     }
 
+    /// The newest item, to change it.
+    pub(crate) fn last_mut(&mut self) -> Option<&mut T> {
+        self.items.back_mut()
+    }
+
     /// Number of items held.
     pub(crate) fn len(&self) -> usize {
         self.items.len()

@@ -21,8 +21,10 @@ pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Runs the dashboard until the user quits or the followed run ends.
 ///
-/// Takes over the terminal (raw mode, alternate screen) and gives it back on every path,
-/// panics included. Follows `options.samples_path` every [`POLL_EVERY`]; draws at most
+/// First checks that the terminal can host it (see [`check_terminal`](crate::check_terminal)),
+/// writing nothing if not; then takes over the terminal (raw mode, alternate screen) and
+/// gives it back on every path, panics included. Colours follow
+/// [`runlog::human::colour`] (`NO_COLOR`), and `options.colour`. Follows `options.samples_path` every [`POLL_EVERY`]; draws at most
 /// `options.fps` frames a second, and only when something changed; sleeps in
 /// `crossterm::event::poll` between (no busy loop).
 ///
@@ -43,9 +45,13 @@ pub const STOP_GRACE: Duration = Duration::from_secs(10);
 /// ```
 ///
 /// # Errors
-/// [`DashboardError::Terminal`] when the terminal cannot be set up, drawn on or read.
+/// [`DashboardError::Unusable`] when the terminal cannot host the dashboard (nothing was
+/// written to it). [`DashboardError::Terminal`] when the terminal cannot be set up, drawn on or read.
 /// The terminal is restored before returning.
-pub fn run(options: DashboardOptions) -> Result<Exit, DashboardError> {
+pub fn run(mut options: DashboardOptions) -> Result<Exit, DashboardError> {
+    crate::terminal::check().map_err(DashboardError::Unusable)?;
+    // stdout is a terminal now: colour unless the user said NO_COLOR.
+    options.colour &= runlog::human::colour(true);
     let frame_every = Duration::from_secs(1) / options.fps.clamp(1, 60);
     let mut state = Loop {
         app: App::new(&options),

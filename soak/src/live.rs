@@ -35,13 +35,23 @@ pub fn wanted(tui: bool, no_tui: bool, json: bool) -> bool {
 
 /// Runs `prepared` under the dashboard. Commands from the dashboard reach the
 /// run; quitting the dashboard stops the run gracefully (drain, summary,
-/// report). If the terminal cannot be used the run goes on without it. The
+/// report). If the terminal cannot host the dashboard (checked before anything is
+/// written to it) the run goes on without it, after one line on stderr. The
 /// dashboard leaves when the run ends, however it ends (a signal, an error).
 ///
 /// # Errors
 ///
 /// The run's own error, or [`RunError::Producer`] if its thread cannot start.
 pub fn run_with_dashboard(prepared: Prepared, fps: u32) -> Result<RunOutcome, RunError> {
+    // Nothing is written to the terminal before it is known to host the dashboard: with
+    // stdout a file or a pipe, or TERM unusable, say so once and run without it.
+    if let Err(err) = dashboards::check_terminal() {
+        crate::errln!(
+            "{}: --tui: {err}; running without the dashboard",
+            crate::program::name()
+        );
+        return prepared.run(&mut Progress::new(true), None);
+    }
     let (controls, commands) = sync_channel(32);
     let running = Arc::new(AtomicBool::new(true));
     let still = Arc::clone(&running);

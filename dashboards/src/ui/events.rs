@@ -1,4 +1,5 @@
-//! The event log: limit changes, warnings, phases and refusals, newest at the bottom.
+//! The event log: limit changes, warnings, phases and refusals, newest at the bottom;
+//! repeats in a row are one line with `×N`, and `PgUp`/`PgDn` (`[`/`]`) scroll it.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -8,14 +9,18 @@ use ratatui::widgets::{Paragraph, Widget};
 
 use crate::app::App;
 use crate::log::{LogEntry, LogKind};
-use crate::ui::{dim, panel};
+use crate::ui::{dim, palette, panel};
 
 pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let block = panel("Events");
-    let inner = block.inner(area);
-    let shown = usize::from(inner.height);
-    let skip = app.log().len().saturating_sub(shown);
-    let lines: Vec<Line<'_>> = app.log().skip(skip).map(entry_line).collect();
+    let height = usize::from(area.height.saturating_sub(2));
+    let (first, below) = app.log.window(height);
+    let title = if below > 0 {
+        format!("Events ({below} newer below: PgDn / ] / End)")
+    } else {
+        "Events (PgUp / [ scrolls back)".to_owned()
+    };
+    let block = panel(title);
+    let lines: Vec<Line<'_>> = app.log().skip(first).take(height).map(entry_line).collect();
     if lines.is_empty() {
         Paragraph::new("no events yet")
             .style(dim())
@@ -27,26 +32,38 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 fn entry_line(entry: &LogEntry) -> Line<'_> {
-    let color = match entry.kind {
+    let colour = match entry.kind {
         LogKind::Change => Color::Cyan,
-        LogKind::Phase => Color::Blue,
-        LogKind::Warning => Color::Yellow,
-        LogKind::Refused => Color::Red,
-        LogKind::Info => Color::Green,
+        LogKind::Phase => palette::INFO,
+        LogKind::Warning | LogKind::Refused => palette::NOTE,
+        LogKind::Info => palette::GOOD,
     };
-    Line::from(vec![
+    let mut spans = vec![
         Span::styled(format!("{:>8.1}s ", entry.at_s), dim()),
-        Span::styled(format!("{:<8}", entry.kind.tag()), Style::new().fg(color)),
+        Span::styled(format!("{:<8}", entry.kind.tag()), Style::new().fg(colour)),
         Span::raw(entry.text.as_str()),
-    ])
+    ];
+    if entry.repeats > 1 {
+        spans.push(Span::styled(
+            format!("  ×{} (last {:.1}s)", entry.repeats, entry.last_at_s),
+            Style::new().fg(palette::NOTE),
+        ));
+    }
+    Line::from(spans)
 }
 
 #[cfg(test)]
 mod tests {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent};
     use runlog::{Event, EventKind};
 
     use super::*;
     use crate::ui::testing::{app_with_samples, draw, find_row, text};
+
+    fn warn(app: &mut App, at_s: f64, message: &str) {
+        let message = message.to_owned();
+        app.on_line(Event::new(at_s, EventKind::Warning { message }).into());
+    }
 
     #[test]
     fn shows_a_reconfigure_event() {
@@ -75,13 +92,65 @@ mod tests {
     fn keeps_the_newest_lines_in_view() {
         let mut app = app_with_samples(0);
         for i in 0..20 {
-            let message = format!("warning number {i}");
-            app.on_line(Event::new(f64::from(i), EventKind::Warning { message }).into());
+            warn(&mut app, f64::from(i), &format!("warning number {i}"));
         }
         let buf = draw(60, 5, |area, buf| render(&app, area, buf));
         let screen = text(&buf);
         assert!(screen.contains("warning number 19"), "{screen}");
         assert!(screen.contains("warning number 17"), "{screen}");
         assert!(!screen.contains("warning number 16"), "{screen}");
+    }
+
+    #[test]
+    fn identical_events_in_a_row_are_one_line_with_a_count() {
+        let mut app = app_with_samples(0);
+        for i in 0..7 {
+            warn(&mut app, f64::from(i), "sink: 3 attempts timed out");
+        }
+        warn(&mut app, 8.0, "sink: gave up on 1 batch");
+        let buf = draw(90, 6, |area, buf| render(&app, area, buf));
+        let screen = text(&buf);
+        assert_eq!(
+            screen.matches("3 attempts timed out").count(),
+            1,
+            "{screen}"
+        );
+        let (_, row) = find_row(&buf, "3 attempts timed out").expect("line");
+        assert!(
+            row.contains("0.0s warning sink: 3 attempts timed out  ×7 (last 6.0s)"),
+            "{row}"
+        );
+        assert!(screen.contains("gave up on 1 batch"), "{screen}");
+    }
+
+    #[test]
+    fn page_keys_scroll_back_and_forth() {
+        let mut app = app_with_samples(0);
+        for i in 0..30 {
+            warn(&mut app, f64::from(i), &format!("warning number {i}"));
+        }
+        // A 5-row panel shows 3 lines: 27..=29.
+        app.on_key(KeyEvent::from(KeyCode::PageUp));
+        let buf = draw(70, 5, |area, buf| render(&app, area, buf));
+        let screen = text(&buf);
+        assert!(
+            screen.contains("warning number 24") && screen.contains("warning number 22"),
+            "{screen}"
+        );
+        assert!(!screen.contains("warning number 29"), "{screen}");
+        assert!(screen.contains("5 newer below"), "{screen}");
+        // A new line does not move a scrolled view.
+        warn(&mut app, 30.0, "warning number 30");
+        let screen = text(&draw(70, 5, |area, buf| render(&app, area, buf)));
+        assert!(
+            screen.contains("warning number 24") && screen.contains("6 newer below"),
+            "{screen}"
+        );
+        app.on_key(KeyEvent::from(KeyCode::Char(']')));
+        app.on_key(KeyEvent::from(KeyCode::Char('[')));
+        app.on_key(KeyEvent::from(KeyCode::End));
+        let screen = text(&draw(70, 5, |area, buf| render(&app, area, buf)));
+        assert!(screen.contains("warning number 30"), "{screen}");
+        assert!(screen.contains("PgUp / [ scrolls back"), "{screen}");
     }
 }

@@ -7,11 +7,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
 use crate::app::{App, Mode, RunState};
-use crate::ui::dim;
+use crate::ui::{dim, palette};
 
-const INTERACTIVE_KEYS: &str = " q stop  ? help  ↑↓ knob  +/- change  r reset  p pause  s save ";
-const READ_ONLY_KEYS: &str = " q quit  ? help  s save tuned scenario ";
-const ENDING_KEYS: &str = " q leave  ? help  s save tuned scenario ";
+const INTERACTIVE_KEYS: &str =
+    " q stop  ? help  ↑↓ knob  +/- change  r reset  p pause  s save  [ ] log ";
+const READ_ONLY_KEYS: &str = " q quit  ? help  s save tuned scenario  [ ] log ";
+const ENDING_KEYS: &str = " q leave  ? help  s save tuned scenario  [ ] log ";
 
 pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let ending = matches!(
@@ -27,12 +28,12 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let [left, right] =
         Layout::horizontal([Constraint::Length(width), Constraint::Fill(1)]).areas(area);
     Paragraph::new(keys)
-        .style(Style::new().fg(Color::Black).bg(Color::DarkGray))
+        .style(Style::new().fg(Color::Black).bg(Color::Gray))
         .render(left, buf);
     let status = app.status().unwrap_or("");
     Paragraph::new(Line::from(vec![
         Span::styled(" ", dim()),
-        Span::styled(status, Style::new().fg(Color::Yellow)),
+        Span::styled(status, Style::new().fg(palette::NOTE)),
     ]))
     .render(right, buf);
 }

@@ -1,4 +1,8 @@
-//! Header: the scenario line, the run's status and an elapsed/remaining gauge.
+//! Header: the scenario line, the run's status and health, and an elapsed/remaining gauge.
+//!
+//! The run's clock does not stop for a pause: a run of `--duration 60s` ends 60 s after
+//! it started however long it was paused, so while paused the gauge says that the pause
+//! counts toward the duration rather than pretending to hold the countdown.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -8,7 +12,8 @@ use ratatui::widgets::{Gauge, Paragraph, Widget};
 
 use crate::app::{App, Mode, RunState};
 use crate::format;
-use crate::ui::panel;
+use crate::health::Health;
+use crate::ui::{palette, panel};
 
 pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let block = panel("Metronome soak");
@@ -33,35 +38,50 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     progress(app).render(gauge, buf);
 }
 
+fn badge(text: String, colour: Color) -> Span<'static> {
+    Span::styled(
+        format!(" {text} "),
+        Style::new()
+            .fg(Color::Black)
+            .bg(colour)
+            .add_modifier(Modifier::BOLD),
+    )
+}
+
 fn status_line(app: &App) -> Line<'static> {
     let state = app.run_state();
-    let color = match state {
-        RunState::Waiting => Color::DarkGray,
-        RunState::Running => Color::Green,
-        RunState::Paused => Color::Yellow,
-        RunState::Stopping | RunState::Draining => Color::Magenta,
+    let colour = match state {
+        RunState::Waiting => palette::SECONDARY,
+        RunState::Running => palette::GOOD,
+        RunState::Paused => palette::NOTE,
+        RunState::Stopping | RunState::Draining => Color::LightMagenta,
         RunState::Done => Color::Cyan,
-        RunState::Gone => Color::Red,
+        RunState::Gone => palette::BAD,
     };
     let mode = match app.mode() {
         Mode::Interactive => "interactive",
         Mode::ReadOnly => "watching (read-only)",
     };
-    Line::from(vec![
-        Span::raw(format!("{mode}  ")),
-        Span::styled(
-            format!(" {} ", state.label().to_uppercase()),
-            Style::new()
-                .fg(Color::Black)
-                .bg(color)
-                .add_modifier(Modifier::BOLD),
-        ),
-    ])
+    let mut spans = vec![Span::raw(format!("{mode}  "))];
+    match app.health() {
+        Health::Unknown | Health::Healthy => {}
+        Health::Backpressure => {
+            spans.push(badge("BACKPRESSURE (expected)".into(), palette::NOTE));
+            spans.push(Span::raw(" "));
+        }
+        Health::Problem(why) => {
+            spans.push(badge(format!("PROBLEM: {why}"), palette::BAD));
+            spans.push(Span::raw(" "));
+        }
+    }
+    spans.push(badge(state.label().to_uppercase(), colour));
+    Line::from(spans)
 }
 
 fn progress(app: &App) -> Gauge<'static> {
     let elapsed = app.latest().map_or(0.0, |s| s.t_s);
-    let (ratio, label) = match app.duration_s {
+    let paused = app.run_state() == RunState::Paused;
+    let (ratio, mut label) = match app.duration_s {
         Some(total) if total > 0.0 => {
             let left = (total - elapsed).max(0.0);
             (
@@ -76,10 +96,13 @@ fn progress(app: &App) -> Gauge<'static> {
         }
         _ => (0.0, format!("elapsed {}", format::seconds(elapsed))),
     };
+    if paused && app.duration_s.is_some() {
+        label.push_str(" (paused: the clock runs on, a pause counts toward the duration)");
+    }
     Gauge::default()
         .ratio(ratio)
-        .label(label)
-        .gauge_style(Style::new().fg(Color::Blue).bg(Color::Black))
+        .label(Span::styled(label, Style::new().fg(Color::White)))
+        .gauge_style(Style::new().fg(palette::INFO).bg(Color::Black))
 }
 
 #[cfg(test)]
@@ -94,7 +117,7 @@ mod tests {
     #[test]
     fn shows_scenario_progress_and_status() {
         let app = app_with_samples(15);
-        let buf = draw(100, 4, |area, buf| render(&app, area, buf));
+        let buf = draw(120, 4, |area, buf| render(&app, area, buf));
         let screen = text(&buf);
         assert!(screen.contains("Metronome soak"), "{screen}");
         assert!(
@@ -118,9 +141,37 @@ mod tests {
         let mut app = crate::App::new(&options);
         app.on_line(crate::ui::testing::sample(1.0).into());
         app.on_key(KeyEvent::from(KeyCode::Char('p')));
-        let buf = draw(100, 4, |area, buf| render(&app, area, buf));
+        let buf = draw(130, 4, |area, buf| render(&app, area, buf));
         let (_, row) = find_row(&buf, "PAUSED").expect("paused status");
         assert!(row.contains("interactive"), "{row}");
+        // The runner's clock does not stop for a pause: the header says so.
+        let screen = text(&buf);
+        assert!(
+            screen.contains("59.0 s left (paused: the clock runs on"),
+            "{screen}"
+        );
+    }
+
+    #[test]
+    fn backpressure_is_expected_and_loss_is_a_problem() {
+        // The fixture refuses 100k/s: the default scenario's intended saturation.
+        let mut app = app_with_samples(3);
+        let buf = draw(160, 4, |area, buf| render(&app, area, buf));
+        let screen = text(&buf);
+        assert!(screen.contains("BACKPRESSURE (expected)"), "{screen}");
+        assert!(!screen.contains("PROBLEM"), "{screen}");
+        let (y, row) = find_row(&buf, "BACKPRESSURE").expect("badge");
+        let x = row.find("BACKPRESSURE").expect("badge") as u16;
+        assert_eq!(buf[(x, y)].bg, palette::NOTE);
+
+        let mut lossy = crate::ui::testing::sample(4.0);
+        lossy.totals.dropped = 1_500;
+        app.on_line(lossy.into());
+        let buf = draw(160, 4, |area, buf| render(&app, area, buf));
+        let (y, row) =
+            find_row(&buf, "PROBLEM: 1.5k accepted events evicted (lost)").expect("problem");
+        let x = row.find("PROBLEM").expect("badge") as u16;
+        assert_eq!(buf[(x, y)].bg, palette::BAD);
     }
 
     #[test]

@@ -2,14 +2,14 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
-use ratatui::style::{Color, Style};
+use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
 
 use crate::app::{App, Mode};
 use crate::ui::panel;
 
-const KEYS: [(&str, &str); 9] = [
+const KEYS: [(&str, &str); 11] = [
     ("Up / Down", "select a limit"),
     ("+ / Right", "double the selected limit (unlimited stays)"),
     (
@@ -19,6 +19,8 @@ const KEYS: [(&str, &str); 9] = [
     ("r", "restore the starting limits"),
     ("p", "pause / resume the producers"),
     ("s", "save live limits as <run dir>/tuned-<n>.toml"),
+    ("PgUp  [", "scroll the event log back"),
+    ("PgDn ] End", "scroll it forward / follow the newest"),
     ("?  Esc", "toggle / close this help"),
     (
         "q  Ctrl-C",
@@ -44,7 +46,7 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             Mode::Interactive => "Changes go to this run; the soak logs each one below.",
             Mode::ReadOnly => "read-only: watching a run started elsewhere (q leaves).",
         },
-        Style::new().fg(Color::Yellow),
+        Style::new().fg(crate::ui::palette::NOTE),
     ));
     Clear.render(popup, buf);
     Paragraph::new(lines)

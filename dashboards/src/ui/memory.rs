@@ -1,24 +1,26 @@
-//! Memory: buffered bytes against their limit, and heap (jemalloc) and RSS over time.
+//! Memory: buffered bytes against their limit, and heap (jemalloc) and RSS over the run
+//! on a byte scale.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Gauge, Paragraph, Sparkline, Widget};
+use ratatui::widgets::{Gauge, Widget};
 use runlog::Sample;
 
 use crate::app::App;
 use crate::format;
-use crate::ui::{dim, panel};
+use crate::ui::palette;
+use crate::ui::panel;
+use crate::ui::timechart::{Series, TimeChart};
 
-/// A series: its name, its color, and how it is read from a sample.
-type Series = (&'static str, Color, fn(&Sample) -> u64);
+/// A series: its name, its colour, and how it is read from a sample.
+type Read = (&'static str, Color, fn(&Sample) -> u64);
 
-/// The memory series: label, color, and how each is read from a sample.
-const SERIES: [Series; 3] = [
-    ("heap allocated", Color::Green, |s| s.heap_allocated_bytes),
+/// The memory series: label, colour, and how each is read from a sample.
+const SERIES: [Read; 3] = [
+    ("heap allocated", palette::GOOD, |s| s.heap_allocated_bytes),
     ("heap resident", Color::Yellow, |s| s.heap_resident_bytes),
-    ("RSS", Color::Blue, |s| s.rss_bytes),
+    ("RSS", palette::INFO, |s| s.rss_bytes),
 ];
 
 pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
@@ -28,7 +30,8 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     render_heap(app, heap, buf);
 }
 
-/// The buffered-bytes gauge, labeled `12.3 MiB / 64.0 MiB`.
+/// The buffered-bytes gauge, labeled `12.3 MiB / 64.0 MiB`: a full buffer is the
+/// backpressure of a loaded run (yellow); red only when the run has a real problem.
 pub(crate) fn render_buffered(app: &App, area: Rect, buf: &mut Buffer) {
     let limit = app
         .latest()
@@ -43,11 +46,7 @@ pub(crate) fn render_buffered(app: &App, area: Rect, buf: &mut Buffer) {
     } else {
         (used as f64 / limit as f64).clamp(0.0, 1.0)
     };
-    let color = match ratio {
-        r if r >= 0.9 => Color::Red,
-        r if r >= 0.6 => Color::Yellow,
-        _ => Color::Green,
-    };
+    let colour = palette::fill_colour(ratio, &app.health());
     let title = format!("Buffered bytes (peak {})", format::bytes(peak));
     Gauge::default()
         .block(panel(&title))
@@ -57,46 +56,23 @@ pub(crate) fn render_buffered(app: &App, area: Rect, buf: &mut Buffer) {
             format::bytes(used),
             format::bytes(limit)
         ))
-        .gauge_style(Style::new().fg(color).bg(Color::Black))
+        .gauge_style(Style::new().fg(colour).bg(Color::Black))
         .render(area, buf);
 }
 
-/// One labeled sparkline per series, on a shared scale so heights compare.
+/// Heap allocated, heap resident and RSS on one chart, its axis in bytes.
 fn render_heap(app: &App, area: Rect, buf: &mut Buffer) {
-    let block = panel("Heap & RSS");
-    let inner = block.inner(area);
-    block.render(area, buf);
-    let Some(latest) = app.latest() else {
-        Paragraph::new("waiting for samples...")
-            .style(dim())
-            .render(inner, buf);
-        return;
-    };
-    let scale = app
-        .samples()
-        .flat_map(|s| SERIES.iter().map(move |(_, _, read)| read(s)))
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let rows = Layout::vertical([Constraint::Fill(1); SERIES.len()]).split(inner);
-    // Sparkline draws from its first value: hand it only the newest that fit.
-    let width = usize::from(inner.width);
-    let skip = app.samples().len().saturating_sub(width);
-    for ((name, color, read), row) in SERIES.iter().zip(rows.iter()) {
-        let [label, spark] =
-            Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(*row);
-        Paragraph::new(Line::from(vec![
-            Span::styled(format!("{name} "), Style::new().fg(*color)),
-            Span::raw(format::bytes(read(latest))),
-        ]))
-        .render(label, buf);
-        let data: Vec<u64> = app.samples().skip(skip).map(read).collect();
-        Sparkline::default()
-            .data(&data)
-            .max(scale)
-            .style(Style::new().fg(*color))
-            .render(spark, buf);
-    }
+    let latest = app.latest();
+    let series = SERIES
+        .iter()
+        .map(|&(name, colour, read)| Series {
+            name,
+            colour,
+            points: app.samples().map(|s| (s.t_s, read(s) as f64)).collect(),
+            now: latest.map_or_else(String::new, |s| format::bytes(read(s))),
+        })
+        .collect();
+    TimeChart::new("Heap & RSS", series, format::bytes).render(app, area, buf);
 }
 
 #[cfg(test)]
@@ -117,17 +93,35 @@ mod tests {
     }
 
     #[test]
-    fn heap_and_rss_have_labels_and_sparklines() {
+    fn a_full_buffer_under_backpressure_is_yellow_and_red_only_with_loss() {
+        let mut app = app_with_samples(0);
+        let mut s = crate::ui::testing::sample(1.0);
+        s.buffered_bytes = s.limits.max_buffered_bytes;
+        app.on_line(s.clone().into());
+        let buf = draw(60, 3, |area, buf| render_buffered(&app, area, buf));
+        assert_eq!(buf[(2, 1)].fg, palette::NOTE, "{}", text(&buf));
+        s.t_s = 2.0;
+        s.totals.dropped = 10;
+        app.on_line(s.into());
+        let buf = draw(60, 3, |area, buf| render_buffered(&app, area, buf));
+        assert_eq!(buf[(2, 1)].fg, palette::BAD, "{}", text(&buf));
+    }
+
+    #[test]
+    fn heap_and_rss_are_charted_on_a_byte_scale() {
         let app = app_with_samples(20);
-        let buf = draw(60, 14, |area, buf| render(&app, area, buf));
+        let buf = draw(80, 14, |area, buf| render(&app, area, buf));
         let screen = text(&buf);
         for label in [
             "heap allocated 80.0 MiB",
             "heap resident 100.0 MiB",
             "RSS 120.0 MiB",
+            // The axis: 0, half and the top (1.1 x 120 MiB).
+            "0 B",
+            "66.0 MiB",
+            "132.0 MiB",
         ] {
             assert!(screen.contains(label), "{label}\n{screen}");
         }
-        assert!(screen.contains('█'), "no sparkline bars\n{screen}");
     }
 }

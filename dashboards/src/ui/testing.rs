@@ -97,3 +97,8 @@ pub(crate) fn find_row(buf: &Buffer, needle: &str) -> Option<(u16, String)> {
         .find(|(_, row)| row.contains(needle))
         .map(|(y, row)| (y as u16, row))
 }
+
+/// The area inside a panel's border that fills the whole buffer.
+pub(crate) fn inside(buf: &Buffer) -> Rect {
+    buf.area.inner(ratatui::layout::Margin::new(1, 1))
+}
