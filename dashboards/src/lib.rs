@@ -63,6 +63,7 @@ mod app;
 mod error;
 mod format;
 mod health;
+mod input;
 mod keys;
 mod log;
 mod marks;

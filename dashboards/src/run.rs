@@ -26,7 +26,8 @@ pub const STOP_GRACE: Duration = Duration::from_secs(10);
 /// gives it back on every path, panics included. Colours follow
 /// [`runlog::human::colour`] (`NO_COLOR`), and `options.colour`. Follows `options.samples_path` every [`POLL_EVERY`]; draws at most
 /// `options.fps` frames a second, and only when something changed; sleeps in
-/// `crossterm::event::poll` between (no busy loop).
+/// `poll(2)` on the terminal between (no busy loop), and ends with
+/// [`DashboardError::Terminal`] if the terminal hangs up.
 ///
 /// With `options.controls`, keys send [`Control`] commands (checked with
 /// [`runlog::Limits::apply`] first), `q` sends [`Control::Stop`] and waits up to
@@ -122,21 +123,22 @@ impl Loop {
             if dirty {
                 wake = wake.min(draw_due);
             }
-            if !event::poll(wake.saturating_duration_since(Instant::now()))
-                .map_err(DashboardError::terminal("wait for input"))?
-            {
-                continue;
-            }
-            match event::read().map_err(DashboardError::terminal("read input"))? {
-                TermEvent::Key(key) => {
-                    dirty = true;
-                    let action = self.app.on_key(key);
-                    if let Some(exit) = self.on_action(action) {
-                        return Ok(exit);
+            crate::input::wait(wake.saturating_duration_since(Instant::now()))
+                .map_err(DashboardError::terminal("wait for input"))?;
+            // Whatever crossterm has now (keys, and resizes from its signal handler),
+            // without waiting.
+            while event::poll(Duration::ZERO).map_err(DashboardError::terminal("read input"))? {
+                match event::read().map_err(DashboardError::terminal("read input"))? {
+                    TermEvent::Key(key) => {
+                        dirty = true;
+                        let action = self.app.on_key(key);
+                        if let Some(exit) = self.on_action(action) {
+                            return Ok(exit);
+                        }
                     }
+                    TermEvent::Resize(..) => dirty = true,
+                    _ => {}
                 }
-                TermEvent::Resize(..) => dirty = true,
-                _ => {}
             }
         }
     }

@@ -65,7 +65,8 @@ fn unusable(why: &str) -> io::Error {
 /// A panic hook (installed once per process, chaining the previous hook) restores the
 /// terminal first, so the panic message prints on the normal screen.
 pub(crate) struct TerminalGuard {
-    terminal: Terminal<CrosstermBackend<Stdout>>,
+    /// `None` only while dropping.
+    terminal: Option<Terminal<CrosstermBackend<Stdout>>>,
 }
 
 impl TerminalGuard {
@@ -89,7 +90,9 @@ impl TerminalGuard {
             })
             .and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout())));
         match setup {
-            Ok(terminal) => Ok(Self { terminal }),
+            Ok(terminal) => Ok(Self {
+                terminal: Some(terminal),
+            }),
             Err(e) => {
                 restore();
                 Err(e)
@@ -99,13 +102,22 @@ impl TerminalGuard {
 
     /// The terminal to draw on.
     pub(crate) fn terminal(&mut self) -> &mut Terminal<CrosstermBackend<Stdout>> {
-        &mut self.terminal
+        self.terminal.as_mut().expect("held until dropped")
     }
 }
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
         restore();
+        if let Some(mut terminal) = self.terminal.take() {
+            // ratatui's own drop shows a hidden cursor and, if the terminal is gone,
+            // reports the failure with `eprintln!`, which panics when stderr is that
+            // same dead terminal. Shown here instead; a terminal that cannot show it
+            // is not dropped at all (its few buffers go with the process).
+            if terminal.show_cursor().is_err() {
+                std::mem::forget(terminal);
+            }
+        }
     }
 }
 

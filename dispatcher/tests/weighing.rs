@@ -19,7 +19,10 @@ fn occupancy_charges_struct_and_size_class_and_refuses_past_the_limit() {
     }
     assert_eq!(dispatcher.stats().buffered_bytes, fits * each);
     let refused = producer.try_enqueue(vec![7; 1000]).unwrap_err();
-    assert!(matches!(&refused, TryEnqueueError::Full(v) if v[0] == 7), "{refused:?}");
+    assert!(
+        matches!(&refused, TryEnqueueError::Full(v) if v[0] == 7),
+        "{refused:?}"
+    );
     // The same events weighed by payload would all have fitted.
     assert!(fits * 1000 + 1000 <= 10_000);
     drop(producer);
@@ -43,7 +46,9 @@ fn drop_oldest_under_occupancy_keeps_the_bound_across_partitions() {
             std::thread::spawn(move || {
                 for i in 0..5_000usize {
                     let len = 1 + (i * 7 + t * 13) % 700;
-                    producer.try_enqueue(vec![0; len]).expect("drop-oldest admits");
+                    producer
+                        .try_enqueue(vec![0; len])
+                        .expect("drop-oldest admits");
                 }
             })
         })

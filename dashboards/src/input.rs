@@ -1,0 +1,67 @@
+//! Waiting for the user's keys: the one place the dashboard sleeps on the terminal.
+//!
+//! The wait is a `poll(2)` on standard input (the terminal crossterm reads when
+//! stdin is one, which the dashboard requires) rather than crossterm's own: a
+//! terminal that hangs up (its window closed, its tmux pane killed, the ssh link
+//! dropped) stays readable forever with nothing to read, and crossterm's reader
+//! retries that end of file without returning (crossterm-rs/crossterm#793). Here a
+//! hang-up is seen as one and ends the dashboard; crossterm is asked for events only
+//! without waiting, so it never meets the dead terminal.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+/// Sleeps until the terminal has input or `timeout` passes (a signal may end it
+/// sooner: callers loop).
+///
+/// # Errors
+///
+/// [`io::ErrorKind::UnexpectedEof`] once the terminal has hung up or closed;
+/// the `poll` error otherwise.
+pub(crate) fn wait(timeout: Duration) -> io::Result<()> {
+    let stdin = io::stdin();
+    let fd = stdin.as_fd();
+    wait_on(fd, timeout)
+}
+
+/// [`wait`] on any descriptor (tests use a socket pair).
+fn wait_on(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> io::Result<()> {
+    let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(millis)) {
+        Ok(_) => {}
+        Err(nix::errno::Errno::EINTR) => return Ok(()),
+        Err(err) => return Err(err.into()),
+    }
+    let seen = fds[0].revents().unwrap_or(PollFlags::empty());
+    if seen.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the terminal hung up",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn input_ends_the_wait_and_a_hang_up_is_an_error() {
+        let (reader, writer) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+        // Nothing to read: the wait times out quietly.
+        wait_on(reader.as_fd(), Duration::from_millis(10)).expect("a timeout is no error");
+        let mut writer = writer;
+        writer.write_all(b"q").expect("write");
+        wait_on(reader.as_fd(), Duration::from_secs(30)).expect("input is ready");
+        // The other end closed: the wait says so instead of reporting input forever.
+        drop(writer);
+        let err = wait_on(reader.as_fd(), Duration::from_secs(30)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+}
