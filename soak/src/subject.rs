@@ -140,16 +140,21 @@ fn builder(config: &ScenarioConfig, evicted: &Arc<AtomicU64>) -> Builder<Event> 
             config.interval_jitter_us,
         ))
         .policy(dispatcher_policy(config))
-        .weighing(match config.weighing {
-            runlog::Weighing::Payload => dispatcher::Weighing::Payload,
-            runlog::Weighing::Occupancy => dispatcher::Weighing::Occupancy,
-        })
+        .weighing(weighing(config))
         .partitions(config.partitions as usize)
         .jitter_seed(config.seed)
         .name("soak")
         .on_evict(move |_event| {
             seen.fetch_add(1, Ordering::Relaxed);
         })
+}
+
+/// What the scenario's byte limits count, as the dispatcher spells it.
+pub(crate) fn weighing(config: &ScenarioConfig) -> dispatcher::Weighing {
+    match config.weighing {
+        runlog::Weighing::Payload => dispatcher::Weighing::Payload,
+        runlog::Weighing::Occupancy => dispatcher::Weighing::Occupancy,
+    }
 }
 
 /// Sink mode: the dispatcher writes to `sink` on its flush workers; what
