@@ -12,7 +12,6 @@ use ratatui::widgets::{Gauge, Paragraph, Widget};
 
 use crate::app::{App, Mode, RunState};
 use crate::format;
-use crate::health::Health;
 use crate::ui::{palette, panel};
 
 pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
@@ -63,16 +62,10 @@ fn status_line(app: &App) -> Line<'static> {
         Mode::ReadOnly => "watching (read-only)",
     };
     let mut spans = vec![Span::raw(format!("{mode}  "))];
-    match app.health() {
-        Health::Unknown | Health::Healthy => {}
-        Health::Backpressure => {
-            spans.push(badge("BACKPRESSURE (expected)".into(), palette::NOTE));
-            spans.push(Span::raw(" "));
-        }
-        Health::Problem(why) => {
-            spans.push(badge(format!("PROBLEM: {why}"), palette::BAD));
-            spans.push(Span::raw(" "));
-        }
+    if let Some((text, problem)) = app.health().badge() {
+        let colour = if problem { palette::BAD } else { palette::NOTE };
+        spans.push(badge(text, colour));
+        spans.push(Span::raw(" "));
     }
     spans.push(badge(state.label().to_uppercase(), colour));
     Line::from(spans)
@@ -172,6 +165,24 @@ mod tests {
             find_row(&buf, "PROBLEM: 1.5k accepted events evicted (lost)").expect("problem");
         let x = row.find("PROBLEM").expect("badge") as u16;
         assert_eq!(buf[(x, y)].bg, palette::BAD);
+    }
+
+    #[test]
+    fn evicting_under_drop_oldest_is_the_policy_not_a_problem() {
+        let scenario = ScenarioConfig {
+            policy: runlog::Policy::DropOldest,
+            ..ScenarioConfig::default()
+        };
+        let mut app = crate::App::new(&DashboardOptions::new("x").with_scenario(scenario));
+        let mut s = crate::ui::testing::sample(4.0);
+        s.totals.dropped = 1_500;
+        app.on_line(s.into());
+        let buf = draw(160, 4, |area, buf| render(&app, area, buf));
+        let screen = text(&buf);
+        assert!(!screen.contains("PROBLEM"), "{screen}");
+        let (y, row) = find_row(&buf, "EVICTING OLDEST (policy): 1.5k evicted").expect("badge");
+        let x = row.find("EVICTING").expect("badge") as u16;
+        assert_eq!(buf[(x, y)].bg, palette::NOTE);
     }
 
     #[test]
