@@ -324,7 +324,11 @@ impl App {
     /// Whether the run is healthy, under the backpressure it is loaded for, or in trouble.
     #[must_use]
     pub fn health(&self) -> Health {
-        Health::of(self.latest(), self.run_state() == RunState::Gone)
+        Health::of(
+            self.latest(),
+            self.scenario.as_ref().map(|s| s.policy),
+            self.run_state() == RunState::Gone,
+        )
     }
 
     /// Whether the dashboard draws in colour.

@@ -84,7 +84,7 @@ pub use marks::{Mark, MarkKind};
 pub use options::{DEFAULT_FPS, DEFAULT_PROGRAM, DashboardOptions, Exit, Interrupt, Liveness};
 pub use run::{POLL_EVERY, SHOW_FINAL_FOR, STOP_GRACE, run};
 pub use save::merge_limits;
-pub use ui::{MIN_HEIGHT, MIN_WIDTH};
+pub use ui::{FULL_HEIGHT, FULL_WIDTH, MIN_HEIGHT, MIN_WIDTH};
 
 /// Whether this process's terminal can host the dashboard: stdout and stdin are
 /// terminals, `TERM` is not `dumb`, and the terminal's size can be read. Writes

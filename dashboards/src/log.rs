@@ -1,7 +1,7 @@
 //! The event log: the run's timeline markers and the dashboard's own messages, with
 //! repeats collapsed into one line and a scroll position.
 
-use runlog::{Event, EventKind};
+use runlog::{Event, EventKind, Knob};
 
 use crate::format;
 use crate::ring::Ring;
@@ -55,7 +55,8 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
-    /// The log line for a run event.
+    /// The log line for a run event. A limit is named as the limits panel names it
+    /// ([`Knob::label`]: `max buffered`), never by its record key (`max_buffered_bytes`).
     ///
     /// ```
     /// use runlog::{Event, EventKind};
@@ -66,7 +67,7 @@ impl LogEntry {
     ///     source: "control".into(),
     /// });
     /// let entry = dashboards::LogEntry::from_event(&event);
-    /// assert_eq!(entry.text, "interval_us 10 ms -> 5 ms (control)");
+    /// assert_eq!(entry.text, "interval 10 ms -> 5 ms (control)");
     /// ```
     #[must_use]
     pub fn from_event(event: &Event) -> Self {
@@ -81,7 +82,8 @@ impl LogEntry {
                     format::event_value(knob, from),
                     format::event_value(knob, to),
                 );
-                (LogKind::Change, format!("{knob} {from} -> {to} ({source})"))
+                let name = Knob::from_name(knob).map_or(knob.as_str(), |k| k.label());
+                (LogKind::Change, format!("{name} {from} -> {to} ({source})"))
             }
             EventKind::Phase { name } => (LogKind::Phase, name.clone()),
             EventKind::Warning { message } => (LogKind::Warning, message.clone()),

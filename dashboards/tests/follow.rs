@@ -100,13 +100,10 @@ fn app_follows_a_growing_samples_file() {
     assert_eq!(app.limits().map(|l| l.interval_us), Some(5_000));
     assert_eq!(app.run_state(), RunState::Draining);
     let texts: Vec<&str> = app.log().map(|e| e.text.as_str()).collect();
-    assert_eq!(
-        texts,
-        ["run", "interval_us 10 ms -> 5 ms (control)", "drain"]
-    );
+    assert_eq!(texts, ["run", "interval 10 ms -> 5 ms (control)", "drain"]);
     let shown = screen(&app);
     assert!(
-        shown.contains("interval_us 10 ms -> 5 ms (control)"),
+        shown.contains("interval 10 ms -> 5 ms (control)"),
         "{shown}"
     );
     assert!(shown.contains("DRAINING"), "{shown}");

@@ -81,11 +81,50 @@ mod tests {
             .into(),
         );
         let buf = draw(80, 5, |area, buf| render(&app, area, buf));
-        let (_, row) = find_row(&buf, "interval_us").expect("reconfigure line");
+        let (_, row) = find_row(&buf, "10 ms -> 5 ms").expect("reconfigure line");
         assert!(
-            row.contains("2.5s change  interval_us 10 ms -> 5 ms (control)"),
+            row.contains("2.5s change  interval 10 ms -> 5 ms (control)"),
             "{row}"
         );
+    }
+
+    #[test]
+    fn changes_name_every_knob_for_people_not_by_its_record_key() {
+        let mut app = app_with_samples(3);
+        let mut changes: Vec<(&str, &str, &str)> = runlog::Knob::ALL
+            .iter()
+            .map(|knob| (knob.name(), "1000", "unlimited"))
+            .collect();
+        changes.push(("producers", "running", "paused"));
+        for (i, (knob, from, to)) in changes.iter().enumerate() {
+            app.on_line(
+                Event::new(
+                    4.0 + i as f64,
+                    EventKind::Reconfigure {
+                        knob: (*knob).into(),
+                        from: (*from).into(),
+                        to: (*to).into(),
+                        source: "dashboard".into(),
+                    },
+                )
+                .into(),
+            );
+        }
+        let buf = draw(100, 2 + changes.len() as u16, |area, buf| {
+            render(&app, area, buf);
+        });
+        let screen = text(&buf);
+        for knob in runlog::Knob::ALL {
+            assert!(
+                screen.contains(&format!("change  {} ", knob.label())),
+                "{knob}\n{screen}"
+            );
+        }
+        // No identifier joined by `_` (`max_buffered_bytes`) anywhere in the log.
+        let joined = screen
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .find(|word| word.contains('_'));
+        assert_eq!(joined, None, "{screen}");
     }
 
     #[test]

@@ -12,30 +12,60 @@ use ratatui::widgets::{Gauge, Paragraph, Widget};
 
 use crate::app::{App, Mode, RunState};
 use crate::format;
-use crate::health::Health;
 use crate::ui::{palette, panel};
+
+/// The rows the header takes in `width` columns: 4, or 5 when the scenario and the
+/// status do not fit one line (a compact terminal) and the status gets its own.
+pub(crate) fn height(app: &App, width: u16) -> u16 {
+    if one_line(app, width.saturating_sub(2)) {
+        4
+    } else {
+        5
+    }
+}
+
+/// Whether the scenario and the status share a line `width` wide.
+fn one_line(app: &App, width: u16) -> bool {
+    title(app).chars().count() + 1 + status_line(app, true).width() <= usize::from(width)
+}
+
+fn title(app: &App) -> &str {
+    if app.title().is_empty() {
+        "(scenario not given)"
+    } else {
+        app.title()
+    }
+}
 
 pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let block = panel("Metronome soak");
     let inner = block.inner(area);
     block.render(area, buf);
-    let [top, gauge] =
-        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(inner);
-
-    let title = if app.title().is_empty() {
-        "(scenario not given)"
-    } else {
-        app.title()
-    };
-    let status = status_line(app);
-    let status_width = u16::try_from(status.width()).unwrap_or(u16::MAX);
-    let [left, right] =
-        Layout::horizontal([Constraint::Fill(1), Constraint::Length(status_width)]).areas(top);
-    Paragraph::new(title).render(left, buf);
-    Paragraph::new(status)
-        .alignment(Alignment::Right)
-        .render(right, buf);
-    progress(app).render(gauge, buf);
+    let title = title(app);
+    if one_line(app, inner.width) || inner.height < 3 {
+        let [top, gauge] =
+            Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(inner);
+        let status = status_line(app, true);
+        let status_width = u16::try_from(status.width()).unwrap_or(u16::MAX);
+        let [left, right] =
+            Layout::horizontal([Constraint::Fill(1), Constraint::Length(status_width)]).areas(top);
+        Paragraph::new(title).render(left, buf);
+        Paragraph::new(status)
+            .alignment(Alignment::Right)
+            .render(right, buf);
+        progress(app, gauge.width).render(gauge, buf);
+        return;
+    }
+    // Narrow: the scenario, then the status (without the mode if it does not fit: the
+    // limits panel's title says it too), then the gauge.
+    let [top, middle, gauge] = Layout::vertical([Constraint::Length(1); 3]).areas(inner);
+    Paragraph::new(title).render(top, buf);
+    let mut status = status_line(app, true);
+    if status.width() > usize::from(middle.width) {
+        status = status_line(app, false);
+    }
+    Paragraph::new(status).render(middle, buf);
+    progress(app, gauge.width).render(gauge, buf);
 }
 
 fn badge(text: String, colour: Color) -> Span<'static> {
@@ -48,7 +78,7 @@ fn badge(text: String, colour: Color) -> Span<'static> {
     )
 }
 
-fn status_line(app: &App) -> Line<'static> {
+fn status_line(app: &App, with_mode: bool) -> Line<'static> {
     let state = app.run_state();
     let colour = match state {
         RunState::Waiting => palette::SECONDARY,
@@ -62,23 +92,21 @@ fn status_line(app: &App) -> Line<'static> {
         Mode::Interactive => "interactive",
         Mode::ReadOnly => "watching (read-only)",
     };
-    let mut spans = vec![Span::raw(format!("{mode}  "))];
-    match app.health() {
-        Health::Unknown | Health::Healthy => {}
-        Health::Backpressure => {
-            spans.push(badge("BACKPRESSURE (expected)".into(), palette::NOTE));
-            spans.push(Span::raw(" "));
-        }
-        Health::Problem(why) => {
-            spans.push(badge(format!("PROBLEM: {why}"), palette::BAD));
-            spans.push(Span::raw(" "));
-        }
+    let mut spans = Vec::new();
+    if with_mode {
+        spans.push(Span::raw(format!("{mode}  ")));
+    }
+    if let Some((text, problem)) = app.health().badge() {
+        let colour = if problem { palette::BAD } else { palette::NOTE };
+        spans.push(badge(text, colour));
+        spans.push(Span::raw(" "));
     }
     spans.push(badge(state.label().to_uppercase(), colour));
     Line::from(spans)
 }
 
-fn progress(app: &App) -> Gauge<'static> {
+/// The elapsed/remaining gauge, its label fitted to `width`.
+fn progress(app: &App, width: u16) -> Gauge<'static> {
     let elapsed = app.latest().map_or(0.0, |s| s.t_s);
     let paused = app.run_state() == RunState::Paused;
     let (ratio, mut label) = match app.duration_s {
@@ -97,7 +125,13 @@ fn progress(app: &App) -> Gauge<'static> {
         _ => (0.0, format!("elapsed {}", format::seconds(elapsed))),
     };
     if paused && app.duration_s.is_some() {
-        label.push_str(" (paused: the clock runs on, a pause counts toward the duration)");
+        let long = " (paused: the clock runs on, a pause counts toward the duration)";
+        let short = " (paused: the clock runs on)";
+        if label.chars().count() + long.chars().count() <= usize::from(width) {
+            label.push_str(long);
+        } else {
+            label.push_str(short);
+        }
     }
     Gauge::default()
         .ratio(ratio)
@@ -172,6 +206,24 @@ mod tests {
             find_row(&buf, "PROBLEM: 1.5k accepted events evicted (lost)").expect("problem");
         let x = row.find("PROBLEM").expect("badge") as u16;
         assert_eq!(buf[(x, y)].bg, palette::BAD);
+    }
+
+    #[test]
+    fn evicting_under_drop_oldest_is_the_policy_not_a_problem() {
+        let scenario = ScenarioConfig {
+            policy: runlog::Policy::DropOldest,
+            ..ScenarioConfig::default()
+        };
+        let mut app = crate::App::new(&DashboardOptions::new("x").with_scenario(scenario));
+        let mut s = crate::ui::testing::sample(4.0);
+        s.totals.dropped = 1_500;
+        app.on_line(s.into());
+        let buf = draw(160, 4, |area, buf| render(&app, area, buf));
+        let screen = text(&buf);
+        assert!(!screen.contains("PROBLEM"), "{screen}");
+        let (y, row) = find_row(&buf, "EVICTING OLDEST (policy): 1.5k evicted").expect("badge");
+        let x = row.find("EVICTING").expect("badge") as u16;
+        assert_eq!(buf[(x, y)].bg, palette::NOTE);
     }
 
     #[test]

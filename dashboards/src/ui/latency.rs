@@ -105,6 +105,56 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
+/// The compact layout's panel: p50, p99 and max of the last interval, one a line (one
+/// line when the panel is one row high), each value coloured by its zone (without
+/// colour: followed by its zone's sign).
+pub(crate) fn render_compact(app: &App, area: Rect, buf: &mut Buffer) {
+    let block = panel(super::interval_title("Latency", app));
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let sample = match app.latest() {
+        Some(sample) if sample.latency_us.count > 0 => sample,
+        Some(_) => {
+            Paragraph::new("no deliveries in the last interval")
+                .style(dim())
+                .render(inner, buf);
+            return;
+        }
+        None => {
+            Paragraph::new("waiting for samples...")
+                .style(dim())
+                .render(inner, buf);
+            return;
+        }
+    };
+    let zones = Zones::of(sample);
+    let l = &sample.latency_us;
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let values = [("p50", l.p50), ("p99", l.p99), ("max", l.max)].map(|(name, us)| {
+        let sign = if app.colour() { "" } else { zones.sign(us) };
+        [
+            Span::styled(format!("{name} "), dim()),
+            Span::styled(
+                format!("{}{sign}", format::micros(us)),
+                bold.fg(zones.colour(us)),
+            ),
+        ]
+    });
+    let lines: Vec<Line<'static>> = if inner.height >= 3 {
+        values
+            .into_iter()
+            .map(|v| Line::from(Vec::from(v)))
+            .collect()
+    } else {
+        let spans = values
+            .into_iter()
+            .flat_map(|[name, value]| [name, value, Span::raw("  ")])
+            .collect::<Vec<_>>();
+        vec![Line::from(spans)]
+    };
+    Paragraph::new(lines).render(inner, buf);
+}
+
 fn summary_line(l: &LatencySummary) -> Line<'static> {
     let bold = Style::new().add_modifier(Modifier::BOLD);
     let mut spans = Vec::new();

@@ -47,7 +47,11 @@ pub(crate) fn render_buffered(app: &App, area: Rect, buf: &mut Buffer) {
         (used as f64 / limit as f64).clamp(0.0, 1.0)
     };
     let colour = palette::fill_colour(ratio, &app.health());
-    let title = format!("Buffered bytes (peak {})", format::bytes(peak));
+    // A narrow panel (the compact layout) says "Buffered" rather than cut the peak off.
+    let mut title = format!("Buffered bytes (peak {})", format::bytes(peak));
+    if title.chars().count() + 4 > usize::from(area.width) {
+        title = format!("Buffered (peak {})", format::bytes(peak));
+    }
     Gauge::default()
         .block(panel(&title))
         .ratio(ratio)
@@ -90,6 +94,15 @@ mod tests {
             screen.contains("Buffered bytes (peak 40.0 MiB)"),
             "{screen}"
         );
+    }
+
+    #[test]
+    fn a_narrow_gauge_keeps_its_peak_whole() {
+        let app = app_with_samples(3);
+        let buf = draw(30, 3, |area, buf| render_buffered(&app, area, buf));
+        let screen = text(&buf);
+        assert!(screen.contains("Buffered (peak 40.0 MiB)"), "{screen}");
+        assert!(screen.contains("12.3 MiB / 64.0 MiB"), "{screen}");
     }
 
     #[test]

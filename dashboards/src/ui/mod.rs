@@ -13,6 +13,21 @@
 //! +- keys | status -------------------------------------------------------------+
 //! ```
 //!
+//! That is the full layout, from [`FULL_WIDTH`] x [`FULL_HEIGHT`]. From [`MIN_WIDTH`] x
+//! [`MIN_HEIGHT`] (a standard 80x24 terminal) up to that, the compact layout keeps what
+//! a run needs watched and tuned:
+//!
+//! ```text
+//! +- header: scenario, status and health (own line if narrow), gauge ------------+
+//! | throughput: current rates, sparklines (a chart when tall enough)             |
+//! +------------------------------------------------+-----------------------------+
+//! | limits (selected highlighted)                  | buffered gauge              |
+//! |                                                | latency p50 / p99 / max     |
+//! +------------------------------------------------+-----------------------------+
+//! | event log: the last few lines                                                |
+//! +- keys | status ---------------------------------------------------------------+
+//! ```
+//!
 //! Below [`MIN_WIDTH`] x [`MIN_HEIGHT`] only a "terminal too small" line is drawn.
 //! Without colour ([`App::colour`]) the screen goes through [`palette::monochrome`].
 
@@ -41,17 +56,25 @@ pub(crate) mod too_small;
 #[cfg(test)]
 pub(crate) mod testing;
 
-/// The narrowest terminal the dashboard draws in (columns); narrower shows only a
-/// "terminal too small" line.
-pub const MIN_WIDTH: u16 = 120;
-/// The lowest terminal the dashboard draws in (rows); lower shows only a "terminal too
-/// small" line.
-pub const MIN_HEIGHT: u16 = 40;
+/// The narrowest terminal the dashboard draws in (columns), in its compact layout;
+/// narrower shows only a "terminal too small" line.
+pub const MIN_WIDTH: u16 = 80;
+/// The lowest terminal the dashboard draws in (rows), in its compact layout; lower shows
+/// only a "terminal too small" line.
+pub const MIN_HEIGHT: u16 = 24;
+/// The narrowest terminal the full layout (every panel) is drawn in.
+pub const FULL_WIDTH: u16 = 120;
+/// The lowest terminal the full layout (every panel) is drawn in.
+pub const FULL_HEIGHT: u16 = 40;
+/// The width of the limits panel: a knob's row with its starting value beside it.
+const LIMITS_WIDTH: u16 = 50;
 
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
         if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
             too_small::render(area, buf);
+        } else if area.width < FULL_WIDTH || area.height < FULL_HEIGHT {
+            compact(self, area, buf);
         } else {
             panels(self, area, buf);
         }
@@ -63,7 +86,7 @@ impl Widget for &App {
 
 fn panels(app: &App, area: Rect, buf: &mut Buffer) {
     let [header, top, middle, lower, events, footer] = Layout::vertical([
-        Constraint::Length(4),
+        Constraint::Length(header::height(app, area.width)),
         Constraint::Fill(6),
         Constraint::Fill(4),
         Constraint::Length(9),
@@ -85,13 +108,46 @@ fn panels(app: &App, area: Rect, buf: &mut Buffer) {
     let [cpu, batches, limits] = Layout::horizontal([
         Constraint::Fill(1),
         Constraint::Fill(1),
-        Constraint::Length(50),
+        Constraint::Length(LIMITS_WIDTH),
     ])
     .areas(lower);
     cpu::render(app, cpu, buf);
     batches::render(app, batches, buf);
     limits::render(app, limits, buf);
 
+    events::render(app, events, buf);
+    footer::render(app, footer, buf);
+    if app.help_visible() {
+        help::render(app, area, buf);
+    }
+}
+
+/// The compact layout: header, throughput, limits beside the buffered gauge and the
+/// latency numbers, the last event-log lines, the keys.
+fn compact(app: &App, area: Rect, buf: &mut Buffer) {
+    // Limits: five knobs and the fixed item count, in a border.
+    const MIDDLE: u16 = 8;
+    let header_height = header::height(app, area.width);
+    let free = area.height.saturating_sub(header_height + MIDDLE + 1);
+    // The log gets a third of what is left, at least three lines; the throughput the rest.
+    let events_height = (free / 3).max(5).min(free);
+    let [header, throughput, middle, events, footer] = Layout::vertical([
+        Constraint::Length(header_height),
+        Constraint::Length(free - events_height),
+        Constraint::Length(MIDDLE),
+        Constraint::Length(events_height),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    header::render(app, header, buf);
+    throughput::render(app, throughput, buf);
+    let [limits, right] =
+        Layout::horizontal([Constraint::Length(LIMITS_WIDTH), Constraint::Fill(1)]).areas(middle);
+    limits::render(app, limits, buf);
+    let [buffered, latency] =
+        Layout::vertical([Constraint::Length(3), Constraint::Fill(1)]).areas(right);
+    memory::render_buffered(app, buffered, buf);
+    latency::render_compact(app, latency, buf);
     events::render(app, events, buf);
     footer::render(app, footer, buf);
     if app.help_visible() {
@@ -126,60 +182,171 @@ pub(crate) fn interval_title(title: &str, app: &App) -> String {
 
 #[cfg(test)]
 mod tests {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent};
     use ratatui::style::Color;
     use ratatui::widgets::Widget as _;
 
-    use super::testing::{app_with_samples, draw, text};
+    use super::testing::{app_with_samples, draw, lines, text};
     use super::*;
 
+    /// `row` with runs of spaces as one.
+    fn flat(row: &str) -> String {
+        row.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// An app of 40 samples whose interval was changed from 10 ms to 5 ms (the limits
+    /// panel shows the start beside it), with that change in the log.
+    fn tuned_app(app: &mut App) {
+        let mut changed = super::testing::sample(40.5);
+        changed.limits.interval_us = 5_000;
+        app.on_line(
+            runlog::Event::new(
+                40.2,
+                runlog::EventKind::Reconfigure {
+                    knob: "interval_us".into(),
+                    from: "10000".into(),
+                    to: "5000".into(),
+                    source: "dashboard".into(),
+                },
+            )
+            .into(),
+        );
+        app.on_line(changed.into());
+    }
+
+    /// Titles of the compact layout's panels.
+    const COMPACT_TITLES: [&str; 7] = [
+        "Metronome soak",
+        "Throughput (events/s)",
+        "Buffered",
+        "Latency",
+        "Limits (read-only)",
+        "Events",
+        "q quit",
+    ];
+    /// Titles of the full layout's panels.
+    const FULL_TITLES: [&str; 11] = [
+        "Metronome soak",
+        "Throughput (events/s)",
+        "Buffered bytes (peak 40.0 MiB)",
+        "Heap & RSS",
+        "Latency over the run",
+        "Latency, enqueue to delivery",
+        "CPU (100% = one core)",
+        "Batches, flush reasons",
+        "Limits (read-only)",
+        "Events",
+        "q quit",
+    ];
+
     #[test]
-    fn the_whole_screen_reads_at_160_by_48() {
-        let app = app_with_samples(40);
-        let buf = draw(160, 48, |area, buf| (&app).render(area, buf));
-        let screen = text(&buf);
-        for title in [
-            "Metronome soak",
-            "Throughput (events/s)",
-            "Buffered bytes",
-            "Heap & RSS",
-            "Latency over the run",
-            "Latency, enqueue to delivery",
-            "CPU (100% = one core)",
-            "Batches, flush reasons",
-            "Limits (read-only)",
-            "Events",
-            "q quit",
+    fn each_layout_shows_every_panel_with_its_values_whole() {
+        let mut app = app_with_samples(40);
+        tuned_app(&mut app);
+        for (w, h, full) in [
+            (MIN_WIDTH, MIN_HEIGHT, false),
+            (100, 30, false),
+            (FULL_WIDTH - 1, 60, false),
+            (200, FULL_HEIGHT - 1, false),
+            (FULL_WIDTH, FULL_HEIGHT, true),
+            (160, 48, true),
         ] {
-            assert!(screen.contains(title), "{title}\n{screen}");
+            let buf = draw(w, h, |area, buf| (&app).render(area, buf));
+            let screen = text(&buf);
+            let titles: &[&str] = if full { &FULL_TITLES } else { &COMPACT_TITLES };
+            for title in titles {
+                assert!(screen.contains(title), "{w}x{h}: {title}\n{screen}");
+            }
+            if !full {
+                assert!(!screen.contains("Heap & RSS"), "{w}x{h}: compact\n{screen}");
+            }
+            for value in [
+                // Header: scenario, health, status, progress.
+                "telemetry payloads, 32 producers, reject policy",
+                "watching (read-only)",
+                "BACKPRESSURE (expected)",
+                "RUNNING",
+                "elapsed 40.5 s / 1m00s, 19.5 s left",
+                // Throughput's current rates.
+                "accepted 500.0k/s",
+                "delivered 520.5k/s",
+                "refused 100.0k/s",
+                "evicted 0/s",
+                // Buffered bytes against the limit.
+                "12.3 MiB / 64.0 MiB",
+                // Latency.
+                "p50",
+                "1.2 ms",
+                "p99",
+                "4.5 ms",
+                "9.1 ms",
+                // Limits, with the changed knob's start.
+                "interval 5 ms (start 10 ms)",
+                "max batch 32.0 KiB",
+                "max buffered 64.0 MiB",
+                "rate unlimited",
+                "consumer delay 200 us",
+                "max items off (fixed)",
+                // The log, and the keys.
+                "change  interval 10 ms -> 5 ms (dashboard)",
+                "s save tuned scenario  [ ] log",
+            ] {
+                let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert!(
+                    lines(&buf).iter().any(|row| flat(row).contains(&value)),
+                    "{w}x{h}: {value}\n{screen}"
+                );
+            }
+            assert!(!screen.contains("too small"), "{w}x{h}\n{screen}");
         }
     }
 
     #[test]
-    fn at_the_minimum_size_every_value_is_whole() {
-        let app = app_with_samples(40);
-        let buf = draw(MIN_WIDTH, MIN_HEIGHT, |area, buf| (&app).render(area, buf));
-        let screen = text(&buf);
+    fn the_compact_layout_keeps_live_tuning() {
+        let (tx, _rx) = std::sync::mpsc::sync_channel(4);
+        let options = crate::DashboardOptions::new("x/samples.jsonl")
+            .with_scenario(runlog::ScenarioConfig::default())
+            .with_controls(tx);
+        let mut app = crate::App::new(&options);
+        for i in 1..=10 {
+            app.on_line(super::testing::sample(f64::from(i)).into());
+        }
+        let screen = text(&draw(MIN_WIDTH, MIN_HEIGHT, |area, buf| {
+            (&app).render(area, buf);
+        }));
         for value in [
-            "consumer delay",
-            "200 us",
-            "max items",
-            "mean 12.3 KiB",
-            "12.3 MiB / 64.0 MiB",
-            "RSS 120.0 MiB",
-            "p50 1.2 ms  p99 4.5 ms  max 9.1 ms",
-            "process 180.00%",
-            "[ ] log",
+            "Limits (up/down, +/-)",
+            "interactive",
+            "q stop  ? help  ↑↓ knob  +/- change  r reset  p pause  s save  [ ] log",
         ] {
             assert!(screen.contains(value), "{value}\n{screen}");
         }
-        assert!(!screen.contains("too small"), "{screen}");
+        app.on_key(KeyEvent::from(KeyCode::Down));
+        app.on_key(KeyEvent::from(KeyCode::Down));
+        let _ = app.on_key(KeyEvent::from(KeyCode::Char('-')));
+        let buf = draw(MIN_WIDTH, MIN_HEIGHT, |area, buf| (&app).render(area, buf));
+        let screen = text(&buf);
+        // The status does not fit beside every key: the short keys, the status whole.
+        let status = " q stop  ? help  sent: max buffered 64.0 MiB -> 32.0 MiB";
+        assert!(screen.contains(status), "{status}\n{screen}");
+        let (y, row) = super::testing::find_row(&buf, "> max buffered").expect("selected");
+        assert!(row.contains("32.0 MiB  (start 64.0 MiB)"), "{row}");
+        let x = row.find('>').expect("marker") as u16;
+        assert_eq!(buf[(x, y)].bg, Color::Yellow);
+        // The help overlay fits too.
+        app.on_key(KeyEvent::from(KeyCode::Char('?')));
+        let screen = text(&draw(MIN_WIDTH, MIN_HEIGHT, |area, buf| {
+            (&app).render(area, buf);
+        }));
+        assert!(screen.contains("restore the starting limits"), "{screen}");
     }
 
     #[test]
     fn below_the_minimum_only_says_the_terminal_is_too_small() {
         let app = app_with_samples(40);
         for (w, h) in [
-            (80, 24),
+            (MIN_WIDTH - 1, MIN_HEIGHT),
+            (MIN_WIDTH, MIN_HEIGHT - 1),
             (MIN_WIDTH - 1, 48),
             (160, MIN_HEIGHT - 1),
             (40, 10),
@@ -191,6 +358,14 @@ mod tests {
             assert!(flat.contains(&want), "{want}\n{screen}");
             assert!(!screen.contains("Throughput"), "{screen}");
             assert!(!screen.contains("MiB"), "no truncated values\n{screen}");
+        }
+        for (w, h) in [
+            (MIN_WIDTH, MIN_HEIGHT),
+            (100, 30),
+            (FULL_WIDTH, FULL_HEIGHT),
+        ] {
+            let screen = text(&draw(w, h, |area, buf| (&app).render(area, buf)));
+            assert!(!screen.contains("too small"), "{w}x{h}\n{screen}");
         }
     }
 

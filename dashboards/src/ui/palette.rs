@@ -68,7 +68,7 @@ pub(crate) fn mark_colour(kind: MarkKind) -> Color {
 pub(crate) fn fill_colour(ratio: f64, health: &Health) -> Color {
     if health.is_problem() && ratio >= 0.6 {
         BAD
-    } else if ratio >= 0.6 || *health == Health::Backpressure {
+    } else if ratio >= 0.6 || health.is_expected_load() {
         NOTE
     } else {
         GOOD
@@ -108,6 +108,7 @@ mod tests {
     fn the_buffer_fills_red_only_on_a_problem() {
         assert_eq!(fill_colour(0.95, &Health::Backpressure), NOTE);
         assert_eq!(fill_colour(0.2, &Health::Backpressure), NOTE);
+        assert_eq!(fill_colour(0.95, &Health::Evicting { evicted: 9 }), NOTE);
         assert_eq!(fill_colour(0.2, &Health::Healthy), GOOD);
         assert_eq!(fill_colour(0.95, &Health::Problem("lost".into())), BAD);
     }

@@ -1,14 +1,22 @@
 //! Throughput: accepted, delivered, refused and evicted events per second over the run.
+//! In a panel too low for a chart (the compact layout), the current rates and a
+//! sparkline each of the accepted and delivered rates.
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::Rect;
-use ratatui::style::Color;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::widgets::{Paragraph, Sparkline, Widget};
 use runlog::Sample;
 
 use crate::app::App;
 use crate::format;
-use crate::ui::palette;
 use crate::ui::timechart::{Series, TimeChart};
+use crate::ui::{dim, palette, panel};
+
+/// The lowest panel the chart is drawn in; lower gets the sparklines.
+const CHART_HEIGHT: u16 = 9;
+/// The title of the panel, chart or sparklines.
+const TITLE: &str = "Throughput (events/s)";
 
 /// A series: its name, its colour, and how it is read from a sample.
 type Read = (&'static str, Color, fn(&Sample) -> f64);
@@ -23,6 +31,55 @@ const SERIES: [Read; 4] = [
 ];
 
 pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let chart = chart(app);
+    if area.height >= CHART_HEIGHT {
+        chart.render(app, area, buf);
+        return;
+    }
+    let block = panel(TITLE);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    if chart.series.iter().all(|s| s.points.is_empty()) {
+        Paragraph::new("waiting for samples...")
+            .style(dim())
+            .render(inner, buf);
+        return;
+    }
+    let legend = chart.legend(app.colour(), &[], inner.width);
+    let rows = u16::try_from(legend.len()).unwrap_or(u16::MAX);
+    let [legend_area, lines] =
+        Layout::vertical([Constraint::Length(rows), Constraint::Min(0)]).areas(inner);
+    Paragraph::new(legend).render(legend_area, buf);
+    // Accepted and delivered on one scale, one sparkline each, newest at the right.
+    let shown = &chart.series[..2];
+    let top = shown
+        .iter()
+        .flat_map(|s| s.points.iter().map(|&(_, y)| y))
+        .fold(1.0_f64, f64::max);
+    let label_width = shown.iter().map(|s| s.name.len()).max().unwrap_or(0) as u16 + 1;
+    let heights = vec![Constraint::Fill(1); shown.len()];
+    for (s, row) in shown
+        .iter()
+        .zip(Layout::vertical(heights).split(lines).iter())
+    {
+        let [label, line] =
+            Layout::horizontal([Constraint::Length(label_width), Constraint::Fill(1)]).areas(*row);
+        Paragraph::new(s.name).style(dim()).render(label, buf);
+        let skip = s.points.len().saturating_sub(usize::from(line.width));
+        let data: Vec<u64> = s.points[skip..]
+            .iter()
+            .map(|&(_, y)| (y / top * 1000.0).round() as u64)
+            .collect();
+        Sparkline::default()
+            .data(&data)
+            .max(1000)
+            .style(Style::new().fg(s.colour))
+            .render(line, buf);
+    }
+}
+
+/// The chart of the run's rates.
+fn chart(app: &App) -> TimeChart {
     // The drain's interval is a few milliseconds of emptying the buffer: its rates would
     // flatten the run's lines, so the chart shows the run phase only.
     let run = || app.samples().filter(|s| s.phase != "drain");
@@ -36,7 +93,7 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             now: latest.map_or_else(String::new, |s| format::rate(read(s))),
         })
         .collect();
-    TimeChart::new("Throughput (events/s)", series, format::count).render(app, area, buf);
+    TimeChart::new(TITLE, series, format::count)
 }
 
 #[cfg(test)]
@@ -173,6 +230,34 @@ mod tests {
         let screen = text(&buf);
         assert!(screen.contains("delivered 490.0k/s"), "{screen}");
         assert!(!screen.contains("50.00M"), "{screen}");
+    }
+
+    #[test]
+    fn a_low_panel_shows_the_rates_and_sparklines() {
+        let app = app_with_samples(30);
+        let buf = draw(78, 5, |area, buf| render(&app, area, buf));
+        let screen = text(&buf);
+        for part in [
+            "Throughput (events/s)",
+            "accepted 500.0k/s",
+            "delivered 510.0k/s",
+            "refused 100.0k/s",
+            "evicted 0/s",
+        ] {
+            assert!(screen.contains(part), "{part}\n{screen}");
+        }
+        for name in ["accepted  ", "delivered "] {
+            let row = crate::ui::testing::lines(&buf)
+                .into_iter()
+                .find(|row| row.starts_with(&format!("│{name}")))
+                .expect("a sparkline row");
+            assert!(
+                row.chars().any(|c| "▁▂▃▄▅▆▇█".contains(c)),
+                "no sparkline for {name}\n{screen}"
+            );
+        }
+        let buf = draw(78, 4, |area, buf| render(&app_with_samples(0), area, buf));
+        assert!(text(&buf).contains("waiting for samples"));
     }
 
     #[test]

@@ -133,7 +133,7 @@ impl TimeChart {
 
     /// The legend rows, at most `width` wide: each series' symbol, name and newest value,
     /// then the marks shown; an entry that does not fit a row starts the next.
-    fn legend(&self, colour: bool, marks: &[Mark], width: u16) -> Vec<Line<'static>> {
+    pub(crate) fn legend(&self, colour: bool, marks: &[Mark], width: u16) -> Vec<Line<'static>> {
         let mut entries: Vec<[Span<'static>; 2]> = Vec::new();
         for (i, s) in self.series.iter().enumerate() {
             entries.push([
