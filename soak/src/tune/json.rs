@@ -12,7 +12,7 @@
 //!   "budget_s": 20.0,
 //!   "memory_cap_bytes": 4294967296,
 //!   "search": {
-//!     "message": "edge found at 152000 events/s after 9 probes",
+//!     "message": "edge found at 152.0k/s after 9 probes",
 //!     "spent_s": 11.3,
 //!     "probes": [
 //!       { "phase": "ceiling", "offered_per_sec": null, "interval_us": 10000,
