@@ -184,7 +184,7 @@ pub(crate) fn explain(err: &ConfigError, args: &ScenarioArgs, file: Option<&Path
     };
     let unit = unit_of(field);
     let range = readable_range(unit, allowed);
-    if let Some((flag, Some(_))) = flag_of(field, args) {
+    if let Some((_, Some(_))) = flag_of(field, args) {
         let kept = match unit {
             Unit::Micros => "; it is kept in whole microseconds",
             Unit::Millis => "; it is kept in whole milliseconds",
