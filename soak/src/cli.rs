@@ -124,7 +124,7 @@ pub struct Cli {
     #[command(flatten)]
     pub sink: SinkArgs,
 
-    /// More diagnostics on stderr: -v shows debug, -vv trace [default: warnings only].
+    /// More diagnostics on stderr: -v shows debug, -vv trace (without it, warnings only).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true,
           conflicts_with = "log_level", help_heading = OUTPUT)]
     pub verbose: u8,
