@@ -331,7 +331,7 @@ impl ScenarioConfig {
             d.is_finite() && d > 0.0 && d <= MAX_DURATION_S,
             "duration_s",
             d,
-            format_args!("> 0 s and <= {MAX_DURATION_S} s (30 days)"),
+            "> 0 s and <= 30 days",
         )?;
         let p = self.producers;
         check(

@@ -86,7 +86,13 @@ impl std::fmt::Display for EventKind {
                     k.show_text(from),
                     k.show_text(to)
                 ),
-                None => write!(f, "{knob} {from} -> {to} ({source})"),
+                None => write!(
+                    f,
+                    "{} {} -> {} ({source})",
+                    unknown_knob_label(knob),
+                    unknown_knob_value(knob, from),
+                    unknown_knob_value(knob, to)
+                ),
             },
             Self::Phase { name } => write!(f, "phase {name}"),
             Self::Warning { message } => write!(f, "warning: {message}"),
@@ -95,9 +101,59 @@ impl std::fmt::Display for EventKind {
     }
 }
 
+/// A knob this build does not know (a record from a newer one), in words: its key
+/// without the unit suffix, underscores as spaces (`max_flush_bytes` -> `max flush`).
+fn unknown_knob_label(key: &str) -> String {
+    let bare = ["_per_sec", "_bytes", "_us", "_ms", "_s"]
+        .iter()
+        .find_map(|suffix| key.strip_suffix(suffix))
+        .unwrap_or(key);
+    bare.replace('_', " ")
+}
+
+/// A value of a knob this build does not know, in the unit its key names (`134217728` of
+/// `max_flush_bytes` -> `128.0 MiB`); text that is not a number as it is.
+fn unknown_knob_value(key: &str, text: &str) -> String {
+    use crate::human;
+    let Ok(v) = text.parse::<u64>() else {
+        return text.to_owned();
+    };
+    if key.ends_with("_bytes") {
+        human::bytes(v)
+    } else if key.ends_with("_per_sec") {
+        human::rate(v)
+    } else if key.ends_with("_us") {
+        human::micros(v)
+    } else if key.ends_with("_ms") {
+        human::micros(v.saturating_mul(1000))
+    } else if key.ends_with("_s") {
+        human::micros(v.saturating_mul(1_000_000))
+    } else {
+        human::count(v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_knob_this_build_does_not_know_reads_in_words_and_figures() {
+        let kind = EventKind::Reconfigure {
+            knob: "max_flush_bytes".into(),
+            from: "134217728".into(),
+            to: "unlimited".into(),
+            source: "tui".into(),
+        };
+        assert_eq!(kind.to_string(), "max flush 128.0 MiB -> unlimited (tui)");
+        let kind = EventKind::Reconfigure {
+            knob: "flush_every_us".into(),
+            from: "20000".into(),
+            to: "5000".into(),
+            source: "control".into(),
+        };
+        assert_eq!(kind.to_string(), "flush every 20 ms -> 5 ms (control)");
+    }
 
     #[test]
     fn reconfigure_round_trips_flat() {

@@ -1,5 +1,6 @@
 //! From parsed arguments to an exit code.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use runlog::Status;
 
 use crate::cli::{Cli, Command};
 use crate::live;
-use crate::progress::{Progress, summary};
+use crate::progress::Progress;
 use crate::records;
 use crate::run::{RunError, RunOptions, RunOutcome, prepare};
 use crate::scenario;
@@ -33,6 +34,7 @@ pub const EXIT_IO: u8 = EXIT_RECORD_INCOMPLETE;
 
 /// Runs what the command line asks for and returns the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
+    crate::logging::init(cli.log_level());
     // One handler for every subcommand: a run drains on a signal, anything else gives the
     // terminal back and ends by it.
     let interrupt = match crate::signals::install() {
@@ -101,6 +103,7 @@ fn command(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
             latency_target,
             out,
             quiet,
+            json,
         }) => {
             let base = match tune::scenario(scenario) {
                 Ok(base) => base,
@@ -121,7 +124,7 @@ fn command(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
                 typed: scenario.typed.clone(),
                 interrupt,
             };
-            tune_command(&options)
+            tune_command(&options, *json)
         }
     }
 }
@@ -136,12 +139,15 @@ fn print_generated(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Resul
     ExitCode::from(EXIT_PASS)
 }
 
-/// `soak tune`: exit 0 with a recommendation, 1 when nothing was healthy.
-fn tune_command(options: &TuneOptions) -> ExitCode {
+/// `soak tune`: exit 0 with a recommendation, 1 when nothing was healthy; the result as
+/// text, or as `metronome.tune/1` JSON with `json`.
+fn tune_command(options: &TuneOptions, json: bool) -> ExitCode {
     let result = tune::tune(options);
     if let Some(caught) = options.interrupt.as_deref().and_then(Interrupt::caught) {
         crate::errln!(
-            "{} tune: cut short by {}: the probing run drained and wrote its record; exit code {}",
+            "{} tune: cut short by {}: the search did not finish, so no tuned.toml was written \
+             (a previous one is left as it was); the probing run drained and wrote its record; \
+             exit code {}",
             crate::program::name(),
             caught.name(),
             caught.exit_code()
@@ -150,7 +156,18 @@ fn tune_command(options: &TuneOptions) -> ExitCode {
     }
     match result {
         Ok(report) => {
-            crate::out!("{}", tune::output::render(&report, options.quiet));
+            if json {
+                let doc = tune::json::TuneJson::new(&report, options.budget.as_secs_f64());
+                match doc.to_string_pretty() {
+                    Ok(text) => crate::outln!("{text}"),
+                    Err(err) => {
+                        crate::errln!("{} tune: cannot print JSON: {err}", crate::program::name());
+                        return ExitCode::from(EXIT_FAIL);
+                    }
+                }
+            } else {
+                crate::out!("{}", tune::output::render(&report, options.quiet));
+            }
             ExitCode::from(if report.recommendation.is_some() {
                 EXIT_PASS
             } else {
@@ -173,6 +190,10 @@ fn soak(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    tracing::debug!(
+        "scenario resolved: {}",
+        crate::progress::scenario_line(&config)
+    );
     for warning in scenario::warnings(&cli.scenario, &config) {
         crate::errln!("{}: warning: {warning}", crate::program::name());
     }
@@ -245,7 +266,15 @@ fn finish(cli: &Cli, mut outcome: RunOutcome, interrupt: Option<&Interrupt>) -> 
                 .get_or_insert(format!("no report: {err}"));
         }
     }
-    let text = summary(&outcome.results, &outcome.dir);
+    // The summary goes to stderr beside --json's record, to stdout otherwise: coloured
+    // only if that stream is a terminal.
+    let terminal = if cli.json {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    let colour = runlog::human::colour(terminal);
+    let text = crate::summary::summary(&outcome.results, &outcome.dir, colour);
     if cli.json {
         crate::errln!("{text}");
         match serde_json::to_string_pretty(&outcome.results) {

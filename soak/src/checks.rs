@@ -115,8 +115,10 @@ fn payload_fits(config: &ScenarioConfig, payload: &PayloadSource) -> Result<(), 
             field: "payload",
             value: config.payload.clone(),
             why: format!(
-                "has events of up to {largest} bytes, which do not fit in the buffered limit of {limit} bytes: \
-                 the dispatcher would refuse them as too large (raise the buffered limit or use smaller payloads)"
+                "has events of up to {}, which do not fit in the buffered limit of {}: \
+                 the dispatcher would refuse them as too large (raise the buffered limit or use smaller payloads)",
+                crate::human::bytes(largest as u64),
+                crate::human::bytes(limit),
             ),
         });
     }
@@ -131,9 +133,9 @@ fn memory(config: &ScenarioConfig) -> Result<(), Refusal> {
             field: "max_buffered_bytes",
             value: config.max_buffered_bytes.to_string(),
             why: format!(
-                "is more than half of this machine's {} of memory (allowed: 1..={} bytes)",
+                "is more than half of this machine's {} of memory (allowed: 1 B..={})",
                 crate::human::bytes(total),
-                total / 2
+                crate::human::bytes(total / 2)
             ),
         });
     }

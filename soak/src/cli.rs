@@ -123,6 +123,32 @@ pub struct Cli {
     /// Where batches go.
     #[command(flatten)]
     pub sink: SinkArgs,
+
+    /// More diagnostics on stderr: -v shows debug, -vv trace (without it, warnings only).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true,
+          conflicts_with = "log_level", help_heading = OUTPUT)]
+    pub verbose: u8,
+
+    /// Diagnostics on stderr from LEVEL up: error, warn, info, debug or trace
+    /// [default: warn].
+    #[arg(long, value_name = "LEVEL", value_enum, global = true, hide_possible_values = true,
+          help_heading = OUTPUT)]
+    pub log_level: Option<LogLevel>,
+}
+
+/// How much diagnostics `-v` / `--log-level` show on stderr (see [`crate::logging`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Only errors.
+    Error,
+    /// Errors and warnings (the default).
+    Warn,
+    /// And what the run does, in brief.
+    Info,
+    /// And each step: the scenario resolved, the run directory, phases, signals (`-v`).
+    Debug,
+    /// Everything (`-vv`).
+    Trace,
 }
 
 /// `--sink` and its settings (a run's, and tune's).
@@ -150,6 +176,16 @@ pub struct SinkArgs {
 }
 
 impl Cli {
+    /// The diagnostics level asked for: `--log-level`, else `-v` (debug) / `-vv` (trace),
+    /// else warnings only.
+    pub fn log_level(&self) -> LogLevel {
+        self.log_level.unwrap_or(match self.verbose {
+            0 => LogLevel::Warn,
+            1 => LogLevel::Debug,
+            _ => LogLevel::Trace,
+        })
+    }
+
     /// Where run directories go.
     pub fn out_dir(&self) -> PathBuf {
         out_dir(self.out.as_deref())
@@ -275,6 +311,11 @@ pub enum Command {
         /// No probe lines while probing, only the result (with every probe).
         #[arg(long, short, help_heading = OUTPUT)]
         quiet: bool,
+        /// Print the result as JSON (schema metronome.tune/1: every probe, the edge, the
+        /// recommendation, the verification) instead of text; probe lines still go to
+        /// stderr unless -q.
+        #[arg(long, help_heading = OUTPUT)]
+        json: bool,
     },
     /// Watch a run started elsewhere, read-only, by following its samples.jsonl.
     Watch {
@@ -1045,6 +1086,30 @@ mod tests {
         let err = Cli::try_parse_from(["soak", "--repeat", "2", "--metrics-addr", "127.0.0.1:0"])
             .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn verbosity_counts_and_a_level_is_named() {
+        let level = |args: &[&str]| Cli::try_parse_from(args).map(|cli| cli.log_level());
+        assert_eq!(level(&["soak"]).unwrap(), LogLevel::Warn);
+        assert_eq!(level(&["soak", "-v"]).unwrap(), LogLevel::Debug);
+        assert_eq!(level(&["soak", "-vv"]).unwrap(), LogLevel::Trace);
+        assert_eq!(
+            level(&["soak", "--log-level", "info"]).unwrap(),
+            LogLevel::Info
+        );
+        assert_eq!(
+            level(&["soak", "compare", "a", "b", "-v"]).unwrap(),
+            LogLevel::Debug
+        );
+        let err = level(&["soak", "--log-level", "loud"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(
+            text.contains("loud") && text.contains("--log-level"),
+            "{text}"
+        );
+        assert!(text.contains("error, warn, info, debug, trace"), "{text}");
     }
 
     #[test]

@@ -127,19 +127,40 @@ pub(crate) fn flag_of(field: &str, args: &ScenarioArgs) -> Option<(&'static str,
 }
 
 /// How a message names scenario key `field` (whose value is `value`): the flag and what
-/// the user typed, or the scenario file and key, or the key as a default.
+/// the user typed, or the scenario file and key, or the flag as a default. What the user
+/// wrote is repeated as written (`--max-buffered-bytes 99999999999999`), followed by the
+/// figure it means when a bare number does not say it (`(90.9 TiB)`).
 pub(crate) fn name_of(
     field: &str,
     value: &str,
     args: &ScenarioArgs,
     file: Option<&Path>,
 ) -> String {
+    let unit = unit_of(field);
     if let Some((flag, Some(given))) = flag_of(field, args) {
-        return format!("{flag} {given}");
+        return format!("{flag} {given}{}", meaning(unit, &given, value));
     }
     match file {
-        Some(file) => format!("{}: `{field}` = {value}", file.display()),
-        None => format!("`{field}` = {value} (the default)"),
+        Some(file) => format!(
+            "{}: `{field}` = {value}{}",
+            file.display(),
+            meaning(unit, value, value)
+        ),
+        None => match flag_of(field, args) {
+            Some((flag, _)) => format!("the default {flag} ({})", readable(unit, value)),
+            None => format!("the default `{field} = {value}`"),
+        },
+    }
+}
+
+/// ` (90.9 TiB)`: the figure `value` (in the key's unit) means, when `written` is a bare
+/// number that does not say it; nothing otherwise.
+fn meaning(unit: Unit, written: &str, value: &str) -> String {
+    let bare = written.trim().parse::<f64>().is_ok();
+    match unit {
+        Unit::Plain => String::new(),
+        _ if bare => format!(" ({})", readable(unit, value)),
+        _ => String::new(),
     }
 }
 
@@ -163,13 +184,14 @@ pub(crate) fn explain(err: &ConfigError, args: &ScenarioArgs, file: Option<&Path
     };
     let unit = unit_of(field);
     let range = readable_range(unit, allowed);
-    if let Some((flag, Some(given))) = flag_of(field, args) {
+    if let Some((_, Some(_))) = flag_of(field, args) {
         let kept = match unit {
             Unit::Micros => "; it is kept in whole microseconds",
             Unit::Millis => "; it is kept in whole milliseconds",
             _ => "",
         };
-        return format!("{flag} {given} is out of range (allowed: {range}{kept})");
+        let name = name_of(field, value, args, file);
+        return format!("{name} is out of range (allowed: {range}{kept})");
     }
     if let Some((_, other)) = DEPENDS_ON.iter().find(|(f, _)| f == field) {
         if let Some((other_flag, Some(other_given))) = flag_of(other, args) {
@@ -184,8 +206,6 @@ pub(crate) fn explain(err: &ConfigError, args: &ScenarioArgs, file: Option<&Path
             );
         }
     }
-    match file {
-        Some(file) => format!("{}: {err}", file.display()),
-        None => err.to_string(),
-    }
+    let name = name_of(field, value, args, file);
+    format!("{name} is out of range (allowed: {range})")
 }

@@ -72,17 +72,18 @@ impl Harness {
         }
         let next = match self.live.apply(control) {
             Ok(next) => next,
-            Err(err) => return refused(format!("{source}: refused: {err}")),
+            Err(err) => return refused(format!("{source}: refused: {}", refusal(&err))),
         };
         let Some(knob) = control.knob() else {
-            return refused(format!("{source}: {control:?} changes nothing"));
+            return refused(format!("{source}: the command changes no limit"));
         };
         // The same machine bound the command line is held to (see `crate::checks`).
         let memory = crate::tune::total_memory_bytes();
         if knob == Knob::MaxBufferedBytes && memory > 0 && next.max_buffered_bytes > memory / 2 {
             return refused(format!(
-                "{source}: refused: max_buffered_bytes = {} is more than half of this machine's {} bytes of memory",
-                next.max_buffered_bytes, memory
+                "{source}: refused: {knob} {} is more than half of this machine's {} of memory",
+                knob.show(Some(next.max_buffered_bytes)),
+                crate::human::bytes(memory)
             ));
         }
         match knob {
@@ -109,5 +110,58 @@ fn reconfigure(knob: &str, from: &str, to: &str, source: &str) -> EventKind {
         from: from.into(),
         to: to.into(),
         source: source.into(),
+    }
+}
+
+/// A refused limit change for people: the knob's name and its figures
+/// (`max buffered 512 B is out of range (allowed: 32.0 KiB..=1.0 TiB)`).
+fn refusal(err: &runlog::LimitError) -> String {
+    match err {
+        runlog::LimitError::OutOfRange {
+            knob,
+            value,
+            allowed,
+        } => {
+            let show = |text: &str| knob.show_text(text.trim());
+            let (range, tail) = allowed.split_once(' ').unwrap_or((allowed.as_str(), ""));
+            let range = range.split_once("..=").map_or_else(
+                || range.to_owned(),
+                |(lo, hi)| format!("{}..={}", show(lo), show(hi)),
+            );
+            let tail = match tail {
+                "" => String::new(),
+                t if t.contains("max_buffered_bytes") => " (the max buffered limit)".to_owned(),
+                t => format!(" {t}"),
+            };
+            format!(
+                "{knob} {} is out of range (allowed: {range}{tail})",
+                show(value)
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_refused_change_reads_in_the_knobs_name_and_figures() {
+        let limits = runlog::Limits::from_config(&runlog::ScenarioConfig::default());
+        let err = limits
+            .apply(&runlog::Control::SetMaxBufferedBytes { bytes: 512 })
+            .unwrap_err();
+        assert_eq!(
+            super::refusal(&err),
+            "max buffered 512 B is out of range (allowed: 32.0 KiB..=1.0 TiB)"
+        );
+        let err = limits
+            .apply(&runlog::Control::SetMaxBatchBytes {
+                bytes: Some(1 << 40),
+            })
+            .unwrap_err();
+        assert_eq!(
+            super::refusal(&err),
+            "max batch 1.0 TiB is out of range (allowed: 1 B..=64.0 MiB (the max buffered limit))"
+        );
     }
 }

@@ -265,7 +265,8 @@ fn verdict(dir: &RunDir) -> ExitCode {
             }
         }
     };
-    crate::outln!("{}", crate::progress::summary(&results, dir));
+    let colour = runlog::human::colour(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    crate::outln!("{}", crate::summary::summary(&results, dir, colour));
     crate::outln!("  report       {}", dir.report_path().display());
     ExitCode::from(crate::app::verdict_code(results.assessment.overall, false))
 }

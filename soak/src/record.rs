@@ -37,6 +37,9 @@ pub(crate) struct Record {
 impl Record {
     /// Appends an event to `samples.jsonl` and the record.
     pub(crate) fn event(&mut self, at_s: f64, kind: EventKind) {
+        if let EventKind::Phase { name } = &kind {
+            tracing::debug!("phase: {name} at {}", runlog::human::seconds(at_s));
+        }
         let event = Event::new(at_s, kind);
         if let Some(samples) = self.samples.as_mut() {
             if let Err(err) = samples.write_event(&event) {

@@ -213,6 +213,7 @@ fn prepare_run(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
     }
     let dir = RunDir::create(&options.out, &run_id)
         .map_err(|e| RunError::Input(format!("{}: {e}", options.out_label())))?;
+    tracing::debug!("run directory created: {}", dir.path().display());
     let lock = RunLock::hold(dir.path()).ok();
     let latency: Option<SyncHistogram<u64>> =
         config.record_latency.then(|| latency_histogram().into());

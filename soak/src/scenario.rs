@@ -174,9 +174,12 @@ pub fn resolve(args: &ScenarioArgs) -> Result<ScenarioConfig, ScenarioError> {
 /// A scenario file, every error naming the file (and the key).
 fn from_file(path: &std::path::Path) -> Result<ScenarioConfig, ScenarioError> {
     let config = ScenarioConfig::from_toml_file(path).map_err(|e| match e {
-        runlog::RunlogError::Config(e) => {
-            ScenarioError::Invalid(format!("{}: {e}", path.display()))
-        }
+        // The file alone is out of range (no flag is involved yet): named by file and key.
+        runlog::RunlogError::Config(e) => ScenarioError::Invalid(crate::explain::explain(
+            &e,
+            &ScenarioArgs::default(),
+            Some(path),
+        )),
         other => ScenarioError::File(other),
     })?;
     if let Some(label) = config.preset.as_deref() {

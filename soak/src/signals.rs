@@ -96,6 +96,17 @@ enum Stage {
     Armed(PartialRecord),
 }
 
+impl Stage {
+    /// The stage in words, for diagnostics.
+    fn describe(&self) -> &'static str {
+        match self {
+            Stage::Idle => "idle",
+            Stage::Preparing => "while preparing a run",
+            Stage::Armed(_) => "during a run",
+        }
+    }
+}
+
 /// The shared state between the signal threads and the run.
 pub struct Interrupt {
     first: OnceLock<Caught>,
@@ -179,6 +190,11 @@ impl Interrupt {
         // The stage stays locked until the process leaves: the run cannot write over what
         // is decided here.
         let stage = self.lock();
+        tracing::debug!(
+            "signal received: {} ({})",
+            signal_name(number),
+            stage.describe()
+        );
         let action = match &*stage {
             Stage::Idle => match self.caught() {
                 // A second signal once the record is written: leave at once, by its code,

@@ -9,7 +9,7 @@ use crate::human;
 pub(crate) fn markdown(r: &RunResults, dir: &RunDir) -> String {
     let t = &r.totals;
     let a = &r.assessment;
-    let refused_pct = crate::progress::refused_pct(t);
+    let refused_pct = crate::summary::refused_pct(t);
     let l = &r.latency_us;
     let mut md = format!(
         "## Soak {}: {}\n\n{}\n\n| figure | value |\n| --- | --- |\n",

@@ -324,3 +324,57 @@ fn cpus_pins_the_run_and_is_recorded() {
         stderr(&out)
     );
 }
+
+/// `-v` shows the soak's diagnostics (tracing, debug level) on stderr only; without it
+/// they are off; a bad `--log-level` is a usage error naming what was typed and the levels.
+#[test]
+fn verbose_diagnostics_go_to_stderr_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().to_str().expect("utf-8 path");
+    let args = [
+        "--duration",
+        "1s",
+        "--producers",
+        "2",
+        "--no-tui",
+        "-q",
+        "--out",
+        out_dir,
+    ];
+    let quiet = soak(&args);
+    assert!(
+        !stderr(&quiet).contains("DEBUG"),
+        "off by default: {}",
+        stderr(&quiet)
+    );
+    let verbose = soak(&[&args[..], &["-v"]].concat());
+    assert!(
+        matches!(verbose.status.code(), Some(0 | 1)),
+        "{}",
+        stderr(&verbose)
+    );
+    let err = stderr(&verbose);
+    for says in [
+        "scenario resolved",
+        "run directory created",
+        "phase: run",
+        "phase: drain",
+    ] {
+        assert!(err.contains(says), "{says}: {err}");
+    }
+    assert!(!err.contains('\u{1b}'), "no colour into a pipe: {err}");
+    let text = String::from_utf8_lossy(&verbose.stdout);
+    assert!(
+        !text.contains("DEBUG"),
+        "stdout carries no diagnostics: {text}"
+    );
+
+    let bad = soak(&["--log-level", "loud"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = stderr(&bad);
+    assert!(
+        err.contains("'loud'") && err.contains("--log-level"),
+        "{err}"
+    );
+    assert!(err.contains("error, warn, info, debug, trace"), "{err}");
+}

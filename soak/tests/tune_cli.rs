@@ -159,3 +159,121 @@ fn tune_refuses_the_flags_it_decides_itself() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// `tune --json`: one `metronome.tune/1` document on stdout, which parses and carries
+/// every probe; the probe lines still go to stderr; no human text on stdout.
+#[test]
+fn tune_json_prints_the_documented_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(
+        &[
+            "tune",
+            "--producers",
+            "4",
+            "--budget",
+            "4s",
+            "--json",
+            "--out",
+            &path(dir.path()),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("stdout is JSON ({e}): {}", stdout(&out)));
+    assert_eq!(doc["schema"], "metronome.tune/1");
+    assert_eq!(doc["budget_s"], 4.0);
+    assert!(
+        doc["scenario"]
+            .as_str()
+            .is_some_and(|s| s.contains("4 producers"))
+    );
+    let probes = doc["search"]["probes"].as_array().expect("probes");
+    assert!(!probes.is_empty(), "{doc}");
+    assert_eq!(probes[0]["phase"], "ceiling");
+    assert!(probes[0]["offered_per_sec"].is_null(), "closed loop: {doc}");
+    for key in [
+        "interval_us",
+        "max_batch_bytes",
+        "max_buffered_bytes",
+        "delivered_per_sec",
+        "rejected_pct",
+        "p99_us",
+        "target_us",
+        "peak_heap_bytes",
+        "healthy",
+    ] {
+        assert!(!probes[0][key].is_null(), "{key}: {doc}");
+    }
+    assert!(
+        doc["run_dir"]
+            .as_str()
+            .is_some_and(|d| std::path::Path::new(d).is_dir())
+    );
+    // The probe table went to stderr, as without --json.
+    assert!(stderr(&out).contains("ceiling"), "{}", stderr(&out));
+    if out.status.code() == Some(0) {
+        let rec = &doc["recommendation"];
+        assert!(rec["config"]["rate_per_sec"].as_u64().is_some(), "{doc}");
+        assert!(!rec["reasons"].as_array().expect("reasons").is_empty());
+        assert!(doc["verification"]["kept"].is_boolean(), "{doc}");
+        let tuned = doc["tuned_path"].as_str().expect("tuned.toml written");
+        assert!(std::path::Path::new(tuned).is_file());
+        assert!(!doc["edge"].is_null(), "{doc}");
+    } else {
+        assert!(doc["recommendation"].is_null(), "{doc}");
+    }
+}
+
+/// Ctrl-C during the search (after the edge was bracketed: a healthy rate probe) leaves
+/// no tuned.toml written as if complete: nothing is written, and stderr says so.
+#[test]
+fn an_interrupted_tune_writes_no_tuned_toml_and_says_so() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = spawn(&[
+        "tune",
+        "--producers",
+        "4",
+        "--budget",
+        "20s",
+        "--out",
+        &path(dir.path()),
+    ]);
+    let err = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            lines.push(line);
+        }
+        lines
+    });
+    // A healthy probe past the ceiling: the search has an edge, and would recommend.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let mut signalled = false;
+    while std::time::Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) if !line.contains("ceiling") && line.contains("  ok [") => {
+                signal(child.id(), nix::sys::signal::Signal::SIGINT);
+                signalled = true;
+                break;
+            }
+            Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let out = finish(child, Duration::from_secs(60));
+    let err = reader.join().expect("reader").join("\n");
+    assert!(signalled, "no healthy probe to interrupt after: {err}");
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        !dir.path().join("tuned.toml").exists(),
+        "an interrupted search wrote tuned.toml: {err}"
+    );
+    assert!(
+        err.contains("cut short by SIGINT") && err.contains("no tuned.toml was written"),
+        "{err}"
+    );
+}

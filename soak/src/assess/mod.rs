@@ -3,6 +3,7 @@
 
 mod memory;
 
+use runlog::human::grouped;
 use runlog::{Assessment, Section, Status};
 
 pub use memory::{HeapBudget, HeapModel, MARGIN_BYTES, MARGIN_FRACTION, tightest_budget};
@@ -98,7 +99,9 @@ fn correctness(f: &Facts) -> Section {
             Status::Fail,
             format!(
                 "nothing was delivered: {} offered, {} accepted, {} refused; a run that delivers nothing proves nothing",
-                f.attempted, f.accepted, f.rejected
+                grouped(f.attempted),
+                grouped(f.accepted),
+                grouped(f.rejected)
             ),
         ));
     }
@@ -110,7 +113,12 @@ fn correctness(f: &Facts) -> Section {
             Status::Pass,
             format!(
                 "every accepted event accounted for: {} delivered, {} evicted, {} undelivered, {} failed, {} in flight of {} accepted",
-                f.delivered, f.dropped, f.undelivered, f.failed, f.in_flight, f.accepted
+                grouped(f.delivered),
+                grouped(f.dropped),
+                grouped(f.undelivered),
+                grouped(f.failed),
+                grouped(f.in_flight),
+                grouped(f.accepted)
             ),
         ));
     }
@@ -127,7 +135,8 @@ fn accounting(f: &Facts) -> Vec<(Status, String)> {
             Status::Fail,
             format!(
                 "producers saw {} accepted but the dispatcher counted {}",
-                f.accepted_by_producers, f.accepted
+                grouped(f.accepted_by_producers),
+                grouped(f.accepted)
             ),
         ));
     }
@@ -136,7 +145,12 @@ fn accounting(f: &Facts) -> Vec<(Status, String)> {
             Status::Fail,
             format!(
                 "lost events: accepted {} != delivered {} + dropped {} + undelivered {} + failed {} + in flight {}",
-                f.accepted, f.delivered, f.dropped, f.undelivered, f.failed, f.in_flight
+                grouped(f.accepted),
+                grouped(f.delivered),
+                grouped(f.dropped),
+                grouped(f.undelivered),
+                grouped(f.failed),
+                grouped(f.in_flight)
             ),
         ));
     }
@@ -147,7 +161,8 @@ fn accounting(f: &Facts) -> Vec<(Status, String)> {
             Status::Fail,
             format!(
                 "consumer received {} but {} were delivered",
-                f.consumed, f.delivered
+                grouped(f.consumed),
+                grouped(f.delivered)
             ),
         ));
     }
@@ -156,7 +171,8 @@ fn accounting(f: &Facts) -> Vec<(Status, String)> {
             Status::Fail,
             format!(
                 "{} evictions counted but {} reached the hook",
-                f.dropped, f.evicted_seen
+                grouped(f.dropped),
+                grouped(f.evicted_seen)
             ),
         ));
     }
@@ -164,8 +180,9 @@ fn accounting(f: &Facts) -> Vec<(Status, String)> {
         notes.push((
             Status::Fail,
             format!(
-                "{count} latencies recorded for {} received events",
-                f.consumed
+                "{} latencies recorded for {} received events",
+                grouped(count),
+                grouped(f.consumed)
             ),
         ));
     }
@@ -184,7 +201,8 @@ fn sink_note(f: &Facts) -> Option<String> {
         .map_or_else(String::new, |e| format!("; last error: {e}"));
     Some(format!(
         "the sink {sink} failed: it gave up on {} events and {} were still inside a sink call at the drain deadline (the broker stopped answering or died){last}",
-        f.failed, f.in_flight
+        grouped(f.failed),
+        grouped(f.in_flight)
     ))
 }
 
@@ -223,18 +241,18 @@ fn pressure(f: &Facts) -> Section {
 }
 
 fn drain(f: &Facts) -> Section {
-    let deadline_ms = f.drain_deadline_us / 1000;
+    let deadline = crate::human::micros(f.drain_deadline_us);
     let mut notes = Vec::new();
     if f.undelivered > 0 {
         notes.push(format!(
-            "{} accepted events were still undelivered at the {deadline_ms} ms deadline (returned, not lost)",
-            f.undelivered
+            "{} accepted events were still undelivered at the {deadline} deadline (returned, not lost)",
+            grouped(f.undelivered)
         ));
     }
     if f.in_flight > 0 {
         notes.push(format!(
-            "{} accepted events were inside a sink call at the {deadline_ms} ms deadline",
-            f.in_flight
+            "{} accepted events were inside a sink call at the {deadline} deadline",
+            grouped(f.in_flight)
         ));
     }
     if f.drain_us > f.drain_deadline_us + DRAIN_GRACE_US {

@@ -187,6 +187,7 @@ impl Exporter {
         let bound = listener
             .local_addr()
             .map_err(|source| ExporterError::Listen { addr, source })?;
+        tracing::debug!("metrics exporter bound to {bound}");
         let recorder = PrometheusBuilder::new()
             .add_global_label("run_id", &labels.run_id)
             .add_global_label("scenario", &labels.scenario)

@@ -18,6 +18,7 @@
 //! # Ok::<(), soak::tune::TuneError>(())
 //! ```
 
+pub mod json;
 pub mod model;
 pub mod output;
 pub mod probe;
@@ -401,7 +402,8 @@ fn probing_config(options: &TuneOptions, probe_s: f64, cap: u64) -> ScenarioConf
 
 /// Probes the live dispatcher within `options.budget`, recommends limits, verifies them
 /// and writes `tuned.toml` into `options.out` (only when something was healthy: otherwise
-/// the report says why and has no recommendation). `on_probe` sees every probe as it
+/// the report says why and has no recommendation; and never when `options.interrupt`
+/// caught a signal: a search cut short recommends nothing, and `tuned_path` is `None`). `on_probe` sees every probe as it
 /// finishes, with the budget spent so far.
 ///
 /// # Errors
@@ -468,6 +470,16 @@ pub fn tune_with(
         run_dir,
         memory_cap_bytes: cap,
     };
+    // A search cut short by a signal is no recommendation: tuned.toml is not written (a
+    // previous one stays as it was), and the caller says so.
+    let interrupted = options
+        .interrupt
+        .as_deref()
+        .and_then(crate::signals::Interrupt::caught);
+    if let Some(caught) = interrupted {
+        tracing::debug!(signal = %caught.name(), "search cut short: tuned.toml not written");
+        return Ok(report);
+    }
     if let Some(rec) = &report.recommendation {
         let comment = output::tuned_comment(&report, options);
         report.tuned_path = Some(write_tuned(&rec.config, &options.out, &comment)?);

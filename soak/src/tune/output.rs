@@ -206,8 +206,10 @@ pub fn tuned_comment(report: &TuneReport, options: &TuneOptions) -> Vec<String> 
     }
     if let Some(rec) = &report.recommendation {
         out.push(format!(
-            "Margin: rate_per_sec = {} is {:.0}% of the edge.",
-            rec.config.rate_per_sec.unwrap_or(0),
+            "Margin: the rate, {}, is {:.0}% of the edge.",
+            rec.config
+                .rate_per_sec
+                .map_or_else(|| "unlimited".to_owned(), human::rate),
             super::search::OPERATING_FRACTION * 100.0
         ));
         out.extend(rec.reasons.iter().map(|r| format!("Because: {r}.")));

@@ -57,7 +57,7 @@ pub fn recommend(edge: &Edge, base: &ScenarioConfig, memory_cap_bytes: u64) -> R
             (burst, buffered, memory_cap_bytes),
         ),
         format!(
-            "max_batch_bytes = {}: about {:.1} batches per interval at that rate \
+            "max batch {}: about {:.1} batches per interval at that rate \
              (delivered bytes/s x interval / batch); p99 {} against {}",
             human::bytes(batch),
             best.measured.delivered_bytes_per_sec * best.point.interval_us as f64
@@ -106,16 +106,16 @@ fn shape_reason(edge: &Edge) -> String {
         && best.point.max_batch_bytes == start.max_batch_bytes;
     if kept {
         format!(
-            "interval_us = {}: the scenario's own, kept: healthy at that rate with p99 {} \
+            "interval {}: the scenario's own, kept: healthy at that rate with p99 {} \
              ({under:.0}% under target), and no alternative did clearly better where it was needed",
-            best.point.interval_us,
+            human::micros(best.point.interval_us),
             human::micros(best.measured.p99_us),
         )
     } else {
         format!(
-            "interval_us = {}: an alternative to the scenario's {} that at least halved a p99 \
+            "interval {}: an alternative to the scenario's {} that at least halved a p99 \
              which needed it (now {}, {under:.0}% under target)",
-            best.point.interval_us,
+            human::micros(best.point.interval_us),
             human::micros(start.interval_us),
             human::micros(best.measured.p99_us),
         )
@@ -138,9 +138,9 @@ fn rate_reason(edge: &Edge) -> String {
         },
     );
     format!(
-        "rate_per_sec = {}: {:.0}% of the most sustainable delivered rate ({}/s, 0 rejected, \
+        "rate {}: {:.0}% of the most sustainable delivered rate ({}/s, 0 rejected, \
          p99 {}); {beyond}",
-        edge.operating_rate_per_sec,
+        human::rate(edge.operating_rate_per_sec),
         OPERATING_FRACTION * 100.0,
         human::count(best.measured.delivered_per_sec),
         human::micros(best.measured.p99_us),
@@ -167,7 +167,7 @@ fn buffered_reason(
     let window_ms = buffered as f64 / bytes_per_sec * 1e3;
     let capped = if buffered >= cap { " (capped)" } else { "" };
     format!(
-        "max_buffered_bytes = {}{capped}: the larger of {STALL_TARGETS} latency targets of delivery ({}: \
+        "max buffered {}{capped}: the larger of {STALL_TARGETS} latency targets of delivery ({}: \
          a stall that long costs latency, not refused events) and {BUFFERED_HEADROOM}x the largest \
          burst the buffer held at that rate ({}); burst window = {} / {}/s = {window_ms:.0} ms; \
          cap 1/8 of memory = {}",

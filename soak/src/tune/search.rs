@@ -449,8 +449,8 @@ fn run_steps<M: Machine>(s: &mut Search<'_, M>) -> Result<(Option<Edge>, String)
     let operating = ((rate_of(&best) * OPERATING_FRACTION) as u64).max(1);
     let shape = s.choose_shape(&best, operating);
     let message = format!(
-        "edge found at {:.0} events/s after {} probes",
-        rate_of(&best),
+        "edge found at {} after {} probes",
+        runlog::human::rate(rate_of(&best)),
         s.probes.len()
     );
     let edge = Edge {
@@ -473,8 +473,9 @@ fn nothing_healthy(ceiling: &Probe, probes: &[Probe]) -> String {
         .and_then(|p| p.problem.clone())
         .unwrap_or_else(|| "unhealthy".into());
     format!(
-        "nothing healthy: no offered rate from {:.0}/s down to {floor}/s met the target \
+        "nothing healthy: no offered rate from {} down to {} met the target \
          (last: {why}); try a larger --latency-target or a lighter payload",
-        ceiling.measured.delivered_per_sec / 2.0
+        runlog::human::rate(ceiling.measured.delivered_per_sec / 2.0),
+        runlog::human::rate(floor)
     )
 }
