@@ -84,8 +84,8 @@ fn batch_limit_above_buffered_limit_is_refused_with_a_message() {
     select(&mut app, Knob::MaxBatchBytes);
     assert_eq!(app.on_key(char('+')), Action::None);
     assert_eq!(app.limits(), Some(&limits));
-    let expected = "refused: max_batch_bytes = 65536 is out of range \
-                    (allowed: 1..=49152 (max_buffered_bytes))";
+    let expected =
+        "refused: max batch 64.0 KiB is out of range (allowed: 1 B..=48.0 KiB, max buffered)";
     assert_eq!(app.status(), Some(expected));
     let last = app.log().last().expect("logged");
     assert_eq!(
@@ -106,14 +106,16 @@ fn values_below_the_minimum_are_refused() {
     let (mut app, _rx) = interactive(limits);
     assert_eq!(app.on_key(char('-')), Action::None);
     assert!(
-        app.status().unwrap_or("").contains("interval_us = 0"),
+        app.status()
+            .unwrap_or("")
+            .contains("interval 0 us is out of range"),
         "{:?}",
         app.status()
     );
     select(&mut app, Knob::MaxBufferedBytes);
     assert_eq!(app.on_key(char('-')), Action::None);
     assert!(
-        app.status().unwrap_or("").contains("(allowed: 1024..="),
+        app.status().unwrap_or("").contains("(allowed: 1.0 KiB..="),
         "{:?}",
         app.status()
     );
@@ -355,7 +357,7 @@ fn doubling_stops_at_the_same_bounds_as_the_command_line() {
     select(&mut app, Knob::MaxBufferedBytes);
     assert_eq!(app.on_key(char('+')), Action::None, "buffered at its bound");
     assert!(
-        app.status().unwrap_or("").contains("max_buffered_bytes"),
+        app.status().unwrap_or("").contains("max buffered 2.0 TiB"),
         "{:?}",
         app.status()
     );

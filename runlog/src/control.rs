@@ -211,13 +211,14 @@ pub struct Limits {
 #[non_exhaustive]
 pub enum LimitError {
     /// The requested value is outside the allowed range.
-    #[error("{} = {value} is out of range (allowed: {allowed})", knob.name())]
+    #[error("{knob} {value} is out of range (allowed: {allowed})")]
     OutOfRange {
         /// The knob concerned.
         knob: Knob,
-        /// The refused value.
+        /// The refused value, for people (`512 B`).
         value: String,
-        /// The allowed range given the other current limits.
+        /// The allowed range given the other current limits, for people
+        /// (`32.0 KiB..=1.0 TiB`).
         allowed: String,
     },
 }
@@ -234,11 +235,15 @@ impl LimitError {
 
 const MIN_BUFFERED_BYTES: u64 = 1024;
 
-fn refuse(knob: Knob, value: impl fmt::Display, allowed: impl fmt::Display) -> LimitError {
+/// Refuses `value` of `knob`, allowed from `low` to `high` (`None`: unlimited), with
+/// `why` the bound comes from if another limit sets it.
+fn refuse(knob: Knob, value: u64, (low, high): (u64, Option<u64>), why: &str) -> LimitError {
+    let show = |v| knob.show(Some(v));
+    let high = high.map_or_else(|| "unlimited".to_owned(), show);
     LimitError::OutOfRange {
         knob,
-        value: value.to_string(),
-        allowed: allowed.to_string(),
+        value: show(value),
+        allowed: format!("{}..={high}{why}", show(low)),
     }
 }
 
@@ -276,7 +281,10 @@ impl Limits {
     /// let next = limits.apply(&Control::SetInterval { interval_us: 2000 })?;
     /// assert_eq!(next.interval_us, 2000);
     /// let err = limits.apply(&Control::SetMaxBufferedBytes { bytes: 512 }).unwrap_err();
-    /// assert_eq!(err.to_string(), "max_buffered_bytes = 512 is out of range (allowed: 32768..=1099511627776)");
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "max buffered 512 B is out of range (allowed: 32.0 KiB..=1.0 TiB, max batch)"
+    /// );
     /// # Ok::<(), runlog::LimitError>(())
     /// ```
     ///
@@ -287,17 +295,16 @@ impl Limits {
         match *control {
             Control::SetInterval { interval_us } => {
                 if !(1..=MAX_INTERVAL_US).contains(&interval_us) {
-                    let allowed = format!("1..={MAX_INTERVAL_US}");
-                    return Err(refuse(Knob::Interval, interval_us, allowed));
+                    let allowed = (1, Some(MAX_INTERVAL_US));
+                    return Err(refuse(Knob::Interval, interval_us, allowed, ""));
                 }
                 next.interval_us = interval_us;
             }
             Control::SetMaxBatchBytes { bytes } => {
                 if let Some(b) = bytes {
                     if !(1..=self.max_buffered_bytes).contains(&b) {
-                        let allowed =
-                            format!("1..={} (max_buffered_bytes)", self.max_buffered_bytes);
-                        return Err(refuse(Knob::MaxBatchBytes, b, allowed));
+                        let allowed = (1, Some(self.max_buffered_bytes));
+                        return Err(refuse(Knob::MaxBatchBytes, b, allowed, ", max buffered"));
                     }
                 }
                 next.max_batch_bytes = bytes;
@@ -305,24 +312,29 @@ impl Limits {
             Control::SetMaxBufferedBytes { bytes } => {
                 let min = MIN_BUFFERED_BYTES.max(self.max_batch_bytes.unwrap_or(0));
                 if !(min..=MAX_BUFFERED_BYTES).contains(&bytes) {
-                    let allowed = format!("{min}..={MAX_BUFFERED_BYTES}");
-                    return Err(refuse(Knob::MaxBufferedBytes, bytes, allowed));
+                    let allowed = (min, Some(MAX_BUFFERED_BYTES));
+                    let why = if min > MIN_BUFFERED_BYTES {
+                        ", max batch"
+                    } else {
+                        ""
+                    };
+                    return Err(refuse(Knob::MaxBufferedBytes, bytes, allowed, why));
                 }
                 next.max_buffered_bytes = bytes;
             }
             Control::SetRate { per_sec } => {
                 if let Some(rate) = per_sec {
                     if !(1..=MAX_RATE_PER_SEC).contains(&rate) {
-                        let allowed = format!("1..={MAX_RATE_PER_SEC} or unlimited");
-                        return Err(refuse(Knob::Rate, rate, allowed));
+                        let allowed = (1, Some(MAX_RATE_PER_SEC));
+                        return Err(refuse(Knob::Rate, rate, allowed, " or unlimited"));
                     }
                 }
                 next.rate_per_sec = per_sec;
             }
             Control::SetConsumerDelay { delay_us } => {
                 if delay_us > MAX_CONSUMER_DELAY_US {
-                    let allowed = format!("0..={MAX_CONSUMER_DELAY_US}");
-                    return Err(refuse(Knob::ConsumerDelay, delay_us, allowed));
+                    let allowed = (0, Some(MAX_CONSUMER_DELAY_US));
+                    return Err(refuse(Knob::ConsumerDelay, delay_us, allowed, ""));
                 }
                 next.consumer_delay_us = delay_us;
             }

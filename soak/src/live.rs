@@ -70,7 +70,7 @@ pub fn run_with_dashboard(prepared: Prepared, fps: u32) -> Result<RunOutcome, Ru
             outcome
         })
         .map_err(|e| RunError::Producer(format!("cannot start the run thread: {e}")))?;
-    match dashboards::run(options) {
+    match crate::logging::silenced(|| dashboards::run(options)) {
         Ok(Exit::StopUnconfirmed) => {
             crate::errln!(
                 "{}: the run has not confirmed the stop; waiting for it",
@@ -176,7 +176,7 @@ fn watch_dashboard(dir: &RunDir, fps: u32) -> Result<Option<bool>, String> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .gone()
     });
-    match dashboards::run(options).map_err(|e| e.to_string())? {
+    match crate::logging::silenced(|| dashboards::run(options)).map_err(|e| e.to_string())? {
         Exit::WriterGone => Ok(Some(false)),
         Exit::RunEnded | Exit::Stopped | Exit::StopUnconfirmed => Ok(Some(true)),
         Exit::Detached => Ok(None),

@@ -310,7 +310,6 @@ fn watch_event_lines_speak_the_vocabulary() {
 
 /// The dashboard's event log, reachable without a terminal through its public function.
 #[test]
-#[ignore = "dashboards/ (another owner) names the knob by its key: `interval_us 10 ms -> 5 ms`"]
 fn the_dashboards_event_log_speaks_the_vocabulary() {
     let event = runlog::Event::new(
         3.5,
