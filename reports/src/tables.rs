@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use runlog::{Assessment, Event, EventKind, RunResults, Section, Status};
 use serde_json::Value;
 
+use crate::charts::MarkerGroup;
 use crate::figures::KeyFigures;
 use crate::format;
 use crate::html::{Cell, Table, badge, escape_html};
@@ -57,6 +58,34 @@ pub(crate) fn assessment(assessment: &Assessment) -> String {
             Cell::text("not judged"),
             Cell::text("-"),
             Cell::Markup(notes),
+        ]);
+    }
+    table.render()
+}
+
+/// The key of the event markers on the time charts: each marker's number, time and the
+/// events it stands for (several where they were too close to draw apart).
+pub(crate) fn markers(groups: &[MarkerGroup]) -> String {
+    let mut table = Table::new(
+        "table-markers",
+        "Event markers on the time charts",
+        &["marker", "at", "events"],
+    );
+    for g in groups {
+        let mut list = String::from("<ul class=\"notes\">");
+        for m in &g.markers {
+            let _ = write!(
+                list,
+                "<li>{}: {}</li>",
+                escape_html(&format::seconds(m.at_s)),
+                escape_html(&m.label)
+            );
+        }
+        list.push_str("</ul>");
+        table.row(vec![
+            Cell::text(g.key()),
+            Cell::num(format::seconds(g.at_s)),
+            Cell::Markup(list),
         ]);
     }
     table.render()
