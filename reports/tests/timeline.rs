@@ -1,12 +1,14 @@
 //! The time charts of a built record: merged event markers and their key, pause bands,
-//! and the drain burst clipped to the steady state.
+//! the drain burst clipped to the steady state, and a "how to read this" line per verdict.
 //! Checked by reading the HTML and SVG the report writes.
 
 mod common;
 
 use common::{series_coords, svg, texts};
 use reports::{RunRecord, render_html};
-use runlog::{Event, EventKind, Sample, SamplesLog};
+use runlog::{
+    Assessment, Event, EventKind, RunResults, Sample, SamplesLog, Section, Status, ThresholdResult,
+};
 
 const BLUE: &str = "#1F77B4";
 const TIME_CHARTS: [&str; 6] = [
@@ -270,4 +272,55 @@ fn a_drain_burst_20x_the_steady_state_is_clipped_with_a_note() {
             .iter()
             .any(|t| t.starts_with("drain:"))
     );
+}
+
+#[test]
+fn every_verdict_has_a_how_to_read_line() {
+    let mut record = record(events());
+    let pass = |note: &str| Section::new(Status::Pass, [note.to_owned()]);
+    let mut assessment = Assessment {
+        overall: Status::Fail,
+        correctness: pass("all accounted"),
+        pressure: Section::new(Status::Warn, ["no backpressure".to_owned()]),
+        memory: pass("within budget"),
+        drain: pass("drained"),
+        thresholds: vec![ThresholdResult {
+            threshold: "p99<1ms".into(),
+            metric: "p99".into(),
+            limit: 1000.0,
+            actual: Some(4000.0),
+            unit: "us".into(),
+            passed: false,
+            note: "p99 4 ms, over 1 ms".into(),
+        }],
+        not_judged: vec!["throughput not judged".into()],
+    };
+    assessment.overall = Status::Fail;
+    record.results = Some(RunResults {
+        run_id: "built".into(),
+        assessment,
+        ..Default::default()
+    });
+    let html = render_html(&record);
+    let rows = table(&html, "table-assessment");
+    let body = &rows[rows.find("<tbody>").unwrap()..];
+    let row_count = body.matches("<tr>").count();
+    assert_eq!(row_count, 4 + 1 + 1, "sections, the threshold, not judged");
+    assert_eq!(body.matches("<span class=\"how\">").count(), row_count);
+    for (check, words) in [
+        ("correctness", "accepted event"),
+        ("pressure", "kept up"),
+        ("memory", "budget"),
+        ("drain", "deadline"),
+        ("threshold p99&lt;1ms", "your threshold p99&lt;1ms"),
+        ("not judged", "--threshold"),
+    ] {
+        let row = &body[body.find(&format!("<td>{check}</td>")).expect(check)..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        let how = &row[row.find("class=\"how\"").unwrap()..];
+        assert!(how.contains(words), "{check}: {how}");
+    }
+    let band = &html[html.find("id=\"summary\"").unwrap()..html.find("</header>").unwrap()];
+    assert!(band.contains("id=\"overall-how\""));
+    assert!(band.contains("the worst of the checks"));
 }
