@@ -6,7 +6,7 @@ use runlog::Sample;
 
 use crate::charts::{Line, Marker, TimeChart, palette};
 use crate::compare::{Comparison, ConfigDifference, Headline, Side, Verdict};
-use crate::format::{self, Scale};
+use crate::format::{self, Units};
 use crate::html::{Cell, Table, escape_html};
 use crate::page;
 use crate::record::RunRecord;
@@ -266,7 +266,7 @@ struct Overlay {
     title: &'static str,
     y_desc: &'static str,
     value: fn(&Sample) -> Option<f64>,
-    scale: fn(f64) -> Scale,
+    units: Units,
 }
 
 const OVERLAYS: [Overlay; 4] = [
@@ -275,28 +275,28 @@ const OVERLAYS: [Overlay; 4] = [
         title: "Delivered per second (run phase)",
         y_desc: "delivered",
         value: |s| (s.phase != "drain").then_some(s.delivered_per_sec),
-        scale: Scale::rate,
+        units: Units::Rate,
     },
     Overlay {
         id: "cmp-buffered",
         title: "Buffered bytes",
         y_desc: "buffered",
         value: |s| Some(s.buffered_bytes as f64),
-        scale: Scale::bytes,
+        units: Units::Bytes,
     },
     Overlay {
         id: "cmp-heap",
         title: "Heap allocated",
         y_desc: "heap",
         value: |s| Some(s.heap_allocated_bytes as f64),
-        scale: Scale::bytes,
+        units: Units::Bytes,
     },
     Overlay {
         id: "cmp-p99",
         title: "Latency p99 per interval",
         y_desc: "p99",
         value: |s| (s.latency_us.count > 0).then_some(s.latency_us.p99 as f64),
-        scale: Scale::micros,
+        units: Units::Micros,
     },
 ];
 
@@ -320,20 +320,19 @@ fn overlay_charts(base: &RunRecord, candidate: &RunRecord) -> Vec<String> {
         .iter()
         .map(|o| {
             let [b, c] = pair(o.value);
-            let max = b.iter().chain(&c).map(|p| p.1).fold(0.0, f64::max);
             TimeChart {
                 id: o.id,
                 title: o.title.to_owned(),
                 y_desc: o.y_desc,
-                scale: (o.scale)(max),
+                units: o.units,
                 lines: vec![
                     Line::solid(format!("base {}", base.run_id), BASE, b),
                     Line::solid(format!("candidate {}", candidate.run_id), CANDIDATE, c),
                 ],
                 markers: &markers,
+                pauses: &[],
+                drain_from: None,
                 x_max,
-                y_cap: None,
-                note: None,
             }
             .render()
         })

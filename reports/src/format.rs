@@ -30,6 +30,41 @@ pub(crate) fn share(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// What a time chart's values measure: how its axis is scaled and a value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Units {
+    /// Events per second.
+    Rate,
+    /// Bytes.
+    Bytes,
+    /// Microseconds.
+    Micros,
+    /// Percent of one CPU core.
+    CorePercent,
+}
+
+impl Units {
+    /// The axis scale for values up to `max`.
+    pub(crate) fn scale(self, max: f64) -> Scale {
+        match self {
+            Units::Rate => Scale::rate(max),
+            Units::Bytes => Scale::bytes(max),
+            Units::Micros => Scale::micros(max),
+            Units::CorePercent => Scale::plain("% of one core"),
+        }
+    }
+
+    /// One value in words for people: `16.86M/s`, `64.0 MiB`, `412 ms`, `134.21%`.
+    pub(crate) fn show(self, value: f64) -> String {
+        match self {
+            Units::Rate => rate(value),
+            Units::Bytes => bytes(value),
+            Units::Micros => micros(value),
+            Units::CorePercent => percent(value),
+        }
+    }
+}
+
 /// How a chart's y values are divided for display, and the unit that results.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Scale {
@@ -107,5 +142,7 @@ mod tests {
         assert_eq!(Scale::bytes(67_108_864.0).unit, "MiB");
         assert_eq!(Scale::rate(5.9e6).unit, "M events/s");
         assert_eq!(Scale::micros(500.0).unit, "us");
+        assert_eq!(Units::Rate.show(16_860_784.0), "16.86M/s");
+        assert_eq!(Units::Bytes.scale(67_108_864.0).unit, "MiB");
     }
 }

@@ -81,6 +81,7 @@ mod downsample;
 mod error;
 mod figures;
 mod format;
+mod how_to_read;
 mod html;
 mod output;
 mod page;

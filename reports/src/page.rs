@@ -57,6 +57,9 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 td:first-child { color: #444; }
 .raw { color: #999; font-size: 11.5px; }
 ul.notes { margin: 0; padding-left: 18px; }
+.how { color: var(--muted); font-size: 12.5px; }
+.verdict .how { margin-top: 8px; }
+.markers { margin-top: 14px; }
 .better { color: var(--pass); font-weight: 600; } .worse { color: var(--fail); font-weight: 600; }
 .same { color: var(--muted); }
 footer { color: var(--muted); font-size: 12px; margin-top: 28px; }
@@ -185,10 +188,11 @@ pub(crate) fn header_band(
     ];
     format!(
         "<header class=\"band {class}\" id=\"summary\"><div class=\"verdict\"><span class=\"badge big {class}\" id=\"overall\">{badge}</span>\
-         <h1>{}</h1><div class=\"sub\">{}</div></div><div class=\"figures\">{}</div>\
+         <h1>{}</h1><div class=\"sub\">{}</div><div class=\"how\" id=\"overall-how\">{}</div></div><div class=\"figures\">{}</div>\
          <div class=\"scenario\">{}</div>{}</header>\n",
         escape_html(run_id),
         escape_html(subtitle),
+        escape_html(crate::how_to_read::overall(f.status)),
         figures.concat(),
         escape_html(scenario),
         machine.map(machine_line).unwrap_or_default()

@@ -115,13 +115,21 @@ pub fn render_html(record: &RunRecord) -> String {
         body.push_str(&tables::assessment(&r.assessment));
         body.push_str("</div>\n");
     }
+    let timeline = Timeline::of(record);
     body.push_str("<h2>Charts</h2>\n<div class=\"grid\">\n");
-    for chart in chart_svgs(record, &figures) {
+    for chart in chart_svgs(record, &timeline, &figures) {
         body.push_str("<section class=\"card chart-card\">");
         body.push_str(&chart);
         body.push_str("</section>\n");
     }
-    body.push_str("</div>\n<h2>Figures</h2>\n<div class=\"grid\">\n");
+    body.push_str("</div>\n");
+    let groups = timeline.marker_groups();
+    if !groups.is_empty() {
+        body.push_str("<div class=\"markers\">");
+        body.push_str(&tables::markers(&groups));
+        body.push_str("</div>\n");
+    }
+    body.push_str("<h2>Figures</h2>\n<div class=\"grid\">\n");
     body.push_str(&tables::totals(&figures, results));
     body.push_str(&tables::memory(&figures, results));
     body.push_str(&tables::latency(&figures));
@@ -142,8 +150,7 @@ pub fn render_html(record: &RunRecord) -> String {
 }
 
 /// Every chart of the run report, in display order.
-fn chart_svgs(record: &RunRecord, figures: &KeyFigures) -> Vec<String> {
-    let timeline = Timeline::of(record);
+fn chart_svgs(record: &RunRecord, timeline: &Timeline<'_>, figures: &KeyFigures) -> Vec<String> {
     let flush = match &record.results {
         Some(r) => r.batches.flush_reasons,
         None => sum_flush_reasons(record),
@@ -154,14 +161,14 @@ fn chart_svgs(record: &RunRecord, figures: &KeyFigures) -> Vec<String> {
             .unwrap_or(r.environment.cpu_count)
     });
     vec![
-        charts::throughput::chart(&timeline),
-        charts::memory::buffered_chart(&timeline),
-        charts::memory::heap_chart(&timeline, figures.heap_slope.as_ref()),
-        charts::latency::over_time_chart(&timeline),
+        charts::throughput::chart(timeline),
+        charts::memory::buffered_chart(timeline),
+        charts::memory::heap_chart(timeline, figures.heap_slope.as_ref()),
+        charts::latency::over_time_chart(timeline),
         charts::latency::spectrum_chart(record.merged_latency().as_ref()),
-        charts::batches::size_chart(&timeline),
+        charts::batches::size_chart(timeline),
         charts::batches::flush_reasons_chart(&flush),
-        charts::cpu::chart(&timeline, cores),
+        charts::cpu::chart(timeline, cores),
     ]
 }
 

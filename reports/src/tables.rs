@@ -6,12 +6,15 @@ use std::fmt::Write as _;
 use runlog::{Assessment, Event, EventKind, RunResults, Section, Status};
 use serde_json::Value;
 
+use crate::charts::MarkerGroup;
 use crate::figures::KeyFigures;
 use crate::format;
+use crate::how_to_read;
 use crate::html::{Cell, Table, badge, escape_html};
 use crate::record::RunRecord;
 
-/// The assessment: a badge and the notes of each section.
+/// The assessment: a badge, the notes and a "how to read this" line for each section,
+/// threshold and the figures not judged.
 pub(crate) fn assessment(assessment: &Assessment) -> String {
     let sections: [(&str, &Section); 4] = [
         ("correctness", &assessment.correctness),
@@ -22,18 +25,14 @@ pub(crate) fn assessment(assessment: &Assessment) -> String {
     let mut table = Table::new(
         "table-assessment",
         "Assessment",
-        &["section", "verdict", "notes"],
+        &["check", "verdict", "notes", "how to read this"],
     );
     for (name, section) in sections {
-        let mut notes = String::from("<ul class=\"notes\">");
-        for note in &section.notes {
-            let _ = write!(notes, "<li>{}</li>", escape_html(note));
-        }
-        notes.push_str("</ul>");
         table.row(vec![
             Cell::text(name),
             Cell::Markup(badge(section.status)),
-            Cell::Markup(notes),
+            notes(&section.notes),
+            how(how_to_read::section(name)),
         ]);
     }
     for t in &assessment.thresholds {
@@ -41,22 +40,62 @@ pub(crate) fn assessment(assessment: &Assessment) -> String {
         table.row(vec![
             Cell::text(format!("threshold {}", t.threshold)),
             Cell::Markup(badge(status)),
-            Cell::Markup(format!(
-                "<ul class=\"notes\"><li>{}</li></ul>",
-                escape_html(&t.note)
-            )),
+            notes(std::slice::from_ref(&t.note)),
+            how(&how_to_read::threshold(t)),
         ]);
     }
     if !assessment.not_judged.is_empty() {
-        let mut notes = String::from("<ul class=\"notes\">");
-        for note in &assessment.not_judged {
-            let _ = write!(notes, "<li>{}</li>", escape_html(note));
-        }
-        notes.push_str("</ul>");
         table.row(vec![
             Cell::text("not judged"),
             Cell::text("-"),
-            Cell::Markup(notes),
+            notes(&assessment.not_judged),
+            how(how_to_read::NOT_JUDGED),
+        ]);
+    }
+    table.render()
+}
+
+/// Notes as a list.
+fn notes(notes: &[String]) -> Cell {
+    let mut list = String::from("<ul class=\"notes\">");
+    for note in notes {
+        let _ = write!(list, "<li>{}</li>", escape_html(note));
+    }
+    list.push_str("</ul>");
+    Cell::Markup(list)
+}
+
+/// A "how to read this" sentence, muted.
+fn how(sentence: &str) -> Cell {
+    Cell::Markup(format!(
+        "<span class=\"how\">{}</span>",
+        escape_html(sentence)
+    ))
+}
+
+/// The key of the event markers on the time charts: each marker's number, time and the
+/// events it stands for (several where they were too close to draw apart).
+pub(crate) fn markers(groups: &[MarkerGroup]) -> String {
+    let mut table = Table::new(
+        "table-markers",
+        "Event markers on the time charts",
+        &["marker", "at", "events"],
+    );
+    for g in groups {
+        let mut list = String::from("<ul class=\"notes\">");
+        for m in &g.markers {
+            let _ = write!(
+                list,
+                "<li>{}: {}</li>",
+                escape_html(&format::seconds(m.at_s)),
+                escape_html(&m.label)
+            );
+        }
+        list.push_str("</ul>");
+        table.row(vec![
+            Cell::text(g.key()),
+            Cell::num(format::seconds(g.at_s)),
+            Cell::Markup(list),
         ]);
     }
     table.render()

@@ -5,7 +5,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use runlog::FlushReasonCounts;
 
 use super::{Area, DrawError, Line, TimeChart, Timeline, font, frame, house_mesh, palette};
-use crate::format::{self, Scale};
+use crate::format::{self, Units};
 
 /// Mean bytes per delivered batch of each interval (intervals without batches skipped),
 /// with the `max_batch_bytes` target in force.
@@ -17,7 +17,6 @@ pub(crate) fn size_chart(timeline: &Timeline<'_>) -> String {
         .map(|s| (s.t_s, s.mean_batch_bytes))
         .collect();
     let target = timeline.limit_steps("max_batch_bytes", |s| s.limits.max_batch_bytes);
-    let max = means.iter().chain(&target).map(|p| p.1).fold(0.0, f64::max);
     let mut lines = vec![Line::solid("mean batch bytes", palette::BLUE, means)];
     if !target.is_empty() {
         lines.push(Line::dashed("max_batch_bytes target", palette::RED, target));
@@ -27,7 +26,7 @@ pub(crate) fn size_chart(timeline: &Timeline<'_>) -> String {
         "chart-batch-size",
         "Batch size",
         "mean batch",
-        Scale::bytes(max),
+        Units::Bytes,
         lines,
     )
     .render()

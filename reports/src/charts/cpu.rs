@@ -1,7 +1,7 @@
 //! Process CPU over time, against what the machine's cores allow.
 
 use super::{Line, TimeChart, Timeline, palette};
-use crate::format::Scale;
+use crate::format::Units;
 
 /// The CPU chart; `cores` adds a dashed line at 100% per core.
 pub(crate) fn chart(timeline: &Timeline<'_>, cores: Option<u32>) -> String {
@@ -25,7 +25,7 @@ pub(crate) fn chart(timeline: &Timeline<'_>, cores: Option<u32>) -> String {
         "chart-cpu",
         "CPU",
         "CPU",
-        Scale::plain("% of one core"),
+        Units::CorePercent,
         lines,
     )
     .render()

@@ -4,9 +4,10 @@ use hdrhistogram::Histogram;
 use plotters::prelude::*;
 
 use super::{
-    Area, DrawError, LegendEntry, Line, TimeChart, Timeline, frame, house_mesh, palette, tick_label,
+    Area, DrawError, LegendEntry, Line, Swatch, TimeChart, Timeline, frame, house_mesh, palette,
+    tick_label,
 };
-use crate::format::{self, Scale};
+use crate::format::{self, Scale, Units};
 
 /// p50, p99 and max of each sample interval (intervals without deliveries are skipped).
 pub(crate) fn over_time_chart(timeline: &Timeline<'_>) -> String {
@@ -23,17 +24,12 @@ pub(crate) fn over_time_chart(timeline: &Timeline<'_>) -> String {
         Line::solid("p99", palette::ORANGE, series(|s| s.latency_us.p99)),
         Line::solid("max", palette::RED, series(|s| s.latency_us.max)),
     ];
-    let max = delivered
-        .iter()
-        .map(|s| s.latency_us.max)
-        .max()
-        .unwrap_or(0);
     TimeChart::over(
         timeline,
         "chart-latency",
         "Latency per interval (enqueue to delivery)",
         "latency",
-        Scale::micros(max as f64),
+        Units::Micros,
         lines,
     )
     .render()
@@ -92,7 +88,7 @@ fn draw_spectrum(
             format::micros(histogram.max() as f64)
         ),
         color: palette::BLUE,
-        dashed: false,
+        swatch: Swatch::Line,
     }];
     let note = format!("{} deliveries", format::grouped(histogram.len()));
     let body = frame(root, title, &legend, Some(&note))?;

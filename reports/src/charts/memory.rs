@@ -2,32 +2,24 @@
 //! fitted growth slope.
 
 use super::{Line, TimeChart, Timeline, palette};
-use crate::format::{self, Scale};
+use crate::format::{self, Units};
 use runlog::Fit;
 
 /// Buffered bytes with the `max_buffered_bytes` limit in force at each sample.
 pub(crate) fn buffered_chart(timeline: &Timeline<'_>) -> String {
     let buffered = timeline.series(|s| s.buffered_bytes as f64);
     let limit = timeline.limit_steps("max_buffered_bytes", |s| Some(s.limits.max_buffered_bytes));
-    let max = buffered
-        .iter()
-        .chain(&limit)
-        .map(|p| p.1)
-        .fold(0.0, f64::max);
-    TimeChart {
-        id: "chart-buffered",
-        title: "Buffered bytes".into(),
-        y_desc: "buffered",
-        scale: Scale::bytes(max),
-        lines: vec![
+    TimeChart::over(
+        timeline,
+        "chart-buffered",
+        "Buffered bytes",
+        "buffered",
+        Units::Bytes,
+        vec![
             Line::solid("buffered bytes", palette::BLUE, buffered),
             Line::dashed("max_buffered_bytes limit", palette::RED, limit),
         ],
-        markers: &timeline.markers,
-        x_max: timeline.x_max,
-        y_cap: None,
-        note: None,
-    }
+    )
     .render()
 }
 
@@ -62,16 +54,12 @@ pub(crate) fn heap_chart(timeline: &Timeline<'_>, slope: Option<&Fit>) -> String
         ];
         lines.push(Line::dashed(label, palette::PURPLE, points));
     }
-    let max = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
-        .fold(0.0, f64::max);
     TimeChart::over(
         timeline,
         "chart-memory",
         "Heap and RSS",
         "memory",
-        Scale::bytes(max),
+        Units::Bytes,
         lines,
     )
     .render()

@@ -6,8 +6,11 @@
 
 pub(crate) mod batches;
 pub(crate) mod cpu;
+pub(crate) mod drain;
 pub(crate) mod latency;
+pub(crate) mod markers;
 pub(crate) mod memory;
+pub(crate) mod pauses;
 pub(crate) mod throughput;
 pub(crate) mod timechart;
 
@@ -19,6 +22,7 @@ use runlog::{Event, EventKind};
 
 use crate::html::escape_html;
 
+pub(crate) use markers::{Marker, MarkerGroup};
 pub(crate) use timechart::{Line, TimeChart};
 
 /// Width of one chart, in CSS pixels (two fit side by side on a 1280 px screen).
@@ -79,64 +83,20 @@ pub(crate) fn font(px: f64) -> FontDesc<'static> {
     ("sans-serif", px * 1.24).into_font()
 }
 
-/// A vertical marker on a time chart: a reconfiguration, a phase change or a warning.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Marker {
-    pub(crate) at_s: f64,
-    pub(crate) label: String,
-    pub(crate) color: RGBColor,
-}
-
-impl Marker {
-    /// The markers of a run's events, in time order.
-    pub(crate) fn of_events(events: &[Event]) -> Vec<Marker> {
-        let mut markers: Vec<Marker> = events
-            .iter()
-            .map(|e| match &e.kind {
-                EventKind::Phase { name } => Marker {
-                    at_s: e.at_s,
-                    label: name.clone(),
-                    color: palette::MARKER_PHASE,
-                },
-                EventKind::Reconfigure { knob, to, .. } => Marker {
-                    at_s: e.at_s,
-                    label: runlog::Knob::from_name(knob).map_or_else(
-                        || format!("{knob} = {to}"),
-                        |k| format!("{k} = {}", k.show_text(to)),
-                    ),
-                    color: palette::MARKER_RECONFIGURE,
-                },
-                EventKind::Warning { message } => Marker {
-                    at_s: e.at_s,
-                    label: format!("! {}", shorten(message, 28)),
-                    color: palette::MARKER_WARNING,
-                },
-                EventKind::Interrupted { signal, .. } => Marker {
-                    at_s: e.at_s,
-                    label: format!("! {signal}"),
-                    color: palette::MARKER_WARNING,
-                },
-            })
-            .collect();
-        markers.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-        markers
-    }
-}
-
-/// `text` cut to `max` characters, with an ellipsis when cut.
-pub(crate) fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
-    } else {
-        let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
-    }
-}
-
 /// Estimated width of `text` at `px`: the browser lays it out, this only spaces legends.
 pub(crate) fn text_width(text: &str, px: f64) -> i32 {
     (text.chars().count() as f64 * px * 0.58).ceil() as i32
+}
+
+/// How a legend entry shows its series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Swatch {
+    /// A short solid line: a data series.
+    Line,
+    /// A short dashed line: a limit or a fit.
+    Dashed,
+    /// A light box: a shaded interval.
+    Band,
 }
 
 /// One legend entry: a short line (or box) in the series' color, then its label.
@@ -144,7 +104,7 @@ pub(crate) fn text_width(text: &str, px: f64) -> i32 {
 pub(crate) struct LegendEntry {
     pub(crate) label: String,
     pub(crate) color: RGBColor,
-    pub(crate) dashed: bool,
+    pub(crate) swatch: Swatch,
 }
 
 const TITLE_PX: f64 = 15.0;
@@ -177,11 +137,16 @@ pub(crate) fn frame<'a>(
             (x, y) = (12, y + LEGEND_ROW);
         }
         let style = entry.color.stroke_width(3);
-        if entry.dashed {
-            root.draw(&PathElement::new(vec![(x, y), (x + 8, y)], style))?;
-            root.draw(&PathElement::new(vec![(x + 13, y), (x + 21, y)], style))?;
-        } else {
-            root.draw(&PathElement::new(vec![(x, y), (x + 21, y)], style))?;
+        match entry.swatch {
+            Swatch::Dashed => {
+                root.draw(&PathElement::new(vec![(x, y), (x + 8, y)], style))?;
+                root.draw(&PathElement::new(vec![(x + 13, y), (x + 21, y)], style))?;
+            }
+            Swatch::Line => root.draw(&PathElement::new(vec![(x, y), (x + 21, y)], style))?,
+            Swatch::Band => root.draw(&Rectangle::new(
+                [(x, y - 6), (x + 21, y + 6)],
+                entry.color.mix(pauses::BAND_OPACITY).filled(),
+            ))?,
         }
         root.draw(&Text::new(
             entry.label.clone(),
@@ -261,6 +226,10 @@ pub(crate) struct Timeline<'a> {
     pub(crate) samples: &'a [runlog::Sample],
     pub(crate) events: &'a [Event],
     pub(crate) markers: Vec<Marker>,
+    /// Paused intervals `(from_s, to_s)`.
+    pub(crate) pauses: Vec<(f64, f64)>,
+    /// When the drain began: the time of the first drain-phase sample, if any.
+    pub(crate) drain_from: Option<f64>,
     pub(crate) x_max: f64,
 }
 
@@ -272,12 +241,20 @@ impl<'a> Timeline<'a> {
         let markers = Marker::of_events(events);
         let last_sample = samples.last().map_or(0.0, |s| s.t_s);
         let last_event = markers.last().map_or(0.0, |m| m.at_s);
+        let x_max = last_sample.max(last_event);
         Timeline {
             samples,
             events,
             markers,
-            x_max: last_sample.max(last_event),
+            pauses: pauses::of_events(events, x_max),
+            drain_from: samples.iter().find(|s| s.phase == "drain").map(|s| s.t_s),
+            x_max,
         }
+    }
+
+    /// The event markers as the charts draw them: merged where too close to tell apart.
+    pub(crate) fn marker_groups(&self) -> Vec<MarkerGroup> {
+        MarkerGroup::group(&self.markers, self.x_max)
     }
 
     /// One value per sample, as `(t_s, value)` points.
@@ -359,6 +336,8 @@ mod tests {
             samples: &samples,
             events: &events,
             markers: Vec::new(),
+            pauses: Vec::new(),
+            drain_from: None,
             x_max: 3.0,
         };
         let steps =
@@ -414,6 +393,6 @@ mod tests {
         assert_eq!(labels, ["run", "interval = 5 ms", "rate = unlimited"]);
         assert_eq!(tick_label(2.50), "2.5");
         assert_eq!(tick_label(-0.0), "0");
-        assert_eq!(shorten("abcdef", 4), "abc…");
+        assert_eq!(markers::shorten("abcdef", 4), "abc…");
     }
 }

@@ -1,11 +1,10 @@
 //! Throughput over time: accepted, delivered, rejected and dropped events per second.
 
 use super::{Line, TimeChart, Timeline, palette};
-use crate::format::{self, Scale};
+use crate::format::Units;
 
-/// The throughput chart. The y axis fits the run phase: the drain's burst (every buffered
-/// event delivered in a few milliseconds) would flatten the rest, so it is drawn at the top
-/// edge and its peak stated in a note.
+/// The throughput chart. Its y axis fits the steady state like every time chart's: the
+/// drain's burst is clipped with a note (see [`super::drain`]).
 pub(crate) fn chart(timeline: &Timeline<'_>) -> String {
     let lines = vec![
         Line::solid(
@@ -29,39 +28,13 @@ pub(crate) fn chart(timeline: &Timeline<'_>) -> String {
             timeline.series(|s| s.dropped_per_sec),
         ),
     ];
-    let rate_of = |s: &runlog::Sample| {
-        [
-            s.delivered_per_sec,
-            s.accepted_per_sec,
-            s.rejected_per_sec,
-            s.dropped_per_sec,
-        ]
-        .into_iter()
-        .fold(0.0, f64::max)
-    };
-    let run_max = timeline
-        .samples
-        .iter()
-        .filter(|s| s.phase != "drain")
-        .map(rate_of)
-        .fold(0.0, f64::max);
-    let all_max = timeline.samples.iter().map(rate_of).fold(0.0, f64::max);
-    let (y_cap, note) = if run_max > 0.0 && all_max > run_max * 1.05 {
-        let note = format!("drain burst {} clipped at the top", format::rate(all_max));
-        (Some(run_max), Some(note))
-    } else {
-        (None, None)
-    };
-    TimeChart {
-        id: "chart-throughput",
-        title: "Throughput".into(),
-        y_desc: "rate",
-        scale: Scale::rate(y_cap.unwrap_or(all_max)),
+    TimeChart::over(
+        timeline,
+        "chart-throughput",
+        "Throughput",
+        "rate",
+        Units::Rate,
         lines,
-        markers: &timeline.markers,
-        x_max: timeline.x_max,
-        y_cap,
-        note,
-    }
+    )
     .render()
 }
