@@ -143,6 +143,8 @@ mod producer;
 mod receiver;
 mod signal;
 pub mod sink;
+#[cfg(feature = "spill")]
+pub mod spill;
 mod state;
 mod stats;
 mod sync;
