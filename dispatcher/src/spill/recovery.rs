@@ -26,8 +26,12 @@
 //! 6. Segments whose records are all acknowledged are removed (an
 //!    acknowledgement's removals interrupted by a crash).
 //!
-//! The next sequence number is one past the highest of: the last record,
-//! the acknowledged one, and the first sequence of any segment seen.
+//! The next sequence number is the highest of: one past the last record,
+//! one past the acknowledged one, the first sequence of any segment seen,
+//! and, when the last segment was truncated, one past the most records its cut bytes
+//! could have held (one per 8 bytes, plus one): sequence numbers are never
+//! given twice, even to a record lost in a torn tail. A log that resumes
+//! after a gap starts a new segment at the next sequence number.
 
 use std::collections::VecDeque;
 use std::fs::{self, OpenOptions};
@@ -162,6 +166,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Scan, SpillError> {
     let mut next_seq = acked.saturating_add(1);
     let mut prev_end = 0u64;
     let mut changed = false;
+    let mut tail_bound = 0u64;
     for (first_seq, path) in segments {
         if first_seq < prev_end || first_seq == 0 {
             return Err(SpillError::Corrupt {
@@ -173,12 +178,24 @@ pub(crate) fn recover(dir: &Path) -> Result<Scan, SpillError> {
             });
         }
         next_seq = next_seq.max(first_seq);
+        let cut_before = recovered.truncated_bytes;
         let Some(meta) = scan_segment(&path, first_seq, &mut recovered, acked)? else {
             changed = true;
             continue;
         };
         prev_end = meta.end_seq;
         next_seq = next_seq.max(meta.end_seq);
+        let cut = recovered.truncated_bytes - cut_before;
+        // The bytes cut held at most one record per frame header's worth
+        // of bytes (plus a partial one). A later segment bounds the
+        // sequence numbers lost; past the last one, skip that many so none
+        // that was handed out is given again.
+        tail_bound = if cut > 0 {
+            meta.end_seq
+                .saturating_add(cut / FRAME_HEADER_LEN as u64 + 1)
+        } else {
+            0
+        };
         if meta.end_seq <= acked.saturating_add(1) {
             // Every record acknowledged: an interrupted acknowledgement.
             fs::remove_file(&meta.path).map_err(|e| SpillError::io(&meta.path, e))?;
@@ -187,6 +204,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Scan, SpillError> {
         }
         kept.push_back(meta);
     }
+    next_seq = next_seq.max(tail_bound);
     if changed || recovered.truncated_bytes > 0 {
         segment::sync_dir(dir)?;
     }
