@@ -171,7 +171,9 @@ where
     T: serde::Serialize + serde::de::DeserializeOwned,
 {
     fn encode(&self, item: &T, out: &mut Vec<u8>) {
-        if let Err(e) = postcard::to_extend(item, &mut *out) {
+        let start = out.len();
+        if let Err(e) = postcard::to_extend(item, Appender(out)) {
+            out.truncate(start);
             panic!("spill::Postcard cannot encode this value: {e}");
         }
     }
@@ -187,6 +189,18 @@ where
                 rest.len()
             )))
         }
+    }
+}
+
+/// `Extend<u8>` for a borrowed buffer (postcard's `to_extend` takes the
+/// writer by value).
+#[cfg(feature = "spill-serde")]
+struct Appender<'a>(&'a mut Vec<u8>);
+
+#[cfg(feature = "spill-serde")]
+impl Extend<u8> for Appender<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter);
     }
 }
 
