@@ -36,7 +36,10 @@ const SEGMENT_BYTES: u64 = 64 << 20;
 fn policies() -> [(&'static str, SyncPolicy); 3] {
     [
         ("EveryBatch(1000)", SyncPolicy::EveryBatch),
-        ("Every(100ms)", SyncPolicy::Every(Duration::from_millis(100))),
+        (
+            "Every(100ms)",
+            SyncPolicy::Every(Duration::from_millis(100)),
+        ),
         ("Os", SyncPolicy::Os),
     ]
 }

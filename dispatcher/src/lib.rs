@@ -124,6 +124,9 @@
 //!   facade (see the `metrics` module).
 //! - `nats`: a sink that publishes to a NATS JetStream subject (see
 //!   `sink::nats`).
+//! - `spill`: the `spill` module, the storage layer of a durable spill tier
+//!   (a bounded, checksummed, crash-recovering on-disk record log; not yet
+//!   wired into the dispatcher). `spill-serde` adds a postcard `Codec`.
 
 #![forbid(unsafe_code)]
 

@@ -440,6 +440,29 @@ fn config_errors_name_value_and_range() {
     assert!(segments(dir.path()).is_empty());
 }
 
+#[test]
+fn a_record_that_can_never_fit_is_too_large_not_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = Spill::new(dir.path())
+        .segment_bytes(4096)
+        .max_disk_bytes(8192)
+        .open()
+        .unwrap();
+    let err = log.append(&[0u8; 8192 - 32 + 1]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SpillError::TooLarge {
+                len: 8161,
+                max: 8160
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(log.append(&[0u8; 8160]).unwrap(), 1);
+    assert_eq!(log.stats().disk_bytes, 8192);
+}
+
 // ---------------------------------------------------------------------------
 // A random sequence of operations against a model.
 

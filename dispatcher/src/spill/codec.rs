@@ -47,6 +47,15 @@ use super::error::DecodeError;
 pub trait Codec<T>: Send + Sync + 'static {
     /// Appends the encoding of `item` to `out` (which may already hold bytes:
     /// append, do not clear).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dispatcher::spill::{Codec, Raw};
+    /// let mut out = b"kept".to_vec();
+    /// Raw.encode(&b"+new".to_vec(), &mut out);
+    /// assert_eq!(out, b"kept+new");
+    /// ```
     fn encode(&self, item: &T, out: &mut Vec<u8>);
 
     /// Decodes one event from exactly the bytes one `encode` appended.
@@ -54,6 +63,16 @@ pub trait Codec<T>: Send + Sync + 'static {
     /// # Errors
     ///
     /// [`DecodeError`] when the bytes are not a valid encoding of a `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dispatcher::spill::{Codec, Raw};
+    /// let s: String = Raw.decode(b"ok")?;
+    /// assert_eq!(s, "ok");
+    /// assert!(<Raw as Codec<String>>::decode(&Raw, &[0xc0]).is_err());
+    /// # Ok::<(), dispatcher::spill::DecodeError>(())
+    /// ```
     fn decode(&self, bytes: &[u8]) -> Result<T, DecodeError>;
 }
 

@@ -88,9 +88,24 @@ pub struct Spill {
     pub(crate) sync: SyncPolicy,
 }
 
-/// The smallest `segment_bytes`.
+/// The smallest `segment_bytes`: 4 KiB.
+///
+/// # Examples
+///
+/// ```
+/// use dispatcher::spill::{MIN_SEGMENT_BYTES, Spill};
+/// assert!(Spill::new("d").segment_bytes(MIN_SEGMENT_BYTES).max_disk_bytes(1 << 20).validate().is_ok());
+/// assert!(Spill::new("d").segment_bytes(MIN_SEGMENT_BYTES - 1).validate().is_err());
+/// ```
 pub const MIN_SEGMENT_BYTES: u64 = 4 * 1024;
-/// The largest `segment_bytes`.
+/// The largest `segment_bytes`: 1 TiB.
+///
+/// # Examples
+///
+/// ```
+/// use dispatcher::spill::{MAX_SEGMENT_BYTES, Spill};
+/// assert!(Spill::new("d").segment_bytes(MAX_SEGMENT_BYTES + 1).validate().is_err());
+/// ```
 pub const MAX_SEGMENT_BYTES: u64 = 1 << 40;
 
 impl Spill {

@@ -79,7 +79,8 @@ pub enum SpillError {
         /// The bytes left under `max_disk_bytes`.
         free: u64,
     },
-    /// A record is larger than a frame can hold (`u32::MAX` bytes).
+    /// A record can never be appended: larger than a frame holds
+    /// (`u32::MAX` bytes) or than `max_disk_bytes` leaves room for.
     #[error("a spill record of {len} bytes is larger than the maximum of {max} bytes")]
     TooLarge {
         /// The payload's length.

@@ -192,7 +192,9 @@ impl SpillLog {
     ///
     /// - [`SpillError::Full`]: the frame (and the header of a new segment)
     ///   would take the segments past `max_disk_bytes`. Nothing is written.
-    /// - [`SpillError::TooLarge`]: the payload is longer than `u32::MAX`.
+    /// - [`SpillError::TooLarge`]: the payload can never fit: longer than
+    ///   `u32::MAX`, or than `max_disk_bytes` less a segment and a frame
+    ///   header. Nothing is written.
     /// - [`SpillError::Io`]: writing failed (ENOSPC, EIO…). A partly
     ///   written frame is cut back, so the log stays as it was and later
     ///   appends and recovery work; the record was not appended. Also when
@@ -217,10 +219,15 @@ impl SpillLog {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn append(&mut self, payload: &[u8]) -> Result<u64, SpillError> {
-        if payload.len() as u64 > MAX_PAYLOAD {
+        let max = MAX_PAYLOAD.min(
+            self.cfg
+                .max_disk_bytes
+                .saturating_sub(HEADER_LEN as u64 + FRAME_HEADER_LEN as u64),
+        );
+        if payload.len() as u64 > max {
             return Err(SpillError::TooLarge {
                 len: payload.len() as u64,
-                max: MAX_PAYLOAD,
+                max,
             });
         }
         self.repair_tail()?;

@@ -33,9 +33,9 @@
 //!
 //! Every frame after the acknowledged point is verified at open. A torn or
 //! damaged frame truncates its segment there; later whole segments are
-//! kept; the sequence numbers cut out are never reused. The full rules are
-//! on [`Recovered`]'s module: a directory holding anything else than these
-//! files is refused ([`SpillError::Foreign`]) and left untouched.
+//! kept; sequence numbers are never given twice. A directory holding
+//! anything else than these files is refused ([`SpillError::Foreign`]) and
+//! left untouched. The full rules are on [`Recovered`].
 //!
 //! # Example
 //!

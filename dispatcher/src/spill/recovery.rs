@@ -1,37 +1,5 @@
 //! Opening a directory: what is in it, and repairing what a crash left.
-//!
-//! Rules, in order:
-//!
-//! 1. Every entry must be ours: `lock`, `ack`, `ack.tmp`, or a segment file
-//!    name. Anything else (a file, a directory, a link) is
-//!    [`SpillError::Foreign`] and nothing is changed. This check runs before
-//!    the lock file is created, so a foreign directory is left untouched.
-//! 2. `ack.tmp` (an acknowledgement interrupted before its rename) is
-//!    removed; `ack` gives the acknowledged sequence number (0: none).
-//! 3. Segments are read in sequence order. A segment whose header is cut
-//!    short (a crash while creating it) holds no record and is removed; a
-//!    wrong magic is `Foreign`, a wrong version `Version`, a damaged header
-//!    `Corrupt`: an error, never a guess.
-//! 4. Every frame of every segment is checked: its length against the bytes
-//!    left in the file (so a length of `0xFFFF_FFFF` allocates nothing) and
-//!    its checksum. At the first frame that fails, the segment is truncated
-//!    to the last good frame; that is one *torn record* and the bytes cut
-//!    are *truncated bytes*. What came after it in that segment is lost
-//!    (a length field cannot be trusted past a bad frame).
-//! 5. Later segments are kept when they are whole and start after the
-//!    previous one ends: at-least-once prefers keeping intact records to a
-//!    gap-free sequence. The sequence numbers of the records cut out are
-//!    skipped, never reused. Segments overlapping a previous one can only be
-//!    made by hand: `Corrupt`.
-//! 6. Segments whose records are all acknowledged are removed (an
-//!    acknowledgement's removals interrupted by a crash).
-//!
-//! The next sequence number is the highest of: one past the last record,
-//! one past the acknowledged one, the first sequence of any segment seen,
-//! and, when the last segment was truncated, one past the most records its cut bytes
-//! could have held (one per 8 bytes, plus one): sequence numbers are never
-//! given twice, even to a record lost in a torn tail. A log that resumes
-//! after a gap starts a new segment at the next sequence number.
+//! The rules are on [`Recovered`].
 
 use std::collections::VecDeque;
 use std::fs::{self, OpenOptions};
@@ -45,6 +13,42 @@ use super::lock::LOCK_FILE;
 use super::segment::{self, HEADER_LEN, HeaderCheck, SegmentReader};
 
 /// What [`SpillLog::open`](super::SpillLog::open) found and repaired.
+///
+/// # Recovery rules
+///
+/// In order:
+///
+/// 1. Every entry must be ours: `lock`, `ack`, `ack.tmp`, or a segment file
+///    name. Anything else (a file, a directory, a link) is
+///    [`SpillError::Foreign`] and nothing is changed. This check runs before
+///    the lock file is created, so a foreign directory is left untouched.
+/// 2. `ack.tmp` (an acknowledgement interrupted before its rename) is
+///    removed; `ack` gives the acknowledged sequence number (0: none).
+/// 3. Segments are read in sequence order. A segment whose header is cut
+///    short (a crash while creating it) holds no record and is removed; a
+///    wrong magic is `Foreign`, a wrong version `Version`, a damaged header
+///    `Corrupt`: an error, never a guess.
+/// 4. Every frame of every segment is checked: its length against the bytes
+///    left in the file (so a length of `0xFFFF_FFFF` allocates nothing) and
+///    its checksum. At the first frame that fails, the segment is truncated
+///    to the last good frame; that is one *torn record* and the bytes cut
+///    are *truncated bytes*. What came after it in that segment is lost
+///    (a length field cannot be trusted past a bad frame).
+/// 5. Later segments are checked the same way and kept (up to their own
+///    first bad frame, if any) when they start after the previous one
+///    ends: at-least-once prefers keeping intact records to a gap-free
+///    sequence. The sequence numbers of the records cut out are
+///    skipped, never reused. Segments overlapping a previous one can only be
+///    made by hand: `Corrupt`.
+/// 6. Segments whose records are all acknowledged are removed (an
+///    acknowledgement's removals interrupted by a crash).
+///
+/// The next sequence number is the highest of: one past the last record,
+/// one past the acknowledged one, the first sequence of any segment seen,
+/// and, when the last segment was truncated, one past the most records its
+/// cut bytes could have held (one per 8 bytes, plus one): sequence numbers
+/// are never given twice, even to a record lost in a torn tail. A log that resumes
+/// after a gap starts a new segment at the next sequence number.
 ///
 /// # Examples
 ///
@@ -131,7 +135,8 @@ fn list(dir: &Path) -> Result<Vec<Entry>, SpillError> {
 /// Checks, before anything is created in it, that `dir` holds only spill
 /// files (or is missing or empty).
 pub(crate) fn precheck(dir: &Path) -> Result<(), SpillError> {
-    match fs::symlink_metadata(dir) {
+    // The directory itself may be a symbolic link to one.
+    match fs::metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(SpillError::io(dir, e)),
         Ok(m) if !m.is_dir() => Err(SpillError::Foreign { path: dir.into() }),
