@@ -110,12 +110,23 @@ pub(crate) fn check_header(
 /// torn header and removes it).
 pub(crate) fn create(dir: &Path, first_seq: u64) -> Result<(File, PathBuf), SpillError> {
     let path = dir.join(file_name(first_seq));
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| SpillError::io(&path, e))?;
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    let mut file = match options.clone().create_new(true).open(&path) {
+        Ok(file) => file,
+        // A previous create whose header write failed and whose removal
+        // failed too: a file shorter than a header is that leftover.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let file = options.open(&path).map_err(|e| SpillError::io(&path, e))?;
+            let len = file.metadata().map_err(|e| SpillError::io(&path, e))?.len();
+            if len >= HEADER_LEN as u64 {
+                return Err(SpillError::io(&path, e));
+            }
+            file.set_len(0).map_err(|e| SpillError::io(&path, e))?;
+            file
+        }
+        Err(e) => return Err(SpillError::io(&path, e)),
+    };
     if let Err(e) = file.write_all(&header(first_seq)) {
         drop(file);
         let _ = std::fs::remove_file(&path);
@@ -299,6 +310,16 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn create_reuses_only_a_leftover_shorter_than_a_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(5));
+        std::fs::write(&path, &header(5)[..3]).unwrap();
+        let (_file, p) = create(dir.path(), 5).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), header(5));
+        assert!(matches!(create(dir.path(), 5), Err(SpillError::Io { .. })));
     }
 
     #[test]
