@@ -185,6 +185,29 @@ fn ack_deletes_whole_segments() {
 }
 
 #[test]
+fn an_interrupted_ack_is_finished_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = small(dir.path());
+    let (mut log, _) = spill.open().unwrap();
+    for i in 1..=9u64 {
+        log.append(&payload(i, 1200)).unwrap();
+    }
+    let first = segments(dir.path())[0].clone();
+    let saved = fs::read(&first).unwrap();
+    log.ack(4).unwrap();
+    drop(log);
+    // As if the process died after the ack file was renamed, before the
+    // segment was removed, and while writing the next ack.
+    fs::write(&first, &saved).unwrap();
+    fs::write(dir.path().join("ack.tmp"), b"MTRSP").unwrap();
+    let (mut log, rec) = spill.open().unwrap();
+    assert_eq!(rec.events, 5);
+    assert!(!first.exists(), "the fully acknowledged segment is removed");
+    assert!(!dir.path().join("ack.tmp").exists());
+    assert_eq!(read_all(&mut log).first().unwrap().0, 5);
+}
+
+#[test]
 fn torn_tail_is_truncated_and_appends_continue() {
     let dir = tempfile::tempdir().unwrap();
     let spill = small(dir.path());
