@@ -124,6 +124,9 @@
 //!   facade (see the `metrics` module).
 //! - `nats`: a sink that publishes to a NATS JetStream subject (see
 //!   `sink::nats`).
+//! - `spill`: the `spill` module, the storage layer of a durable spill tier
+//!   (a bounded, checksummed, crash-recovering on-disk record log; not yet
+//!   wired into the dispatcher). `spill-serde` adds a postcard `Codec`.
 
 #![forbid(unsafe_code)]
 
@@ -143,6 +146,8 @@ mod producer;
 mod receiver;
 mod signal;
 pub mod sink;
+#[cfg(feature = "spill")]
+pub mod spill;
 mod state;
 mod stats;
 mod sync;
