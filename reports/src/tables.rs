@@ -190,7 +190,7 @@ fn titled(title: &str, f: &KeyFigures) -> String {
 
 /// Memory high-water marks, the limit, and the heap slope.
 pub(crate) fn memory(f: &KeyFigures, results: Option<&RunResults>) -> String {
-    let bytes = |n: u64| figure(format::bytes(n), n);
+    let bytes = |n: u64| figure(format::bytes(n), format!("{} B", format::grouped(n)));
     let heap = match f.heap_to_limit() {
         Some(x) => Cell::num(format!(
             "{}  ({:.2}x the limit)",
@@ -209,7 +209,7 @@ pub(crate) fn memory(f: &KeyFigures, results: Option<&RunResults>) -> String {
     rows.push(("peak RSS".into(), bytes(f.peak_rss_bytes)));
     rows.push(("peak buffered".into(), bytes(f.peak_buffered_bytes)));
     rows.push((
-        "max_buffered_bytes (largest in force)".into(),
+        "max buffered (largest in force)".into(),
         bytes(f.max_buffered_bytes),
     ));
     let slope = f
@@ -222,7 +222,7 @@ pub(crate) fn memory(f: &KeyFigures, results: Option<&RunResults>) -> String {
 /// Whole-run latency percentiles.
 pub(crate) fn latency(f: &KeyFigures) -> String {
     let l = &f.latency_us;
-    let us = |n: u64| figure(format::micros(n), format!("{n} us"));
+    let us = |n: u64| figure(format::micros(n), format!("{} us", format::grouped(n)));
     let rows = vec![
         (
             "deliveries measured".to_owned(),
@@ -245,7 +245,7 @@ pub(crate) fn latency(f: &KeyFigures) -> String {
 /// How shutdown went.
 pub(crate) fn drain(results: &RunResults) -> String {
     let d = &results.drain;
-    let us = |n: u64| figure(format::micros(n), format!("{n} us"));
+    let us = |n: u64| figure(format::micros(n), format!("{} us", format::grouped(n)));
     let rows = vec![
         ("drain (close to last delivery)".to_owned(), us(d.drain_us)),
         (
@@ -337,15 +337,7 @@ pub(crate) fn events(events: &[Event]) -> String {
     for e in events {
         let (kind, what) = match &e.kind {
             EventKind::Phase { name } => ("phase", name.clone()),
-            EventKind::Reconfigure {
-                knob,
-                from,
-                to,
-                source,
-            } => (
-                "reconfigure",
-                format!("{knob}: {from} -> {to} (by {source})"),
-            ),
+            kind @ EventKind::Reconfigure { .. } => ("reconfigure", kind.to_string()),
             EventKind::Warning { message } => ("warning", message.clone()),
             EventKind::Interrupted { signal, action } => {
                 ("interrupted", format!("{signal}: {action}"))

@@ -169,10 +169,10 @@ fn tables_hold_the_fixture_figures() {
         assert!(totals.contains(figure), "{figure} in totals");
     }
     let latency = table("table-latency");
-    for figure in ["411 ms", "411391 us", "413951 us", "3,192,199"] {
+    for figure in ["411 ms", "411,391 us", "413,951 us", "3,192,199"] {
         assert!(latency.contains(figure), "{figure} in latency");
     }
-    assert!(table("table-drain").contains("10881 us"));
+    assert!(table("table-drain").contains("10,881 us"));
     assert!(table("table-memory").contains("87.2 MiB"));
     let config = table("table-config");
     assert!(config.contains("max_buffered_bytes") && config.contains("64.0 MiB"));
@@ -217,7 +217,7 @@ fn events_are_markers_on_every_time_chart() {
         );
     }
     let events = &html[html.find("id=\"table-events\"").unwrap()..];
-    assert!(events.contains("max_buffered_bytes: 67108864 -&gt; 33554432 (by tui)"));
+    assert!(events.contains("max buffered 64.0 MiB -&gt; 32.0 MiB (tui)"));
     // The limit line steps down: both values are on the buffered chart's dashed limit.
     let buffered = svg(&html, "chart-buffered");
     assert!(

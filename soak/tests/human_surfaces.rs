@@ -18,6 +18,8 @@ const TYPED_NAMES: &[&str] = &[
     "peak_heap",
     "peak_rss",
     "peak_buffered",
+    // An architecture's name, as the machine reports it.
+    "x86_64",
 ];
 
 /// Where `text` breaks the vocabulary, one entry per violation (empty: none).
@@ -188,6 +190,47 @@ fn a_run_summary_and_its_markdown_speak_the_vocabulary() {
         "--summary-md",
         &std::fs::read_to_string(&md).expect("summary.md"),
     );
+    let run = runlog::RunDir::resolve_latest(&dir.path().join("runs")).expect("the run");
+    let html = std::fs::read_to_string(run.path().join("report.html")).expect("report.html");
+    assert_clean("report.html", &visible_text(&html));
+}
+
+/// What a browser shows of a report: the text between tags, without scripts, styles and
+/// the two tables that list the record's own keys on purpose (the scenario as a
+/// scenario file spells it, and the environment).
+fn visible_text(html: &str) -> String {
+    let mut html = html.to_owned();
+    for (open, close) in [
+        ("<script", "</script>"),
+        ("<style", "</style>"),
+        ("<table id=\"table-config\"", "</table>"),
+        ("<table id=\"table-environment\"", "</table>"),
+    ] {
+        while let Some(start) = html.find(open) {
+            let end = html[start..]
+                .find(close)
+                .map_or(html.len(), |e| start + e + close.len());
+            html.replace_range(start..end, "\n");
+        }
+    }
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                text.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
 }
 
 #[test]

@@ -19,7 +19,7 @@ pub(crate) fn size_chart(timeline: &Timeline<'_>) -> String {
     let target = timeline.limit_steps("max_batch_bytes", |s| s.limits.max_batch_bytes);
     let mut lines = vec![Line::solid("mean batch bytes", palette::BLUE, means)];
     if !target.is_empty() {
-        lines.push(Line::dashed("max_batch_bytes target", palette::RED, target));
+        lines.push(Line::dashed("max batch target", palette::RED, target));
     }
     TimeChart::over(
         timeline,

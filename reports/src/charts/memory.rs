@@ -17,7 +17,7 @@ pub(crate) fn buffered_chart(timeline: &Timeline<'_>) -> String {
         Units::Bytes,
         vec![
             Line::solid("buffered bytes", palette::BLUE, buffered),
-            Line::dashed("max_buffered_bytes limit", palette::RED, limit),
+            Line::dashed("max buffered limit", palette::RED, limit),
         ],
     )
     .render()
