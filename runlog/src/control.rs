@@ -239,11 +239,22 @@ const MIN_BUFFERED_BYTES: u64 = 1024;
 /// `why` the bound comes from if another limit sets it.
 fn refuse(knob: Knob, value: u64, (low, high): (u64, Option<u64>), why: &str) -> LimitError {
     let show = |v| knob.show(Some(v));
-    let high = high.map_or_else(|| "unlimited".to_owned(), show);
+    let high_text = high.map_or_else(|| "unlimited".to_owned(), show);
+    // A value that rounds to a bound's figure is shown exactly too, or "64.0 MiB is out
+    // of range (allowed: ..=64.0 MiB)" would read as a contradiction.
+    let mut value_text = show(value);
+    if value_text == show(low) || value_text == high_text {
+        let unit = match knob {
+            Knob::Interval | Knob::ConsumerDelay => " us",
+            Knob::MaxBatchBytes | Knob::MaxBufferedBytes => " B",
+            Knob::Rate => "/s",
+        };
+        value_text = format!("{value_text} ({}{unit})", crate::human::grouped(value));
+    }
     LimitError::OutOfRange {
         knob,
-        value: show(value),
-        allowed: format!("{}..={high}{why}", show(low)),
+        value: value_text,
+        allowed: format!("{}..={high_text}{why}", show(low)),
     }
 }
 

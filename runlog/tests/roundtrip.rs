@@ -535,31 +535,31 @@ fn limits_apply_accepts_and_refuses() {
         (
             Control::SetInterval { interval_us: 0 },
             Knob::Interval,
-            "interval_us = 0",
+            "interval 0 us is out of range (allowed: 1 us..=1m00s)",
         ),
         (
             Control::SetMaxBatchBytes {
                 bytes: Some((64 << 20) + 1),
             },
             Knob::MaxBatchBytes,
-            "max_batch_bytes = 67108865 is out of range (allowed: 1..=67108864",
+            "max batch 64.0 MiB (67,108,865 B) is out of range (allowed: 1 B..=64.0 MiB, max buffered)",
         ),
         (
             Control::SetMaxBatchBytes { bytes: Some(0) },
             Knob::MaxBatchBytes,
-            "max_batch_bytes = 0",
+            "max batch 0 B is out of range",
         ),
         (
             Control::SetMaxBufferedBytes {
                 bytes: 32 * 1024 - 1,
             },
             Knob::MaxBufferedBytes,
-            "max_buffered_bytes = 32767 is out of range (allowed: 32768..=1099511627776)",
+            "max buffered 32.0 KiB (32,767 B) is out of range (allowed: 32.0 KiB..=1.0 TiB, max batch)",
         ),
         (
             Control::SetRate { per_sec: Some(0) },
             Knob::Rate,
-            "rate_per_sec = 0",
+            "rate 0/s is out of range",
         ),
     ];
     for (control, knob, text) in cases {
@@ -576,7 +576,7 @@ fn limits_apply_accepts_and_refuses() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "max_buffered_bytes = 1023 is out of range (allowed: 1024..=1099511627776)"
+        "max buffered 1023 B is out of range (allowed: 1.0 KiB..=1.0 TiB)"
     );
     assert!(
         no_batch
