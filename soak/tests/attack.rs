@@ -20,21 +20,6 @@ fn try_signal(pid: u32, sig: Signal) {
     let _ = kill(Pid::from_raw(pid as i32), sig);
 }
 
-/// The pid of the `soak` process whose arguments include `marker`.
-fn pid_of(marker: &str) -> Option<u32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            let is_soak = args.first().is_some_and(|a| a.ends_with(b"soak"));
-            let named = args.iter().any(|a| a == &marker.as_bytes());
-            (is_soak && named).then_some(pid)
-        })
-}
-
 /// The first SIGINT while `--sink` is being set up (a broker that accepts the connection
 /// and never speaks) must end the process with 130, like any first signal. It is
 /// acknowledged ("stopping the producers and draining"), then ignored until the set-up

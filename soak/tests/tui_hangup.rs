@@ -11,21 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use nix::sys::signal::Signal;
 
-/// The pid of the `soak` process whose arguments include `marker`.
-fn pid_of(marker: &str) -> Option<u32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            let is_soak = args.first().is_some_and(|a| a.ends_with(b"soak"));
-            let named = args.iter().any(|a| a == &marker.as_bytes());
-            (is_soak && named).then_some(pid)
-        })
-}
-
 #[test]
 fn a_terminal_that_hangs_up_ends_the_run_with_its_record() {
     let dir = tempfile::tempdir().expect("tempdir");

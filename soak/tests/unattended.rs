@@ -106,21 +106,6 @@ fn item01_a_second_signal_writes_a_partial_record_and_exits_at_once() {
     assert!(r.totals.attempted > 0, "what the last sample knew");
 }
 
-/// The pid of the process whose command line mentions `marker` (the soak under `script`).
-fn pid_of(marker: &str) -> Option<i32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            let is_soak = args.first().is_some_and(|a| a.ends_with(b"soak"));
-            let named = args.iter().any(|a| a == &marker.as_bytes());
-            (is_soak && named).then_some(pid)
-        })
-}
-
 #[test]
 fn item01_sigterm_under_the_dashboard_gives_the_terminal_back() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -139,7 +124,7 @@ fn item01_sigterm_under_the_dashboard_gives_the_terminal_back() {
         .expect("script(1) runs (util-linux)");
     wait_for_samples(dir.path(), 2, LIMIT);
     let pid = pid_of(&out_dir).expect("the soak under script");
-    signal(pid as u32, Signal::SIGTERM);
+    signal(pid, Signal::SIGTERM);
     let status = wait(&mut script, LIMIT).expect("the run ends after SIGTERM");
     let mut screen = Vec::new();
     script

@@ -145,6 +145,22 @@ pub fn signal(pid: u32, signal: Signal) {
     kill(Pid::from_raw(pid as i32), signal).expect("signal delivered");
 }
 
+/// The pid of the `soak` process whose arguments include `marker` (a run under
+/// `script(1)`, whose own pid is script's).
+pub fn pid_of(marker: &str) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            let is_soak = args.first().is_some_and(|a| a.ends_with(b"soak"));
+            let named = args.iter().any(|a| a == &marker.as_bytes());
+            (is_soak && named).then_some(pid)
+        })
+}
+
 /// stderr as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
