@@ -233,13 +233,7 @@ fn attack_sigterm_to_watch_gives_the_terminal_back() {
     let run = wait_for_samples(dir.path(), 2, LIMIT);
     let run_path = path(run.path());
     let command = format!("{} watch {run_path}", bin().display());
-    let mut script = Command::new("script")
-        .args(["-qfec", &command, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) runs (util-linux)");
+    let mut script = under_script(&command, true);
     let deadline = Instant::now() + LIMIT;
     let pid = loop {
         if let Some(pid) = pid_of(&run_path) {

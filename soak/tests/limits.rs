@@ -7,7 +7,7 @@ mod common;
 
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -56,13 +56,7 @@ fn item07_dashboard_changes_are_bounded_like_the_command_line() {
         "{} --tui --duration 30s --producers 2 --rate 1k/s --sample-every 200ms --out {out_dir}",
         bin().display()
     );
-    let mut script = Command::new("script")
-        .args(["-qfec", &command, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("script(1) runs (util-linux)");
+    let mut script = under_script(&command, false);
     let run = wait_for_samples(dir.path(), 2, LIMIT);
     let mut keys = script.stdin.take().expect("stdin");
     // Select "max buffered" and double it far past any machine.

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -16,17 +15,10 @@ fn a_terminal_that_hangs_up_ends_the_run_with_its_record() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = path(dir.path());
     let command = format!(
-        "{} --tui -d 120s --producers 2 --sample-every 250ms --out {out}",
+        "TERM=xterm-256color {} --tui -d 120s --producers 2 --sample-every 250ms --out {out}",
         bin().display()
     );
-    let mut script = Command::new("script")
-        .args(["-qfec", &command, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .env("TERM", "xterm-256color")
-        .spawn()
-        .expect("script(1) runs (util-linux)");
+    let mut script = under_script(&command, false);
     let run = wait_for_samples(dir.path(), 2, Duration::from_secs(60));
     let pid = pid_of(&out).expect("the soak is running");
     // Let the dashboard draw, then take its terminal away: killing script(1) closes

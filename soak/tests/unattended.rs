@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -115,13 +114,7 @@ fn item01_sigterm_under_the_dashboard_gives_the_terminal_back() {
         bin().display()
     );
     // `script` gives the dashboard a terminal; its output is what the terminal received.
-    let mut script = Command::new("script")
-        .args(["-qfec", &command, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) runs (util-linux)");
+    let mut script = under_script(&command, true);
     wait_for_samples(dir.path(), 2, LIMIT);
     let pid = pid_of(&out_dir).expect("the soak under script");
     signal(pid, Signal::SIGTERM);

@@ -71,24 +71,36 @@ const ZONE_COLOURS: [Color; 3] = [palette::GOOD, palette::NOTE, palette::BAD];
 /// The zones' signs without colour, after a bar's label and in the key.
 const ZONE_SIGNS: [&str; 3] = ["", "~", "!"];
 
+/// The latest sample if it measured deliveries; otherwise says why not (`none`, or that
+/// samples are still to come) in `area`.
+fn with_deliveries<'a>(
+    app: &'a App,
+    none: &str,
+    area: Rect,
+    buf: &mut Buffer,
+) -> Option<&'a runlog::Sample> {
+    let why = match app.latest() {
+        Some(sample) if sample.latency_us.count > 0 => return Some(sample),
+        Some(_) => none,
+        None => "waiting for samples...",
+    };
+    Paragraph::new(why.to_owned())
+        .style(dim())
+        .render(area, buf);
+    None
+}
+
 pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let block = panel(super::interval_title("Latency, enqueue to delivery", app));
     let inner = block.inner(area);
     block.render(area, buf);
-    let sample = match app.latest() {
-        Some(sample) if sample.latency_us.count > 0 => sample,
-        Some(_) => {
-            Paragraph::new("no deliveries recorded in the last interval")
-                .style(dim())
-                .render(inner, buf);
-            return;
-        }
-        None => {
-            Paragraph::new("waiting for samples...")
-                .style(dim())
-                .render(inner, buf);
-            return;
-        }
+    let Some(sample) = with_deliveries(
+        app,
+        "no deliveries recorded in the last interval",
+        inner,
+        buf,
+    ) else {
+        return;
     };
     let zones = Zones::of(sample);
     let [summary, key, chart] = Layout::vertical([
@@ -112,20 +124,9 @@ pub(crate) fn render_compact(app: &App, area: Rect, buf: &mut Buffer) {
     let block = panel(super::interval_title("Latency", app));
     let inner = block.inner(area);
     block.render(area, buf);
-    let sample = match app.latest() {
-        Some(sample) if sample.latency_us.count > 0 => sample,
-        Some(_) => {
-            Paragraph::new("no deliveries in the last interval")
-                .style(dim())
-                .render(inner, buf);
-            return;
-        }
-        None => {
-            Paragraph::new("waiting for samples...")
-                .style(dim())
-                .render(inner, buf);
-            return;
-        }
+    let Some(sample) = with_deliveries(app, "no deliveries in the last interval", inner, buf)
+    else {
+        return;
     };
     let zones = Zones::of(sample);
     let l = &sample.latency_us;

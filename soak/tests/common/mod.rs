@@ -161,6 +161,26 @@ pub fn pid_of(marker: &str) -> Option<u32> {
         })
 }
 
+/// Runs `command` (a shell command line) under `script(1)`, which gives it a terminal;
+/// the script's stdin is piped (keys for the dashboard), its stdout (what the terminal
+/// received) piped when `screen` is asked for, else discarded.
+pub fn under_script(command: &str, screen: bool) -> Child {
+    let out = || {
+        if screen {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        }
+    };
+    Command::new("script")
+        .args(["-qfec", command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(out())
+        .stderr(out())
+        .spawn()
+        .expect("script(1) runs (util-linux)")
+}
+
 /// stderr as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
