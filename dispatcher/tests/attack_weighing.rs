@@ -513,3 +513,72 @@ fn vec_and_string_occupancy_count_their_capacity() {
     drop(p);
     dispatcher.stop();
 }
+
+#[test]
+fn drop_oldest_refusals_evict_nothing_and_lowered_limits_drop_nothing_silently() {
+    let evicted: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let hook = Arc::clone(&evicted);
+    let (dispatcher, batches) = Dispatcher::<Ev>::builder()
+        .max_buffered_bytes(4096)
+        .interval(Duration::from_secs(3600))
+        .policy(Policy::DropOldest)
+        .weighing(Weighing::Occupancy)
+        .on_evict(move |e: Ev| hook.lock().unwrap().push(e.id))
+        .build()
+        .expect("valid");
+    let producer = dispatcher.producer();
+    let each = ev(0, 100, 0).occupancy();
+    let mut id = 0;
+    while dispatcher.stats().buffered_bytes + each <= 4096 {
+        producer.try_enqueue(ev(id, 100, 0)).expect("fits");
+        id += 1;
+    }
+    let before = dispatcher.stats();
+    // A group over the whole limit: refused, nothing evicted.
+    let group: Vec<Ev> = (0..50).map(|k| ev(1000 + k, 100, 0)).collect();
+    let back = producer.try_enqueue_all(group).unwrap_err().into_inner();
+    assert_eq!(back.len(), 50);
+    // One event over the whole limit: refused, nothing evicted.
+    let one = producer.try_enqueue(ev(2000, 5000, 0)).unwrap_err();
+    assert!(
+        matches!(one, TryEnqueueError::TooLarge(ref e) if e.id == 2000),
+        "{one:?}"
+    );
+    let after = dispatcher.stats();
+    assert_eq!(
+        (after.buffered_bytes, after.buffered_items, after.dropped),
+        (before.buffered_bytes, before.buffered_items, 0)
+    );
+    assert!(evicted.lock().unwrap().is_empty());
+    // A group that fits only by evicting: admitted whole, the evicted are counted and handed over.
+    let group: Vec<Ev> = (0..3).map(|k| ev(3000 + k, 100, 0)).collect();
+    producer
+        .try_enqueue_all(group)
+        .expect("drop-oldest makes room");
+    // Lower the limit below what is buffered, then keep admitting.
+    let mut limits = dispatcher.limits();
+    limits.max_buffered_bytes = 1024;
+    limits.max_batch_bytes = Some(512);
+    dispatcher.set_limits(limits).expect("valid");
+    assert_eq!(
+        dispatcher.stats().dropped,
+        evicted.lock().unwrap().len() as u64,
+        "lowering limits drops nothing by itself"
+    );
+    for k in 0..20 {
+        producer
+            .try_enqueue(ev(4000 + k, 100, 0))
+            .expect("drop-oldest admits");
+    }
+    let s = dispatcher.stats();
+    assert_eq!(s.dropped, evicted.lock().unwrap().len() as u64, "{s:?}");
+    drop(producer);
+    let returned = dispatcher.stop();
+    let delivered: usize = batches.iter().map(|b| b.items().len()).sum();
+    let accepted = id as usize + 3 + 20;
+    assert_eq!(
+        returned.len() + delivered + evicted.lock().unwrap().len(),
+        accepted,
+        "every accepted event delivered, evicted or returned"
+    );
+}
