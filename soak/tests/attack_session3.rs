@@ -323,3 +323,37 @@ fn summary_lines_stay_within_80_columns_with_long_paths() {
         long.join("\n")
     );
 }
+
+/// BREAK (against `Subject::drain`'s own promise, "the drain never outlasts its deadline
+/// by more than a poll"): a reference target drains everything it holds whatever the
+/// deadline, so a full channel overruns `--drain-timeout 50ms` by ~20x (987 ms seen with
+/// 1 GiB buffered; the verdict then says drain FAIL, "the drain took 987 ms, past the
+/// 50 ms deadline").
+#[test]
+#[ignore = "BREAK: reference-target drain overruns --drain-timeout by far more than a poll (987 ms vs 50 ms)"]
+fn reference_target_drain_keeps_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = small_run(
+        "4s",
+        &path(dir.path()),
+        &[
+            "--target",
+            "crossbeam",
+            "--consumer-delay",
+            "1s",
+            "--max-buffered-bytes",
+            "1GiB",
+            "--drain-timeout",
+            "50ms",
+        ],
+    );
+    let out = run(&refs(&args), LIMIT);
+    let r = record(dir.path());
+    assert_nothing_lost(&r, "crossbeam");
+    let drain_us = r["drain"]["drain_us"].as_u64().expect("drain_us");
+    assert!(
+        drain_us <= 50_000 + 250_000,
+        "drain took {drain_us} us against a 50 ms deadline; {}",
+        stdout(&out)
+    );
+}
