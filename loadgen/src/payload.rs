@@ -147,8 +147,11 @@ fn parse_spec(text: &str) -> Result<PayloadSpec, String> {
         let bytes = parse_bytes(s.trim()).map_err(|_| format!("{:?} is not a size", s.trim()))?;
         match usize::try_from(bytes) {
             Ok(n) if n <= MAX_PAYLOAD_BYTES => Ok(n),
+            // What was typed, and the limit in the unit it is set in (no raw byte counts).
             _ => Err(format!(
-                "{bytes} bytes is above the {MAX_PAYLOAD_BYTES}-byte payload limit"
+                "{} is above the payload limit (allowed: up to {} MiB)",
+                s.trim(),
+                MAX_PAYLOAD_BYTES >> 20
             )),
         }
     };

@@ -168,7 +168,8 @@ fn bullet(text: &str) -> String {
 
 /// `text` after `first`, wrapped at word boundaries to [`WIDTH`] columns, each further
 /// line starting with `rest`. A ` · ` separator stays with the word before it, a unit
-/// with its number (`64.0 MiB`); a word longer than a line (a path) is kept whole.
+/// with its number (`64.0 MiB`); a word longer than a line (a path) is kept whole, on a
+/// line of its own.
 fn wrap(first: &str, rest: &str, text: &str) -> String {
     let mut words: Vec<String> = Vec::new();
     for word in text.split(' ').filter(|w| !w.is_empty()) {
@@ -184,6 +185,15 @@ fn wrap(first: &str, rest: &str, text: &str) -> String {
     let mut line = first.to_owned();
     let mut bare = true;
     for word in words {
+        if rest.chars().count() + word.chars().count() > WIDTH {
+            // Too long for any line (a path): alone on a line of its own, never broken,
+            // so it can be copied whole.
+            let before = std::mem::replace(&mut line, rest.to_owned());
+            lines.push(before.trim_end().to_owned());
+            lines.push(word);
+            bare = true;
+            continue;
+        }
         let len = line.chars().count();
         if !bare && len + 1 + word.chars().count() > WIDTH {
             lines.push(std::mem::replace(&mut line, rest.to_owned()));
@@ -195,7 +205,9 @@ fn wrap(first: &str, rest: &str, text: &str) -> String {
         line.push_str(&word);
         bare = false;
     }
-    lines.push(line);
+    if !(bare && line.trim().is_empty()) {
+        lines.push(line);
+    }
     lines.join("\n")
 }
 
@@ -274,6 +286,22 @@ mod tests {
             "{first}"
         );
         assert!(first.contains('\u{1b}'), "{first}");
+    }
+
+    #[test]
+    fn a_path_too_long_for_a_line_stands_whole_on_its_own() {
+        let long = format!("/tmp/{}", "d".repeat(WIDTH));
+        let text = field("run dir", &long);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines, ["  run dir", long.as_str()]);
+        let text = field("payload", &format!("a {long} b"));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], long, "{text}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.chars().count() <= WIDTH || *l == long)
+        );
     }
 
     #[test]
