@@ -42,6 +42,10 @@ pub struct ConsumerControl {
     lifted: AtomicBool,
     /// Stop sleeping at once, stall or not (the drain deadline has passed).
     aborted: AtomicBool,
+    /// Take nothing more from the source (the drain deadline has passed).
+    stopped: AtomicBool,
+    /// Events the consumer left in its source when it was stopped.
+    left: AtomicU64,
     jitter: Duration,
     stall: Option<Stall>,
     seed: u64,
@@ -55,6 +59,8 @@ impl ConsumerControl {
             cost_per_kib_ns: AtomicU64::new(duration_ns(sim.cost_per_kib)),
             lifted: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            left: AtomicU64::new(0),
             jitter: sim.jitter,
             stall: sim.stall,
             seed: sim.seed,
@@ -87,6 +93,24 @@ impl ConsumerControl {
     pub fn abort(&self) {
         self.lift();
         self.aborted.store(true, Ordering::Release);
+    }
+
+    /// Ends the consumer: [`abort`](Self::abort), and it takes no further batch; what is
+    /// still in its source stays there, counted in [`left`](Self::left). For a drain
+    /// whose deadline has passed over a source that would otherwise be emptied whatever
+    /// it holds (a reference channel).
+    pub fn stop(&self) {
+        self.abort();
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    /// The events a stopped consumer left in its source (0 until it stopped).
+    pub fn left(&self) -> u64 {
+        self.left.load(Ordering::Acquire)
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
     }
 
     fn is_lifted(&self) -> bool {
@@ -270,6 +294,17 @@ pub fn run_consumer<S: BatchSource>(
     clock: Clock,
     latency: Option<Recorder<u64>>,
 ) -> ConsumerTotals {
+    consume_from(&mut source, control, counters, clock, latency)
+}
+
+/// [`run_consumer`]'s loop, leaving the source to the caller.
+fn consume_from<S: BatchSource>(
+    source: &mut S,
+    control: &ConsumerControl,
+    counters: &ConsumerCounters,
+    clock: Clock,
+    latency: Option<Recorder<u64>>,
+) -> ConsumerTotals {
     let mut consumer = Consumer {
         control,
         counters,
@@ -283,6 +318,10 @@ pub fn run_consumer<S: BatchSource>(
     // batch was already waiting and its work queues behind the previous one.
     let mut waited = false;
     loop {
+        if control.is_stopped() {
+            control.left.store(source.abandon(), Ordering::Release);
+            break;
+        }
         match source.try_recv_batch() {
             Ok(batch) => {
                 consumer.consume(batch, waited);
@@ -335,9 +374,20 @@ pub fn spawn_consumer<S>(
 where
     S: BatchSource + Send + 'static,
 {
-    thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || run_consumer(source, &control, &counters, clock, latency))
+    let left_name = format!("{name}-left");
+    thread::Builder::new().name(name.to_owned()).spawn(move || {
+        let mut source = source;
+        let totals = consume_from(&mut source, &control, &counters, clock, latency);
+        if control.left() > 0 {
+            // Stopped at a deadline with events left: they are freed on a thread of
+            // their own, so whoever joins this one (a drain keeping its deadline) does
+            // not wait for millions of frees. If the process ends first, they go with it.
+            let _ = thread::Builder::new()
+                .name(left_name)
+                .spawn(move || drop(source));
+        }
+        totals
+    })
 }
 
 /// One consumer's loop state.

@@ -51,6 +51,17 @@ pub trait BatchSource {
     ///
     /// As [`recv_batch`](BatchSource::recv_batch).
     fn try_recv_batch(&mut self) -> Result<Self::Batch<'_>, SourceError>;
+
+    /// Gives up on what the source still holds: how many events that is. The default
+    /// takes and drops every batch ready; a source that can count without taking
+    /// overrides it. What it held is dropped with the source.
+    fn abandon(&mut self) -> u64 {
+        let mut left = 0;
+        while let Ok(batch) = self.try_recv_batch() {
+            left += batch.len() as u64;
+        }
+        left
+    }
 }
 
 impl DeliveredBatch for Batch<Event> {

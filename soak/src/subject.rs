@@ -370,7 +370,13 @@ impl Subject {
             sink = counters;
         }
         drained.consumer = match (consumer, &sink) {
-            (Some(consumer), _) => join_by(consumer, deadline, control)?,
+            (Some(consumer), _) => {
+                let totals = join_by(consumer, deadline, control)?;
+                // What a reference channel still held at the deadline (the dispatcher
+                // handed its undelivered events back above: its source is empty).
+                drained.undelivered += control.left();
+                totals
+            }
             (None, Some(counters)) => counters.snapshot(),
             (None, None) => ConsumerTotals::default(),
         };
@@ -381,8 +387,9 @@ impl Subject {
     }
 }
 
-/// Waits for the consumer until `deadline`, then ends its sleeps (stalls included) and
-/// joins it: a consumer that is told to stop sleeping returns within a poll.
+/// Waits for the consumer until `deadline`, then stops it (its sleeps, stalls included,
+/// end, and it takes nothing more) and joins it: it returns within a poll, leaving what
+/// its source still holds counted in [`ConsumerControl::left`].
 fn join_by(
     consumer: JoinHandle<ConsumerTotals>,
     deadline: Instant,
@@ -391,6 +398,6 @@ fn join_by(
     while !consumer.is_finished() && Instant::now() < deadline {
         std::thread::sleep(loadgen::RECORDER_POLL);
     }
-    control.abort();
+    control.stop();
     consumer.join().map_err(|_| SubjectError::ConsumerPanicked)
 }

@@ -24,8 +24,10 @@ fn assert_nothing_lost(r: &serde_json::Value, what: &str) {
         t["delivered"].as_u64().unwrap(),
         t["dropped"].as_u64().unwrap(),
     );
+    // What a drain deadline left in the channel is counted, not lost.
+    let undelivered = r["drain"]["undelivered"].as_u64().unwrap_or(0);
     assert!(accepted > 0, "{what}: nothing accepted: {t}");
-    assert_eq!(accepted, delivered + dropped, "{what}: {t}");
+    assert_eq!(accepted, delivered + dropped + undelivered, "{what}: {t}");
 }
 
 /// A display width good enough for the summary (ASCII, `·`, box characters: one column).
@@ -342,13 +344,11 @@ fn summary_lines_stay_within_80_columns_with_long_paths() {
     );
 }
 
-/// BREAK (against `Subject::drain`'s own promise, "the drain never outlasts its deadline
-/// by more than a poll"): a reference target drains everything it holds whatever the
-/// deadline, so a full channel overruns `--drain-timeout 50ms` by ~20x (987 ms seen with
-/// 1 GiB buffered; the verdict then says drain FAIL, "the drain took 987 ms, past the
-/// 50 ms deadline").
+/// A reference target's drain keeps `--drain-timeout` (within a poll and the time to drop
+/// what is left): at the deadline the consumer stops and what the channel still holds is
+/// counted undelivered. It once emptied the whole channel whatever the deadline (987 ms
+/// against 50 ms, with 1 GiB buffered).
 #[test]
-#[ignore = "BREAK: reference-target drain overruns --drain-timeout by far more than a poll (987 ms vs 50 ms)"]
 fn reference_target_drain_keeps_its_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let args = small_run(
@@ -367,7 +367,18 @@ fn reference_target_drain_keeps_its_deadline() {
     );
     let out = run(&refs(&args), LIMIT);
     let r = record(dir.path());
-    assert_nothing_lost(&r, "crossbeam");
+    let t = &r["totals"];
+    let undelivered = r["drain"]["undelivered"].as_u64().expect("undelivered");
+    assert!(
+        undelivered > 0,
+        "the deadline left events behind: {}",
+        r["drain"]
+    );
+    assert_eq!(
+        t["accepted"].as_u64(),
+        Some(t["delivered"].as_u64().unwrap() + t["dropped"].as_u64().unwrap() + undelivered),
+        "every accepted event is delivered, dropped or counted undelivered: {t}"
+    );
     let drain_us = r["drain"]["drain_us"].as_u64().expect("drain_us");
     assert!(
         drain_us <= 50_000 + 250_000,

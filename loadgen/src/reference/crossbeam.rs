@@ -30,6 +30,10 @@ impl Queue for CrossbeamQueue {
         })
     }
 
+    fn waiting(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+
     fn try_recv(&mut self) -> Result<Event, SourceError> {
         self.0.try_recv().map_err(|err| match err {
             TryRecvError::Empty => SourceError::Empty,

@@ -61,6 +61,11 @@ pub trait Queue: Send + 'static {
     ///
     /// As [`Queue::recv_timeout`].
     fn try_recv(&mut self) -> Result<Event, SourceError>;
+
+    /// How many events wait in the queue, if it can say without taking them.
+    fn waiting(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The sending side of a reference channel. Offers never wait: a full channel
@@ -151,6 +156,19 @@ impl<Q: Queue> BatchSource for ReferenceBatches<Q> {
         let first = self.queue.try_recv()?;
         Ok(self.fill(first))
     }
+
+    fn abandon(&mut self) -> u64 {
+        match self.queue.waiting() {
+            Some(n) => n as u64,
+            None => {
+                let mut left = 0;
+                while self.queue.try_recv().is_ok() {
+                    left += 1;
+                }
+                left
+            }
+        }
+    }
 }
 
 /// A batch from a reference channel. Dropping it drops its events and keeps
@@ -227,6 +245,23 @@ mod tests {
         let (target, batches) = make(4, 8);
         drop(batches);
         assert!(matches!(target.offer(event(9, 1)), Offer::Closed(e) if e.seq() == 9));
+    }
+
+    /// Abandoning counts what is left without delivering it, with or without a length.
+    fn abandons<Q: Queue>(make: fn(usize, usize) -> (ReferenceTarget<Q>, ReferenceBatches<Q>)) {
+        let (target, mut batches) = make(10, 2);
+        for seq in 0..7 {
+            assert!(matches!(target.offer(event(seq, 1)), Offer::Accepted));
+        }
+        assert_eq!(batches.try_recv_batch().unwrap().len(), 2);
+        assert_eq!(batches.abandon(), 5);
+    }
+
+    #[test]
+    fn abandoning_counts_what_is_left() {
+        abandons(channel);
+        abandons(crossbeam);
+        abandons(tokio_mpsc);
     }
 
     #[test]

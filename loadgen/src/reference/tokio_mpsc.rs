@@ -47,6 +47,10 @@ impl Queue for TokioQueue {
         }
     }
 
+    fn waiting(&self) -> Option<usize> {
+        Some(self.rx.len())
+    }
+
     fn try_recv(&mut self) -> Result<Event, SourceError> {
         self.rx.try_recv().map_err(|err| match err {
             TryRecvError::Empty => SourceError::Empty,
