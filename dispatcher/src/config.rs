@@ -200,6 +200,7 @@ pub(crate) type EvictHook<T> = Arc<dyn Fn(T) + Send + Sync>;
 pub struct Builder<T> {
     limits: Limits,
     policy: Policy,
+    weighing: crate::Weighing,
     on_evict: Option<EvictHook<T>>,
     pub(crate) hooks: Hooks<T>,
     pub(crate) sink: SinkConfig,
@@ -215,6 +216,7 @@ impl<T> fmt::Debug for Builder<T> {
         f.debug_struct("Builder")
             .field("limits", &self.limits)
             .field("policy", &self.policy)
+            .field("weighing", &self.weighing)
             .field("on_evict", &self.on_evict.is_some())
             .field("hooks", &self.hooks.names())
             .field("sink", &self.sink)
@@ -230,6 +232,7 @@ impl<T> Default for Builder<T> {
         Builder {
             limits: Limits::default(),
             policy: Policy::Reject,
+            weighing: crate::Weighing::Payload,
             on_evict: None,
             hooks: Hooks::default(),
             sink: SinkConfig::default(),
@@ -303,7 +306,7 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn weighing(mut self, weighing: crate::Weighing) -> Self {
-        self.hooks.weighing = weighing;
+        self.weighing = weighing;
         self
     }
 
@@ -399,6 +402,7 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
         Arc::new(Core::new(Parts {
             limits: self.limits,
             policy: self.policy,
+            weighing: self.weighing,
             partitions: self.partitions,
             on_evict: self.on_evict,
             hooks: self.hooks,

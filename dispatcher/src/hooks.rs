@@ -80,9 +80,6 @@ pub(crate) struct Hooks<T> {
     pub(crate) will_overflow: Option<ItemPredicate<T>>,
     pub(crate) can_add: Option<ItemPredicate<T>>,
     pub(crate) on_reject: Option<ItemObserver<T>>,
-    /// What the byte limits count (not a hook, but read beside them wherever an
-    /// event is weighed: admission, eviction, re-cuts).
-    pub(crate) weighing: crate::Weighing,
 }
 
 impl<T> Default for Hooks<T> {
@@ -94,7 +91,6 @@ impl<T> Default for Hooks<T> {
             will_overflow: None,
             can_add: None,
             on_reject: None,
-            weighing: crate::Weighing::Payload,
         }
     }
 }
@@ -108,7 +104,6 @@ impl<T> Clone for Hooks<T> {
             will_overflow: self.will_overflow.clone(),
             can_add: self.can_add.clone(),
             on_reject: self.on_reject.clone(),
-            weighing: self.weighing,
         }
     }
 }

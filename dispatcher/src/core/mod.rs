@@ -84,6 +84,7 @@ struct AttemptCounters {
 pub(crate) struct Parts<T> {
     pub(crate) limits: Limits,
     pub(crate) policy: Policy,
+    pub(crate) weighing: crate::Weighing,
     pub(crate) partitions: usize,
     pub(crate) on_evict: Option<EvictHook<T>>,
     pub(crate) hooks: Hooks<T>,
@@ -101,7 +102,6 @@ impl<T> Core<T> {
         let on_reject = hooks.on_reject.take();
         let hooks = hooks.armed();
         let filters = hooks.can_add.is_some();
-        let weighing = hooks.weighing;
         let partitions = (0..parts.partitions as u64)
             .map(|at| {
                 let seed = parts
@@ -111,6 +111,7 @@ impl<T> Core<T> {
                     parts.limits,
                     hooks.clone(),
                     parts.hold_in_flight,
+                    parts.weighing,
                     seed,
                 ))
             })
@@ -123,7 +124,7 @@ impl<T> Core<T> {
             ready: Signal::default(),
             settled: Signal::default(),
             policy: parts.policy,
-            weighing,
+            weighing: parts.weighing,
             on_evict: parts.on_evict,
             on_reject,
             filters,

@@ -35,13 +35,8 @@ impl<T: Weight> State<T> {
                 Some(front) => (&mut front.items, &mut front.bytes),
                 None => (&mut self.open, &mut self.open_bytes),
             };
-            let (count, from_batch) = oldest_covering(
-                self.hooks.weighing,
-                &self.caught,
-                items,
-                *bytes,
-                owed - freed,
-            );
+            let (count, from_batch) =
+                oldest_covering(self.weighing, &self.caught, items, *bytes, owed - freed);
             *bytes -= from_batch;
             freed += from_batch;
             self.stats.buffered_bytes -= from_batch;
@@ -83,7 +78,7 @@ impl<T: Weight> State<T> {
         let mut left = std::mem::take(&mut self.open_bytes);
         let count = items.len();
         for (at, item) in items.into_iter().enumerate() {
-            let weight = share(self.hooks.weighing, &self.caught, &item, left, count - at);
+            let weight = share(self.weighing, &self.caught, &item, left, count - at);
             left -= weight;
             self.place(item, weight);
         }

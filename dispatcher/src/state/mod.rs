@@ -41,6 +41,8 @@ pub(crate) struct State<T> {
     /// Sink mode: a taken batch stays charged (and counted as buffered)
     /// until the sink is done with it; see [`State::settle`].
     hold_in_flight: bool,
+    /// What an event is charged: eviction and re-cuts weigh again the same way.
+    weighing: crate::Weighing,
     /// Shutdown or stop has taken everything: nothing requeued can be
     /// returned any more.
     retired: bool,
@@ -70,12 +72,19 @@ pub(crate) struct State<T> {
 const POOL_CAPACITY: usize = 64;
 
 impl<T> State<T> {
-    pub(crate) fn new(limits: Limits, hooks: Hooks<T>, hold_in_flight: bool, seed: u64) -> Self {
+    pub(crate) fn new(
+        limits: Limits,
+        hooks: Hooks<T>,
+        hold_in_flight: bool,
+        weighing: crate::Weighing,
+        seed: u64,
+    ) -> Self {
         State {
             limits,
             stats: Stats::default(),
             hooks,
             hold_in_flight,
+            weighing,
             retired: false,
             news: News::default(),
             caught: Cell::new(None),

@@ -5,7 +5,7 @@ use crate::hooks::Hooks;
 
 fn state(limits: Limits) -> State<Vec<u8>> {
     limits.validate().expect("valid limits");
-    State::new(limits, Hooks::default(), false, 1)
+    State::new(limits, Hooks::default(), false, crate::Weighing::Payload, 1)
 }
 
 /// Appends an event of `len` bytes; returns whether receivers were told.
@@ -78,7 +78,13 @@ fn taking_a_batch_frees_its_bytes_and_tells_who_waits() {
 
 #[test]
 fn a_sink_batch_stays_charged_until_settled_or_requeued() {
-    let mut st: State<Vec<u8>> = State::new(Limits::default(), Hooks::default(), true, 1);
+    let mut st: State<Vec<u8>> = State::new(
+        Limits::default(),
+        Hooks::default(),
+        true,
+        crate::Weighing::Payload,
+        1,
+    );
     st.append(vec![0; 5], 5);
     st.append(vec![0; 3], 3);
     st.seal(FlushReason::Manual);
@@ -212,7 +218,7 @@ fn fickle_state(events: impl IntoIterator<Item = Fickle>) -> State<Fickle> {
         max_buffered_bytes: 100,
         ..Limits::default()
     };
-    let mut st = State::new(limits, Hooks::default(), false, 1);
+    let mut st = State::new(limits, Hooks::default(), false, crate::Weighing::Payload, 1);
     for event in events {
         let weight = crate::weight::charge(crate::Weighing::Payload, &event);
         st.append(event, weight);
