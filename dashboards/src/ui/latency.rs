@@ -240,49 +240,47 @@ mod tests {
         }
     }
 
+    /// The bars' colours for one sample's latency, by label.
+    fn bar_colours(latency: LatencySummary) -> impl Fn(&str) -> Color {
+        let mut app = app_with_samples(0);
+        let mut s = crate::ui::testing::sample(1.0);
+        s.latency_us = latency;
+        app.on_line(s.into());
+        let buf = draw(70, 14, |area, buf| render(&app, area, buf));
+        let (labels_y, labels) = find_row(&buf, "p999").expect("labels");
+        move |name: &str| {
+            let x = labels.find(name).expect("label") as u16;
+            buf[(x, labels_y - 1)].bg
+        }
+    }
+
     #[test]
     fn bars_are_coloured_by_value_not_by_rank() {
         // Interval 10 ms; 64 MiB delivered at 96 MB/s take ~699 ms: green up to 20 ms,
         // yellow up to ~709 ms (+10%), red beyond.
-        let mut app = app_with_samples(0);
-        let mut s = crate::ui::testing::sample(1.0);
-        s.latency_us = LatencySummary {
+        let colour_above = bar_colours(LatencySummary {
             count: 10,
             p50: 5_000,
             p90: 15_000,
             p99: 300_000,
             p999: 600_000,
             max: 2_000_000,
-        };
-        app.on_line(s.into());
-        let buf = draw(70, 14, |area, buf| render(&app, area, buf));
-        let (labels_y, labels) = find_row(&buf, "p999").expect("labels");
-        let colour_above = |name: &str| {
-            let x = labels.find(name).expect("label") as u16;
-            buf[(x, labels_y - 1)].bg
-        };
-        assert_eq!(colour_above("p50"), palette::GOOD, "{}", text(&buf));
+        });
+        assert_eq!(colour_above("p50"), palette::GOOD);
         assert_eq!(colour_above("p90"), palette::GOOD);
         assert_eq!(colour_above("p99"), palette::NOTE);
         assert_eq!(colour_above("p999"), palette::NOTE);
         assert_eq!(colour_above("max"), palette::BAD);
         // All low: every bar green, the max too (no colour by rank).
-        let app = app_with_samples(0);
-        let mut app = app;
-        let mut s = crate::ui::testing::sample(1.0);
-        s.latency_us = LatencySummary {
+        let colour_above = bar_colours(LatencySummary {
             count: 10,
             p50: 100,
             p90: 200,
             p99: 300,
             p999: 400,
             max: 500,
-        };
-        app.on_line(s.into());
-        let buf = draw(70, 14, |area, buf| render(&app, area, buf));
-        let (labels_y, labels) = find_row(&buf, "p999").expect("labels");
-        let x = labels.find("max").expect("max") as u16;
-        assert_eq!(buf[(x, labels_y - 1)].bg, palette::GOOD, "{}", text(&buf));
+        });
+        assert_eq!(colour_above("max"), palette::GOOD);
     }
 
     #[test]

@@ -115,11 +115,7 @@ fn panels(app: &App, area: Rect, buf: &mut Buffer) {
     batches::render(app, batches, buf);
     limits::render(app, limits, buf);
 
-    events::render(app, events, buf);
-    footer::render(app, footer, buf);
-    if app.help_visible() {
-        help::render(app, area, buf);
-    }
+    log_keys_and_help(app, events, footer, area, buf);
 }
 
 /// The compact layout: header, throughput, limits beside the buffered gauge and the
@@ -129,7 +125,8 @@ fn compact(app: &App, area: Rect, buf: &mut Buffer) {
     const MIDDLE: u16 = 8;
     let header_height = header::height(app, area.width);
     let free = area.height.saturating_sub(header_height + MIDDLE + 1);
-    // The log gets a third of what is left, at least three lines; the throughput the rest.
+    // The log gets a third of what is left, at least five rows (three lines in a
+    // border); the throughput the rest.
     let events_height = (free / 3).max(5).min(free);
     let [header, throughput, middle, events, footer] = Layout::vertical([
         Constraint::Length(header_height),
@@ -148,6 +145,12 @@ fn compact(app: &App, area: Rect, buf: &mut Buffer) {
         Layout::vertical([Constraint::Length(3), Constraint::Fill(1)]).areas(right);
     memory::render_buffered(app, buffered, buf);
     latency::render_compact(app, latency, buf);
+    log_keys_and_help(app, events, footer, area, buf);
+}
+
+/// What every layout ends with: the event log, the keys line, and the help over
+/// everything when it is shown.
+fn log_keys_and_help(app: &App, events: Rect, footer: Rect, area: Rect, buf: &mut Buffer) {
     events::render(app, events, buf);
     footer::render(app, footer, buf);
     if app.help_visible() {
