@@ -56,12 +56,17 @@ pub trait BatchSource {
     /// takes and drops every batch ready; a source that can count without taking
     /// overrides it. What it held is dropped with the source.
     fn abandon(&mut self) -> u64 {
-        let mut left = 0;
-        while let Ok(batch) = self.try_recv_batch() {
-            left += batch.len() as u64;
-        }
-        left
+        take_all(self)
     }
+}
+
+/// Takes and drops every batch `source` has ready: how many events they held.
+pub(crate) fn take_all<S: BatchSource + ?Sized>(source: &mut S) -> u64 {
+    let mut left = 0;
+    while let Ok(batch) = source.try_recv_batch() {
+        left += batch.len() as u64;
+    }
+    left
 }
 
 impl DeliveredBatch for Batch<Event> {

@@ -160,13 +160,7 @@ impl<Q: Queue> BatchSource for ReferenceBatches<Q> {
     fn abandon(&mut self) -> u64 {
         match self.queue.waiting() {
             Some(n) => n as u64,
-            None => {
-                let mut left = 0;
-                while self.queue.try_recv().is_ok() {
-                    left += 1;
-                }
-                left
-            }
+            None => crate::source::take_all(self),
         }
     }
 }
