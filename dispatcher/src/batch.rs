@@ -63,6 +63,9 @@ pub(crate) struct Sealed<T> {
     pub(crate) items: Vec<T>,
     pub(crate) bytes: usize,
     pub(crate) reason: FlushReason,
+    /// The lowest spill sequence number among its events read back from
+    /// the disk tier, if any (never above it; see `core::spill`).
+    pub(crate) spill: Option<u64>,
 }
 
 /// What settling a batch needs to know once its events are gone.
@@ -72,6 +75,7 @@ pub(crate) struct Receipt {
     pub(crate) len: usize,
     pub(crate) bytes: usize,
     pub(crate) reason: FlushReason,
+    pub(crate) spill: Option<u64>,
 }
 
 impl Receipt {
@@ -81,6 +85,7 @@ impl Receipt {
             len: sealed.items.len(),
             bytes: sealed.bytes,
             reason: sealed.reason,
+            spill: sealed.spill,
         }
     }
 }
@@ -116,6 +121,9 @@ pub struct Batch<T> {
     items: Vec<T>,
     bytes: usize,
     reason: FlushReason,
+    /// See [`Sealed::spill`]: a pull-mode batch holding events read back
+    /// from disk is acknowledged there when it is dropped.
+    spill: Option<u64>,
     core: Arc<Core<T>>,
     /// The partition the batch was cut in.
     part: usize,
@@ -132,6 +140,7 @@ impl<T> Batch<T> {
             items: sealed.items,
             bytes: sealed.bytes,
             reason: sealed.reason,
+            spill: sealed.spill,
             core,
             part,
             unsettled: held,
@@ -148,6 +157,7 @@ impl<T> Batch<T> {
             len: self.items.len(),
             bytes: self.bytes,
             reason: self.reason,
+            spill: self.spill.take(),
         }
     }
 
@@ -220,8 +230,11 @@ impl<T> Drop for Batch<T> {
                 items: std::mem::take(&mut self.items),
                 bytes: self.bytes,
                 reason: self.reason,
+                spill: self.spill.take(),
             };
-            if let Some(sealed) = self.core.requeue(self.part, sealed) {
+            if let Some(mut sealed) = self.core.requeue(self.part, sealed) {
+                // Landed and counted failed: the error hook takes it over.
+                sealed.spill = None;
                 let batch = Batch::new(sealed, Arc::clone(&self.core), self.part, false);
                 let failure = crate::sink::FlushFailure {
                     error: crate::sink::FlushError::Abandoned,
@@ -230,6 +243,10 @@ impl<T> Drop for Batch<T> {
                 crate::sink::hand_to_hook(self.core.on_flush_error.as_ref(), failure, batch);
             }
             return;
+        }
+        if let Some(seq) = self.spill.take() {
+            // Pull mode: the consumer is done with the batch.
+            self.core.spill_returned(seq);
         }
         if self.items.capacity() == 0 {
             return;

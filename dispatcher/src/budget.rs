@@ -176,6 +176,34 @@ impl Budget {
         }
     }
 
+    /// [`try_reserve`](Self::try_reserve) for events coming back from the
+    /// disk tier: accepted already, so a closed admission does not stop
+    /// them; the limit does.
+    #[cfg(feature = "spill")]
+    pub(crate) fn try_reserve_even_closed(&self, weight: usize) -> Result<usize, Short> {
+        let mut word = self.counts.word.load(SeqCst);
+        loop {
+            let after = (word & !CLOSED).saturating_add(weight);
+            if weight > 0 && after > self.max() {
+                return Err(Short::Full);
+            }
+            match self
+                .counts
+                .word
+                .compare_exchange_weak(word, word + weight, SeqCst, SeqCst)
+            {
+                Ok(_) => return Ok(after),
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// Bytes that would fit now, closed or not.
+    #[cfg(feature = "spill")]
+    pub(crate) fn room_even_closed(&self) -> usize {
+        self.max().saturating_sub(self.used())
+    }
+
     /// Records that `used` bytes were charged at some point.
     #[inline]
     pub(crate) fn note_peak(&self, used: usize) {

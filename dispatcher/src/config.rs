@@ -209,6 +209,8 @@ pub struct Builder<T> {
     partitions: usize,
     metrics_every: Option<Duration>,
     pub(crate) seed: u64,
+    #[cfg(feature = "spill")]
+    spill: Option<crate::core::spill::SpillSetup<T>>,
 }
 
 impl<T> fmt::Debug for Builder<T> {
@@ -223,6 +225,7 @@ impl<T> fmt::Debug for Builder<T> {
             .field("on_flush_error", &self.on_flush_error.is_some())
             .field("name", &self.name)
             .field("partitions", &self.partitions)
+            .field("spill", &self.spill_dir())
             .finish()
     }
 }
@@ -241,7 +244,20 @@ impl<T> Default for Builder<T> {
             partitions: 1,
             metrics_every: None,
             seed: 0x6d65_7472_6f6e_6f6d,
+            #[cfg(feature = "spill")]
+            spill: None,
         }
+    }
+}
+
+impl<T> Builder<T> {
+    /// The disk tier's directory, if there is one (for `Debug`).
+    fn spill_dir(&self) -> Option<&std::path::Path> {
+        #[cfg(feature = "spill")]
+        if let Some(setup) = &self.spill {
+            return Some(setup.log.dir());
+        }
+        None
     }
 }
 
@@ -378,6 +394,75 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
         self
     }
 
+    /// A durable disk tier (feature `spill`): events that do not fit in
+    /// memory are appended to `log` (encoded by `codec`) instead of being
+    /// refused, blocked on or evicting, and read back into batches as
+    /// memory frees; the memory policy applies only when the disk budget
+    /// is full too (or the disk fails). Pass what
+    /// [`Spill::open`](crate::spill::Spill::open) returns: opening is where
+    /// the directory is locked and recovered, with typed errors.
+    ///
+    /// - Order: once anything is on disk, newer events queue behind it
+    ///   (each producer's order is kept across the tiers). Under
+    ///   DropOldest with both tiers full, eviction makes room in memory and
+    ///   the new event goes there, ahead of older events still on disk.
+    /// - Acknowledgement: an event read back is acknowledged on disk once
+    ///   its batch is delivered (pull mode: when the receiver drops the
+    ///   [`Batch`](crate::Batch); sink mode: written, or handed to the
+    ///   error hook), evicted or returned. Acknowledged records are deleted
+    ///   a segment at a time.
+    /// - Recovery: records left unacknowledged by an earlier run (a crash,
+    ///   or a shutdown whose deadline passed) are delivered first.
+    ///   Delivery is at least once: after a crash, what was read back but
+    ///   not yet acknowledged is delivered again.
+    /// - With [`Spill::write_ahead`](crate::spill::Spill::write_ahead) every
+    ///   event goes through the disk, so a crash loses none.
+    /// - Shutdown drains the disk too, within its deadline; what is left
+    ///   stays on disk for the next start ([`SpillCounts::backlog`](crate::SpillCounts)).
+    ///   [`Dispatcher::stop`](crate::Dispatcher::stop) leaves the disk as it is.
+    ///
+    /// A worker thread (`<name>-spill`) reads the disk back. The
+    /// `can_add` hook cannot be combined with a disk tier (an event on disk
+    /// has no open batch to be judged against): `build` refuses it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dispatcher::Dispatcher;
+    /// use dispatcher::spill::{Raw, Spill};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+    ///     .max_buffered_bytes(64) // room for two events in memory
+    ///     .spill(Spill::new(dir.path()).open()?, Raw)
+    ///     .build()?;
+    /// let producer = dispatcher.producer();
+    /// for i in 0..10u8 {
+    ///     producer.try_enqueue(vec![i; 32])?; // never refused: 8 go to disk
+    /// }
+    /// assert_eq!(dispatcher.stats().spill.spilled, 8);
+    /// let consumer = std::thread::spawn(move || batches.iter().map(|b| b.len()).sum::<usize>());
+    /// let report = dispatcher.shutdown(Duration::from_secs(5))?;
+    /// assert_eq!(consumer.join().unwrap(), 10);
+    /// assert_eq!(report.stats.spill.backlog, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "spill")]
+    pub fn spill(
+        mut self,
+        opened: (crate::spill::SpillLog, crate::spill::Recovered),
+        codec: impl crate::spill::Codec<T>,
+    ) -> Self {
+        let (log, recovered) = opened;
+        self.spill = Some(crate::core::spill::SpillSetup {
+            log,
+            recovered,
+            codec: Box::new(crate::core::spill::record::ByCodec(codec)),
+        });
+        self
+    }
+
     /// Checks the limits and the policy.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
@@ -393,13 +478,20 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
                 return Err(ConfigError::new("policy.timeout", &timeout, "> 0"));
             }
         }
+        if let (Some(dir), true) = (self.spill_dir(), self.hooks.can_add.is_some()) {
+            return Err(ConfigError::new(
+                "spill",
+                &dir.display(),
+                "no can_add hook: an event on disk has no open batch to be judged against",
+            ));
+        }
         Ok(())
     }
 
     /// The dispatcher's core: its partitions and what they share.
     /// `hold_in_flight` for sink mode.
     pub(crate) fn core(self, hold_in_flight: bool) -> Arc<Core<T>> {
-        Arc::new(Core::new(Parts {
+        let core = Arc::new(Core::new(Parts {
             limits: self.limits,
             policy: self.policy,
             weighing: self.weighing,
@@ -411,7 +503,12 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
             name: self.name,
             metrics_every: self.metrics_every,
             seed: self.seed,
-        }))
+            #[cfg(feature = "spill")]
+            spill: self.spill,
+        }));
+        #[cfg(feature = "spill")]
+        core.start_spill_worker();
+        core
     }
 
     /// Validates the configuration and creates the dispatcher and its receiver.

@@ -240,6 +240,34 @@ impl<T: Weight> Dispatcher<T> {
         self.core.publish_metrics();
     }
 
+    /// The last error of the disk tier (feature `spill`): a full disk, a
+    /// failed write, read, sync or acknowledgement. Counted in
+    /// [`SpillCounts::errors`](crate::SpillCounts) (and a full disk in
+    /// `fallbacks`); `None` without a tier or before any error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dispatcher::Dispatcher;
+    /// use dispatcher::spill::{Raw, Spill};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let (dispatcher, _batches) = Dispatcher::<Vec<u8>>::builder()
+    ///     .max_buffered_bytes(1024)
+    ///     .spill(Spill::new(dir.path()).segment_bytes(4096).max_disk_bytes(4096).open()?, Raw)
+    ///     .build()?;
+    /// let producer = dispatcher.producer();
+    /// // One event fits in memory, four on disk; then Reject applies.
+    /// let accepted = (0..10).take_while(|_| producer.try_enqueue(vec![0; 1000]).is_ok()).count();
+    /// assert_eq!((accepted, dispatcher.stats().spill.spilled), (5, 4));
+    /// assert!(dispatcher.spill_error().unwrap().to_string().contains("full"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "spill")]
+    pub fn spill_error(&self) -> Option<std::sync::Arc<crate::spill::SpillError>> {
+        self.core.spill.as_ref().and_then(|tier| tier.last_error())
+    }
+
     /// Stops admission, cuts the open batch, and waits until receivers have
     /// taken every accepted event (sink mode: until the sink has written or
     /// given up on every batch), or until `timeout` passes.
@@ -279,6 +307,7 @@ impl<T: Weight> Dispatcher<T> {
         if let Some(workers) = self.sink.take() {
             workers.finish(&self.core);
         }
+        self.core.finish_spill();
         #[cfg(feature = "metrics")]
         self.core.publish_metrics();
         let stats = self.stats();
@@ -289,8 +318,12 @@ impl<T: Weight> Dispatcher<T> {
             stats,
         };
         // A batch still inside a sink call is not delivered yet: the time ran
-        // out for it too (its worker settles it when the call returns).
-        if undelivered.is_empty() && report.stats.in_flight_items == 0 {
+        // out for it too (its worker settles it when the call returns). So
+        // did the drain of a disk tier that still holds events.
+        if undelivered.is_empty()
+            && report.stats.in_flight_items == 0
+            && report.stats.spill.backlog == 0
+        {
             Ok(report)
         } else {
             Err(ShutdownTimeout {
@@ -318,6 +351,7 @@ impl<T: Weight> Dispatcher<T> {
         if let Some(workers) = &self.sink {
             workers.abandon();
         }
+        self.core.finish_spill();
         undelivered
     }
 }
@@ -344,5 +378,6 @@ impl<T: Weight + Send + 'static> Dispatcher<T> {
 impl<T: Weight> Drop for Dispatcher<T> {
     fn drop(&mut self) {
         self.core.close();
+        self.core.finish_spill();
     }
 }

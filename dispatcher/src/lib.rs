@@ -163,5 +163,5 @@ pub use error::{
 pub use hooks::OpenBatch;
 pub use producer::Producer;
 pub use receiver::{Batches, Iter};
-pub use stats::{FlushCounts, Rejections, Stats};
+pub use stats::{FlushCounts, Rejections, SpillCounts, Stats};
 pub use weight::{Weighing, Weight};

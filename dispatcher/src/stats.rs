@@ -139,6 +139,49 @@ pub struct Stats {
     pub in_flight_items: usize,
     /// The highest `buffered_bytes` ever reached (exact, not sampled).
     pub peak_buffered_bytes: usize,
+    /// The disk tier (feature `spill`; all zero without one).
+    pub spill: SpillCounts,
+}
+
+/// The disk tier's counters and gauges, in [`Stats::spill`] (feature
+/// `spill`, with [`Builder::spill`](crate::Builder); all zero otherwise).
+///
+/// Every accepted event is in exactly one place: with a disk tier,
+/// `accepted + recovered_events = delivered + buffered_items + dropped +
+/// returned + failed + backlog + undeliverable` once nothing is moving
+/// (a `try_enqueue_all` group spilled whole is one record and counts as
+/// its events everywhere except in `recovered` and, after a restart,
+/// `backlog`, which count records).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SpillCounts {
+    /// Events accepted onto the disk tier (also counted in
+    /// [`Stats::accepted`]).
+    pub spilled: u64,
+    /// Events read back from disk into memory, recovered ones included.
+    pub replayed: u64,
+    /// Events on disk (or being read back) not yet in memory.
+    pub backlog: u64,
+    /// Bytes the tier's files take on disk.
+    pub disk_bytes: u64,
+    /// The disk budget ([`Spill::max_disk_bytes`](crate::spill::Spill::max_disk_bytes)).
+    pub max_disk_bytes: u64,
+    /// Records found unacknowledged on disk when the tier was opened.
+    pub recovered_events: u64,
+    /// Their payload bytes.
+    pub recovered_bytes: u64,
+    /// Damaged records cut off when the tier was opened.
+    pub torn: u64,
+    /// Events that found the disk full (or failing) and met the memory
+    /// policy instead.
+    pub fallbacks: u64,
+    /// Disk operations that failed: appends, reads, syncs,
+    /// acknowledgements (the last error is kept, see
+    /// `Dispatcher::spill_error`).
+    pub errors: u64,
+    /// Records read back that could not be decoded or weigh more than
+    /// `max_buffered_bytes`: dropped and counted here, never delivered.
+    pub undeliverable: u64,
 }
 
 impl Stats {

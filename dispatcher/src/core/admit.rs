@@ -46,6 +46,9 @@ pub(crate) trait Payload<T>: Sized {
     fn append_to(self, st: &mut State<T>);
     /// Shows every event to the `on_reject` hook.
     fn show(&self, observer: &mut dyn FnMut(&T));
+    /// The events, for the disk tier; and whether they go in whole.
+    #[cfg(feature = "spill")]
+    fn events(&self) -> (&[T], bool);
 }
 
 /// One event and its weight.
@@ -69,6 +72,10 @@ impl<T> Payload<T> for One<T> {
     fn show(&self, observer: &mut dyn FnMut(&T)) {
         observer(&self.0);
     }
+    #[cfg(feature = "spill")]
+    fn events(&self) -> (&[T], bool) {
+        (std::slice::from_ref(&self.0), false)
+    }
 }
 
 impl<T> Payload<T> for Group<T> {
@@ -86,6 +93,10 @@ impl<T> Payload<T> for Group<T> {
     fn show(&self, observer: &mut dyn FnMut(&T)) {
         self.0.iter().for_each(observer);
     }
+    #[cfg(feature = "spill")]
+    fn events(&self) -> (&[T], bool) {
+        (&self.0, true)
+    }
 }
 
 type Admitted<P> = Result<(), (Refusal, P)>;
@@ -94,7 +105,7 @@ impl<T: Weight> Core<T> {
     /// Admits without waiting; under DropOldest evicts to make room.
     pub(crate) fn try_enqueue(&self, at: usize, item: T) -> Result<(), TryEnqueueError<T>> {
         let weight = charge(self.weighing, &item);
-        self.admit(at, One(item, weight), weight)
+        self.admit_any(at, One(item, weight), weight)
             .map_err(|(refusal, payload)| {
                 let (error, One(item, _)) = self.refuse(at, refusal, payload);
                 error(item)
@@ -115,7 +126,7 @@ impl<T: Weight> Core<T> {
             .try_fold(0usize, |sum, &w| sum.checked_add(w));
         let group = Group(items, weights);
         let admitted = match total {
-            Some(total) => self.admit(at, group, total),
+            Some(total) => self.admit_any(at, group, total),
             None => Err((Refusal::TooLarge, group)),
         };
         admitted.map_err(|(refusal, group)| {
@@ -151,7 +162,7 @@ impl<T: Weight> Core<T> {
         deadline: &mut Deadline,
     ) -> Check<Result<(), EnqueueError<T>>> {
         let item = slot.take().expect("the item is back after every look");
-        match self.admit(at, One(item, weight), weight) {
+        match self.admit_any(at, One(item, weight), weight) {
             Ok(()) => Check::Ready(Ok(())),
             Err((Refusal::Full, One(item, _))) => {
                 let until = deadline.instant();
@@ -199,10 +210,69 @@ impl<T: Weight> Core<T> {
         (error, payload)
     }
 
+    /// Admits `payload` (weighing `weight` in all) through partition `at`:
+    /// into memory, or onto the disk tier if there is one.
+    #[inline]
+    fn admit_any<P: Payload<T>>(&self, at: usize, payload: P, weight: usize) -> Admitted<P> {
+        #[cfg(feature = "spill")]
+        if let Some(tier) = &self.spill {
+            return self.admit_spilling(tier, at, payload, weight);
+        }
+        self.admit(at, payload, weight, self.policy == Policy::DropOldest)
+    }
+
+    /// Admission with a disk tier: memory while nothing is on disk, the
+    /// disk when memory is full or something is on disk already (behind
+    /// it), and the memory policy when the disk is full or failing. Under
+    /// DropOldest that evicts from memory and admits there: the new event
+    /// then goes ahead of older ones still on disk.
+    #[cfg(feature = "spill")]
+    #[inline(never)]
+    fn admit_spilling<P: Payload<T>>(
+        &self,
+        tier: &super::spill::SpillTier<T>,
+        at: usize,
+        payload: P,
+        weight: usize,
+    ) -> Admitted<P> {
+        use super::spill::Appended;
+        let behind = tier.diverts();
+        let payload = if behind {
+            payload
+        } else {
+            match self.admit(at, payload, weight, false) {
+                Err((Refusal::Full, payload)) => payload,
+                done => return done,
+            }
+        };
+        if weight > self.budget.max() {
+            // It could never come back into memory.
+            return Err((Refusal::TooLarge, payload));
+        }
+        let (events, group) = payload.events();
+        match tier.append(at, events.iter(), group) {
+            Appended::Yes => Ok(()),
+            Appended::Closed => Err((Refusal::Closed, payload)),
+            Appended::No if self.policy == Policy::DropOldest => {
+                self.admit(at, payload, weight, true)
+            }
+            // Memory may hold older events' room: keep them first.
+            Appended::No if behind => Err((Refusal::Full, payload)),
+            Appended::No => self.admit(at, payload, weight, false),
+        }
+    }
+
     /// Admits `payload` (weighing `weight` in all) into partition `at`, or
-    /// hands it back with the reason. Counts nothing but what it admits.
-    fn admit<P: Payload<T>>(&self, at: usize, payload: P, weight: usize) -> Admitted<P> {
-        let evicts = self.policy == Policy::DropOldest;
+    /// hands it back with the reason; `evicts` under DropOldest. Counts
+    /// nothing but what it admits.
+    #[inline]
+    fn admit<P: Payload<T>>(
+        &self,
+        at: usize,
+        payload: P,
+        weight: usize,
+        evicts: bool,
+    ) -> Admitted<P> {
         let seen = match self.precheck(weight, evicts) {
             Ok(seen) => seen,
             Err(refusal) => return Err((refusal, payload)),

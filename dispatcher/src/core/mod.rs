@@ -31,6 +31,8 @@ pub(crate) mod admit;
 mod guard;
 pub(crate) mod receive;
 mod settle;
+#[cfg(feature = "spill")]
+pub(crate) mod spill;
 
 pub(crate) use guard::{Guard, Partition};
 
@@ -70,6 +72,9 @@ pub(crate) struct Core<T> {
     pub(crate) name: Arc<str>,
     #[cfg(feature = "metrics")]
     metrics: crate::metrics::Throttle,
+    /// The disk tier, if the builder was given one.
+    #[cfg(feature = "spill")]
+    pub(crate) spill: Option<spill::SpillTier<T>>,
 }
 
 /// Sink attempt counters, bumped by flush workers without a lock.
@@ -93,6 +98,8 @@ pub(crate) struct Parts<T> {
     pub(crate) name: Arc<str>,
     pub(crate) metrics_every: Option<std::time::Duration>,
     pub(crate) seed: u64,
+    #[cfg(feature = "spill")]
+    pub(crate) spill: Option<spill::SpillSetup<T>>,
 }
 
 impl<T> Core<T> {
@@ -139,6 +146,8 @@ impl<T> Core<T> {
             name: parts.name,
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::Throttle::new(parts.metrics_every),
+            #[cfg(feature = "spill")]
+            spill: parts.spill.map(spill::SpillTier::new),
         }
     }
 
@@ -175,6 +184,11 @@ impl<T> Core<T> {
             total.buffered_bytes = self.budget.used();
         }
         total.peak_buffered_bytes = self.budget.peak();
+        #[cfg(feature = "spill")]
+        if let Some(tier) = &self.spill {
+            total.spill = tier.counts();
+            total.accepted += total.spill.spilled;
+        }
         total.retries = self.attempts.retries.load(Relaxed);
         total.sink_timeouts = self.attempts.timeouts.load(Relaxed);
         total.sink_panics = self.attempts.panics.load(Relaxed);
@@ -200,6 +214,12 @@ impl<T> Core<T> {
 
     /// Stops admission and seals the open batches, for receivers to drain.
     pub(crate) fn close(&self) {
+        // The disk first: once admission reads as closed, nothing more can
+        // be appended behind a receiver's back.
+        #[cfg(feature = "spill")]
+        if let Some(tier) = &self.spill {
+            tier.close();
+        }
         self.budget.close();
         for at in 0..self.parts.len() {
             self.lock(at).seal(crate::batch::FlushReason::Drain);
@@ -212,14 +232,55 @@ impl<T> Core<T> {
     /// (or no receiver is left); then returns what is still undelivered.
     pub(crate) fn drain_until(&self, deadline: Instant) -> Vec<T> {
         self.settled.wait(|| {
-            let done = self.no_receivers.load(SeqCst) || self.buffered_items() == 0;
+            // The tier first: it places events before it stops feeding.
+            let done = self.no_receivers.load(SeqCst)
+                || (!self.spill_feeding() && self.buffered_items() == 0);
             if done || Instant::now() >= deadline {
                 Check::Ready(())
             } else {
                 Check::Wait(Some(deadline))
             }
         });
+        self.stop_spill_worker();
         self.retire()
+    }
+
+    /// Whether the disk tier may still bring events into memory.
+    #[inline]
+    pub(crate) fn spill_feeding(&self) -> bool {
+        #[cfg(feature = "spill")]
+        if let Some(tier) = &self.spill {
+            return tier.feeding();
+        }
+        false
+    }
+
+    /// Stops reading the disk tier back (what is on disk stays there).
+    fn stop_spill_worker(&self) {
+        #[cfg(feature = "spill")]
+        if let Some(tier) = &self.spill {
+            tier.stop_worker(self);
+        }
+    }
+
+    /// Ends the disk tier: stops its worker, acknowledges what has left
+    /// memory, syncs and releases the directory. What is on disk stays for
+    /// the next start. Idempotent; a no-op without a tier.
+    pub(crate) fn finish_spill(&self) {
+        #[cfg(feature = "spill")]
+        if let Some(tier) = &self.spill {
+            tier.finish(self);
+        }
+    }
+
+    /// A pull-mode batch carrying spill mark `mark` was dropped.
+    pub(crate) fn spill_returned(&self, mark: u64) {
+        #[cfg(feature = "spill")]
+        if let Some(tier) = &self.spill {
+            tier.returned(mark);
+        }
+        #[cfg(not(feature = "spill"))]
+        let _ = mark;
     }
 
     /// Events accepted and not yet delivered (or settled), all partitions.
@@ -248,6 +309,7 @@ impl<T> Core<T> {
     /// partitions are emptied one after another.
     pub(crate) fn stop(&self) -> Vec<T> {
         self.budget.close();
+        self.stop_spill_worker();
         let all = self.retire();
         self.ready.notify();
         all

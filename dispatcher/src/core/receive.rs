@@ -35,6 +35,9 @@ impl<T> Core<T> {
     /// in the same step, so this look sees its event.
     pub(crate) fn look_for_batch(&self, deadline: Option<Instant>) -> Check<Received<T>> {
         let closed = self.budget.is_closed();
+        // Read before the partitions: the disk tier places what it read
+        // back before it stops feeding.
+        let feeding = self.spill_feeding();
         let now = Instant::now();
         let n = self.parts.len();
         let start = if n == 1 {
@@ -47,11 +50,18 @@ impl<T> Core<T> {
             let mut st = self.lock(part);
             st.cut_if_due(now);
             if let Some(sealed) = st.take_ready() {
+                // Lent under the partition's lock (see `spill::acknowledge`).
+                #[cfg(feature = "spill")]
+                if let (Some(mark), Some(tier)) = (sealed.spill, &self.spill) {
+                    if !self.hold_in_flight {
+                        tier.lend(mark);
+                    }
+                }
                 return Check::Ready(Ok(Taken { part, sealed }));
             }
             due = due.into_iter().chain(st.due()).min();
         }
-        if closed && due.is_none() {
+        if closed && due.is_none() && !feeding {
             Check::Ready(Err(RecvTimeoutError::Disconnected))
         } else if deadline.is_some_and(|deadline| now >= deadline) {
             Check::Ready(Err(RecvTimeoutError::Timeout))

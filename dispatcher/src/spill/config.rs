@@ -86,6 +86,7 @@ pub struct Spill {
     pub(crate) max_disk_bytes: u64,
     pub(crate) segment_bytes: u64,
     pub(crate) sync: SyncPolicy,
+    pub(crate) write_ahead: bool,
 }
 
 /// The smallest `segment_bytes`: 4 KiB.
@@ -125,7 +126,40 @@ impl Spill {
             max_disk_bytes: 1 << 30,
             segment_bytes: 64 << 20,
             sync: SyncPolicy::Every(Duration::from_millis(100)),
+            write_ahead: false,
         }
+    }
+
+    /// For a dispatcher's disk tier ([`Builder::spill`](crate::Builder::spill)):
+    /// send every event through the disk, not only those that do not fit
+    /// in memory (default `false`: overflow only).
+    ///
+    /// With overflow only, a crash loses the events that were in memory
+    /// and nowhere else; write-ahead loses none of the events whose append
+    /// reached the kernel (a process crash) or the device (a power failure
+    /// after a sync, see [`SyncPolicy`]), at the cost of writing and
+    /// reading every event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = dispatcher::spill::Spill::new("d").write_ahead(true);
+    /// assert!(s.is_write_ahead());
+    /// ```
+    pub fn write_ahead(mut self, every_event: bool) -> Self {
+        self.write_ahead = every_event;
+        self
+    }
+
+    /// Whether [`write_ahead`](Spill::write_ahead) is on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!dispatcher::spill::Spill::new("d").is_write_ahead());
+    /// ```
+    pub fn is_write_ahead(&self) -> bool {
+        self.write_ahead
     }
 
     /// The most file bytes the log's segments may take on disk, headers and

@@ -587,6 +587,20 @@ impl SpillLog {
         }
     }
 
+    /// The settings the log was opened with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let (log, _) = dispatcher::spill::Spill::new(dir.path()).max_disk_bytes(1 << 40).open()?;
+    /// assert_eq!(log.settings().max_disk_bytes_limit(), 1 << 40);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn settings(&self) -> &Spill {
+        &self.cfg
+    }
+
     /// The highest acknowledged sequence number (0: none).
     ///
     /// # Examples

@@ -50,6 +50,7 @@ impl<T: Weight> State<T> {
                     self.news.settled = true;
                 } else {
                     self.open_since = None;
+                    self.open_spill = None;
                 }
             }
         }
@@ -74,14 +75,19 @@ impl<T: Weight> State<T> {
             return;
         }
         let since = self.open_since;
+        // Every batch cut from the open one keeps its spill mark: a lower
+        // bound of what each holds.
+        let mark = self.open_spill.take();
         let items = std::mem::take(&mut self.open);
         let mut left = std::mem::take(&mut self.open_bytes);
         let count = items.len();
         for (at, item) in items.into_iter().enumerate() {
             let weight = share(self.weighing, &self.caught, &item, left, count - at);
             left -= weight;
+            self.placing_spill = mark;
             self.place(item, weight);
         }
+        self.placing_spill = None;
         if !self.open.is_empty() {
             self.open_since = since;
         }

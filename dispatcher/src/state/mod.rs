@@ -51,6 +51,14 @@ pub(crate) struct State<T> {
     /// Ids of batches taken but not yet settled (sink mode; at most one per
     /// flush worker).
     in_flight: Vec<u64>,
+    /// The spill marks ([`Sealed::spill`]) of the batches in flight that
+    /// have one.
+    in_flight_spill: Vec<u64>,
+    /// The open batch's spill mark: the sequence number of its first event
+    /// read back from the disk tier (later ones are higher).
+    open_spill: Option<u64>,
+    /// The mark the next event placed in the open batch brings with it.
+    placing_spill: Option<u64>,
     in_flight_bytes: usize,
     /// The id the next sealed batch gets.
     next_id: u64,
@@ -89,6 +97,9 @@ impl<T> State<T> {
             news: News::default(),
             caught: Cell::new(None),
             in_flight: Vec::new(),
+            in_flight_spill: Vec::new(),
+            open_spill: None,
+            placing_spill: None,
             in_flight_bytes: 0,
             next_id: 0,
             open: Vec::new(),
@@ -149,6 +160,31 @@ impl<T> State<T> {
         self.hook_cut_before(&item);
         self.append_plain(item, weight);
         self.hook_cut_after();
+    }
+
+    #[cfg(feature = "spill")]
+    /// Appends an event read back from the disk tier (record `seq`), whose
+    /// bytes the caller reserved. It was counted as accepted when it was
+    /// spilled, so only the gauges change.
+    pub(crate) fn append_refilled(&mut self, item: T, weight: usize, seq: u64) {
+        self.placing_spill = Some(seq);
+        self.append(item, weight);
+        self.placing_spill = None;
+        self.stats.accepted -= 1; // counted by `append` a second time
+    }
+
+    #[cfg(feature = "spill")]
+    /// The lowest spill mark among the batches this partition holds (open,
+    /// waiting or in flight): no event read back from disk with a lower
+    /// sequence number is still here.
+    pub(crate) fn oldest_spilled(&self) -> Option<u64> {
+        let waiting = self.ready.iter().filter_map(|sealed| sealed.spill);
+        let flying = self.in_flight_spill.iter().copied();
+        self.open_spill
+            .into_iter()
+            .chain(waiting)
+            .chain(flying)
+            .min()
     }
 
     fn open_view(&self) -> OpenBatch<'_, T> {
@@ -224,6 +260,9 @@ impl<T> State<T> {
             self.seal(FlushReason::Bytes);
         }
         self.push_open(item);
+        if self.placing_spill.is_some() && self.open_spill.is_none() {
+            self.open_spill = self.placing_spill;
+        }
         self.open_bytes += weight;
         if let Some(reason) = self.full_reason() {
             self.seal(reason);
@@ -301,6 +340,7 @@ impl<T> State<T> {
             items,
             bytes: std::mem::take(&mut self.open_bytes),
             reason,
+            spill: self.open_spill.take(),
         });
         self.open_since = None;
         self.news.ready = true;
@@ -334,6 +374,7 @@ impl<T> State<T> {
         let sealed = self.ready.pop_front()?;
         if self.hold_in_flight {
             self.in_flight.push(sealed.id);
+            self.in_flight_spill.extend(sealed.spill);
             self.in_flight_bytes += sealed.bytes;
             self.stats.in_flight_items += sealed.items.len();
         } else {
@@ -392,6 +433,11 @@ impl<T> State<T> {
             return false;
         };
         self.in_flight.swap_remove(at);
+        if let Some(mark) = receipt.spill {
+            if let Some(at) = self.in_flight_spill.iter().position(|&m| m == mark) {
+                self.in_flight_spill.swap_remove(at);
+            }
+        }
         self.in_flight_bytes -= receipt.bytes;
         self.stats.in_flight_items -= receipt.len;
         self.news.settled = true;
@@ -453,6 +499,7 @@ impl<T> State<T> {
         }
         all.append(&mut self.open);
         self.open_since = None;
+        self.open_spill = None;
         self.stats.returned += all.len() as u64;
         self.release(all.len(), bytes);
         all
