@@ -108,7 +108,7 @@ pub use results::{
     write_results,
 };
 pub use rundir::{LATEST, RunDir};
-pub use sample::{FlushReasonCounts, Sample, Totals};
+pub use sample::{FlushReasonCounts, Sample, SpillSample, Totals};
 pub use samples_io::{SamplesLog, SamplesWriter, Truncation, read_samples};
 pub use threshold::{
     METRICS as THRESHOLD_METRICS, Metric, OPERATORS, Op, Threshold, ThresholdError,

@@ -103,4 +103,31 @@ pub struct Sample {
     pub paused: bool,
     /// `"run"` while producing, `"drain"` during shutdown.
     pub phase: String,
+    /// The dispatcher's disk tier, when the run has one (`--spill-dir`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spill: Option<SpillSample>,
+}
+
+/// The disk tier's readings at the end of an interval (rates over the
+/// interval, the rest cumulative or gauges).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct SpillSample {
+    /// Events accepted onto disk per second.
+    pub spilled_per_sec: f64,
+    /// Events read back from disk into memory per second.
+    pub replayed_per_sec: f64,
+    /// Events accepted onto disk since the start.
+    pub spilled_total: u64,
+    /// Events read back since the start (recovered ones included).
+    pub replayed_total: u64,
+    /// Events on disk not yet read back.
+    pub backlog_events: u64,
+    /// Bytes the tier's files take on disk.
+    pub disk_bytes: u64,
+    /// The disk budget (`--max-spill-bytes`).
+    pub max_disk_bytes: u64,
+    /// Events that found the disk full or failing and met the memory policy.
+    pub fallbacks_total: u64,
+    /// Disk operations that failed since the start.
+    pub errors_total: u64,
 }

@@ -216,6 +216,7 @@ impl Sampler {
             limits: readings.limits.clone(),
             paused: readings.paused,
             phase: phase.to_string(),
+            spill: None,
         };
         self.note_peaks(&sample, phase);
         self.last = readings;

@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn damage_is_a_decode_error_not_a_panic() {
         let mut buf = Vec::new();
-        let group = vec![b"hello".to_vec(), b"world".to_vec()];
+        let group = [b"hello".to_vec(), b"world".to_vec()];
         encode(&RAW, 1, group.iter(), true, &mut buf);
         for cut in 0..buf.len() {
             assert!(
