@@ -106,6 +106,7 @@ fn sample() -> Sample {
         },
         paused: false,
         phase: "run".into(),
+        spill: None,
     }
 }
 
