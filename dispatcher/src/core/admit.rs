@@ -264,8 +264,9 @@ impl<T: Weight> Core<T> {
 
     /// Admits `payload` (weighing `weight` in all) into partition `at`, or
     /// hands it back with the reason; `evicts` under DropOldest. Counts
-    /// nothing but what it admits.
-    #[inline]
+    /// nothing but what it admits. Always inlined: the disk tier's path
+    /// calls it too, and the memory-only hot path must not pay a call.
+    #[inline(always)]
     fn admit<P: Payload<T>>(
         &self,
         at: usize,
