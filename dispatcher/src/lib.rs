@@ -124,9 +124,11 @@
 //!   facade (see the `metrics` module).
 //! - `nats`: a sink that publishes to a NATS JetStream subject (see
 //!   `sink::nats`).
-//! - `spill`: the `spill` module, the storage layer of a durable spill tier
-//!   (a bounded, checksummed, crash-recovering on-disk record log; not yet
-//!   wired into the dispatcher). `spill-serde` adds a postcard `Codec`.
+//! - `spill`: a durable disk tier, `Builder::spill`: events that do not fit
+//!   in memory go to a bounded, checksummed, crash-recovering on-disk log
+//!   (the `spill` module) and come back in order as memory frees; see
+//!   `Builder::spill` for the guarantees. `spill-serde` adds a postcard
+//!   `Codec`.
 
 #![forbid(unsafe_code)]
 
