@@ -4,7 +4,8 @@
 //! When an event does not fit in the dispatcher's memory it can be appended
 //! here, read back into batches as memory frees, acknowledged once
 //! delivered, and replayed after a crash (at-least-once). This module is the
-//! store only; [`Codec`] turns events into record payloads.
+//! store; [`Codec`] turns events into record payloads; the dispatcher's
+//! disk tier ([`Builder::spill`](crate::Builder::spill)) is built on it.
 //!
 //! - [`Spill`]: settings and builder; [`SyncPolicy`]: when data is forced to
 //!   the device.

@@ -100,6 +100,11 @@ impl<T: Weight> SpillTier<T> {
                     Err(()) => return Step::Failed,
                 },
             };
+            if transit.total > core.budget.max() {
+                // The limit was lowered under it: it could never fit.
+                self.undeliverable(transit.items.len() as u64);
+                continue;
+            }
             match core.budget.try_reserve_even_closed(transit.total) {
                 Ok(after) => {
                     core.budget.note_peak(after);
