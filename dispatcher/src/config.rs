@@ -417,7 +417,10 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     ///   not yet acknowledged is delivered again.
     /// - With [`Spill::write_ahead`](crate::spill::Spill::write_ahead) every
     ///   event goes through the disk, so a crash loses none.
-    /// - Shutdown drains the disk too, within its deadline; what is left
+    /// - Shutdown drains the disk too, within its deadline, and waits for
+    ///   receivers to drop the batches read back from disk (their
+    ///   acknowledgement; one still held then is delivered again after the
+    ///   next start); what is left
     ///   stays on disk for the next start ([`SpillCounts::backlog`](crate::SpillCounts)).
     ///   [`Dispatcher::stop`](crate::Dispatcher::stop) leaves the disk as it is.
     ///

@@ -233,8 +233,10 @@ impl<T> Core<T> {
     pub(crate) fn drain_until(&self, deadline: Instant) -> Vec<T> {
         self.settled.wait(|| {
             // The tier first: it places events before it stops feeding.
+            // Batches read back from disk are acknowledged when their
+            // receiver drops them: the drain waits for that too.
             let done = self.no_receivers.load(SeqCst)
-                || (!self.spill_feeding() && self.buffered_items() == 0);
+                || (!self.spill_feeding() && self.buffered_items() == 0 && !self.spill_lending());
             if done || Instant::now() >= deadline {
                 Check::Ready(())
             } else {
@@ -251,6 +253,15 @@ impl<T> Core<T> {
         #[cfg(feature = "spill")]
         if let Some(tier) = &self.spill {
             return tier.feeding();
+        }
+        false
+    }
+
+    /// Whether a pull receiver holds a batch read back from disk.
+    fn spill_lending(&self) -> bool {
+        #[cfg(feature = "spill")]
+        if let Some(tier) = &self.spill {
+            return tier.lending();
         }
         false
     }
@@ -277,7 +288,10 @@ impl<T> Core<T> {
     pub(crate) fn spill_returned(&self, mark: u64) {
         #[cfg(feature = "spill")]
         if let Some(tier) = &self.spill {
-            tier.returned(mark);
+            if tier.returned(mark) {
+                // A drain waits for the last one (see `drain_until`).
+                self.settled.notify();
+            }
         }
         #[cfg(not(feature = "spill"))]
         let _ = mark;

@@ -202,8 +202,9 @@ impl<T> SpillTier<T> {
         *self.lent.lock().entry(mark).or_default() += 1;
     }
 
-    /// The batch lent with `mark` was dropped by its consumer.
-    pub(crate) fn returned(&self, mark: u64) {
+    /// The batch lent with `mark` was dropped by its consumer; true when
+    /// no lent batch is left.
+    pub(crate) fn returned(&self, mark: u64) -> bool {
         let mut lent = self.lent.lock();
         if let Some(count) = lent.get_mut(&mark) {
             *count -= 1;
@@ -211,6 +212,13 @@ impl<T> SpillTier<T> {
                 lent.remove(&mark);
             }
         }
+        lent.is_empty()
+    }
+
+    /// Whether a pull receiver still holds a batch read back from disk
+    /// (not acknowledged until it drops it).
+    pub(crate) fn lending(&self) -> bool {
+        !self.lent.lock().is_empty()
     }
 
     /// The last disk error (full, write, read, sync, acknowledgement).
