@@ -12,7 +12,14 @@
 //!   baseline checks the clock the same way.
 //! - `Os`: no sync at all, either side.
 //!
-//! `spill_recovery`: `SpillLog::open` of a 256 MiB log of 1 KiB records
+//! `dispatcher_overflow`: the same 8 MiB of 1 KiB events through a
+//! dispatcher whose memory is full and nobody receives, so every event is
+//! admitted onto its disk tier (`try_enqueue`: encoding, the record header,
+//! the disk lock and the append), beside the same `write_all` baseline.
+//! Under `EveryBatch` the dispatcher syncs after every admission, so the
+//! events go in groups of 1000 (`try_enqueue_all`, one record each).
+//!
+//! `spill_recovery`: `SpillLog::open` of a 1 GiB log of 1 KiB records
 //! (every frame's length and CRC-32C verified), warm page cache.
 //!
 //! The baseline file lives in a sibling directory: a spill directory holds
@@ -25,7 +32,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dispatcher::spill::{Spill, SpillLog, SyncPolicy};
+use dispatcher::Dispatcher;
+use dispatcher::spill::{Raw, Spill, SpillLog, SyncPolicy};
 
 const RECORD: usize = 1024;
 /// Records per measured run: 8 MiB.
@@ -134,12 +142,75 @@ fn spill_append(c: &mut Criterion) {
     group.finish();
 }
 
+/// `iters` runs of `RECORDS` events admitted onto a dispatcher's disk tier
+/// (memory filled first, nobody receiving); a fresh directory and
+/// dispatcher per run, built and stopped outside the timing.
+fn overflow_runs(dir: &Path, policy: SyncPolicy, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for run in 0..iters {
+        let spill = Spill::new(dir.join(run.to_string()))
+            .segment_bytes(SEGMENT_BYTES)
+            .max_disk_bytes(4 << 30)
+            .sync(policy);
+        let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+            .max_buffered_bytes(2 << 20)
+            .interval(Duration::from_secs(3600))
+            .spill(spill.open().expect("open the spill log"), Raw)
+            .build()
+            .expect("build");
+        let producer = dispatcher.producer();
+        while dispatcher.stats().spill.spilled == 0 {
+            producer
+                .try_enqueue(vec![0x11; RECORD])
+                .expect("fill memory");
+        }
+        let start = Instant::now();
+        if policy == SyncPolicy::EveryBatch {
+            for _ in 0..RECORDS / BATCH {
+                let group = (0..BATCH).map(|_| vec![0xA5u8; RECORD]).collect();
+                producer.try_enqueue_all(black_box(group)).expect("admit");
+            }
+        } else {
+            for _ in 0..RECORDS {
+                producer
+                    .try_enqueue(black_box(vec![0xA5u8; RECORD]))
+                    .expect("admit");
+            }
+        }
+        total += start.elapsed();
+        drop((dispatcher.stop(), batches));
+        std::fs::remove_dir_all(spill.dir()).expect("clean up");
+    }
+    total
+}
+
+fn dispatcher_overflow(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dispatcher_overflow");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(RECORDS * RECORD as u64));
+    for (name, policy) in policies() {
+        group.bench_function(BenchmarkId::new("dispatcher", name), |b| {
+            b.iter_custom(|iters| {
+                let tmp = tempfile::tempdir().expect("tempdir");
+                overflow_runs(tmp.path(), policy, iters)
+            })
+        });
+        group.bench_function(BenchmarkId::new("write_all", name), |b| {
+            b.iter_custom(|iters| {
+                let tmp = tempfile::tempdir().expect("tempdir");
+                plain_runs(&tmp.path().join("plain"), policy, iters)
+            })
+        });
+    }
+    group.finish();
+}
+
 fn spill_recovery(c: &mut Criterion) {
-    const LOG_BYTES: u64 = 256 << 20;
+    const LOG_BYTES: u64 = 1 << 30;
     let tmp = tempfile::tempdir().expect("tempdir");
     let spill = Spill::new(tmp.path().join("spill"))
         .segment_bytes(SEGMENT_BYTES)
-        .max_disk_bytes(1 << 30)
+        .max_disk_bytes(2 << 30)
         .sync(SyncPolicy::Os);
     let records = LOG_BYTES / (RECORD as u64 + 8);
     {
@@ -153,7 +224,7 @@ fn spill_recovery(c: &mut Criterion) {
     let mut group = c.benchmark_group("spill_recovery");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(LOG_BYTES));
-    group.bench_function("open_256MiB_1KiB_records", |b| {
+    group.bench_function("open_1GiB_1KiB_records", |b| {
         b.iter(|| {
             let (log, recovered) = SpillLog::open(&spill).expect("open");
             assert_eq!(recovered.events, records);
@@ -163,5 +234,5 @@ fn spill_recovery(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, spill_append, spill_recovery);
+criterion_group!(benches, spill_append, dispatcher_overflow, spill_recovery);
 criterion_main!(benches);
