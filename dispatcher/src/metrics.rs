@@ -30,6 +30,16 @@
 //! | `dispatcher_in_flight_items` | gauge | |
 //! | `dispatcher_peak_buffered_bytes` | gauge | |
 //! | `dispatcher_max_buffered_bytes` | gauge | |
+//! | `dispatcher_spill_spilled_total` | counter | disk tier (feature `spill`; 0 without one) |
+//! | `dispatcher_spill_replayed_total` | counter | |
+//! | `dispatcher_spill_fallbacks_total` | counter | |
+//! | `dispatcher_spill_errors_total` | counter | |
+//! | `dispatcher_spill_undeliverable_total` | counter | |
+//! | `dispatcher_spill_backlog_events` | gauge | |
+//! | `dispatcher_spill_disk_bytes` | gauge | |
+//! | `dispatcher_spill_max_disk_bytes` | gauge | |
+//! | `dispatcher_spill_recovered_events` | gauge | found on disk at start |
+//! | `dispatcher_spill_torn_records` | gauge | cut off at start |
 
 use std::sync::Arc;
 
@@ -71,7 +81,7 @@ impl Throttle {
 
 /// Every metric name this crate publishes, for exporters' and dashboards'
 /// tests.
-pub const METRIC_NAMES: [&str; 17] = [
+pub const METRIC_NAMES: [&str; 27] = [
     "dispatcher_accepted_total",
     "dispatcher_rejected_total",
     "dispatcher_dropped_total",
@@ -89,6 +99,16 @@ pub const METRIC_NAMES: [&str; 17] = [
     "dispatcher_in_flight_items",
     "dispatcher_peak_buffered_bytes",
     "dispatcher_max_buffered_bytes",
+    "dispatcher_spill_spilled_total",
+    "dispatcher_spill_replayed_total",
+    "dispatcher_spill_fallbacks_total",
+    "dispatcher_spill_errors_total",
+    "dispatcher_spill_undeliverable_total",
+    "dispatcher_spill_backlog_events",
+    "dispatcher_spill_disk_bytes",
+    "dispatcher_spill_max_disk_bytes",
+    "dispatcher_spill_recovered_events",
+    "dispatcher_spill_torn_records",
 ];
 
 pub(crate) fn publish(name: &Arc<str>, stats: &Stats, max_buffered_bytes: usize) {
@@ -132,4 +152,18 @@ pub(crate) fn publish(name: &Arc<str>, stats: &Stats, max_buffered_bytes: usize)
     gauge("dispatcher_in_flight_items", stats.in_flight_items);
     gauge("dispatcher_peak_buffered_bytes", stats.peak_buffered_bytes);
     gauge("dispatcher_max_buffered_bytes", max_buffered_bytes);
+    let spill = &stats.spill;
+    counter("dispatcher_spill_spilled_total", spill.spilled);
+    counter("dispatcher_spill_replayed_total", spill.replayed);
+    counter("dispatcher_spill_fallbacks_total", spill.fallbacks);
+    counter("dispatcher_spill_errors_total", spill.errors);
+    counter("dispatcher_spill_undeliverable_total", spill.undeliverable);
+    let gauge = |key: &'static str, value: u64| {
+        metrics::gauge!(key, &[label()]).set(value as f64);
+    };
+    gauge("dispatcher_spill_backlog_events", spill.backlog);
+    gauge("dispatcher_spill_disk_bytes", spill.disk_bytes);
+    gauge("dispatcher_spill_max_disk_bytes", spill.max_disk_bytes);
+    gauge("dispatcher_spill_recovered_events", spill.recovered_events);
+    gauge("dispatcher_spill_torn_records", spill.torn);
 }
