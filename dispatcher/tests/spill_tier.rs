@@ -358,3 +358,37 @@ fn write_ahead_sends_every_event_through_the_disk() {
     );
     assert_in_order_once(&consumer.join().unwrap(), 1, 100);
 }
+
+/// Decodes like `Raw`, but panics on an event whose sequence number is 25.
+struct Fussy;
+
+impl dispatcher::spill::Codec<Vec<u8>> for Fussy {
+    fn encode(&self, item: &Vec<u8>, out: &mut Vec<u8>) {
+        out.extend_from_slice(item);
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<Vec<u8>, dispatcher::spill::DecodeError> {
+        assert_ne!(id(bytes).1, 25, "a codec that panics");
+        Ok(bytes.to_vec())
+    }
+}
+
+#[test]
+fn a_codec_that_panics_costs_its_record_not_the_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+        .max_buffered_bytes(1024)
+        .interval(Duration::from_millis(2))
+        .spill(spill(dir.path()).open().unwrap(), Fussy)
+        .build()
+        .unwrap();
+    let producer = dispatcher.producer();
+    for seq in 0..100 {
+        producer.try_enqueue(event(0, seq, 50)).unwrap();
+    }
+    let consumer = drain(batches);
+    let report = dispatcher.shutdown(LONG).unwrap();
+    let seen = consumer.join().unwrap();
+    assert_eq!(report.stats.spill.undeliverable, 1);
+    assert_eq!(seen.len(), 99);
+    assert!(!seen.contains(&(0, 25)));
+}

@@ -1,6 +1,7 @@
 //! The worker that reads the disk tier back into memory as room frees,
 //! and acknowledges what has left memory.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -146,10 +147,17 @@ impl<T: Weight> SpillTier<T> {
                 }
             };
             disk.last_read = seq;
-            match record::decode(&*disk.codec, &bytes) {
-                Ok((part, items)) => {
-                    let weighing = core.weighing;
+            // The codec and `Weight` are user code: a panic makes the record
+            // undeliverable, it does not end the worker.
+            let weighing = core.weighing;
+            let decoded = catch_unwind(AssertUnwindSafe(|| {
+                record::decode(&*disk.codec, &bytes).map(|(part, items)| {
                     let weights: Vec<usize> = items.iter().map(|i| charge(weighing, i)).collect();
+                    (part, items, weights)
+                })
+            }));
+            match decoded {
+                Ok(Ok((part, items, weights))) => {
                     let total = weights.iter().try_fold(0usize, |s, &w| s.checked_add(w));
                     match total {
                         Some(total) if total <= core.budget.max() => {
@@ -166,7 +174,7 @@ impl<T: Weight> SpillTier<T> {
                         _ => self.undeliverable(items.len() as u64),
                     }
                 }
-                Err(_) => self.undeliverable(1),
+                Ok(Err(_)) | Err(_) => self.undeliverable(1),
             }
         }
     }
