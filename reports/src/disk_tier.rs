@@ -25,7 +25,7 @@ impl DiskTier {
     /// The figures of `samples`; `None` when no sample has the tier's readings.
     pub(crate) fn of(samples: &[Sample]) -> Option<DiskTier> {
         let readings = || samples.iter().filter_map(|s| s.spill);
-        let last = readings().last()?;
+        let last = readings().next_back()?;
         Some(DiskTier {
             peak_disk_bytes: readings().map(|d| d.disk_bytes).max().unwrap_or(0),
             budget_bytes: readings().map(|d| d.max_disk_bytes).max().unwrap_or(0),
