@@ -1,5 +1,6 @@
 //! "How to read this": one plain sentence beside each verdict of the report, saying what
-//! the check compares and what would change its outcome.
+//! the check compares and what would change its outcome, and beside the disk tier's
+//! section, saying what its charts and figures mean.
 
 use runlog::{Status, ThresholdResult};
 
