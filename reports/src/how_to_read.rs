@@ -1,5 +1,6 @@
 //! "How to read this": one plain sentence beside each verdict of the report, saying what
-//! the check compares and what would change its outcome.
+//! the check compares and what would change its outcome, and beside the disk tier's
+//! section, saying what its charts and figures mean.
 
 use runlog::{Status, ThresholdResult};
 
@@ -44,3 +45,6 @@ pub(crate) fn threshold(t: &ThresholdResult) -> String {
 
 /// Beside the figures the verdict did not judge.
 pub(crate) const NOT_JUDGED: &str = "These figures were measured but not judged: no threshold covers them; a --threshold on them (e.g. 'p99<20ms') makes them count in the verdict.";
+
+/// Beside the disk tier's charts and figures.
+pub(crate) const DISK_TIER: &str = "Events that found memory full were written to disk (spilled) and read back as memory freed (replayed): disk use under its budget and nothing left on disk at the end mean the tier absorbed the overload, while fallbacks or errors mean the disk was full or failing and those events met the memory policy instead.";

@@ -77,6 +77,7 @@
 mod charts;
 mod compare;
 mod compare_page;
+mod disk_tier;
 mod downsample;
 mod error;
 mod figures;

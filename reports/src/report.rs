@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::charts::{self, Timeline};
+use crate::disk_tier::{self, DiskTier};
 use crate::error::ReportError;
 use crate::figures::KeyFigures;
 use crate::format;
@@ -123,6 +124,9 @@ pub fn render_html(record: &RunRecord) -> String {
         body.push_str("</section>\n");
     }
     body.push_str("</div>\n");
+    if let Some(tier) = DiskTier::of(record.samples()) {
+        body.push_str(&disk_tier::section(&timeline, &tier));
+    }
     let groups = timeline.marker_groups();
     if !groups.is_empty() {
         body.push_str("<div class=\"markers\">");

@@ -102,7 +102,7 @@ pub(crate) fn markers(groups: &[MarkerGroup]) -> String {
 }
 
 /// A figure as a number cell: readable form first, then the raw value when they differ.
-fn figure(readable: String, raw: impl ToString) -> Cell {
+pub(crate) fn figure(readable: String, raw: impl ToString) -> Cell {
     let raw = raw.to_string();
     if readable == raw || raw == "0" {
         Cell::num(readable)

@@ -5,6 +5,8 @@
 //! | throughput chart                          | buffered gauge                  |
 //! |                                           | heap / RSS chart                |
 //! +-------------------------------------------+---------------------------------+
+//!   disk tier: one line, only when the run has one (see [`disk`])
+//! +-------------------------------------------+---------------------------------+
 //! | latency over the run (p50, p99, max)      | latency bars of the interval    |
 //! +-------------------------+-----------------+---------------------------------+
 //! | CPU chart               | batches         | limits (selected highlighted)   |
@@ -24,6 +26,8 @@
 //! | limits (selected highlighted)                  | buffered gauge              |
 //! |                                                | latency p50 / p99 / max     |
 //! +------------------------------------------------+-----------------------------+
+//!   disk tier: one line, only when the run has one
+//! +------------------------------------------------------------------------------+
 //! | event log: the last few lines                                                |
 //! +- keys | status ---------------------------------------------------------------+
 //! ```
@@ -40,6 +44,7 @@ use crate::app::App;
 
 pub(crate) mod batches;
 pub(crate) mod cpu;
+pub(crate) mod disk;
 pub(crate) mod events;
 pub(crate) mod footer;
 pub(crate) mod header;
@@ -85,9 +90,10 @@ impl Widget for &App {
 }
 
 fn panels(app: &App, area: Rect, buf: &mut Buffer) {
-    let [header, top, middle, lower, events, footer] = Layout::vertical([
+    let [header, top, disk_line, middle, lower, events, footer] = Layout::vertical([
         Constraint::Length(header::height(app, area.width)),
         Constraint::Fill(6),
+        Constraint::Length(disk::height(app)),
         Constraint::Fill(4),
         Constraint::Length(9),
         Constraint::Fill(3),
@@ -99,6 +105,7 @@ fn panels(app: &App, area: Rect, buf: &mut Buffer) {
     let [chart, memory] = Layout::horizontal([Constraint::Fill(3), Constraint::Fill(2)]).areas(top);
     throughput::render(app, chart, buf);
     memory::render(app, memory, buf);
+    disk::render(app, disk_line, buf);
 
     let [over_time, bars] =
         Layout::horizontal([Constraint::Fill(3), Constraint::Fill(2)]).areas(middle);
@@ -123,15 +130,25 @@ fn panels(app: &App, area: Rect, buf: &mut Buffer) {
 fn compact(app: &App, area: Rect, buf: &mut Buffer) {
     // Limits: five knobs and the fixed item count, in a border.
     const MIDDLE: u16 = 8;
+    // The lowest throughput panel with its rates and both sparklines.
+    const THROUGHPUT_LOW: u16 = 5;
     let header_height = header::height(app, area.width);
-    let free = area.height.saturating_sub(header_height + MIDDLE + 1);
+    let disk_height = disk::height(app);
+    let free = area
+        .height
+        .saturating_sub(header_height + MIDDLE + disk_height + 1);
     // The log gets a third of what is left, at least five rows (three lines in a
-    // border); the throughput the rest.
-    let events_height = (free / 3).max(5).min(free);
-    let [header, throughput, middle, events, footer] = Layout::vertical([
+    // border), or four (two lines) where the disk tier's line would otherwise leave
+    // the throughput too low for its sparklines; the throughput the rest.
+    let events_height = (free / 3)
+        .max(5)
+        .min(free.saturating_sub(THROUGHPUT_LOW).max(4))
+        .min(free);
+    let [header, throughput, middle, disk_line, events, footer] = Layout::vertical([
         Constraint::Length(header_height),
         Constraint::Length(free - events_height),
         Constraint::Length(MIDDLE),
+        Constraint::Length(disk_height),
         Constraint::Length(events_height),
         Constraint::Length(1),
     ])
@@ -145,6 +162,7 @@ fn compact(app: &App, area: Rect, buf: &mut Buffer) {
         Layout::vertical([Constraint::Length(3), Constraint::Fill(1)]).areas(right);
     memory::render_buffered(app, buffered, buf);
     latency::render_compact(app, latency, buf);
+    disk::render(app, disk_line, buf);
     log_keys_and_help(app, events, footer, area, buf);
 }
 
@@ -199,9 +217,10 @@ mod tests {
 
     /// An app of 40 samples whose interval was changed from 10 ms to 5 ms (the limits
     /// panel shows the start beside it), with that change in the log.
-    fn tuned_app(app: &mut App) {
+    fn tuned_app(app: &mut App, spill: Option<runlog::SpillSample>) {
         let mut changed = super::testing::sample(40.5);
         changed.limits.interval_us = 5_000;
+        changed.spill = spill;
         app.on_line(
             runlog::Event::new(
                 40.2,
@@ -245,7 +264,48 @@ mod tests {
     #[test]
     fn each_layout_shows_every_panel_with_its_values_whole() {
         let mut app = app_with_samples(40);
-        tuned_app(&mut app);
+        tuned_app(&mut app, None);
+        for screen in every_panel_whole(&app, &[]) {
+            assert!(!screen.contains("backlog"), "no disk tier\n{screen}");
+        }
+    }
+
+    #[test]
+    fn a_disk_tier_is_one_more_line_in_each_layout_leaving_every_panel_whole() {
+        let spill = runlog::SpillSample {
+            spilled_per_sec: 8_123.0,
+            replayed_per_sec: 7_912.0,
+            backlog_events: 41_234,
+            disk_bytes: 12_897_485,
+            max_disk_bytes: 1 << 30,
+            ..Default::default()
+        };
+        let mut app = app_with_samples(0);
+        for i in 1..=40 {
+            let mut s = super::testing::sample(f64::from(i));
+            s.spill = Some(spill);
+            app.on_line(s.into());
+        }
+        tuned_app(&mut app, Some(spill));
+        let line = "disk 12.3 MiB / 1.0 GiB · backlog 41.2k · spilled 8.1k/s · replayed 7.9k/s";
+        let screens = every_panel_whole(&app, &[line]);
+        // At 80x24 the throughput still has its rates and both sparklines.
+        let smallest = &screens[0];
+        for name in ["accepted", "delivered"] {
+            assert!(
+                smallest
+                    .lines()
+                    .any(|row| row.starts_with(&format!("│{name} "))
+                        && row.chars().any(|c| "▁▂▃▄▅▆▇█".contains(c))),
+                "a {name} sparkline\n{smallest}"
+            );
+        }
+    }
+
+    /// Draws `app` in each layout and checks every panel's title and values, and
+    /// `extra`, are on screen whole; returns the screens.
+    fn every_panel_whole(app: &App, extra: &[&str]) -> Vec<String> {
+        let mut screens = Vec::new();
         for (w, h, full) in [
             (MIN_WIDTH, MIN_HEIGHT, false),
             (100, 30, false),
@@ -254,7 +314,7 @@ mod tests {
             (FULL_WIDTH, FULL_HEIGHT, true),
             (160, 48, true),
         ] {
-            let buf = draw(w, h, |area, buf| (&app).render(area, buf));
+            let buf = draw(w, h, |area, buf| app.render(area, buf));
             let screen = text(&buf);
             let titles: &[&str] = if full { &FULL_TITLES } else { &COMPACT_TITLES };
             for title in titles {
@@ -293,7 +353,10 @@ mod tests {
                 // The log, and the keys.
                 "change  interval 10 ms -> 5 ms (dashboard)",
                 "s save tuned scenario  [ ] log",
-            ] {
+            ]
+            .iter()
+            .chain(extra)
+            {
                 let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
                 assert!(
                     lines(&buf).iter().any(|row| flat(row).contains(&value)),
@@ -301,7 +364,9 @@ mod tests {
                 );
             }
             assert!(!screen.contains("too small"), "{w}x{h}\n{screen}");
+            screens.push(screen);
         }
+        screens
     }
 
     #[test]

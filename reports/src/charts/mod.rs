@@ -11,6 +11,7 @@ pub(crate) mod latency;
 pub(crate) mod markers;
 pub(crate) mod memory;
 pub(crate) mod pauses;
+pub(crate) mod spill;
 pub(crate) mod throughput;
 pub(crate) mod timechart;
 
@@ -260,6 +261,18 @@ impl<'a> Timeline<'a> {
     /// One value per sample, as `(t_s, value)` points.
     pub(crate) fn series(&self, value: impl Fn(&runlog::Sample) -> f64) -> Vec<(f64, f64)> {
         self.samples.iter().map(|s| (s.t_s, value(s))).collect()
+    }
+
+    /// One value per sample that has it, as `(t_s, value)` points: for readings only some
+    /// samples carry (the disk tier's).
+    pub(crate) fn partial_series(
+        &self,
+        value: impl Fn(&runlog::Sample) -> Option<f64>,
+    ) -> Vec<(f64, f64)> {
+        self.samples
+            .iter()
+            .filter_map(|s| value(s).map(|v| (s.t_s, v)))
+            .collect()
     }
 
     /// A limit that can change live, as a step line starting at 0 s. The step is drawn at
