@@ -392,3 +392,51 @@ fn a_codec_that_panics_costs_its_record_not_the_tier() {
     assert_eq!(seen.len(), 99);
     assert!(!seen.contains(&(0, 25)));
 }
+
+#[test]
+fn flush_and_wait_waits_for_what_is_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatcher, batches) = small_memory(dir.path()).build().unwrap();
+    let producer = dispatcher.producer();
+    for seq in 0..300 {
+        producer.try_enqueue(event(0, seq, 50)).unwrap();
+    }
+    assert!(dispatcher.stats().spill.backlog > 0);
+    let consumer = drain(batches);
+    dispatcher.flush_and_wait(LONG).unwrap();
+    let s = dispatcher.stats();
+    assert_eq!((s.delivered, s.spill.backlog), (300, 0), "{s:?}");
+    dispatcher.shutdown(LONG).unwrap();
+    assert_in_order_once(&consumer.join().unwrap(), 1, 300);
+}
+
+#[test]
+fn delivered_segments_are_deleted_while_the_dispatcher_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let small_segments = spill(dir.path()).segment_bytes(4096);
+    let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+        .max_buffered_bytes(1024)
+        .interval(Duration::from_millis(2))
+        .spill(small_segments.open().unwrap(), Raw)
+        .build()
+        .unwrap();
+    let producer = dispatcher.producer();
+    for seq in 0..500 {
+        producer.try_enqueue(event(0, seq, 100)).unwrap();
+    }
+    let before = dispatcher.stats().spill.disk_bytes;
+    assert!(before > 40_000, "{before}");
+    let consumer = drain(batches);
+    // No shutdown yet: acknowledgements delete segments as batches go.
+    let deadline = std::time::Instant::now() + LONG;
+    while dispatcher.stats().spill.disk_bytes > 4096 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            dispatcher.stats().spill
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    dispatcher.shutdown(LONG).unwrap();
+    assert_in_order_once(&consumer.join().unwrap(), 1, 500);
+}

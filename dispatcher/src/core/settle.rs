@@ -28,6 +28,9 @@ impl<T> Core<T> {
     /// them have settled (taken by a receiver, or written or failed by the
     /// sink), or until `deadline`. Returns whether they settled.
     pub(crate) fn flush_and_wait(&self, deadline: Instant) -> bool {
+        if !self.spill_read_back(deadline) {
+            return false;
+        }
         let upto = self.seal_all();
         self.settled.wait(|| {
             let mut settled = true;
@@ -47,6 +50,26 @@ impl<T> Core<T> {
                 Check::Wait(Some(deadline))
             }
         })
+    }
+
+    /// With a disk tier: waits until every record appended before the
+    /// call is back in memory (then sealing covers it), or `deadline`.
+    fn spill_read_back(&self, deadline: Instant) -> bool {
+        #[cfg(feature = "spill")]
+        if let Some(tier) = &self.spill {
+            let upto = tier.last_appended();
+            return self.settled.wait(|| {
+                if tier.read_back(upto) {
+                    Check::Ready(true)
+                } else if Instant::now() >= deadline || self.no_receivers.load(SeqCst) {
+                    Check::Ready(false)
+                } else {
+                    Check::Wait(Some(deadline))
+                }
+            });
+        }
+        let _ = deadline;
+        true
     }
 
     /// Waits until no batch is in flight, or `deadline`; returns whether

@@ -51,8 +51,12 @@ pub(crate) struct SpillTier<T> {
     /// Spill marks of pull-mode batches handed out and not yet dropped,
     /// with how many batches carry each.
     lent: Mutex<BTreeMap<u64, usize>>,
-    /// Something was appended, or the worker must stop.
+    /// Something was appended, the disk was found full, or the worker
+    /// must stop.
     wake: Signal,
+    /// An append found the disk full: acknowledge now rather than at the
+    /// next tick (what left memory frees segments).
+    ack_now: AtomicBool,
     stopping: AtomicBool,
     worker: Mutex<Option<JoinHandle<()>>>,
     counts: Counts,
@@ -124,6 +128,7 @@ impl<T> SpillTier<T> {
             lent: Mutex::new(BTreeMap::new()),
             wake: Signal::default(),
             stopping: AtomicBool::new(false),
+            ack_now: AtomicBool::new(false),
             worker: Mutex::new(None),
             recovered: setup.recovered,
         }
@@ -181,6 +186,9 @@ impl<T> SpillTier<T> {
         if !appended {
             drop(guard);
             self.counts.fallbacks.fetch_add(count, Relaxed);
+            if !self.ack_now.swap(true, SeqCst) {
+                self.wake.notify();
+            }
             return Appended::No;
         }
         self.counts.spilled.fetch_add(count, Relaxed);
@@ -189,6 +197,20 @@ impl<T> SpillTier<T> {
         drop(guard);
         self.wake.notify();
         Appended::Yes
+    }
+
+    /// The sequence number of the last record appended (0: none).
+    pub(crate) fn last_appended(&self) -> u64 {
+        let disk = self.disk.lock();
+        disk.log.as_ref().map_or(0, |log| log.next_seq() - 1)
+    }
+
+    /// Whether every record up to `upto` has been read back into memory
+    /// (or the tier is finished).
+    pub(crate) fn read_back(&self, upto: u64) -> bool {
+        let disk = self.disk.lock();
+        disk.log.is_none()
+            || (disk.last_read >= upto && disk.transit.as_ref().is_none_or(|t| t.seq > upto))
     }
 
     /// Admission closed: nothing more is appended (the worker goes on

@@ -18,7 +18,7 @@ const MOVES_PER_LOCK: usize = 256;
 
 /// A record read back, decoded and weighed, waiting for room.
 pub(super) struct Transit<T> {
-    seq: u64,
+    pub(super) seq: u64,
     part: usize,
     items: Vec<T>,
     weights: Vec<usize>,
@@ -51,38 +51,50 @@ impl<T: Weight + Send + 'static> Core<T> {
 
     fn run_spill_worker(&self) {
         let tier = self.spill.as_ref().expect("a disk tier");
-        let mut house = Instant::now() + TICK;
+        // When acknowledgements and syncs are next due; `None` while the
+        // log holds nothing unacknowledged (then only news wakes the worker).
+        let mut house: Option<Instant> = None;
         while !tier.stopping.load(SeqCst) {
             let step = tier.refill(self);
-            if Instant::now() >= house {
-                tier.housekeep(self);
-                house = Instant::now() + TICK;
-            }
-            let stop = || tier.stopping.load(SeqCst);
+            let now = Instant::now();
+            let urgent = tier.ack_now.swap(false, SeqCst);
+            house = match house {
+                Some(due) if now >= due || urgent => tier.housekeep(self).then(|| now + TICK),
+                None if urgent => tier.housekeep(self).then(|| now + TICK),
+                None if tier.unacknowledged() => Some(now + TICK),
+                kept => kept,
+            };
+            // Every wait also ends when housekeeping is due: the loop does
+            // it and sets the next instant (a wait past it would spin).
+            let until = |ready: bool| {
+                if ready
+                    || tier.stopping.load(SeqCst)
+                    || tier.ack_now.load(SeqCst)
+                    || house.is_some_and(|due| Instant::now() >= due)
+                {
+                    Check::Ready(())
+                } else {
+                    Check::Wait(house)
+                }
+            };
             match step {
                 Step::Moved => {}
                 // Memory frees when a batch leaves or settles.
-                Step::Room(need) => self.settled.wait(|| {
-                    if stop() || self.budget.room_even_closed() >= need {
-                        Check::Ready(())
-                    } else {
-                        Check::Wait(Some(house))
-                    }
-                }),
-                Step::Idle => tier.wake.wait(|| {
-                    if stop() || tier.pending.load(SeqCst) {
-                        Check::Ready(())
-                    } else {
-                        Check::Wait(Some(house))
-                    }
-                }),
-                Step::Failed => tier.wake.wait(|| {
-                    if stop() || Instant::now() >= house {
-                        Check::Ready(())
-                    } else {
-                        Check::Wait(Some(house))
-                    }
-                }),
+                Step::Room(need) => self
+                    .settled
+                    .wait(|| until(self.budget.room_even_closed() >= need)),
+                Step::Idle => tier.wake.wait(|| until(tier.pending.load(SeqCst))),
+                // Try again at the next tick.
+                Step::Failed => {
+                    let retry = Instant::now() + TICK;
+                    tier.wake.wait(|| {
+                        if tier.stopping.load(SeqCst) || Instant::now() >= retry {
+                            Check::Ready(())
+                        } else {
+                            Check::Wait(Some(retry))
+                        }
+                    });
+                }
             }
         }
     }
@@ -91,6 +103,13 @@ impl<T: Weight + Send + 'static> Core<T> {
 impl<T: Weight> SpillTier<T> {
     /// Moves records from disk into memory while there is room.
     fn refill(&self, core: &Core<T>) -> Step {
+        let step = self.refill_locked(core);
+        // `flush_and_wait` waits for records to come back.
+        core.settled.notify();
+        step
+    }
+
+    fn refill_locked(&self, core: &Core<T>) -> Step {
         let mut disk = self.disk.lock();
         for _ in 0..MOVES_PER_LOCK {
             let transit = match disk.transit.take() {
@@ -187,14 +206,28 @@ impl<T: Weight> SpillTier<T> {
 
 impl<T> SpillTier<T> {
     /// Acknowledges what has left memory, and syncs if the policy says so.
-    fn housekeep(&self, core: &Core<T>) {
+    /// Returns whether records stay unacknowledged (housekeeping is due
+    /// again later).
+    fn housekeep(&self, core: &Core<T>) -> bool {
         let mut disk = self.disk.lock();
         self.acknowledge(core, &mut disk);
-        if let Some(log) = disk.log.as_mut() {
-            if let Err(error) = log.sync_if_due() {
-                self.note_error(&mut disk, error);
-            }
+        let Some(log) = disk.log.as_mut() else {
+            return false;
+        };
+        let sync = log.sync_if_due();
+        let unacknowledged = log.stats().pending_events > 0;
+        if let Err(error) = sync {
+            self.note_error(&mut disk, error);
         }
+        unacknowledged
+    }
+
+    /// Whether the log holds records not yet acknowledged.
+    fn unacknowledged(&self) -> bool {
+        let disk = self.disk.lock();
+        disk.log
+            .as_ref()
+            .is_some_and(|log| log.stats().pending_events > 0)
     }
 
     /// Acknowledges every record below the lowest spill mark still held:
