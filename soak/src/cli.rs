@@ -50,9 +50,11 @@ pub mod heading {
     pub const TUNE: &str = "Tuning";
     /// `compare`'s judgement settings.
     pub const COMPARE: &str = "Comparison";
+    /// The dispatcher's durable disk tier.
+    pub const DISK: &str = "Disk tier";
 }
 
-use heading::{COMPARE, CONSUMER, EXPORT, LIMITS, LOAD, OUTPUT, PAYLOAD, RUN, TUNE};
+use heading::{COMPARE, CONSUMER, DISK, EXPORT, LIMITS, LOAD, OUTPUT, PAYLOAD, RUN, TUNE};
 
 /// Soak the Metronome dispatcher under backpressure and record the run.
 ///
@@ -482,6 +484,25 @@ pub struct ScenarioArgs {
     /// thread admits into one, round-robin.
     #[arg(long, value_name = "N", help_heading = LIMITS)]
     pub partitions: Option<u32>,
+    /// Give the dispatcher a durable disk tier in DIR (created if missing; its parent
+    /// must exist; empty or one of ours): events that do not fit in memory go to disk
+    /// instead of meeting the policy, and come back in order as memory frees; what an
+    /// earlier run left there is delivered first.
+    #[arg(long, value_name = "DIR", help_heading = DISK)]
+    pub spill_dir: Option<PathBuf>,
+    /// With --spill-dir: the most the disk tier's files may take (4KiB..=1TiB); past it
+    /// the policy applies.
+    #[arg(long, value_parser = bytes, value_name = "SIZE", help_heading = DISK)]
+    pub max_spill_bytes: Option<u64>,
+    /// With --spill-dir: when what it writes is forced to the device: every-batch, an
+    /// interval (1ms..=60s, e.g. 100ms) or os (left to the kernel). A process crash loses
+    /// nothing written under any of them; a power failure loses what was not synced.
+    #[arg(long, value_parser = spill_sync, value_name = "WHEN", help_heading = DISK)]
+    pub spill_sync: Option<SpillSyncArg>,
+    /// With --spill-dir: every event goes through the disk, not only those that do not
+    /// fit in memory, so a crash loses nothing that was accepted.
+    #[arg(long, help_heading = DISK)]
+    pub spill_write_ahead: bool,
     /// How often to sample, e.g. 1s, 250ms.
     #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = RUN)]
     pub sample_every: Option<Duration>,
@@ -526,7 +547,13 @@ impl ScenarioArgs {
 /// spelled as the flag takes it (`60s`, `32KiB`, `none`), or in words where no value
 /// says it (`off`, `all`).
 pub fn scenario_defaults() -> Vec<(&'static str, String)> {
-    let c = ScenarioConfig::default();
+    scenario_defaults_of(&ScenarioConfig::default())
+}
+
+/// The value of every scenario flag that has one in scenario `c`, spelled as the flag
+/// takes it (see [`scenario_defaults`]).
+pub fn scenario_defaults_of(c: &ScenarioConfig) -> Vec<(&'static str, String)> {
+    let spill = c.spill.clone().unwrap_or_default();
     let ms = |v: u64| spell_micros(v.saturating_mul(1000));
     // Whole microseconds: the default scenario's duration is whole seconds.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -591,6 +618,21 @@ pub fn scenario_defaults() -> Vec<(&'static str, String)> {
         ),
         ("block_timeout", spell_micros(c.block_timeout_us)),
         ("partitions", c.partitions.to_string()),
+        (
+            "spill_dir",
+            c.spill
+                .as_ref()
+                .map_or_else(|| "off".to_owned(), |s| s.dir.display().to_string()),
+        ),
+        ("max_spill_bytes", spell_bytes(spill.max_disk_bytes)),
+        (
+            "spill_sync",
+            match spill.sync {
+                runlog::SpillSync::EveryBatch => "every-batch".to_owned(),
+                runlog::SpillSync::Interval => ms(spill.sync_interval_ms),
+                runlog::SpillSync::Os => "os".to_owned(),
+            },
+        ),
         ("sample_every", ms(c.sample_every_ms)),
         ("drain_timeout", ms(c.drain_timeout_ms)),
     ]
@@ -849,6 +891,27 @@ fn typed_values(matches: &clap::ArgMatches) -> BTreeMap<String, String> {
             Some((id.to_string(), raw.to_string_lossy().into_owned()))
         })
         .collect()
+}
+
+/// `--spill-sync`, as typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpillSyncArg {
+    /// `every-batch`.
+    EveryBatch,
+    /// An interval, e.g. `100ms`.
+    Every(Duration),
+    /// `os`.
+    Os,
+}
+
+fn spill_sync(s: &str) -> Result<SpillSyncArg, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "every-batch" => Ok(SpillSyncArg::EveryBatch),
+        "os" => Ok(SpillSyncArg::Os),
+        _ => parse_duration(s)
+            .map(SpillSyncArg::Every)
+            .map_err(|_| format!("`{s}` is not every-batch, os or an interval such as 100ms")),
+    }
 }
 
 /// A limit that can be switched off with `none`.

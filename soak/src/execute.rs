@@ -42,6 +42,7 @@ pub(crate) fn execute(
         mut record,
         latency,
         sink,
+        spill,
         interrupt,
         probe,
     } = prepared;
@@ -58,7 +59,8 @@ pub(crate) fn execute(
     // Before anything else holds memory: what a buffered byte costs on this heap.
     let cost = crate::calibrate::calibrate(config, &payload);
     let load = (recorder, sink_latency.clone());
-    let (mut harness, producers) = start_load(config, payload, sink, load, probe.as_deref())?;
+    let (mut harness, producers) =
+        start_load(config, payload, (sink, spill), load, probe.as_deref())?;
     wait_ready(&producers, config.producers, progress);
     let heap_model = cost.map(|cost| heap_model(config, cost, holders));
     // The clock starts when every producer exists and is ready.
@@ -103,7 +105,10 @@ fn heap_model(config: &ScenarioConfig, cost: HeapCost, batch_holders: usize) -> 
 fn start_load(
     config: &ScenarioConfig,
     payload: loadgen::PayloadSource,
-    sink: Option<crate::sink::SharedSink>,
+    (sink, spill): (
+        Option<crate::sink::SharedSink>,
+        Option<crate::spill::Opened>,
+    ),
     (latency, sink_latency): (
         Option<hdrhistogram::sync::Recorder<u64>>,
         Option<crate::sampler::SharedLatency>,
@@ -128,7 +133,7 @@ fn start_load(
         Arc::clone(&consumer.control),
         Arc::clone(&consumer.counters),
     );
-    let subject = Subject::start(config, payload.mean_size_hint(), consumer, sink)?;
+    let subject = Subject::start(config, payload.mean_size_hint(), consumer, sink, spill)?;
     let (producers, producer_control, producer_counters) =
         start_producers(config, payload, &subject, clock)?;
     if let Some(probe) = probe {

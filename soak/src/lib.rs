@@ -56,6 +56,7 @@ pub mod sampler;
 pub mod scenario;
 pub mod signals;
 pub mod sink;
+pub mod spill;
 pub mod style;
 pub mod subject;
 pub mod summary;

@@ -9,7 +9,7 @@ use dispatcher::{FlushReason, Stats};
 use hdrhistogram::Histogram;
 use hdrhistogram::sync::SyncHistogram;
 use loadgen::{ConsumerTotals, ProducerTotals};
-use runlog::{FlushReasonCounts, LatencySummary, Limits, Sample, Totals};
+use runlog::{FlushReasonCounts, LatencySummary, Limits, Sample, SpillSample, Totals};
 
 use crate::memory::{MemoryProbe, MemoryReading};
 
@@ -76,6 +76,8 @@ pub struct Peaks {
     pub min_delivered_per_sec: Option<f64>,
     /// See `min_delivered_per_sec`.
     pub max_delivered_per_sec: f64,
+    /// Highest bytes the disk tier's files took at a sample.
+    pub disk_bytes: u64,
 }
 
 /// Where a sink's flush workers record latency: one histogram they share, emptied by the
@@ -216,7 +218,11 @@ impl Sampler {
             limits: readings.limits.clone(),
             paused: readings.paused,
             phase: phase.to_string(),
-            spill: None,
+            spill: spill_sample(
+                readings.dispatcher.as_ref(),
+                self.last.dispatcher.as_ref(),
+                interval_s,
+            ),
         };
         self.note_peaks(&sample, phase);
         self.last = readings;
@@ -247,6 +253,9 @@ impl Sampler {
         p.heap_bytes = p.heap_bytes.max(s.heap_allocated_bytes);
         p.rss_bytes = p.rss_bytes.max(s.rss_bytes);
         p.limit_bytes = p.limit_bytes.max(s.limits.max_buffered_bytes);
+        if let Some(spill) = &s.spill {
+            p.disk_bytes = p.disk_bytes.max(spill.disk_bytes);
+        }
         if phase == "run" {
             let limit = s.limits.max_buffered_bytes;
             let stretch = match &self.last_stretch {
@@ -288,6 +297,25 @@ impl Sampler {
     pub fn last_t_s(&self) -> f64 {
         self.last_at.duration_since(self.start).as_secs_f64()
     }
+}
+
+/// The disk tier's readings over an interval of `interval_s` from `prev` to `now`, when the
+/// dispatcher has a tier (its budget is never zero).
+fn spill_sample(now: Option<&Stats>, prev: Option<&Stats>, interval_s: f64) -> Option<SpillSample> {
+    let now = now.map(|s| s.spill).filter(|s| s.max_disk_bytes > 0)?;
+    let prev = prev.map(|s| s.spill).unwrap_or_default();
+    let rate = |cur: u64, old: u64| cur.saturating_sub(old) as f64 / interval_s;
+    Some(SpillSample {
+        spilled_per_sec: rate(now.spilled, prev.spilled),
+        replayed_per_sec: rate(now.replayed, prev.replayed),
+        spilled_total: now.spilled,
+        replayed_total: now.replayed,
+        backlog_events: now.backlog,
+        disk_bytes: now.disk_bytes,
+        max_disk_bytes: now.max_disk_bytes,
+        fallbacks_total: now.fallbacks,
+        errors_total: now.errors,
+    })
 }
 
 fn diff_reasons(cur: FlushReasonCounts, old: FlushReasonCounts) -> FlushReasonCounts {

@@ -58,6 +58,8 @@ pub struct Drained {
     pub failed: u64,
     /// Sink mode: the last error the sink gave up with.
     pub sink_error: Option<String>,
+    /// The disk tier's last error, if it had one.
+    pub spill_error: Option<String>,
 }
 
 /// Why the subject could not be started.
@@ -131,8 +133,22 @@ fn dispatcher_policy(config: &ScenarioConfig) -> DispatcherPolicy {
     }
 }
 
-/// The dispatcher the scenario describes, counting evictions into `evicted`.
-fn builder(config: &ScenarioConfig, evicted: &Arc<AtomicU64>) -> Builder<Event> {
+/// The dispatcher the scenario describes, counting evictions into `evicted`, with the
+/// disk tier `spill` if it has one (its events timed by `clock`).
+fn builder(
+    config: &ScenarioConfig,
+    evicted: &Arc<AtomicU64>,
+    spill: Option<crate::spill::Opened>,
+    clock: Clock,
+) -> Builder<Event> {
+    let builder = plain_builder(config, evicted);
+    match spill {
+        Some(opened) => builder.spill(opened, crate::spill::EventCodec::new(clock)),
+        None => builder,
+    }
+}
+
+fn plain_builder(config: &ScenarioConfig, evicted: &Arc<AtomicU64>) -> Builder<Event> {
     let seen = Arc::clone(evicted);
     Dispatcher::<Event>::builder()
         .limits(dispatcher_limits(
@@ -163,6 +179,7 @@ fn start_with_sink(
     config: &ScenarioConfig,
     sink: crate::sink::SharedSink,
     consumer: ConsumerParts,
+    spill: Option<crate::spill::Opened>,
 ) -> Result<Subject, SubjectError> {
     let evicted = Arc::new(AtomicU64::new(0));
     let counters = Arc::new(
@@ -178,7 +195,7 @@ fn start_with_sink(
         consumer.clock,
         consumer.sink_latency,
     );
-    let dispatcher = builder(config, &evicted)
+    let dispatcher = builder(config, &evicted, spill, consumer.clock)
         .flush_workers(FLUSH_WORKERS)
         .flush_timeout(FLUSH_TIMEOUT)
         .on_flush_error(move |failure, batch| {
@@ -198,7 +215,8 @@ fn start_with_sink(
 
 impl Subject {
     /// Builds the target the scenario names and starts its consumer, or,
-    /// given a `sink`, a dispatcher that writes to it instead.
+    /// given a `sink`, a dispatcher that writes to it instead; the dispatcher with the
+    /// disk tier `spill`, if given.
     ///
     /// # Errors
     ///
@@ -208,14 +226,16 @@ impl Subject {
         mean_payload_bytes: f64,
         consumer: ConsumerParts,
         sink: Option<crate::sink::SharedSink>,
+        spill: Option<crate::spill::Opened>,
     ) -> Result<Subject, SubjectError> {
         if let Some(sink) = sink {
-            return start_with_sink(config, sink, consumer);
+            return start_with_sink(config, sink, consumer, spill);
         }
         match config.target {
             TargetKind::Dispatcher => {
                 let evicted = Arc::new(AtomicU64::new(0));
-                let (dispatcher, batches) = builder(config, &evicted).build()?;
+                let (dispatcher, batches) =
+                    builder(config, &evicted, spill, consumer.clock).build()?;
                 let target: Arc<dyn Target> =
                     Arc::new(DispatcherTarget::new(dispatcher.producer()));
                 let consumer = consumer.spawn(batches)?;
@@ -355,6 +375,7 @@ impl Subject {
             sink: counters,
         } = kind
         {
+            drained.spill_error = dispatcher.spill_error().map(|e| e.to_string());
             let (undelivered, report) = match dispatcher.shutdown(timeout) {
                 Ok(report) => (0, report),
                 Err(timeout) => (timeout.undelivered.len() as u64, *timeout.report),
