@@ -52,9 +52,11 @@ pub mod heading {
     pub const COMPARE: &str = "Comparison";
     /// The dispatcher's durable disk tier.
     pub const DISK: &str = "Disk tier";
+    /// `crash-test`'s own settings.
+    pub const CRASH: &str = "Crash test";
 }
 
-use heading::{COMPARE, CONSUMER, DISK, EXPORT, LIMITS, LOAD, OUTPUT, PAYLOAD, RUN, TUNE};
+use heading::{COMPARE, CONSUMER, CRASH, DISK, EXPORT, LIMITS, LOAD, OUTPUT, PAYLOAD, RUN, TUNE};
 
 /// Soak the Metronome dispatcher under backpressure and record the run.
 ///
@@ -318,6 +320,27 @@ pub enum Command {
         /// stderr unless -q.
         #[arg(long, help_heading = OUTPUT)]
         json: bool,
+    },
+    /// Prove the disk tier loses nothing accepted: run the soak as a child with a
+    /// write-ahead disk tier, SIGKILL it at random moments and restart it on the same
+    /// directory, then let a last run drain it; every accepted event must be delivered at
+    /// least once. Prints `lost N, duplicated M`; exits 0 only when nothing was lost.
+    CrashTest {
+        /// The children's scenario (--duration is the last run's; the others are killed).
+        #[command(flatten)]
+        scenario: Box<ScenarioArgs>,
+        /// How many times a run is killed (1..=1000) before the last one finishes.
+        #[arg(long, value_name = "N", default_value_t = 10,
+              value_parser = clap::value_parser!(u32).range(1..=1000), help_heading = CRASH)]
+        kills: u32,
+        /// Where the test's directory goes: `<out>/crash-<id>/`, with the runs, their logs,
+        /// the id files and (without --spill-dir) the disk tier [default: target/soak].
+        #[arg(short, long, value_name = "DIR", help_heading = OUTPUT)]
+        out: Option<PathBuf>,
+        /// Children without write-ahead, so what they hold in memory is lost when killed:
+        /// shows that the test catches a loss.
+        #[arg(long, hide = true, help_heading = CRASH)]
+        no_write_ahead: bool,
     },
     /// Watch a run started elsewhere, read-only, by following its samples.jsonl.
     Watch {
@@ -722,6 +745,20 @@ const EXAMPLES: &[(Option<&str>, &[Example])] = &[
         ],
     ),
     (
+        Some("crash-test"),
+        &[
+            (
+                "crash-test",
+                "10 kills and a last run; exit 1 if an accepted event was lost",
+            ),
+            ("crash-test --kills 3 --seed 7", "3 kills at other moments"),
+            (
+                "crash-test --kills 20 --payload fixed:1KiB --spill-sync every-batch",
+                "bigger events, a sync per append",
+            ),
+        ],
+    ),
+    (
         Some("report"),
         &[
             ("report", "the latest run's report.html again"),
@@ -805,18 +842,11 @@ const DEFAULTS_NOTE: &str = "The scenario defaults shown are the default scenari
 pub fn command_for(program: &str) -> clap::Command {
     use clap::CommandFactory;
     let defaults = scenario_defaults();
-    // `mut_args`, not `mut_arg`: the arguments keep their order, and with it the order of
-    // the headings (each heading sits where its first argument is).
-    let with_defaults = |cmd: clap::Command| {
-        cmd.mut_args(
-            |arg| match defaults.iter().find(|(id, _)| arg.get_id() == *id) {
-                Some((_, value)) => {
-                    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
-                    arg.help(format!("{help} [default: {value}]"))
-                }
-                None => arg,
-            },
-        )
+    let with_defaults = |cmd: clap::Command| defaults_shown(cmd, &defaults);
+    let crash = scenario_defaults_of(&crate::crash::base_scenario());
+    let crash_test = |cmd: clap::Command| {
+        // Always on in the crash test.
+        defaults_shown(cmd, &crash).mut_arg("spill_write_ahead", |arg| arg.hide(true))
     };
     let root = with_defaults(Cli::command());
     let styles = root.get_styles().clone();
@@ -825,7 +855,8 @@ pub fn command_for(program: &str) -> clap::Command {
         .bin_name(program)
         .after_help(note.clone())
         .after_long_help(note)
-        .mut_subcommand("tune", with_defaults);
+        .mut_subcommand("tune", with_defaults)
+        .mut_subcommand("crash-test", crash_test);
     for (sub, _) in EXAMPLES.iter().filter(|(sub, _)| sub.is_some()) {
         let sub = sub.unwrap_or_default();
         let text = examples(program, Some(sub), &styles);
@@ -834,6 +865,21 @@ pub fn command_for(program: &str) -> clap::Command {
         });
     }
     root
+}
+
+/// `cmd` with `[default: …]` after the help of every argument `defaults` has a value for.
+/// `mut_args`, not `mut_arg`: the arguments keep their order, and with it the order of the
+/// headings (each heading sits where its first argument is).
+fn defaults_shown(cmd: clap::Command, defaults: &[(&str, String)]) -> clap::Command {
+    cmd.mut_args(
+        |arg| match defaults.iter().find(|(id, _)| arg.get_id() == *id) {
+            Some((_, value)) => {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} [default: {value}]"))
+            }
+            None => arg,
+        },
+    )
 }
 
 /// [`command_for`] the program as the user ran it ([`crate::program::name`]).
@@ -871,10 +917,12 @@ pub fn parse() -> Cli {
     let matches = command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     cli.scenario.typed = typed_values(&matches);
-    if let (Some(Command::Tune { scenario, .. }), Some(("tune", sub))) =
-        (cli.command.as_mut(), matches.subcommand())
-    {
-        scenario.typed = typed_values(sub);
+    match (cli.command.as_mut(), matches.subcommand()) {
+        (Some(Command::Tune { scenario, .. }), Some(("tune", sub)))
+        | (Some(Command::CrashTest { scenario, .. }), Some(("crash-test", sub))) => {
+            scenario.typed = typed_values(sub);
+        }
+        _ => {}
     }
     cli
 }

@@ -45,6 +45,7 @@ pub(crate) fn execute(
         spill,
         interrupt,
         probe,
+        witness,
     } = prepared;
     let config = &config;
     let started_at = runlog::now_rfc3339();
@@ -59,8 +60,8 @@ pub(crate) fn execute(
     // Before anything else holds memory: what a buffered byte costs on this heap.
     let cost = crate::calibrate::calibrate(config, &payload);
     let load = (recorder, sink_latency.clone());
-    let (mut harness, producers) =
-        start_load(config, payload, (sink, spill), load, probe.as_deref())?;
+    let hooks = (probe.as_deref(), witness);
+    let (mut harness, producers) = start_load(config, payload, (sink, spill), load, hooks)?;
     wait_ready(&producers, config.producers, progress);
     let heap_model = cost.map(|cost| heap_model(config, cost, holders));
     // The clock starts when every producer exists and is ready.
@@ -113,7 +114,10 @@ fn start_load(
         Option<hdrhistogram::sync::Recorder<u64>>,
         Option<crate::sampler::SharedLatency>,
     ),
-    probe: Option<&crate::hooks::ProbeHooks>,
+    (probe, witness): (
+        Option<&crate::hooks::ProbeHooks>,
+        Option<Arc<crate::crash::witness::Witness>>,
+    ),
 ) -> Result<(Harness, ProducerSet), RunError> {
     let clock = Clock::new();
     let tally = probe.map(|p| Arc::clone(&p.tally));
@@ -128,6 +132,7 @@ fn start_load(
         latency,
         sink_latency,
         tally,
+        witness,
     };
     let (consumer_control, consumer_counters) = (
         Arc::clone(&consumer.control),

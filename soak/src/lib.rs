@@ -35,6 +35,7 @@ pub mod calibrate;
 pub mod checks;
 pub mod cli;
 mod compose;
+pub mod crash;
 pub mod environment;
 mod execute;
 mod explain;

@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub out_label: Option<String>,
     /// A tuner's hooks into the run (see [`crate::hooks`]).
     pub probe: Option<Arc<crate::hooks::ProbeHooks>>,
+    /// A crash test's child run: where it writes down what it accepts and delivers (see
+    /// [`crate::crash::witness`]).
+    pub witness: Option<Arc<crate::crash::witness::Witness>>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -64,6 +67,7 @@ impl RunOptions {
             interrupt: None,
             out_label: None,
             probe: None,
+            witness: None,
         }
     }
 
@@ -144,6 +148,7 @@ pub struct Prepared {
     pub(crate) spill: Option<crate::spill::Opened>,
     pub(crate) interrupt: Option<Arc<Interrupt>>,
     pub(crate) probe: Option<Arc<crate::hooks::ProbeHooks>>,
+    pub(crate) witness: Option<Arc<crate::crash::witness::Witness>>,
 }
 
 /// Checks the input and creates the run directory, before anything runs.
@@ -251,6 +256,7 @@ fn prepare_run(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
         spill,
         interrupt: options.interrupt.clone(),
         probe: options.probe.clone(),
+        witness: options.witness.clone(),
     })
 }
 

@@ -166,11 +166,24 @@ fn apply_spill_flags(c: &mut ScenarioConfig, a: &ScenarioArgs) {
 /// (naming the flag and what was typed, or the file and key), a bad payload shape, or
 /// flags that would have no effect together.
 pub fn resolve(args: &ScenarioArgs) -> Result<ScenarioConfig, ScenarioError> {
+    resolve_from(args, ScenarioConfig::default())
+}
+
+/// [`resolve`], starting from `default` rather than the default scenario when neither a
+/// preset nor a scenario file is given (a subcommand's own starting point).
+///
+/// # Errors
+///
+/// As [`resolve`].
+pub fn resolve_from(
+    args: &ScenarioArgs,
+    default: ScenarioConfig,
+) -> Result<ScenarioConfig, ScenarioError> {
     let file = args.config.as_deref();
     let base = match (file, args.preset) {
         (Some(path), _) => from_file(path)?,
         (None, Some(p)) => preset(p),
-        (None, None) => ScenarioConfig::default(),
+        (None, None) => default,
     };
     let config = apply_flags(base.clone(), args);
     config

@@ -105,6 +105,9 @@ pub struct ConsumerParts {
     pub sink_latency: Option<crate::sampler::SharedLatency>,
     /// Deliveries by event origin, for a tuner's probes.
     pub tally: Option<Arc<loadgen::OriginTally>>,
+    /// A crash test's child run: the producers' events are tagged and what is accepted
+    /// and received is written down (see [`crate::crash::witness`]).
+    pub witness: Option<Arc<crate::crash::witness::Witness>>,
 }
 
 impl ConsumerParts {
@@ -236,9 +239,15 @@ impl Subject {
                 let evicted = Arc::new(AtomicU64::new(0));
                 let (dispatcher, batches) =
                     builder(config, &evicted, spill, consumer.clock).build()?;
-                let target: Arc<dyn Target> =
+                let mut target: Arc<dyn Target> =
                     Arc::new(DispatcherTarget::new(dispatcher.producer()));
-                let consumer = consumer.spawn(batches)?;
+                let consumer = match consumer.witness.clone() {
+                    Some(witness) => {
+                        target = witness.target(target)?;
+                        consumer.spawn(witness.source(batches)?)?
+                    }
+                    None => consumer.spawn(batches)?,
+                };
                 Ok(Subject {
                     kind: Kind::Dispatcher {
                         dispatcher,

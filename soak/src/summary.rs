@@ -185,7 +185,7 @@ fn verdict_lines(a: &runlog::Assessment, word: &dyn Fn(Status) -> String) -> Str
 }
 
 /// `  label        text`, the text wrapped under itself.
-fn field(label: &str, text: &str) -> String {
+pub(crate) fn field(label: &str, text: &str) -> String {
     wrap(&format!("  {label:<12} "), &" ".repeat(INDENT), text)
 }
 
