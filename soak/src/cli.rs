@@ -845,8 +845,17 @@ pub fn command_for(program: &str) -> clap::Command {
     let with_defaults = |cmd: clap::Command| defaults_shown(cmd, &defaults);
     let crash = scenario_defaults_of(&crate::crash::base_scenario());
     let crash_test = |cmd: clap::Command| {
-        // Always on in the crash test.
-        defaults_shown(cmd, &crash).mut_arg("spill_write_ahead", |arg| arg.hide(true))
+        defaults_shown(cmd, &crash)
+            // Always on in the crash test.
+            .mut_arg("spill_write_ahead", |arg| arg.hide(true))
+            .mut_arg("seed", |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(help.replacen(
+                    "Seed for payload generation",
+                    "Seed for payload generation and for the moments of the kills",
+                    1,
+                ))
+            })
     };
     let root = with_defaults(Cli::command());
     let styles = root.get_styles().clone();

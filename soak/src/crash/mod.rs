@@ -175,12 +175,15 @@ fn check_empty(dir: &Path) -> Result<(), String> {
     };
     let (_, recovered) = crate::spill::open(&probe)?;
     if recovered.events > 0 {
+        let events = match recovered.events {
+            1 => "1 event".to_owned(),
+            n => format!("{} events", runlog::human::grouped(n)),
+        };
         return Err(format!(
-            "--spill-dir {}: holds {} events an earlier run left; the crash test counts ids \
+            "--spill-dir {}: holds {events} an earlier run left; the crash test counts ids \
              of its own only: use an empty or new directory (or deliver them with a run: \
              soak --spill-dir {})",
             dir.display(),
-            runlog::human::grouped(recovered.events),
             dir.display()
         ));
     }
