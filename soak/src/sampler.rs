@@ -396,6 +396,38 @@ mod tests {
     }
 
     #[test]
+    fn a_disk_tier_is_sampled_with_its_rates_and_peak() {
+        let start = Instant::now();
+        let mut sampler = Sampler::new(start, None);
+        let with = |spilled: u64, replayed: u64, disk_bytes: u64| {
+            let mut stats = Stats::default();
+            stats.spill.spilled = spilled;
+            stats.spill.replayed = replayed;
+            stats.spill.backlog = spilled - replayed;
+            stats.spill.disk_bytes = disk_bytes;
+            stats.spill.max_disk_bytes = 1 << 20;
+            Readings {
+                dispatcher: Some(stats),
+                ..Readings::default()
+            }
+        };
+        let (first, _) =
+            sampler.sample(start + Duration::from_secs(1), with(100, 40, 9_000), "run");
+        let (second, _) =
+            sampler.sample(start + Duration::from_secs(3), with(300, 240, 4_000), "run");
+        let s = second.spill.expect("a disk tier");
+        assert_eq!((s.spilled_per_sec, s.replayed_per_sec), (100.0, 100.0));
+        assert_eq!(
+            (s.spilled_total, s.backlog_events, s.max_disk_bytes),
+            (300, 60, 1 << 20)
+        );
+        assert_eq!(first.spill.map(|s| s.spilled_per_sec), Some(100.0));
+        assert_eq!(sampler.peaks.disk_bytes, 9_000);
+        let (none, _) = sampler.sample(start + Duration::from_secs(4), Readings::default(), "run");
+        assert!(none.spill.is_none(), "no tier, no readings");
+    }
+
+    #[test]
     fn latency_is_per_interval_and_accumulates_for_the_run() {
         let start = Instant::now();
         let sync: SyncHistogram<u64> = latency_histogram().into();
