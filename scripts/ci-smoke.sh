@@ -2,6 +2,9 @@
 # Short smoke checks run by .ci/run after the test suite.
 # - A 10 s soak of the default scenario (`--preset quick`); its exit code is
 #   the assessment's: 0 pass or warn, 1 fail.
+# - A SIGTERM mid-run drains and writes a complete record (exit 143).
+# - A 2 s soak whose memory cannot keep up spills to a disk tier and must say so.
+# - A crash test of 3 kills: exit 0 only if no accepted event was lost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +25,14 @@ wait "$pid" || status=$?
 grep -q '"signal": "SIGTERM"' "$out"/latest/results.json \
   || { echo "ci-smoke: results.json does not record the SIGTERM" >&2; exit 1; }
 echo "ci-smoke: SIGTERM ended the run with a complete record"
+
+echo "--- a soak that overflows memory onto a disk tier (--spill-dir)"
+./target/release/soak --duration 2s --producers 2 --no-tui -q --out "$out/spill-runs" \
+  --max-buffered-bytes 64KiB --max-batch-bytes 4KiB --consumer-delay 5ms --rate 20k/s \
+  --spill-dir "$out/spill" --max-spill-bytes 16MiB
+grep -q '"spilled": [1-9]' "$out"/spill-runs/latest/results.json \
+  || { echo "ci-smoke: the spilling run recorded nothing spilled" >&2; exit 1; }
+echo "ci-smoke: the run spilled to disk and drained it"
+
+echo "--- crash test: 3 SIGKILLs of a write-ahead soak, then a run that drains"
+./target/release/soak crash-test --kills 3 --out "$out/crash"

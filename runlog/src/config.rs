@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RunlogError;
+use crate::spill::SpillConfig;
 use crate::threshold::Thresholds;
 
 /// What the dispatcher does when admitting an event would exceed `max_buffered_bytes`.
@@ -162,6 +163,10 @@ pub struct ScenarioConfig {
     /// [`Thresholds`]). Absent when there are none; they do not change what runs.
     #[serde(skip_serializing_if = "Thresholds::is_empty")]
     pub thresholds: Thresholds,
+    /// The dispatcher's disk tier (a `[spill]` table; see [`SpillConfig`]). Absent without
+    /// one, and in records written before the key existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spill: Option<SpillConfig>,
 }
 
 impl Default for ScenarioConfig {
@@ -196,6 +201,7 @@ impl Default for ScenarioConfig {
             preset: None,
             record_latency: true,
             thresholds: Thresholds::default(),
+            spill: None,
         }
     }
 }
@@ -301,7 +307,12 @@ pub mod bounds {
 
 use bounds::*;
 
-fn check_range(value: u64, field: &'static str, min: u64, max: u64) -> Result<(), ConfigError> {
+pub(crate) fn check_range(
+    value: u64,
+    field: &'static str,
+    min: u64,
+    max: u64,
+) -> Result<(), ConfigError> {
     check(
         (min..=max).contains(&value),
         field,
@@ -376,6 +387,9 @@ impl ScenarioConfig {
                 c,
                 format_args!("1..={MAX_CPUS}"),
             )?;
+        }
+        if let Some(spill) = &self.spill {
+            spill.validate()?;
         }
         Ok(())
     }

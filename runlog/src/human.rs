@@ -140,7 +140,7 @@ pub fn percent(p: f64) -> String {
 
 /// A scenario in one line: `32 producers (closed loop) · telemetry payloads · consumer
 /// 200 us/batch · interval 10 ms · batch 32.0 KiB · buffered 64.0 MiB · reject policy ·
-/// target dispatcher`.
+/// target dispatcher`, then ` · disk tier 64.0 MiB (write-ahead)` when it has one.
 #[must_use]
 pub fn scenario(c: &crate::ScenarioConfig) -> String {
     let batch = c.max_batch_bytes.map_or_else(
@@ -157,8 +157,16 @@ pub fn scenario(c: &crate::ScenarioConfig) -> String {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default()
     };
+    let disk = c.spill.as_ref().map_or_else(String::new, |s| {
+        let mode = if s.write_ahead {
+            "write-ahead"
+        } else {
+            "overflow"
+        };
+        format!(" · disk tier {} ({mode})", bytes(s.max_disk_bytes))
+    });
     format!(
-        "{} producers ({rate}) · {} payloads · consumer {}/batch · interval {} · {batch} · buffered {} · {} policy · target {}",
+        "{} producers ({rate}) · {} payloads · consumer {}/batch · interval {} · {batch} · buffered {} · {} policy · target {}{disk}",
         c.producers,
         c.payload,
         micros(c.consumer_delay_us),

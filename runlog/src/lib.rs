@@ -83,6 +83,7 @@ mod results;
 mod rundir;
 mod sample;
 mod samples_io;
+mod spill;
 mod threshold;
 mod units;
 
@@ -110,6 +111,10 @@ pub use results::{
 pub use rundir::{LATEST, RunDir};
 pub use sample::{FlushReasonCounts, Sample, SpillSample, Totals};
 pub use samples_io::{SamplesLog, SamplesWriter, Truncation, read_samples};
+pub use spill::{
+    DEFAULT_MAX_DISK_BYTES, DEFAULT_SYNC_INTERVAL_MS, MAX_MAX_DISK_BYTES, MAX_SYNC_INTERVAL_MS,
+    MIN_MAX_DISK_BYTES, SpillConfig, SpillSync, SpillTotals,
+};
 pub use threshold::{
     METRICS as THRESHOLD_METRICS, Metric, OPERATORS, Op, Threshold, ThresholdError,
     ThresholdResult, Thresholds,

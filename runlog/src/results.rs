@@ -121,6 +121,9 @@ pub struct RunResults {
     /// Set when a signal cut the run short; absent for a run that ran its course.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<Interruption>,
+    /// What the dispatcher's disk tier did, when the run had one (`config.spill`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spill: Option<crate::SpillTotals>,
 }
 
 /// How a signal cut a run short.
@@ -159,6 +162,7 @@ impl Default for RunResults {
             duration_s: 0.0,
             sink: default_sink(),
             interrupted: None,
+            spill: None,
         }
     }
 }

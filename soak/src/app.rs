@@ -92,6 +92,12 @@ fn command(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
             output: output.clone(),
         }),
         Some(Command::Watch { run_dir, fps }) => live::watch(run_dir.as_deref(), *fps),
+        Some(Command::CrashTest {
+            scenario,
+            kills,
+            out,
+            no_write_ahead,
+        }) => crash_test(scenario, *kills, out.as_deref(), *no_write_ahead, interrupt),
         Some(Command::Completions { shell }) => {
             print_generated(|out| crate::cli::completions(*shell, out))
         }
@@ -181,6 +187,47 @@ fn tune_command(options: &TuneOptions, json: bool) -> ExitCode {
     }
 }
 
+/// `soak crash-test`: exit 0 when nothing accepted was lost, 1 when something was (or a
+/// child failed the test), 2 for bad input, 3 when its files cannot be written.
+fn crash_test(
+    scenario: &crate::cli::ScenarioArgs,
+    kills: u32,
+    out: Option<&std::path::Path>,
+    no_write_ahead: bool,
+    interrupt: Option<Arc<Interrupt>>,
+) -> ExitCode {
+    let name = crate::program::name();
+    let config = match crate::crash::scenario(scenario, no_write_ahead) {
+        Ok(config) => config,
+        Err(err) => {
+            crate::errln!("{name} crash-test: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let options = crate::crash::CrashOptions {
+        config,
+        kills,
+        out: crate::cli::out_dir(out),
+        out_label: crate::cli::out_label(out),
+        interrupt,
+    };
+    match crate::crash::crash_test(&options) {
+        Ok(outcome) => {
+            let colour = runlog::human::colour(std::io::stdout().is_terminal());
+            crate::outln!("{}", crate::crash::render(&outcome, colour));
+            ExitCode::from(if outcome.passed() {
+                EXIT_PASS
+            } else {
+                EXIT_FAIL
+            })
+        }
+        Err(err) => {
+            crate::errln!("{name} crash-test: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
 /// A soak run: resolve the scenario, run it, write its report, summarize.
 fn soak(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
     let config = match scenario::resolve(&cli.scenario) {
@@ -207,6 +254,15 @@ fn soak(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     }
+    // A crash test's child run writes down what it accepts and delivers.
+    let witness = match crate::crash::witness::Witness::from_env() {
+        None => None,
+        Some(Ok(witness)) => Some(witness),
+        Some(Err(err)) => {
+            crate::errln!("{}: {err}", crate::program::name());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let tui = cli.repeat.is_none() && live::wanted(cli.tui, cli.no_tui, cli.json);
     if let Some(n) = cli.repeat {
         return crate::repeat::run_group(cli, &config, n, interrupt);
@@ -216,6 +272,7 @@ fn soak(cli: &Cli, interrupt: Option<Arc<Interrupt>>) -> ExitCode {
         sink: cli.sink_spec(),
         interrupt: interrupt.clone(),
         out_label: Some(cli.out_label()),
+        witness,
         ..RunOptions::new(cli.out_dir())
     };
     let outcome = prepare(&config, &options).and_then(|prepared| {

@@ -50,9 +50,13 @@ pub mod heading {
     pub const TUNE: &str = "Tuning";
     /// `compare`'s judgement settings.
     pub const COMPARE: &str = "Comparison";
+    /// The dispatcher's durable disk tier.
+    pub const DISK: &str = "Disk tier";
+    /// `crash-test`'s own settings.
+    pub const CRASH: &str = "Crash test";
 }
 
-use heading::{COMPARE, CONSUMER, EXPORT, LIMITS, LOAD, OUTPUT, PAYLOAD, RUN, TUNE};
+use heading::{COMPARE, CONSUMER, CRASH, DISK, EXPORT, LIMITS, LOAD, OUTPUT, PAYLOAD, RUN, TUNE};
 
 /// Soak the Metronome dispatcher under backpressure and record the run.
 ///
@@ -317,6 +321,27 @@ pub enum Command {
         #[arg(long, help_heading = OUTPUT)]
         json: bool,
     },
+    /// Prove the disk tier loses nothing accepted: run the soak as a child with a
+    /// write-ahead disk tier, SIGKILL it at random moments and restart it on the same
+    /// directory, then let a last run drain it; every accepted event must be delivered at
+    /// least once. Prints `lost N, duplicated M`; exits 0 only when nothing was lost.
+    CrashTest {
+        /// The children's scenario (--duration is the last run's; the others are killed).
+        #[command(flatten)]
+        scenario: Box<ScenarioArgs>,
+        /// How many times a run is killed (1..=1000) before the last one finishes.
+        #[arg(long, value_name = "N", default_value_t = 10,
+              value_parser = clap::value_parser!(u32).range(1..=1000), help_heading = CRASH)]
+        kills: u32,
+        /// Where the test's directory goes: `<out>/crash-<id>/`, with the runs, their logs,
+        /// the id files and (without --spill-dir) the disk tier [default: target/soak].
+        #[arg(short, long, value_name = "DIR", help_heading = OUTPUT)]
+        out: Option<PathBuf>,
+        /// Children without write-ahead, so what they hold in memory is lost when killed:
+        /// shows that the test catches a loss.
+        #[arg(long, hide = true, help_heading = CRASH)]
+        no_write_ahead: bool,
+    },
     /// Watch a run started elsewhere, read-only, by following its samples.jsonl.
     Watch {
         /// The run directory [default: target/soak/latest].
@@ -482,6 +507,25 @@ pub struct ScenarioArgs {
     /// thread admits into one, round-robin.
     #[arg(long, value_name = "N", help_heading = LIMITS)]
     pub partitions: Option<u32>,
+    /// Give the dispatcher a durable disk tier in DIR (created if missing; its parent
+    /// must exist; empty or one of ours): events that do not fit in memory go to disk
+    /// instead of meeting the policy, and come back in order as memory frees; what an
+    /// earlier run left there is delivered first.
+    #[arg(long, value_name = "DIR", help_heading = DISK)]
+    pub spill_dir: Option<PathBuf>,
+    /// With --spill-dir: the most the disk tier's files may take (4KiB..=1TiB); past it
+    /// the policy applies.
+    #[arg(long, value_parser = bytes, value_name = "SIZE", help_heading = DISK)]
+    pub max_spill_bytes: Option<u64>,
+    /// With --spill-dir: when what it writes is forced to the device: every-batch, an
+    /// interval (1ms..=60s, e.g. 100ms) or os (left to the kernel). A process crash loses
+    /// nothing written under any of them; a power failure loses what was not synced.
+    #[arg(long, value_parser = spill_sync, value_name = "WHEN", help_heading = DISK)]
+    pub spill_sync: Option<SpillSyncArg>,
+    /// With --spill-dir: every event goes through the disk, not only those that do not
+    /// fit in memory, so a crash loses nothing that was accepted.
+    #[arg(long, help_heading = DISK)]
+    pub spill_write_ahead: bool,
     /// How often to sample, e.g. 1s, 250ms.
     #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = RUN)]
     pub sample_every: Option<Duration>,
@@ -526,7 +570,13 @@ impl ScenarioArgs {
 /// spelled as the flag takes it (`60s`, `32KiB`, `none`), or in words where no value
 /// says it (`off`, `all`).
 pub fn scenario_defaults() -> Vec<(&'static str, String)> {
-    let c = ScenarioConfig::default();
+    scenario_defaults_of(&ScenarioConfig::default())
+}
+
+/// The value of every scenario flag that has one in scenario `c`, spelled as the flag
+/// takes it (see [`scenario_defaults`]).
+pub fn scenario_defaults_of(c: &ScenarioConfig) -> Vec<(&'static str, String)> {
+    let spill = c.spill.clone().unwrap_or_default();
     let ms = |v: u64| spell_micros(v.saturating_mul(1000));
     // Whole microseconds: the default scenario's duration is whole seconds.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -591,6 +641,21 @@ pub fn scenario_defaults() -> Vec<(&'static str, String)> {
         ),
         ("block_timeout", spell_micros(c.block_timeout_us)),
         ("partitions", c.partitions.to_string()),
+        (
+            "spill_dir",
+            c.spill
+                .as_ref()
+                .map_or_else(|| "off".to_owned(), |s| s.dir.display().to_string()),
+        ),
+        ("max_spill_bytes", spell_bytes(spill.max_disk_bytes)),
+        (
+            "spill_sync",
+            match spill.sync {
+                runlog::SpillSync::EveryBatch => "every-batch".to_owned(),
+                runlog::SpillSync::Interval => ms(spill.sync_interval_ms),
+                runlog::SpillSync::Os => "os".to_owned(),
+            },
+        ),
         ("sample_every", ms(c.sample_every_ms)),
         ("drain_timeout", ms(c.drain_timeout_ms)),
     ]
@@ -680,6 +745,20 @@ const EXAMPLES: &[(Option<&str>, &[Example])] = &[
         ],
     ),
     (
+        Some("crash-test"),
+        &[
+            (
+                "crash-test",
+                "10 kills and a last run; exit 1 if an accepted event was lost",
+            ),
+            ("crash-test --kills 3 --seed 7", "3 kills at other moments"),
+            (
+                "crash-test --kills 20 --payload fixed:1KiB --spill-sync every-batch",
+                "bigger events, a sync per append",
+            ),
+        ],
+    ),
+    (
         Some("report"),
         &[
             ("report", "the latest run's report.html again"),
@@ -763,18 +842,20 @@ const DEFAULTS_NOTE: &str = "The scenario defaults shown are the default scenari
 pub fn command_for(program: &str) -> clap::Command {
     use clap::CommandFactory;
     let defaults = scenario_defaults();
-    // `mut_args`, not `mut_arg`: the arguments keep their order, and with it the order of
-    // the headings (each heading sits where its first argument is).
-    let with_defaults = |cmd: clap::Command| {
-        cmd.mut_args(
-            |arg| match defaults.iter().find(|(id, _)| arg.get_id() == *id) {
-                Some((_, value)) => {
-                    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
-                    arg.help(format!("{help} [default: {value}]"))
-                }
-                None => arg,
-            },
-        )
+    let with_defaults = |cmd: clap::Command| defaults_shown(cmd, &defaults);
+    let crash = scenario_defaults_of(&crate::crash::base_scenario());
+    let crash_test = |cmd: clap::Command| {
+        defaults_shown(cmd, &crash)
+            // Always on in the crash test.
+            .mut_arg("spill_write_ahead", |arg| arg.hide(true))
+            .mut_arg("seed", |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(help.replacen(
+                    "Seed for payload generation",
+                    "Seed for payload generation and for the moments of the kills",
+                    1,
+                ))
+            })
     };
     let root = with_defaults(Cli::command());
     let styles = root.get_styles().clone();
@@ -783,7 +864,8 @@ pub fn command_for(program: &str) -> clap::Command {
         .bin_name(program)
         .after_help(note.clone())
         .after_long_help(note)
-        .mut_subcommand("tune", with_defaults);
+        .mut_subcommand("tune", with_defaults)
+        .mut_subcommand("crash-test", crash_test);
     for (sub, _) in EXAMPLES.iter().filter(|(sub, _)| sub.is_some()) {
         let sub = sub.unwrap_or_default();
         let text = examples(program, Some(sub), &styles);
@@ -792,6 +874,21 @@ pub fn command_for(program: &str) -> clap::Command {
         });
     }
     root
+}
+
+/// `cmd` with `[default: …]` after the help of every argument `defaults` has a value for.
+/// `mut_args`, not `mut_arg`: the arguments keep their order, and with it the order of the
+/// headings (each heading sits where its first argument is).
+fn defaults_shown(cmd: clap::Command, defaults: &[(&str, String)]) -> clap::Command {
+    cmd.mut_args(
+        |arg| match defaults.iter().find(|(id, _)| arg.get_id() == *id) {
+            Some((_, value)) => {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} [default: {value}]"))
+            }
+            None => arg,
+        },
+    )
 }
 
 /// [`command_for`] the program as the user ran it ([`crate::program::name`]).
@@ -829,10 +926,12 @@ pub fn parse() -> Cli {
     let matches = command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     cli.scenario.typed = typed_values(&matches);
-    if let (Some(Command::Tune { scenario, .. }), Some(("tune", sub))) =
-        (cli.command.as_mut(), matches.subcommand())
-    {
-        scenario.typed = typed_values(sub);
+    match (cli.command.as_mut(), matches.subcommand()) {
+        (Some(Command::Tune { scenario, .. }), Some(("tune", sub)))
+        | (Some(Command::CrashTest { scenario, .. }), Some(("crash-test", sub))) => {
+            scenario.typed = typed_values(sub);
+        }
+        _ => {}
     }
     cli
 }
@@ -849,6 +948,27 @@ fn typed_values(matches: &clap::ArgMatches) -> BTreeMap<String, String> {
             Some((id.to_string(), raw.to_string_lossy().into_owned()))
         })
         .collect()
+}
+
+/// `--spill-sync`, as typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpillSyncArg {
+    /// `every-batch`.
+    EveryBatch,
+    /// An interval, e.g. `100ms`.
+    Every(Duration),
+    /// `os`.
+    Os,
+}
+
+fn spill_sync(s: &str) -> Result<SpillSyncArg, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "every-batch" => Ok(SpillSyncArg::EveryBatch),
+        "os" => Ok(SpillSyncArg::Os),
+        _ => parse_duration(s)
+            .map(SpillSyncArg::Every)
+            .map_err(|_| format!("`{s}` is not every-batch, os or an interval such as 100ms")),
+    }
 }
 
 /// A limit that can be switched off with `none`.

@@ -3,7 +3,7 @@
 
 use runlog::{
     BatchStats, Drain, Event, Interruption, LatencySummary, Memory, RunResults, ScenarioConfig,
-    Throughput,
+    SpillTotals, Throughput,
 };
 
 use crate::assess::{Facts, assess};
@@ -61,6 +61,7 @@ pub(crate) fn compose(c: Composition<'_>) -> RunResults {
         LatencySummary::default()
     };
     let facts = facts(&c, &throughput);
+    let spill = facts.spill.clone();
     let batches = consumer.batches;
     let results = RunResults {
         config: c.config.clone(),
@@ -87,9 +88,31 @@ pub(crate) fn compose(c: Composition<'_>) -> RunResults {
         },
         duration_s: c.run_elapsed,
         interrupted: c.interrupted,
+        spill,
         ..c.base
     };
     with_thresholds(results)
+}
+
+/// What the disk tier did, when the run had one: the final counters, the peak of the
+/// samples (and of the end), the last error.
+fn spill_totals(c: &Composition<'_>) -> Option<SpillTotals> {
+    c.config.spill.as_ref()?;
+    let s = c.readings.dispatcher.unwrap_or_default().spill;
+    Some(SpillTotals {
+        spilled: s.spilled,
+        replayed: s.replayed,
+        left_on_disk: s.backlog,
+        recovered: s.recovered_events,
+        recovered_bytes: s.recovered_bytes,
+        torn: s.torn,
+        fallbacks: s.fallbacks,
+        errors: s.errors,
+        undeliverable: s.undeliverable,
+        peak_disk_bytes: c.sampler.peaks.disk_bytes.max(s.disk_bytes),
+        max_disk_bytes: s.max_disk_bytes,
+        last_error: c.drained.spill_error.clone(),
+    })
 }
 
 /// The record with its thresholds judged (a failed one fails the run) and what the
@@ -142,6 +165,7 @@ fn facts(c: &Composition<'_>, throughput: &Throughput) -> Facts {
         memory_series: c.sampler.memory_series.clone(),
         interrupted: c.interrupted.as_ref().map(|i| (i.signal.clone(), i.at_s)),
         planned_s: c.config.duration_s,
+        spill: spill_totals(c),
     }
 }
 

@@ -42,8 +42,10 @@ pub(crate) fn execute(
         mut record,
         latency,
         sink,
+        spill,
         interrupt,
         probe,
+        witness,
     } = prepared;
     let config = &config;
     let started_at = runlog::now_rfc3339();
@@ -58,7 +60,8 @@ pub(crate) fn execute(
     // Before anything else holds memory: what a buffered byte costs on this heap.
     let cost = crate::calibrate::calibrate(config, &payload);
     let load = (recorder, sink_latency.clone());
-    let (mut harness, producers) = start_load(config, payload, sink, load, probe.as_deref())?;
+    let hooks = (probe.as_deref(), witness);
+    let (mut harness, producers) = start_load(config, payload, (sink, spill), load, hooks)?;
     wait_ready(&producers, config.producers, progress);
     let heap_model = cost.map(|cost| heap_model(config, cost, holders));
     // The clock starts when every producer exists and is ready.
@@ -103,12 +106,18 @@ fn heap_model(config: &ScenarioConfig, cost: HeapCost, batch_holders: usize) -> 
 fn start_load(
     config: &ScenarioConfig,
     payload: loadgen::PayloadSource,
-    sink: Option<crate::sink::SharedSink>,
+    (sink, spill): (
+        Option<crate::sink::SharedSink>,
+        Option<crate::spill::Opened>,
+    ),
     (latency, sink_latency): (
         Option<hdrhistogram::sync::Recorder<u64>>,
         Option<crate::sampler::SharedLatency>,
     ),
-    probe: Option<&crate::hooks::ProbeHooks>,
+    (probe, witness): (
+        Option<&crate::hooks::ProbeHooks>,
+        Option<Arc<crate::crash::witness::Witness>>,
+    ),
 ) -> Result<(Harness, ProducerSet), RunError> {
     let clock = Clock::new();
     let tally = probe.map(|p| Arc::clone(&p.tally));
@@ -123,12 +132,13 @@ fn start_load(
         latency,
         sink_latency,
         tally,
+        witness,
     };
     let (consumer_control, consumer_counters) = (
         Arc::clone(&consumer.control),
         Arc::clone(&consumer.counters),
     );
-    let subject = Subject::start(config, payload.mean_size_hint(), consumer, sink)?;
+    let subject = Subject::start(config, payload.mean_size_hint(), consumer, sink, spill)?;
     let (producers, producer_control, producer_counters) =
         start_producers(config, payload, &subject, clock)?;
     if let Some(probe) = probe {

@@ -120,6 +120,19 @@ pub(crate) fn flag_of(field: &str, args: &ScenarioArgs) -> Option<(&'static str,
         "sample_every_ms" => ("--sample-every", "sample_every", d(args.sample_every)),
         "drain_timeout_ms" => ("--drain-timeout", "drain_timeout", d(args.drain_timeout)),
         "cpus" => ("--cpus", "cpus", args.cpus.map(|n| n.to_string())),
+        "spill.max_disk_bytes" => (
+            "--max-spill-bytes",
+            "max_spill_bytes",
+            args.max_spill_bytes.map(crate::human::bytes),
+        ),
+        "spill.sync_interval_ms" => (
+            "--spill-sync",
+            "spill_sync",
+            match args.spill_sync {
+                Some(crate::cli::SpillSyncArg::Every(every)) => d(Some(every)),
+                _ => None,
+            },
+        ),
         _ => return None,
     };
     let given = rendered.map(|rendered| args.typed(id).map_or(rendered, str::to_owned));

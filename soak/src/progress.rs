@@ -48,10 +48,18 @@ impl Progress {
         } else {
             0.0
         };
+        let disk = s.spill.as_ref().map_or_else(String::new, |d| {
+            format!(
+                "  disk {} / {} ({} events)",
+                human::bytes(d.disk_bytes),
+                human::bytes(d.max_disk_bytes),
+                human::count(d.backlog_events)
+            )
+        });
         let mut err = std::io::stderr().lock();
         let _ = writeln!(
             err,
-            "[{:>5.1}s/{:.0}s] delivered {:>7}/s  accepted {:>7}/s  refused {:>5.1}%  buffered {:>9} / {}  heap {:>9}  p99 {}",
+            "[{:>5.1}s/{:.0}s] delivered {:>7}/s  accepted {:>7}/s  refused {:>5.1}%  buffered {:>9} / {}  heap {:>9}  p99 {}{disk}",
             s.t_s,
             duration_s,
             human::count(s.delivered_per_sec),

@@ -138,14 +138,34 @@ impl Snapshot {
         // Every accepted event is accounted for: what was neither delivered nor evicted at
         // the last sample (buffered, or inside the consumer or a sink call) is left
         // undelivered when the process leaves.
+        // With a disk tier, what was on disk stays there for the next start.
         let totals = last.totals;
+        let on_disk = last.spill.map_or(0, |s| s.backlog_events);
         let left = totals
             .accepted
             .saturating_sub(totals.delivered)
-            .saturating_sub(totals.dropped);
-        let cut = format!(
-            "{cut}; {left} accepted events were neither delivered nor evicted by then and are counted as undelivered"
+            .saturating_sub(totals.dropped)
+            .saturating_sub(on_disk);
+        let mut cut = format!(
+            "{cut}; {} accepted events were neither delivered nor evicted by then and are counted as undelivered",
+            runlog::human::grouped(left)
         );
+        if last.spill.is_some() {
+            cut.push_str(&format!(
+                ", {} were on disk (kept there for the next start)",
+                runlog::human::grouped(on_disk)
+            ));
+        }
+        let spill = last.spill.map(|s| runlog::SpillTotals {
+            spilled: s.spilled_total,
+            replayed: s.replayed_total,
+            left_on_disk: s.backlog_events,
+            fallbacks: s.fallbacks_total,
+            errors: s.errors_total,
+            peak_disk_bytes: self.peaks.disk_bytes.max(s.disk_bytes),
+            max_disk_bytes: s.max_disk_bytes,
+            ..runlog::SpillTotals::default()
+        });
         let unknown = Section::new(Status::Fail, [cut.clone()]);
         crate::compose::with_thresholds(RunResults {
             totals: last.totals,
@@ -182,6 +202,7 @@ impl Snapshot {
                 at_s,
                 partial: true,
             }),
+            spill,
             ..self.base.clone()
         })
     }

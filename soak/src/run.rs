@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub out_label: Option<String>,
     /// A tuner's hooks into the run (see [`crate::hooks`]).
     pub probe: Option<Arc<crate::hooks::ProbeHooks>>,
+    /// A crash test's child run: where it writes down what it accepts and delivers (see
+    /// [`crate::crash::witness`]).
+    pub witness: Option<Arc<crate::crash::witness::Witness>>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -64,6 +67,7 @@ impl RunOptions {
             interrupt: None,
             out_label: None,
             probe: None,
+            witness: None,
         }
     }
 
@@ -140,19 +144,24 @@ pub struct Prepared {
     pub(crate) latency: Option<SyncHistogram<u64>>,
     /// Connected before the run, so a missing broker fails early.
     pub(crate) sink: Option<crate::sink::SharedSink>,
+    /// The disk tier, opened (locked and recovered) before the run directory exists.
+    pub(crate) spill: Option<crate::spill::Opened>,
     pub(crate) interrupt: Option<Arc<Interrupt>>,
     pub(crate) probe: Option<Arc<crate::hooks::ProbeHooks>>,
+    pub(crate) witness: Option<Arc<crate::crash::witness::Witness>>,
 }
 
 /// Checks the input and creates the run directory, before anything runs.
 ///
 /// Everything that can refuse the run is checked before the directory is created (and
 /// before `latest` moves): the payload, the machine's limits (`--cpus`, producers per
-/// core, memory), the output directory, the metrics address and the sink.
+/// core, memory), the output directory, the disk tier's directory, the metrics address and
+/// the sink.
 ///
 /// # Errors
 ///
 /// [`RunError::Input`] for a bad payload, an unwritable output directory, a
+/// `--spill-dir` that cannot be opened (see [`crate::spill::open`]), a
 /// `--metrics-addr` that cannot be listened on, or a `--sink` that cannot be
 /// reached or used; [`RunError::Record`] if the record files cannot be created.
 pub fn prepare(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared, RunError> {
@@ -178,6 +187,13 @@ fn prepare_run(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
             &options.out_label(),
         ))
     })?;
+    // Locked before anything else is created: a directory in use refuses the run.
+    let spill = config
+        .spill
+        .as_ref()
+        .map(crate::spill::open)
+        .transpose()
+        .map_err(RunError::Input)?;
     let run_id = runlog::new_run_id();
     // Before the run directory exists, so a bad address leaves nothing behind.
     let exporter = options
@@ -237,8 +253,10 @@ fn prepare_run(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
         record,
         latency,
         sink,
+        spill,
         interrupt: options.interrupt.clone(),
         probe: options.probe.clone(),
+        witness: options.witness.clone(),
     })
 }
 

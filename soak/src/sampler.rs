@@ -9,7 +9,7 @@ use dispatcher::{FlushReason, Stats};
 use hdrhistogram::Histogram;
 use hdrhistogram::sync::SyncHistogram;
 use loadgen::{ConsumerTotals, ProducerTotals};
-use runlog::{FlushReasonCounts, LatencySummary, Limits, Sample, Totals};
+use runlog::{FlushReasonCounts, LatencySummary, Limits, Sample, SpillSample, Totals};
 
 use crate::memory::{MemoryProbe, MemoryReading};
 
@@ -76,6 +76,8 @@ pub struct Peaks {
     pub min_delivered_per_sec: Option<f64>,
     /// See `min_delivered_per_sec`.
     pub max_delivered_per_sec: f64,
+    /// Highest bytes the disk tier's files took at a sample.
+    pub disk_bytes: u64,
 }
 
 /// Where a sink's flush workers record latency: one histogram they share, emptied by the
@@ -216,7 +218,11 @@ impl Sampler {
             limits: readings.limits.clone(),
             paused: readings.paused,
             phase: phase.to_string(),
-            spill: None,
+            spill: spill_sample(
+                readings.dispatcher.as_ref(),
+                self.last.dispatcher.as_ref(),
+                interval_s,
+            ),
         };
         self.note_peaks(&sample, phase);
         self.last = readings;
@@ -247,6 +253,9 @@ impl Sampler {
         p.heap_bytes = p.heap_bytes.max(s.heap_allocated_bytes);
         p.rss_bytes = p.rss_bytes.max(s.rss_bytes);
         p.limit_bytes = p.limit_bytes.max(s.limits.max_buffered_bytes);
+        if let Some(spill) = &s.spill {
+            p.disk_bytes = p.disk_bytes.max(spill.disk_bytes);
+        }
         if phase == "run" {
             let limit = s.limits.max_buffered_bytes;
             let stretch = match &self.last_stretch {
@@ -288,6 +297,25 @@ impl Sampler {
     pub fn last_t_s(&self) -> f64 {
         self.last_at.duration_since(self.start).as_secs_f64()
     }
+}
+
+/// The disk tier's readings over an interval of `interval_s` from `prev` to `now`, when the
+/// dispatcher has a tier (its budget is never zero).
+fn spill_sample(now: Option<&Stats>, prev: Option<&Stats>, interval_s: f64) -> Option<SpillSample> {
+    let now = now.map(|s| s.spill).filter(|s| s.max_disk_bytes > 0)?;
+    let prev = prev.map(|s| s.spill).unwrap_or_default();
+    let rate = |cur: u64, old: u64| cur.saturating_sub(old) as f64 / interval_s;
+    Some(SpillSample {
+        spilled_per_sec: rate(now.spilled, prev.spilled),
+        replayed_per_sec: rate(now.replayed, prev.replayed),
+        spilled_total: now.spilled,
+        replayed_total: now.replayed,
+        backlog_events: now.backlog,
+        disk_bytes: now.disk_bytes,
+        max_disk_bytes: now.max_disk_bytes,
+        fallbacks_total: now.fallbacks,
+        errors_total: now.errors,
+    })
 }
 
 fn diff_reasons(cur: FlushReasonCounts, old: FlushReasonCounts) -> FlushReasonCounts {
@@ -365,6 +393,38 @@ mod tests {
         assert_eq!(sampler.peaks.min_delivered_per_sec, Some(60.0));
         assert_eq!(sampler.peaks.max_delivered_per_sec, 80.0);
         assert_eq!(sampler.peaks.limit_bytes, 1000);
+    }
+
+    #[test]
+    fn a_disk_tier_is_sampled_with_its_rates_and_peak() {
+        let start = Instant::now();
+        let mut sampler = Sampler::new(start, None);
+        let with = |spilled: u64, replayed: u64, disk_bytes: u64| {
+            let mut stats = Stats::default();
+            stats.spill.spilled = spilled;
+            stats.spill.replayed = replayed;
+            stats.spill.backlog = spilled - replayed;
+            stats.spill.disk_bytes = disk_bytes;
+            stats.spill.max_disk_bytes = 1 << 20;
+            Readings {
+                dispatcher: Some(stats),
+                ..Readings::default()
+            }
+        };
+        let (first, _) =
+            sampler.sample(start + Duration::from_secs(1), with(100, 40, 9_000), "run");
+        let (second, _) =
+            sampler.sample(start + Duration::from_secs(3), with(300, 240, 4_000), "run");
+        let s = second.spill.expect("a disk tier");
+        assert_eq!((s.spilled_per_sec, s.replayed_per_sec), (100.0, 100.0));
+        assert_eq!(
+            (s.spilled_total, s.backlog_events, s.max_disk_bytes),
+            (300, 60, 1 << 20)
+        );
+        assert_eq!(first.spill.map(|s| s.spilled_per_sec), Some(100.0));
+        assert_eq!(sampler.peaks.disk_bytes, 9_000);
+        let (none, _) = sampler.sample(start + Duration::from_secs(4), Readings::default(), "run");
+        assert!(none.spill.is_none(), "no tier, no readings");
     }
 
     #[test]

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use runlog::{Policy, ScenarioConfig};
+use runlog::{Policy, ScenarioConfig, SpillConfig, SpillSync};
 
-use crate::cli::{PolicyArg, Preset, ScenarioArgs};
+use crate::cli::{PolicyArg, Preset, ScenarioArgs, SpillSyncArg};
 
 /// Why the scenario could not be resolved. Every message names what the user wrote: the
 /// flag and its value, or the scenario file and its key.
@@ -128,7 +128,34 @@ fn apply_flags(mut c: ScenarioConfig, a: &ScenarioArgs) -> ScenarioConfig {
         c.record_latency = false;
     }
     c.thresholds.merge(a.thresholds.iter().cloned());
+    apply_spill_flags(&mut c, a);
     c
+}
+
+/// `--spill-dir` gives the scenario a disk tier (or moves the file's); the other disk tier
+/// flags change the tier there is.
+fn apply_spill_flags(c: &mut ScenarioConfig, a: &ScenarioArgs) {
+    if let Some(dir) = &a.spill_dir {
+        c.spill.get_or_insert_with(SpillConfig::default).dir = dir.clone();
+    }
+    let Some(spill) = c.spill.as_mut() else {
+        return;
+    };
+    if let Some(bytes) = a.max_spill_bytes {
+        spill.max_disk_bytes = bytes;
+    }
+    match a.spill_sync {
+        Some(SpillSyncArg::EveryBatch) => spill.sync = SpillSync::EveryBatch,
+        Some(SpillSyncArg::Os) => spill.sync = SpillSync::Os,
+        Some(SpillSyncArg::Every(d)) => {
+            spill.sync = SpillSync::Interval;
+            spill.sync_interval_ms = millis(d);
+        }
+        None => {}
+    }
+    if a.spill_write_ahead {
+        spill.write_ahead = true;
+    }
 }
 
 /// The scenario the flags describe.
@@ -139,11 +166,24 @@ fn apply_flags(mut c: ScenarioConfig, a: &ScenarioArgs) -> ScenarioConfig {
 /// (naming the flag and what was typed, or the file and key), a bad payload shape, or
 /// flags that would have no effect together.
 pub fn resolve(args: &ScenarioArgs) -> Result<ScenarioConfig, ScenarioError> {
+    resolve_from(args, ScenarioConfig::default())
+}
+
+/// [`resolve`], starting from `default` rather than the default scenario when neither a
+/// preset nor a scenario file is given (a subcommand's own starting point).
+///
+/// # Errors
+///
+/// As [`resolve`].
+pub fn resolve_from(
+    args: &ScenarioArgs,
+    default: ScenarioConfig,
+) -> Result<ScenarioConfig, ScenarioError> {
     let file = args.config.as_deref();
     let base = match (file, args.preset) {
         (Some(path), _) => from_file(path)?,
         (None, Some(p)) => preset(p),
-        (None, None) => ScenarioConfig::default(),
+        (None, None) => default,
     };
     let config = apply_flags(base.clone(), args);
     config
@@ -229,6 +269,7 @@ fn no_effect(
             "--block-timeout has no effect with --target {target}"
         ));
     }
+    spill_effect(args, config, file)?;
     if config.policy != Policy::Block && args.block_timeout.is_some() {
         return conflict("--block-timeout has no effect without --policy block".into());
     }
@@ -238,6 +279,38 @@ fn no_effect(
                 "--threshold '{t}' judges latency, which --no-latency does not record"
             ));
         }
+    }
+    Ok(())
+}
+
+/// Refuses disk tier flags without a tier, and a tier for a target that has none.
+fn spill_effect(
+    args: &ScenarioArgs,
+    config: &ScenarioConfig,
+    file: Option<&std::path::Path>,
+) -> Result<(), ScenarioError> {
+    let given = [
+        (args.max_spill_bytes.is_some(), "--max-spill-bytes"),
+        (args.spill_sync.is_some(), "--spill-sync"),
+        (args.spill_write_ahead, "--spill-write-ahead"),
+    ];
+    if config.spill.is_none() {
+        if let Some((_, flag)) = given.iter().find(|(given, _)| *given) {
+            return Err(ScenarioError::Conflict(format!(
+                "{flag} has no effect without --spill-dir (the disk tier's directory)"
+            )));
+        }
+        return Ok(());
+    }
+    let target = config.target;
+    if target.is_reference() {
+        let from = match (&args.spill_dir, file) {
+            (None, Some(file)) => format!("{}: `spill`", file.display()),
+            _ => "--spill-dir".to_owned(),
+        };
+        return Err(ScenarioError::Conflict(format!(
+            "{from} has no effect with --target {target}: only the dispatcher has a disk tier"
+        )));
     }
     Ok(())
 }

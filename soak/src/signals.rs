@@ -23,6 +23,7 @@
 use std::io::Read as _;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::Instant;
@@ -110,6 +111,9 @@ impl Stage {
 /// The shared state between the signal threads and the run.
 pub struct Interrupt {
     first: OnceLock<Caught>,
+    /// A child process this one started and must not leave behind (`crash-test`'s current
+    /// run; 0: none): killed before a signal ends this process.
+    guarded: AtomicU32,
     /// Taken by the signal threads to act on a signal, and by the run to change stage or
     /// write its own (complete) record, so the two never cross.
     stage: Mutex<Stage>,
@@ -119,6 +123,7 @@ impl Default for Interrupt {
     fn default() -> Self {
         Self {
             first: OnceLock::new(),
+            guarded: AtomicU32::new(0),
             stage: Mutex::new(Stage::Idle),
         }
     }
@@ -147,6 +152,23 @@ impl Interrupt {
 
     fn lock(&self) -> MutexGuard<'_, Stage> {
         self.stage.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// While `pid` is set, a signal that ends this process `SIGKILL`s that child first,
+    /// so it is not left running; `None` once it is gone.
+    pub fn guard_child(&self, pid: Option<u32>) {
+        self.guarded.store(pid.unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// Kills the guarded child, if there is one.
+    fn kill_guarded(&self) {
+        use nix::sys::signal::{Signal, kill};
+        let pid = self.guarded.swap(0, Ordering::SeqCst);
+        if let Ok(raw) = i32::try_from(pid) {
+            if raw > 0 {
+                let _ = kill(nix::unistd::Pid::from_raw(raw), Signal::SIGKILL);
+            }
+        }
     }
 
     /// A run is being set up: a signal now leaves at once (there is nothing to record).
@@ -241,10 +263,12 @@ impl Interrupt {
         match action {
             Action::Continue => {}
             Action::Leave(code) => {
+                self.kill_guarded();
                 dashboards::restore_terminal();
                 std::process::exit(i32::from(code));
             }
             Action::Default => {
+                self.kill_guarded();
                 dashboards::restore_terminal();
                 // Ends the process by the signal, as if it had never been handled.
                 let _ = signal_hook::low_level::emulate_default_handler(number);

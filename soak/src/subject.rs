@@ -58,6 +58,8 @@ pub struct Drained {
     pub failed: u64,
     /// Sink mode: the last error the sink gave up with.
     pub sink_error: Option<String>,
+    /// The disk tier's last error, if it had one.
+    pub spill_error: Option<String>,
 }
 
 /// Why the subject could not be started.
@@ -103,6 +105,9 @@ pub struct ConsumerParts {
     pub sink_latency: Option<crate::sampler::SharedLatency>,
     /// Deliveries by event origin, for a tuner's probes.
     pub tally: Option<Arc<loadgen::OriginTally>>,
+    /// A crash test's child run: the producers' events are tagged and what is accepted
+    /// and received is written down (see [`crate::crash::witness`]).
+    pub witness: Option<Arc<crate::crash::witness::Witness>>,
 }
 
 impl ConsumerParts {
@@ -131,8 +136,22 @@ fn dispatcher_policy(config: &ScenarioConfig) -> DispatcherPolicy {
     }
 }
 
-/// The dispatcher the scenario describes, counting evictions into `evicted`.
-fn builder(config: &ScenarioConfig, evicted: &Arc<AtomicU64>) -> Builder<Event> {
+/// The dispatcher the scenario describes, counting evictions into `evicted`, with the
+/// disk tier `spill` if it has one (its events timed by `clock`).
+fn builder(
+    config: &ScenarioConfig,
+    evicted: &Arc<AtomicU64>,
+    spill: Option<crate::spill::Opened>,
+    clock: Clock,
+) -> Builder<Event> {
+    let builder = plain_builder(config, evicted);
+    match spill {
+        Some(opened) => builder.spill(opened, crate::spill::EventCodec::new(clock)),
+        None => builder,
+    }
+}
+
+fn plain_builder(config: &ScenarioConfig, evicted: &Arc<AtomicU64>) -> Builder<Event> {
     let seen = Arc::clone(evicted);
     Dispatcher::<Event>::builder()
         .limits(dispatcher_limits(
@@ -163,6 +182,7 @@ fn start_with_sink(
     config: &ScenarioConfig,
     sink: crate::sink::SharedSink,
     consumer: ConsumerParts,
+    spill: Option<crate::spill::Opened>,
 ) -> Result<Subject, SubjectError> {
     let evicted = Arc::new(AtomicU64::new(0));
     let counters = Arc::new(
@@ -178,7 +198,7 @@ fn start_with_sink(
         consumer.clock,
         consumer.sink_latency,
     );
-    let dispatcher = builder(config, &evicted)
+    let dispatcher = builder(config, &evicted, spill, consumer.clock)
         .flush_workers(FLUSH_WORKERS)
         .flush_timeout(FLUSH_TIMEOUT)
         .on_flush_error(move |failure, batch| {
@@ -198,7 +218,8 @@ fn start_with_sink(
 
 impl Subject {
     /// Builds the target the scenario names and starts its consumer, or,
-    /// given a `sink`, a dispatcher that writes to it instead.
+    /// given a `sink`, a dispatcher that writes to it instead; the dispatcher with the
+    /// disk tier `spill`, if given.
     ///
     /// # Errors
     ///
@@ -208,17 +229,25 @@ impl Subject {
         mean_payload_bytes: f64,
         consumer: ConsumerParts,
         sink: Option<crate::sink::SharedSink>,
+        spill: Option<crate::spill::Opened>,
     ) -> Result<Subject, SubjectError> {
         if let Some(sink) = sink {
-            return start_with_sink(config, sink, consumer);
+            return start_with_sink(config, sink, consumer, spill);
         }
         match config.target {
             TargetKind::Dispatcher => {
                 let evicted = Arc::new(AtomicU64::new(0));
-                let (dispatcher, batches) = builder(config, &evicted).build()?;
-                let target: Arc<dyn Target> =
+                let (dispatcher, batches) =
+                    builder(config, &evicted, spill, consumer.clock).build()?;
+                let mut target: Arc<dyn Target> =
                     Arc::new(DispatcherTarget::new(dispatcher.producer()));
-                let consumer = consumer.spawn(batches)?;
+                let consumer = match consumer.witness.clone() {
+                    Some(witness) => {
+                        target = witness.target(target)?;
+                        consumer.spawn(witness.source(batches)?)?
+                    }
+                    None => consumer.spawn(batches)?,
+                };
                 Ok(Subject {
                     kind: Kind::Dispatcher {
                         dispatcher,
@@ -355,6 +384,7 @@ impl Subject {
             sink: counters,
         } = kind
         {
+            drained.spill_error = dispatcher.spill_error().map(|e| e.to_string());
             let (undelivered, report) = match dispatcher.shutdown(timeout) {
                 Ok(report) => (0, report),
                 Err(timeout) => (timeout.undelivered.len() as u64, *timeout.report),

@@ -56,6 +56,9 @@ pub fn summary(r: &RunResults, dir: &RunDir, colour: bool) -> String {
             ),
         ),
     ];
+    if let Some(spill) = &r.spill {
+        lines.push(field("disk tier", &disk_tier(spill)));
+    }
     for (name, section) in [
         ("correctness", &a.correctness),
         ("pressure", &a.pressure),
@@ -67,6 +70,35 @@ pub fn summary(r: &RunResults, dir: &RunDir, colour: bool) -> String {
     lines.push(verdict_lines(a, &word));
     lines.push(field("run dir", &dir.path().display().to_string()));
     lines.join("\n")
+}
+
+/// What the disk tier did: events spilled and read back, its peak on disk against its
+/// budget, what it left on disk at exit and recovered at start, fallbacks and errors.
+pub(crate) fn disk_tier(s: &runlog::SpillTotals) -> String {
+    let mut text = format!(
+        "{} spilled, {} replayed, peak {} of {} on disk, {} left on disk at exit, {} recovered at start, {} fallbacks, {} errors",
+        human::count(s.spilled),
+        human::count(s.replayed),
+        human::bytes(s.peak_disk_bytes),
+        human::bytes(s.max_disk_bytes),
+        runlog::human::grouped(s.left_on_disk),
+        runlog::human::grouped(s.recovered),
+        runlog::human::grouped(s.fallbacks),
+        runlog::human::grouped(s.errors),
+    );
+    if s.torn > 0 {
+        text.push_str(&format!(
+            ", {} torn records cut at start",
+            runlog::human::grouped(s.torn)
+        ));
+    }
+    if s.undeliverable > 0 {
+        text.push_str(&format!(
+            ", {} undeliverable",
+            runlog::human::grouped(s.undeliverable)
+        ));
+    }
+    text
 }
 
 /// `PASS`, `WARN`, `FAIL`.
@@ -153,7 +185,7 @@ fn verdict_lines(a: &runlog::Assessment, word: &dyn Fn(Status) -> String) -> Str
 }
 
 /// `  label        text`, the text wrapped under itself.
-fn field(label: &str, text: &str) -> String {
+pub(crate) fn field(label: &str, text: &str) -> String {
     wrap(&format!("  {label:<12} "), &" ".repeat(INDENT), text)
 }
 
@@ -268,6 +300,37 @@ mod tests {
             !text.contains('\u{1b}'),
             "plain text has no escapes: {text}"
         );
+    }
+
+    #[test]
+    fn a_disk_tier_gets_one_line_that_fits() {
+        let mut r = realistic();
+        r.spill = Some(runlog::SpillTotals {
+            spilled: 1_234_567,
+            replayed: 1_234_000,
+            left_on_disk: 567,
+            recovered: 12_000,
+            peak_disk_bytes: 300 << 20,
+            max_disk_bytes: 1 << 30,
+            fallbacks: 3,
+            ..runlog::SpillTotals::default()
+        });
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = RunDir::create(tmp.path(), &r.run_id).expect("run dir");
+        let text = summary(&r, &dir, false);
+        assert!(
+            text.contains(
+                "\n  disk tier    1.23M spilled, 1.23M replayed, peak 300.0 MiB of 1.0 GiB on disk,"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("567 left on disk at exit, 12,000 recovered at start"),
+            "{text}"
+        );
+        assert!(text.lines().all(|l| l.chars().count() <= WIDTH), "{text}");
+        r.spill = None;
+        assert!(!summary(&r, &dir, false).contains("disk tier"));
     }
 
     #[test]

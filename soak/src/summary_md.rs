@@ -56,6 +56,12 @@ pub(crate) fn markdown(r: &RunResults, dir: &RunDir) -> String {
     ] {
         md.push_str(&format!("| {name} | {} |\n", escape(&value)));
     }
+    if let Some(spill) = &r.spill {
+        md.push_str(&format!(
+            "| disk tier | {} |\n",
+            escape(&crate::summary::disk_tier(spill))
+        ));
+    }
     md.push_str("\n### Assessment\n\n");
     for (name, section) in [
         ("correctness", &a.correctness),

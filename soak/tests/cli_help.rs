@@ -33,7 +33,15 @@ fn commands() -> Vec<clap::Command> {
 }
 
 /// The subcommands `soak help` lists, and the ones with examples.
-const SUBCOMMANDS: &[&str] = &["report", "compare", "tune", "watch", "completions", "man"];
+const SUBCOMMANDS: &[&str] = &[
+    "report",
+    "compare",
+    "tune",
+    "crash-test",
+    "watch",
+    "completions",
+    "man",
+];
 
 /// Arguments that take a value and have no default: what they name must be given.
 const NO_DEFAULT: &[&str] = &[
@@ -192,6 +200,12 @@ fn every_flag_is_under_a_heading() {
     );
     let compare = help("soak", &["soak", "compare", "--help"]);
     assert!(compare.contains("\nComparison:\n"), "{compare}");
+    assert!(text.contains("\nDisk tier:\n"), "{text}");
+    let crash = help("soak", &["soak", "crash-test", "--help"]);
+    assert!(
+        crash.contains("\nCrash test:\n") && crash.contains("\nDisk tier:\n"),
+        "{crash}"
+    );
 }
 
 #[test]
@@ -205,6 +219,7 @@ fn examples_are_in_the_help_and_parse() {
         );
         for sub in [
             "tune",
+            "crash-test",
             "compare",
             "report",
             "export",

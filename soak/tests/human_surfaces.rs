@@ -233,6 +233,67 @@ fn visible_text(html: &str) -> String {
         .replace("&#39;", "'")
 }
 
+/// A run with a disk tier that spills: its summary (the disk tier line), its Markdown and
+/// its progress lines.
+#[test]
+fn a_spilling_run_speaks_the_vocabulary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let md = dir.path().join("summary.md");
+    let spill = dir.path().join("spill");
+    let out = run(
+        &[
+            "--duration",
+            "1s",
+            "--producers",
+            "2",
+            "--sample-every",
+            "250ms",
+            "--no-tui",
+            "--out",
+            &path(&dir.path().join("runs")),
+            "--max-buffered-bytes",
+            "64KiB",
+            "--max-batch-bytes",
+            "4KiB",
+            "--consumer-delay",
+            "5ms",
+            "--rate",
+            "20k/s",
+            "--spill-dir",
+            &path(&spill),
+            "--max-spill-bytes",
+            "16MiB",
+            "--summary-md",
+            &path(&md),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = stdout(&out);
+    assert!(summary.contains("\n  disk tier    "), "{summary}");
+    assert_clean("the end-of-run summary with a disk tier", &summary);
+    assert_clean("the progress lines with a disk tier", &stderr(&out));
+    assert_clean(
+        "--summary-md with a disk tier",
+        &std::fs::read_to_string(&md).expect("summary.md"),
+    );
+}
+
+/// `crash-test`'s progress (a line per kill) and its result.
+#[test]
+fn crash_test_text_speaks_the_vocabulary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(
+        &["crash-test", "--kills", "2", "--out", &path(dir.path())],
+        Duration::from_secs(120),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("lost 0, duplicated "), "{text}");
+    assert_clean("crash-test", &text);
+    assert_clean("crash-test's progress", &stderr(&out));
+}
+
 #[test]
 fn compare_text_speaks_the_vocabulary() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -307,6 +368,24 @@ fn usage_errors_speak_the_vocabulary() {
         vec!["--threshold".into(), "p98<5ms".into()],
         vec!["--log-level".into(), "loud".into()],
         vec!["tune".into(), "--budget".into(), "1s".into()],
+        vec!["--spill-dir".into(), path(&dir.path().join("no/such/dir"))],
+        vec!["--spill-dir".into(), path(&bad_key)],
+        vec!["--spill-dir".into(), path(dir.path())],
+        vec![
+            "--spill-dir".into(),
+            path(&dir.path().join("spill")),
+            "--max-spill-bytes".into(),
+            "99999999999999".into(),
+        ],
+        vec![
+            "--spill-dir".into(),
+            path(&dir.path().join("spill")),
+            "--spill-sync".into(),
+            "2m".into(),
+        ],
+        vec!["--max-spill-bytes".into(), "64MiB".into()],
+        vec!["crash-test".into(), "--kills".into(), "0".into()],
+        vec!["crash-test".into(), "--spill-dir".into(), path(&bad_key)],
         vec![
             "compare".into(),
             path(&base),

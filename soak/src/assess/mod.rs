@@ -69,6 +69,8 @@ pub struct Facts {
     pub interrupted: Option<(String, f64)>,
     /// The run length the scenario asked for, seconds.
     pub planned_s: f64,
+    /// What the disk tier did, when the run had one.
+    pub spill: Option<runlog::SpillTotals>,
 }
 
 /// How far past the drain deadline a drain may end (joining threads, one poll) and still
@@ -108,11 +110,21 @@ fn correctness(f: &Facts) -> Section {
     if let Some(note) = sink_note(f) {
         notes.push((Status::Warn, note));
     }
+    notes.extend(disk_notes(f));
     if notes.iter().all(|(s, _)| *s != Status::Fail) {
+        let (on_disk, recovered) = f.spill.as_ref().map_or_else(
+            || (String::new(), String::new()),
+            |s| {
+                (
+                    format!(", {} left on disk", grouped(s.left_on_disk)),
+                    format!(" and {} recovered from disk", grouped(s.recovered)),
+                )
+            },
+        );
         notes.push((
             Status::Pass,
             format!(
-                "every accepted event accounted for: {} delivered, {} evicted, {} undelivered, {} failed, {} in flight of {} accepted",
+                "every accepted event accounted for: {} delivered, {} evicted, {} undelivered, {} failed, {} in flight{on_disk} of {} accepted{recovered}",
                 grouped(f.delivered),
                 grouped(f.dropped),
                 grouped(f.undelivered),
@@ -125,11 +137,47 @@ fn correctness(f: &Facts) -> Section {
     section(notes)
 }
 
+/// The disk tier's own trouble: records it could not deliver (lost), and failed disk
+/// operations (the memory policy took over meanwhile).
+fn disk_notes(f: &Facts) -> Vec<(Status, String)> {
+    let Some(s) = &f.spill else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    if s.undeliverable > 0 {
+        notes.push((
+            Status::Fail,
+            format!(
+                "{} records read back from disk could not be delivered (undecodable, or larger than memory)",
+                grouped(s.undeliverable)
+            ),
+        ));
+    }
+    if s.errors > 0 {
+        let last = s
+            .last_error
+            .as_deref()
+            .map_or_else(String::new, |e| format!("; last error: {e}"));
+        notes.push((
+            Status::Warn,
+            format!(
+                "the disk tier failed {} operations (the memory policy applied meanwhile){last}",
+                grouped(s.errors)
+            ),
+        ));
+    }
+    notes
+}
+
 /// Every count agrees with every other: what was accepted is delivered, evicted, handed
 /// back, failed or in flight, and each side counted the same.
 fn accounting(f: &Facts) -> Vec<(Status, String)> {
     let mut notes = Vec::new();
-    let accounted = f.delivered + f.dropped + f.undelivered + f.failed + f.in_flight;
+    let (left, undeliverable, recovered) = f.spill.as_ref().map_or((0, 0, 0), |s| {
+        (s.left_on_disk, s.undeliverable, s.recovered)
+    });
+    let accounted =
+        f.delivered + f.dropped + f.undelivered + f.failed + f.in_flight + left + undeliverable;
     if f.accepted_by_producers != f.accepted {
         notes.push((
             Status::Fail,
@@ -140,11 +188,22 @@ fn accounting(f: &Facts) -> Vec<(Status, String)> {
             ),
         ));
     }
-    if accounted != f.accepted {
+    if accounted != f.accepted + recovered {
+        let (from_disk, on_disk) = match &f.spill {
+            Some(_) => (
+                format!(" + recovered {}", grouped(recovered)),
+                format!(
+                    " + left on disk {} + undeliverable {}",
+                    grouped(left),
+                    grouped(undeliverable)
+                ),
+            ),
+            None => (String::new(), String::new()),
+        };
         notes.push((
             Status::Fail,
             format!(
-                "lost events: accepted {} != delivered {} + dropped {} + undelivered {} + failed {} + in flight {}",
+                "lost events: accepted {}{from_disk} != delivered {} + dropped {} + undelivered {} + failed {} + in flight {}{on_disk}",
                 grouped(f.accepted),
                 grouped(f.delivered),
                 grouped(f.dropped),
@@ -219,8 +278,21 @@ fn pressure(f: &Facts) -> Section {
     if let Some(u) = utilisation {
         signals.push(format!("consumer ran at {u:.1}% of its bound"));
     }
-    let pressed =
-        refused_pct > 0.0 || buffered_pct >= 50.0 || utilisation.is_some_and(|u| u >= 80.0);
+    let spilled = f.spill.as_ref().map_or(0, |s| s.spilled);
+    if let Some(s) = &f.spill {
+        signals.push(format!(
+            "{} events went to the disk tier ({:.1}% of accepted), its files peaked at {} of {}; {} found it full and met the policy",
+            grouped(s.spilled),
+            percent(s.spilled, f.accepted),
+            crate::human::bytes(s.peak_disk_bytes),
+            crate::human::bytes(s.max_disk_bytes),
+            grouped(s.fallbacks)
+        ));
+    }
+    let pressed = refused_pct > 0.0
+        || buffered_pct >= 50.0
+        || utilisation.is_some_and(|u| u >= 80.0)
+        || spilled > 0;
     let mut status = if pressed { Status::Pass } else { Status::Warn };
     if !pressed {
         signals.push(
@@ -253,6 +325,12 @@ fn drain(f: &Facts) -> Section {
         notes.push(format!(
             "{} accepted events were inside a sink call at the {deadline} deadline",
             grouped(f.in_flight)
+        ));
+    }
+    if let Some(left) = f.spill.as_ref().map(|s| s.left_on_disk).filter(|&n| n > 0) {
+        notes.push(format!(
+            "{} accepted events were still on disk at the {deadline} deadline (kept there: the next run on this --spill-dir delivers them first)",
+            grouped(left)
         ));
     }
     if f.drain_us > f.drain_deadline_us + DRAIN_GRACE_US {

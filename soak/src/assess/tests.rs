@@ -299,3 +299,92 @@ fn nothing_delivered_never_passes() {
     };
     assert_eq!(assess(&f).correctness.status, Status::Fail);
 }
+
+/// A run with a disk tier that recovered 50 events at start and delivered them with its
+/// own 900.
+fn with_tier() -> Facts {
+    Facts {
+        delivered: 950,
+        consumed: 950,
+        latency_count: Some(950),
+        spill: Some(runlog::SpillTotals {
+            spilled: 400,
+            replayed: 450,
+            recovered: 50,
+            peak_disk_bytes: 1 << 20,
+            max_disk_bytes: 64 << 20,
+            ..runlog::SpillTotals::default()
+        }),
+        ..healthy()
+    }
+}
+
+#[test]
+fn recovered_events_are_accounted_for() {
+    let a = assess(&with_tier());
+    assert_eq!(a.overall, Status::Pass, "{a:#?}");
+    let note = a.correctness.notes.last().expect("a note");
+    assert!(
+        note.contains("0 left on disk of 900 accepted and 50 recovered from disk"),
+        "{note}"
+    );
+    assert!(
+        a.pressure
+            .notes
+            .iter()
+            .any(|n| n.contains("400 events went to the disk tier")),
+        "{:?}",
+        a.pressure.notes
+    );
+    let mut lost = with_tier();
+    lost.delivered = 940;
+    lost.consumed = 940;
+    lost.latency_count = Some(940);
+    let a = assess(&lost);
+    assert_eq!(a.correctness.status, Status::Fail);
+    assert!(
+        a.correctness.notes[0].contains("+ recovered 50")
+            && a.correctness.notes[0].contains("left on disk 0"),
+        "{:?}",
+        a.correctness.notes
+    );
+}
+
+#[test]
+fn events_left_on_disk_fail_the_drain_not_correctness() {
+    let mut f = with_tier();
+    f.delivered = 930;
+    f.consumed = 930;
+    f.latency_count = Some(930);
+    if let Some(s) = f.spill.as_mut() {
+        s.left_on_disk = 20;
+    }
+    let a = assess(&f);
+    assert_eq!(a.correctness.status, Status::Pass, "{a:#?}");
+    assert_eq!(a.drain.status, Status::Fail);
+    assert!(a.drain.notes[0].contains("20 accepted events were still on disk"));
+}
+
+#[test]
+fn undeliverable_records_fail_and_disk_errors_warn() {
+    let mut f = with_tier();
+    f.delivered = 945;
+    f.consumed = 945;
+    f.latency_count = Some(945);
+    if let Some(s) = f.spill.as_mut() {
+        s.undeliverable = 5;
+        s.errors = 2;
+        s.last_error = Some("spill I/O on /x: disk full".into());
+    }
+    let a = assess(&f);
+    assert_eq!(a.correctness.status, Status::Fail);
+    let notes = a.correctness.notes.join("\n");
+    assert!(
+        notes.contains("5 records read back from disk could not be delivered"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("failed 2 operations") && notes.contains("disk full"),
+        "{notes}"
+    );
+}

@@ -208,6 +208,13 @@ pub fn scenario(args: &crate::cli::ScenarioArgs) -> Result<ScenarioConfig, Strin
             config.target
         ));
     }
+    if config.spill.is_some() {
+        return Err(
+            "--spill-dir cannot be tuned: tune finds the memory limits at which nothing is \
+             refused, and a disk tier takes what memory refuses; tune without it"
+                .to_owned(),
+        );
+    }
     Ok(config)
 }
 

@@ -1,0 +1,157 @@
+//! The dispatcher's disk tier as a run uses it (`--spill-dir`): its directory checked and
+//! opened before anything of the run is created, every refusal worded for the user, and
+//! the codec that writes the soak's events to disk ([`EventCodec`]).
+
+mod codec;
+
+use std::path::Path;
+
+use dispatcher::spill::{MIN_SEGMENT_BYTES, Recovered, Spill, SpillError, SpillLog, SyncPolicy};
+use runlog::{SpillConfig, SpillSync};
+
+pub use codec::EventCodec;
+
+/// What [`open`] hands the dispatcher's builder: the locked, recovered log.
+pub type Opened = (SpillLog, Recovered);
+
+/// The largest segment file the soak asks for: the dispatcher's default.
+const MAX_SEGMENT_BYTES: u64 = 64 << 20;
+
+/// The dispatcher's settings for `config`: segments of an eighth of the budget (so
+/// acknowledged records free disk while the rest is still read back), between 4 KiB and
+/// 64 MiB.
+pub fn settings(config: &SpillConfig) -> Spill {
+    let segment = (config.max_disk_bytes / 8)
+        .clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
+        .min(config.max_disk_bytes);
+    let sync = match config.sync {
+        SpillSync::EveryBatch => SyncPolicy::EveryBatch,
+        SpillSync::Interval => {
+            SyncPolicy::Every(std::time::Duration::from_millis(config.sync_interval_ms))
+        }
+        SpillSync::Os => SyncPolicy::Os,
+    };
+    Spill::new(&config.dir)
+        .max_disk_bytes(config.max_disk_bytes)
+        .segment_bytes(segment)
+        .sync(sync)
+        .write_ahead(config.write_ahead)
+}
+
+/// Checks the directory without touching it: it is a directory, or it does not exist yet
+/// and its parent does.
+///
+/// # Errors
+///
+/// One line naming `--spill-dir` and the path, saying what is wrong.
+pub fn check_dir(dir: &Path) -> Result<(), String> {
+    let name = format!("--spill-dir {}", dir.display());
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(format!(
+            "{name}: is a file, not a directory (the disk tier needs a directory of its own)"
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = match dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            if parent.is_dir() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{name}: its parent {} does not exist or is not a directory (the disk \
+                     tier's directory is created, its parents are not)",
+                    parent.display()
+                ))
+            }
+        }
+        Err(e) => Err(format!("{name}: cannot be read: {e}")),
+    }
+}
+
+/// Checks and opens the disk tier: locked, and recovered (what an earlier run left
+/// unacknowledged is read back first).
+///
+/// # Errors
+///
+/// One line naming `--spill-dir` and the path: a missing parent, a file, a directory
+/// holding files that are not the tier's, one another process has open, or one the
+/// dispatcher cannot read (its typed error, shown).
+pub fn open(config: &SpillConfig) -> Result<Opened, String> {
+    check_dir(&config.dir)?;
+    settings(config)
+        .open()
+        .map_err(|e| refusal(&config.dir, &e))
+}
+
+/// `--spill-dir DIR: why`, for an error the dispatcher gave when opening `dir`.
+fn refusal(dir: &Path, err: &SpillError) -> String {
+    let name = format!("--spill-dir {}", dir.display());
+    match err {
+        SpillError::Locked { .. } => format!(
+            "{name}: is in use: another process (another soak?) has this disk tier open; \
+             give each run a directory of its own, or wait for the other one to end"
+        ),
+        SpillError::Foreign { .. } => format!(
+            "{name}: refused by the dispatcher: {err} (a disk tier's directory holds only \
+             its lock, its ack and its .seg files: use an empty or new directory)"
+        ),
+        SpillError::Version { .. } | SpillError::Corrupt { .. } => {
+            format!("{name}: refused by the dispatcher: {err}")
+        }
+        _ => format!("{name}: cannot be opened: {err}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path) -> SpillConfig {
+        SpillConfig {
+            dir: dir.to_path_buf(),
+            max_disk_bytes: 1 << 20,
+            ..SpillConfig::default()
+        }
+    }
+
+    #[test]
+    fn segments_are_an_eighth_of_the_budget_within_bounds() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut c = config(tmp.path());
+        assert_eq!(settings(&c).segment_bytes_limit(), 128 << 10);
+        c.max_disk_bytes = 4096;
+        assert_eq!(settings(&c).segment_bytes_limit(), 4096);
+        c.max_disk_bytes = 1 << 40;
+        assert_eq!(settings(&c).segment_bytes_limit(), 64 << 20);
+        assert!(settings(&c).validate().is_ok());
+    }
+
+    #[test]
+    fn refusals_name_the_flag_and_say_why() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let missing = tmp.path().join("no/such");
+        let err = open(&config(&missing)).unwrap_err();
+        assert!(
+            err.starts_with("--spill-dir ") && err.contains("parent"),
+            "{err}"
+        );
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "x").expect("write");
+        let err = open(&config(&file)).unwrap_err();
+        assert!(err.contains("is a file"), "{err}");
+        let foreign = tmp.path().join("foreign");
+        std::fs::create_dir(&foreign).expect("mkdir");
+        std::fs::write(foreign.join("notes.txt"), "x").expect("write");
+        let err = open(&config(&foreign)).unwrap_err();
+        assert!(err.contains("refused by the dispatcher"), "{err}");
+        assert!(err.contains("notes.txt"), "{err}");
+        let ours = tmp.path().join("ours");
+        let held = open(&config(&ours)).expect("opens");
+        let err = open(&config(&ours)).unwrap_err();
+        assert!(err.contains("in use"), "{err}");
+        drop(held);
+        assert!(open(&config(&ours)).is_ok());
+    }
+}
