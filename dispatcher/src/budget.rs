@@ -10,7 +10,8 @@
 //! Bytes are reserved before an event joins its partition and released
 //! after it leaves, so `used()` is never below what the partitions hold
 //! and never above the limit (except after the limit was lowered: then it
-//! only goes down). Bytes are released only by a partition's guard when it
+//! only goes down, but for one event the disk tier brings back alone when
+//! nothing else is charged, accepted under the larger limit). Bytes are released only by a partition's guard when it
 //! lets go, which then tells the producers waiting for room (see
 //! `core::guard`).
 
@@ -178,13 +179,18 @@ impl Budget {
 
     /// [`try_reserve`](Self::try_reserve) for events coming back from the
     /// disk tier: accepted already, so a closed admission does not stop
-    /// them; the limit does.
+    /// them, and neither does a limit lowered since (or a restart with a
+    /// smaller one): weight above the limit goes in alone, when nothing
+    /// else is charged, the excess a lowered limit allows (see
+    /// [`fits_back`](Self::fits_back)).
     #[cfg(feature = "spill")]
-    pub(crate) fn try_reserve_even_closed(&self, weight: usize) -> Result<usize, Short> {
+    pub(crate) fn try_reserve_back(&self, weight: usize) -> Result<usize, Short> {
         let mut word = self.counts.word.load(SeqCst);
         loop {
-            let after = (word & !CLOSED).saturating_add(weight);
-            if weight > 0 && after > self.max() {
+            let used = word & !CLOSED;
+            let after = used.saturating_add(weight);
+            let alone = used == 0;
+            if weight > 0 && after > self.max() && !alone {
                 return Err(Short::Full);
             }
             match self
@@ -198,10 +204,12 @@ impl Budget {
         }
     }
 
-    /// Bytes that would fit now, closed or not.
+    /// Whether [`try_reserve_back`](Self::try_reserve_back) of `weight`
+    /// would succeed now.
     #[cfg(feature = "spill")]
-    pub(crate) fn room_even_closed(&self) -> usize {
-        self.max().saturating_sub(self.used())
+    pub(crate) fn fits_back(&self, weight: usize) -> bool {
+        let used = self.used();
+        used == 0 || used.saturating_add(weight) <= self.max()
     }
 
     /// Records that `used` bytes were charged at some point.

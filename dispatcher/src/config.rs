@@ -415,6 +415,11 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     ///   or a shutdown whose deadline passed) are delivered first.
     ///   Delivery is at least once: after a crash, what was read back but
     ///   not yet acknowledged is delivered again.
+    /// - Bytes: events read back are charged like any admitted event and
+    ///   never push memory past `max_buffered_bytes`, with one exception,
+    ///   the one a lowered limit already makes: an event accepted under a
+    ///   larger limit (lowered since, or a restart with a smaller one) that
+    ///   no longer fits comes back alone, once memory is empty.
     /// - With [`Spill::write_ahead`](crate::spill::Spill::write_ahead) every
     ///   event goes through the disk, so a crash loses none.
     /// - Shutdown drains the disk too, within its deadline, and waits for

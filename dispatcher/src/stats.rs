@@ -179,8 +179,9 @@ pub struct SpillCounts {
     /// acknowledgements (the last error is kept, see
     /// `Dispatcher::spill_error`).
     pub errors: u64,
-    /// Records read back that could not be decoded or weigh more than
-    /// `max_buffered_bytes`: dropped and counted here, never delivered.
+    /// Records read back that could not be decoded (damage the checksum
+    /// did not catch, a codec that refuses or panics): dropped and counted
+    /// here, never delivered.
     pub undeliverable: u64,
 }
 

@@ -440,3 +440,27 @@ fn delivered_segments_are_deleted_while_the_dispatcher_runs() {
     dispatcher.shutdown(LONG).unwrap();
     assert_in_order_once(&consumer.join().unwrap(), 1, 500);
 }
+
+#[test]
+fn an_event_accepted_under_a_larger_limit_comes_back_alone_instead_of_being_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+        .max_buffered_bytes(1024)
+        .interval(Duration::from_millis(2))
+        .spill(spill(dir.path()).open().unwrap(), Raw)
+        .build()
+        .unwrap();
+    let producer = dispatcher.producer();
+    for seq in 0..30 {
+        producer.try_enqueue(event(0, seq, 300)).unwrap();
+    }
+    assert!(dispatcher.stats().spill.backlog > 20);
+    let mut limits = dispatcher.limits();
+    limits.max_buffered_bytes = 200;
+    limits.max_batch_bytes = Some(200);
+    dispatcher.set_limits(limits).unwrap();
+    let consumer = drain(batches);
+    let report = dispatcher.shutdown(LONG).unwrap();
+    assert_eq!(report.stats.spill.undeliverable, 0);
+    assert_in_order_once(&consumer.join().unwrap(), 1, 30);
+}

@@ -80,9 +80,7 @@ impl<T: Weight + Send + 'static> Core<T> {
             match step {
                 Step::Moved => {}
                 // Memory frees when a batch leaves or settles.
-                Step::Room(need) => self
-                    .settled
-                    .wait(|| until(self.budget.room_even_closed() >= need)),
+                Step::Room(need) => self.settled.wait(|| until(self.budget.fits_back(need))),
                 Step::Idle => tier.wake.wait(|| until(tier.pending.load(SeqCst))),
                 // Try again at the next tick.
                 Step::Failed => {
@@ -120,12 +118,7 @@ impl<T: Weight> SpillTier<T> {
                     Err(()) => return Step::Failed,
                 },
             };
-            if transit.total > core.budget.max() {
-                // The limit was lowered under it: it could never fit.
-                self.undeliverable(transit.items.len() as u64);
-                continue;
-            }
-            match core.budget.try_reserve_even_closed(transit.total) {
+            match core.budget.try_reserve_back(transit.total) {
                 Ok(after) => {
                     core.budget.note_peak(after);
                     let count = transit.items.len() as u64;
@@ -179,7 +172,7 @@ impl<T: Weight> SpillTier<T> {
                 Ok(Ok((part, items, weights))) => {
                     let total = weights.iter().try_fold(0usize, |s, &w| s.checked_add(w));
                     match total {
-                        Some(total) if total <= core.budget.max() => {
+                        Some(total) => {
                             return Ok(Some(Transit {
                                 seq,
                                 part: part % core.partitions(),
@@ -188,9 +181,8 @@ impl<T: Weight> SpillTier<T> {
                                 total,
                             }));
                         }
-                        // It could never fit in memory (the limit was lowered,
-                        // or it was spilled under another one).
-                        _ => self.undeliverable(items.len() as u64),
+                        // Weights that add up past `usize`: damage.
+                        None => self.undeliverable(items.len() as u64),
                     }
                 }
                 Ok(Err(_)) | Err(_) => self.undeliverable(1),
