@@ -4,8 +4,10 @@
 //! dispatcher delivers, evicts, fails, returns and replays is checked
 //! against independent per-event records.
 //!
-//! Tests marked `#[ignore = "BREAK: ..."]` fail because of a bug in the
-//! implementation; un-ignore them to reproduce.
+//! The bugs these tests found (an idle worker that spun and never
+//! acknowledged, a shutdown that closed the disk under a held batch,
+//! `flush_and_wait` blind to the disk) are fixed; the tests stay as their
+//! regression guards.
 
 #![allow(clippy::too_many_lines, clippy::type_complexity)]
 
@@ -669,7 +671,6 @@ fn builder(mem: usize) -> dispatcher::Builder<Vec<u8>> {
 /// returns Ok, the consumer then drops the batch — a delivered, dropped,
 /// acknowledged batch — yet reopening the directory replays it.
 #[test]
-#[ignore = "BREAK: pull-mode shutdown Ok closes the disk before the consumer drops its last read-back batch; the later drop is never acknowledged and a clean shutdown replays it on reopen"]
 fn clean_shutdown_while_a_batch_is_held_then_reopen_recovers_zero() {
     let dir = tempfile::tempdir().unwrap();
     let spill = spill_cfg(dir.path(), 1 << 20, 4096);
@@ -1010,7 +1011,6 @@ fn held_batches_are_replayed_after_a_crash() {
 /// dropped at the end of its iteration) draining a recovered directory:
 /// shutdown returns Ok, and the next open replays the last batch again.
 #[test]
-#[ignore = "BREAK: same root cause as clean_shutdown_while_a_batch_is_held_*: with a plain `for batch in &batches` loop a clean drain of a recovered directory leaves its last batch unacknowledged"]
 fn typical_consumer_loop_drains_recovered_dir_cleanly() {
     // A race: each round fails about half the time; 15 rounds make the
     // failure reliable.
@@ -1981,7 +1981,6 @@ fn set_limits_below_disk_event_weight() {
 /// `flush_and_wait` is a checkpoint for everything accepted before it,
 /// events waiting on disk included.
 #[test]
-#[ignore = "BREAK: flush_and_wait returns Ok while accepted events still wait on disk (delivered 10 of 300, backlog 290)"]
 fn flush_and_wait_covers_disk_backlog() {
     let dir = tempfile::tempdir().unwrap();
     let spill = spill_cfg(dir.path(), 1 << 22, 4096);
@@ -2392,7 +2391,6 @@ fn idle_kill_replays(mode: &str) -> u64 {
 }
 
 #[test]
-#[ignore = "BREAK: SIGKILL after everything was delivered, dropped and idle for 500 ms replays (almost) every spilled record: acknowledgements are only written at shutdown/drop"]
 fn sigkill_when_idle_replays_nothing_overflow() {
     let n = idle_kill_replays("idle-overflow");
     assert_eq!(
@@ -2402,7 +2400,6 @@ fn sigkill_when_idle_replays_nothing_overflow() {
 }
 
 #[test]
-#[ignore = "BREAK: write-ahead: SIGKILL after all 1000 events were delivered and dropped and 500 ms idle replays all 1000"]
 fn sigkill_when_idle_replays_nothing_write_ahead() {
     let n = idle_kill_replays("idle-wal");
     assert_eq!(
@@ -2415,7 +2412,6 @@ fn sigkill_when_idle_replays_nothing_write_ahead() {
 /// everything was delivered and every batch dropped (the consumer still
 /// waiting in `recv`), the disk tier shrinks to at most one segment.
 #[test]
-#[ignore = "BREAK: pull mode: nothing is acknowledged (no segment deleted) while the dispatcher runs idle; the worker only acknowledges on a 50 ms tick it never reaches once idle"]
 fn acknowledged_segments_are_deleted_while_running() {
     let dir = tempfile::tempdir().unwrap();
     let spill = spill_cfg(dir.path(), 1 << 22, 4096);
@@ -2442,7 +2438,6 @@ fn acknowledged_segments_are_deleted_while_running() {
 }
 
 #[test]
-#[ignore = "BREAK: sink mode: written batches are never acknowledged (no segment deleted) while the dispatcher runs idle"]
 fn acknowledged_segments_are_deleted_while_running_sink() {
     let dir = tempfile::tempdir().unwrap();
     let spill = spill_cfg(dir.path(), 1 << 22, 4096);
@@ -2481,7 +2476,6 @@ fn acknowledged_segments_are_deleted_while_running_sink() {
 /// acknowledged, their segments are deleted and new events spill into the
 /// room. Many times the budget must pass through the disk.
 #[test]
-#[ignore = "BREAK: a disk budget filled once is never freed while running: spilled stays at the first fill (73), every later overflow falls back"]
 fn small_disk_budget_is_reused() {
     let dir = tempfile::tempdir().unwrap();
     let spill = spill_cfg(dir.path(), 8192, 4096);
@@ -2542,7 +2536,6 @@ fn thread_cpu_ticks(comm: &str) -> Option<u64> {
 /// "No busy waiting": the disk tier's worker sleeps while there is
 /// nothing to read back, and while it waits for room in memory.
 #[test]
-#[ignore = "BREAK: the spill worker busy-spins (~100% of a core) once idle for more than one 50 ms tick, and while waiting for memory room"]
 fn spill_worker_does_not_spin() {
     let mut spins = Vec::new();
     for stalled in [false, true] {
@@ -2588,7 +2581,6 @@ fn spill_worker_does_not_spin() {
 /// delivered, the dispatcher must accept events again (its disk holds
 /// nothing unacknowledged, its memory is empty).
 #[test]
-#[ignore = "BREAK: write-ahead dispatcher refuses every event forever (Full, memory empty) after one burst filled the disk budget: acknowledged segments are never deleted while the worker is idle"]
 fn write_ahead_accepts_again_after_a_full_disk_drained() {
     let dir = tempfile::tempdir().unwrap();
     let spill = spill_cfg(dir.path(), 8192, 4096).write_ahead(true);
