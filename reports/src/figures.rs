@@ -31,6 +31,10 @@ pub struct KeyFigures {
     pub latency_us: LatencySummary,
     /// From close to the last delivery; `None` without `results.json`.
     pub drain_us: Option<u64>,
+    /// Drain time per MiB buffered when it began; `None` when unknown.
+    pub drain_us_per_mib: Option<f64>,
+    /// Bytes buffered when the drain began; `None` when unknown.
+    pub drain_buffered_bytes: Option<u64>,
     /// Accepted events not delivered by the drain deadline; `None` without `results.json`.
     pub undelivered: Option<u64>,
     /// Heap growth over the second half of the run phase (bytes per second).
@@ -74,6 +78,9 @@ impl KeyFigures {
             max_buffered_bytes: r.memory.max_buffered_bytes,
             latency_us: r.latency_us,
             drain_us: Some(r.drain.drain_us),
+            drain_us_per_mib: r.drain.us_per_buffered_mib(),
+            drain_buffered_bytes: Some(r.drain.buffered_bytes_at_start)
+                .filter(|_| r.drain.us_per_buffered_mib().is_some()),
             undelivered: Some(r.drain.undelivered),
             heap_slope,
             mean_cpu_percent,
@@ -121,6 +128,8 @@ fn derived(record: &RunRecord) -> KeyFigures {
             .map(|h| LatencySummary::from_histogram(&h))
             .unwrap_or_default(),
         drain_us: None,
+        drain_us_per_mib: None,
+        drain_buffered_bytes: None,
         undelivered: None,
         heap_slope: None,
         mean_cpu_percent: None,

@@ -160,7 +160,15 @@ pub(crate) fn header_band(
     let (drain, drain_detail) = match (f.drain_us, f.undelivered) {
         (Some(d), Some(u)) => (
             format::micros(d),
-            format!("{} undelivered", format::grouped(u)),
+            match (f.drain_us_per_mib, f.drain_buffered_bytes) {
+                (Some(per_mib), Some(held)) => format!(
+                    "{} buffered · {} per MiB · {} undelivered",
+                    format::bytes(held),
+                    format::micros(per_mib),
+                    format::grouped(u)
+                ),
+                _ => format!("{} undelivered", format::grouped(u)),
+            },
         ),
         _ => ("n/a".to_owned(), "the run did not finish".to_owned()),
     };

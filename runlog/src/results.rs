@@ -73,6 +73,33 @@ pub struct Drain {
     /// Sink mode: accepted events whose batch the sink gave up on.
     #[serde(default)]
     pub failed: u64,
+    /// Bytes accepted and not yet delivered when the drain began (what the
+    /// drain had to move; 0 in older records and for reference targets,
+    /// which do not weigh what they hold).
+    #[serde(default)]
+    pub buffered_bytes_at_start: u64,
+    /// Events accepted and not yet delivered when the drain began (disk
+    /// tier included).
+    #[serde(default)]
+    pub buffered_events_at_start: u64,
+}
+
+impl Drain {
+    /// Drain time per MiB that was buffered when it began, in microseconds;
+    /// `None` when nothing was (or the record does not say).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let d = runlog::Drain { drain_us: 3_000, buffered_bytes_at_start: 2 << 20, ..Default::default() };
+    /// assert_eq!(d.us_per_buffered_mib(), Some(1_500.0));
+    /// assert_eq!(runlog::Drain::default().us_per_buffered_mib(), None);
+    /// ```
+    pub fn us_per_buffered_mib(&self) -> Option<f64> {
+        (self.buffered_bytes_at_start > 0).then(|| {
+            self.drain_us as f64 / (self.buffered_bytes_at_start as f64 / (1 << 20) as f64)
+        })
+    }
 }
 
 /// Batch shape over the run.

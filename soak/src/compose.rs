@@ -75,6 +75,8 @@ pub(crate) fn compose(c: Composition<'_>) -> RunResults {
             undelivered: c.drained.undelivered,
             in_flight: c.drained.in_flight,
             failed: c.drained.failed,
+            buffered_bytes_at_start: c.drained.buffered_bytes_at_start,
+            buffered_events_at_start: c.drained.buffered_events_at_start,
         },
         events: c.events,
         assessment: assess(&facts),

@@ -58,6 +58,10 @@ pub struct Drained {
     pub failed: u64,
     /// Sink mode: the last error the sink gave up with.
     pub sink_error: Option<String>,
+    /// Bytes the dispatcher held when the drain began (0 for a reference target).
+    pub buffered_bytes_at_start: u64,
+    /// Events the dispatcher held (memory and disk tier) when the drain began.
+    pub buffered_events_at_start: u64,
     /// The disk tier's last error, if it had one.
     pub spill_error: Option<String>,
 }
@@ -384,6 +388,9 @@ impl Subject {
             sink: counters,
         } = kind
         {
+            let held = dispatcher.stats();
+            drained.buffered_bytes_at_start = held.buffered_bytes as u64;
+            drained.buffered_events_at_start = held.buffered_items as u64 + held.spill.backlog;
             drained.spill_error = dispatcher.spill_error().map(|e| e.to_string());
             let (undelivered, report) = match dispatcher.shutdown(timeout) {
                 Ok(report) => (0, report),

@@ -46,15 +46,7 @@ pub fn summary(r: &RunResults, dir: &RunDir, colour: bool) -> String {
                 human::micros(r.latency_us.max),
             ),
         ),
-        field(
-            "drain",
-            &format!(
-                "{} (shutdown {}), {} undelivered",
-                human::micros(r.drain.drain_us),
-                human::micros(r.drain.shutdown_us),
-                runlog::human::grouped(r.drain.undelivered)
-            ),
-        ),
+        field("drain", &drain_line(&r.drain)),
     ];
     if let Some(spill) = &r.spill {
         lines.push(field("disk tier", &disk_tier(spill)));
@@ -258,6 +250,31 @@ fn is_unit(word: &str) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_drain_line_says_how_much_it_moved_and_how_fast_per_mib() {
+        let drain = runlog::Drain {
+            drain_us: 17_500,
+            buffered_bytes_at_start: 64 << 20,
+            buffered_events_at_start: 65_536,
+            ..runlog::Drain::default()
+        };
+        let line = drain_line(&drain);
+        assert!(
+            line.starts_with("17.5 ms for 64.0 MiB buffered ("),
+            "{line}"
+        );
+        assert!(line.contains(" per MiB)"), "{line}");
+        let old = runlog::Drain {
+            drain_us: 560,
+            ..runlog::Drain::default()
+        };
+        assert!(
+            !drain_line(&old).contains("per MiB"),
+            "{}",
+            drain_line(&old)
+        );
+    }
+
     /// A record of a real run (the reports' fixture), with thresholds judged and what was
     /// not judged, as a run leaves it.
     fn realistic() -> RunResults {
@@ -382,4 +399,22 @@ mod tests {
         );
         assert!(text.ends_with("\n64.0 MiB, 5 ms)"), "{text}");
     }
+}
+
+/// The drain: how long, for how much it had to move, and what it left.
+fn drain_line(d: &runlog::Drain) -> String {
+    let moved = match d.us_per_buffered_mib() {
+        Some(per_mib) => format!(
+            " for {} buffered ({} per MiB)",
+            human::bytes(d.buffered_bytes_at_start),
+            human::micros(per_mib)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "{}{moved} (shutdown {}), {} undelivered",
+        human::micros(d.drain_us),
+        human::micros(d.shutdown_us),
+        runlog::human::grouped(d.undelivered)
+    )
 }

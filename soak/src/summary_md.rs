@@ -47,11 +47,20 @@ pub(crate) fn markdown(r: &RunResults, dir: &RunDir) -> String {
         ),
         (
             "drain",
-            format!(
-                "{}, {} undelivered",
-                human::micros(r.drain.drain_us),
-                r.drain.undelivered
-            ),
+            match r.drain.us_per_buffered_mib() {
+                Some(per_mib) => format!(
+                    "{} for {} buffered ({} per MiB), {} undelivered",
+                    human::micros(r.drain.drain_us),
+                    human::bytes(r.drain.buffered_bytes_at_start),
+                    human::micros(per_mib),
+                    r.drain.undelivered
+                ),
+                None => format!(
+                    "{}, {} undelivered",
+                    human::micros(r.drain.drain_us),
+                    r.drain.undelivered
+                ),
+            },
         ),
     ] {
         md.push_str(&format!("| {name} | {} |\n", escape(&value)));
