@@ -246,6 +246,24 @@ fn is_unit(word: &str) -> bool {
     UNITS.contains(&bare)
 }
 
+/// The drain: how long, for how much it had to move, and what it left.
+fn drain_line(d: &runlog::Drain) -> String {
+    let moved = match d.us_per_buffered_mib() {
+        Some(per_mib) => format!(
+            " for {} buffered ({} per MiB)",
+            human::bytes(d.buffered_bytes_at_start),
+            human::micros(per_mib)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "{}{moved} (shutdown {}), {} undelivered",
+        human::micros(d.drain_us),
+        human::micros(d.shutdown_us),
+        runlog::human::grouped(d.undelivered)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,22 +417,4 @@ mod tests {
         );
         assert!(text.ends_with("\n64.0 MiB, 5 ms)"), "{text}");
     }
-}
-
-/// The drain: how long, for how much it had to move, and what it left.
-fn drain_line(d: &runlog::Drain) -> String {
-    let moved = match d.us_per_buffered_mib() {
-        Some(per_mib) => format!(
-            " for {} buffered ({} per MiB)",
-            human::bytes(d.buffered_bytes_at_start),
-            human::micros(per_mib)
-        ),
-        None => String::new(),
-    };
-    format!(
-        "{}{moved} (shutdown {}), {} undelivered",
-        human::micros(d.drain_us),
-        human::micros(d.shutdown_us),
-        runlog::human::grouped(d.undelivered)
-    )
 }
