@@ -144,23 +144,23 @@ pub(crate) fn publish(name: &Arc<str>, stats: &Stats, max_buffered_bytes: usize)
         let labels = [label(), ("reason", reason.as_str().to_string())];
         metrics::counter!("dispatcher_batches_total", &labels).absolute(stats.flushes.get(reason));
     }
-    let gauge = |key: &'static str, value: usize| {
+    let gauge = |key: &'static str, value: u64| {
         metrics::gauge!(key, &[label()]).set(value as f64);
     };
-    gauge("dispatcher_buffered_bytes", stats.buffered_bytes);
-    gauge("dispatcher_buffered_items", stats.buffered_items);
-    gauge("dispatcher_in_flight_items", stats.in_flight_items);
-    gauge("dispatcher_peak_buffered_bytes", stats.peak_buffered_bytes);
-    gauge("dispatcher_max_buffered_bytes", max_buffered_bytes);
+    gauge("dispatcher_buffered_bytes", stats.buffered_bytes as u64);
+    gauge("dispatcher_buffered_items", stats.buffered_items as u64);
+    gauge("dispatcher_in_flight_items", stats.in_flight_items as u64);
+    gauge(
+        "dispatcher_peak_buffered_bytes",
+        stats.peak_buffered_bytes as u64,
+    );
+    gauge("dispatcher_max_buffered_bytes", max_buffered_bytes as u64);
     let spill = &stats.spill;
     counter("dispatcher_spill_spilled_total", spill.spilled);
     counter("dispatcher_spill_replayed_total", spill.replayed);
     counter("dispatcher_spill_fallbacks_total", spill.fallbacks);
     counter("dispatcher_spill_errors_total", spill.errors);
     counter("dispatcher_spill_undeliverable_total", spill.undeliverable);
-    let gauge = |key: &'static str, value: u64| {
-        metrics::gauge!(key, &[label()]).set(value as f64);
-    };
     gauge("dispatcher_spill_backlog_events", spill.backlog);
     gauge("dispatcher_spill_disk_bytes", spill.disk_bytes);
     gauge("dispatcher_spill_max_disk_bytes", spill.max_disk_bytes);

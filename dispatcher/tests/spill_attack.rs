@@ -521,52 +521,43 @@ fn check_used_disk(o: &Outcome) {
     assert!(!o.accepted.is_empty());
 }
 
-#[test]
-fn random_pull_reject() {
+/// One policy, pull or sink mode, over 1 and 3 partitions with a fast and
+/// a slow consumer.
+fn random_matrix(policy: Policy, sink: bool) {
     for (parts, slow) in [(1, false), (1, true), (3, false), (3, true)] {
-        let o = random_run(RunCfg::new(Policy::Reject, parts, false, slow));
+        let o = random_run(RunCfg::new(policy, parts, sink, slow));
         check_used_disk(&o);
     }
+}
+
+#[test]
+fn random_pull_reject() {
+    random_matrix(Policy::Reject, false);
 }
 
 #[test]
 fn random_pull_block() {
-    for (parts, slow) in [(1, false), (1, true), (3, false), (3, true)] {
-        let o = random_run(RunCfg::new(block(), parts, false, slow));
-        check_used_disk(&o);
-    }
+    random_matrix(block(), false);
 }
 
 #[test]
 fn random_pull_drop_oldest() {
-    for (parts, slow) in [(1, false), (1, true), (3, false), (3, true)] {
-        let o = random_run(RunCfg::new(Policy::DropOldest, parts, false, slow));
-        check_used_disk(&o);
-    }
+    random_matrix(Policy::DropOldest, false);
 }
 
 #[test]
 fn random_sink_reject() {
-    for (parts, slow) in [(1, false), (1, true), (3, false), (3, true)] {
-        let o = random_run(RunCfg::new(Policy::Reject, parts, true, slow));
-        check_used_disk(&o);
-    }
+    random_matrix(Policy::Reject, true);
 }
 
 #[test]
 fn random_sink_block() {
-    for (parts, slow) in [(1, false), (1, true), (3, false), (3, true)] {
-        let o = random_run(RunCfg::new(block(), parts, true, slow));
-        check_used_disk(&o);
-    }
+    random_matrix(block(), true);
 }
 
 #[test]
 fn random_sink_drop_oldest() {
-    for (parts, slow) in [(1, false), (1, true), (3, false), (3, true)] {
-        let o = random_run(RunCfg::new(Policy::DropOldest, parts, true, slow));
-        check_used_disk(&o);
-    }
+    random_matrix(Policy::DropOldest, true);
 }
 
 #[test]
