@@ -180,7 +180,10 @@ fn results_round_trip_with_the_contract_key_set() {
             "shutdown_us",
             "undelivered",
             "in_flight",
-            "failed"
+            "failed",
+            // Extended: what the drain had to move (0 in older records).
+            "buffered_bytes_at_start",
+            "buffered_events_at_start"
         ])
     );
     // Extended (never renamed): thresholds and not_judged came later and read as empty
