@@ -405,7 +405,9 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// - Order: once anything is on disk, newer events queue behind it
     ///   (each producer's order is kept across the tiers). Under
     ///   DropOldest with both tiers full, eviction makes room in memory and
-    ///   the new event goes there, ahead of older events still on disk.
+    ///   the new event goes there, ahead of older events still on disk
+    ///   (not with write-ahead, which admits only what the disk took: with
+    ///   the disk full, every policy refuses, Block after waiting).
     /// - Acknowledgement: an event read back is acknowledged on disk once
     ///   its batch is delivered (pull mode: when the receiver drops the
     ///   [`Batch`](crate::Batch); sink mode: written, or handed to the
@@ -425,9 +427,12 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// - Shutdown drains the disk too, within its deadline, and waits for
     ///   receivers to drop the batches read back from disk (their
     ///   acknowledgement; one still held then is delivered again after the
-    ///   next start); what is left
-    ///   stays on disk for the next start ([`SpillCounts::backlog`](crate::SpillCounts)).
-    ///   [`Dispatcher::stop`](crate::Dispatcher::stop) leaves the disk as it is.
+    ///   next start); what is left stays on disk for the next start
+    ///   ([`SpillCounts::backlog`](crate::SpillCounts)).
+    ///   [`Dispatcher::stop`](crate::Dispatcher::stop) leaves the disk as it
+    ///   is. Events that came from disk and that shutdown or stop hands back
+    ///   undelivered stay on disk too, unacknowledged: the next start
+    ///   delivers them again (whatever the caller does with its copy).
     ///
     /// A worker thread (`<name>-spill`) reads the disk back. The
     /// `can_add` hook cannot be combined with a disk tier (an event on disk

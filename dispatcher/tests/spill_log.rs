@@ -586,8 +586,10 @@ impl Drop for Mount {
     }
 }
 
-#[test]
-fn enospc_is_an_io_error_and_the_log_recovers() {
+/// A 64 KiB tmpfs in a temporary directory, unmounted on drop; `None`
+/// (after saying so) where mounting is not permitted, unless
+/// `METRONOME_REQUIRE_TMPFS` is set.
+fn small_tmpfs() -> Option<(tempfile::TempDir, Mount, PathBuf)> {
     let base = tempfile::tempdir().unwrap();
     let mnt = base.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
@@ -605,9 +607,16 @@ fn enospc_is_an_io_error_and_the_log_recovers() {
         eprintln!(
             "skipped: mounting a tmpfs is not permitted here (set METRONOME_REQUIRE_TMPFS to fail instead)"
         );
-        return;
+        return None;
     }
-    let _mount = Mount(mnt.clone());
+    Some((base, Mount(mnt.clone()), mnt))
+}
+
+#[test]
+fn enospc_is_an_io_error_and_the_log_recovers() {
+    let Some((_base, _mount, mnt)) = small_tmpfs() else {
+        return;
+    };
     let filler = mnt.join("filler");
     fs::write(&filler, vec![1u8; 16 * 1024]).unwrap();
     let spill = Spill::new(mnt.join("spill"))
@@ -651,6 +660,51 @@ fn enospc_is_an_io_error_and_the_log_recovers() {
     let (mut log, rec) = spill.open().unwrap();
     assert_eq!((rec.events, rec.torn_records), (appended.len() as u64, 0));
     assert_eq!(read_all(&mut log), appended);
+}
+
+/// A disk so full that not even the new ack file fits: acknowledging
+/// deletes the delivered segments first and then writes it, so the room
+/// comes back and appends continue.
+#[test]
+fn acknowledging_on_a_full_disk_frees_it() {
+    let Some((_base, _mount, mnt)) = small_tmpfs() else {
+        return;
+    };
+    let spill = Spill::new(mnt.join("spill"))
+        .segment_bytes(8 * 1024)
+        .max_disk_bytes(1 << 30)
+        .sync(SyncPolicy::Os);
+    let (mut log, _) = spill.open().unwrap();
+    let mut last = 0;
+    while let Ok(seq) = log.append(&payload(last, 1000)) {
+        last = seq;
+        assert!(last < 1000, "the tmpfs never filled up");
+    }
+    assert!(log.stats().disk_bytes > 40 * 1024);
+    while log.read_next().unwrap().is_some() {}
+    log.ack(last).expect("acknowledging frees what it needs");
+    assert_eq!(log.stats().disk_bytes, 0);
+    let seq = log.append(&payload(0, 1000)).expect("room again");
+    drop(log);
+    let (mut log, recovered) = spill.open().unwrap();
+    assert_eq!(recovered.events, 1, "only the new record is unacknowledged");
+    assert_eq!(read_all(&mut log).first().map(|r| r.0), Some(seq));
+}
+
+/// A directory refused as not ours is left as it was: no lock file.
+#[test]
+fn a_refused_directory_gets_no_lock_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("00000000000000000001.seg");
+    fs::write(&fake, b"not a segment, but named like one: 24+ bytes").unwrap();
+    let err = Spill::new(dir.path()).open().unwrap_err();
+    assert!(matches!(err, SpillError::Foreign { .. }), "{err}");
+    let mut names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["00000000000000000001.seg"]);
 }
 
 // ---------------------------------------------------------------------------

@@ -225,7 +225,9 @@ impl<T: Weight> Core<T> {
     /// disk when memory is full or something is on disk already (behind
     /// it), and the memory policy when the disk is full or failing. Under
     /// DropOldest that evicts from memory and admits there: the new event
-    /// then goes ahead of older ones still on disk.
+    /// then goes ahead of older ones still on disk. Write-ahead admits
+    /// only what the disk took: with the disk full, every policy refuses
+    /// (Block waits).
     #[cfg(feature = "spill")]
     #[inline(never)]
     fn admit_spilling<P: Payload<T>>(
@@ -253,7 +255,8 @@ impl<T: Weight> Core<T> {
         match tier.append(at, events.iter(), group) {
             Appended::Yes => Ok(()),
             Appended::Closed => Err((Refusal::Closed, payload)),
-            Appended::No if self.policy == Policy::DropOldest => {
+            // Write-ahead admits nothing the disk did not take.
+            Appended::No if self.policy == Policy::DropOldest && !tier.write_ahead() => {
                 self.admit(at, payload, weight, true)
             }
             // Memory may hold older events' room: keep them first.

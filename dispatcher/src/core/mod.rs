@@ -266,11 +266,14 @@ impl<T> Core<T> {
         false
     }
 
-    /// Stops reading the disk tier back (what is on disk stays there).
+    /// Stops reading the disk tier back (what is on disk stays there) and
+    /// acknowledges for the last time: what memory still holds is about to
+    /// be taken, and what of it came from disk stays there.
     fn stop_spill_worker(&self) {
         #[cfg(feature = "spill")]
         if let Some(tier) = &self.spill {
             tier.stop_worker(self);
+            tier.freeze(self);
         }
     }
 

@@ -133,9 +133,26 @@ impl SpillLog {
         spill.validate()?;
         let dir = spill.dir.as_path();
         recovery::precheck(dir)?;
+        // What this open creates, to take back if the directory is refused.
+        let dir_existed = dir.exists();
+        let lock_existed = dir.join(super::lock::LOCK_FILE).exists();
         std::fs::create_dir_all(dir).map_err(|e| SpillError::io(dir, e))?;
         let lock = DirLock::acquire(dir)?;
-        let scan = recovery::recover(dir)?;
+        let scan = match recovery::recover(dir) {
+            Ok(scan) => scan,
+            Err(refused) => {
+                // A directory that is not ours (or not readable as ours) is
+                // left as it was found.
+                drop(lock);
+                if !lock_existed {
+                    let _ = std::fs::remove_file(dir.join(super::lock::LOCK_FILE));
+                }
+                if !dir_existed {
+                    let _ = std::fs::remove_dir(dir);
+                }
+                return Err(refused);
+            }
+        };
         let disk_bytes = scan.segments.iter().map(|s| s.len).sum();
         let recovered = scan.recovered;
         let mut log = SpillLog {
@@ -490,9 +507,13 @@ impl SpillLog {
     /// # Errors
     ///
     /// - [`SpillError::AckAhead`]: `upto` was never appended. Nothing changes.
-    /// - [`SpillError::Io`]: writing the `ack` file failed (nothing changes),
-    ///   or deleting a segment failed (the acknowledgement stands; the
-    ///   deletion is retried by the next `ack` and at open).
+    /// - [`SpillError::Io`]: writing the `ack` file failed even after the
+    ///   segments it frees were deleted (a full disk may have no room for
+    ///   the new file until then): the acknowledgement stands in this log
+    ///   but is not durable, so a crash before the next successful `ack`
+    ///   replays records at or below `upto` still on disk (at least once,
+    ///   never a loss); or deleting a segment failed (the acknowledgement
+    ///   stands; the deletion is retried by the next `ack` and at open).
     ///
     /// # Examples
     ///
@@ -519,7 +540,7 @@ impl SpillLog {
                 highest: self.next_seq - 1,
             });
         }
-        ack::write(&self.cfg.dir, upto)?;
+        let written = ack::write(&self.cfg.dir, upto);
         let old = self.acked;
         self.acked = upto;
         // Recount what left the pending and unread sets.
@@ -537,7 +558,12 @@ impl SpillLog {
             self.read_seq = upto + 1;
             self.reader = None;
         }
-        self.delete_acked()
+        self.delete_acked()?;
+        // A full disk may have had no room for the new ack file: the
+        // segments just deleted (their records were all delivered) made
+        // some. Until it is written, a crash replays records at or below
+        // `upto` still on disk: at least once, never a loss.
+        written.or_else(|first| ack::write(&self.cfg.dir, upto).map_err(|_| first))
     }
 
     /// Deletes the segments whose records are all acknowledged.

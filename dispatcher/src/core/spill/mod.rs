@@ -77,6 +77,9 @@ struct Disk<T> {
     transit: Option<refill::Transit<T>>,
     /// The sequence number of the last record read back.
     last_read: u64,
+    /// No acknowledgement any more: shutdown or stop is taking what memory
+    /// holds, and what came from disk stays there unacknowledged.
+    frozen: bool,
     last_error: Option<Arc<SpillError>>,
 }
 
@@ -123,6 +126,7 @@ impl<T> SpillTier<T> {
                 closed: false,
                 transit: None,
                 last_read,
+                frozen: false,
                 last_error: None,
             }),
             lent: Mutex::new(BTreeMap::new()),
@@ -132,6 +136,11 @@ impl<T> SpillTier<T> {
             worker: Mutex::new(None),
             recovered: setup.recovered,
         }
+    }
+
+    /// Whether every event goes through the disk.
+    pub(crate) fn write_ahead(&self) -> bool {
+        self.write_ahead
     }
 
     /// Whether admission must go to disk now (behind what is there).

@@ -228,6 +228,9 @@ impl<T> SpillTier<T> {
     /// one to the other under its partition's lock, so it is seen once at
     /// least.
     fn acknowledge(&self, core: &Core<T>, disk: &mut Disk<T>) {
+        if disk.frozen {
+            return;
+        }
         let mut low = disk.transit.as_ref().map(|t| t.seq);
         for part in 0..core.partitions() {
             let held = core.lock(part).oldest_spilled();
@@ -274,6 +277,16 @@ impl<T> SpillTier<T> {
         drop(disk);
         core.ready.notify();
         core.settled.notify();
+    }
+
+    /// Before shutdown or stop takes what memory holds: acknowledges what
+    /// has left memory, then no more. Events read back from disk that are
+    /// handed back to the caller stay on disk, unacknowledged: the next
+    /// start delivers them again (the caller may drop what it gets).
+    pub(crate) fn freeze(&self, core: &Core<T>) {
+        let mut disk = self.disk.lock();
+        self.acknowledge(core, &mut disk);
+        disk.frozen = true;
     }
 
     /// Stops the worker: nothing more comes back from disk. Idempotent.
