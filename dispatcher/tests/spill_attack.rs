@@ -74,6 +74,15 @@ fn spill_cfg(dir: &Path, max_disk: u64, seg: u64) -> Spill {
         .sync(SyncPolicy::Os)
 }
 
+/// A spill directory of at most `max_disk` bytes in 4 KiB segments, in a
+/// fresh temporary directory (which must outlive its use: bind it to a
+/// name, not `_`).
+fn temp_spill(max_disk: u64) -> (tempfile::TempDir, Spill) {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = spill_cfg(dir.path(), max_disk, 4096);
+    (dir, spill)
+}
+
 fn assert_identity(s: &Stats) {
     let lhs = s.accepted + s.spill.recovered_events;
     let rhs = s.delivered
@@ -654,6 +663,19 @@ fn builder(mem: usize) -> dispatcher::Builder<Vec<u8>> {
         .interval(Duration::from_millis(2))
 }
 
+/// Building on a spill directory.
+trait BuildOn {
+    /// `.spill(spill.open(), Raw).build()`: a pull-mode dispatcher with
+    /// `spill` as its disk tier, and its receiver.
+    fn build_on(self, spill: &Spill) -> (D, Batches<Vec<u8>>);
+}
+
+impl BuildOn for dispatcher::Builder<Vec<u8>> {
+    fn build_on(self, spill: &Spill) -> (D, Batches<Vec<u8>>) {
+        self.spill(spill.open().unwrap(), Raw).build().unwrap()
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Shutdown, acknowledgement and reopening.
 
@@ -663,12 +685,8 @@ fn builder(mem: usize) -> dispatcher::Builder<Vec<u8>> {
 /// acknowledged batch — yet reopening the directory replays it.
 #[test]
 fn clean_shutdown_while_a_batch_is_held_then_reopen_recovers_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, batches) = builder(256)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, batches) = builder(256).build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..12, 100);
     assert_eq!((mem.len(), disk.len()), (2, 10));
     let consumer = thread::spawn(move || {
@@ -697,12 +715,8 @@ fn clean_shutdown_while_a_batch_is_held_then_reopen_recovers_zero() {
 /// exactly those, in order.
 #[test]
 fn shutdown_deadline_with_stalled_pull_consumer() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, batches) = builder(1000).build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..200, 100);
     assert_eq!((mem.len(), disk.len()), (10, 190));
     let deadline = Duration::from_millis(300);
@@ -733,13 +747,8 @@ fn shutdown_deadline_with_stalled_pull_consumer() {
 /// either returned or stays on disk for the next open; nothing is lost.
 #[test]
 fn shutdown_deadline_with_slow_pull_consumer_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, batches) = builder(1000)
-        .max_batch_items(5)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, batches) = builder(1000).max_batch_items(5).build_on(&spill);
     let (_mem, _disk) = enqueue_tracking(&d, 0, 0..400, 100);
     let consumer = thread::spawn(move || {
         let mut got = Vec::new();
@@ -783,8 +792,7 @@ fn shutdown_deadline_with_slow_pull_consumer_loses_nothing() {
 /// not disturb the directory that was reopened meanwhile; nothing is lost.
 #[test]
 fn shutdown_deadline_with_stuck_sink_and_stale_completion() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
     let written = Arc::new(Mutex::new(Vec::<Id>::new()));
     let in_call = Arc::new(AtomicBool::new(false));
@@ -868,12 +876,8 @@ fn shutdown_deadline_with_stuck_sink_and_stale_completion() {
 /// the in-memory events, and the disk events come back on the next open.
 #[test]
 fn drop_without_shutdown_releases_lock_and_reopen_replays_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, batches) = builder(1000).build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..60, 100);
     assert_eq!((mem.len(), disk.len()), (10, 50));
     drop(d);
@@ -902,13 +906,8 @@ fn drop_without_shutdown_releases_lock_and_reopen_replays_disk() {
 /// included, which are thereby acknowledged) and leaves the disk as it is.
 #[test]
 fn stop_returns_memory_and_leaves_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, batches) = builder(1000)
-        .max_batch_items(5)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, batches) = builder(1000).max_batch_items(5).build_on(&spill);
     let (_mem, disk) = enqueue_tracking(&d, 0, 0..100, 100);
     assert_eq!(disk.len(), 90);
     // Take three batches, then stall; the reader refills memory from disk.
@@ -945,13 +944,8 @@ fn stop_returns_memory_and_leaves_disk() {
 #[test]
 fn held_batches_are_replayed_after_a_crash() {
     for forget_first_only in [true, false] {
-        let dir = tempfile::tempdir().unwrap();
-        let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-        let (d, batches) = builder(500)
-            .max_batch_items(3)
-            .spill(spill.open().unwrap(), Raw)
-            .build()
-            .unwrap();
+        let (_dir, spill) = temp_spill(1 << 20);
+        let (d, batches) = builder(500).max_batch_items(3).build_on(&spill);
         let (_mem, disk) = enqueue_tracking(&d, 0, 0..60, 100);
         assert_eq!(disk.len(), 55);
         let mut held: Vec<Batch<Vec<u8>>> = Vec::new();
@@ -1011,22 +1005,16 @@ fn typical_consumer_loop_drains_recovered_dir_cleanly() {
 }
 
 fn typical_consumer_loop_round() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     {
-        let (d, _batches) = builder(1000)
-            .spill(spill.open().unwrap(), Raw)
-            .build()
-            .unwrap();
+        let (d, _batches) = builder(1000).build_on(&spill);
         let (_mem, disk) = enqueue_tracking(&d, 0, 0..200, 100);
         assert_eq!(disk.len(), 190);
         drop(d);
     }
     let (d, batches) = Dispatcher::<Vec<u8>>::builder()
         .max_buffered_bytes(1 << 20)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let consumer = thread::spawn(move || {
         let mut n = 0;
         for batch in &batches {
@@ -1046,12 +1034,8 @@ fn typical_consumer_loop_round() {
 
 #[test]
 fn disk_full_reject_returns_item_and_counts_fallback() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 4096, 4096);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(4096);
+    let (d, batches) = builder(1000).build_on(&spill);
     let p = d.producer();
     let mut accepted = Vec::new();
     let mut seq = 0;
@@ -1106,14 +1090,11 @@ fn disk_full_reject_returns_item_and_counts_fallback() {
 
 #[test]
 fn disk_full_block_times_out_with_item() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 4096, 4096);
+    let (_dir, spill) = temp_spill(4096);
     let timeout = Duration::from_millis(50);
     let (d, batches) = builder(1000)
         .policy(Policy::Block { timeout })
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let p = d.producer();
     let mut n = 0u32;
     let started;
@@ -1148,16 +1129,13 @@ fn disk_full_block_times_out_with_item() {
 /// let into memory ahead of its own older events still on disk.
 #[test]
 fn disk_full_block_keeps_order_when_memory_frees() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 4096, 4096);
+    let (_dir, spill) = temp_spill(4096);
     let (d, batches) = builder(1000)
         .max_batch_items(2)
         .policy(Policy::Block {
             timeout: Duration::from_secs(5),
         })
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let p = d.producer();
     thread::scope(|s| {
         let prod = s.spawn(|| {
@@ -1180,13 +1158,8 @@ fn disk_full_block_keeps_order_when_memory_frees() {
 /// in memory must not overtake the producer's own events still on disk.
 #[test]
 fn disk_full_reject_retry_keeps_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 4096, 4096);
-    let (d, batches) = builder(1000)
-        .max_batch_items(2)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(4096);
+    let (d, batches) = builder(1000).max_batch_items(2).build_on(&spill);
     let p = d.producer();
     let consumer = collector(batches, Duration::from_millis(1));
     let mut fallbacks_seen = 0;
@@ -1218,16 +1191,13 @@ fn disk_full_reject_retry_keeps_order() {
 
 #[test]
 fn disk_full_drop_oldest_evicts_and_accounts() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 4096, 4096);
+    let (_dir, spill) = temp_spill(4096);
     let evicted = Arc::new(Mutex::new(Vec::new()));
     let e2 = Arc::clone(&evicted);
     let (d, batches) = builder(1000)
         .policy(Policy::DropOldest)
         .on_evict(move |e| e2.lock().unwrap().push(id(&e)))
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let p = d.producer();
     for seq in 0..200 {
         p.try_enqueue(ev(0, seq, 100))
@@ -1255,17 +1225,14 @@ fn disk_full_drop_oldest_evicts_and_accounts() {
 /// does not come back either.
 #[test]
 fn evicted_read_back_events_are_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 8192, 4096);
+    let (_dir, spill) = temp_spill(8192);
     let evicted = Arc::new(Mutex::new(Vec::new()));
     let e2 = Arc::clone(&evicted);
     let (d, batches) = builder(1000)
         .max_batch_items(10)
         .policy(Policy::DropOldest)
         .on_evict(move |e| e2.lock().unwrap().push(id(&e)))
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..60, 100);
     assert_eq!(mem.len(), 10);
     // Deliver the memory, let the reader refill it from disk.
@@ -1345,10 +1312,7 @@ fn enospc_falls_back_returns_item_and_recovers() {
         .segment_bytes(4096)
         .max_disk_bytes(1 << 30)
         .sync(SyncPolicy::EveryBatch);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (d, batches) = builder(1000).build_on(&spill);
     let p = d.producer();
     let mut accepted = Vec::new();
     let mut seq = 0;
@@ -1414,10 +1378,7 @@ fn enospc_then_crash_recovers_whole_frames() {
         .segment_bytes(8192)
         .max_disk_bytes(1 << 30)
         .sync(SyncPolicy::Os);
-    let (d, _batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (d, _batches) = builder(1000).build_on(&spill);
     let p = d.producer();
     let mut disk = Vec::new();
     for seq in 0..400u32 {
@@ -1447,13 +1408,8 @@ fn enospc_then_crash_recovers_whole_frames() {
 
 #[test]
 fn groups_spill_whole_all_or_none_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 8192, 4096);
-    let (d, batches) = builder(1000)
-        .max_batch_items(4)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(8192);
+    let (d, batches) = builder(1000).max_batch_items(4).build_on(&spill);
     let p = d.producer();
     // A group heavier than max_buffered_bytes can never fit: TooLarge, whole.
     let big: Vec<Vec<u8>> = (0..11).map(|j| ev(9, j, 100)).collect();
@@ -1503,13 +1459,8 @@ fn groups_spill_whole_all_or_none_in_order() {
 /// delivery stream of its partition.
 #[test]
 fn groups_stay_contiguous_through_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
-    let (d, batches) = builder(800)
-        .max_batch_items(3)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 22);
+    let (d, batches) = builder(800).max_batch_items(3).build_on(&spill);
     let consumer = collector(batches, Duration::ZERO);
     // Group members are marked by their length: 8 + 3*k for the k-th group.
     let groups: Arc<Mutex<Vec<Vec<Id>>>> = Arc::new(Mutex::new(Vec::new()));
@@ -1564,12 +1515,8 @@ fn groups_stay_contiguous_through_disk() {
 /// Groups left on disk by a crash come back as one record each, whole.
 #[test]
 fn groups_recovered_as_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, _batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, _batches) = builder(1000).build_on(&spill);
     let p = d.producer();
     let mut seq = 0;
     let mut on_disk = Vec::new();
@@ -1617,10 +1564,7 @@ fn frames(path: &Path) -> Vec<(usize, Vec<u8>)> {
 /// Spills `n` events of 100 bytes behind 10 in memory, then drops the
 /// dispatcher; returns the spilled ids.
 fn crash_with_backlog(spill: &Spill, n: u32) -> Vec<Id> {
-    let (d, _batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (d, _batches) = builder(1000).build_on(spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..n + 10, 100);
     assert_eq!(mem.len(), 10);
     drop(d);
@@ -1629,8 +1573,7 @@ fn crash_with_backlog(spill: &Spill, n: u32) -> Vec<Id> {
 
 #[test]
 fn torn_tail_is_cut_and_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (dir, spill) = temp_spill(1 << 20);
     let disk = crash_with_backlog(&spill, 80);
     let segs = segments(dir.path());
     assert!(segs.len() >= 2, "{segs:?}");
@@ -1657,8 +1600,7 @@ fn torn_tail_is_cut_and_counted() {
 /// segments are kept, and the dispatcher delivers exactly that.
 #[test]
 fn damaged_frame_mid_log_keeps_later_segments() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (dir, spill) = temp_spill(1 << 20);
     let disk = crash_with_backlog(&spill, 120);
     let segs = segments(dir.path());
     assert!(segs.len() >= 3, "{segs:?}");
@@ -1693,8 +1635,7 @@ fn damaged_frame_mid_log_keeps_later_segments() {
 /// undeliverable, not delivered, and does not stop the rest.
 #[test]
 fn garbage_record_is_undeliverable_not_fatal() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     let disk = crash_with_backlog(&spill, 20);
     // Append well-formed frames with foreign payloads through the log API.
     {
@@ -1730,14 +1671,10 @@ fn catch<R>(f: impl FnOnce() -> R) -> Option<R> {
 
 #[test]
 fn second_open_refused_while_dispatcher_lives() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     // Pull mode: shutdown, stop, drop each release the lock when they return.
     for end in 0..3 {
-        let (d, batches) = builder(1000)
-            .spill(spill.open().unwrap(), Raw)
-            .build()
-            .unwrap();
+        let (d, batches) = builder(1000).build_on(&spill);
         match spill.open() {
             Err(SpillError::Locked { .. }) => {}
             other => panic!("second open while alive: {:?}", other.map(|o| o.1)),
@@ -1773,8 +1710,7 @@ fn second_open_refused_while_dispatcher_lives() {
 
 #[test]
 fn can_add_with_spill_is_refused_and_lock_released() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     let err = builder(1000)
         .can_add(|_, _| true)
         .spill(spill.open().unwrap(), Raw)
@@ -1819,12 +1755,8 @@ fn foreign_directory_is_refused_untouched() {
 
 #[test]
 fn too_large_refused_even_with_disk_room_and_exact_fit_delivered() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, batches) = builder(1000).build_on(&spill);
     let p = d.producer();
     p.try_enqueue(ev(0, 0, 600)).unwrap(); // memory
     let big = ev(0, 99, 1001);
@@ -1851,13 +1783,9 @@ fn too_large_refused_even_with_disk_room_and_exact_fit_delivered() {
 /// Records recovered at open are delivered before anything enqueued after.
 #[test]
 fn recovered_events_come_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     let disk = crash_with_backlog(&spill, 100);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (d, batches) = builder(1000).build_on(&spill);
     let p = d.producer();
     for s in 0..50 {
         p.try_enqueue(ev(7, s, 50)).unwrap();
@@ -1875,13 +1803,8 @@ fn recovered_events_come_first() {
 /// respects the new limit), and nothing is lost or reordered.
 #[test]
 fn set_limits_lowered_while_disk_backlog() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
-    let (d, batches) = builder(4000)
-        .max_batch_bytes(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 22);
+    let (d, batches) = builder(4000).max_batch_bytes(1000).build_on(&spill);
     let (_mem, disk) = enqueue_tracking(&d, 0, 0..300, 100);
     assert_eq!(disk.len(), 260);
     let lowered = Limits {
@@ -1929,13 +1852,8 @@ fn set_limits_lowered_while_disk_backlog() {
 /// whatever happens, nothing may hang and the books must balance.
 #[test]
 fn set_limits_below_disk_event_weight() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
-    let (d, batches) = builder(4000)
-        .max_batch_bytes(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 22);
+    let (d, batches) = builder(4000).max_batch_bytes(1000).build_on(&spill);
     let (_mem, disk) = enqueue_tracking(&d, 0, 0..30, 300);
     assert!(!disk.is_empty());
     d.set_limits(Limits {
@@ -1973,12 +1891,8 @@ fn set_limits_below_disk_event_weight() {
 /// events waiting on disk included.
 #[test]
 fn flush_and_wait_covers_disk_backlog() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 22);
+    let (d, batches) = builder(1000).build_on(&spill);
     let (_mem, disk) = enqueue_tracking(&d, 0, 0..300, 100);
     assert_eq!(disk.len(), 290);
     let consumer = collector(batches, Duration::from_millis(1));
@@ -1996,14 +1910,11 @@ fn flush_and_wait_covers_disk_backlog() {
 /// acknowledgement must not touch the new owner's directory.
 #[test]
 fn stale_batch_after_drop_does_not_ack_into_reopened_dir() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
+    let (_dir, spill) = temp_spill(1 << 22);
     let (d, batches) = builder(500)
         .max_batch_bytes(500)
         .max_batch_items(5)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..300, 100);
     assert_eq!(mem.len(), 5);
     // Take the memory batch and a read-back batch; drop the first.
@@ -2057,8 +1968,7 @@ fn codec_decode_failures_are_undeliverable() {
             }
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
+    let (_dir, spill) = temp_spill(1 << 22);
     let (d, batches) = builder(1000)
         .spill(spill.open().unwrap(), Picky)
         .build()
@@ -2139,9 +2049,7 @@ fn crash_child() {
         .write_ahead(wal);
     let (d, batches) = builder(if wal { 2000 } else { 1000 })
         .max_batch_items(8)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let mut delivered = append_file(&dir.join("delivered"));
     let consumer = thread::spawn(move || {
         let mut rng = fastrand::Rng::with_seed(5);
@@ -2327,11 +2235,7 @@ fn idle_child(wal: bool, dir: &Path) {
         .max_disk_bytes(1 << 30)
         .sync(SyncPolicy::Os)
         .write_ahead(wal);
-    let (d, batches) = builder(1000)
-        .max_batch_items(8)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (d, batches) = builder(1000).max_batch_items(8).build_on(&spill);
     let p = d.producer();
     for seq in 0..1000 {
         p.try_enqueue(ev(0, seq, 100)).unwrap();
@@ -2404,12 +2308,8 @@ fn sigkill_when_idle_replays_nothing_write_ahead() {
 /// waiting in `recv`), the disk tier shrinks to at most one segment.
 #[test]
 fn acknowledged_segments_are_deleted_while_running() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (dir, spill) = temp_spill(1 << 22);
+    let (d, batches) = builder(1000).build_on(&spill);
     let (_mem, disk) = enqueue_tracking(&d, 0, 0..500, 100);
     assert_eq!(disk.len(), 490);
     let peak_segs = segments(dir.path()).len();
@@ -2430,8 +2330,7 @@ fn acknowledged_segments_are_deleted_while_running() {
 
 #[test]
 fn acknowledged_segments_are_deleted_while_running_sink() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
+    let (dir, spill) = temp_spill(1 << 22);
     let written = Arc::new(AtomicU64::new(0));
     let w = Arc::clone(&written);
     let d = builder(1000)
@@ -2468,13 +2367,8 @@ fn acknowledged_segments_are_deleted_while_running_sink() {
 /// room. Many times the budget must pass through the disk.
 #[test]
 fn small_disk_budget_is_reused() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 8192, 4096);
-    let (d, batches) = builder(500)
-        .max_batch_items(5)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(8192);
+    let (d, batches) = builder(500).max_batch_items(5).build_on(&spill);
     let consumer = settling_collector(batches);
     let p = d.producer();
     let start = Instant::now();
@@ -2530,14 +2424,9 @@ fn thread_cpu_ticks(comm: &str) -> Option<u64> {
 fn spill_worker_does_not_spin() {
     let mut spins = Vec::new();
     for stalled in [false, true] {
-        let dir = tempfile::tempdir().unwrap();
-        let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+        let (_dir, spill) = temp_spill(1 << 20);
         let name = if stalled { "spinroom" } else { "spinidle" };
-        let (d, batches) = builder(1000)
-            .name(name)
-            .spill(spill.open().unwrap(), Raw)
-            .build()
-            .unwrap();
+        let (d, batches) = builder(1000).name(name).build_on(&spill);
         let comm = format!("{name}-spill");
         if stalled {
             // Memory full, backlog on disk, nobody receiving: the worker
@@ -2575,10 +2464,7 @@ fn spill_worker_does_not_spin() {
 fn write_ahead_accepts_again_after_a_full_disk_drained() {
     let dir = tempfile::tempdir().unwrap();
     let spill = spill_cfg(dir.path(), 8192, 4096).write_ahead(true);
-    let (d, batches) = builder(2000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (d, batches) = builder(2000).build_on(&spill);
     let p = d.producer();
     let mut seq = 0;
     while p.try_enqueue(ev(0, seq, 100)).is_ok() {
@@ -2615,12 +2501,8 @@ fn write_ahead_accepts_again_after_a_full_disk_drained() {
 /// in-memory events come back, the disk ones stay for the next open.
 #[test]
 fn shutdown_without_receivers_returns_early_and_keeps_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, batches) = builder(1000).build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..100, 100);
     drop(batches);
     let started = Instant::now();
@@ -2642,15 +2524,12 @@ fn shutdown_without_receivers_returns_early_and_keeps_disk() {
 /// to disk at once instead of waiting for the timeout.
 #[test]
 fn block_with_disk_room_does_not_wait() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     let (d, batches) = builder(1000)
         .policy(Policy::Block {
             timeout: Duration::from_secs(2),
         })
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let p = d.producer();
     let started = Instant::now();
     for seq in 0..60 {
@@ -2675,14 +2554,11 @@ fn block_with_disk_room_does_not_wait() {
 /// Empty events (weight 0, charged one byte) through the disk tier.
 #[test]
 fn empty_events_round_trip_through_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     let (d, batches) = Dispatcher::<Vec<u8>>::builder()
         .max_buffered_bytes(10)
         .interval(Duration::from_millis(2))
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let p = d.producer();
     for _ in 0..50 {
         p.try_enqueue(Vec::new()).unwrap();
