@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -24,7 +25,8 @@ use std::time::{Duration, Instant};
 use dispatcher::sink::{self, FlushContext, Retry};
 use dispatcher::spill::{Codec, DecodeError, Raw, Spill, SpillError, SyncPolicy};
 use dispatcher::{
-    Batch, Batches, Dispatcher, EnqueueError, Limits, Policy, Stats, TryEnqueueError,
+    Batch, Batches, Dispatcher, EnqueueError, Limits, Policy, Producer, ShutdownReport,
+    ShutdownTimeout, Stats, TryEnqueueError,
 };
 
 // ---------------------------------------------------------------------------
@@ -65,6 +67,15 @@ fn id(e: &[u8]) -> Id {
 
 fn ids<'a>(events: impl IntoIterator<Item = &'a Vec<u8>>) -> Vec<Id> {
     events.into_iter().map(|e| id(e)).collect()
+}
+
+/// The ids of producer 0's events `seqs`, in order.
+fn seqs(seqs: Range<u32>) -> Vec<Id> {
+    seqs.map(|s| (0, s)).collect()
+}
+
+fn set(v: &[Id]) -> HashSet<Id> {
+    v.iter().copied().collect()
 }
 
 fn spill_cfg(dir: &Path, max_disk: u64, seg: u64) -> Spill {
@@ -640,7 +651,7 @@ type D = Dispatcher<Vec<u8>>;
 /// Enqueues `(pid, seq)` for `seqs` (all must be accepted) and splits them
 /// into the ones that stayed in memory and the ones that went to disk
 /// (by `stats().spill.spilled`; single producer, so exact).
-fn enqueue_tracking(d: &D, pid: u32, seqs: std::ops::Range<u32>, len: usize) -> (Vec<Id>, Vec<Id>) {
+fn enqueue_tracking(d: &D, pid: u32, seqs: Range<u32>, len: usize) -> (Vec<Id>, Vec<Id>) {
     let p = d.producer();
     let (mut mem, mut disk) = (Vec::new(), Vec::new());
     for seq in seqs {
@@ -676,6 +687,100 @@ impl BuildOn for dispatcher::Builder<Vec<u8>> {
     }
 }
 
+/// Starts a consumer on `batches`, shuts `d` down (it must drain within
+/// 30 s) and returns the final stats and what the consumer received.
+fn shutdown_collecting(d: D, batches: Batches<Vec<u8>>) -> (Stats, Vec<Id>) {
+    let consumer = collector(batches, Duration::ZERO);
+    let report = d.shutdown(Duration::from_secs(30)).unwrap();
+    (report.stats, consumer.join().unwrap())
+}
+
+/// Waits until everything settled (see `quiesce`), shuts `d` down (it must
+/// drain within 10 s) and returns what the consumer received.
+fn quiesce_and_shutdown(d: D, c: Settling) -> Vec<Id> {
+    quiesce(&d, &c);
+    d.shutdown(Duration::from_secs(10)).unwrap();
+    c.handle.join().unwrap()
+}
+
+/// `d.shutdown(deadline)`, which must fail (`why` it must) and return
+/// within `within`.
+fn shutdown_fails(
+    d: D,
+    deadline: Duration,
+    within: Duration,
+    why: &str,
+) -> ShutdownTimeout<Vec<u8>> {
+    let started = Instant::now();
+    let err = d.shutdown(deadline).expect_err(why);
+    let took = started.elapsed();
+    assert!(took < within, "shutdown took {took:?}");
+    err
+}
+
+/// The final stats of a shutdown, whether it drained in time or not.
+fn final_stats(r: &Result<ShutdownReport, ShutdownTimeout<Vec<u8>>>) -> Stats {
+    match r {
+        Ok(rep) => rep.stats,
+        Err(e) => e.report.stats,
+    }
+}
+
+/// Producer 0's events `0..n` are all among `parts`, and nothing else is.
+fn assert_none_lost(n: u32, parts: &[&[Id]]) {
+    let seen: HashSet<Id> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    assert_eq!(seen, set(&seqs(0..n)), "lost events");
+}
+
+/// `try_enqueue(ev(pid, seq, len))` for each of `seqs`; all must be accepted.
+fn enqueue_each(p: &Producer<Vec<u8>>, pid: u32, seqs: Range<u32>, len: usize) {
+    for seq in seqs {
+        p.try_enqueue(ev(pid, seq, len))
+            .unwrap_or_else(|e| panic!("({pid},{seq}) refused: {e:?}"));
+    }
+}
+
+/// `try_enqueue(e)` again while it is refused as `Full`, calling `on_full`
+/// after each such refusal; any other refusal fails the test.
+fn enqueue_when_room(p: &Producer<Vec<u8>>, mut e: Vec<u8>, mut on_full: impl FnMut()) {
+    loop {
+        match p.try_enqueue(e) {
+            Ok(()) => return,
+            Err(TryEnqueueError::Full(back)) => {
+                e = back;
+                on_full();
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Enqueues producer 0's events `0, 1, …` of `len` bytes until one is
+/// refused as `Full` (and comes back whole); returns the ids accepted and
+/// the sequence number refused. Fails (`never`) at `limit` events.
+fn enqueue_until_full(
+    p: &Producer<Vec<u8>>,
+    len: usize,
+    limit: u32,
+    never: &str,
+) -> (Vec<Id>, u32) {
+    let mut accepted = Vec::new();
+    let mut seq = 0;
+    loop {
+        let e = ev(0, seq, len);
+        match p.try_enqueue(e.clone()) {
+            Ok(()) => accepted.push((0, seq)),
+            Err(TryEnqueueError::Full(back)) => {
+                assert_eq!(back, e, "the refused item comes back");
+                return (accepted, seq);
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+        seq += 1;
+        assert!(seq < limit, "{never}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Shutdown, acknowledgement and reopening.
 
@@ -701,7 +806,7 @@ fn clean_shutdown_while_a_batch_is_held_then_reopen_recovers_zero() {
     let report = d.shutdown(Duration::from_secs(30)).expect("clean shutdown");
     assert_eq!(report.stats.delivered, 12);
     let got = consumer.join().unwrap();
-    assert_eq!(got, (0..12).map(|s| (0, s)).collect::<Vec<_>>());
+    assert_eq!(got, seqs(0..12));
     // Every batch was delivered and dropped, the shutdown was clean.
     let (_log, rec) = spill.open().unwrap();
     assert_eq!(
@@ -720,12 +825,11 @@ fn shutdown_deadline_with_stalled_pull_consumer() {
     let (mem, disk) = enqueue_tracking(&d, 0, 0..200, 100);
     assert_eq!((mem.len(), disk.len()), (10, 190));
     let deadline = Duration::from_millis(300);
-    let started = Instant::now();
-    let err = d.shutdown(deadline).expect_err("nobody receives");
-    let took = started.elapsed();
-    assert!(
-        took < deadline + Duration::from_secs(2),
-        "shutdown took {took:?}"
+    let err = shutdown_fails(
+        d,
+        deadline,
+        deadline + Duration::from_secs(2),
+        "nobody receives",
     );
     let s = err.report.stats;
     assert_eq!(
@@ -760,28 +864,21 @@ fn shutdown_deadline_with_slow_pull_consumer_loses_nothing() {
         got
     });
     let deadline = Duration::from_millis(200);
-    let started = Instant::now();
-    let err = d
-        .shutdown(deadline)
-        .expect_err("too slow to drain 400 events");
-    assert!(
-        started.elapsed() < deadline + Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
+    let err = shutdown_fails(
+        d,
+        deadline,
+        deadline + Duration::from_secs(2),
+        "too slow to drain 400 events",
     );
     assert!(err.report.stats.spill.backlog > 0);
     let returned = ids(err.undelivered.iter());
-    let first = consumer.join().unwrap();
+    let mut first_run = consumer.join().unwrap();
     let (_, replayed, _) = drain_dir(&spill);
-    let mut all: Vec<Id> = first.clone();
-    all.extend(&returned);
-    let before: HashSet<Id> = all.iter().copied().collect();
-    assert_unique("first run", &all);
-    all.extend(&replayed);
-    let set: HashSet<Id> = all.iter().copied().collect();
-    let want: HashSet<Id> = (0..400).map(|s| (0, s)).collect();
-    assert_eq!(set, want, "lost events");
+    first_run.extend(&returned);
+    assert_unique("first run", &first_run);
+    assert_none_lost(400, &[&first_run, &replayed]);
     // At-least-once leeway: at most one batch in the consumer's hands.
+    let before = set(&first_run);
     let dups = replayed.iter().filter(|x| before.contains(x)).count();
     assert!(dups <= 5, "{dups} events delivered twice");
     assert_per_producer_order("replayed", &replayed);
@@ -818,21 +915,18 @@ fn shutdown_deadline_with_stuck_sink_and_stale_completion() {
         ))
         .unwrap();
     let p = d.producer();
-    for s in 0..100 {
-        p.try_enqueue(ev(0, s, 100)).unwrap();
-    }
+    enqueue_each(&p, 0, 0..100, 100);
     wait_for("the sink call", Duration::from_secs(10), || {
         in_call.load(Ordering::SeqCst)
     });
     // Let the reader fill the memory freed... it cannot: the batch in the
     // sink call is still charged. Shut down with a short deadline.
     let deadline = Duration::from_millis(300);
-    let started = Instant::now();
-    let err = d.shutdown(deadline).expect_err("the sink is stuck");
-    assert!(
-        started.elapsed() < deadline + Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
+    let err = shutdown_fails(
+        d,
+        deadline,
+        deadline + Duration::from_secs(2),
+        "the sink is stuck",
     );
     let returned = ids(err.undelivered.iter());
     let backlog = err.report.stats.spill.backlog;
@@ -856,15 +950,10 @@ fn shutdown_deadline_with_stuck_sink_and_stale_completion() {
         .expect("second run drains");
     let replayed = consumer.handle.join().unwrap();
     let first = written.lock().unwrap().clone();
-    let mut all = first.clone();
-    all.extend(&returned);
-    all.extend(&replayed);
-    let set: HashSet<Id> = all.iter().copied().collect();
-    let want: HashSet<Id> = (0..100).map(|s| (0, s)).collect();
-    assert_eq!(set, want, "lost events");
+    assert_none_lost(100, &[&first, &returned, &replayed]);
     assert_per_producer_order("replayed", &replayed);
     // Duplicates only of what the stuck call held.
-    let in_first: HashSet<Id> = first.iter().copied().collect();
+    let in_first = set(&first);
     for x in returned.iter().chain(&replayed) {
         assert!(!in_first.contains(x) || first.len() <= 10, "{x:?} twice");
     }
@@ -925,12 +1014,9 @@ fn stop_returns_memory_and_leaves_disk() {
     drop(_relock);
     drop(batches);
     let (_, replayed, _) = drain_dir(&spill);
-    let mut all = first.clone();
-    all.extend(&returned);
-    all.extend(&replayed);
     assert_eq!(
-        all,
-        (0..100).map(|s| (0, s)).collect::<Vec<_>>(),
+        [first.as_slice(), &returned, &replayed].concat(),
+        seqs(0..100),
         "first {} / returned {} / replayed {}",
         first.len(),
         returned.len(),
@@ -975,8 +1061,8 @@ fn held_batches_are_replayed_after_a_crash() {
         std::mem::forget(held);
         drop(batches);
         let (_, replayed, _) = drain_dir(&spill);
-        let rep: HashSet<Id> = replayed.iter().copied().collect();
-        let disk_set: HashSet<Id> = disk.iter().copied().collect();
+        let rep = set(&replayed);
+        let disk_set = set(&disk);
         for x in &held_ids {
             if disk_set.contains(x) {
                 assert!(
@@ -1006,12 +1092,8 @@ fn typical_consumer_loop_drains_recovered_dir_cleanly() {
 
 fn typical_consumer_loop_round() {
     let (_dir, spill) = temp_spill(1 << 20);
-    {
-        let (d, _batches) = builder(1000).build_on(&spill);
-        let (_mem, disk) = enqueue_tracking(&d, 0, 0..200, 100);
-        assert_eq!(disk.len(), 190);
-        drop(d);
-    }
+    let disk = crash_with_backlog(&spill, 190);
+    assert_eq!(disk.len(), 190);
     let (d, batches) = Dispatcher::<Vec<u8>>::builder()
         .max_buffered_bytes(1 << 20)
         .build_on(&spill);
@@ -1037,21 +1119,7 @@ fn disk_full_reject_returns_item_and_counts_fallback() {
     let (_dir, spill) = temp_spill(4096);
     let (d, batches) = builder(1000).build_on(&spill);
     let p = d.producer();
-    let mut accepted = Vec::new();
-    let mut seq = 0;
-    let refused = loop {
-        let e = ev(0, seq, 100);
-        match p.try_enqueue(e.clone()) {
-            Ok(()) => accepted.push((0, seq)),
-            Err(TryEnqueueError::Full(back)) => {
-                assert_eq!(back, e, "the refused item comes back");
-                break seq;
-            }
-            Err(other) => panic!("{other:?}"),
-        }
-        seq += 1;
-        assert!(seq < 1000, "never full");
-    };
+    let (mut accepted, refused) = enqueue_until_full(&p, 100, 1000, "never full");
     let s = d.stats();
     assert!(s.spill.spilled > 0 && s.spill.fallbacks >= 1, "{s:#?}");
     assert!(s.spill.disk_bytes <= 4096, "{s:#?}");
@@ -1070,17 +1138,9 @@ fn disk_full_reject_returns_item_and_counts_fallback() {
         d.stats().delivered == accepted.len() as u64
     });
     for s in refused..refused + 50 {
-        let mut e = ev(0, s, 100);
-        loop {
-            match p.try_enqueue(e) {
-                Ok(()) => break,
-                Err(TryEnqueueError::Full(back)) => {
-                    e = back;
-                    thread::sleep(Duration::from_millis(1));
-                }
-                Err(other) => panic!("{other:?}"),
-            }
-        }
+        enqueue_when_room(&p, ev(0, s, 100), || {
+            thread::sleep(Duration::from_millis(1));
+        });
         accepted.push((0, s));
     }
     let report = d.shutdown(Duration::from_secs(30)).unwrap();
@@ -1117,12 +1177,8 @@ fn disk_full_block_times_out_with_item() {
     assert!(waited < timeout + Duration::from_secs(2), "{waited:?}");
     let s = d.stats();
     assert!(s.spill.fallbacks >= 1 && s.spill.spilled > 0, "{s:#?}");
-    let consumer = collector(batches, Duration::ZERO);
-    d.shutdown(Duration::from_secs(30)).unwrap();
-    assert_eq!(
-        consumer.join().unwrap(),
-        (0..n).map(|s| (0, s)).collect::<Vec<_>>()
-    );
+    let (_, got) = shutdown_collecting(d, batches);
+    assert_eq!(got, seqs(0..n));
 }
 
 /// Under Block with the disk full, a producer waiting for room must not be
@@ -1150,7 +1206,7 @@ fn disk_full_block_keeps_order_when_memory_frees() {
         let report = d.shutdown(Duration::from_secs(30)).unwrap();
         assert!(report.stats.spill.fallbacks > 0, "{:#?}", report.stats);
         let got = consumer.join().unwrap();
-        assert_eq!(got, (0..300).map(|s| (0, s)).collect::<Vec<_>>());
+        assert_eq!(got, seqs(0..300));
     });
 }
 
@@ -1164,18 +1220,10 @@ fn disk_full_reject_retry_keeps_order() {
     let consumer = collector(batches, Duration::from_millis(1));
     let mut fallbacks_seen = 0;
     for seq in 0..400 {
-        let mut e = ev(0, seq, 100);
-        loop {
-            match p.try_enqueue(e) {
-                Ok(()) => break,
-                Err(TryEnqueueError::Full(back)) => {
-                    fallbacks_seen += 1;
-                    e = back;
-                    thread::yield_now();
-                }
-                Err(other) => panic!("{other:?}"),
-            }
-        }
+        enqueue_when_room(&p, ev(0, seq, 100), || {
+            fallbacks_seen += 1;
+            thread::yield_now();
+        });
     }
     let report = d.shutdown(Duration::from_secs(30)).unwrap();
     assert!(
@@ -1183,10 +1231,7 @@ fn disk_full_reject_retry_keeps_order() {
         "the disk never filled: {:#?}",
         report.stats
     );
-    assert_eq!(
-        consumer.join().unwrap(),
-        (0..400).map(|s| (0, s)).collect::<Vec<_>>()
-    );
+    assert_eq!(consumer.join().unwrap(), seqs(0..400));
 }
 
 #[test]
@@ -1207,17 +1252,13 @@ fn disk_full_drop_oldest_evicts_and_accounts() {
     assert_eq!(s.accepted, 200);
     assert!(s.dropped > 0 && s.spill.fallbacks > 0, "{s:#?}");
     assert!(s.buffered_bytes <= 1000);
-    let consumer = collector(batches, Duration::ZERO);
-    let report = d.shutdown(Duration::from_secs(30)).unwrap();
-    assert_identity(&report.stats);
-    let got = consumer.join().unwrap();
+    let (stats, got) = shutdown_collecting(d, batches);
+    assert_identity(&stats);
     let ev_ids = evicted.lock().unwrap().clone();
-    let mut all = got.clone();
-    all.extend(&ev_ids);
+    let all = [got.as_slice(), &ev_ids].concat();
     assert_unique("delivered+evicted", &all);
-    let set: HashSet<Id> = all.into_iter().collect();
-    assert_eq!(set, (0..200).map(|s| (0, s)).collect::<HashSet<_>>());
-    assert_eq!(report.stats.dropped, ev_ids.len() as u64);
+    assert_eq!(set(&all), set(&seqs(0..200)));
+    assert_eq!(stats.dropped, ev_ids.len() as u64);
 }
 
 /// Events read back from disk and then evicted are acknowledged: a crash
@@ -1246,11 +1287,9 @@ fn evicted_read_back_events_are_acknowledged() {
     assert!(before >= 5, "{before}");
     // Now fill the disk and evict read-back events from memory.
     let p = d.producer();
-    for seq in 60..200 {
-        p.try_enqueue(ev(0, seq, 100)).unwrap();
-    }
+    enqueue_each(&p, 0, 60..200, 100);
     let ev_ids = evicted.lock().unwrap().clone();
-    let disk_set: HashSet<Id> = disk.iter().copied().collect();
+    let disk_set = set(&disk);
     assert!(
         ev_ids.iter().any(|x| disk_set.contains(x)),
         "no read-back event was evicted: {ev_ids:?}"
@@ -1264,7 +1303,7 @@ fn evicted_read_back_events_are_acknowledged() {
     drop(d);
     drop(batches);
     let (_, replayed, _) = drain_dir(&spill);
-    let rep: HashSet<Id> = replayed.iter().copied().collect();
+    let rep = set(&replayed);
     for x in &ev_ids {
         assert!(!rep.contains(x), "evicted {x:?} replayed");
     }
@@ -1314,21 +1353,7 @@ fn enospc_falls_back_returns_item_and_recovers() {
         .sync(SyncPolicy::EveryBatch);
     let (d, batches) = builder(1000).build_on(&spill);
     let p = d.producer();
-    let mut accepted = Vec::new();
-    let mut seq = 0;
-    loop {
-        let e = ev(0, seq, 500);
-        match p.try_enqueue(e.clone()) {
-            Ok(()) => accepted.push((0, seq)),
-            Err(TryEnqueueError::Full(back)) => {
-                assert_eq!(back, e);
-                break;
-            }
-            Err(other) => panic!("{other:?}"),
-        }
-        seq += 1;
-        assert!(seq < 10_000, "the tmpfs never filled");
-    }
+    let (mut accepted, seq) = enqueue_until_full(&p, 500, 10_000, "the tmpfs never filled");
     let s = d.stats();
     assert!(s.spill.errors >= 1 && s.spill.fallbacks >= 1, "{s:#?}");
     let err = d.spill_error().expect("the ENOSPC is kept");
@@ -1341,20 +1366,12 @@ fn enospc_falls_back_returns_item_and_recovers() {
     fs::remove_file(&filler).unwrap();
     let consumer = collector(batches, Duration::ZERO);
     for s in seq..seq + 100 {
-        let mut e = ev(0, s, 500);
         let mut tries = 0;
-        loop {
-            match p.try_enqueue(e) {
-                Ok(()) => break,
-                Err(TryEnqueueError::Full(back)) => {
-                    e = back;
-                    tries += 1;
-                    assert!(tries < 20_000, "never accepted again after space was freed");
-                    thread::sleep(Duration::from_micros(200));
-                }
-                Err(other) => panic!("{other:?}"),
-            }
-        }
+        enqueue_when_room(&p, ev(0, s, 500), || {
+            tries += 1;
+            assert!(tries < 20_000, "never accepted again after space was freed");
+            thread::sleep(Duration::from_micros(200));
+        });
         accepted.push((0, s));
     }
     let report = d.shutdown(Duration::from_secs(30)).unwrap();
@@ -1427,7 +1444,7 @@ fn groups_spill_whole_all_or_none_in_order() {
         match p.try_enqueue_all(g.clone()) {
             Ok(()) => {
                 assert_eq!(d.stats().accepted, before + u64::from(k));
-                accepted.extend((seq..seq + k).map(|q| (0, q)));
+                accepted.extend(seqs(seq..seq + k));
                 seq += k;
             }
             Err(TryEnqueueError::Full(back)) => {
@@ -1448,10 +1465,9 @@ fn groups_spill_whole_all_or_none_in_order() {
     assert!(s.spill.spilled >= 3, "{s:#?}");
     assert_eq!(s.accepted, accepted.len() as u64);
     assert_identity(&s);
-    let consumer = collector(batches, Duration::ZERO);
-    let report = d.shutdown(Duration::from_secs(30)).unwrap();
-    assert_identity(&report.stats);
-    assert_eq!(consumer.join().unwrap(), accepted);
+    let (stats, got) = shutdown_collecting(d, batches);
+    assert_identity(&stats);
+    assert_eq!(got, accepted);
 }
 
 /// Single events and groups from several producers while the disk is in
@@ -1527,7 +1543,7 @@ fn groups_recovered_as_records() {
         p.try_enqueue_all(g).unwrap();
         if d.stats().spill.spilled > before {
             assert_eq!(d.stats().spill.spilled, before + 3, "a group spills whole");
-            on_disk.extend((seq..seq + 3).map(|q| (0, q)));
+            on_disk.extend(seqs(seq..seq + 3));
             records += 1;
         }
         seq += 3;
@@ -1591,9 +1607,8 @@ fn torn_tail_is_cut_and_counted() {
     let (d, batches) = builder(1 << 16).spill(opened, Raw).build().unwrap();
     let s = d.stats();
     assert_eq!((s.spill.torn, s.spill.recovered_events), (1, 79), "{s:#?}");
-    let consumer = collector(batches, Duration::ZERO);
-    d.shutdown(Duration::from_secs(30)).unwrap();
-    assert_eq!(consumer.join().unwrap(), disk[..79].to_vec());
+    let (_, got) = shutdown_collecting(d, batches);
+    assert_eq!(got, disk[..79].to_vec());
 }
 
 /// A damaged frame in the first segment: that segment is cut there, later
@@ -1624,10 +1639,9 @@ fn damaged_frame_mid_log_keeps_later_segments() {
     assert_eq!(opened.1.torn_records, 1, "{:?}", opened.1);
     let (d, batches) = builder(1 << 16).spill(opened, Raw).build().unwrap();
     assert_eq!(d.stats().spill.torn, 1);
-    let consumer = collector(batches, Duration::ZERO);
-    let report = d.shutdown(Duration::from_secs(30)).unwrap();
-    assert_identity(&report.stats);
-    assert_eq!(consumer.join().unwrap(), expected);
+    let (stats, got) = shutdown_collecting(d, batches);
+    assert_identity(&stats);
+    assert_eq!(got, expected);
 }
 
 /// A record whose frame is intact but whose payload the dispatcher cannot
@@ -1651,10 +1665,7 @@ fn garbage_record_is_undeliverable_not_fatal() {
     let started = Instant::now();
     let r = d.shutdown(Duration::from_secs(10));
     assert!(started.elapsed() < Duration::from_secs(10));
-    let stats = match r {
-        Ok(rep) => rep.stats,
-        Err(e) => e.report.stats,
-    };
+    let stats = final_stats(&r);
     let got = catch(|| consumer.join().unwrap());
     assert_identity(&stats);
     let got = got.expect("a garbage record reached the consumer");
@@ -1771,10 +1782,9 @@ fn too_large_refused_even_with_disk_room_and_exact_fit_delivered() {
     p.try_enqueue(ev(0, 3, 10)).unwrap();
     assert_eq!(d.stats().spill.spilled, 3);
     assert_eq!(d.stats().rejected.too_large, 1);
-    let consumer = collector(batches, Duration::ZERO);
-    let report = d.shutdown(Duration::from_secs(30)).unwrap();
-    assert!(report.stats.peak_buffered_bytes <= 1000);
-    assert_eq!(consumer.join().unwrap(), [(0, 0), (0, 1), (0, 2), (0, 3)]);
+    let (stats, got) = shutdown_collecting(d, batches);
+    assert!(stats.peak_buffered_bytes <= 1000);
+    assert_eq!(got, [(0, 0), (0, 1), (0, 2), (0, 3)]);
 }
 
 // ---------------------------------------------------------------------------
@@ -1787,12 +1797,8 @@ fn recovered_events_come_first() {
     let disk = crash_with_backlog(&spill, 100);
     let (d, batches) = builder(1000).build_on(&spill);
     let p = d.producer();
-    for s in 0..50 {
-        p.try_enqueue(ev(7, s, 50)).unwrap();
-    }
-    let consumer = collector(batches, Duration::ZERO);
-    d.shutdown(Duration::from_secs(30)).unwrap();
-    let got = consumer.join().unwrap();
+    enqueue_each(&p, 7, 0..50, 50);
+    let (_, got) = shutdown_collecting(d, batches);
     let mut want = disk.clone();
     want.extend((0..50).map(|s| (7, s)));
     assert_eq!(got, want);
@@ -1841,10 +1847,7 @@ fn set_limits_lowered_while_disk_backlog() {
     assert!(under);
     let report = d.shutdown(Duration::from_secs(30)).unwrap();
     assert_identity(&report.stats);
-    assert_eq!(
-        consumer.join().unwrap(),
-        (0..seq).map(|s| (0, s)).collect::<Vec<_>>()
-    );
+    assert_eq!(consumer.join().unwrap(), seqs(0..seq));
 }
 
 /// Lowering the limit under the weight of events already on disk: they can
@@ -1866,10 +1869,7 @@ fn set_limits_below_disk_event_weight() {
     let started = Instant::now();
     let r = d.shutdown(Duration::from_secs(5));
     assert!(started.elapsed() < Duration::from_secs(8));
-    let stats = match &r {
-        Ok(rep) => rep.stats,
-        Err(e) => e.report.stats,
-    };
+    let stats = final_stats(&r);
     assert_identity(&stats);
     let got = consumer.join().unwrap();
     eprintln!(
@@ -1976,10 +1976,7 @@ fn codec_decode_failures_are_undeliverable() {
     let (mem, disk) = enqueue_tracking(&d, 0, 0..100, 100);
     let consumer = collector(batches, Duration::ZERO);
     let r = d.shutdown(Duration::from_secs(10));
-    let stats = match &r {
-        Ok(rep) => rep.stats,
-        Err(e) => e.report.stats,
-    };
+    let stats = final_stats(&r);
     assert_identity(&stats);
     let bad: Vec<Id> = disk.iter().copied().filter(|(_, s)| s % 7 == 3).collect();
     assert_eq!(stats.spill.undeliverable, bad.len() as u64, "{stats:#?}");
@@ -2316,14 +2313,7 @@ fn acknowledged_segments_are_deleted_while_running() {
     assert!(peak_segs >= 10, "{peak_segs}");
     let c = settling_collector(batches);
     quiesce(&d, &c);
-    thread::sleep(Duration::from_millis(500));
-    let s = d.stats();
-    let segs = segments(dir.path()).len();
-    assert!(
-        s.spill.disk_bytes <= 4096 && segs <= 1,
-        "everything acknowledged, yet {segs} of {peak_segs} segments remain: {:#?}",
-        s.spill
-    );
+    assert_at_most_one_segment_left(&d, dir.path(), peak_segs, "acknowledged");
     d.shutdown(Duration::from_secs(10)).unwrap();
     c.handle.join().unwrap();
 }
@@ -2343,23 +2333,28 @@ fn acknowledged_segments_are_deleted_while_running_sink() {
         ))
         .unwrap();
     let p = d.producer();
-    for seq in 0..500 {
-        p.try_enqueue(ev(0, seq, 100)).unwrap();
-    }
+    enqueue_each(&p, 0, 0..500, 100);
     assert!(d.stats().spill.spilled > 300);
     let peak_segs = segments(dir.path()).len();
     wait_for("all written", Duration::from_secs(30), || {
         written.load(Ordering::SeqCst) == 500
     });
+    assert_at_most_one_segment_left(&d, dir.path(), peak_segs, "written");
+    d.shutdown(Duration::from_secs(10)).unwrap();
+}
+
+/// Once the deletions had time (500 ms), the disk tier in `dir` holds at
+/// most one segment (`peak_segs` at its peak); `done`: what became of
+/// everything.
+fn assert_at_most_one_segment_left(d: &D, dir: &Path, peak_segs: usize, done: &str) {
     thread::sleep(Duration::from_millis(500));
     let s = d.stats();
-    let segs = segments(dir.path()).len();
+    let segs = segments(dir).len();
     assert!(
         s.spill.disk_bytes <= 4096 && segs <= 1,
-        "everything written, yet {segs} of {peak_segs} segments remain: {:#?}",
+        "everything {done}, yet {segs} of {peak_segs} segments remain: {:#?}",
         s.spill
     );
-    d.shutdown(Duration::from_secs(10)).unwrap();
 }
 
 /// A small disk budget is reused: as spilled events are delivered and
@@ -2373,17 +2368,9 @@ fn small_disk_budget_is_reused() {
     let p = d.producer();
     let start = Instant::now();
     for seq in 0..3000 {
-        let mut e = ev(0, seq, 100);
-        loop {
-            match p.try_enqueue(e) {
-                Ok(()) => break,
-                Err(TryEnqueueError::Full(back)) => {
-                    e = back;
-                    thread::sleep(Duration::from_micros(100));
-                }
-                Err(other) => panic!("{other:?}"),
-            }
-        }
+        enqueue_when_room(&p, ev(0, seq, 100), || {
+            thread::sleep(Duration::from_micros(100));
+        });
         assert!(start.elapsed() < Duration::from_secs(60));
     }
     let s = d.stats();
@@ -2393,9 +2380,7 @@ fn small_disk_budget_is_reused() {
         "the disk budget was never reused: {:#?}",
         s.spill
     );
-    quiesce(&d, &consumer);
-    d.shutdown(Duration::from_secs(10)).unwrap();
-    assert_eq!(consumer.handle.join().unwrap().len(), 3000);
+    assert_eq!(quiesce_and_shutdown(d, consumer).len(), 3000);
 }
 
 /// CPU time (utime + stime, in clock ticks) of this process's threads
@@ -2462,8 +2447,8 @@ fn spill_worker_does_not_spin() {
 /// nothing unacknowledged, its memory is empty).
 #[test]
 fn write_ahead_accepts_again_after_a_full_disk_drained() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 8192, 4096).write_ahead(true);
+    let (_dir, spill) = temp_spill(8192);
+    let spill = spill.write_ahead(true);
     let (d, batches) = builder(2000).build_on(&spill);
     let p = d.producer();
     let mut seq = 0;
@@ -2476,25 +2461,15 @@ fn write_ahead_accepts_again_after_a_full_disk_drained() {
     assert_eq!(d.stats().delivered, u64::from(seq));
     // Everything delivered, every batch dropped, memory empty.
     let start = Instant::now();
-    let mut e = ev(0, seq, 100);
-    loop {
-        match p.try_enqueue(e) {
-            Ok(()) => break,
-            Err(TryEnqueueError::Full(back)) => {
-                assert!(
-                    start.elapsed() < Duration::from_secs(5),
-                    "refused for 5 s with nothing in memory: {:#?}",
-                    d.stats()
-                );
-                e = back;
-                thread::sleep(Duration::from_millis(10));
-            }
-            Err(other) => panic!("{other:?}"),
-        }
-    }
-    quiesce(&d, &c);
-    d.shutdown(Duration::from_secs(10)).unwrap();
-    assert_eq!(c.handle.join().unwrap().len() as u32, seq + 1);
+    enqueue_when_room(&p, ev(0, seq, 100), || {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "refused for 5 s with nothing in memory: {:#?}",
+            d.stats()
+        );
+        thread::sleep(Duration::from_millis(10));
+    });
+    assert_eq!(quiesce_and_shutdown(d, c).len() as u32, seq + 1);
 }
 
 /// Every receiver dropped: shutdown does not wait for its deadline; the
@@ -2505,14 +2480,11 @@ fn shutdown_without_receivers_returns_early_and_keeps_disk() {
     let (d, batches) = builder(1000).build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..100, 100);
     drop(batches);
-    let started = Instant::now();
-    let err = d
-        .shutdown(Duration::from_secs(20))
-        .expect_err("no receiver");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "waited {:?}",
-        started.elapsed()
+    let err = shutdown_fails(
+        d,
+        Duration::from_secs(20),
+        Duration::from_secs(5),
+        "no receiver",
     );
     assert_eq!(ids(err.undelivered.iter()), mem);
     assert_eq!(err.report.stats.spill.backlog, disk.len() as u64);
@@ -2543,12 +2515,7 @@ fn block_with_disk_room_does_not_wait() {
     );
     assert_eq!(d.stats().spill.spilled, 50);
     let c = settling_collector(batches);
-    quiesce(&d, &c);
-    d.shutdown(Duration::from_secs(10)).unwrap();
-    assert_eq!(
-        c.handle.join().unwrap(),
-        (0..60).map(|s| (0, s)).collect::<Vec<_>>()
-    );
+    assert_eq!(quiesce_and_shutdown(d, c), seqs(0..60));
 }
 
 /// Empty events (weight 0, charged one byte) through the disk tier.
