@@ -16,7 +16,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -1323,12 +1323,33 @@ impl Drop for Mount {
     }
 }
 
-fn tmpfs(size: &str) -> Option<(tempfile::TempDir, Mount)> {
+/// A 64 KiB tmpfs (unmounted when dropped) of which the file `filler`
+/// takes a part.
+struct Cramped {
+    mount: Mount,
+    filler: PathBuf,
+    _base: tempfile::TempDir,
+}
+
+impl Cramped {
+    /// A spill directory on the tmpfs, with segments of `seg` bytes and a
+    /// budget (1 GiB) larger than the tmpfs.
+    fn spill(&self, seg: u64, sync: SyncPolicy) -> Spill {
+        Spill::new(self.mount.0.join("spill"))
+            .segment_bytes(seg)
+            .max_disk_bytes(1 << 30)
+            .sync(sync)
+    }
+}
+
+/// A 64 KiB tmpfs with `filler_kib` KiB of it taken; `None` (the test is
+/// skipped) where no tmpfs can be mounted.
+fn cramped_tmpfs(filler_kib: usize) -> Option<Cramped> {
     let base = tempfile::tempdir().unwrap();
     let mnt = base.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
     let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
         .arg(&mnt)
         .stderr(Stdio::null())
         .status()
@@ -1337,20 +1358,22 @@ fn tmpfs(size: &str) -> Option<(tempfile::TempDir, Mount)> {
         eprintln!("skipped: cannot mount a tmpfs here");
         return None;
     }
-    Some((base, Mount(mnt)))
+    let mount = Mount(mnt);
+    let filler = mount.0.join("filler");
+    fs::write(&filler, vec![1u8; filler_kib * 1024]).unwrap();
+    Some(Cramped {
+        mount,
+        filler,
+        _base: base,
+    })
 }
 
 #[test]
 fn enospc_falls_back_returns_item_and_recovers() {
-    let Some((_base, mount)) = tmpfs("64k") else {
+    let Some(tmpfs) = cramped_tmpfs(40) else {
         return;
     };
-    let filler = mount.0.join("filler");
-    fs::write(&filler, vec![1u8; 40 * 1024]).unwrap();
-    let spill = Spill::new(mount.0.join("spill"))
-        .segment_bytes(4096)
-        .max_disk_bytes(1 << 30)
-        .sync(SyncPolicy::EveryBatch);
+    let spill = tmpfs.spill(4096, SyncPolicy::EveryBatch);
     let (d, batches) = builder(1000).build_on(&spill);
     let p = d.producer();
     let (mut accepted, seq) = enqueue_until_full(&p, 500, 10_000, "the tmpfs never filled");
@@ -1363,7 +1386,7 @@ fn enospc_falls_back_returns_item_and_recovers() {
     }
     assert_identity(&s);
     // Free the space; consume; accept more.
-    fs::remove_file(&filler).unwrap();
+    fs::remove_file(&tmpfs.filler).unwrap();
     let consumer = collector(batches, Duration::ZERO);
     for s in seq..seq + 100 {
         let mut tries = 0;
@@ -1386,15 +1409,10 @@ fn enospc_falls_back_returns_item_and_recovers() {
 /// frame from the failed appends.
 #[test]
 fn enospc_then_crash_recovers_whole_frames() {
-    let Some((_base, mount)) = tmpfs("64k") else {
+    let Some(tmpfs) = cramped_tmpfs(30) else {
         return;
     };
-    let filler = mount.0.join("filler");
-    fs::write(&filler, vec![1u8; 30 * 1024]).unwrap();
-    let spill = Spill::new(mount.0.join("spill"))
-        .segment_bytes(8192)
-        .max_disk_bytes(1 << 30)
-        .sync(SyncPolicy::Os);
+    let spill = tmpfs.spill(8192, SyncPolicy::Os);
     let (d, _batches) = builder(1000).build_on(&spill);
     let p = d.producer();
     let mut disk = Vec::new();
@@ -1413,7 +1431,7 @@ fn enospc_then_crash_recovers_whole_frames() {
     }
     assert!(d.stats().spill.errors > 0, "{:#?}", d.stats());
     drop(d);
-    fs::remove_file(&filler).unwrap();
+    fs::remove_file(&tmpfs.filler).unwrap();
     let (rec, replayed, st) = drain_dir(&spill);
     assert_eq!(st.spill.torn, 0, "{st:#?}");
     assert_eq!(rec, disk.len() as u64);
@@ -1990,13 +2008,18 @@ fn codec_decode_failures_are_undeliverable() {
 
 const CHILD_ENV: &str = "SPILL_ATTACK_CHILD";
 
-/// Appends one 8-byte id record with a single `write` (no buffering), so a
-/// record on file means the event's enqueue (or delivery) happened before.
-fn record(f: &mut File, pid: u32, seq: u32) {
+/// An id as the 8 bytes of a record.
+fn id_bytes((pid, seq): Id) -> [u8; 8] {
     let mut b = [0u8; 8];
     b[..4].copy_from_slice(&pid.to_le_bytes());
     b[4..].copy_from_slice(&seq.to_le_bytes());
-    f.write_all(&b).unwrap();
+    b
+}
+
+/// Appends one 8-byte id record with a single `write` (no buffering), so a
+/// record on file means the event's enqueue (or delivery) happened before.
+fn record(f: &mut File, pid: u32, seq: u32) {
+    f.write_all(&id_bytes((pid, seq))).unwrap();
 }
 
 fn read_records(path: &Path) -> Vec<Id> {
@@ -2022,6 +2045,20 @@ fn append_file(path: &Path) -> File {
 
 const SPILLED_FLAG: u32 = 0x8000_0000;
 
+/// The spill directory of a child of the SIGKILL tests, in `dir`.
+fn child_spill(dir: &Path) -> Spill {
+    Spill::new(dir.join("spill"))
+        .segment_bytes(16 * 1024)
+        .max_disk_bytes(1 << 30)
+}
+
+/// A child's dispatcher: `mem` bytes of memory, batches of at most 8, on
+/// its spill directory in `dir` (write-ahead when `wal`).
+fn child_dispatcher(dir: &Path, wal: bool, mem: usize) -> (D, Batches<Vec<u8>>) {
+    let spill = child_spill(dir).sync(SyncPolicy::Os).write_ahead(wal);
+    builder(mem).max_batch_items(8).build_on(&spill)
+}
+
 /// Child mode of the SIGKILL tests: produce and consume until killed.
 /// `wal:<dir>`: write-ahead, two producers, every Ok recorded in `ok`.
 /// `overflow:<dir>`: overflow only, one producer; an Ok whose event went
@@ -2039,22 +2076,14 @@ fn crash_child() {
         return;
     }
     let wal = mode == "wal";
-    let spill = Spill::new(dir.join("spill"))
-        .segment_bytes(16 * 1024)
-        .max_disk_bytes(1 << 30)
-        .sync(SyncPolicy::Os)
-        .write_ahead(wal);
-    let (d, batches) = builder(if wal { 2000 } else { 1000 })
-        .max_batch_items(8)
-        .build_on(&spill);
+    let (d, batches) = child_dispatcher(&dir, wal, if wal { 2000 } else { 1000 });
     let mut delivered = append_file(&dir.join("delivered"));
     let consumer = thread::spawn(move || {
         let mut rng = fastrand::Rng::with_seed(5);
         for batch in &batches {
             let mut buf = Vec::with_capacity(batch.len() * 8);
-            for (p, s) in ids(batch.iter()) {
-                buf.extend_from_slice(&p.to_le_bytes());
-                buf.extend_from_slice(&s.to_le_bytes());
+            for x in ids(batch.iter()) {
+                buf.extend_from_slice(&id_bytes(x));
             }
             delivered.write_all(&buf).unwrap();
             drop(batch);
@@ -2095,7 +2124,10 @@ fn crash_child() {
     consumer.join().unwrap();
 }
 
-fn run_and_kill(mode: &str, dir: &Path, producers: u32, min_ok: usize) {
+/// Starts `crash_child` in `mode` on `dir` in a child process and waits
+/// until its `progress` reaches `needed` (polled every 5 ms); fails if the
+/// child exits first or is too slow (120 s).
+fn start_child(mode: &str, dir: &Path, needed: usize, progress: impl Fn() -> usize) -> Child {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, format!("{mode}:{}", dir.display()))
@@ -2105,23 +2137,89 @@ fn run_and_kill(mode: &str, dir: &Path, producers: u32, min_ok: usize) {
         .unwrap();
     let start = Instant::now();
     loop {
-        let n: usize = (0..producers)
-            .map(|p| fs::metadata(dir.join(format!("ok-{p}"))).map_or(0, |m| m.len() as usize / 8))
-            .sum();
-        if n >= min_ok {
-            break;
+        let n = progress();
+        if n >= needed {
+            return child;
         }
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the child exited early: {status}");
         }
         assert!(
             start.elapsed() < Duration::from_secs(120),
-            "the child is too slow ({n})"
+            "the child is too slow ({n} of {needed})"
         );
         thread::sleep(Duration::from_millis(5));
     }
+}
+
+fn sigkill(mut child: Child) {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+}
+
+/// Runs the child in `mode` until its `producers` recorded `min_ok`
+/// accepted events between them, then SIGKILLs it.
+fn run_and_kill(mode: &str, dir: &Path, producers: u32, min_ok: usize) {
+    let child = start_child(mode, dir, min_ok, || {
+        (0..producers)
+            .map(|p| fs::metadata(dir.join(format!("ok-{p}"))).map_or(0, |m| m.len() as usize / 8))
+            .sum()
+    });
+    sigkill(child);
+}
+
+/// What became of a killed child's events: those its consumer recorded as
+/// delivered, and those a reopen of its directory replayed (checked for
+/// duplicates and per-producer order).
+struct AfterKill {
+    delivered: HashSet<Id>,
+    replayed: Vec<Id>,
+}
+
+fn after_kill(dir: &Path) -> AfterKill {
+    let delivered = read_records(&dir.join("delivered")).into_iter().collect();
+    let (_rec, replayed, _) = drain_dir(&child_spill(dir));
+    assert_unique("replayed", &replayed);
+    assert_per_producer_order("replayed", &replayed);
+    AfterKill {
+        delivered,
+        replayed,
+    }
+}
+
+impl AfterKill {
+    /// Every one of `events` (`what` they are) was delivered before the
+    /// kill or replayed after it.
+    fn assert_none_lost(&self, round: usize, what: &str, events: &[Id]) {
+        let rep = set(&self.replayed);
+        let lost: Vec<&Id> = events
+            .iter()
+            .filter(|x| !self.delivered.contains(x) && !rep.contains(x))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: {} of {} {what} events lost, e.g. {:?} ({} delivered, {} replayed)",
+            lost.len(),
+            events.len(),
+            &lost[..lost.len().min(5)],
+            self.delivered.len(),
+            self.replayed.len()
+        );
+    }
+
+    /// Prints how many replayed events had been delivered before the kill.
+    fn print_dups(&self, mode: &str, round: usize, ok: usize) {
+        let dups = self
+            .replayed
+            .iter()
+            .filter(|x| self.delivered.contains(x))
+            .count();
+        eprintln!(
+            "DUPS {mode} round {round}: {dups} of {} replayed, {} delivered, {ok} ok",
+            self.replayed.len(),
+            self.delivered.len(),
+        );
+    }
 }
 
 /// Write-ahead: every event whose `try_enqueue` returned Ok before the
@@ -2133,37 +2231,10 @@ fn sigkill_write_ahead_loses_nothing_accepted() {
         run_and_kill("wal", dir.path(), 2, 3000 + round * 1500);
         let mut ok = read_records(&dir.path().join("ok-0"));
         ok.extend(read_records(&dir.path().join("ok-1")));
-        let delivered: HashSet<Id> = read_records(&dir.path().join("delivered"))
-            .into_iter()
-            .collect();
-        let spill = Spill::new(dir.path().join("spill"))
-            .segment_bytes(16 * 1024)
-            .max_disk_bytes(1 << 30);
-        let (_rec, replayed, _) = drain_dir(&spill);
-        assert_unique("replayed", &replayed);
-        assert_per_producer_order("replayed", &replayed);
-        let rep: HashSet<Id> = replayed.iter().copied().collect();
-        let lost: Vec<&Id> = ok
-            .iter()
-            .filter(|x| !delivered.contains(x) && !rep.contains(x))
-            .collect();
-        assert!(
-            lost.is_empty(),
-            "round {round}: {} of {} accepted events lost, e.g. {:?} ({} delivered, {} replayed)",
-            lost.len(),
-            ok.len(),
-            &lost[..lost.len().min(5)],
-            delivered.len(),
-            replayed.len()
-        );
+        let killed = after_kill(dir.path());
+        killed.assert_none_lost(round, "accepted", &ok);
         // Duplicates are bounded by what was in memory at the kill.
-        let dups = replayed.iter().filter(|x| delivered.contains(x)).count();
-        eprintln!(
-            "DUPS wal round {round}: {dups} of {} replayed, {} delivered, {} ok",
-            replayed.len(),
-            delivered.len(),
-            ok.len()
-        );
+        killed.print_dups("wal", round, ok.len());
     }
 }
 
@@ -2185,36 +2256,11 @@ fn sigkill_overflow_loses_nothing_spilled() {
             "round {round}: the disk was hardly used ({})",
             spilled.len()
         );
-        let delivered: HashSet<Id> = read_records(&dir.path().join("delivered"))
-            .into_iter()
-            .collect();
-        let spill = Spill::new(dir.path().join("spill"))
-            .segment_bytes(16 * 1024)
-            .max_disk_bytes(1 << 30);
-        let (_rec, replayed, _) = drain_dir(&spill);
-        assert_unique("replayed", &replayed);
-        assert_per_producer_order("replayed", &replayed);
-        let rep: HashSet<Id> = replayed.iter().copied().collect();
-        let lost: Vec<&Id> = spilled
-            .iter()
-            .filter(|x| !delivered.contains(x) && !rep.contains(x))
-            .collect();
-        assert!(
-            lost.is_empty(),
-            "round {round}: {} of {} spilled events lost, e.g. {:?}",
-            lost.len(),
-            spilled.len(),
-            &lost[..lost.len().min(5)]
-        );
-        let dups = replayed.iter().filter(|x| delivered.contains(x)).count();
-        eprintln!(
-            "DUPS overflow round {round}: {dups} of {} replayed, {} delivered, {} ok",
-            replayed.len(),
-            delivered.len(),
-            ok.len()
-        );
+        let killed = after_kill(dir.path());
+        killed.assert_none_lost(round, "spilled", &spilled);
+        killed.print_dups("overflow", round, ok.len());
         let all_ok: HashSet<Id> = ok.iter().map(|&(p, s)| (p & !SPILLED_FLAG, s)).collect();
-        for x in &replayed {
+        for x in &killed.replayed {
             assert!(
                 all_ok.contains(x) || x.1 as usize >= ok.len(),
                 "{x:?} replayed but never accepted"
@@ -2227,16 +2273,9 @@ fn sigkill_overflow_loses_nothing_spilled() {
 /// their batches dropped, then `done` is written and the child idles until
 /// it is killed.
 fn idle_child(wal: bool, dir: &Path) {
-    let spill = Spill::new(dir.join("spill"))
-        .segment_bytes(16 * 1024)
-        .max_disk_bytes(1 << 30)
-        .sync(SyncPolicy::Os)
-        .write_ahead(wal);
-    let (d, batches) = builder(1000).max_batch_items(8).build_on(&spill);
+    let (d, batches) = child_dispatcher(dir, wal, 1000);
     let p = d.producer();
-    for seq in 0..1000 {
-        p.try_enqueue(ev(0, seq, 100)).unwrap();
-    }
+    enqueue_each(&p, 0, 0..1000, 100);
     assert!(d.stats().spill.spilled >= 900);
     let mut n = 0;
     while n < 1000 {
@@ -2254,50 +2293,28 @@ fn idle_child(wal: bool, dir: &Path) {
 /// Everything delivered, every batch dropped, the process idle for a while:
 /// then SIGKILL. Nothing was in memory, so (at-least-once, "duplicates
 /// bounded by what was in memory") a reopen should replay nothing.
-fn idle_kill_replays(mode: &str) -> u64 {
+fn assert_idle_kill_replays_nothing(mode: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{mode}:{}", dir.path().display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !dir.path().join("done").exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the child exited early: {status}");
-        }
-        assert!(start.elapsed() < Duration::from_secs(120));
-        thread::sleep(Duration::from_millis(5));
-    }
+    let child = start_child(mode, dir.path(), 1, || {
+        usize::from(dir.path().join("done").exists())
+    });
     thread::sleep(Duration::from_millis(500));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let (_log, rec) = Spill::new(dir.path().join("spill"))
-        .segment_bytes(16 * 1024)
-        .max_disk_bytes(1 << 30)
-        .open()
-        .unwrap();
-    rec.events
+    sigkill(child);
+    let n = child_spill(dir.path()).open().unwrap().1.events;
+    assert_eq!(
+        n, 0,
+        "all 1000 delivered and dropped, idle 500 ms, SIGKILL: {n} records replayed"
+    );
 }
 
 #[test]
 fn sigkill_when_idle_replays_nothing_overflow() {
-    let n = idle_kill_replays("idle-overflow");
-    assert_eq!(
-        n, 0,
-        "all 1000 delivered and dropped, idle 500 ms, SIGKILL: {n} records replayed"
-    );
+    assert_idle_kill_replays_nothing("idle-overflow");
 }
 
 #[test]
 fn sigkill_when_idle_replays_nothing_write_ahead() {
-    let n = idle_kill_replays("idle-wal");
-    assert_eq!(
-        n, 0,
-        "all 1000 delivered and dropped, idle 500 ms, SIGKILL: {n} records replayed"
-    );
+    assert_idle_kill_replays_nothing("idle-wal");
 }
 
 /// Acknowledged segments are deleted while the dispatcher runs: after
