@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    BLUE, built, copy_fixture, fixture, pause_bands, phase, polylines, producers, series_points,
-    svg, table, texts, twenty_seconds_and_a_drain,
+    BLUE, assert_has_texts, built, copy_fixture, fixture, pause_bands, phase, polylines, producers,
+    series_points, svg, table, texts, twenty_seconds_and_a_drain,
 };
 use reports::{RunRecord, render_html, render_run};
 use runlog::human;
@@ -109,26 +109,26 @@ fn a_run_with_a_disk_tier_has_its_section_charts_and_figures() {
         let chart = svg(&html, id);
         // Blue is the first series: one point per sample with the tier's readings.
         assert_eq!(series_points(chart, BLUE), with_readings, "{id}");
-        let labels = texts(chart);
-        for label in ["run", "paused", "resumed", "drain", "time since start (s)"] {
-            assert!(
-                labels.iter().any(|t| t == label),
-                "{id}: {label} in {labels:?}"
-            );
-        }
+        assert_has_texts(
+            id,
+            &texts(chart),
+            &["run", "paused", "resumed", "drain", "time since start (s)"],
+        );
         // The pause: its band over the plot, and the legend's swatch.
         assert_eq!(pause_bands(chart).len(), 2, "{id}");
     }
 
     let disk = texts(svg(&html, "chart-spill-disk"));
-    for label in [
-        "Disk tier: bytes on disk",
-        "on disk",
-        "disk budget",
-        "on disk (MiB)",
-    ] {
-        assert!(disk.iter().any(|t| t == label), "{label} in {disk:?}");
-    }
+    assert_has_texts(
+        "chart-spill-disk",
+        &disk,
+        &[
+            "Disk tier: bytes on disk",
+            "on disk",
+            "disk budget",
+            "on disk (MiB)",
+        ],
+    );
     assert!(
         polylines(svg(&html, "chart-spill-disk"), RED).len() > 2,
         "a dashed budget line"
@@ -137,17 +137,18 @@ fn a_run_with_a_disk_tier_has_its_section_charts_and_figures() {
     let ticks: Vec<f64> = disk.iter().filter_map(|t| t.parse().ok()).collect();
     assert!(ticks.contains(&60.0), "{ticks:?}");
 
-    let rates = texts(svg(&html, "chart-spill-rates"));
-    for label in [
-        "Disk tier: spilled and replayed",
-        "spilled/s (to disk)",
-        "replayed/s (back to memory)",
-        "rate (k events/s)",
-        // The drain's replay burst is clipped like every time chart's.
-        "drain: peak 140.0k/s, clipped",
-    ] {
-        assert!(rates.iter().any(|t| t == label), "{label} in {rates:?}");
-    }
+    assert_has_texts(
+        "chart-spill-rates",
+        &texts(svg(&html, "chart-spill-rates")),
+        &[
+            "Disk tier: spilled and replayed",
+            "spilled/s (to disk)",
+            "replayed/s (back to memory)",
+            "rate (k events/s)",
+            // The drain's replay burst is clipped like every time chart's.
+            "drain: peak 140.0k/s, clipped",
+        ],
+    );
 }
 
 #[test]

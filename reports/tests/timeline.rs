@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    BAND, BLUE, built, number_attr, pause_bands, phase, producers, series_coords, svg, table,
-    texts, twenty_seconds_and_a_drain,
+    BAND, BLUE, assert_has_texts, built, number_attr, pause_bands, phase, producers, series_coords,
+    svg, table, texts, twenty_seconds_and_a_drain,
 };
 use reports::{RunRecord, render_html};
 use runlog::{Assessment, Event, EventKind, RunResults, Sample, Section, Status, ThresholdResult};
@@ -91,9 +91,7 @@ fn events_too_close_to_draw_apart_are_one_marker_with_a_list() {
                 "{id}: {single} is not drawn on its own: {labels:?}"
             );
         }
-        for label in ["run", "paused", "resumed", "drain"] {
-            assert!(labels.iter().any(|t| t == label), "{id}: {label}");
-        }
+        assert_has_texts(id, &labels, &["run", "paused", "resumed", "drain"]);
     }
     // The key below the charts lists the merged marker's events under its number.
     let key = table(&html, "table-markers");

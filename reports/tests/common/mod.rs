@@ -41,6 +41,16 @@ pub fn number_attr(element: &str, name: &str) -> Option<f64> {
     attr(element, name)?.parse().ok()
 }
 
+/// Every one of `labels` is among `texts` (the texts of `what`).
+pub fn assert_has_texts(what: &str, texts: &[String], labels: &[&str]) {
+    for label in labels {
+        assert!(
+            texts.iter().any(|t| t == label),
+            "{what}: {label} in {texts:?}"
+        );
+    }
+}
+
 /// The `<table id="{id}">` of a page.
 pub fn table<'a>(html: &'a str, id: &str) -> &'a str {
     let start = html
