@@ -703,9 +703,15 @@ fn quiesce_and_shutdown(d: D, c: Settling) -> Vec<Id> {
     c.handle.join().unwrap()
 }
 
+/// `d.shutdown(deadline)`, which must fail (`why` it must) and return by
+/// its deadline (2 s of leeway).
+fn shutdown_fails(d: D, deadline: Duration, why: &str) -> ShutdownTimeout<Vec<u8>> {
+    shutdown_fails_within(d, deadline, deadline + Duration::from_secs(2), why)
+}
+
 /// `d.shutdown(deadline)`, which must fail (`why` it must) and return
 /// within `within`.
-fn shutdown_fails(
+fn shutdown_fails_within(
     d: D,
     deadline: Duration,
     within: Duration,
@@ -824,13 +830,7 @@ fn shutdown_deadline_with_stalled_pull_consumer() {
     let (d, batches) = builder(1000).build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..200, 100);
     assert_eq!((mem.len(), disk.len()), (10, 190));
-    let deadline = Duration::from_millis(300);
-    let err = shutdown_fails(
-        d,
-        deadline,
-        deadline + Duration::from_secs(2),
-        "nobody receives",
-    );
+    let err = shutdown_fails(d, Duration::from_millis(300), "nobody receives");
     let s = err.report.stats;
     assert_eq!(
         ids(err.undelivered.iter()),
@@ -863,11 +863,9 @@ fn shutdown_deadline_with_slow_pull_consumer_loses_nothing() {
         }
         got
     });
-    let deadline = Duration::from_millis(200);
     let err = shutdown_fails(
         d,
-        deadline,
-        deadline + Duration::from_secs(2),
+        Duration::from_millis(200),
         "too slow to drain 400 events",
     );
     assert!(err.report.stats.spill.backlog > 0);
@@ -921,13 +919,7 @@ fn shutdown_deadline_with_stuck_sink_and_stale_completion() {
     });
     // Let the reader fill the memory freed... it cannot: the batch in the
     // sink call is still charged. Shut down with a short deadline.
-    let deadline = Duration::from_millis(300);
-    let err = shutdown_fails(
-        d,
-        deadline,
-        deadline + Duration::from_secs(2),
-        "the sink is stuck",
-    );
+    let err = shutdown_fails(d, Duration::from_millis(300), "the sink is stuck");
     let returned = ids(err.undelivered.iter());
     let backlog = err.report.stats.spill.backlog;
     assert!(backlog > 0, "{:#?}", err.report.stats);
@@ -2497,7 +2489,7 @@ fn shutdown_without_receivers_returns_early_and_keeps_disk() {
     let (d, batches) = builder(1000).build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..100, 100);
     drop(batches);
-    let err = shutdown_fails(
+    let err = shutdown_fails_within(
         d,
         Duration::from_secs(20),
         Duration::from_secs(5),
