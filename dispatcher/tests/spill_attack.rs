@@ -14,8 +14,9 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -24,7 +25,8 @@ use std::time::{Duration, Instant};
 use dispatcher::sink::{self, FlushContext, Retry};
 use dispatcher::spill::{Codec, DecodeError, Raw, Spill, SpillError, SyncPolicy};
 use dispatcher::{
-    Batch, Batches, Dispatcher, EnqueueError, Limits, Policy, Stats, TryEnqueueError,
+    Batch, Batches, Dispatcher, EnqueueError, Limits, Policy, Producer, ShutdownReport,
+    ShutdownTimeout, Stats, TryEnqueueError,
 };
 
 // ---------------------------------------------------------------------------
@@ -67,11 +69,29 @@ fn ids<'a>(events: impl IntoIterator<Item = &'a Vec<u8>>) -> Vec<Id> {
     events.into_iter().map(|e| id(e)).collect()
 }
 
+/// The ids of producer 0's events `seqs`, in order.
+fn seqs(seqs: Range<u32>) -> Vec<Id> {
+    seqs.map(|s| (0, s)).collect()
+}
+
+fn set(v: &[Id]) -> HashSet<Id> {
+    v.iter().copied().collect()
+}
+
 fn spill_cfg(dir: &Path, max_disk: u64, seg: u64) -> Spill {
     Spill::new(dir)
         .segment_bytes(seg)
         .max_disk_bytes(max_disk)
         .sync(SyncPolicy::Os)
+}
+
+/// A spill directory of at most `max_disk` bytes in 4 KiB segments, in a
+/// fresh temporary directory (which must outlive its use: bind it to a
+/// name, not `_`).
+fn temp_spill(max_disk: u64) -> (tempfile::TempDir, Spill) {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = spill_cfg(dir.path(), max_disk, 4096);
+    (dir, spill)
 }
 
 fn assert_identity(s: &Stats) {
@@ -631,7 +651,7 @@ type D = Dispatcher<Vec<u8>>;
 /// Enqueues `(pid, seq)` for `seqs` (all must be accepted) and splits them
 /// into the ones that stayed in memory and the ones that went to disk
 /// (by `stats().spill.spilled`; single producer, so exact).
-fn enqueue_tracking(d: &D, pid: u32, seqs: std::ops::Range<u32>, len: usize) -> (Vec<Id>, Vec<Id>) {
+fn enqueue_tracking(d: &D, pid: u32, seqs: Range<u32>, len: usize) -> (Vec<Id>, Vec<Id>) {
     let p = d.producer();
     let (mut mem, mut disk) = (Vec::new(), Vec::new());
     for seq in seqs {
@@ -654,6 +674,119 @@ fn builder(mem: usize) -> dispatcher::Builder<Vec<u8>> {
         .interval(Duration::from_millis(2))
 }
 
+/// Building on a spill directory.
+trait BuildOn {
+    /// `.spill(spill.open(), Raw).build()`: a pull-mode dispatcher with
+    /// `spill` as its disk tier, and its receiver.
+    fn build_on(self, spill: &Spill) -> (D, Batches<Vec<u8>>);
+}
+
+impl BuildOn for dispatcher::Builder<Vec<u8>> {
+    fn build_on(self, spill: &Spill) -> (D, Batches<Vec<u8>>) {
+        self.spill(spill.open().unwrap(), Raw).build().unwrap()
+    }
+}
+
+/// Starts a consumer on `batches`, shuts `d` down (it must drain within
+/// 30 s) and returns the final stats and what the consumer received.
+fn shutdown_collecting(d: D, batches: Batches<Vec<u8>>) -> (Stats, Vec<Id>) {
+    let consumer = collector(batches, Duration::ZERO);
+    let report = d.shutdown(Duration::from_secs(30)).unwrap();
+    (report.stats, consumer.join().unwrap())
+}
+
+/// Waits until everything settled (see `quiesce`), shuts `d` down (it must
+/// drain within 10 s) and returns what the consumer received.
+fn quiesce_and_shutdown(d: D, c: Settling) -> Vec<Id> {
+    quiesce(&d, &c);
+    d.shutdown(Duration::from_secs(10)).unwrap();
+    c.handle.join().unwrap()
+}
+
+/// `d.shutdown(deadline)`, which must fail (`why` it must) and return by
+/// its deadline (2 s of leeway).
+fn shutdown_fails(d: D, deadline: Duration, why: &str) -> ShutdownTimeout<Vec<u8>> {
+    shutdown_fails_within(d, deadline, deadline + Duration::from_secs(2), why)
+}
+
+/// `d.shutdown(deadline)`, which must fail (`why` it must) and return
+/// within `within`.
+fn shutdown_fails_within(
+    d: D,
+    deadline: Duration,
+    within: Duration,
+    why: &str,
+) -> ShutdownTimeout<Vec<u8>> {
+    let started = Instant::now();
+    let err = d.shutdown(deadline).expect_err(why);
+    let took = started.elapsed();
+    assert!(took < within, "shutdown took {took:?}");
+    err
+}
+
+/// The final stats of a shutdown, whether it drained in time or not.
+fn final_stats(r: &Result<ShutdownReport, ShutdownTimeout<Vec<u8>>>) -> Stats {
+    match r {
+        Ok(rep) => rep.stats,
+        Err(e) => e.report.stats,
+    }
+}
+
+/// Producer 0's events `0..n` are all among `parts`, and nothing else is.
+fn assert_none_lost(n: u32, parts: &[&[Id]]) {
+    let seen: HashSet<Id> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    assert_eq!(seen, set(&seqs(0..n)), "lost events");
+}
+
+/// `try_enqueue(ev(pid, seq, len))` for each of `seqs`; all must be accepted.
+fn enqueue_each(p: &Producer<Vec<u8>>, pid: u32, seqs: Range<u32>, len: usize) {
+    for seq in seqs {
+        p.try_enqueue(ev(pid, seq, len))
+            .unwrap_or_else(|e| panic!("({pid},{seq}) refused: {e:?}"));
+    }
+}
+
+/// `try_enqueue(e)` again while it is refused as `Full`, calling `on_full`
+/// after each such refusal; any other refusal fails the test.
+fn enqueue_when_room(p: &Producer<Vec<u8>>, mut e: Vec<u8>, mut on_full: impl FnMut()) {
+    loop {
+        match p.try_enqueue(e) {
+            Ok(()) => return,
+            Err(TryEnqueueError::Full(back)) => {
+                e = back;
+                on_full();
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Enqueues producer 0's events `0, 1, …` of `len` bytes until one is
+/// refused as `Full` (and comes back whole); returns the ids accepted and
+/// the sequence number refused. Fails (`never`) at `limit` events.
+fn enqueue_until_full(
+    p: &Producer<Vec<u8>>,
+    len: usize,
+    limit: u32,
+    never: &str,
+) -> (Vec<Id>, u32) {
+    let mut accepted = Vec::new();
+    let mut seq = 0;
+    loop {
+        let e = ev(0, seq, len);
+        match p.try_enqueue(e.clone()) {
+            Ok(()) => accepted.push((0, seq)),
+            Err(TryEnqueueError::Full(back)) => {
+                assert_eq!(back, e, "the refused item comes back");
+                return (accepted, seq);
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+        seq += 1;
+        assert!(seq < limit, "{never}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Shutdown, acknowledgement and reopening.
 
@@ -663,12 +796,8 @@ fn builder(mem: usize) -> dispatcher::Builder<Vec<u8>> {
 /// acknowledged batch — yet reopening the directory replays it.
 #[test]
 fn clean_shutdown_while_a_batch_is_held_then_reopen_recovers_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, batches) = builder(256)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, batches) = builder(256).build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..12, 100);
     assert_eq!((mem.len(), disk.len()), (2, 10));
     let consumer = thread::spawn(move || {
@@ -683,7 +812,7 @@ fn clean_shutdown_while_a_batch_is_held_then_reopen_recovers_zero() {
     let report = d.shutdown(Duration::from_secs(30)).expect("clean shutdown");
     assert_eq!(report.stats.delivered, 12);
     let got = consumer.join().unwrap();
-    assert_eq!(got, (0..12).map(|s| (0, s)).collect::<Vec<_>>());
+    assert_eq!(got, seqs(0..12));
     // Every batch was delivered and dropped, the shutdown was clean.
     let (_log, rec) = spill.open().unwrap();
     assert_eq!(
@@ -697,22 +826,11 @@ fn clean_shutdown_while_a_batch_is_held_then_reopen_recovers_zero() {
 /// exactly those, in order.
 #[test]
 fn shutdown_deadline_with_stalled_pull_consumer() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, batches) = builder(1000).build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..200, 100);
     assert_eq!((mem.len(), disk.len()), (10, 190));
-    let deadline = Duration::from_millis(300);
-    let started = Instant::now();
-    let err = d.shutdown(deadline).expect_err("nobody receives");
-    let took = started.elapsed();
-    assert!(
-        took < deadline + Duration::from_secs(2),
-        "shutdown took {took:?}"
-    );
+    let err = shutdown_fails(d, Duration::from_millis(300), "nobody receives");
     let s = err.report.stats;
     assert_eq!(
         ids(err.undelivered.iter()),
@@ -733,13 +851,8 @@ fn shutdown_deadline_with_stalled_pull_consumer() {
 /// either returned or stays on disk for the next open; nothing is lost.
 #[test]
 fn shutdown_deadline_with_slow_pull_consumer_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, batches) = builder(1000)
-        .max_batch_items(5)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, batches) = builder(1000).max_batch_items(5).build_on(&spill);
     let (_mem, _disk) = enqueue_tracking(&d, 0, 0..400, 100);
     let consumer = thread::spawn(move || {
         let mut got = Vec::new();
@@ -750,31 +863,22 @@ fn shutdown_deadline_with_slow_pull_consumer_loses_nothing() {
         }
         got
     });
-    let deadline = Duration::from_millis(200);
-    let started = Instant::now();
-    let err = d
-        .shutdown(deadline)
-        .expect_err("too slow to drain 400 events");
-    assert!(
-        started.elapsed() < deadline + Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
+    let err = shutdown_fails(
+        d,
+        Duration::from_millis(200),
+        "too slow to drain 400 events",
     );
     assert!(err.report.stats.spill.backlog > 0);
     let returned = ids(err.undelivered.iter());
-    let first = consumer.join().unwrap();
+    let mut first_run = consumer.join().unwrap();
     let (_, replayed, _) = drain_dir(&spill);
-    let mut all: Vec<Id> = first.clone();
-    all.extend(&returned);
-    let before: HashSet<Id> = all.iter().copied().collect();
-    assert_unique("first run", &all);
-    all.extend(&replayed);
-    let set: HashSet<Id> = all.iter().copied().collect();
-    let want: HashSet<Id> = (0..400).map(|s| (0, s)).collect();
-    assert_eq!(set, want, "lost events");
+    first_run.extend(&returned);
+    assert_unique("first run", &first_run);
+    assert_none_lost(400, &[&first_run, &replayed]);
     // At-least-once leeway: at most one batch in the consumer's hands, and
     // what shutdown handed back that had come from disk (it stays there).
-    let handed_back: HashSet<Id> = returned.iter().copied().collect();
+    let before = set(&first_run);
+    let handed_back = set(&returned);
     let dups = replayed
         .iter()
         .filter(|x| before.contains(x) && !handed_back.contains(x))
@@ -788,8 +892,7 @@ fn shutdown_deadline_with_slow_pull_consumer_loses_nothing() {
 /// not disturb the directory that was reopened meanwhile; nothing is lost.
 #[test]
 fn shutdown_deadline_with_stuck_sink_and_stale_completion() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
     let written = Arc::new(Mutex::new(Vec::<Id>::new()));
     let in_call = Arc::new(AtomicBool::new(false));
@@ -815,22 +918,13 @@ fn shutdown_deadline_with_stuck_sink_and_stale_completion() {
         ))
         .unwrap();
     let p = d.producer();
-    for s in 0..100 {
-        p.try_enqueue(ev(0, s, 100)).unwrap();
-    }
+    enqueue_each(&p, 0, 0..100, 100);
     wait_for("the sink call", Duration::from_secs(10), || {
         in_call.load(Ordering::SeqCst)
     });
     // Let the reader fill the memory freed... it cannot: the batch in the
     // sink call is still charged. Shut down with a short deadline.
-    let deadline = Duration::from_millis(300);
-    let started = Instant::now();
-    let err = d.shutdown(deadline).expect_err("the sink is stuck");
-    assert!(
-        started.elapsed() < deadline + Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    let err = shutdown_fails(d, Duration::from_millis(300), "the sink is stuck");
     let returned = ids(err.undelivered.iter());
     let backlog = err.report.stats.spill.backlog;
     assert!(backlog > 0, "{:#?}", err.report.stats);
@@ -853,15 +947,10 @@ fn shutdown_deadline_with_stuck_sink_and_stale_completion() {
         .expect("second run drains");
     let replayed = consumer.handle.join().unwrap();
     let first = written.lock().unwrap().clone();
-    let mut all = first.clone();
-    all.extend(&returned);
-    all.extend(&replayed);
-    let set: HashSet<Id> = all.iter().copied().collect();
-    let want: HashSet<Id> = (0..100).map(|s| (0, s)).collect();
-    assert_eq!(set, want, "lost events");
+    assert_none_lost(100, &[&first, &returned, &replayed]);
     assert_per_producer_order("replayed", &replayed);
     // Duplicates only of what the stuck call held.
-    let in_first: HashSet<Id> = first.iter().copied().collect();
+    let in_first = set(&first);
     for x in returned.iter().chain(&replayed) {
         assert!(!in_first.contains(x) || first.len() <= 10, "{x:?} twice");
     }
@@ -873,12 +962,8 @@ fn shutdown_deadline_with_stuck_sink_and_stale_completion() {
 /// the in-memory events, and the disk events come back on the next open.
 #[test]
 fn drop_without_shutdown_releases_lock_and_reopen_replays_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, batches) = builder(1000).build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..60, 100);
     assert_eq!((mem.len(), disk.len()), (10, 50));
     drop(d);
@@ -908,13 +993,8 @@ fn drop_without_shutdown_releases_lock_and_reopen_replays_disk() {
 /// and come again after a reopen.
 #[test]
 fn stop_returns_memory_and_leaves_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, batches) = builder(1000)
-        .max_batch_items(5)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, batches) = builder(1000).max_batch_items(5).build_on(&spill);
     let (_mem, disk) = enqueue_tracking(&d, 0, 0..100, 100);
     assert_eq!(disk.len(), 90);
     // Take three batches, then stall; the reader refills memory from disk.
@@ -932,9 +1012,7 @@ fn stop_returns_memory_and_leaves_disk() {
     drop(_relock);
     drop(batches);
     let (_, replayed, _) = drain_dir(&spill);
-    let mut all = first.clone();
-    all.extend(&returned);
-    let handed_back: HashSet<Id> = returned.iter().copied().collect();
+    let handed_back = set(&returned);
     let again: Vec<Id> = replayed
         .iter()
         .copied()
@@ -942,10 +1020,10 @@ fn stop_returns_memory_and_leaves_disk() {
         .collect();
     assert!(!again.is_empty(), "returned events from disk come again");
     assert_eq!(again, replayed[..again.len()], "they come first, in order");
-    all.extend(&replayed[again.len()..]);
+    let replayed = &replayed[again.len()..];
     assert_eq!(
-        all,
-        (0..100).map(|s| (0, s)).collect::<Vec<_>>(),
+        [first.as_slice(), &returned, replayed].concat(),
+        seqs(0..100),
         "first {} / returned {} / replayed {}",
         first.len(),
         returned.len(),
@@ -959,13 +1037,8 @@ fn stop_returns_memory_and_leaves_disk() {
 #[test]
 fn held_batches_are_replayed_after_a_crash() {
     for forget_first_only in [true, false] {
-        let dir = tempfile::tempdir().unwrap();
-        let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-        let (d, batches) = builder(500)
-            .max_batch_items(3)
-            .spill(spill.open().unwrap(), Raw)
-            .build()
-            .unwrap();
+        let (_dir, spill) = temp_spill(1 << 20);
+        let (d, batches) = builder(500).max_batch_items(3).build_on(&spill);
         let (_mem, disk) = enqueue_tracking(&d, 0, 0..60, 100);
         assert_eq!(disk.len(), 55);
         let mut held: Vec<Batch<Vec<u8>>> = Vec::new();
@@ -995,8 +1068,8 @@ fn held_batches_are_replayed_after_a_crash() {
         std::mem::forget(held);
         drop(batches);
         let (_, replayed, _) = drain_dir(&spill);
-        let rep: HashSet<Id> = replayed.iter().copied().collect();
-        let disk_set: HashSet<Id> = disk.iter().copied().collect();
+        let rep = set(&replayed);
+        let disk_set = set(&disk);
         for x in &held_ids {
             if disk_set.contains(x) {
                 assert!(
@@ -1025,22 +1098,12 @@ fn typical_consumer_loop_drains_recovered_dir_cleanly() {
 }
 
 fn typical_consumer_loop_round() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    {
-        let (d, _batches) = builder(1000)
-            .spill(spill.open().unwrap(), Raw)
-            .build()
-            .unwrap();
-        let (_mem, disk) = enqueue_tracking(&d, 0, 0..200, 100);
-        assert_eq!(disk.len(), 190);
-        drop(d);
-    }
+    let (_dir, spill) = temp_spill(1 << 20);
+    let disk = crash_with_backlog(&spill, 190);
+    assert_eq!(disk.len(), 190);
     let (d, batches) = Dispatcher::<Vec<u8>>::builder()
         .max_buffered_bytes(1 << 20)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let consumer = thread::spawn(move || {
         let mut n = 0;
         for batch in &batches {
@@ -1060,28 +1123,10 @@ fn typical_consumer_loop_round() {
 
 #[test]
 fn disk_full_reject_returns_item_and_counts_fallback() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 4096, 4096);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(4096);
+    let (d, batches) = builder(1000).build_on(&spill);
     let p = d.producer();
-    let mut accepted = Vec::new();
-    let mut seq = 0;
-    let refused = loop {
-        let e = ev(0, seq, 100);
-        match p.try_enqueue(e.clone()) {
-            Ok(()) => accepted.push((0, seq)),
-            Err(TryEnqueueError::Full(back)) => {
-                assert_eq!(back, e, "the refused item comes back");
-                break seq;
-            }
-            Err(other) => panic!("{other:?}"),
-        }
-        seq += 1;
-        assert!(seq < 1000, "never full");
-    };
+    let (mut accepted, refused) = enqueue_until_full(&p, 100, 1000, "never full");
     let s = d.stats();
     assert!(s.spill.spilled > 0 && s.spill.fallbacks >= 1, "{s:#?}");
     assert!(s.spill.disk_bytes <= 4096, "{s:#?}");
@@ -1100,17 +1145,9 @@ fn disk_full_reject_returns_item_and_counts_fallback() {
         d.stats().delivered == accepted.len() as u64
     });
     for s in refused..refused + 50 {
-        let mut e = ev(0, s, 100);
-        loop {
-            match p.try_enqueue(e) {
-                Ok(()) => break,
-                Err(TryEnqueueError::Full(back)) => {
-                    e = back;
-                    thread::sleep(Duration::from_millis(1));
-                }
-                Err(other) => panic!("{other:?}"),
-            }
-        }
+        enqueue_when_room(&p, ev(0, s, 100), || {
+            thread::sleep(Duration::from_millis(1));
+        });
         accepted.push((0, s));
     }
     let report = d.shutdown(Duration::from_secs(30)).unwrap();
@@ -1120,14 +1157,11 @@ fn disk_full_reject_returns_item_and_counts_fallback() {
 
 #[test]
 fn disk_full_block_times_out_with_item() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 4096, 4096);
+    let (_dir, spill) = temp_spill(4096);
     let timeout = Duration::from_millis(50);
     let (d, batches) = builder(1000)
         .policy(Policy::Block { timeout })
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let p = d.producer();
     let mut n = 0u32;
     let started;
@@ -1150,28 +1184,21 @@ fn disk_full_block_times_out_with_item() {
     assert!(waited < timeout + Duration::from_secs(2), "{waited:?}");
     let s = d.stats();
     assert!(s.spill.fallbacks >= 1 && s.spill.spilled > 0, "{s:#?}");
-    let consumer = collector(batches, Duration::ZERO);
-    d.shutdown(Duration::from_secs(30)).unwrap();
-    assert_eq!(
-        consumer.join().unwrap(),
-        (0..n).map(|s| (0, s)).collect::<Vec<_>>()
-    );
+    let (_, got) = shutdown_collecting(d, batches);
+    assert_eq!(got, seqs(0..n));
 }
 
 /// Under Block with the disk full, a producer waiting for room must not be
 /// let into memory ahead of its own older events still on disk.
 #[test]
 fn disk_full_block_keeps_order_when_memory_frees() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 4096, 4096);
+    let (_dir, spill) = temp_spill(4096);
     let (d, batches) = builder(1000)
         .max_batch_items(2)
         .policy(Policy::Block {
             timeout: Duration::from_secs(5),
         })
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let p = d.producer();
     thread::scope(|s| {
         let prod = s.spawn(|| {
@@ -1186,7 +1213,7 @@ fn disk_full_block_keeps_order_when_memory_frees() {
         let report = d.shutdown(Duration::from_secs(30)).unwrap();
         assert!(report.stats.spill.fallbacks > 0, "{:#?}", report.stats);
         let got = consumer.join().unwrap();
-        assert_eq!(got, (0..300).map(|s| (0, s)).collect::<Vec<_>>());
+        assert_eq!(got, seqs(0..300));
     });
 }
 
@@ -1194,29 +1221,16 @@ fn disk_full_block_keeps_order_when_memory_frees() {
 /// in memory must not overtake the producer's own events still on disk.
 #[test]
 fn disk_full_reject_retry_keeps_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 4096, 4096);
-    let (d, batches) = builder(1000)
-        .max_batch_items(2)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(4096);
+    let (d, batches) = builder(1000).max_batch_items(2).build_on(&spill);
     let p = d.producer();
     let consumer = collector(batches, Duration::from_millis(1));
     let mut fallbacks_seen = 0;
     for seq in 0..400 {
-        let mut e = ev(0, seq, 100);
-        loop {
-            match p.try_enqueue(e) {
-                Ok(()) => break,
-                Err(TryEnqueueError::Full(back)) => {
-                    fallbacks_seen += 1;
-                    e = back;
-                    thread::yield_now();
-                }
-                Err(other) => panic!("{other:?}"),
-            }
-        }
+        enqueue_when_room(&p, ev(0, seq, 100), || {
+            fallbacks_seen += 1;
+            thread::yield_now();
+        });
     }
     let report = d.shutdown(Duration::from_secs(30)).unwrap();
     assert!(
@@ -1224,24 +1238,18 @@ fn disk_full_reject_retry_keeps_order() {
         "the disk never filled: {:#?}",
         report.stats
     );
-    assert_eq!(
-        consumer.join().unwrap(),
-        (0..400).map(|s| (0, s)).collect::<Vec<_>>()
-    );
+    assert_eq!(consumer.join().unwrap(), seqs(0..400));
 }
 
 #[test]
 fn disk_full_drop_oldest_evicts_and_accounts() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 4096, 4096);
+    let (_dir, spill) = temp_spill(4096);
     let evicted = Arc::new(Mutex::new(Vec::new()));
     let e2 = Arc::clone(&evicted);
     let (d, batches) = builder(1000)
         .policy(Policy::DropOldest)
         .on_evict(move |e| e2.lock().unwrap().push(id(&e)))
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let p = d.producer();
     for seq in 0..200 {
         p.try_enqueue(ev(0, seq, 100))
@@ -1251,17 +1259,13 @@ fn disk_full_drop_oldest_evicts_and_accounts() {
     assert_eq!(s.accepted, 200);
     assert!(s.dropped > 0 && s.spill.fallbacks > 0, "{s:#?}");
     assert!(s.buffered_bytes <= 1000);
-    let consumer = collector(batches, Duration::ZERO);
-    let report = d.shutdown(Duration::from_secs(30)).unwrap();
-    assert_identity(&report.stats);
-    let got = consumer.join().unwrap();
+    let (stats, got) = shutdown_collecting(d, batches);
+    assert_identity(&stats);
     let ev_ids = evicted.lock().unwrap().clone();
-    let mut all = got.clone();
-    all.extend(&ev_ids);
+    let all = [got.as_slice(), &ev_ids].concat();
     assert_unique("delivered+evicted", &all);
-    let set: HashSet<Id> = all.into_iter().collect();
-    assert_eq!(set, (0..200).map(|s| (0, s)).collect::<HashSet<_>>());
-    assert_eq!(report.stats.dropped, ev_ids.len() as u64);
+    assert_eq!(set(&all), set(&seqs(0..200)));
+    assert_eq!(stats.dropped, ev_ids.len() as u64);
 }
 
 /// Events read back from disk and then evicted are acknowledged: a crash
@@ -1269,17 +1273,14 @@ fn disk_full_drop_oldest_evicts_and_accounts() {
 /// does not come back either.
 #[test]
 fn evicted_read_back_events_are_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 8192, 4096);
+    let (_dir, spill) = temp_spill(8192);
     let evicted = Arc::new(Mutex::new(Vec::new()));
     let e2 = Arc::clone(&evicted);
     let (d, batches) = builder(1000)
         .max_batch_items(10)
         .policy(Policy::DropOldest)
         .on_evict(move |e| e2.lock().unwrap().push(id(&e)))
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..60, 100);
     assert_eq!(mem.len(), 10);
     // Deliver the memory, let the reader refill it from disk.
@@ -1293,11 +1294,9 @@ fn evicted_read_back_events_are_acknowledged() {
     assert!(before >= 5, "{before}");
     // Now fill the disk and evict read-back events from memory.
     let p = d.producer();
-    for seq in 60..200 {
-        p.try_enqueue(ev(0, seq, 100)).unwrap();
-    }
+    enqueue_each(&p, 0, 60..200, 100);
     let ev_ids = evicted.lock().unwrap().clone();
-    let disk_set: HashSet<Id> = disk.iter().copied().collect();
+    let disk_set = set(&disk);
     assert!(
         ev_ids.iter().any(|x| disk_set.contains(x)),
         "no read-back event was evicted: {ev_ids:?}"
@@ -1311,7 +1310,7 @@ fn evicted_read_back_events_are_acknowledged() {
     drop(d);
     drop(batches);
     let (_, replayed, _) = drain_dir(&spill);
-    let rep: HashSet<Id> = replayed.iter().copied().collect();
+    let rep = set(&replayed);
     for x in &ev_ids {
         assert!(!rep.contains(x), "evicted {x:?} replayed");
     }
@@ -1331,12 +1330,33 @@ impl Drop for Mount {
     }
 }
 
-fn tmpfs(size: &str) -> Option<(tempfile::TempDir, Mount)> {
+/// A 64 KiB tmpfs (unmounted when dropped) of which the file `filler`
+/// takes a part.
+struct Cramped {
+    mount: Mount,
+    filler: PathBuf,
+    _base: tempfile::TempDir,
+}
+
+impl Cramped {
+    /// A spill directory on the tmpfs, with segments of `seg` bytes and a
+    /// budget (1 GiB) larger than the tmpfs.
+    fn spill(&self, seg: u64, sync: SyncPolicy) -> Spill {
+        Spill::new(self.mount.0.join("spill"))
+            .segment_bytes(seg)
+            .max_disk_bytes(1 << 30)
+            .sync(sync)
+    }
+}
+
+/// A 64 KiB tmpfs with `filler_kib` KiB of it taken; `None` (the test is
+/// skipped) where no tmpfs can be mounted.
+fn cramped_tmpfs(filler_kib: usize) -> Option<Cramped> {
     let base = tempfile::tempdir().unwrap();
     let mnt = base.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
     let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
         .arg(&mnt)
         .stderr(Stdio::null())
         .status()
@@ -1345,40 +1365,25 @@ fn tmpfs(size: &str) -> Option<(tempfile::TempDir, Mount)> {
         eprintln!("skipped: cannot mount a tmpfs here");
         return None;
     }
-    Some((base, Mount(mnt)))
+    let mount = Mount(mnt);
+    let filler = mount.0.join("filler");
+    fs::write(&filler, vec![1u8; filler_kib * 1024]).unwrap();
+    Some(Cramped {
+        mount,
+        filler,
+        _base: base,
+    })
 }
 
 #[test]
 fn enospc_falls_back_returns_item_and_recovers() {
-    let Some((_base, mount)) = tmpfs("64k") else {
+    let Some(tmpfs) = cramped_tmpfs(40) else {
         return;
     };
-    let filler = mount.0.join("filler");
-    fs::write(&filler, vec![1u8; 40 * 1024]).unwrap();
-    let spill = Spill::new(mount.0.join("spill"))
-        .segment_bytes(4096)
-        .max_disk_bytes(1 << 30)
-        .sync(SyncPolicy::EveryBatch);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let spill = tmpfs.spill(4096, SyncPolicy::EveryBatch);
+    let (d, batches) = builder(1000).build_on(&spill);
     let p = d.producer();
-    let mut accepted = Vec::new();
-    let mut seq = 0;
-    loop {
-        let e = ev(0, seq, 500);
-        match p.try_enqueue(e.clone()) {
-            Ok(()) => accepted.push((0, seq)),
-            Err(TryEnqueueError::Full(back)) => {
-                assert_eq!(back, e);
-                break;
-            }
-            Err(other) => panic!("{other:?}"),
-        }
-        seq += 1;
-        assert!(seq < 10_000, "the tmpfs never filled");
-    }
+    let (mut accepted, seq) = enqueue_until_full(&p, 500, 10_000, "the tmpfs never filled");
     let s = d.stats();
     assert!(s.spill.errors >= 1 && s.spill.fallbacks >= 1, "{s:#?}");
     let err = d.spill_error().expect("the ENOSPC is kept");
@@ -1388,23 +1393,15 @@ fn enospc_falls_back_returns_item_and_recovers() {
     }
     assert_identity(&s);
     // Free the space; consume; accept more.
-    fs::remove_file(&filler).unwrap();
+    fs::remove_file(&tmpfs.filler).unwrap();
     let consumer = collector(batches, Duration::ZERO);
     for s in seq..seq + 100 {
-        let mut e = ev(0, s, 500);
         let mut tries = 0;
-        loop {
-            match p.try_enqueue(e) {
-                Ok(()) => break,
-                Err(TryEnqueueError::Full(back)) => {
-                    e = back;
-                    tries += 1;
-                    assert!(tries < 20_000, "never accepted again after space was freed");
-                    thread::sleep(Duration::from_micros(200));
-                }
-                Err(other) => panic!("{other:?}"),
-            }
-        }
+        enqueue_when_room(&p, ev(0, s, 500), || {
+            tries += 1;
+            assert!(tries < 20_000, "never accepted again after space was freed");
+            thread::sleep(Duration::from_micros(200));
+        });
         accepted.push((0, s));
     }
     let report = d.shutdown(Duration::from_secs(30)).unwrap();
@@ -1419,19 +1416,11 @@ fn enospc_falls_back_returns_item_and_recovers() {
 /// frame from the failed appends.
 #[test]
 fn enospc_then_crash_recovers_whole_frames() {
-    let Some((_base, mount)) = tmpfs("64k") else {
+    let Some(tmpfs) = cramped_tmpfs(30) else {
         return;
     };
-    let filler = mount.0.join("filler");
-    fs::write(&filler, vec![1u8; 30 * 1024]).unwrap();
-    let spill = Spill::new(mount.0.join("spill"))
-        .segment_bytes(8192)
-        .max_disk_bytes(1 << 30)
-        .sync(SyncPolicy::Os);
-    let (d, _batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let spill = tmpfs.spill(8192, SyncPolicy::Os);
+    let (d, _batches) = builder(1000).build_on(&spill);
     let p = d.producer();
     let mut disk = Vec::new();
     for seq in 0..400u32 {
@@ -1449,7 +1438,7 @@ fn enospc_then_crash_recovers_whole_frames() {
     }
     assert!(d.stats().spill.errors > 0, "{:#?}", d.stats());
     drop(d);
-    fs::remove_file(&filler).unwrap();
+    fs::remove_file(&tmpfs.filler).unwrap();
     let (rec, replayed, st) = drain_dir(&spill);
     assert_eq!(st.spill.torn, 0, "{st:#?}");
     assert_eq!(rec, disk.len() as u64);
@@ -1461,13 +1450,8 @@ fn enospc_then_crash_recovers_whole_frames() {
 
 #[test]
 fn groups_spill_whole_all_or_none_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 8192, 4096);
-    let (d, batches) = builder(1000)
-        .max_batch_items(4)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(8192);
+    let (d, batches) = builder(1000).max_batch_items(4).build_on(&spill);
     let p = d.producer();
     // A group heavier than max_buffered_bytes can never fit: TooLarge, whole.
     let big: Vec<Vec<u8>> = (0..11).map(|j| ev(9, j, 100)).collect();
@@ -1485,7 +1469,7 @@ fn groups_spill_whole_all_or_none_in_order() {
         match p.try_enqueue_all(g.clone()) {
             Ok(()) => {
                 assert_eq!(d.stats().accepted, before + u64::from(k));
-                accepted.extend((seq..seq + k).map(|q| (0, q)));
+                accepted.extend(seqs(seq..seq + k));
                 seq += k;
             }
             Err(TryEnqueueError::Full(back)) => {
@@ -1506,10 +1490,9 @@ fn groups_spill_whole_all_or_none_in_order() {
     assert!(s.spill.spilled >= 3, "{s:#?}");
     assert_eq!(s.accepted, accepted.len() as u64);
     assert_identity(&s);
-    let consumer = collector(batches, Duration::ZERO);
-    let report = d.shutdown(Duration::from_secs(30)).unwrap();
-    assert_identity(&report.stats);
-    assert_eq!(consumer.join().unwrap(), accepted);
+    let (stats, got) = shutdown_collecting(d, batches);
+    assert_identity(&stats);
+    assert_eq!(got, accepted);
 }
 
 /// Single events and groups from several producers while the disk is in
@@ -1517,13 +1500,8 @@ fn groups_spill_whole_all_or_none_in_order() {
 /// delivery stream of its partition.
 #[test]
 fn groups_stay_contiguous_through_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
-    let (d, batches) = builder(800)
-        .max_batch_items(3)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 22);
+    let (d, batches) = builder(800).max_batch_items(3).build_on(&spill);
     let consumer = collector(batches, Duration::ZERO);
     // Group members are marked by their length: 8 + 3*k for the k-th group.
     let groups: Arc<Mutex<Vec<Vec<Id>>>> = Arc::new(Mutex::new(Vec::new()));
@@ -1578,12 +1556,8 @@ fn groups_stay_contiguous_through_disk() {
 /// Groups left on disk by a crash come back as one record each, whole.
 #[test]
 fn groups_recovered_as_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, _batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, _batches) = builder(1000).build_on(&spill);
     let p = d.producer();
     let mut seq = 0;
     let mut on_disk = Vec::new();
@@ -1594,7 +1568,7 @@ fn groups_recovered_as_records() {
         p.try_enqueue_all(g).unwrap();
         if d.stats().spill.spilled > before {
             assert_eq!(d.stats().spill.spilled, before + 3, "a group spills whole");
-            on_disk.extend((seq..seq + 3).map(|q| (0, q)));
+            on_disk.extend(seqs(seq..seq + 3));
             records += 1;
         }
         seq += 3;
@@ -1631,10 +1605,7 @@ fn frames(path: &Path) -> Vec<(usize, Vec<u8>)> {
 /// Spills `n` events of 100 bytes behind 10 in memory, then drops the
 /// dispatcher; returns the spilled ids.
 fn crash_with_backlog(spill: &Spill, n: u32) -> Vec<Id> {
-    let (d, _batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (d, _batches) = builder(1000).build_on(spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..n + 10, 100);
     assert_eq!(mem.len(), 10);
     drop(d);
@@ -1643,8 +1614,7 @@ fn crash_with_backlog(spill: &Spill, n: u32) -> Vec<Id> {
 
 #[test]
 fn torn_tail_is_cut_and_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (dir, spill) = temp_spill(1 << 20);
     let disk = crash_with_backlog(&spill, 80);
     let segs = segments(dir.path());
     assert!(segs.len() >= 2, "{segs:?}");
@@ -1662,17 +1632,15 @@ fn torn_tail_is_cut_and_counted() {
     let (d, batches) = builder(1 << 16).spill(opened, Raw).build().unwrap();
     let s = d.stats();
     assert_eq!((s.spill.torn, s.spill.recovered_events), (1, 79), "{s:#?}");
-    let consumer = collector(batches, Duration::ZERO);
-    d.shutdown(Duration::from_secs(30)).unwrap();
-    assert_eq!(consumer.join().unwrap(), disk[..79].to_vec());
+    let (_, got) = shutdown_collecting(d, batches);
+    assert_eq!(got, disk[..79].to_vec());
 }
 
 /// A damaged frame in the first segment: that segment is cut there, later
 /// segments are kept, and the dispatcher delivers exactly that.
 #[test]
 fn damaged_frame_mid_log_keeps_later_segments() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (dir, spill) = temp_spill(1 << 20);
     let disk = crash_with_backlog(&spill, 120);
     let segs = segments(dir.path());
     assert!(segs.len() >= 3, "{segs:?}");
@@ -1696,10 +1664,9 @@ fn damaged_frame_mid_log_keeps_later_segments() {
     assert_eq!(opened.1.torn_records, 1, "{:?}", opened.1);
     let (d, batches) = builder(1 << 16).spill(opened, Raw).build().unwrap();
     assert_eq!(d.stats().spill.torn, 1);
-    let consumer = collector(batches, Duration::ZERO);
-    let report = d.shutdown(Duration::from_secs(30)).unwrap();
-    assert_identity(&report.stats);
-    assert_eq!(consumer.join().unwrap(), expected);
+    let (stats, got) = shutdown_collecting(d, batches);
+    assert_identity(&stats);
+    assert_eq!(got, expected);
 }
 
 /// A record whose frame is intact but whose payload the dispatcher cannot
@@ -1707,8 +1674,7 @@ fn damaged_frame_mid_log_keeps_later_segments() {
 /// undeliverable, not delivered, and does not stop the rest.
 #[test]
 fn garbage_record_is_undeliverable_not_fatal() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     let disk = crash_with_backlog(&spill, 20);
     // Append well-formed frames with foreign payloads through the log API.
     {
@@ -1724,10 +1690,7 @@ fn garbage_record_is_undeliverable_not_fatal() {
     let started = Instant::now();
     let r = d.shutdown(Duration::from_secs(10));
     assert!(started.elapsed() < Duration::from_secs(10));
-    let stats = match r {
-        Ok(rep) => rep.stats,
-        Err(e) => e.report.stats,
-    };
+    let stats = final_stats(&r);
     let got = catch(|| consumer.join().unwrap());
     assert_identity(&stats);
     let got = got.expect("a garbage record reached the consumer");
@@ -1744,14 +1707,10 @@ fn catch<R>(f: impl FnOnce() -> R) -> Option<R> {
 
 #[test]
 fn second_open_refused_while_dispatcher_lives() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     // Pull mode: shutdown, stop, drop each release the lock when they return.
     for end in 0..3 {
-        let (d, batches) = builder(1000)
-            .spill(spill.open().unwrap(), Raw)
-            .build()
-            .unwrap();
+        let (d, batches) = builder(1000).build_on(&spill);
         match spill.open() {
             Err(SpillError::Locked { .. }) => {}
             other => panic!("second open while alive: {:?}", other.map(|o| o.1)),
@@ -1787,8 +1746,7 @@ fn second_open_refused_while_dispatcher_lives() {
 
 #[test]
 fn can_add_with_spill_is_refused_and_lock_released() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     let err = builder(1000)
         .can_add(|_, _| true)
         .spill(spill.open().unwrap(), Raw)
@@ -1833,12 +1791,8 @@ fn foreign_directory_is_refused_untouched() {
 
 #[test]
 fn too_large_refused_even_with_disk_room_and_exact_fit_delivered() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, batches) = builder(1000).build_on(&spill);
     let p = d.producer();
     p.try_enqueue(ev(0, 0, 600)).unwrap(); // memory
     let big = ev(0, 99, 1001);
@@ -1853,10 +1807,9 @@ fn too_large_refused_even_with_disk_room_and_exact_fit_delivered() {
     p.try_enqueue(ev(0, 3, 10)).unwrap();
     assert_eq!(d.stats().spill.spilled, 3);
     assert_eq!(d.stats().rejected.too_large, 1);
-    let consumer = collector(batches, Duration::ZERO);
-    let report = d.shutdown(Duration::from_secs(30)).unwrap();
-    assert!(report.stats.peak_buffered_bytes <= 1000);
-    assert_eq!(consumer.join().unwrap(), [(0, 0), (0, 1), (0, 2), (0, 3)]);
+    let (stats, got) = shutdown_collecting(d, batches);
+    assert!(stats.peak_buffered_bytes <= 1000);
+    assert_eq!(got, [(0, 0), (0, 1), (0, 2), (0, 3)]);
 }
 
 // ---------------------------------------------------------------------------
@@ -1865,20 +1818,12 @@ fn too_large_refused_even_with_disk_room_and_exact_fit_delivered() {
 /// Records recovered at open are delivered before anything enqueued after.
 #[test]
 fn recovered_events_come_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     let disk = crash_with_backlog(&spill, 100);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (d, batches) = builder(1000).build_on(&spill);
     let p = d.producer();
-    for s in 0..50 {
-        p.try_enqueue(ev(7, s, 50)).unwrap();
-    }
-    let consumer = collector(batches, Duration::ZERO);
-    d.shutdown(Duration::from_secs(30)).unwrap();
-    let got = consumer.join().unwrap();
+    enqueue_each(&p, 7, 0..50, 50);
+    let (_, got) = shutdown_collecting(d, batches);
     let mut want = disk.clone();
     want.extend((0..50).map(|s| (7, s)));
     assert_eq!(got, want);
@@ -1889,13 +1834,8 @@ fn recovered_events_come_first() {
 /// respects the new limit), and nothing is lost or reordered.
 #[test]
 fn set_limits_lowered_while_disk_backlog() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
-    let (d, batches) = builder(4000)
-        .max_batch_bytes(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 22);
+    let (d, batches) = builder(4000).max_batch_bytes(1000).build_on(&spill);
     let (_mem, disk) = enqueue_tracking(&d, 0, 0..300, 100);
     assert_eq!(disk.len(), 260);
     let lowered = Limits {
@@ -1932,10 +1872,7 @@ fn set_limits_lowered_while_disk_backlog() {
     assert!(under);
     let report = d.shutdown(Duration::from_secs(30)).unwrap();
     assert_identity(&report.stats);
-    assert_eq!(
-        consumer.join().unwrap(),
-        (0..seq).map(|s| (0, s)).collect::<Vec<_>>()
-    );
+    assert_eq!(consumer.join().unwrap(), seqs(0..seq));
 }
 
 /// Lowering the limit under the weight of events already on disk: they can
@@ -1943,13 +1880,8 @@ fn set_limits_lowered_while_disk_backlog() {
 /// whatever happens, nothing may hang and the books must balance.
 #[test]
 fn set_limits_below_disk_event_weight() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
-    let (d, batches) = builder(4000)
-        .max_batch_bytes(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 22);
+    let (d, batches) = builder(4000).max_batch_bytes(1000).build_on(&spill);
     let (_mem, disk) = enqueue_tracking(&d, 0, 0..30, 300);
     assert!(!disk.is_empty());
     d.set_limits(Limits {
@@ -1962,10 +1894,7 @@ fn set_limits_below_disk_event_weight() {
     let started = Instant::now();
     let r = d.shutdown(Duration::from_secs(5));
     assert!(started.elapsed() < Duration::from_secs(8));
-    let stats = match &r {
-        Ok(rep) => rep.stats,
-        Err(e) => e.report.stats,
-    };
+    let stats = final_stats(&r);
     assert_identity(&stats);
     let got = consumer.join().unwrap();
     eprintln!(
@@ -1987,12 +1916,8 @@ fn set_limits_below_disk_event_weight() {
 /// events waiting on disk included.
 #[test]
 fn flush_and_wait_covers_disk_backlog() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 22);
+    let (d, batches) = builder(1000).build_on(&spill);
     let (_mem, disk) = enqueue_tracking(&d, 0, 0..300, 100);
     assert_eq!(disk.len(), 290);
     let consumer = collector(batches, Duration::from_millis(1));
@@ -2010,14 +1935,11 @@ fn flush_and_wait_covers_disk_backlog() {
 /// acknowledgement must not touch the new owner's directory.
 #[test]
 fn stale_batch_after_drop_does_not_ack_into_reopened_dir() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
+    let (_dir, spill) = temp_spill(1 << 22);
     let (d, batches) = builder(500)
         .max_batch_bytes(500)
         .max_batch_items(5)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..300, 100);
     assert_eq!(mem.len(), 5);
     // Take the memory batch and a read-back batch; drop the first.
@@ -2071,8 +1993,7 @@ fn codec_decode_failures_are_undeliverable() {
             }
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
+    let (_dir, spill) = temp_spill(1 << 22);
     let (d, batches) = builder(1000)
         .spill(spill.open().unwrap(), Picky)
         .build()
@@ -2080,10 +2001,7 @@ fn codec_decode_failures_are_undeliverable() {
     let (mem, disk) = enqueue_tracking(&d, 0, 0..100, 100);
     let consumer = collector(batches, Duration::ZERO);
     let r = d.shutdown(Duration::from_secs(10));
-    let stats = match &r {
-        Ok(rep) => rep.stats,
-        Err(e) => e.report.stats,
-    };
+    let stats = final_stats(&r);
     assert_identity(&stats);
     let bad: Vec<Id> = disk.iter().copied().filter(|(_, s)| s % 7 == 3).collect();
     assert_eq!(stats.spill.undeliverable, bad.len() as u64, "{stats:#?}");
@@ -2097,13 +2015,18 @@ fn codec_decode_failures_are_undeliverable() {
 
 const CHILD_ENV: &str = "SPILL_ATTACK_CHILD";
 
-/// Appends one 8-byte id record with a single `write` (no buffering), so a
-/// record on file means the event's enqueue (or delivery) happened before.
-fn record(f: &mut File, pid: u32, seq: u32) {
+/// An id as the 8 bytes of a record.
+fn id_bytes((pid, seq): Id) -> [u8; 8] {
     let mut b = [0u8; 8];
     b[..4].copy_from_slice(&pid.to_le_bytes());
     b[4..].copy_from_slice(&seq.to_le_bytes());
-    f.write_all(&b).unwrap();
+    b
+}
+
+/// Appends one 8-byte id record with a single `write` (no buffering), so a
+/// record on file means the event's enqueue (or delivery) happened before.
+fn record(f: &mut File, pid: u32, seq: u32) {
+    f.write_all(&id_bytes((pid, seq))).unwrap();
 }
 
 fn read_records(path: &Path) -> Vec<Id> {
@@ -2129,6 +2052,20 @@ fn append_file(path: &Path) -> File {
 
 const SPILLED_FLAG: u32 = 0x8000_0000;
 
+/// The spill directory of a child of the SIGKILL tests, in `dir`.
+fn child_spill(dir: &Path) -> Spill {
+    Spill::new(dir.join("spill"))
+        .segment_bytes(16 * 1024)
+        .max_disk_bytes(1 << 30)
+}
+
+/// A child's dispatcher: `mem` bytes of memory, batches of at most 8, on
+/// its spill directory in `dir` (write-ahead when `wal`).
+fn child_dispatcher(dir: &Path, wal: bool, mem: usize) -> (D, Batches<Vec<u8>>) {
+    let spill = child_spill(dir).sync(SyncPolicy::Os).write_ahead(wal);
+    builder(mem).max_batch_items(8).build_on(&spill)
+}
+
 /// Child mode of the SIGKILL tests: produce and consume until killed.
 /// `wal:<dir>`: write-ahead, two producers, every Ok recorded in `ok`.
 /// `overflow:<dir>`: overflow only, one producer; an Ok whose event went
@@ -2146,24 +2083,14 @@ fn crash_child() {
         return;
     }
     let wal = mode == "wal";
-    let spill = Spill::new(dir.join("spill"))
-        .segment_bytes(16 * 1024)
-        .max_disk_bytes(1 << 30)
-        .sync(SyncPolicy::Os)
-        .write_ahead(wal);
-    let (d, batches) = builder(if wal { 2000 } else { 1000 })
-        .max_batch_items(8)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (d, batches) = child_dispatcher(&dir, wal, if wal { 2000 } else { 1000 });
     let mut delivered = append_file(&dir.join("delivered"));
     let consumer = thread::spawn(move || {
         let mut rng = fastrand::Rng::with_seed(5);
         for batch in &batches {
             let mut buf = Vec::with_capacity(batch.len() * 8);
-            for (p, s) in ids(batch.iter()) {
-                buf.extend_from_slice(&p.to_le_bytes());
-                buf.extend_from_slice(&s.to_le_bytes());
+            for x in ids(batch.iter()) {
+                buf.extend_from_slice(&id_bytes(x));
             }
             delivered.write_all(&buf).unwrap();
             drop(batch);
@@ -2204,7 +2131,10 @@ fn crash_child() {
     consumer.join().unwrap();
 }
 
-fn run_and_kill(mode: &str, dir: &Path, producers: u32, min_ok: usize) {
+/// Starts `crash_child` in `mode` on `dir` in a child process and waits
+/// until its `progress` reaches `needed` (polled every 5 ms); fails if the
+/// child exits first or is too slow (120 s).
+fn start_child(mode: &str, dir: &Path, needed: usize, progress: impl Fn() -> usize) -> Child {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, format!("{mode}:{}", dir.display()))
@@ -2214,23 +2144,89 @@ fn run_and_kill(mode: &str, dir: &Path, producers: u32, min_ok: usize) {
         .unwrap();
     let start = Instant::now();
     loop {
-        let n: usize = (0..producers)
-            .map(|p| fs::metadata(dir.join(format!("ok-{p}"))).map_or(0, |m| m.len() as usize / 8))
-            .sum();
-        if n >= min_ok {
-            break;
+        let n = progress();
+        if n >= needed {
+            return child;
         }
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the child exited early: {status}");
         }
         assert!(
             start.elapsed() < Duration::from_secs(120),
-            "the child is too slow ({n})"
+            "the child is too slow ({n} of {needed})"
         );
         thread::sleep(Duration::from_millis(5));
     }
+}
+
+fn sigkill(mut child: Child) {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+}
+
+/// Runs the child in `mode` until its `producers` recorded `min_ok`
+/// accepted events between them, then SIGKILLs it.
+fn run_and_kill(mode: &str, dir: &Path, producers: u32, min_ok: usize) {
+    let child = start_child(mode, dir, min_ok, || {
+        (0..producers)
+            .map(|p| fs::metadata(dir.join(format!("ok-{p}"))).map_or(0, |m| m.len() as usize / 8))
+            .sum()
+    });
+    sigkill(child);
+}
+
+/// What became of a killed child's events: those its consumer recorded as
+/// delivered, and those a reopen of its directory replayed (checked for
+/// duplicates and per-producer order).
+struct AfterKill {
+    delivered: HashSet<Id>,
+    replayed: Vec<Id>,
+}
+
+fn after_kill(dir: &Path) -> AfterKill {
+    let delivered = read_records(&dir.join("delivered")).into_iter().collect();
+    let (_rec, replayed, _) = drain_dir(&child_spill(dir));
+    assert_unique("replayed", &replayed);
+    assert_per_producer_order("replayed", &replayed);
+    AfterKill {
+        delivered,
+        replayed,
+    }
+}
+
+impl AfterKill {
+    /// Every one of `events` (`what` they are) was delivered before the
+    /// kill or replayed after it.
+    fn assert_none_lost(&self, round: usize, what: &str, events: &[Id]) {
+        let rep = set(&self.replayed);
+        let lost: Vec<&Id> = events
+            .iter()
+            .filter(|x| !self.delivered.contains(x) && !rep.contains(x))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: {} of {} {what} events lost, e.g. {:?} ({} delivered, {} replayed)",
+            lost.len(),
+            events.len(),
+            &lost[..lost.len().min(5)],
+            self.delivered.len(),
+            self.replayed.len()
+        );
+    }
+
+    /// Prints how many replayed events had been delivered before the kill.
+    fn print_dups(&self, mode: &str, round: usize, ok: usize) {
+        let dups = self
+            .replayed
+            .iter()
+            .filter(|x| self.delivered.contains(x))
+            .count();
+        eprintln!(
+            "DUPS {mode} round {round}: {dups} of {} replayed, {} delivered, {ok} ok",
+            self.replayed.len(),
+            self.delivered.len(),
+        );
+    }
 }
 
 /// Write-ahead: every event whose `try_enqueue` returned Ok before the
@@ -2242,37 +2238,10 @@ fn sigkill_write_ahead_loses_nothing_accepted() {
         run_and_kill("wal", dir.path(), 2, 3000 + round * 1500);
         let mut ok = read_records(&dir.path().join("ok-0"));
         ok.extend(read_records(&dir.path().join("ok-1")));
-        let delivered: HashSet<Id> = read_records(&dir.path().join("delivered"))
-            .into_iter()
-            .collect();
-        let spill = Spill::new(dir.path().join("spill"))
-            .segment_bytes(16 * 1024)
-            .max_disk_bytes(1 << 30);
-        let (_rec, replayed, _) = drain_dir(&spill);
-        assert_unique("replayed", &replayed);
-        assert_per_producer_order("replayed", &replayed);
-        let rep: HashSet<Id> = replayed.iter().copied().collect();
-        let lost: Vec<&Id> = ok
-            .iter()
-            .filter(|x| !delivered.contains(x) && !rep.contains(x))
-            .collect();
-        assert!(
-            lost.is_empty(),
-            "round {round}: {} of {} accepted events lost, e.g. {:?} ({} delivered, {} replayed)",
-            lost.len(),
-            ok.len(),
-            &lost[..lost.len().min(5)],
-            delivered.len(),
-            replayed.len()
-        );
+        let killed = after_kill(dir.path());
+        killed.assert_none_lost(round, "accepted", &ok);
         // Duplicates are bounded by what was in memory at the kill.
-        let dups = replayed.iter().filter(|x| delivered.contains(x)).count();
-        eprintln!(
-            "DUPS wal round {round}: {dups} of {} replayed, {} delivered, {} ok",
-            replayed.len(),
-            delivered.len(),
-            ok.len()
-        );
+        killed.print_dups("wal", round, ok.len());
     }
 }
 
@@ -2294,36 +2263,11 @@ fn sigkill_overflow_loses_nothing_spilled() {
             "round {round}: the disk was hardly used ({})",
             spilled.len()
         );
-        let delivered: HashSet<Id> = read_records(&dir.path().join("delivered"))
-            .into_iter()
-            .collect();
-        let spill = Spill::new(dir.path().join("spill"))
-            .segment_bytes(16 * 1024)
-            .max_disk_bytes(1 << 30);
-        let (_rec, replayed, _) = drain_dir(&spill);
-        assert_unique("replayed", &replayed);
-        assert_per_producer_order("replayed", &replayed);
-        let rep: HashSet<Id> = replayed.iter().copied().collect();
-        let lost: Vec<&Id> = spilled
-            .iter()
-            .filter(|x| !delivered.contains(x) && !rep.contains(x))
-            .collect();
-        assert!(
-            lost.is_empty(),
-            "round {round}: {} of {} spilled events lost, e.g. {:?}",
-            lost.len(),
-            spilled.len(),
-            &lost[..lost.len().min(5)]
-        );
-        let dups = replayed.iter().filter(|x| delivered.contains(x)).count();
-        eprintln!(
-            "DUPS overflow round {round}: {dups} of {} replayed, {} delivered, {} ok",
-            replayed.len(),
-            delivered.len(),
-            ok.len()
-        );
+        let killed = after_kill(dir.path());
+        killed.assert_none_lost(round, "spilled", &spilled);
+        killed.print_dups("overflow", round, ok.len());
         let all_ok: HashSet<Id> = ok.iter().map(|&(p, s)| (p & !SPILLED_FLAG, s)).collect();
-        for x in &replayed {
+        for x in &killed.replayed {
             assert!(
                 all_ok.contains(x) || x.1 as usize >= ok.len(),
                 "{x:?} replayed but never accepted"
@@ -2336,20 +2280,9 @@ fn sigkill_overflow_loses_nothing_spilled() {
 /// their batches dropped, then `done` is written and the child idles until
 /// it is killed.
 fn idle_child(wal: bool, dir: &Path) {
-    let spill = Spill::new(dir.join("spill"))
-        .segment_bytes(16 * 1024)
-        .max_disk_bytes(1 << 30)
-        .sync(SyncPolicy::Os)
-        .write_ahead(wal);
-    let (d, batches) = builder(1000)
-        .max_batch_items(8)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (d, batches) = child_dispatcher(dir, wal, 1000);
     let p = d.producer();
-    for seq in 0..1000 {
-        p.try_enqueue(ev(0, seq, 100)).unwrap();
-    }
+    enqueue_each(&p, 0, 0..1000, 100);
     assert!(d.stats().spill.spilled >= 900);
     let mut n = 0;
     while n < 1000 {
@@ -2367,50 +2300,28 @@ fn idle_child(wal: bool, dir: &Path) {
 /// Everything delivered, every batch dropped, the process idle for a while:
 /// then SIGKILL. Nothing was in memory, so (at-least-once, "duplicates
 /// bounded by what was in memory") a reopen should replay nothing.
-fn idle_kill_replays(mode: &str) -> u64 {
+fn assert_idle_kill_replays_nothing(mode: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{mode}:{}", dir.path().display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !dir.path().join("done").exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the child exited early: {status}");
-        }
-        assert!(start.elapsed() < Duration::from_secs(120));
-        thread::sleep(Duration::from_millis(5));
-    }
+    let child = start_child(mode, dir.path(), 1, || {
+        usize::from(dir.path().join("done").exists())
+    });
     thread::sleep(Duration::from_millis(500));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let (_log, rec) = Spill::new(dir.path().join("spill"))
-        .segment_bytes(16 * 1024)
-        .max_disk_bytes(1 << 30)
-        .open()
-        .unwrap();
-    rec.events
+    sigkill(child);
+    let n = child_spill(dir.path()).open().unwrap().1.events;
+    assert_eq!(
+        n, 0,
+        "all 1000 delivered and dropped, idle 500 ms, SIGKILL: {n} records replayed"
+    );
 }
 
 #[test]
 fn sigkill_when_idle_replays_nothing_overflow() {
-    let n = idle_kill_replays("idle-overflow");
-    assert_eq!(
-        n, 0,
-        "all 1000 delivered and dropped, idle 500 ms, SIGKILL: {n} records replayed"
-    );
+    assert_idle_kill_replays_nothing("idle-overflow");
 }
 
 #[test]
 fn sigkill_when_idle_replays_nothing_write_ahead() {
-    let n = idle_kill_replays("idle-wal");
-    assert_eq!(
-        n, 0,
-        "all 1000 delivered and dropped, idle 500 ms, SIGKILL: {n} records replayed"
-    );
+    assert_idle_kill_replays_nothing("idle-wal");
 }
 
 /// Acknowledged segments are deleted while the dispatcher runs: after
@@ -2418,34 +2329,22 @@ fn sigkill_when_idle_replays_nothing_write_ahead() {
 /// waiting in `recv`), the disk tier shrinks to at most one segment.
 #[test]
 fn acknowledged_segments_are_deleted_while_running() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (dir, spill) = temp_spill(1 << 22);
+    let (d, batches) = builder(1000).build_on(&spill);
     let (_mem, disk) = enqueue_tracking(&d, 0, 0..500, 100);
     assert_eq!(disk.len(), 490);
     let peak_segs = segments(dir.path()).len();
     assert!(peak_segs >= 10, "{peak_segs}");
     let c = settling_collector(batches);
     quiesce(&d, &c);
-    thread::sleep(Duration::from_millis(500));
-    let s = d.stats();
-    let segs = segments(dir.path()).len();
-    assert!(
-        s.spill.disk_bytes <= 4096 && segs <= 1,
-        "everything acknowledged, yet {segs} of {peak_segs} segments remain: {:#?}",
-        s.spill
-    );
+    assert_at_most_one_segment_left(&d, dir.path(), peak_segs, "acknowledged");
     d.shutdown(Duration::from_secs(10)).unwrap();
     c.handle.join().unwrap();
 }
 
 #[test]
 fn acknowledged_segments_are_deleted_while_running_sink() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 22, 4096);
+    let (dir, spill) = temp_spill(1 << 22);
     let written = Arc::new(AtomicU64::new(0));
     let w = Arc::clone(&written);
     let d = builder(1000)
@@ -2458,23 +2357,33 @@ fn acknowledged_segments_are_deleted_while_running_sink() {
         ))
         .unwrap();
     let p = d.producer();
-    for seq in 0..500 {
-        p.try_enqueue(ev(0, seq, 100)).unwrap();
-    }
+    enqueue_each(&p, 0, 0..500, 100);
     assert!(d.stats().spill.spilled > 300);
     let peak_segs = segments(dir.path()).len();
     wait_for("all written", Duration::from_secs(30), || {
         written.load(Ordering::SeqCst) == 500
     });
-    thread::sleep(Duration::from_millis(500));
+    assert_at_most_one_segment_left(&d, dir.path(), peak_segs, "written");
+    d.shutdown(Duration::from_secs(10)).unwrap();
+}
+
+/// Soon (acknowledgements come every 50 ms; up to 10 s allowed on a loaded
+/// machine), the disk tier in `dir` holds at most one segment (`peak_segs`
+/// at its peak); `done`: what became of everything.
+fn assert_at_most_one_segment_left(d: &D, dir: &Path, peak_segs: usize, done: &str) {
+    let start = Instant::now();
+    while (d.stats().spill.disk_bytes > 4096 || segments(dir).len() > 1)
+        && start.elapsed() < Duration::from_secs(10)
+    {
+        thread::sleep(Duration::from_millis(20));
+    }
     let s = d.stats();
-    let segs = segments(dir.path()).len();
+    let segs = segments(dir).len();
     assert!(
         s.spill.disk_bytes <= 4096 && segs <= 1,
-        "everything written, yet {segs} of {peak_segs} segments remain: {:#?}",
+        "everything {done}, yet {segs} of {peak_segs} segments remain: {:#?}",
         s.spill
     );
-    d.shutdown(Duration::from_secs(10)).unwrap();
 }
 
 /// A small disk budget is reused: as spilled events are delivered and
@@ -2482,28 +2391,15 @@ fn acknowledged_segments_are_deleted_while_running_sink() {
 /// room. Many times the budget must pass through the disk.
 #[test]
 fn small_disk_budget_is_reused() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 8192, 4096);
-    let (d, batches) = builder(500)
-        .max_batch_items(5)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(8192);
+    let (d, batches) = builder(500).max_batch_items(5).build_on(&spill);
     let consumer = settling_collector(batches);
     let p = d.producer();
     let start = Instant::now();
     for seq in 0..3000 {
-        let mut e = ev(0, seq, 100);
-        loop {
-            match p.try_enqueue(e) {
-                Ok(()) => break,
-                Err(TryEnqueueError::Full(back)) => {
-                    e = back;
-                    thread::sleep(Duration::from_micros(100));
-                }
-                Err(other) => panic!("{other:?}"),
-            }
-        }
+        enqueue_when_room(&p, ev(0, seq, 100), || {
+            thread::sleep(Duration::from_micros(100));
+        });
         assert!(start.elapsed() < Duration::from_secs(60));
     }
     let s = d.stats();
@@ -2513,9 +2409,7 @@ fn small_disk_budget_is_reused() {
         "the disk budget was never reused: {:#?}",
         s.spill
     );
-    quiesce(&d, &consumer);
-    d.shutdown(Duration::from_secs(10)).unwrap();
-    assert_eq!(consumer.handle.join().unwrap().len(), 3000);
+    assert_eq!(quiesce_and_shutdown(d, consumer).len(), 3000);
 }
 
 /// CPU time (utime + stime, in clock ticks) of this process's threads
@@ -2544,14 +2438,9 @@ fn thread_cpu_ticks(comm: &str) -> Option<u64> {
 fn spill_worker_does_not_spin() {
     let mut spins = Vec::new();
     for stalled in [false, true] {
-        let dir = tempfile::tempdir().unwrap();
-        let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+        let (_dir, spill) = temp_spill(1 << 20);
         let name = if stalled { "spinroom" } else { "spinidle" };
-        let (d, batches) = builder(1000)
-            .name(name)
-            .spill(spill.open().unwrap(), Raw)
-            .build()
-            .unwrap();
+        let (d, batches) = builder(1000).name(name).build_on(&spill);
         let comm = format!("{name}-spill");
         if stalled {
             // Memory full, backlog on disk, nobody receiving: the worker
@@ -2587,12 +2476,9 @@ fn spill_worker_does_not_spin() {
 /// nothing unacknowledged, its memory is empty).
 #[test]
 fn write_ahead_accepts_again_after_a_full_disk_drained() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 8192, 4096).write_ahead(true);
-    let (d, batches) = builder(2000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(8192);
+    let spill = spill.write_ahead(true);
+    let (d, batches) = builder(2000).build_on(&spill);
     let p = d.producer();
     let mut seq = 0;
     while p.try_enqueue(ev(0, seq, 100)).is_ok() {
@@ -2604,47 +2490,30 @@ fn write_ahead_accepts_again_after_a_full_disk_drained() {
     assert_eq!(d.stats().delivered, u64::from(seq));
     // Everything delivered, every batch dropped, memory empty.
     let start = Instant::now();
-    let mut e = ev(0, seq, 100);
-    loop {
-        match p.try_enqueue(e) {
-            Ok(()) => break,
-            Err(TryEnqueueError::Full(back)) => {
-                assert!(
-                    start.elapsed() < Duration::from_secs(5),
-                    "refused for 5 s with nothing in memory: {:#?}",
-                    d.stats()
-                );
-                e = back;
-                thread::sleep(Duration::from_millis(10));
-            }
-            Err(other) => panic!("{other:?}"),
-        }
-    }
-    quiesce(&d, &c);
-    d.shutdown(Duration::from_secs(10)).unwrap();
-    assert_eq!(c.handle.join().unwrap().len() as u32, seq + 1);
+    enqueue_when_room(&p, ev(0, seq, 100), || {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "refused for 5 s with nothing in memory: {:#?}",
+            d.stats()
+        );
+        thread::sleep(Duration::from_millis(10));
+    });
+    assert_eq!(quiesce_and_shutdown(d, c).len() as u32, seq + 1);
 }
 
 /// Every receiver dropped: shutdown does not wait for its deadline; the
 /// in-memory events come back, the disk ones stay for the next open.
 #[test]
 fn shutdown_without_receivers_returns_early_and_keeps_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
-    let (d, batches) = builder(1000)
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+    let (_dir, spill) = temp_spill(1 << 20);
+    let (d, batches) = builder(1000).build_on(&spill);
     let (mem, disk) = enqueue_tracking(&d, 0, 0..100, 100);
     drop(batches);
-    let started = Instant::now();
-    let err = d
-        .shutdown(Duration::from_secs(20))
-        .expect_err("no receiver");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "waited {:?}",
-        started.elapsed()
+    let err = shutdown_fails_within(
+        d,
+        Duration::from_secs(20),
+        Duration::from_secs(5),
+        "no receiver",
     );
     assert_eq!(ids(err.undelivered.iter()), mem);
     assert_eq!(err.report.stats.spill.backlog, disk.len() as u64);
@@ -2656,15 +2525,12 @@ fn shutdown_without_receivers_returns_early_and_keeps_disk() {
 /// to disk at once instead of waiting for the timeout.
 #[test]
 fn block_with_disk_room_does_not_wait() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     let (d, batches) = builder(1000)
         .policy(Policy::Block {
             timeout: Duration::from_secs(2),
         })
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let p = d.producer();
     let started = Instant::now();
     for seq in 0..60 {
@@ -2678,25 +2544,17 @@ fn block_with_disk_room_does_not_wait() {
     );
     assert_eq!(d.stats().spill.spilled, 50);
     let c = settling_collector(batches);
-    quiesce(&d, &c);
-    d.shutdown(Duration::from_secs(10)).unwrap();
-    assert_eq!(
-        c.handle.join().unwrap(),
-        (0..60).map(|s| (0, s)).collect::<Vec<_>>()
-    );
+    assert_eq!(quiesce_and_shutdown(d, c), seqs(0..60));
 }
 
 /// Empty events (weight 0, charged one byte) through the disk tier.
 #[test]
 fn empty_events_round_trip_through_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let spill = spill_cfg(dir.path(), 1 << 20, 4096);
+    let (_dir, spill) = temp_spill(1 << 20);
     let (d, batches) = Dispatcher::<Vec<u8>>::builder()
         .max_buffered_bytes(10)
         .interval(Duration::from_millis(2))
-        .spill(spill.open().unwrap(), Raw)
-        .build()
-        .unwrap();
+        .build_on(&spill);
     let p = d.producer();
     for _ in 0..50 {
         p.try_enqueue(Vec::new()).unwrap();

@@ -4,15 +4,15 @@
 
 mod common;
 
-use common::{copy_fixture, fixture, polylines, series_points, svg, texts};
+use common::{
+    BLUE, assert_has_texts, built, copy_fixture, fixture, pause_bands, phase, polylines, producers,
+    series_points, svg, table, texts, twenty_seconds_and_a_drain,
+};
 use reports::{RunRecord, render_html, render_run};
 use runlog::human;
-use runlog::{Event, EventKind, Sample, SamplesLog, SpillSample};
+use runlog::{Sample, SpillSample};
 
-const BLUE: &str = "#1F77B4";
 const RED: &str = "#D62728";
-/// The pause band's fill (`charts::pauses::BAND`).
-const BAND: &str = "#9EB9D4";
 const SPILL_CHARTS: [&str; 2] = ["chart-spill-disk", "chart-spill-rates"];
 const BUDGET: u64 = 64 << 20;
 
@@ -48,58 +48,24 @@ fn sample(t_s: f64, spill: bool) -> Sample {
     }
 }
 
-fn producers(at_s: f64, to: &str) -> Event {
-    let from = if to == "paused" { "running" } else { "paused" };
-    Event::new(
-        at_s,
-        EventKind::Reconfigure {
-            knob: "producers".into(),
-            from: from.into(),
-            to: to.into(),
-            source: "tui".into(),
-        },
-    )
-}
-
 /// 20 s of samples (the tier's readings from 5 s on, when `spill`), a pause from 8 s to
 /// 10 s, and a drain that replays 20x the steady rate.
 fn record(spill: bool) -> RunRecord {
-    let mut samples: Vec<Sample> = (1..=20).map(|t| sample(f64::from(t), spill)).collect();
-    let mut drain = sample(20.05, spill);
-    drain.phase = "drain".into();
-    if let Some(d) = drain.spill.as_mut() {
-        d.replayed_per_sec = 140_000.0;
-    }
-    samples.push(drain);
-    let events = vec![
-        Event::new(0.0, EventKind::Phase { name: "run".into() }),
-        producers(8.0, "paused"),
-        producers(10.0, "running"),
-        Event::new(
-            20.0,
-            EventKind::Phase {
-                name: "drain".into(),
-            },
-        ),
-    ];
-    RunRecord {
-        run_id: "built".into(),
-        samples: SamplesLog {
-            samples,
-            events,
-            truncated: None,
+    let samples = twenty_seconds_and_a_drain(
+        |t_s| sample(t_s, spill),
+        |drain| {
+            if let Some(d) = drain.spill.as_mut() {
+                d.replayed_per_sec = 140_000.0;
+            }
         },
-        ..Default::default()
-    }
-}
-
-/// The `<table id="{id}">` of a page.
-fn table<'a>(html: &'a str, id: &str) -> &'a str {
-    let start = html
-        .find(&format!("<table id=\"{id}\""))
-        .unwrap_or_else(|| panic!("no table {id}"));
-    let end = html[start..].find("</table>").unwrap() + start;
-    &html[start..end]
+    );
+    let events = vec![
+        phase(0.0, "run"),
+        producers(8.0, "running", "paused"),
+        producers(10.0, "paused", "running"),
+        phase(20.0, "drain"),
+    ];
+    built(samples, events)
 }
 
 /// The value cell of the row named `name` in a name/value table.
@@ -143,30 +109,26 @@ fn a_run_with_a_disk_tier_has_its_section_charts_and_figures() {
         let chart = svg(&html, id);
         // Blue is the first series: one point per sample with the tier's readings.
         assert_eq!(series_points(chart, BLUE), with_readings, "{id}");
-        let labels = texts(chart);
-        for label in ["run", "paused", "resumed", "drain", "time since start (s)"] {
-            assert!(
-                labels.iter().any(|t| t == label),
-                "{id}: {label} in {labels:?}"
-            );
-        }
+        assert_has_texts(
+            id,
+            &texts(chart),
+            &["run", "paused", "resumed", "drain", "time since start (s)"],
+        );
         // The pause: its band over the plot, and the legend's swatch.
-        let bands = chart
-            .lines()
-            .filter(|l| l.starts_with("<rect") && l.contains(&format!("fill=\"{BAND}\"")))
-            .count();
-        assert_eq!(bands, 2, "{id}");
+        assert_eq!(pause_bands(chart).len(), 2, "{id}");
     }
 
     let disk = texts(svg(&html, "chart-spill-disk"));
-    for label in [
-        "Disk tier: bytes on disk",
-        "on disk",
-        "disk budget",
-        "on disk (MiB)",
-    ] {
-        assert!(disk.iter().any(|t| t == label), "{label} in {disk:?}");
-    }
+    assert_has_texts(
+        "chart-spill-disk",
+        &disk,
+        &[
+            "Disk tier: bytes on disk",
+            "on disk",
+            "disk budget",
+            "on disk (MiB)",
+        ],
+    );
     assert!(
         polylines(svg(&html, "chart-spill-disk"), RED).len() > 2,
         "a dashed budget line"
@@ -175,17 +137,18 @@ fn a_run_with_a_disk_tier_has_its_section_charts_and_figures() {
     let ticks: Vec<f64> = disk.iter().filter_map(|t| t.parse().ok()).collect();
     assert!(ticks.contains(&60.0), "{ticks:?}");
 
-    let rates = texts(svg(&html, "chart-spill-rates"));
-    for label in [
-        "Disk tier: spilled and replayed",
-        "spilled/s (to disk)",
-        "replayed/s (back to memory)",
-        "rate (k events/s)",
-        // The drain's replay burst is clipped like every time chart's.
-        "drain: peak 140.0k/s, clipped",
-    ] {
-        assert!(rates.iter().any(|t| t == label), "{label} in {rates:?}");
-    }
+    assert_has_texts(
+        "chart-spill-rates",
+        &texts(svg(&html, "chart-spill-rates")),
+        &[
+            "Disk tier: spilled and replayed",
+            "spilled/s (to disk)",
+            "replayed/s (back to memory)",
+            "rate (k events/s)",
+            // The drain's replay burst is clipped like every time chart's.
+            "drain: peak 140.0k/s, clipped",
+        ],
+    );
 }
 
 #[test]

@@ -4,13 +4,13 @@
 
 mod common;
 
-use common::{series_coords, svg, texts};
-use reports::{RunRecord, render_html};
-use runlog::{
-    Assessment, Event, EventKind, RunResults, Sample, SamplesLog, Section, Status, ThresholdResult,
+use common::{
+    BAND, BLUE, assert_has_texts, built, number_attr, pause_bands, phase, producers, series_coords,
+    svg, table, texts, twenty_seconds_and_a_drain,
 };
+use reports::{RunRecord, render_html};
+use runlog::{Assessment, Event, EventKind, RunResults, Sample, Section, Status, ThresholdResult};
 
-const BLUE: &str = "#1F77B4";
 const TIME_CHARTS: [&str; 6] = [
     "chart-throughput",
     "chart-buffered",
@@ -19,8 +19,6 @@ const TIME_CHARTS: [&str; 6] = [
     "chart-batch-size",
     "chart-cpu",
 ];
-/// The pause band's fill (`charts::pauses::BAND`).
-const BAND: &str = "#9EB9D4";
 
 /// A steady run sample at `t_s`: 1000 delivered/s.
 fn steady(t_s: f64) -> Sample {
@@ -46,18 +44,6 @@ fn steady(t_s: f64) -> Sample {
     s
 }
 
-fn producers(at_s: f64, from: &str, to: &str) -> Event {
-    Event::new(
-        at_s,
-        EventKind::Reconfigure {
-            knob: "producers".into(),
-            from: from.into(),
-            to: to.into(),
-            source: "tui".into(),
-        },
-    )
-}
-
 fn warning(at_s: f64, message: &str) -> Event {
     Event::new(
         at_s,
@@ -70,55 +56,23 @@ fn warning(at_s: f64, message: &str) -> Event {
 /// 20 s of steady samples, a pause from 5 s to 8 s, three warnings within 0.2 s of each
 /// other at 12 s, and a drain whose burst is 20x the steady delivered rate.
 fn record(events: Vec<Event>) -> RunRecord {
-    let mut samples: Vec<Sample> = (1..=20).map(|t| steady(f64::from(t))).collect();
-    let mut drain = steady(20.05);
-    drain.phase = "drain".into();
-    drain.delivered_per_sec = 20_000.0;
-    drain.accepted_per_sec = 0.0;
-    samples.push(drain);
-    RunRecord {
-        run_id: "built".into(),
-        samples: SamplesLog {
-            samples,
-            events,
-            truncated: None,
-        },
-        ..Default::default()
-    }
+    let samples = twenty_seconds_and_a_drain(steady, |drain| {
+        drain.delivered_per_sec = 20_000.0;
+        drain.accepted_per_sec = 0.0;
+    });
+    built(samples, events)
 }
 
 fn events() -> Vec<Event> {
     vec![
-        Event::new(0.0, EventKind::Phase { name: "run".into() }),
+        phase(0.0, "run"),
         producers(5.0, "running", "paused"),
         producers(8.0, "paused", "running"),
         warning(12.0, "consumer stalled"),
         warning(12.1, "sink slow"),
         warning(12.2, "heap high"),
-        Event::new(
-            20.0,
-            EventKind::Phase {
-                name: "drain".into(),
-            },
-        ),
+        phase(20.0, "drain"),
     ]
-}
-
-/// The `<table id="{id}">` of a page.
-fn table<'a>(html: &'a str, id: &str) -> &'a str {
-    let start = html
-        .find(&format!("<table id=\"{id}\""))
-        .unwrap_or_else(|| panic!("no table {id}"));
-    let end = html[start..].find("</table>").unwrap() + start;
-    &html[start..end]
-}
-
-/// The value of attribute `name` in one element's text.
-fn attr(element: &str, name: &str) -> Option<f64> {
-    let key = format!(" {name}=\"");
-    let start = element.find(&key)? + key.len();
-    let end = element[start..].find('"')? + start;
-    element[start..end].parse().ok()
 }
 
 #[test]
@@ -137,9 +91,7 @@ fn events_too_close_to_draw_apart_are_one_marker_with_a_list() {
                 "{id}: {single} is not drawn on its own: {labels:?}"
             );
         }
-        for label in ["run", "paused", "resumed", "drain"] {
-            assert!(labels.iter().any(|t| t == label), "{id}: {label}");
-        }
+        assert_has_texts(id, &labels, &["run", "paused", "resumed", "drain"]);
     }
     // The key below the charts lists the merged marker's events under its number.
     let key = table(&html, "table-markers");
@@ -169,9 +121,9 @@ fn marker_labels(svg: &str) -> Vec<(i32, f64, f64, String)> {
             continue;
         }
         let text = lines[i + 1].trim().to_owned();
-        let x = attr(line, "x").unwrap();
-        let y = attr(line, "y").unwrap() as i32;
-        let px = attr(line, "font-size").unwrap();
+        let x = number_attr(line, "x").unwrap();
+        let y = number_attr(line, "y").unwrap() as i32;
+        let px = number_attr(line, "font-size").unwrap();
         let width = text.chars().count() as f64 * px * 0.58;
         let (from, to) = if line.contains("text-anchor=\"end\"") {
             (x - width, x)
@@ -216,13 +168,14 @@ fn a_pause_is_a_band_on_every_time_chart() {
     let html = render_html(&record(events()));
     for id in TIME_CHARTS {
         let chart = svg(&html, id);
-        let bands: Vec<&str> = chart
-            .lines()
-            .filter(|l| l.starts_with("<rect") && l.contains(&format!("fill=\"{BAND}\"")))
-            .collect();
+        let bands = pause_bands(chart);
         // The band over the plot, and the legend's swatch.
         assert_eq!(bands.len(), 2, "{id}: {bands:?}");
-        let widths: Vec<f64> = bands.iter().filter_map(|b| attr(b, "width")).collect();
+        let widths: Vec<f64> = bands
+            .iter()
+            .filter_map(|b| number_attr(b, "width"))
+            .collect();
+
         let band = widths.iter().copied().fold(0.0, f64::max);
         // 3 s of a 20.05 s axis about 500 px wide: about 75 px.
         assert!((60.0..=90.0).contains(&band), "{id}: band {band} px wide");

@@ -240,33 +240,9 @@ fn a_spilling_run_speaks_the_vocabulary() {
     let dir = tempfile::tempdir().expect("tempdir");
     let md = dir.path().join("summary.md");
     let spill = dir.path().join("spill");
-    let out = run(
-        &[
-            "--duration",
-            "1s",
-            "--producers",
-            "2",
-            "--sample-every",
-            "250ms",
-            "--no-tui",
-            "--out",
-            &path(&dir.path().join("runs")),
-            "--max-buffered-bytes",
-            "64KiB",
-            "--max-batch-bytes",
-            "4KiB",
-            "--consumer-delay",
-            "5ms",
-            "--rate",
-            "20k/s",
-            "--spill-dir",
-            &path(&spill),
-            "--max-spill-bytes",
-            "16MiB",
-            "--summary-md",
-            &path(&md),
-        ],
-        Duration::from_secs(60),
+    let out = one_second_run_with_progress(
+        &dir.path().join("runs"),
+        &spilling(&path(&spill), &["--summary-md", &path(&md)]),
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let summary = stdout(&out);

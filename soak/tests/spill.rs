@@ -12,23 +12,7 @@ use common::*;
 /// A one-second run whose memory (64 KiB) cannot keep up with a consumer that takes 5 ms
 /// per 4 KiB batch, with a disk tier of 16 MiB in `spill`.
 fn spilling_run(out: &Path, spill: &Path, extra: &[&str]) -> std::process::Output {
-    let (out, spill) = (path(out), path(spill));
-    let mut args = vec![
-        "--max-buffered-bytes",
-        "64KiB",
-        "--max-batch-bytes",
-        "4KiB",
-        "--consumer-delay",
-        "5ms",
-        "--rate",
-        "20k/s",
-        "--spill-dir",
-        &spill,
-        "--max-spill-bytes",
-        "16MiB",
-    ];
-    args.extend_from_slice(extra);
-    one_second_run(Path::new(&out), &args)
+    one_second_run(out, &spilling(&path(spill), extra))
 }
 
 #[test]
@@ -204,22 +188,9 @@ fn what_a_killed_run_left_on_disk_is_delivered_by_the_next() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let spill = tmp.path().join("spill");
     let out = tmp.path().join("runs");
-    let args = long_run(
-        &path(&out),
-        &[
-            "--max-buffered-bytes",
-            "64KiB",
-            "--max-batch-bytes",
-            "4KiB",
-            "--consumer-delay",
-            "5ms",
-            "--rate",
-            "20k/s",
-            "--spill-dir",
-            &path(&spill),
-            "--spill-write-ahead",
-        ],
-    );
+    let spill_dir = path(&spill);
+    let tier = ["--spill-dir", &spill_dir, "--spill-write-ahead"];
+    let args = long_run(&path(&out), &[&OVERFLOWING[..], &tier].concat());
     let mut killed = spawn(&refs(&args));
     wait_for_samples(&out, 2, Duration::from_secs(60));
     signal(killed.id(), nix::sys::signal::Signal::SIGKILL);

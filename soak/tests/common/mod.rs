@@ -83,6 +83,15 @@ pub fn fixture(name: &str, into: &Path) -> PathBuf {
 /// A one-second run of 2 producers, sampled every 250 ms, into `out`, with `extra`
 /// arguments; killed (and failed) after a minute.
 pub fn one_second_run(out: &Path, extra: &[&str]) -> Output {
+    one_second(out, true, extra)
+}
+
+/// [`one_second_run`] without `-q`: its progress lines go to stderr.
+pub fn one_second_run_with_progress(out: &Path, extra: &[&str]) -> Output {
+    one_second(out, false, extra)
+}
+
+fn one_second(out: &Path, quiet: bool, extra: &[&str]) -> Output {
     let out = path(out);
     let mut args = vec![
         "--duration",
@@ -92,12 +101,34 @@ pub fn one_second_run(out: &Path, extra: &[&str]) -> Output {
         "--sample-every",
         "250ms",
         "--no-tui",
-        "-q",
-        "--out",
-        &out,
     ];
+    if quiet {
+        args.push("-q");
+    }
+    args.extend(["--out", &out]);
     args.extend_from_slice(extra);
     run(&args, Duration::from_secs(60))
+}
+
+/// Arguments under which a run's memory (64 KiB) cannot keep up: a consumer that takes
+/// 5 ms per 4 KiB batch, at 20k events a second.
+pub const OVERFLOWING: [&str; 8] = [
+    "--max-buffered-bytes",
+    "64KiB",
+    "--max-batch-bytes",
+    "4KiB",
+    "--consumer-delay",
+    "5ms",
+    "--rate",
+    "20k/s",
+];
+
+/// [`OVERFLOWING`], a disk tier of 16 MiB in `spill` to take the overflow, then `extra`.
+pub fn spilling<'a>(spill: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = OVERFLOWING.to_vec();
+    args.extend(["--spill-dir", spill, "--max-spill-bytes", "16MiB"]);
+    args.extend_from_slice(extra);
+    args
 }
 
 /// Waits for `child` to end within `limit`; kills it and fails the test if it does not.
