@@ -2346,11 +2346,16 @@ fn acknowledged_segments_are_deleted_while_running() {
 fn acknowledged_segments_are_deleted_while_running_sink() {
     let (dir, spill) = temp_spill(1 << 22);
     let written = Arc::new(AtomicU64::new(0));
-    let w = Arc::clone(&written);
+    // The sink waits until everything is enqueued, so the disk is used.
+    let open = Arc::new(AtomicBool::new(false));
+    let (w, gate) = (Arc::clone(&written), Arc::clone(&open));
     let d = builder(1000)
         .spill(spill.open().unwrap(), Raw)
         .build_with_sink(sink::from_fn(
             move |b: &Batch<Vec<u8>>, _: &FlushContext| {
+                while !gate.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(1));
+                }
                 w.fetch_add(b.len() as u64, Ordering::SeqCst);
                 Ok::<_, std::io::Error>(())
             },
@@ -2359,6 +2364,7 @@ fn acknowledged_segments_are_deleted_while_running_sink() {
     let p = d.producer();
     enqueue_each(&p, 0, 0..500, 100);
     assert!(d.stats().spill.spilled > 300);
+    open.store(true, Ordering::SeqCst);
     let peak_segs = segments(dir.path()).len();
     wait_for("all written", Duration::from_secs(30), || {
         written.load(Ordering::SeqCst) == 500
