@@ -42,7 +42,8 @@ impl Refusal {
     }
 }
 
-/// Every check, in order; the first that fails says why (naming the flag).
+/// Every check, in order; the first that fails says why (naming the flag): the machine's
+/// limits, the output directory, the disk tier's directory.
 ///
 /// # Errors
 ///
@@ -53,7 +54,13 @@ pub fn before_run(
     out: &Path,
 ) -> Result<(), String> {
     machine(config, payload).map_err(|e| e.to_string())?;
-    RunDir::check_base(out).map_err(|e| format!("--out {}: {e}", out.display()))
+    RunDir::check_base(out).map_err(|e| format!("--out {}: {e}", out.display()))?;
+    // What can be told of the disk tier's directory without touching it (a repeated run
+    // checks it here, before its group directory exists).
+    if let Some(spill) = &config.spill {
+        crate::spill::check_dir(&spill.dir)?;
+    }
+    Ok(())
 }
 
 /// The checks of the machine's limits: cores, producers per core, a payload that fits,

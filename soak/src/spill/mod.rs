@@ -38,14 +38,22 @@ pub fn settings(config: &SpillConfig) -> Spill {
         .write_ahead(config.write_ahead)
 }
 
-/// Checks the directory without touching it: it is a directory, or it does not exist yet
-/// and its parent does.
+/// Checks the directory without touching it: its path is UTF-8 text, and it is a
+/// directory, or it does not exist yet and its parent does.
 ///
 /// # Errors
 ///
 /// One line naming `--spill-dir` and the path, saying what is wrong.
 pub fn check_dir(dir: &Path) -> Result<(), String> {
     let name = format!("--spill-dir {}", dir.display());
+    if dir.to_str().is_none() {
+        return Err(format!(
+            "{name}: is not UTF-8 text (shown with U+FFFD for its bytes that are not); the \
+             run record keeps the disk tier's directory as UTF-8 text (`config.spill.dir` in \
+             results.json and scenario files), so a run on it could not be recorded: use a \
+             path that is UTF-8"
+        ));
+    }
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => Ok(()),
         Ok(_) => Err(format!(
@@ -126,6 +134,20 @@ mod tests {
         c.max_disk_bytes = 1 << 40;
         assert_eq!(settings(&c).segment_bytes_limit(), 64 << 20);
         assert!(settings(&c).validate().is_ok());
+    }
+
+    #[test]
+    fn a_path_that_is_not_utf8_is_refused_before_it_is_looked_at() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut bytes = tmp.path().as_os_str().as_bytes().to_vec();
+        bytes.extend_from_slice(b"/spill-\xff");
+        let dir = Path::new(std::ffi::OsStr::from_bytes(&bytes));
+        let err = check_dir(dir).unwrap_err();
+        assert!(err.starts_with(&format!("--spill-dir {}", dir.display())), "{err}");
+        assert!(err.contains("spill-\u{FFFD}") && err.contains("UTF-8"), "{err}");
+        assert!(open(&config(dir)).is_err());
+        assert!(std::fs::read_dir(tmp.path()).expect("list").next().is_none());
     }
 
     #[test]
