@@ -779,7 +779,6 @@ fn crash_test_with_a_non_utf8_spill_dir_is_refused_before_anything_is_created() 
 /// A refusal that comes after the tier was opened (`--metrics-addr` on a port in use)
 /// exits 2, but the new `--spill-dir` it names has been created (with its `lock`).
 #[test]
-#[ignore = "BREAK: a run refused for --metrics-addr (exit 2) has already created the new --spill-dir and its lock file"]
 fn a_late_refusal_leaves_no_spill_directory_behind() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("runs");
@@ -805,7 +804,6 @@ fn a_late_refusal_leaves_no_spill_directory_behind() {
 /// `crash-test --spill-dir EMPTY --out BAD`: refused (exit 2), but the probe that checks
 /// the tier has already put a `lock` file into EMPTY.
 #[test]
-#[ignore = "BREAK: crash-test refused for a bad --out (exit 2) has already written a lock file into the --spill-dir it was given"]
 fn crash_test_refused_for_its_out_leaves_the_spill_dir_untouched() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let empty = tmp.path().join("empty");

@@ -139,13 +139,13 @@ impl CrashOutcome {
 }
 
 /// The children's scenario: `args` over [`base_scenario`] (or over `--preset` / `--config`),
-/// the disk tier always on, write-ahead unless `no_write_ahead`. Checked before anything
-/// is created.
+/// the disk tier always on, write-ahead unless `no_write_ahead`. Checked without touching
+/// anything (the disk tier's directory is looked at by [`crash_test`], after `--out`).
 ///
 /// # Errors
 ///
 /// A message for the user: a bad scenario, a reference target, a disk tier directory that
-/// cannot be used or already holds events (their ids would not be the test's).
+/// cannot be used.
 pub fn scenario(args: &ScenarioArgs, no_write_ahead: bool) -> Result<ScenarioConfig, String> {
     let mut config =
         crate::scenario::resolve_from(args, base_scenario()).map_err(|e| e.to_string())?;
@@ -158,12 +158,13 @@ pub fn scenario(args: &ScenarioArgs, no_write_ahead: bool) -> Result<ScenarioCon
     let spill = config.spill.get_or_insert_with(default_spill);
     spill.write_ahead = !no_write_ahead;
     if spill.dir != Path::new(DEFAULT_SPILL_DIR) {
-        check_empty(&spill.dir)?;
+        crate::spill::check_dir(&spill.dir)?;
     }
     Ok(config)
 }
 
-/// A disk tier directory the test can use: one that can be created, or an empty tier.
+/// A disk tier directory the test can use: one that can be created, or an empty tier. The
+/// probe that looks into an existing one leaves it as it was (see [`crate::spill::Opening`]).
 fn check_empty(dir: &Path) -> Result<(), String> {
     crate::spill::check_dir(dir)?;
     if !dir.exists() {
@@ -173,7 +174,7 @@ fn check_empty(dir: &Path) -> Result<(), String> {
         dir: dir.to_path_buf(),
         ..SpillConfig::default()
     };
-    let (_, recovered) = crate::spill::open(&probe)?;
+    let recovered = crate::spill::open(&probe)?.recovered();
     if recovered.events > 0 {
         let events = match recovered.events {
             1 => "1 event".to_owned(),
@@ -195,11 +196,18 @@ fn check_empty(dir: &Path) -> Result<(), String> {
 ///
 /// # Errors
 ///
-/// [`CrashError`]: the output directory cannot be used, a child cannot be started or ends
-/// on its own, a file cannot be written.
+/// [`CrashError`]: the output directory or the disk tier's cannot be used (checked in that
+/// order, before anything is created), a child cannot be started or ends on its own, a
+/// file cannot be written.
 pub fn crash_test(options: &CrashOptions) -> Result<CrashOutcome, CrashError> {
+    // The output first: a test refused for it has not looked into the disk tier's directory.
     runlog::RunDir::check_base(&options.out)
         .map_err(|e| CrashError::Input(format!("{}: {e}", options.out_label)))?;
+    if let Some(spill) = options.config.spill.as_ref() {
+        if spill.dir != Path::new(DEFAULT_SPILL_DIR) {
+            check_empty(&spill.dir).map_err(CrashError::Input)?;
+        }
+    }
     let work = options.out.join(format!("crash-{}", runlog::new_run_id()));
     let layout = Layout::under(&work);
     let mut config = options.config.clone();

@@ -4,7 +4,7 @@
 
 mod codec;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use dispatcher::spill::{MIN_SEGMENT_BYTES, Recovered, Spill, SpillError, SpillLog, SyncPolicy};
 use runlog::{SpillConfig, SpillSync};
@@ -78,19 +78,75 @@ pub fn check_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// An opened disk tier that has not been handed to a run yet, and what opening it
+/// created. Dropped without [`Opening::keep`] (a later check refused the run), it is put
+/// back as it was found: its `lock` file is removed if opening created it, and its
+/// directory if opening created that, so a refused run leaves nothing behind.
+#[derive(Debug)]
+pub struct Opening {
+    opened: Option<Opened>,
+    dir: PathBuf,
+    made_dir: bool,
+    made_lock: bool,
+}
+
+impl Opening {
+    /// What recovery found: the events an earlier run left unacknowledged.
+    pub fn recovered(&self) -> Recovered {
+        self.opened.as_ref().map(|(_, r)| *r).unwrap_or_default()
+    }
+
+    /// The tier for the run: kept as it is.
+    pub fn keep(mut self) -> Opened {
+        self.opened.take().expect("an opening holds its tier until kept or dropped")
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        let Some((log, _)) = self.opened.take() else {
+            return;
+        };
+        // The lock file goes while the lock is still held, so no other process can have
+        // taken the lock on it (the dispatcher never removes one itself: that race is
+        // why it is only done here, for a file this process just created).
+        if self.made_lock {
+            let _ = std::fs::remove_file(self.dir.join(LOCK_FILE));
+        }
+        drop(log);
+        if self.made_dir {
+            // Only if empty: anything that appeared in it meanwhile is not ours.
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+}
+
+/// The lock file a tier's directory holds (the dispatcher's name for it).
+const LOCK_FILE: &str = "lock";
+
 /// Checks and opens the disk tier: locked, and recovered (what an earlier run left
-/// unacknowledged is read back first).
+/// unacknowledged is read back first). Nothing is created when it is refused; what opening
+/// created is removed again if the [`Opening`] is dropped rather than kept.
 ///
 /// # Errors
 ///
-/// One line naming `--spill-dir` and the path: a missing parent, a file, a directory
-/// holding files that are not the tier's, one another process has open, or one the
-/// dispatcher cannot read (its typed error, shown).
-pub fn open(config: &SpillConfig) -> Result<Opened, String> {
+/// One line naming `--spill-dir` and the path: a path that is not UTF-8, a missing
+/// parent, a file, a directory holding files that are not the tier's, one another process
+/// has open, or one the dispatcher cannot read (its typed error, shown).
+pub fn open(config: &SpillConfig) -> Result<Opening, String> {
     check_dir(&config.dir)?;
-    settings(config)
+    let missing = |path: &Path| std::fs::symlink_metadata(path).is_err();
+    let made_dir = missing(&config.dir);
+    let made_lock = made_dir || missing(&config.dir.join(LOCK_FILE));
+    let opened = settings(config)
         .open()
-        .map_err(|e| refusal(&config.dir, &e))
+        .map_err(|e| refusal(&config.dir, &e))?;
+    Ok(Opening {
+        opened: Some(opened),
+        dir: config.dir.clone(),
+        made_dir,
+        made_lock,
+    })
 }
 
 /// `--spill-dir DIR: why`, for an error the dispatcher gave when opening `dir`.
@@ -170,10 +226,36 @@ mod tests {
         assert!(err.contains("refused by the dispatcher"), "{err}");
         assert!(err.contains("notes.txt"), "{err}");
         let ours = tmp.path().join("ours");
-        let held = open(&config(&ours)).expect("opens");
+        let held = open(&config(&ours)).expect("opens").keep();
         let err = open(&config(&ours)).unwrap_err();
         assert!(err.contains("in use"), "{err}");
         drop(held);
         assert!(open(&config(&ours)).is_ok());
+    }
+
+    #[test]
+    fn an_opening_dropped_unkept_leaves_the_directory_as_it_was() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // A new directory: created, then removed.
+        let new = tmp.path().join("new");
+        let opening = open(&config(&new)).expect("opens");
+        assert!(new.join(LOCK_FILE).exists());
+        drop(opening);
+        assert!(!new.exists());
+        // An empty one: its lock file removed, the directory kept.
+        let empty = tmp.path().join("empty");
+        std::fs::create_dir(&empty).expect("mkdir");
+        drop(open(&config(&empty)).expect("opens"));
+        assert!(empty.is_dir());
+        assert_eq!(std::fs::read_dir(&empty).expect("list").count(), 0);
+        // One that had a lock file already: kept, and so is the directory.
+        let used = tmp.path().join("used");
+        drop(open(&config(&used)).expect("opens").keep());
+        drop(open(&config(&used)).expect("opens"));
+        assert!(used.join(LOCK_FILE).exists());
+        // Kept: nothing is removed.
+        let kept = tmp.path().join("kept");
+        drop(open(&config(&kept)).expect("opens").keep());
+        assert!(kept.join(LOCK_FILE).exists());
     }
 }
