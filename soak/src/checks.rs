@@ -1,7 +1,7 @@
 //! What is checked before anything is created: a run that cannot work is refused (exit 2)
 //! before its directory, its `latest` link or its threads exist.
 
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use loadgen::PayloadSource;
 use runlog::{RunDir, ScenarioConfig, TargetKind};
@@ -43,7 +43,7 @@ impl Refusal {
 }
 
 /// Every check, in order; the first that fails says why (naming the flag): the machine's
-/// limits, the output directory, the disk tier's directory.
+/// limits, the output directory, the disk tier's directory (apart from the output).
 ///
 /// # Errors
 ///
@@ -59,8 +59,72 @@ pub fn before_run(
     // checks it here, before its group directory exists).
     if let Some(spill) = &config.spill {
         crate::spill::check_dir(&spill.dir)?;
+        apart(out, &spill.dir)?;
     }
     Ok(())
+}
+
+/// Refuses an output directory and a disk tier directory that are one and the same, or
+/// one inside the other (through symbolic links too): the tier's directory holds only its
+/// own files (run directories there are foreign, and the next run on it is refused), and
+/// an output directory is one people clear out, while a tier may hold events not yet
+/// delivered.
+///
+/// # Errors
+///
+/// One line naming both, as `--out OUT` and `--spill-dir DIR`.
+pub fn apart(out: &Path, spill: &Path) -> Result<(), String> {
+    let (o, s) = (resolved(out), resolved(spill));
+    let (out_name, spill_name) = (
+        format!("--out {}", out.display()),
+        format!("--spill-dir {}", spill.display()),
+    );
+    if o == s {
+        return Err(format!(
+            "{spill_name} and {out_name} are the same directory: the disk tier's directory \
+             holds only its own files (the run directories would be foreign to it, and the \
+             next run on it refused): give the tier a directory of its own"
+        ));
+    }
+    if o.starts_with(&s) {
+        return Err(format!(
+            "{out_name} is inside {spill_name}: the disk tier's directory holds only its \
+             own files (the run directories would be foreign to it, and the next run on it \
+             refused): give the tier a directory of its own"
+        ));
+    }
+    if s.starts_with(&o) {
+        return Err(format!(
+            "{spill_name} is inside {out_name}: the output directory holds runs, and is \
+             cleared as such, while the disk tier may hold events not yet delivered: give \
+             the tier a directory outside it"
+        ));
+    }
+    Ok(())
+}
+
+/// `path` as it would be reached: absolute, the part of it that exists with its symbolic
+/// links resolved, the rest appended (`.` and `..` worked out as written).
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let parts: Vec<Component<'_>> = absolute.components().collect();
+    for existing in (0..=parts.len()).rev() {
+        let head: PathBuf = parts[..existing].iter().collect();
+        let Ok(mut out) = head.canonicalize() else {
+            continue;
+        };
+        for part in &parts[existing..] {
+            match part {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::Normal(name) => out.push(name),
+                Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            }
+        }
+        return out;
+    }
+    absolute
 }
 
 /// The checks of the machine's limits: cores, producers per core, a payload that fits,
@@ -147,4 +211,33 @@ fn memory(config: &ScenarioConfig) -> Result<(), Refusal> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_and_a_disk_tier_that_overlap_are_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let t = tmp.path();
+        std::fs::create_dir(t.join("out")).expect("mkdir");
+        std::os::unix::fs::symlink(t.join("out"), t.join("link")).expect("symlink");
+        let refused = [
+            (t.join("out"), t.join("out"), "are the same directory"),
+            (t.join("out"), t.join("link"), "are the same directory"),
+            (t.join("out"), t.join("out/./spill"), "is inside --out"),
+            (t.join("new/.."), t.to_path_buf(), "are the same directory"),
+            (t.join("link/runs"), t.join("out"), "is inside --spill-dir"),
+            (t.join("out/x/../runs"), t.join("out/runs/spill"), "is inside --out"),
+        ];
+        for (out, spill, why) in refused {
+            let err = apart(&out, &spill).unwrap_err();
+            assert!(err.contains(why), "{} {}: {err}", out.display(), spill.display());
+            assert!(err.contains(&format!("--out {}", out.display())), "{err}");
+        }
+        assert!(apart(&t.join("out"), &t.join("spill")).is_ok());
+        assert!(apart(&t.join("out"), &t.join("outside")).is_ok());
+        assert!(apart(&t.join("out/runs"), &t.join("out/spill")).is_ok());
+    }
 }

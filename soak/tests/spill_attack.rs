@@ -1003,7 +1003,6 @@ fn an_out_of_range_budget_is_not_shown_as_a_value_inside_the_range() {
 /// `latest` into the tier's directory, so the same command is refused the next time (its
 /// tier now holds "foreign" files; what a killed run left there is stranded).
 #[test]
-#[ignore = "BREAK: --out D --spill-dir D runs once, puts run directories into the tier, and the same command is refused from then on"]
 fn the_same_directory_for_out_and_spill_is_refused_or_keeps_working() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let same = tmp.path().join("same");

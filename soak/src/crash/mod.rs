@@ -205,7 +205,15 @@ pub fn crash_test(options: &CrashOptions) -> Result<CrashOutcome, CrashError> {
         .map_err(|e| CrashError::Input(format!("{}: {e}", options.out_label)))?;
     if let Some(spill) = options.config.spill.as_ref() {
         if spill.dir != Path::new(DEFAULT_SPILL_DIR) {
-            check_empty(&spill.dir).map_err(CrashError::Input)?;
+            crate::checks::apart(&options.out, &spill.dir)
+                .map_err(|e| {
+                    e.replace(
+                        &format!("--out {}", options.out.display()),
+                        &options.out_label,
+                    )
+                })
+                .and_then(|()| check_empty(&spill.dir))
+                .map_err(CrashError::Input)?;
         }
     }
     let work = options.out.join(format!("crash-{}", runlog::new_run_id()));
