@@ -127,8 +127,8 @@ fn resolved(path: &Path) -> PathBuf {
     absolute
 }
 
-/// The checks of the machine's limits: cores, producers per core, a payload that fits,
-/// memory.
+/// The checks of the machine's limits: cores, producers per core, a payload that fits (in
+/// memory, and on disk under write-ahead), memory.
 ///
 /// # Errors
 ///
@@ -137,6 +137,7 @@ pub fn machine(config: &ScenarioConfig, payload: &PayloadSource) -> Result<(), R
     let cores = cores(config)?;
     producers(config, cores)?;
     payload_fits(config, payload)?;
+    payload_fits_disk(config, payload)?;
     memory(config)
 }
 
@@ -196,6 +197,52 @@ fn payload_fits(config: &ScenarioConfig, payload: &PayloadSource) -> Result<(), 
     Ok(())
 }
 
+/// Refuses, under write-ahead (every event goes through the disk), a payload whose largest
+/// events cannot fit the disk budget even alone: the dispatcher would refuse every one of
+/// them as too large for the disk, as it refuses one larger than the buffered limit.
+fn payload_fits_disk(config: &ScenarioConfig, payload: &PayloadSource) -> Result<(), Refusal> {
+    let Some(spill) = config.spill.as_ref().filter(|s| s.write_ahead) else {
+        return Ok(());
+    };
+    if config.target != TargetKind::Dispatcher {
+        return Ok(());
+    }
+    let Some(largest) = payload.max_size() else {
+        return Ok(());
+    };
+    let needed = crate::spill::disk_bytes_for(largest as u64);
+    if needed > spill.max_disk_bytes {
+        return Err(Refusal {
+            field: "spill.max_disk_bytes",
+            value: spill.max_disk_bytes.to_string(),
+            why: format!(
+                "cannot take a single event of the payload ({}) under write-ahead: every \
+                 event goes through the disk, and its largest need {} there ({} of payload \
+                 and {} B of headers: the event's, its record's and frame's, and a new \
+                 segment's), so the dispatcher would refuse every one of them (raise the disk \
+                 budget to at least {}, use smaller payloads, or leave out \
+                 --spill-write-ahead)",
+                config.payload,
+                exact_bytes(needed),
+                crate::human::bytes(largest as u64),
+                crate::spill::EVENT_DISK_OVERHEAD,
+                exact_bytes(needed),
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `8.1 KiB (8,247 B)`: a size that decides a refusal, rounded and exact.
+fn exact_bytes(n: u64) -> String {
+    let rounded = crate::human::bytes(n);
+    if n < 1024 {
+        rounded
+    } else {
+        format!("{rounded} ({} B)", runlog::human::grouped(n))
+    }
+}
+
 /// Refuses a buffered limit above half of the machine's memory.
 fn memory(config: &ScenarioConfig) -> Result<(), Refusal> {
     let total = crate::tune::total_memory_bytes();
@@ -239,5 +286,33 @@ mod tests {
         assert!(apart(&t.join("out"), &t.join("spill")).is_ok());
         assert!(apart(&t.join("out"), &t.join("outside")).is_ok());
         assert!(apart(&t.join("out/runs"), &t.join("out/spill")).is_ok());
+    }
+
+    #[test]
+    fn under_write_ahead_the_largest_event_must_fit_the_disk_budget() {
+        let payload = |spec: &str| {
+            PayloadSource::load(&spec.parse().expect("a payload shape")).expect("loads")
+        };
+        let fixed = payload("fixed:8KiB");
+        let needed = crate::spill::disk_bytes_for(8192);
+        let mut config = ScenarioConfig {
+            payload: "fixed:8KiB".into(),
+            spill: Some(runlog::SpillConfig {
+                dir: "spill".into(),
+                max_disk_bytes: needed,
+                write_ahead: true,
+                ..runlog::SpillConfig::default()
+            }),
+            ..ScenarioConfig::default()
+        };
+        assert!(payload_fits_disk(&config, &fixed).is_ok());
+        let spill = config.spill.as_mut().expect("a tier");
+        spill.max_disk_bytes = needed - 1;
+        let refusal = payload_fits_disk(&config, &fixed).unwrap_err();
+        assert_eq!(refusal.field, "spill.max_disk_bytes");
+        assert!(refusal.why.contains("8.1 KiB (8,247 B)"), "{}", refusal.why);
+        // Overflow only: an event the disk cannot take stays in memory.
+        config.spill.as_mut().expect("a tier").write_ahead = false;
+        assert!(payload_fits_disk(&config, &fixed).is_ok());
     }
 }

@@ -956,7 +956,6 @@ fn crash_test_on_a_full_out_disk_exits_3() {
 /// offer and fails "nothing was delivered" (and `crash-test` waits a minute for a first
 /// accepted event, then exits 1 blaming its child).
 #[test]
-#[ignore = "BREAK: --spill-write-ahead with a payload larger than --max-spill-bytes is not refused up front; the run refuses every event and fails (crash-test: 60 s wait, exit 1)"]
 fn a_write_ahead_payload_that_cannot_fit_on_disk_is_refused_up_front() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("runs");

@@ -147,18 +147,24 @@ impl CrashOutcome {
 /// A message for the user: a bad scenario, a reference target, a disk tier directory that
 /// cannot be used.
 pub fn scenario(args: &ScenarioArgs, no_write_ahead: bool) -> Result<ScenarioConfig, String> {
-    let mut config =
-        crate::scenario::resolve_from(args, base_scenario()).map_err(|e| e.to_string())?;
+    // The tier the children run is set before the checks: under write-ahead, the payload
+    // must fit its disk budget.
+    let config = crate::scenario::resolve_adjusted(args, base_scenario(), |config| {
+        if !config.target.is_reference() {
+            config.spill.get_or_insert_with(default_spill).write_ahead = !no_write_ahead;
+        }
+    })
+    .map_err(|e| e.to_string())?;
     if config.target.is_reference() {
         return Err(format!(
             "--target {} cannot be crash-tested: only the dispatcher has a disk tier",
             config.target
         ));
     }
-    let spill = config.spill.get_or_insert_with(default_spill);
-    spill.write_ahead = !no_write_ahead;
-    if spill.dir != Path::new(DEFAULT_SPILL_DIR) {
-        crate::spill::check_dir(&spill.dir)?;
+    if let Some(spill) = config.spill.as_ref() {
+        if spill.dir != Path::new(DEFAULT_SPILL_DIR) {
+            crate::spill::check_dir(&spill.dir)?;
+        }
     }
     Ok(config)
 }

@@ -8,7 +8,7 @@ use dispatcher::spill::{Codec, DecodeError};
 use loadgen::{Clock, Event};
 
 /// Bytes before the payload: intended time (u64), producer (u32), sequence (u64).
-const HEADER: usize = 20;
+pub(crate) const HEADER: usize = 20;
 
 /// Encodes [`Event`]s for the disk tier: `intended (u64 LE, ns since the Unix epoch) |
 /// producer (u32 LE) | seq (u64 LE) | payload`.

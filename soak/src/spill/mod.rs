@@ -17,6 +17,20 @@ pub type Opened = (SpillLog, Recovered);
 /// The largest segment file the soak asks for: the dispatcher's default.
 const MAX_SEGMENT_BYTES: u64 = 64 << 20;
 
+/// What the disk takes for one event beyond its payload, at most: the soak's codec header
+/// ([`EventCodec`]: 20 B), the dispatcher's record header (kind `u8`, partition `u16`:
+/// 3 B, `dispatcher/src/core/spill/record.rs`), the frame header (length and checksum,
+/// `u32` each: 8 B) and the header of the segment it may have to start (24 B). The last
+/// three are the dispatcher's private layout, restated here: an event larger than the disk
+/// budget less all four is refused by the dispatcher as too large for the disk.
+pub const EVENT_DISK_OVERHEAD: u64 = codec::HEADER as u64 + 3 + 8 + 24;
+
+/// The disk an event of `payload` bytes needs, alone in a new segment: the least disk
+/// budget that can ever take it.
+pub fn disk_bytes_for(payload: u64) -> u64 {
+    payload.saturating_add(EVENT_DISK_OVERHEAD)
+}
+
 /// The dispatcher's settings for `config`: segments of an eighth of the budget (so
 /// acknowledged records free disk while the rest is still read back), between 4 KiB and
 /// 64 MiB.
@@ -178,6 +192,29 @@ mod tests {
             max_disk_bytes: 1 << 20,
             ..SpillConfig::default()
         }
+    }
+
+    #[test]
+    fn the_largest_event_that_fits_the_disk_budget_is_accepted_one_byte_more_is_not() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut c = config(tmp.path());
+        c.max_disk_bytes = 4096;
+        c.write_ahead = true;
+        let opened = open(&c).expect("opens").keep();
+        let (d, _batches) = dispatcher::Dispatcher::<loadgen::Event>::builder()
+            .max_buffered_bytes(1 << 20)
+            .spill(opened, EventCodec::new(loadgen::Clock::new()))
+            .build()
+            .expect("builds");
+        let producer = d.producer();
+        let largest = 4096 - EVENT_DISK_OVERHEAD;
+        assert_eq!(disk_bytes_for(largest), 4096);
+        let event = |len: u64| loadgen::Event::new(vec![7; len as usize], 0, 0, 0);
+        // Too large for the disk: not written (the memory policy decides what becomes of it).
+        let _ = producer.try_enqueue(event(largest + 1));
+        assert_eq!(d.stats().spill.spilled, 0, "{:?}", d.stats().spill);
+        producer.try_enqueue(event(largest)).expect("accepted");
+        assert_eq!(d.stats().spill.spilled, 1, "{:?}", d.stats().spill);
     }
 
     #[test]
