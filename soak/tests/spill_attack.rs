@@ -1027,7 +1027,6 @@ fn the_same_directory_for_out_and_spill_is_refused_or_keeps_working() {
 /// than being dropped". The soak delivers them, then fails the run's memory check for it
 /// ("buffered bytes peaked at 8224 above the limit 4096").
 #[test]
-#[ignore = "BREAK: recovering events larger than a lowered --max-buffered-bytes (the documented exception) fails the memory check: 'buffered bytes peaked at 8224 above the limit 4096'"]
 fn recovered_events_larger_than_memory_do_not_fail_the_memory_check() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let spill = tmp.path().join("spill");
