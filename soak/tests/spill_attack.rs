@@ -899,7 +899,6 @@ fn write_ahead_with_drop_oldest_and_a_full_disk_loses_nothing_on_a_kill() {
 /// "not lost: the next run on the directory delivers them first". The crash test counts
 /// every one of them as lost and says they "were never delivered".
 #[test]
-#[ignore = "BREAK: crash-test counts the events its last run left on disk (drain deadline) as lost: `lost N` equals `N left on disk at exit`"]
 fn crash_test_does_not_call_events_left_on_disk_lost() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = crash_test(

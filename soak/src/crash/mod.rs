@@ -14,6 +14,7 @@
 
 pub mod child;
 pub mod ledger;
+mod leftover;
 mod report;
 pub mod witness;
 
@@ -132,7 +133,7 @@ pub struct CrashOutcome {
 }
 
 impl CrashOutcome {
-    /// Nothing accepted was lost.
+    /// Nothing accepted was lost (events still on disk are not lost).
     pub fn passed(&self) -> bool {
         self.tally.lost == 0
     }
@@ -264,7 +265,18 @@ pub fn crash_test(options: &CrashOptions) -> Result<CrashOutcome, CrashError> {
     let last = runlog::RunDir::resolve_latest(&layout.runs)
         .ok()
         .and_then(|dir| runlog::read_results(&dir.results_path()).ok());
-    let tally = ledger::tally(&layout.ledger).map_err(|source| CrashError::Io {
+    // What the last run left on disk (its drain deadline passed) is not lost.
+    let on_disk = match config.spill.as_ref() {
+        Some(spill) => leftover::ids(spill).map_err(|why| CrashError::Io {
+            what: format!(
+                "cannot read what run {run} left in the disk tier {}",
+                spill.dir.display()
+            ),
+            source: std::io::Error::other(why),
+        })?,
+        None => Vec::new(),
+    };
+    let tally = ledger::tally_with(&layout.ledger, &on_disk).map_err(|source| CrashError::Io {
         what: format!("cannot read the ids in {}", layout.ledger.display()),
         source,
     })?;

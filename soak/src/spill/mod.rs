@@ -3,6 +3,7 @@
 //! the codec that writes the soak's events to disk ([`EventCodec`]).
 
 mod codec;
+pub mod record;
 
 use std::path::{Path, PathBuf};
 
