@@ -929,7 +929,6 @@ fn crash_test_does_not_call_events_left_on_disk_lost() {
 /// for an output that cannot be written (every subcommand alike); the crash test exits 1,
 /// blaming a child that "ended by itself (SIGABRT)".
 #[test]
-#[ignore = "BREAK: crash-test whose --out fills up exits 1 ('run N ended by itself (SIGABRT)') instead of 3 for an output that cannot be written"]
 fn crash_test_on_a_full_out_disk_exits_3() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let fs = tmp.path().join("fs");

@@ -58,7 +58,12 @@ pub fn describe(id: u64) -> String {
 ///
 /// The file cannot be created (or exists already: evidence is never overwritten).
 pub fn accepted_file(dir: &Path, run: u32, handle: u32) -> io::Result<File> {
-    create(&dir.join(format!("accepted-{run:04}-{handle:04}.ids")))
+    create(&accepted_path(dir, run, handle))
+}
+
+/// The id file of run `run`'s producer handle `handle`.
+pub fn accepted_path(dir: &Path, run: u32, handle: u32) -> PathBuf {
+    dir.join(format!("accepted-{run:04}-{handle:04}.ids"))
 }
 
 /// A new, empty file for the ids run `run` delivers.
@@ -67,7 +72,12 @@ pub fn accepted_file(dir: &Path, run: u32, handle: u32) -> io::Result<File> {
 ///
 /// As [`accepted_file`].
 pub fn delivered_file(dir: &Path, run: u32) -> io::Result<File> {
-    create(&dir.join(format!("delivered-{run:04}.ids")))
+    create(&delivered_path(dir, run))
+}
+
+/// The file of the ids run `run` delivers.
+pub fn delivered_path(dir: &Path, run: u32) -> PathBuf {
+    dir.join(format!("delivered-{run:04}.ids"))
 }
 
 fn create(path: &Path) -> io::Result<File> {

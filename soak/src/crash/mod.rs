@@ -88,7 +88,8 @@ pub enum CrashError {
     /// Bad input, found before anything was created (exit code 2).
     #[error("{0}")]
     Input(String),
-    /// A child did not do what the test needs (exit code 1).
+    /// A child did not do what the test needs (exit code 1), or could not write an
+    /// output (exit code 3).
     #[error(transparent)]
     Child(#[from] ChildError),
     /// A file of the test could not be written or read (exit code 3).
@@ -107,7 +108,7 @@ impl CrashError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CrashError::Input(_) => crate::app::EXIT_USAGE,
-            CrashError::Child(_) => crate::app::EXIT_FAIL,
+            CrashError::Child(child) => child.exit_code(),
             CrashError::Io { .. } => crate::app::EXIT_IO,
         }
     }
@@ -128,6 +129,10 @@ pub struct CrashOutcome {
     pub last: Option<RunResults>,
     /// How long it took, start to exit.
     pub last_took: Duration,
+    /// It could not write an output (it exited 3): what its log says. The tally stands
+    /// (what it did not write down was neither acknowledged nor lost), but the test exits
+    /// 3.
+    pub last_output_error: Option<String>,
     /// What the id files say.
     pub tally: ledger::Tally,
 }
@@ -262,6 +267,15 @@ pub fn crash_test(options: &CrashOptions) -> Result<CrashOutcome, CrashError> {
         report::ended(&last_status),
         runlog::human::seconds(last_took.as_secs_f64())
     ));
+    let last_output_error = child::output_failed(&last_status).then(|| {
+        let log = layout.log(run);
+        format!(
+            "run {run} could not write an output ({}): {}; its log: {}",
+            report::ended(&last_status),
+            child::cause(&log),
+            log.display()
+        )
+    });
     let last = runlog::RunDir::resolve_latest(&layout.runs)
         .ok()
         .and_then(|dir| runlog::read_results(&dir.results_path()).ok());
@@ -287,6 +301,7 @@ pub fn crash_test(options: &CrashOptions) -> Result<CrashOutcome, CrashError> {
         last_status,
         last,
         last_took,
+        last_output_error,
         tally,
     })
 }

@@ -90,8 +90,8 @@ pub fn render(o: &CrashOutcome, colour: bool) -> String {
 fn on_disk(o: &CrashOutcome) -> String {
     let t = &o.tally;
     let mut text = format!(
-        "{} accepted events never delivered are still in the disk tier (its drain deadline \
-         passed)",
+        "{} accepted events never delivered were still in the disk tier when the last run \
+         ended",
         grouped(t.left_on_disk)
     );
     if t.on_disk_otherwise > 0 {
