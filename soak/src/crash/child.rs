@@ -139,7 +139,12 @@ pub fn output_failed(status: &ExitStatus) -> bool {
 /// What a child's `log` says went wrong: its last line of its own (`soak: ...`, the
 /// program name left out), or why there is none.
 pub fn cause(log: &Path) -> String {
-    let prefix = format!("{}: ", crate::program::name());
+    let own = |line: &str| {
+        [crate::program::THROUGH_CARGO, crate::program::DIRECT]
+            .iter()
+            .find_map(|name| line.strip_prefix(name)?.strip_prefix(": "))
+            .map(str::to_owned)
+    };
     let text = std::fs::read(log).map(|bytes| {
         let tail = bytes.len().saturating_sub(64 * 1024);
         String::from_utf8_lossy(&bytes[tail..]).into_owned()
@@ -148,10 +153,10 @@ pub fn cause(log: &Path) -> String {
         Ok(text) => text
             .lines()
             .rev()
-            .find_map(|line| line.strip_prefix(&prefix))
+            .find_map(own)
             .map_or_else(
                 || "its log gives no reason (the disk it is on may have no room for one)".into(),
-                str::to_owned,
+                |line| line,
             ),
         Err(err) => format!("its log cannot be read: {err}"),
     }
@@ -317,5 +322,31 @@ impl Drop for Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_is_the_last_line_a_child_wrote_of_its_own() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let log = tmp.path().join("run-0000.log");
+        std::fs::write(
+            &log,
+            "soak: 4 producers ready\n[  0.3s/60s] delivered 19.8k/s\n\
+             cargo soak: crash test: cannot write the delivered ids to /x/ids: No space left \
+             on device (os error 28)\n[  0.5s/60s] delivered 19.8k/s\n",
+        )
+        .expect("write");
+        assert_eq!(
+            cause(&log),
+            "crash test: cannot write the delivered ids to /x/ids: No space left on device \
+             (os error 28)"
+        );
+        std::fs::write(&log, "").expect("write");
+        assert!(cause(&log).contains("no reason"), "{}", cause(&log));
+        assert!(cause(&tmp.path().join("missing")).contains("cannot be read"));
     }
 }
