@@ -276,11 +276,20 @@ mod tests {
             (t.join("out"), t.join("out/./spill"), "is inside --out"),
             (t.join("new/.."), t.to_path_buf(), "are the same directory"),
             (t.join("link/runs"), t.join("out"), "is inside --spill-dir"),
-            (t.join("out/x/../runs"), t.join("out/runs/spill"), "is inside --out"),
+            (
+                t.join("out/x/../runs"),
+                t.join("out/runs/spill"),
+                "is inside --out",
+            ),
         ];
         for (out, spill, why) in refused {
             let err = apart(&out, &spill).unwrap_err();
-            assert!(err.contains(why), "{} {}: {err}", out.display(), spill.display());
+            assert!(
+                err.contains(why),
+                "{} {}: {err}",
+                out.display(),
+                spill.display()
+            );
             assert!(err.contains(&format!("--out {}", out.display())), "{err}");
         }
         assert!(apart(&t.join("out"), &t.join("spill")).is_ok());

@@ -97,11 +97,9 @@ fn rounded(n: u64) -> bool {
 /// not read as one inside it (the way `runlog::LimitError` shows a live limit).
 fn figure(unit: Unit, number: &str, allowed: Option<&str>) -> String {
     let text = readable(unit, number);
-    let (Unit::Bytes, Some((lo, hi)), Ok(n)) = (
-        unit,
-        allowed.and_then(bounds),
-        number.trim().parse::<u64>(),
-    ) else {
+    let (Unit::Bytes, Some((lo, hi)), Ok(n)) =
+        (unit, allowed.and_then(bounds), number.trim().parse::<u64>())
+    else {
         return text;
     };
     let exact = format!("{} B", runlog::human::grouped(n));
@@ -315,8 +313,14 @@ mod tests {
             range_against(Unit::Bytes, "1..=32767", Some("32768")),
             "1 B..=32.0 KiB (32,767 B)"
         );
-        assert_eq!(range_against(Unit::Bytes, allowed, Some("4095")), "4.0 KiB..=1.0 TiB");
-        assert_eq!(range_against(Unit::Micros, "1..=60000000", None), "1us..=1m");
+        assert_eq!(
+            range_against(Unit::Bytes, allowed, Some("4095")),
+            "4.0 KiB..=1.0 TiB"
+        );
+        assert_eq!(
+            range_against(Unit::Micros, "1..=60000000", None),
+            "1us..=1m"
+        );
     }
 
     #[test]

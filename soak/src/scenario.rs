@@ -230,10 +230,7 @@ fn payload_spec(
 ///
 /// [`ScenarioError::Payload`] for a payload that cannot be loaded,
 /// [`ScenarioError::Invalid`] for a value refused.
-fn check_machine(
-    args: &ScenarioArgs,
-    config: &ScenarioConfig,
-) -> Result<(), ScenarioError> {
+fn check_machine(args: &ScenarioArgs, config: &ScenarioConfig) -> Result<(), ScenarioError> {
     let file = args.config.as_deref();
     let spec = payload_spec(args, config)?;
     let payload = loadgen::PayloadSource::load(&spec).map_err(|e| {

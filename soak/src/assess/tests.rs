@@ -146,7 +146,14 @@ fn an_event_read_back_heavier_than_the_limit_may_pass_it_by_itself_and_no_more()
     // A byte more than the heaviest event read back: no exception covers it.
     let a = assess(&lowered(8225, 8224));
     assert_eq!(a.memory.status, Status::Fail, "{:#?}", a.memory);
-    assert_eq!(a.memory.notes.iter().filter(|n| n.contains("heaviest")).count(), 2);
+    assert_eq!(
+        a.memory
+            .notes
+            .iter()
+            .filter(|n| n.contains("heaviest"))
+            .count(),
+        2
+    );
     // Nothing read back (or nothing heavier than the limit): the limit holds as it is.
     assert_eq!(assess(&lowered(8224, 0)).memory.status, Status::Fail);
     let a = assess(&lowered(4097, 4096));

@@ -150,14 +150,9 @@ pub fn cause(log: &Path) -> String {
         String::from_utf8_lossy(&bytes[tail..]).into_owned()
     });
     match text {
-        Ok(text) => text
-            .lines()
-            .rev()
-            .find_map(own)
-            .map_or_else(
-                || "its log gives no reason (the disk it is on may have no room for one)".into(),
-                |line| line,
-            ),
+        Ok(text) => text.lines().rev().find_map(own).unwrap_or_else(|| {
+            "its log gives no reason (the disk it is on may have no room for one)".into()
+        }),
         Err(err) => format!("its log cannot be read: {err}"),
     }
 }

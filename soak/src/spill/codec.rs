@@ -152,7 +152,11 @@ mod tests {
         codec.encode(&Event::new(vec![], 0, 1, 3), &mut small);
         assert_eq!(codec.heaviest().load(Ordering::Relaxed), 0);
         codec.decode(&small).expect("decodes");
-        assert_eq!(codec.heaviest().load(Ordering::Relaxed), 1, "at least a byte");
+        assert_eq!(
+            codec.heaviest().load(Ordering::Relaxed),
+            1,
+            "at least a byte"
+        );
         codec.decode(&buf).expect("decodes");
         codec.decode(&small).expect("decodes");
         assert_eq!(codec.heaviest().load(Ordering::Relaxed), 8192);

@@ -113,7 +113,9 @@ impl Opening {
 
     /// The tier for the run: kept as it is.
     pub fn keep(mut self) -> Opened {
-        self.opened.take().expect("an opening holds its tier until kept or dropped")
+        self.opened
+            .take()
+            .expect("an opening holds its tier until kept or dropped")
     }
 }
 
@@ -238,10 +240,21 @@ mod tests {
         bytes.extend_from_slice(b"/spill-\xff");
         let dir = Path::new(std::ffi::OsStr::from_bytes(&bytes));
         let err = check_dir(dir).unwrap_err();
-        assert!(err.starts_with(&format!("--spill-dir {}", dir.display())), "{err}");
-        assert!(err.contains("spill-\u{FFFD}") && err.contains("UTF-8"), "{err}");
+        assert!(
+            err.starts_with(&format!("--spill-dir {}", dir.display())),
+            "{err}"
+        );
+        assert!(
+            err.contains("spill-\u{FFFD}") && err.contains("UTF-8"),
+            "{err}"
+        );
         assert!(open(&config(dir)).is_err());
-        assert!(std::fs::read_dir(tmp.path()).expect("list").next().is_none());
+        assert!(
+            std::fs::read_dir(tmp.path())
+                .expect("list")
+                .next()
+                .is_none()
+        );
     }
 
     #[test]

@@ -81,10 +81,16 @@ mod tests {
                 .build()
                 .expect("builds");
             let producer = d.producer();
-            producer.try_enqueue(Event::new(vec![1; 10], 0, 7, 1)).expect("one");
-            let group = (2..5).map(|seq| Event::new(vec![2; 3], 0, 7, seq)).collect();
+            producer
+                .try_enqueue(Event::new(vec![1; 10], 0, 7, 1))
+                .expect("one");
+            let group = (2..5)
+                .map(|seq| Event::new(vec![2; 3], 0, 7, seq))
+                .collect();
             producer.try_enqueue_all(group).expect("a group");
-            producer.try_enqueue(Event::new(vec![3; 10], 0, 7, 5)).expect("one");
+            producer
+                .try_enqueue(Event::new(vec![3; 10], 0, 7, 5))
+                .expect("one");
             drop(d.stop());
         }
         let (mut log, _) = crate::spill::settings(&config).open().expect("reopens");
@@ -105,9 +111,18 @@ mod tests {
         assert!(events(&[]).is_err());
         assert!(events(&[0, 1]).is_err());
         assert_eq!(events(&[0, 1, 0, 9, 9]).expect("one"), [&[9u8, 9][..]]);
-        assert_eq!(events(&[1, 0, 0, 0, 0, 0, 0]).expect("empty group").len(), 0);
-        assert!(events(&[1, 0, 0, 1, 0, 0, 0]).is_err(), "a count past the bytes");
-        assert!(events(&[1, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 1]).is_err(), "cut short");
+        assert_eq!(
+            events(&[1, 0, 0, 0, 0, 0, 0]).expect("empty group").len(),
+            0
+        );
+        assert!(
+            events(&[1, 0, 0, 1, 0, 0, 0]).is_err(),
+            "a count past the bytes"
+        );
+        assert!(
+            events(&[1, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 1]).is_err(),
+            "cut short"
+        );
         assert!(events(&[1, 0, 0, 0, 0, 0, 0, 7]).is_err(), "trailing bytes");
         assert!(events(&[2, 0, 0]).is_err(), "unknown kind");
     }
