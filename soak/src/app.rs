@@ -215,6 +215,10 @@ fn crash_test(
         Ok(outcome) => {
             let colour = runlog::human::colour(std::io::stdout().is_terminal());
             crate::outln!("{}", crate::crash::render(&outcome, colour));
+            if let Some(why) = &outcome.last_output_error {
+                crate::errln!("{name} crash-test: {why}; exit code {EXIT_IO}");
+                return ExitCode::from(EXIT_IO);
+            }
             ExitCode::from(if outcome.passed() {
                 EXIT_PASS
             } else {

@@ -324,7 +324,8 @@ pub enum Command {
     /// Prove the disk tier loses nothing accepted: run the soak as a child with a
     /// write-ahead disk tier, SIGKILL it at random moments and restart it on the same
     /// directory, then let a last run drain it; every accepted event must be delivered at
-    /// least once. Prints `lost N, duplicated M`; exits 0 only when nothing was lost.
+    /// least once (or be still on disk, for the next run). Prints `lost N, duplicated M,
+    /// left on disk K`; exits 0 only when nothing was lost.
     CrashTest {
         /// The children's scenario (--duration is the last run's; the others are killed).
         #[command(flatten)]
@@ -508,9 +509,9 @@ pub struct ScenarioArgs {
     #[arg(long, value_name = "N", help_heading = LIMITS)]
     pub partitions: Option<u32>,
     /// Give the dispatcher a durable disk tier in DIR (created if missing; its parent
-    /// must exist; empty or one of ours): events that do not fit in memory go to disk
-    /// instead of meeting the policy, and come back in order as memory frees; what an
-    /// earlier run left there is delivered first.
+    /// must exist; empty or one of ours; apart from --out): events that do not fit in
+    /// memory go to disk instead of meeting the policy, and come back in order as memory
+    /// frees; what an earlier run left there is delivered first.
     #[arg(long, value_name = "DIR", help_heading = DISK)]
     pub spill_dir: Option<PathBuf>,
     /// With --spill-dir: the most the disk tier's files may take (4KiB..=1TiB); past it

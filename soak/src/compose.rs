@@ -153,6 +153,7 @@ fn facts(c: &Composition<'_>, throughput: &Throughput) -> Facts {
             .then(|| c.sampler.run_latency().len()),
         max_buffered_bytes: peaks.limit_bytes,
         peak_buffered_bytes: stats.peak_buffered_bytes as u64,
+        heaviest_read_back: c.drained.heaviest_read_back,
         peak_heap_bytes: peaks.heap_bytes,
         heap_model: c.sampler.heap_model,
         duration_s: c.run_elapsed,

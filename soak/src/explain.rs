@@ -53,13 +53,68 @@ fn readable(unit: Unit, number: &str) -> String {
     }
 }
 
-/// `1..=60000000` in microseconds -> `1us..=1m`.
-fn readable_range(unit: Unit, allowed: &str) -> String {
+/// `1..=60000000` in microseconds -> `1us..=1m`, for a refused `value`: a bound whose
+/// figure is rounded and reads as the value's is shown exactly too
+/// (`1 B..=32.0 KiB (32,767 B)`).
+fn range_against(unit: Unit, allowed: &str, value: Option<&str>) -> String {
+    let Some((lo, hi)) = bounds(allowed) else {
+        return allowed.to_owned();
+    };
+    let shown = |bound: &str| {
+        let text = readable(unit, bound);
+        let collides = value.is_some_and(|v| readable(unit, v) == text);
+        match (unit, bound.trim().parse::<u64>()) {
+            (Unit::Bytes, Ok(n)) if collides && rounded(n) => {
+                format!("{text} ({} B)", runlog::human::grouped(n))
+            }
+            _ => text,
+        }
+    };
+    format!("{}..={}", shown(lo), shown(hi))
+}
+
+/// The bounds of an allowed range, as written (`4096..=1099511627776 (why)`).
+fn bounds(allowed: &str) -> Option<(&str, &str)> {
     let head = allowed.split(" (").next().unwrap_or(allowed);
-    if let Some((lo, hi)) = head.split_once("..=") {
-        return format!("{}..={}", readable(unit, lo), readable(unit, hi));
+    head.split_once("..=")
+}
+
+/// Whether [`runlog::human::bytes`] shows `n` rounded (`4095` reads `4.0 KiB`).
+fn rounded(n: u64) -> bool {
+    if n < 1024 {
+        return false;
     }
-    allowed.to_owned()
+    // The unit `bytes` picks, and its one decimal.
+    let mut unit = 1024u128;
+    while u128::from(n) / unit >= 1024 && unit < 1 << 50 {
+        unit *= 1024;
+    }
+    u128::from(n) * 10 % unit != 0
+}
+
+/// [`readable`], with the exact figure beside it when the rounded one reads as a bound of
+/// `allowed` (`4,095 B, just under 4.0 KiB`): a value refused for being out of range must
+/// not read as one inside it (the way `runlog::LimitError` shows a live limit).
+fn figure(unit: Unit, number: &str, allowed: Option<&str>) -> String {
+    let text = readable(unit, number);
+    let (Unit::Bytes, Some((lo, hi)), Ok(n)) =
+        (unit, allowed.and_then(bounds), number.trim().parse::<u64>())
+    else {
+        return text;
+    };
+    let exact = format!("{} B", runlog::human::grouped(n));
+    let on = |bound: &str| readable(unit, bound) == text;
+    let exactly = |bound: &str| bound.trim().parse::<u64>().is_ok_and(|b| !rounded(b));
+    let (lo_n, hi_n) = (lo.trim().parse::<u64>(), hi.trim().parse::<u64>());
+    if on(lo) && exactly(lo) && lo_n.is_ok_and(|lo| n < lo) {
+        format!("{exact}, just under {text}")
+    } else if on(hi) && exactly(hi) && hi_n.is_ok_and(|hi| n > hi) {
+        format!("{exact}, just over {text}")
+    } else if (on(lo) || on(hi)) && rounded(n) {
+        format!("{text}, exactly {exact}")
+    } else {
+        text
+    }
 }
 
 /// The flag that sets a scenario key, and what the user gave for it (if anything): as
@@ -149,30 +204,43 @@ pub(crate) fn name_of(
     args: &ScenarioArgs,
     file: Option<&Path>,
 ) -> String {
+    name_against(field, value, args, file, None)
+}
+
+/// [`name_of`] for a value refused as outside `allowed`: a figure that rounds onto one of
+/// its bounds is shown exactly too (see [`figure`]).
+fn name_against(
+    field: &str,
+    value: &str,
+    args: &ScenarioArgs,
+    file: Option<&Path>,
+    allowed: Option<&str>,
+) -> String {
     let unit = unit_of(field);
     if let Some((flag, Some(given))) = flag_of(field, args) {
-        return format!("{flag} {given}{}", meaning(unit, &given, value));
+        return format!("{flag} {given}{}", meaning(unit, &given, value, allowed));
     }
     match file {
         Some(file) => format!(
             "{}: `{field}` = {value}{}",
             file.display(),
-            meaning(unit, value, value)
+            meaning(unit, value, value, allowed)
         ),
         None => match flag_of(field, args) {
-            Some((flag, _)) => format!("the default {flag} ({})", readable(unit, value)),
+            Some((flag, _)) => format!("the default {flag} ({})", figure(unit, value, allowed)),
             None => format!("the default `{field} = {value}`"),
         },
     }
 }
 
 /// ` (90.9 TiB)`: the figure `value` (in the key's unit) means, when `written` is a bare
-/// number that does not say it; nothing otherwise.
-fn meaning(unit: Unit, written: &str, value: &str) -> String {
+/// number that does not say it; nothing otherwise. Exact beside it when it rounds onto a
+/// bound of `allowed`.
+fn meaning(unit: Unit, written: &str, value: &str, allowed: Option<&str>) -> String {
     let bare = written.trim().parse::<f64>().is_ok();
     match unit {
         Unit::Plain => String::new(),
-        _ if bare => format!(" ({})", readable(unit, value)),
+        _ if bare => format!(" ({})", figure(unit, value, allowed)),
         _ => String::new(),
     }
 }
@@ -196,14 +264,14 @@ pub(crate) fn explain(err: &ConfigError, args: &ScenarioArgs, file: Option<&Path
         return err.to_string();
     };
     let unit = unit_of(field);
-    let range = readable_range(unit, allowed);
+    let range = range_against(unit, allowed, Some(value));
     if let Some((_, Some(_))) = flag_of(field, args) {
         let kept = match unit {
             Unit::Micros => "; it is kept in whole microseconds",
             Unit::Millis => "; it is kept in whole milliseconds",
             _ => "",
         };
-        let name = name_of(field, value, args, file);
+        let name = name_against(field, value, args, file, Some(allowed));
         return format!("{name} is out of range (allowed: {range}{kept})");
     }
     if let Some((_, other)) = DEPENDS_ON.iter().find(|(f, _)| f == field) {
@@ -215,10 +283,53 @@ pub(crate) fn explain(err: &ConfigError, args: &ScenarioArgs, file: Option<&Path
             );
             return format!(
                 "{source} {flag} ({}) does not fit {other_flag} {other_given} (allowed: {range}): set {flag} as well",
-                readable(unit, value)
+                figure(unit, value, Some(allowed))
             );
         }
     }
-    let name = name_of(field, value, args, file);
+    let name = name_against(field, value, args, file, Some(allowed));
     format!("{name} is out of range (allowed: {range})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_figure_rounded_onto_a_bound_is_shown_exactly_too() {
+        let allowed = "4096..=1099511627776";
+        let f = |n: &str| figure(Unit::Bytes, n, Some(allowed));
+        assert_eq!(f("4095"), "4,095 B, just under 4.0 KiB");
+        assert_eq!(f("1099511627777"), "1,099,511,627,777 B, just over 1.0 TiB");
+        assert_eq!(f("0"), "0 B");
+        assert_eq!(f("99999999999999"), "90.9 TiB");
+        assert_eq!(figure(Unit::Bytes, "4095", None), "4.0 KiB");
+        // A bound that is itself rounded: the value and the bound exactly.
+        assert_eq!(
+            figure(Unit::Bytes, "32770", Some("1..=32767")),
+            "32.0 KiB, exactly 32,770 B"
+        );
+        assert_eq!(
+            range_against(Unit::Bytes, "1..=32767", Some("32768")),
+            "1 B..=32.0 KiB (32,767 B)"
+        );
+        assert_eq!(
+            range_against(Unit::Bytes, allowed, Some("4095")),
+            "4.0 KiB..=1.0 TiB"
+        );
+        assert_eq!(
+            range_against(Unit::Micros, "1..=60000000", None),
+            "1us..=1m"
+        );
+    }
+
+    #[test]
+    fn rounded_is_what_bytes_cannot_show_exactly() {
+        for exact in [0, 1023, 1024, 1536, 4096, 64 << 20, 1 << 40] {
+            assert!(!rounded(exact), "{exact}");
+        }
+        for inexact in [1025, 4095, 32767, (1 << 40) + 1, u64::MAX] {
+            assert!(rounded(inexact), "{inexact}");
+        }
+    }
 }

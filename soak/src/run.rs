@@ -187,7 +187,9 @@ fn prepare_run(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
             &options.out_label(),
         ))
     })?;
-    // Locked before anything else is created: a directory in use refuses the run.
+    // Locked before anything else is created: a directory in use refuses the run. Until
+    // it is kept below, a later refusal (`?`) drops it, and what opening it created (its
+    // directory, its lock file) is removed: a refused run leaves nothing behind.
     let spill = config
         .spill
         .as_ref()
@@ -253,7 +255,7 @@ fn prepare_run(config: &ScenarioConfig, options: &RunOptions) -> Result<Prepared
         record,
         latency,
         sink,
-        spill,
+        spill: spill.map(crate::spill::Opening::keep),
         interrupt: options.interrupt.clone(),
         probe: options.probe.clone(),
         witness: options.witness.clone(),

@@ -179,36 +179,68 @@ pub fn resolve_from(
     args: &ScenarioArgs,
     default: ScenarioConfig,
 ) -> Result<ScenarioConfig, ScenarioError> {
+    resolve_adjusted(args, default, |_| {})
+}
+
+/// [`resolve_from`], with `adjust` applied after the flags and before every check: what a
+/// subcommand sets whatever the flags say (the crash test's write-ahead disk tier).
+///
+/// # Errors
+///
+/// As [`resolve`].
+pub fn resolve_adjusted(
+    args: &ScenarioArgs,
+    default: ScenarioConfig,
+    adjust: impl FnOnce(&mut ScenarioConfig),
+) -> Result<ScenarioConfig, ScenarioError> {
     let file = args.config.as_deref();
     let base = match (file, args.preset) {
         (Some(path), _) => from_file(path)?,
         (None, Some(p)) => preset(p),
         (None, None) => default,
     };
-    let config = apply_flags(base.clone(), args);
+    let mut config = apply_flags(base.clone(), args);
+    adjust(&mut config);
     config
         .validate()
         .map_err(|e| ScenarioError::Invalid(crate::explain::explain(&e, args, file)))?;
-    let spec = match config.payload.parse::<loadgen::PayloadSpec>() {
-        Ok(spec) => spec,
-        Err(e) => {
-            return Err(ScenarioError::Payload(match (&args.payload, file) {
-                (None, Some(file)) => format!("{}: `payload`: {e}", file.display()),
-                _ => format!("--payload: {e}"),
-            }));
-        }
-    };
+    payload_spec(args, &config)?;
     no_effect(args, &config, file)?;
-    // What this machine refuses, named as the user wrote it (the run checks it again).
+    check_machine(args, &config)?;
+    Ok(config)
+}
+
+/// The payload's shape, a shape that does not parse named as the user wrote it.
+fn payload_spec(
+    args: &ScenarioArgs,
+    config: &ScenarioConfig,
+) -> Result<loadgen::PayloadSpec, ScenarioError> {
+    config.payload.parse::<loadgen::PayloadSpec>().map_err(|e| {
+        ScenarioError::Payload(match (&args.payload, args.config.as_deref()) {
+            (None, Some(file)) => format!("{}: `payload`: {e}", file.display()),
+            _ => format!("--payload: {e}"),
+        })
+    })
+}
+
+/// What this machine (or this payload) refuses in `config`, named as the user wrote it in
+/// `args` (the run checks it again): see [`crate::checks::machine`].
+///
+/// # Errors
+///
+/// [`ScenarioError::Payload`] for a payload that cannot be loaded,
+/// [`ScenarioError::Invalid`] for a value refused.
+fn check_machine(args: &ScenarioArgs, config: &ScenarioConfig) -> Result<(), ScenarioError> {
+    let file = args.config.as_deref();
+    let spec = payload_spec(args, config)?;
     let payload = loadgen::PayloadSource::load(&spec).map_err(|e| {
         let name = crate::explain::name_of("payload", &config.payload, args, file);
         ScenarioError::Payload(format!("{name}: {e}"))
     })?;
-    crate::checks::machine(&config, &payload).map_err(|refusal| {
+    crate::checks::machine(config, &payload).map_err(|refusal| {
         let name = crate::explain::name_of(refusal.field, &refusal.value, args, file);
         ScenarioError::Invalid(refusal.named(&name))
-    })?;
-    Ok(config)
+    })
 }
 
 /// A scenario file, every error naming the file (and the key).

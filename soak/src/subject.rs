@@ -30,6 +30,8 @@ enum Kind {
     Dispatcher {
         dispatcher: Dispatcher<Event>,
         evicted: Arc<AtomicU64>,
+        /// The heaviest event read back from the disk tier, as charged (0: none).
+        heaviest: Arc<AtomicU64>,
         /// Sink mode: what the sink acknowledged.
         sink: Option<Arc<SinkCounters>>,
     },
@@ -64,6 +66,9 @@ pub struct Drained {
     pub buffered_events_at_start: u64,
     /// The disk tier's last error, if it had one.
     pub spill_error: Option<String>,
+    /// The heaviest event read back from the disk tier, as the dispatcher charged it (0:
+    /// none was).
+    pub heaviest_read_back: u64,
 }
 
 /// Why the subject could not be started.
@@ -141,16 +146,22 @@ fn dispatcher_policy(config: &ScenarioConfig) -> DispatcherPolicy {
 }
 
 /// The dispatcher the scenario describes, counting evictions into `evicted`, with the
-/// disk tier `spill` if it has one (its events timed by `clock`).
+/// disk tier `spill` if it has one (its events timed by `clock`, the heaviest read back
+/// kept in `heaviest`).
 fn builder(
     config: &ScenarioConfig,
-    evicted: &Arc<AtomicU64>,
+    (evicted, heaviest): (&Arc<AtomicU64>, &Arc<AtomicU64>),
     spill: Option<crate::spill::Opened>,
     clock: Clock,
 ) -> Builder<Event> {
     let builder = plain_builder(config, evicted);
     match spill {
-        Some(opened) => builder.spill(opened, crate::spill::EventCodec::new(clock)),
+        Some(opened) => {
+            let codec = crate::spill::EventCodec::new(clock)
+                .weighing(weighing(config))
+                .heaviest_into(Arc::clone(heaviest));
+            builder.spill(opened, codec)
+        }
         None => builder,
     }
 }
@@ -189,6 +200,7 @@ fn start_with_sink(
     spill: Option<crate::spill::Opened>,
 ) -> Result<Subject, SubjectError> {
     let evicted = Arc::new(AtomicU64::new(0));
+    let heaviest = Arc::new(AtomicU64::new(0));
     let counters = Arc::new(
         consumer
             .tally
@@ -202,7 +214,7 @@ fn start_with_sink(
         consumer.clock,
         consumer.sink_latency,
     );
-    let dispatcher = builder(config, &evicted, spill, consumer.clock)
+    let dispatcher = builder(config, (&evicted, &heaviest), spill, consumer.clock)
         .flush_workers(FLUSH_WORKERS)
         .flush_timeout(FLUSH_TIMEOUT)
         .on_flush_error(move |failure, batch| {
@@ -214,6 +226,7 @@ fn start_with_sink(
         kind: Kind::Dispatcher {
             dispatcher,
             evicted,
+            heaviest,
             sink: Some(counters),
         },
         consumer: None,
@@ -241,8 +254,9 @@ impl Subject {
         match config.target {
             TargetKind::Dispatcher => {
                 let evicted = Arc::new(AtomicU64::new(0));
+                let heaviest = Arc::new(AtomicU64::new(0));
                 let (dispatcher, batches) =
-                    builder(config, &evicted, spill, consumer.clock).build()?;
+                    builder(config, (&evicted, &heaviest), spill, consumer.clock).build()?;
                 let mut target: Arc<dyn Target> =
                     Arc::new(DispatcherTarget::new(dispatcher.producer()));
                 let consumer = match consumer.witness.clone() {
@@ -256,6 +270,7 @@ impl Subject {
                     kind: Kind::Dispatcher {
                         dispatcher,
                         evicted,
+                        heaviest,
                         sink: None,
                     },
                     target,
@@ -385,6 +400,7 @@ impl Subject {
         if let Kind::Dispatcher {
             dispatcher,
             evicted,
+            heaviest,
             sink: counters,
         } = kind
         {
@@ -404,6 +420,8 @@ impl Subject {
             drained.failed = report.stats.failed;
             drained.stats = Some(report.stats);
             drained.evicted_seen = evicted.load(Ordering::Relaxed);
+            // After shutdown: its worker, the one reader of the tier, has ended.
+            drained.heaviest_read_back = heaviest.load(Ordering::Relaxed);
             sink = counters;
         }
         drained.consumer = match (consumer, &sink) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 
-/// The counts of the `lost N, duplicated M` line.
+/// The counts of the `lost N, duplicated M, left on disk K` line: N and M.
 fn lost_and_duplicated(text: &str) -> (u64, u64) {
     let line = text
         .lines()
@@ -24,6 +24,9 @@ fn lost_and_duplicated(text: &str) -> (u64, u64) {
         .strip_prefix("lost ")
         .and_then(|rest| rest.split_once(", duplicated "))
         .unwrap_or_else(|| panic!("{line:?}"));
+    let duplicated = duplicated
+        .split_once(", left on disk ")
+        .map_or(duplicated, |(duplicated, _)| duplicated);
     (number(lost), number(duplicated))
 }
 

@@ -38,6 +38,10 @@ pub struct Facts {
     pub max_buffered_bytes: u64,
     /// The exact peak of buffered bytes, from the dispatcher.
     pub peak_buffered_bytes: u64,
+    /// The heaviest event read back from the disk tier, as charged (0: none was). One
+    /// heavier than a lowered limit comes back alone once memory is empty: buffered bytes
+    /// may then pass the limit, by that event.
+    pub heaviest_read_back: u64,
     /// The highest sampled jemalloc `stats.allocated`.
     pub peak_heap_bytes: u64,
     /// What the heap may hold, measured before the run (`None`: not measured, e.g.

@@ -122,6 +122,50 @@ fn buffered_over_the_limit_fails_memory() {
 }
 
 #[test]
+fn an_event_read_back_heavier_than_the_limit_may_pass_it_by_itself_and_no_more() {
+    // 8 KiB events left on disk by a run with a larger limit, read back under 4 KiB.
+    let lowered = |peak: u64, heaviest: u64| Facts {
+        max_buffered_bytes: 4096,
+        peak_buffered_bytes: peak,
+        heaviest_read_back: heaviest,
+        memory_series: vec![MemoryPoint {
+            buffered_bytes: peak,
+            ..point(1.0, 5 << 20, 4096, 0)
+        }],
+        peak_heap_bytes: 5 << 20,
+        ..healthy()
+    };
+    let a = assess(&lowered(8224, 8224));
+    assert_eq!(a.memory.status, Status::Pass, "{:#?}", a.memory);
+    let note = &a.memory.notes[0];
+    assert!(
+        note.contains("8.0 KiB (8,224 B), above the 4.0 KiB (4,096 B) limit")
+            && note.contains("comes back alone once memory is empty"),
+        "{note}"
+    );
+    // A byte more than the heaviest event read back: no exception covers it.
+    let a = assess(&lowered(8225, 8224));
+    assert_eq!(a.memory.status, Status::Fail, "{:#?}", a.memory);
+    assert_eq!(
+        a.memory
+            .notes
+            .iter()
+            .filter(|n| n.contains("heaviest"))
+            .count(),
+        2
+    );
+    // Nothing read back (or nothing heavier than the limit): the limit holds as it is.
+    assert_eq!(assess(&lowered(8224, 0)).memory.status, Status::Fail);
+    let a = assess(&lowered(4097, 4096));
+    assert_eq!(a.memory.status, Status::Fail, "{:#?}", a.memory);
+    assert!(!a.memory.notes[0].contains("heaviest"), "{:#?}", a.memory);
+    // Under the limit: no note about it.
+    let a = assess(&lowered(4096, 8224));
+    assert_eq!(a.memory.status, Status::Pass);
+    assert!(a.memory.notes.iter().all(|n| !n.contains("buffered bytes")));
+}
+
+#[test]
 fn the_budget_is_built_from_the_measured_cost() {
     let budget = model().budget(64 << 20);
     assert_eq!(budget.total, f64::from(95 << 20));

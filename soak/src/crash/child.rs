@@ -46,7 +46,7 @@ impl Layout {
 /// Why a child did not do what the test needs.
 #[derive(Debug, thiserror::Error)]
 pub enum ChildError {
-    /// It could not be started, or its log created.
+    /// It could not be started.
     #[error("cannot start run {run}: {source}")]
     Start {
         /// The run index.
@@ -54,6 +54,30 @@ pub enum ChildError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// Its log could not be created (an output of the test).
+    #[error("cannot create the log of run {run}, {}: {source}", log.display())]
+    Log {
+        /// The run index.
+        run: u32,
+        /// The log.
+        log: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It ended by itself with exit code 3: an output of it (its evidence, its record)
+    /// could not be written; `cause` is what its log says.
+    #[error("run {run} could not write an output ({}): {cause}; its log: {}", super::report::ended(status), log.display())]
+    Output {
+        /// The run index.
+        run: u32,
+        /// How it ended.
+        status: ExitStatus,
+        /// The last line it wrote about it, or why there is none.
+        cause: String,
+        /// Its log.
+        log: PathBuf,
     },
     /// It ended by itself where it should have been running.
     #[error("run {run} ended by itself ({status}) before it was killed; its log: {}", log.display())]
@@ -96,6 +120,43 @@ pub enum ChildError {
     },
 }
 
+impl ChildError {
+    /// The process exit code (see [`crate::app`]): 3 for an output that could not be
+    /// written (a full disk), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ChildError::Log { .. } | ChildError::Output { .. } => crate::app::EXIT_IO,
+            _ => crate::app::EXIT_FAIL,
+        }
+    }
+}
+
+/// Whether a child's exit `status` says an output of it could not be written.
+pub fn output_failed(status: &ExitStatus) -> bool {
+    status.code() == Some(i32::from(crate::app::EXIT_IO))
+}
+
+/// What a child's `log` says went wrong: its last line of its own (`soak: ...`, the
+/// program name left out), or why there is none.
+pub fn cause(log: &Path) -> String {
+    let own = |line: &str| {
+        [crate::program::THROUGH_CARGO, crate::program::DIRECT]
+            .iter()
+            .find_map(|name| line.strip_prefix(name)?.strip_prefix(": "))
+            .map(str::to_owned)
+    };
+    let text = std::fs::read(log).map(|bytes| {
+        let tail = bytes.len().saturating_sub(64 * 1024);
+        String::from_utf8_lossy(&bytes[tail..]).into_owned()
+    });
+    match text {
+        Ok(text) => text.lines().rev().find_map(own).unwrap_or_else(|| {
+            "its log gives no reason (the disk it is on may have no room for one)".into()
+        }),
+        Err(err) => format!("its log cannot be read: {err}"),
+    }
+}
+
 /// A child run in progress.
 pub struct Running {
     /// Its index.
@@ -112,8 +173,13 @@ pub struct Running {
 pub fn start(layout: &Layout, run: u32, extra: &[String]) -> Result<Running, ChildError> {
     let start_error = |source| ChildError::Start { run, source };
     let log = layout.log(run);
-    let out = File::create(&log).map_err(start_error)?;
-    let err = out.try_clone().map_err(start_error)?;
+    let log_error = |source| ChildError::Log {
+        run,
+        log: log.clone(),
+        source,
+    };
+    let out = File::create(&log).map_err(log_error)?;
+    let err = out.try_clone().map_err(log_error)?;
     let program = std::env::current_exe().map_err(start_error)?;
     let child = Command::new(program)
         .arg("--config")
@@ -225,6 +291,12 @@ impl Running {
     fn still_running(&mut self) -> Result<(), ChildError> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
+            Ok(Some(status)) if output_failed(&status) => Err(ChildError::Output {
+                run: self.run,
+                status,
+                cause: cause(&self.log),
+                log: self.log.clone(),
+            }),
             Ok(Some(status)) => Err(ChildError::Ended {
                 run: self.run,
                 status,
@@ -245,5 +317,31 @@ impl Drop for Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_is_the_last_line_a_child_wrote_of_its_own() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let log = tmp.path().join("run-0000.log");
+        std::fs::write(
+            &log,
+            "soak: 4 producers ready\n[  0.3s/60s] delivered 19.8k/s\n\
+             cargo soak: crash test: cannot write the delivered ids to /x/ids: No space left \
+             on device (os error 28)\n[  0.5s/60s] delivered 19.8k/s\n",
+        )
+        .expect("write");
+        assert_eq!(
+            cause(&log),
+            "crash test: cannot write the delivered ids to /x/ids: No space left on device \
+             (os error 28)"
+        );
+        std::fs::write(&log, "").expect("write");
+        assert!(cause(&log).contains("no reason"), "{}", cause(&log));
+        assert!(cause(&tmp.path().join("missing")).contains("cannot be read"));
     }
 }

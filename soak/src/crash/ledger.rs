@@ -58,7 +58,12 @@ pub fn describe(id: u64) -> String {
 ///
 /// The file cannot be created (or exists already: evidence is never overwritten).
 pub fn accepted_file(dir: &Path, run: u32, handle: u32) -> io::Result<File> {
-    create(&dir.join(format!("accepted-{run:04}-{handle:04}.ids")))
+    create(&accepted_path(dir, run, handle))
+}
+
+/// The id file of run `run`'s producer handle `handle`.
+pub fn accepted_path(dir: &Path, run: u32, handle: u32) -> PathBuf {
+    dir.join(format!("accepted-{run:04}-{handle:04}.ids"))
 }
 
 /// A new, empty file for the ids run `run` delivers.
@@ -67,7 +72,12 @@ pub fn accepted_file(dir: &Path, run: u32, handle: u32) -> io::Result<File> {
 ///
 /// As [`accepted_file`].
 pub fn delivered_file(dir: &Path, run: u32) -> io::Result<File> {
-    create(&dir.join(format!("delivered-{run:04}.ids")))
+    create(&delivered_path(dir, run))
+}
+
+/// The file of the ids run `run` delivers.
+pub fn delivered_path(dir: &Path, run: u32) -> PathBuf {
+    dir.join(format!("delivered-{run:04}.ids"))
 }
 
 fn create(path: &Path) -> io::Result<File> {
@@ -98,8 +108,14 @@ pub struct Tally {
     pub delivered: u64,
     /// Distinct ids recorded as delivered.
     pub delivered_distinct: u64,
-    /// Accepted ids never delivered.
+    /// Accepted ids never delivered, and not on disk either.
     pub lost: u64,
+    /// Accepted ids never delivered but still on disk when the last run ended: not lost
+    /// (the next run on the directory delivers them first).
+    pub left_on_disk: u64,
+    /// Ids on disk when the last run ended that were delivered already (they will be
+    /// again) or have no accepted record (taken just before a kill).
+    pub on_disk_otherwise: u64,
     /// Deliveries beyond the first of an id.
     pub duplicated: u64,
     /// Delivered ids with no accepted record: accepted just before a kill, which came
@@ -120,6 +136,19 @@ const LOST_SHOWN: usize = 5;
 ///
 /// A file that cannot be read.
 pub fn tally(dir: &Path) -> io::Result<Tally> {
+    tally_with(dir, &[])
+}
+
+/// [`tally`], with the ids still on disk when the last run ended (`on_disk`): an accepted
+/// id never delivered but on disk is left there, not lost.
+///
+/// # Errors
+///
+/// A file that cannot be read.
+pub fn tally_with(dir: &Path, on_disk: &[u64]) -> io::Result<Tally> {
+    let mut on_disk = on_disk.to_vec();
+    on_disk.sort_unstable();
+    on_disk.dedup();
     let mut accepted = Vec::new();
     let mut delivered = Vec::new();
     let mut torn = 0;
@@ -148,13 +177,19 @@ pub fn tally(dir: &Path) -> io::Result<Tally> {
     t.delivered_distinct = seen.len() as u64;
     t.duplicated = t.delivered - t.delivered_distinct;
     for id in &accepted {
-        if seen.binary_search(id).is_err() {
-            t.lost += 1;
-            if t.lost_ids.len() < LOST_SHOWN {
-                t.lost_ids.push(*id);
-            }
+        if seen.binary_search(id).is_ok() {
+            continue;
+        }
+        if on_disk.binary_search(id).is_ok() {
+            t.left_on_disk += 1;
+            continue;
+        }
+        t.lost += 1;
+        if t.lost_ids.len() < LOST_SHOWN {
+            t.lost_ids.push(*id);
         }
     }
+    t.on_disk_otherwise = on_disk.len() as u64 - t.left_on_disk;
     t.unrecorded = seen
         .iter()
         .filter(|id| accepted.binary_search(id).is_err())
@@ -251,7 +286,13 @@ mod tests {
         assert_eq!((t.accepted, t.delivered, t.delivered_distinct), (5, 6, 5));
         assert_eq!((t.lost, t.duplicated, t.unrecorded, t.torn), (1, 1, 1, 2));
         assert_eq!(t.lost_ids, [11]);
+        assert_eq!((t.left_on_disk, t.on_disk_otherwise), (0, 0));
         assert_eq!(progress(dir, 1).expect("progress"), (2, 3));
+        // 11 still on disk: left there, not lost; 2 and 99 on disk too (delivered already,
+        // or never written down as accepted).
+        let t = tally_with(dir, &[11, 2, 99, 11]).expect("tally");
+        assert_eq!((t.lost, t.left_on_disk, t.on_disk_otherwise), (0, 1, 2));
+        assert!(t.lost_ids.is_empty());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 pub mod child;
 pub mod ledger;
+mod leftover;
 mod report;
 pub mod witness;
 
@@ -87,7 +88,8 @@ pub enum CrashError {
     /// Bad input, found before anything was created (exit code 2).
     #[error("{0}")]
     Input(String),
-    /// A child did not do what the test needs (exit code 1).
+    /// A child did not do what the test needs (exit code 1), or could not write an
+    /// output (exit code 3).
     #[error(transparent)]
     Child(#[from] ChildError),
     /// A file of the test could not be written or read (exit code 3).
@@ -106,7 +108,7 @@ impl CrashError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CrashError::Input(_) => crate::app::EXIT_USAGE,
-            CrashError::Child(_) => crate::app::EXIT_FAIL,
+            CrashError::Child(child) => child.exit_code(),
             CrashError::Io { .. } => crate::app::EXIT_IO,
         }
     }
@@ -127,43 +129,54 @@ pub struct CrashOutcome {
     pub last: Option<RunResults>,
     /// How long it took, start to exit.
     pub last_took: Duration,
+    /// It could not write an output (it exited 3): what its log says. The tally stands
+    /// (what it did not write down was neither acknowledged nor lost), but the test exits
+    /// 3.
+    pub last_output_error: Option<String>,
     /// What the id files say.
     pub tally: ledger::Tally,
 }
 
 impl CrashOutcome {
-    /// Nothing accepted was lost.
+    /// Nothing accepted was lost (events still on disk are not lost).
     pub fn passed(&self) -> bool {
         self.tally.lost == 0
     }
 }
 
 /// The children's scenario: `args` over [`base_scenario`] (or over `--preset` / `--config`),
-/// the disk tier always on, write-ahead unless `no_write_ahead`. Checked before anything
-/// is created.
+/// the disk tier always on, write-ahead unless `no_write_ahead`. Checked without touching
+/// anything (the disk tier's directory is looked at by [`crash_test`], after `--out`).
 ///
 /// # Errors
 ///
 /// A message for the user: a bad scenario, a reference target, a disk tier directory that
-/// cannot be used or already holds events (their ids would not be the test's).
+/// cannot be used.
 pub fn scenario(args: &ScenarioArgs, no_write_ahead: bool) -> Result<ScenarioConfig, String> {
-    let mut config =
-        crate::scenario::resolve_from(args, base_scenario()).map_err(|e| e.to_string())?;
+    // The tier the children run is set before the checks: under write-ahead, the payload
+    // must fit its disk budget.
+    let config = crate::scenario::resolve_adjusted(args, base_scenario(), |config| {
+        if !config.target.is_reference() {
+            config.spill.get_or_insert_with(default_spill).write_ahead = !no_write_ahead;
+        }
+    })
+    .map_err(|e| e.to_string())?;
     if config.target.is_reference() {
         return Err(format!(
             "--target {} cannot be crash-tested: only the dispatcher has a disk tier",
             config.target
         ));
     }
-    let spill = config.spill.get_or_insert_with(default_spill);
-    spill.write_ahead = !no_write_ahead;
-    if spill.dir != Path::new(DEFAULT_SPILL_DIR) {
-        check_empty(&spill.dir)?;
+    if let Some(spill) = config.spill.as_ref() {
+        if spill.dir != Path::new(DEFAULT_SPILL_DIR) {
+            crate::spill::check_dir(&spill.dir)?;
+        }
     }
     Ok(config)
 }
 
-/// A disk tier directory the test can use: one that can be created, or an empty tier.
+/// A disk tier directory the test can use: one that can be created, or an empty tier. The
+/// probe that looks into an existing one leaves it as it was (see [`crate::spill::Opening`]).
 fn check_empty(dir: &Path) -> Result<(), String> {
     crate::spill::check_dir(dir)?;
     if !dir.exists() {
@@ -173,7 +186,7 @@ fn check_empty(dir: &Path) -> Result<(), String> {
         dir: dir.to_path_buf(),
         ..SpillConfig::default()
     };
-    let (_, recovered) = crate::spill::open(&probe)?;
+    let recovered = crate::spill::open(&probe)?.recovered();
     if recovered.events > 0 {
         let events = match recovered.events {
             1 => "1 event".to_owned(),
@@ -195,11 +208,26 @@ fn check_empty(dir: &Path) -> Result<(), String> {
 ///
 /// # Errors
 ///
-/// [`CrashError`]: the output directory cannot be used, a child cannot be started or ends
-/// on its own, a file cannot be written.
+/// [`CrashError`]: the output directory or the disk tier's cannot be used (checked in that
+/// order, before anything is created), a child cannot be started or ends on its own, a
+/// file cannot be written.
 pub fn crash_test(options: &CrashOptions) -> Result<CrashOutcome, CrashError> {
+    // The output first: a test refused for it has not looked into the disk tier's directory.
     runlog::RunDir::check_base(&options.out)
         .map_err(|e| CrashError::Input(format!("{}: {e}", options.out_label)))?;
+    if let Some(spill) = options.config.spill.as_ref() {
+        if spill.dir != Path::new(DEFAULT_SPILL_DIR) {
+            crate::checks::apart(&options.out, &spill.dir)
+                .map_err(|e| {
+                    e.replace(
+                        &format!("--out {}", options.out.display()),
+                        &options.out_label,
+                    )
+                })
+                .and_then(|()| check_empty(&spill.dir))
+                .map_err(CrashError::Input)?;
+        }
+    }
     let work = options.out.join(format!("crash-{}", runlog::new_run_id()));
     let layout = Layout::under(&work);
     let mut config = options.config.clone();
@@ -239,10 +267,30 @@ pub fn crash_test(options: &CrashOptions) -> Result<CrashOutcome, CrashError> {
         report::ended(&last_status),
         runlog::human::seconds(last_took.as_secs_f64())
     ));
+    let last_output_error = child::output_failed(&last_status).then(|| {
+        let log = layout.log(run);
+        format!(
+            "run {run} could not write an output ({}): {}; its log: {}",
+            report::ended(&last_status),
+            child::cause(&log),
+            log.display()
+        )
+    });
     let last = runlog::RunDir::resolve_latest(&layout.runs)
         .ok()
         .and_then(|dir| runlog::read_results(&dir.results_path()).ok());
-    let tally = ledger::tally(&layout.ledger).map_err(|source| CrashError::Io {
+    // What the last run left on disk (its drain deadline passed) is not lost.
+    let on_disk = match config.spill.as_ref() {
+        Some(spill) => leftover::ids(spill).map_err(|why| CrashError::Io {
+            what: format!(
+                "cannot read what run {run} left in the disk tier {}",
+                spill.dir.display()
+            ),
+            source: std::io::Error::other(why),
+        })?,
+        None => Vec::new(),
+    };
+    let tally = ledger::tally_with(&layout.ledger, &on_disk).map_err(|source| CrashError::Io {
         what: format!("cannot read the ids in {}", layout.ledger.display()),
         source,
     })?;
@@ -253,6 +301,7 @@ pub fn crash_test(options: &CrashOptions) -> Result<CrashOutcome, CrashError> {
         last_status,
         last,
         last_took,
+        last_output_error,
         tally,
     })
 }

@@ -1,6 +1,6 @@
 //! What `soak crash-test` prints at the end: the verdict, the kills, the last run, the
-//! counts (`lost N, duplicated M`) and where the evidence is, in the summary's layout
-//! and vocabulary.
+//! counts (`lost N, duplicated M, left on disk K`) and where the evidence is, in the
+//! summary's layout and vocabulary.
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::ExitStatus;
@@ -48,11 +48,15 @@ pub fn render(o: &CrashOutcome, colour: bool) -> String {
             ),
         ),
         format!(
-            "  lost {}, duplicated {}",
+            "  lost {}, duplicated {}, left on disk {}",
             grouped(t.lost),
-            grouped(t.duplicated)
+            grouped(t.duplicated),
+            grouped(t.left_on_disk)
         ),
     ];
+    if t.left_on_disk + t.on_disk_otherwise > 0 {
+        lines.push(field("on disk", &on_disk(o)));
+    }
     if !t.lost_ids.is_empty() {
         let ids: Vec<String> = t.lost_ids.iter().map(|&id| ledger::describe(id)).collect();
         lines.push(field("first lost", &ids.join("; ")));
@@ -66,7 +70,13 @@ pub fn render(o: &CrashOutcome, colour: bool) -> String {
             ),
         ));
     }
-    let verdict = if o.passed() {
+    let verdict = if o.passed() && t.left_on_disk > 0 {
+        format!(
+            "every accepted event was delivered at least once or is still on disk ({}, not \
+             lost: the next run on the directory delivers them first)",
+            grouped(t.left_on_disk)
+        )
+    } else if o.passed() {
         "every accepted event was delivered at least once".to_owned()
     } else {
         format!("{} accepted events were never delivered", grouped(t.lost))
@@ -74,6 +84,29 @@ pub fn render(o: &CrashOutcome, colour: bool) -> String {
     lines.push(field("verdict", &verdict));
     lines.push(field("evidence", &o.work.display().to_string()));
     lines.join("\n")
+}
+
+/// What the last run left in the disk tier, and how to deliver it.
+fn on_disk(o: &CrashOutcome) -> String {
+    let t = &o.tally;
+    let mut text = format!(
+        "{} accepted events never delivered were still in the disk tier when the last run \
+         ended",
+        grouped(t.left_on_disk)
+    );
+    if t.on_disk_otherwise > 0 {
+        text.push_str(&format!(
+            ", beside {} delivered already or taken just before a kill",
+            grouped(t.on_disk_otherwise)
+        ));
+    }
+    if let Some(spill) = &o.config.spill {
+        text.push_str(&format!(
+            "; a run on it delivers them: soak --spill-dir {}",
+            spill.dir.display()
+        ));
+    }
+    text
 }
 
 /// `10 SIGKILLs, 4 ms to 580 ms into production (seed 1, write-ahead)`.

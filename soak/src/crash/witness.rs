@@ -9,7 +9,7 @@
 //! [`RUN_ENV`]); a run started without them has no witness.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -80,24 +80,30 @@ impl Witness {
         Ok(Witnessed {
             inner: source,
             file: ledger::delivered_file(&self.dir, self.run)?,
+            path: ledger::delivered_path(&self.dir, self.run),
             buf: Vec::new(),
         })
     }
 
-    fn accepted_file(&self) -> std::io::Result<File> {
+    fn accepted_file(&self) -> std::io::Result<(File, PathBuf)> {
         let handle = self.handles.fetch_add(1, Ordering::Relaxed);
-        ledger::accepted_file(&self.dir, self.run, handle)
+        let file = ledger::accepted_file(&self.dir, self.run, handle)?;
+        Ok((file, ledger::accepted_path(&self.dir, self.run, handle)))
     }
 }
 
 /// Evidence that cannot be written: the test would count on ids it does not have, so the
-/// run ends at once, and the crash test reports a child that died on its own.
-fn unwritable(what: &str, err: &std::io::Error) -> ! {
+/// run ends at once, with exit code 3 (an output could not be written) and a line saying
+/// which, which the crash test reports as the cause. What it had not written down is safe:
+/// an accepted event not written down is on disk (write-ahead), a batch received and not
+/// written down was not acknowledged.
+fn unwritable(what: &str, path: &Path, err: &std::io::Error) -> ! {
     crate::errln!(
-        "{}: crash test: cannot write the {what} ids: {err}",
-        crate::program::name()
+        "{}: crash test: cannot write the {what} ids to {}: {err}",
+        crate::program::name(),
+        path.display()
     );
-    std::process::abort()
+    std::process::exit(i32::from(crate::app::EXIT_IO))
 }
 
 /// A producer handle's target: tags, offers, writes down what was accepted.
@@ -105,15 +111,17 @@ struct Tagging {
     witness: Arc<Witness>,
     inner: Arc<dyn Target>,
     file: File,
+    path: PathBuf,
 }
 
 impl Tagging {
     fn new(witness: Arc<Witness>, inner: Arc<dyn Target>) -> std::io::Result<Self> {
-        let file = witness.accepted_file()?;
+        let (file, path) = witness.accepted_file()?;
         Ok(Tagging {
             witness,
             inner,
             file,
+            path,
         })
     }
 }
@@ -126,7 +134,7 @@ impl Target for Tagging {
         if let Offer::Accepted = offer {
             let mut file = &self.file;
             if let Err(err) = std::io::Write::write_all(&mut file, &id.to_le_bytes()) {
-                unwritable("accepted", &err);
+                unwritable("accepted", &self.path, &err);
             }
         }
         offer
@@ -136,7 +144,7 @@ impl Target for Tagging {
         let inner = self.inner.fork().unwrap_or_else(|| Arc::clone(&self.inner));
         match Tagging::new(Arc::clone(&self.witness), inner) {
             Ok(tagging) => Some(Arc::new(tagging)),
-            Err(err) => unwritable("accepted", &err),
+            Err(err) => unwritable("accepted", &self.witness.dir, &err),
         }
     }
 }
@@ -145,6 +153,7 @@ impl Target for Tagging {
 pub struct Witnessed<S> {
     inner: S,
     file: File,
+    path: PathBuf,
     buf: Vec<u8>,
 }
 
@@ -157,7 +166,7 @@ impl<S: BatchSource> BatchSource for Witnessed<S> {
     fn recv_batch(&mut self, timeout: Duration) -> Result<Self::Batch<'_>, SourceError> {
         let batch = self.inner.recv_batch(timeout)?;
         if let Err(err) = ledger::append(&self.file, &mut self.buf, batch.iter().map(ledger::id)) {
-            unwritable("delivered", &err);
+            unwritable("delivered", &self.path, &err);
         }
         Ok(batch)
     }
@@ -165,7 +174,7 @@ impl<S: BatchSource> BatchSource for Witnessed<S> {
     fn try_recv_batch(&mut self) -> Result<Self::Batch<'_>, SourceError> {
         let batch = self.inner.try_recv_batch()?;
         if let Err(err) = ledger::append(&self.file, &mut self.buf, batch.iter().map(ledger::id)) {
-            unwritable("delivered", &err);
+            unwritable("delivered", &self.path, &err);
         }
         Ok(batch)
     }
