@@ -23,22 +23,13 @@ use nix::sys::signal::Signal;
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// A slow consumer (4 KiB batches, 5 ms each: about 2.9k events/s) behind 64 KiB of
-/// memory, offered 20k events/s: memory cannot keep up, so it spills.
-const SPILLING: &[&str] = &[
-    "--max-buffered-bytes",
-    "64KiB",
-    "--max-batch-bytes",
-    "4KiB",
-    "--consumer-delay",
-    "5ms",
-    "--rate",
-    "20k/s",
-];
-
-/// `SPILLING` + `--spill-dir spill` + `extra`, as owned arguments.
+/// [`common::OVERFLOWING`] (memory cannot keep up, so it spills) + `--spill-dir spill`
+/// + `extra`, as owned arguments.
 fn spilling(spill: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = SPILLING.iter().map(|s| (*s).to_owned()).collect();
+    let mut args: Vec<String> = common::OVERFLOWING
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
     args.push("--spill-dir".into());
     args.push(path(spill));
     args.extend(extra.iter().map(|s| (*s).to_owned()));
