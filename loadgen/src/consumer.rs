@@ -46,6 +46,10 @@ pub struct ConsumerControl {
     stopped: AtomicBool,
     /// Events the consumer left in its source when it was stopped.
     left: AtomicU64,
+    /// When the consumer last finished counting a batch, in nanoseconds
+    /// after `epoch` (0: never).
+    last_delivery_ns: AtomicU64,
+    epoch: Instant,
     jitter: Duration,
     stall: Option<Stall>,
     seed: u64,
@@ -61,6 +65,8 @@ impl ConsumerControl {
             aborted: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             left: AtomicU64::new(0),
+            last_delivery_ns: AtomicU64::new(0),
+            epoch: Instant::now(),
             jitter: sim.jitter,
             stall: sim.stall,
             seed: sim.seed,
@@ -107,6 +113,28 @@ impl ConsumerControl {
     /// The events a stopped consumer left in its source (0 until it stopped).
     pub fn left(&self) -> u64 {
         self.left.load(Ordering::Acquire)
+    }
+
+    /// When the consumer last counted a batch as delivered, if it ever did:
+    /// the end of a drain, measured without waiting for the thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use loadgen::{ConsumerControl, ConsumerSim};
+    /// assert!(ConsumerControl::new(ConsumerSim::default()).last_delivery().is_none());
+    /// ```
+    pub fn last_delivery(&self) -> Option<Instant> {
+        match self.last_delivery_ns.load(Ordering::Acquire) {
+            0 => None,
+            ns => Some(self.epoch + Duration::from_nanos(ns)),
+        }
+    }
+
+    fn note_delivery(&self, at: Instant) {
+        let ns =
+            u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        self.last_delivery_ns.store(ns.max(1), Ordering::Release);
     }
 
     fn is_stopped(&self) -> bool {
@@ -438,6 +466,7 @@ impl Consumer<'_> {
         }
         self.counters.add(&tally);
         self.totals = add(self.totals, &tally);
+        self.control.note_delivery(Instant::now());
         if !sim.is_free() && !self.control.is_aborted() {
             let deadline = self.pacer.charge(now, waited, cost);
             self.sleep_until(deadline);
@@ -541,6 +570,33 @@ mod tests {
         assert_eq!(totals.batches_for(FlushReason::Bytes), 2);
         assert_eq!(totals.batches_for(FlushReason::Interval), 0);
         assert_eq!(add(tally, &tally), totals);
+    }
+
+    #[test]
+    fn the_last_delivery_is_when_the_last_batch_was_counted() {
+        let (target, batches) = channel(10, 10);
+        let control = Arc::new(ConsumerControl::new(ConsumerSim::default()));
+        let counters = Arc::new(ConsumerCounters::new());
+        assert!(control.last_delivery().is_none());
+        let consumer = spawn_consumer(
+            "consumer",
+            batches,
+            Arc::clone(&control),
+            counters.clone(),
+            Clock::new(),
+            None,
+        )
+        .unwrap();
+        let before = Instant::now();
+        assert!(matches!(target.offer(event(0)), Offer::Accepted));
+        drop(target);
+        consumer.join().unwrap();
+        let after = Instant::now();
+        let last = control.last_delivery().expect("a batch was delivered");
+        assert!(
+            before <= last && last <= after,
+            "{before:?} {last:?} {after:?}"
+        );
     }
 
     #[test]

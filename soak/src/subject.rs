@@ -397,6 +397,9 @@ impl Subject {
         let timeout = deadline.saturating_duration_since(began);
         let mut drained = Drained::default();
         let mut sink = None;
+        // When the subject let go of its last event (the dispatcher's shutdown
+        // returned; a reference target's source closed at `began`).
+        let mut shut = began;
         if let Kind::Dispatcher {
             dispatcher,
             evicted,
@@ -412,6 +415,7 @@ impl Subject {
                 Ok(report) => (0, report),
                 Err(timeout) => (timeout.undelivered.len() as u64, *timeout.report),
             };
+            shut = Instant::now();
             if let Some(counters) = &counters {
                 counters.close();
             }
@@ -424,18 +428,24 @@ impl Subject {
             drained.heaviest_read_back = heaviest.load(Ordering::Relaxed);
             sink = counters;
         }
+        let mut end = None;
         drained.consumer = match (consumer, &sink) {
             (Some(consumer), _) => {
                 let totals = join_by(consumer, deadline, control)?;
                 // What a reference channel still held at the deadline (the dispatcher
                 // handed its undelivered events back above: its source is empty).
                 drained.undelivered += control.left();
+                // The drain ends at the last delivery (or when the subject was done),
+                // not when the join's polling noticed the consumer had finished.
+                let delivered = control.last_delivery().filter(|at| *at > began);
+                end = Some(delivered.map_or(shut, |at| at.max(shut)));
                 totals
             }
             (None, Some(counters)) => counters.snapshot(),
             (None, None) => ConsumerTotals::default(),
         };
-        drained.drain_us = began.elapsed().as_micros() as u64;
+        let end = end.unwrap_or_else(Instant::now);
+        drained.drain_us = end.saturating_duration_since(began).as_micros() as u64;
         drained.sink_error = sink.as_ref().and_then(|counters| counters.last_error());
         drained.sink_warning = sink.and_then(|counters| counters.failure_warning());
         Ok(drained)
