@@ -2,14 +2,23 @@
 //! on `<dir>/lock`, through `fs4`.
 //!
 //! The lock file is created once and never removed (removing a lock file
-//! races with another process opening it). The lock belongs to the open
+//! races with another process opening it), except by the open that created
+//! it in a directory it then refused as not ours (it still holds the lock
+//! when it removes the file). The lock belongs to the open
 //! file description, so a second open in the same process is refused just
 //! like one in another process, and it goes away with the descriptor: on
 //! drop, or when the process dies however it dies.
+//!
+//! One exception to "goes away with the descriptor": a thread of this
+//! process that forks (to run another program) duplicates every descriptor
+//! into the child until its `exec` closes them, so for that moment the lock
+//! outlives a drop. Taking the lock therefore tries again for a short while
+//! before refusing the directory as locked.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use fs4::fs_std::FileExt;
 
@@ -17,6 +26,10 @@ use super::error::SpillError;
 
 /// The lock file's name.
 pub(crate) const LOCK_FILE: &str = "lock";
+
+/// How long a held lock is tried again before the directory is refused:
+/// longer than a fork's descriptors live before `exec` on a busy machine.
+const FORK_GRACE: Duration = Duration::from_millis(100);
 
 /// A held directory lock; released on drop.
 #[derive(Debug)]
@@ -26,7 +39,8 @@ pub(crate) struct DirLock {
 }
 
 impl DirLock {
-    /// Takes the lock of `dir` without waiting.
+    /// Takes the lock of `dir`, trying again for up to [`FORK_GRACE`]
+    /// while it is held (see the module docs), then refusing.
     pub(crate) fn acquire(dir: &Path) -> Result<Self, SpillError> {
         let path = dir.join(LOCK_FILE);
         let file = OpenOptions::new()
@@ -36,13 +50,18 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| SpillError::io(&path, e))?;
-        match FileExt::try_lock_exclusive(&file) {
-            Ok(true) => Ok(DirLock { _file: file, path }),
-            Ok(false) => Err(SpillError::Locked { dir: dir.into() }),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                Err(SpillError::Locked { dir: dir.into() })
+        let give_up = Instant::now() + FORK_GRACE;
+        loop {
+            match FileExt::try_lock_exclusive(&file) {
+                Ok(true) => return Ok(DirLock { _file: file, path }),
+                Ok(false) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(SpillError::io(&path, e)),
             }
-            Err(e) => Err(SpillError::io(&path, e)),
+            if Instant::now() >= give_up {
+                return Err(SpillError::Locked { dir: dir.into() });
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 

@@ -142,11 +142,11 @@ impl SpillLog {
             Ok(scan) => scan,
             Err(refused) => {
                 // A directory that is not ours (or not readable as ours) is
-                // left as it was found.
-                drop(lock);
+                // left as it was found (the lock file goes while still held).
                 if !lock_existed {
                     let _ = std::fs::remove_file(dir.join(super::lock::LOCK_FILE));
                 }
+                drop(lock);
                 if !dir_existed {
                     let _ = std::fs::remove_dir(dir);
                 }
