@@ -89,3 +89,10 @@ pub use error::{DecodeError, SpillError};
 pub use log::SpillLog;
 pub use recovery::Recovered;
 pub use stats::SpillStats;
+
+pub use crate::core::spill::record::{EVENT_DISK_OVERHEAD, decode_record};
+
+/// A frame's header on disk: length and checksum.
+pub(crate) const FRAME_HEADER_BYTES: u64 = frame::FRAME_HEADER_LEN as u64;
+/// A segment's header on disk.
+pub(crate) const SEGMENT_HEADER_BYTES: u64 = segment::HEADER_LEN as u64;

@@ -3,7 +3,6 @@
 //! the codec that writes the soak's events to disk ([`EventCodec`]).
 
 mod codec;
-pub mod record;
 
 use std::path::{Path, PathBuf};
 
@@ -19,12 +18,11 @@ pub type Opened = (SpillLog, Recovered);
 const MAX_SEGMENT_BYTES: u64 = 64 << 20;
 
 /// What the disk takes for one event beyond its payload, at most: the soak's codec header
-/// ([`EventCodec`]: 20 B), the dispatcher's record header (kind `u8`, partition `u16`:
-/// 3 B, `dispatcher/src/core/spill/record.rs`), the frame header (length and checksum,
-/// `u32` each: 8 B) and the header of the segment it may have to start (24 B). The last
-/// three are the dispatcher's private layout, restated here: an event larger than the disk
-/// budget less all four is refused by the dispatcher as too large for the disk.
-pub const EVENT_DISK_OVERHEAD: u64 = codec::HEADER as u64 + 3 + 8 + 24;
+/// ([`EventCodec`]: 20 B) and the dispatcher's own
+/// ([`dispatcher::spill::EVENT_DISK_OVERHEAD`]: record, frame and segment headers). An event
+/// larger than the disk budget less both is refused by the dispatcher as too large for the
+/// disk.
+pub const EVENT_DISK_OVERHEAD: u64 = codec::HEADER as u64 + dispatcher::spill::EVENT_DISK_OVERHEAD;
 
 /// The disk an event of `payload` bytes needs, alone in a new segment: the least disk
 /// budget that can ever take it.

@@ -34,6 +34,20 @@ impl<T, C: Codec<T>> Coder<T> for ByCodec<C> {
 const ONE: u8 = 0;
 const GROUP: u8 = 1;
 
+/// The most a dispatcher's disk tier writes for one event beyond its
+/// codec's bytes: the record header (kind and partition, 3 B), the frame
+/// header (8 B) and the header of a segment it may have to start (24 B).
+/// An event whose encoding is larger than `max_disk_bytes` less this can
+/// never go to disk.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(dispatcher::spill::EVENT_DISK_OVERHEAD, 35);
+/// ```
+pub const EVENT_DISK_OVERHEAD: u64 =
+    3 + crate::spill::FRAME_HEADER_BYTES + crate::spill::SEGMENT_HEADER_BYTES;
+
 /// Appends the record of `items` admitted through partition `part`.
 pub(crate) fn encode<'a, T: 'a>(
     codec: &dyn Coder<T>,
@@ -58,6 +72,49 @@ pub(crate) fn encode<'a, T: 'a>(
         codec.encode(item, out);
         let len = (out.len() - at - 4) as u32;
         out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+}
+
+/// The events of one record a dispatcher's disk tier wrote (what
+/// [`SpillLog::read_next`](crate::spill::SpillLog::read_next) returns for
+/// it), in order, decoded by `codec`: for reading a tier's directory
+/// without a dispatcher. A `try_enqueue_all` group is one record.
+///
+/// # Errors
+///
+/// [`DecodeError`] when the record is damaged or `codec` refuses an event.
+///
+/// # Examples
+///
+/// ```
+/// use dispatcher::Dispatcher;
+/// use dispatcher::spill::{Raw, Spill, decode_record};
+///
+/// let dir = tempfile::tempdir()?;
+/// let spill = Spill::new(dir.path()).write_ahead(true);
+/// let (dispatcher, _batches) = Dispatcher::<Vec<u8>>::builder().spill(spill.open()?, Raw).build()?;
+/// dispatcher.producer().try_enqueue_all(vec![b"a".to_vec(), b"bc".to_vec()])?;
+/// drop(dispatcher.stop()); // what was read back stays on disk, unacknowledged
+///
+/// let (mut log, _) = spill.open()?;
+/// let (_, record) = log.read_next()?.expect("the group");
+/// let events: Vec<Vec<u8>> = decode_record(&Raw, &record)?;
+/// assert_eq!(events, [b"a".to_vec(), b"bc".to_vec()]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn decode_record<T, C: Codec<T>>(codec: &C, record: &[u8]) -> Result<Vec<T>, DecodeError> {
+    decode(&Borrowed(codec), record).map(|(_, items)| items)
+}
+
+/// A borrowed [`Codec`] behind [`Coder`].
+struct Borrowed<'a, C>(&'a C);
+
+impl<T, C: Codec<T>> Coder<T> for Borrowed<'_, C> {
+    fn encode(&self, item: &T, out: &mut Vec<u8>) {
+        self.0.encode(item, out);
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<T, DecodeError> {
+        self.0.decode(bytes)
     }
 }
 
@@ -138,6 +195,28 @@ mod tests {
         let group = vec![b"".to_vec(), b"x".to_vec(), vec![7; 300]];
         assert_eq!(round_trip(&group, true, 255), (255, group));
         assert_eq!(round_trip(&[], true, 0), (0, vec![]));
+    }
+
+    #[test]
+    fn records_written_by_hand_decode_or_are_refused() {
+        let events = |record: &[u8]| decode_record::<Vec<u8>, _>(&Raw, record);
+        assert!(events(&[]).is_err());
+        assert!(events(&[0, 1]).is_err());
+        assert_eq!(events(&[0, 1, 0, 9, 9]).expect("one"), [vec![9u8, 9]]);
+        assert_eq!(
+            events(&[1, 0, 0, 0, 0, 0, 0]).expect("empty group").len(),
+            0
+        );
+        assert!(
+            events(&[1, 0, 0, 1, 0, 0, 0]).is_err(),
+            "a count past the bytes"
+        );
+        assert!(
+            events(&[1, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 1]).is_err(),
+            "cut short"
+        );
+        assert!(events(&[1, 0, 0, 0, 0, 0, 0, 7]).is_err(), "trailing bytes");
+        assert!(events(&[2, 0, 0]).is_err(), "unknown kind");
     }
 
     #[test]
