@@ -124,10 +124,17 @@ impl<T> State<T> {
         }
     }
 
-    /// Appends an event whose bytes the caller reserved, and cuts batches
-    /// as the size limits and hooks say.
+    /// Appends an event just admitted, whose bytes the caller reserved, and
+    /// cuts batches as the size limits and hooks say.
     #[inline]
     pub(crate) fn append(&mut self, item: T, weight: usize) {
+        self.stats.accepted += 1;
+        self.enter(item, weight);
+    }
+
+    /// Puts an event (counted as accepted already) in the partition.
+    #[inline]
+    fn enter(&mut self, item: T, weight: usize) {
         if self.hooks.on_append {
             self.append_hooked(item, weight);
         } else {
@@ -135,11 +142,10 @@ impl<T> State<T> {
         }
     }
 
-    /// [`append`](Self::append) without the `will_overflow` and
+    /// [`enter`](Self::enter) without the `will_overflow` and
     /// `should_flush` hooks.
     #[inline]
     fn append_plain(&mut self, item: T, weight: usize) {
-        self.stats.accepted += 1;
         self.stats.buffered_items += 1;
         self.stats.buffered_bytes += weight;
         // An empty open batch after `place` means it sealed the event itself.
@@ -151,9 +157,10 @@ impl<T> State<T> {
         }
     }
 
-    /// [`append`](Self::append) between the `will_overflow` and
-    /// `should_flush` hooks. The first runs before anything is counted, so
-    /// its panic leaves no trace; the second after the event is complete.
+    /// [`enter`](Self::enter) between the `will_overflow` and
+    /// `should_flush` hooks. The first runs before the event joins a batch,
+    /// the second after it is complete; a panic of either is caught and the
+    /// operation completes.
     #[cold]
     #[inline(never)]
     fn append_hooked(&mut self, item: T, weight: usize) {
@@ -168,9 +175,8 @@ impl<T> State<T> {
     /// spilled, so only the gauges change.
     pub(crate) fn append_refilled(&mut self, item: T, weight: usize, seq: u64) {
         self.placing_spill = Some(seq);
-        self.append(item, weight);
+        self.enter(item, weight);
         self.placing_spill = None;
-        self.stats.accepted -= 1; // counted by `append` a second time
     }
 
     #[cfg(feature = "spill")]
