@@ -183,6 +183,10 @@ impl Budget {
     /// smaller one): weight above the limit goes in alone, when nothing
     /// else is charged, the excess a lowered limit allows (see
     /// [`fits_back`](Self::fits_back)).
+    ///
+    /// A loop of its own rather than a rule passed to one shared with
+    /// [`try_reserve_from`](Self::try_reserve_from): sharing it cost the
+    /// admission hot path 1 to 3 instructions per event (`scripts/bench-gate.sh`).
     #[cfg(feature = "spill")]
     pub(crate) fn try_reserve_back(&self, weight: usize) -> Result<usize, Short> {
         let mut word = self.counts.word.load(SeqCst);
