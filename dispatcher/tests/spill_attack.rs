@@ -22,6 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use tmpfs_kit::{Tmpfs, small_tmpfs};
+
+mod tmpfs_kit;
+
 use dispatcher::sink::{self, FlushContext, Retry};
 use dispatcher::spill::{Codec, DecodeError, Raw, Spill, SpillError, SyncPolicy};
 use dispatcher::{
@@ -1322,27 +1326,18 @@ fn evicted_read_back_events_are_acknowledged() {
 // ---------------------------------------------------------------------------
 // ENOSPC on a small tmpfs.
 
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// A 64 KiB tmpfs (unmounted when dropped) of which the file `filler`
 /// takes a part.
 struct Cramped {
-    mount: Mount,
+    mount: Tmpfs,
     filler: PathBuf,
-    _base: tempfile::TempDir,
 }
 
 impl Cramped {
     /// A spill directory on the tmpfs, with segments of `seg` bytes and a
     /// budget (1 GiB) larger than the tmpfs.
     fn spill(&self, seg: u64, sync: SyncPolicy) -> Spill {
-        Spill::new(self.mount.0.join("spill"))
+        Spill::new(self.mount.path().join("spill"))
             .segment_bytes(seg)
             .max_disk_bytes(1 << 30)
             .sync(sync)
@@ -1352,27 +1347,10 @@ impl Cramped {
 /// A 64 KiB tmpfs with `filler_kib` KiB of it taken; `None` (the test is
 /// skipped) where no tmpfs can be mounted.
 fn cramped_tmpfs(filler_kib: usize) -> Option<Cramped> {
-    let base = tempfile::tempdir().unwrap();
-    let mnt = base.path().join("mnt");
-    fs::create_dir(&mnt).unwrap();
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&mnt)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipped: cannot mount a tmpfs here");
-        return None;
-    }
-    let mount = Mount(mnt);
-    let filler = mount.0.join("filler");
+    let mount = small_tmpfs()?;
+    let filler = mount.path().join("filler");
     fs::write(&filler, vec![1u8; filler_kib * 1024]).unwrap();
-    Some(Cramped {
-        mount,
-        filler,
-        _base: base,
-    })
+    Some(Cramped { mount, filler })
 }
 
 #[test]

@@ -8,8 +8,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod tmpfs_kit;
+
 use dispatcher::spill::{Spill, SpillError, SpillLog, SyncPolicy};
 use proptest::prelude::*;
+use tmpfs_kit::small_tmpfs;
 
 const HEADER: u64 = 24;
 const FRAME: u64 = 8;
@@ -578,45 +581,12 @@ proptest! {
 // ---------------------------------------------------------------------------
 // ENOSPC on a 64 KiB tmpfs.
 
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-/// A 64 KiB tmpfs in a temporary directory, unmounted on drop; `None`
-/// (after saying so) where mounting is not permitted, unless
-/// `METRONOME_REQUIRE_TMPFS` is set.
-fn small_tmpfs() -> Option<(tempfile::TempDir, Mount, PathBuf)> {
-    let base = tempfile::tempdir().unwrap();
-    let mnt = base.path().join("mnt");
-    fs::create_dir(&mnt).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&mnt)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        assert!(
-            std::env::var_os("METRONOME_REQUIRE_TMPFS").is_none(),
-            "METRONOME_REQUIRE_TMPFS is set but `mount -t tmpfs` failed"
-        );
-        eprintln!(
-            "skipped: mounting a tmpfs is not permitted here (set METRONOME_REQUIRE_TMPFS to fail instead)"
-        );
-        return None;
-    }
-    Some((base, Mount(mnt.clone()), mnt))
-}
-
 #[test]
 fn enospc_is_an_io_error_and_the_log_recovers() {
-    let Some((_base, _mount, mnt)) = small_tmpfs() else {
+    let Some(tmpfs) = small_tmpfs() else {
         return;
     };
+    let mnt = tmpfs.path();
     let filler = mnt.join("filler");
     fs::write(&filler, vec![1u8; 16 * 1024]).unwrap();
     let spill = Spill::new(mnt.join("spill"))
@@ -667,9 +637,10 @@ fn enospc_is_an_io_error_and_the_log_recovers() {
 /// comes back and appends continue.
 #[test]
 fn acknowledging_on_a_full_disk_frees_it() {
-    let Some((_base, _mount, mnt)) = small_tmpfs() else {
+    let Some(tmpfs) = small_tmpfs() else {
         return;
     };
+    let mnt = tmpfs.path();
     let spill = Spill::new(mnt.join("spill"))
         .segment_bytes(8 * 1024)
         .max_disk_bytes(1 << 30)
