@@ -73,16 +73,24 @@ fn bench_builder() -> Builder<Vec<u8>> {
         })
 }
 
+/// Pull mode with the default partitions (one per processor).
 fn dispatcher_run(producers: usize, total: usize, size: usize) -> Duration {
-    partitioned_run(1, producers, total, size)
+    pull_run(bench_builder(), producers, total, size)
 }
 
 /// Pull mode: one consumer thread receives from `partitions` partitions.
 fn partitioned_run(partitions: usize, producers: usize, total: usize, size: usize) -> Duration {
-    let (dispatcher, batches) = bench_builder()
-        .partitions(partitions)
-        .build()
-        .expect("valid bench config");
+    pull_run(
+        bench_builder().partitions(partitions),
+        producers,
+        total,
+        size,
+    )
+}
+
+/// Pull mode: one consumer thread receives every batch.
+fn pull_run(builder: Builder<Vec<u8>>, producers: usize, total: usize, size: usize) -> Duration {
+    let (dispatcher, batches) = builder.build().expect("valid bench config");
     dispatcher_timed(dispatcher, producers, total, size, || {
         let mut seen = 0;
         while seen < total {

@@ -230,6 +230,13 @@ impl<T> fmt::Debug for Builder<T> {
     }
 }
 
+/// The default partition count: one per processor the process may use
+/// (at most 8; 1 when that cannot be told), so producer threads cloned
+/// from one handle do not queue on a single lock.
+pub(crate) fn default_partitions() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
 impl<T> Default for Builder<T> {
     fn default() -> Self {
         Builder {
@@ -241,7 +248,7 @@ impl<T> Default for Builder<T> {
             sink: SinkConfig::default(),
             on_flush_error: None,
             name: Arc::from("dispatcher"),
-            partitions: 1,
+            partitions: default_partitions(),
             metrics_every: None,
             seed: 0x6d65_7472_6f6e_6f6d,
             #[cfg(feature = "spill")]
@@ -358,8 +365,11 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     }
 
     /// Spreads producers over `n` independent batch builders, each with its
-    /// own lock, that share one `max_buffered_bytes` budget (default 1,
-    /// `1..=256`), so admission scales with cores. Each
+    /// own lock, that share one `max_buffered_bytes` budget (`1..=256`), so
+    /// admission scales with cores. The default is one per processor the
+    /// process may use (`std::thread::available_parallelism`, at most 8);
+    /// `partitions(1)` makes every event of every handle go through one
+    /// batch builder, so batches mix handles and are as large as they can be. Each
     /// [`producer`](Dispatcher::producer) call and each clone of a handle
     /// gets the next partition round-robin, so one handle cloned into N
     /// threads spreads over the partitions. Events of one handle keep their

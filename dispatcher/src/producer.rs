@@ -26,7 +26,8 @@ use crate::weight::Weight;
 /// use std::thread;
 /// use dispatcher::Dispatcher;
 ///
-/// let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder().build()?;
+/// // One partition: every handle's events go into the same batches.
+/// let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder().partitions(1).build()?;
 /// let handles: Vec<_> = (0..4)
 ///     .map(|_| {
 ///         let producer = dispatcher.producer();
@@ -225,8 +226,10 @@ impl<T: Weight> Producer<T> {
     }
 
     /// Admits all of `items` or none of them, atomically: no other producer's
-    /// event lands between them, and a receiver never sees only part of the
-    /// group accepted. Never blocks; under DropOldest it evicts older events
+    /// event lands between them in their partition, and a receiver never sees
+    /// only part of the group accepted. (With several
+    /// [`partitions`](crate::Builder::partitions), a batch of another
+    /// partition may be delivered between two batches a large group spans.) Never blocks; under DropOldest it evicts older events
     /// to make room for the whole group.
     ///
     /// # Errors

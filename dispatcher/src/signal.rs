@@ -158,6 +158,16 @@ impl Signal {
                 return done;
             }
             drop(slept.take());
+            // Spin, then yield, a bounded number of times before sleeping:
+            // the news is often a few microseconds away (the other side is
+            // running on another core), and a park and an unpark cost a
+            // context switch each.
+            let mut backoff = Backoff::default();
+            while backoff.snooze() {
+                if let Check::Ready(done) = check() {
+                    return done;
+                }
+            }
             let listener = self.listen(need);
             match check() {
                 Check::Ready(done) => return done,
@@ -165,6 +175,37 @@ impl Signal {
             }
             slept = Some(listener);
         }
+    }
+}
+
+/// Bounded spinning before a waiter listens: `2^step` spin hints for the
+/// first steps, then yielding the processor, then giving up. Under the
+/// model checker it gives up at once (spinning adds interleavings, not
+/// behaviour: every step is another look by the same check).
+#[derive(Default)]
+struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    /// Steps that spin (`2^step` hints each): at most 127 hints in all.
+    const SPIN: u32 = if cfg!(shuttle) { 0 } else { 7 };
+    /// Steps in all; those past `SPIN` yield.
+    const STEPS: u32 = if cfg!(shuttle) { 0 } else { 10 };
+
+    /// Waits a little; `false` once the waiter should sleep instead.
+    #[inline]
+    fn snooze(&mut self) -> bool {
+        if self.step >= Self::STEPS {
+            return false;
+        }
+        if self.step < Self::SPIN {
+            (0..1u32 << self.step).for_each(|_| std::hint::spin_loop());
+        } else {
+            thread::yield_now();
+        }
+        self.step += 1;
+        true
     }
 }
 

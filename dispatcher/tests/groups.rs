@@ -81,6 +81,7 @@ const GROUP: u32 = 5;
 #[test]
 fn groups_stay_contiguous_with_concurrent_producers() {
     let (dispatcher, batches) = Dispatcher::builder()
+        .partitions(1) // one sequence of batches: groups contiguous in it
         .interval(Duration::from_millis(1))
         .max_batch_items(3) // groups straddle batches
         .max_buffered_bytes(1 << 20)

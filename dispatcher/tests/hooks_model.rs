@@ -68,6 +68,7 @@ impl Run {
         let rejected = Arc::new(Mutex::new(Vec::new()));
         let (ev_out, rej_out) = (Arc::clone(&evicted), Arc::clone(&rejected));
         let (dispatcher, batches) = Dispatcher::builder()
+            .partitions(1) // the model is one sequence, whatever the handle
             .interval(LONG)
             .max_buffered_bytes(60)
             .max_batch_bytes(30)

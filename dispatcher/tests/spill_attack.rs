@@ -1281,6 +1281,7 @@ fn evicted_read_back_events_are_acknowledged() {
     let evicted = Arc::new(Mutex::new(Vec::new()));
     let e2 = Arc::clone(&evicted);
     let (d, batches) = builder(1000)
+        .partitions(1) // both handles evict from the memory they share
         .max_batch_items(10)
         .policy(Policy::DropOldest)
         .on_evict(move |e| e2.lock().unwrap().push(id(&e)))
@@ -1479,7 +1480,11 @@ fn groups_spill_whole_all_or_none_in_order() {
 #[test]
 fn groups_stay_contiguous_through_disk() {
     let (_dir, spill) = temp_spill(1 << 22);
-    let (d, batches) = builder(800).max_batch_items(3).build_on(&spill);
+    // One partition: one sequence of batches, groups contiguous in it.
+    let (d, batches) = builder(800)
+        .partitions(1)
+        .max_batch_items(3)
+        .build_on(&spill);
     let consumer = collector(batches, Duration::ZERO);
     // Group members are marked by their length: 8 + 3*k for the k-th group.
     let groups: Arc<Mutex<Vec<Vec<Id>>>> = Arc::new(Mutex::new(Vec::new()));
@@ -1813,7 +1818,12 @@ fn recovered_events_come_first() {
 #[test]
 fn set_limits_lowered_while_disk_backlog() {
     let (_dir, spill) = temp_spill(1 << 22);
-    let (d, batches) = builder(4000).max_batch_bytes(1000).build_on(&spill);
+    // One partition: the two handles below number their events as one
+    // producer, so they need one order.
+    let (d, batches) = builder(4000)
+        .partitions(1)
+        .max_batch_bytes(1000)
+        .build_on(&spill);
     let (_mem, disk) = enqueue_tracking(&d, 0, 0..300, 100);
     assert_eq!(disk.len(), 260);
     let lowered = Limits {
