@@ -77,7 +77,7 @@ pub(crate) struct State<T> {
 }
 
 /// How many emptied batch buffers are kept for reuse.
-const POOL_CAPACITY: usize = 64;
+const POOL_CAPACITY: usize = 8;
 
 impl<T> State<T> {
     pub(crate) fn new(
