@@ -167,7 +167,10 @@ impl Enqueue {
         group: usize,
         limits: impl FnOnce(dispatcher::Builder<Vec<u8>>) -> dispatcher::Builder<Vec<u8>>,
     ) -> Result<Self> {
+        // One partition: the default follows the machine's processors, and
+        // a count must not.
         let builder = Dispatcher::<Vec<u8>>::builder()
+            .partitions(1)
             .interval(NEVER)
             .max_buffered_bytes(64 * 1024 * 1024)
             .policy(Policy::Reject);
@@ -254,6 +257,7 @@ impl DropOldest {
             .resize_with(2 * held_events, || vec![FILL; size]);
         let hook_spare = Arc::clone(&spare);
         let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+            .partitions(1) // as above: the same count on any machine
             .interval(NEVER)
             .max_buffered_bytes(size * held_events)
             .max_batch_items(16)
