@@ -277,7 +277,7 @@ impl PayloadSource {
 
     /// The expected mean payload size in bytes: exact for `fixed`,
     /// `uniform` and `file`, estimated from a fixed sample of 4096 draws for
-    /// `lognormal` (clamping included), and for `telemetry` the mean of 16
+    /// `lognormal` (clamping included), and for `telemetry` the mean of 32
     /// producers' template pools (4096 templates). The soak uses it to
     /// work out the consumer's bound in events per second.
     pub fn mean_size_hint(&self) -> f64 {

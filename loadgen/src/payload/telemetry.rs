@@ -27,10 +27,11 @@ use digits::{DEC_WIDTH, HEX_WIDTH};
 use render::{Kind, render};
 
 /// log2 of [`POOL`].
-const POOL_BITS: u32 = 8;
+const POOL_BITS: u32 = 7;
 
 /// Templates per producer: enough that the byte stream does not look
-/// periodic to a batcher, few enough (~58 KiB) to stay cheap in memory.
+/// periodic to a batcher, few enough (~29 KiB) that 32 producers hold
+/// under 1 MiB of them: the soak's heap is mostly the buffer it measures.
 pub(crate) const POOL: usize = 1 << POOL_BITS;
 
 /// No telemetry event is longer than this (a bound the tests check).
