@@ -369,7 +369,18 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// admission scales with cores. The default is one per processor the
     /// process may use (`std::thread::available_parallelism`, at most 8);
     /// `partitions(1)` makes every event of every handle go through one
-    /// batch builder, so batches mix handles and are as large as they can be. Each
+    /// batch builder, so batches mix handles and are as large as they can be.
+    ///
+    /// With several partitions (and a `max_buffered_bytes` of at least
+    /// 1 MiB, not under DropOldest, without a disk tier) a partition leases
+    /// budget bytes ahead, up to 16 KiB at a time, and charges its events to
+    /// the lease under its own lock: most admissions then leave the shared
+    /// budget's cache line alone. Leased bytes count against the limit, so
+    /// the bound holds exactly, but an admission can find the budget full
+    /// (refused, or waiting under Block) while other partitions hold
+    /// unused leases: at most `(n - 1) x 16 KiB` and 1/64 of the limit in
+    /// all. A partition gives its lease back whenever events leave it, and
+    /// when an admission of its own finds no room. Each
     /// [`producer`](Dispatcher::producer) call and each clone of a handle
     /// gets the next partition round-robin, so one handle cloned into N
     /// threads spreads over the partitions. Events of one handle keep their

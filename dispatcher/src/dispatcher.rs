@@ -107,8 +107,9 @@ impl<T: Weight> Dispatcher<T> {
     /// to call many times a second while producers run. With
     /// [`partitions`](Builder::partitions), each partition is read under its
     /// own lock, one after another: the sums are exact once producers pause;
-    /// `buffered_bytes` and `peak_buffered_bytes` are single readings of the
-    /// shared budget.
+    /// `buffered_bytes` never exceeds one reading of the shared budget, and
+    /// `peak_buffered_bytes` can include budget bytes leased by a partition
+    /// and not used yet (see [`Builder::partitions`]).
     ///
     /// # Examples
     ///

@@ -137,7 +137,10 @@ pub struct Stats {
     pub buffered_items: usize,
     /// Events in batches a flush worker is writing or retrying now.
     pub in_flight_items: usize,
-    /// The highest `buffered_bytes` ever reached (exact, not sampled).
+    /// The highest `buffered_bytes` ever reached: exact (not sampled) with
+    /// one partition; with several it may exceed the true peak by budget
+    /// bytes other partitions had leased and not used yet (at most
+    /// `(partitions - 1) x 16 KiB`; see [`Builder::partitions`](crate::Builder::partitions)).
     pub peak_buffered_bytes: usize,
     /// The disk tier (feature `spill`; all zero without one).
     pub spill: SpillCounts,

@@ -277,24 +277,57 @@ impl<T: Weight> Core<T> {
         weight: usize,
         evicts: bool,
     ) -> Admitted<P> {
-        let seen = match self.precheck(weight, evicts) {
+        let lease = self.lease();
+        // With leases, "full" is decided under the lock: the partition's own
+        // lease may hold the bytes.
+        let seen = match self.precheck(weight, evicts || lease > 0) {
             Ok(seen) => seen,
             Err(refusal) => return Err((refusal, payload)),
         };
-        let st = self.lock(at);
+        let mut st = self.lock(at);
         if !payload.admitted_by(&st) {
             resume(st.unlock());
             return Err((Refusal::Refused, payload));
         }
-        match self.budget.try_reserve_from(seen.word, seen.max, weight) {
-            Ok(after) => {
-                self.budget.note_peak(after);
-                let mut st = st;
+        if st.credit >= weight {
+            // Closure is read under the lock: `close` sets it before it
+            // takes each partition's lock to drain it.
+            if self.budget.is_closed() {
+                resume(st.unlock());
+                return Err((Refusal::Closed, payload));
+            }
+            st.credit -= weight;
+            // What the partitions hold is at most what is charged less this
+            // lease (less the other partitions' leases, not known here).
+            self.budget
+                .note_peak(self.budget.used().saturating_sub(st.credit));
+            payload.append_to(&mut st);
+            resume(st.unlock());
+            return Ok(());
+        }
+        let need = weight - st.credit;
+        let reserved = match self
+            .budget
+            .try_reserve_from(seen.word, seen.max, need + lease)
+        {
+            Ok(after) => Ok((after, lease)),
+            Err(Short::Full) if lease > 0 => self.budget.try_reserve(need).map(|after| (after, 0)),
+            Err(short) => Err(short),
+        };
+        match reserved {
+            Ok((after, leased)) => {
+                self.budget.note_peak(after - leased);
+                st.credit = leased;
                 payload.append_to(&mut st);
                 resume(st.unlock());
                 Ok(())
             }
             Err(short) => {
+                // Others may fit in what this partition leased.
+                let credit = st.take_credit();
+                if credit > 0 {
+                    self.budget.release_quietly(credit);
+                }
                 let refusal = self.refusal(short, weight);
                 if evicts && refusal == Refusal::Full {
                     self.evict_for(st, at, payload, weight)
@@ -306,11 +339,11 @@ impl<T: Weight> Core<T> {
     }
 
     /// The lock-free refusal, or what the budget looked like. "Full" is
-    /// not decided here under DropOldest (it evicts) or when a `can_add`
-    /// hook may refuse first.
+    /// not decided here when `later` (DropOldest evicts; a lease may hold
+    /// the bytes) or when a `can_add` hook may refuse first.
     #[inline]
-    fn precheck(&self, weight: usize, evicts: bool) -> Result<Seen, Refusal> {
-        let full_counts = !evicts && !self.filters;
+    fn precheck(&self, weight: usize, later: bool) -> Result<Seen, Refusal> {
+        let full_counts = !later && !self.filters;
         self.budget
             .look(weight, full_counts)
             .map_err(|shortfall| match shortfall {

@@ -118,7 +118,9 @@ impl<T> Drop for Guard<'_, T> {
             return;
         };
         if news.freed > 0 {
-            self.after.core.budget.release_quietly(news.freed);
+            // Events left: the lease goes back with their bytes.
+            let credit = std::mem::take(&mut self.state.credit);
+            self.after.core.budget.release_quietly(news.freed + credit);
         }
         self.after.news = Some(news);
     }
@@ -138,7 +140,7 @@ impl<T> Core<T> {
     /// already released.
     #[cold]
     fn announce(&self, news: News) {
-        if news.freed > 0 {
+        if news.freed > 0 || news.room {
             self.budget.room.notify();
         }
         if news.ready {

@@ -30,6 +30,9 @@ pub(crate) struct News {
     pub(crate) settled: bool,
     /// Bytes this partition no longer holds, to release from the budget.
     pub(crate) freed: usize,
+    /// Leased bytes went back to the budget: producers waiting for room
+    /// may fit now.
+    pub(crate) room: bool,
 }
 
 pub(crate) struct State<T> {
@@ -47,6 +50,10 @@ pub(crate) struct State<T> {
     /// returned any more.
     retired: bool,
     news: News,
+    /// Bytes of the budget this partition leased and has not charged to an
+    /// event yet (see `Core::lease`). Only a partition that holds events
+    /// admitted since its last release has any: every release gives it back.
+    pub(crate) credit: usize,
     caught: Cell<Option<Caught>>,
     /// Ids of batches taken but not yet settled (sink mode; at most one per
     /// flush worker).
@@ -95,6 +102,7 @@ impl<T> State<T> {
             weighing,
             retired: false,
             news: News::default(),
+            credit: 0,
             caught: Cell::new(None),
             in_flight: Vec::new(),
             in_flight_spill: Vec::new(),
@@ -110,6 +118,17 @@ impl<T> State<T> {
             len_hint: 0,
             rng: fastrand::Rng::with_seed(seed),
         }
+    }
+
+    /// Takes the partition's leased bytes, to give back to the budget now;
+    /// producers waiting for room are told when the lock is released.
+    #[inline]
+    pub(crate) fn take_credit(&mut self) -> usize {
+        let credit = std::mem::take(&mut self.credit);
+        if credit > 0 {
+            self.news.room = true;
+        }
+        credit
     }
 
     /// Takes the news of the changes made since the last call, if any.
