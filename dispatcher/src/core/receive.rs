@@ -46,20 +46,30 @@ impl<T> Core<T> {
             self.next_scan.fetch_add(1, Relaxed)
         };
         let mut due: Option<Instant> = None;
+        // With several partitions, the one with the most batches waiting:
+        // under a full budget its events have waited longest, and taking
+        // round-robin instead let one queue fall behind (the default soak's
+        // p99 latency rose from 1.0x to 1.5-1.9x its p50 with 4 partitions).
+        let mut longest: Option<(usize, usize)> = None;
         for part in (0..n).map(|i| (start + i) % n) {
             let mut st = self.lock(part);
             st.cut_if_due(now);
-            if let Some(sealed) = st.take_ready() {
-                // Lent under the partition's lock (see `spill::acknowledge`).
-                #[cfg(feature = "spill")]
-                if let (Some(mark), Some(tier)) = (sealed.spill, &self.spill) {
-                    if !self.hold_in_flight {
-                        tier.lend(mark);
-                    }
-                }
-                return Check::Ready(Ok(Taken { part, sealed }));
+            let waiting = st.ready_len();
+            if n == 1 && waiting > 0 {
+                return Check::Ready(Ok(self.take(part, &mut st)));
+            }
+            if waiting > longest.map_or(0, |(_, most)| most) {
+                longest = Some((part, waiting));
             }
             due = due.into_iter().chain(st.due()).min();
+        }
+        if let Some((part, _)) = longest {
+            let mut st = self.lock(part);
+            if st.ready_len() > 0 {
+                return Check::Ready(Ok(self.take(part, &mut st)));
+            }
+            // Another receiver took it meanwhile: look again now.
+            return Check::Wait(Some(now));
         }
         if closed && due.is_none() && !feeding {
             Check::Ready(Err(RecvTimeoutError::Disconnected))
@@ -68,6 +78,19 @@ impl<T> Core<T> {
         } else {
             Check::Wait(due.into_iter().chain(deadline).min())
         }
+    }
+
+    /// Takes partition `part`'s oldest ready batch, which it has.
+    fn take(&self, part: usize, st: &mut crate::core::Guard<'_, T>) -> Taken<T> {
+        let sealed = st.take_ready().expect("the caller saw a ready batch");
+        // Lent under the partition's lock (see `spill::acknowledge`).
+        #[cfg(feature = "spill")]
+        if let (Some(mark), Some(tier)) = (sealed.spill, &self.spill) {
+            if !self.hold_in_flight {
+                tier.lend(mark);
+            }
+        }
+        Taken { part, sealed }
     }
 
     /// The signal receivers wait on (for the async stream).

@@ -375,6 +375,11 @@ impl<T> State<T> {
         !self.ready.is_empty()
     }
 
+    /// How many sealed batches wait to be taken.
+    pub(crate) fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
     /// When the open batch must be emitted, if it holds anything. An
     /// interval too long to add to the clock never ends.
     pub(crate) fn due(&self) -> Option<Instant> {
