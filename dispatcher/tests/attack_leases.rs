@@ -1243,3 +1243,492 @@ fn concurrent_random_many() {
         });
     }
 }
+
+// ---------------------------------------------------------------------------
+// 6. Shutdown and stop racing producers: no loss, Closed after close,
+//    shutdown within its deadline.
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+enum Ending {
+    Shutdown { deadline_ms: u64, receiver_alive: bool },
+    Stop,
+}
+
+fn close_under_load(seed: u64, n: usize, policy: Policy, ending: Ending) {
+    let ctx = format!("seed {seed} n {n} {policy:?} {ending:?}");
+    let limit = MIB;
+    let (d, b) = Dispatcher::<Ev>::builder()
+        .partitions(n)
+        .max_buffered_bytes(limit)
+        .interval(Duration::from_millis(2))
+        .policy(policy)
+        .build()
+        .unwrap();
+    let receiver_alive = matches!(
+        ending,
+        Ending::Shutdown {
+            receiver_alive: true,
+            ..
+        }
+    );
+    let stalled = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicBool::new(false));
+    let receiver = {
+        let stalled = Arc::clone(&stalled);
+        let finished = Arc::clone(&finished);
+        thread::spawn(move || {
+            let mut got = Vec::new();
+            loop {
+                if stalled.load(SeqCst) && !receiver_alive {
+                    // Alive but taking nothing until shutdown has returned;
+                    // then whatever is still handed out would be a duplicate.
+                    while !finished.load(SeqCst) {
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                    loop {
+                        match b.try_recv() {
+                            Ok(batch) => got.extend(batch.into_vec()),
+                            Err(TryRecvError::Disconnected) => break,
+                            Err(_) => thread::sleep(Duration::from_millis(1)),
+                        }
+                    }
+                    break;
+                }
+                match b.recv_timeout(Duration::from_millis(20)) {
+                    Ok(batch) => {
+                        got.extend(batch.into_vec());
+                        thread::sleep(Duration::from_micros(300));
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            got
+        })
+    };
+    let closed_seen = Arc::new(AtomicBool::new(false));
+    let shutdown_returned = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = (0..4)
+        .map(|h| {
+            let p = d.producer();
+            let shutdown_returned = Arc::clone(&shutdown_returned);
+            let closed_seen = Arc::clone(&closed_seen);
+            let ctx = ctx.clone();
+            thread::spawn(move || {
+                let mut rng = fastrand::Rng::with_seed(seed ^ h as u64);
+                let mut accepted = Vec::new();
+                let mut closed_after = 0;
+                let mut seq = 0u32;
+                loop {
+                    let returned_before = shutdown_returned.load(SeqCst);
+                    let size = if rng.u32(0..20) == 0 {
+                        rng.usize(16 * KIB..=limit / 3)
+                    } else {
+                        rng.usize(1..=4 * KIB)
+                    };
+                    let e = ev(h, seq, size);
+                    seq += 1;
+                    let r = if rng.bool() {
+                        p.enqueue(e.clone())
+                    } else {
+                        p.try_enqueue(e.clone()).map_err(Into::into)
+                    };
+                    match r {
+                        Ok(()) => {
+                            assert!(
+                                !returned_before,
+                                "{ctx}: admitted after shutdown/stop returned"
+                            );
+                            assert!(
+                                closed_after == 0,
+                                "{ctx}: admitted after a Closed refusal"
+                            );
+                            accepted.push(key(&e));
+                        }
+                        Err(EnqueueError::Closed(back)) => {
+                            assert_eq!(back, e);
+                            closed_seen.store(true, SeqCst);
+                            closed_after += 1;
+                            if closed_after > 20 {
+                                break;
+                            }
+                        }
+                        Err(EnqueueError::Full(back) | EnqueueError::Timeout(back)) => {
+                            assert_eq!(back, e);
+                        }
+                        Err(other) => panic!("{ctx}: {other:?}"),
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(150));
+    if !receiver_alive {
+        stalled.store(true, SeqCst);
+        thread::sleep(Duration::from_millis(30));
+    }
+    let start = Instant::now();
+    let (returned, deadline): (Vec<Ev>, Option<Duration>) = match ending {
+        Ending::Shutdown { deadline_ms, .. } => {
+            let deadline = Duration::from_millis(deadline_ms);
+            match d.shutdown(deadline) {
+                Ok(report) => {
+                    assert_eq!(report.stats.buffered_bytes, 0, "{ctx}");
+                    assert_eq!(report.stats.buffered_items, 0, "{ctx}");
+                    (Vec::new(), Some(deadline))
+                }
+                Err(timeout) => {
+                    assert!(!receiver_alive || deadline_ms < 50, "{ctx}: {timeout:?}");
+                    (timeout.into_inner(), Some(deadline))
+                }
+            }
+        }
+        Ending::Stop => (d.stop(), None),
+    };
+    let took = start.elapsed();
+    shutdown_returned.store(true, SeqCst);
+    finished.store(true, SeqCst);
+    if let Some(deadline) = deadline {
+        assert!(
+            took < deadline + Duration::from_millis(700),
+            "{ctx}: shutdown took {took:?}"
+        );
+    }
+    let accepted: Vec<Key> = producers
+        .into_iter()
+        .flat_map(|p| p.join().unwrap())
+        .collect();
+    assert!(closed_seen.load(SeqCst), "{ctx}: no producer saw Closed");
+    let delivered = receiver.join().unwrap();
+    let mut seen = HashSet::new();
+    for e in delivered.iter().chain(returned.iter()) {
+        assert!(seen.insert(key(e)), "{ctx}: {e:?} delivered/returned twice");
+    }
+    for k in &accepted {
+        assert!(seen.contains(k), "{ctx}: accepted {k:?} lost");
+    }
+    assert_eq!(seen.len(), accepted.len(), "{ctx}: never-accepted event came out");
+}
+
+#[test]
+fn shutdown_and_stop_racing_producers_lose_nothing() {
+    let mut seed = 300;
+    for n in [2, 8] {
+        for policy in [Policy::Reject, block(Duration::from_millis(10))] {
+            for ending in [
+                Ending::Shutdown {
+                    deadline_ms: 2000,
+                    receiver_alive: true,
+                },
+                Ending::Shutdown {
+                    deadline_ms: 100,
+                    receiver_alive: false,
+                },
+                Ending::Stop,
+            ] {
+                close_under_load(seed, n, policy, ending);
+                seed += 1;
+            }
+        }
+    }
+}
+
+#[test]
+fn blocked_producers_get_closed_on_shutdown_and_stop() {
+    for use_stop in [false, true] {
+        let (d, b) = Dispatcher::<Ev>::builder()
+            .partitions(8)
+            .max_buffered_bytes(MIB)
+            .interval(HOUR)
+            .policy(block(Duration::from_secs(30)))
+            .build()
+            .unwrap();
+        let handles: Vec<Producer<Ev>> = (0..8).map(|_| d.producer()).collect();
+        handles[0].try_enqueue(ev(0, 0, MIB - 100)).unwrap();
+        let waiters: Vec<_> = handles
+            .into_iter()
+            .enumerate()
+            .skip(1)
+            .map(|(h, p)| {
+                thread::spawn(move || {
+                    let t = Instant::now();
+                    let r = p.enqueue(ev(h, 1, 200 + h));
+                    (r, t.elapsed())
+                })
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(200));
+        let back = if use_stop {
+            d.stop()
+        } else {
+            drop(b);
+            d.shutdown(Duration::from_millis(100)).unwrap_err().into_inner()
+        };
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].size, MIB - 100);
+        for (i, w) in waiters.into_iter().enumerate() {
+            let (r, waited) = w.join().unwrap();
+            match r {
+                Err(EnqueueError::Closed(e)) => assert_eq!(e.handle as usize, i + 1),
+                other => panic!("stop={use_stop}: waiter got {other:?}"),
+            }
+            assert!(waited < Duration::from_secs(3), "waiter woke after {waited:?}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 7. Sink mode: settling (written or failed) gives leases back.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sink_mode_settling_returns_leases() {
+    within(Duration::from_secs(30), "sink mode", || {
+        let n = 8;
+        let limit = MIB;
+        let written = Arc::new(Mutex::new(Vec::<Ev>::new()));
+        let failed = Arc::new(Mutex::new(Vec::<Ev>::new()));
+        let (w, f) = (Arc::clone(&written), Arc::clone(&failed));
+        let d = Dispatcher::<Ev>::builder()
+            .partitions(n)
+            .max_buffered_bytes(limit)
+            .interval(Duration::from_millis(2))
+            .policy(block(Duration::from_secs(10)))
+            .flush_workers(2)
+            .retry(Retry::NEVER)
+            .on_flush_error(move |_failure, batch| {
+                f.lock().unwrap().extend(batch.iter().cloned());
+            })
+            .build_with_sink(sink::from_fn(
+                move |batch: &Batch<Ev>, _ctx: &FlushContext| {
+                    let first = batch.first().unwrap();
+                    if (first.handle + first.seq) % 5 == 0 {
+                        return Err(std::io::Error::other("attack: injected failure"));
+                    }
+                    if first.seq % 3 == 0 {
+                        thread::sleep(Duration::from_micros(500));
+                    }
+                    w.lock().unwrap().extend(batch.iter().cloned());
+                    Ok(())
+                },
+            ))
+            .unwrap();
+        let d = Arc::new(d);
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (d, stop) = (Arc::clone(&d), Arc::clone(&stop));
+            thread::spawn(move || {
+                while !stop.load(SeqCst) {
+                    let s = d.stats();
+                    assert!(s.buffered_bytes <= limit, "sink: buffered over limit {s:?}");
+                    assert!(s.peak_buffered_bytes <= limit, "sink: peak over limit {s:?}");
+                    thread::sleep(Duration::from_micros(100));
+                }
+            })
+        };
+        let producers: Vec<_> = (0..4)
+            .map(|h| {
+                let p = d.producer();
+                thread::spawn(move || {
+                    let mut rng = fastrand::Rng::with_seed(h as u64 + 900);
+                    let mut accepted = Vec::new();
+                    for seq in 0..800u32 {
+                        let size = match rng.u32(0..50) {
+                            0 => limit - rng.usize(0..=KIB),
+                            1..=5 => rng.usize(16 * KIB..=100 * KIB),
+                            _ => rng.usize(1..=2 * KIB),
+                        };
+                        let e = ev(h, seq, size);
+                        p.enqueue(e.clone()).unwrap();
+                        accepted.push(key(&e));
+                    }
+                    accepted
+                })
+            })
+            .collect();
+        let accepted: Vec<Key> = producers
+            .into_iter()
+            .flat_map(|p| p.join().unwrap())
+            .collect();
+        d.flush_and_wait(Duration::from_secs(10)).unwrap();
+        let s = d.stats();
+        assert_eq!((s.buffered_bytes, s.buffered_items, s.in_flight_items), (0, 0, 0), "{s:?}");
+        // Whole limit through every partition, settled each time.
+        for h in 100..100 + n {
+            let p = d.producer();
+            p.try_enqueue(ev(h, 1, limit)).unwrap_or_else(|e| {
+                panic!("sink: whole limit refused after settling: {e:?} {:?}", d.stats())
+            });
+            d.flush_and_wait(Duration::from_secs(5)).unwrap();
+        }
+        stop.store(true, SeqCst);
+        sampler.join().unwrap();
+        let d = Arc::try_unwrap(d).ok().unwrap();
+        let report = d.shutdown(Duration::from_secs(5)).unwrap();
+        assert_eq!(report.stats.buffered_bytes, 0);
+        let written = written.lock().unwrap();
+        let failed = failed.lock().unwrap();
+        let mut seen = HashSet::new();
+        for e in written.iter().chain(failed.iter()) {
+            assert!(seen.insert(key(e)), "sink: settled twice {e:?}");
+        }
+        for k in &accepted {
+            assert!(seen.contains(k), "sink: {k:?} lost");
+        }
+        assert_eq!(seen.len(), accepted.len() + n);
+        assert!(!failed.is_empty() && !written.is_empty());
+    });
+}
+
+// ---------------------------------------------------------------------------
+// 8. set_limits while leases are held.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn set_limits_lowering_and_raising_while_leases_are_held() {
+    let n = 4;
+    let (d, b) = Dispatcher::<Ev>::builder()
+        .partitions(n)
+        .max_buffered_bytes(64 * MIB)
+        .interval(HOUR)
+        .policy(Policy::Reject)
+        .build()
+        .unwrap();
+    let handles: Vec<Producer<Ev>> = (0..n).map(|_| d.producer()).collect();
+    let mut seq = 0;
+    let mut fill = |d: &Dispatcher<Ev>, per: usize| {
+        for (h, p) in handles.iter().enumerate() {
+            for _ in 0..3 {
+                p.try_enqueue(ev(h, seq, per)).unwrap();
+                seq += 1;
+            }
+        }
+        d.stats().buffered_bytes
+    };
+    for new_limit in [MIB - 1, MIB, 2 * MIB, 100_000, 8 * MIB] {
+        // Hold events (and leases) in every partition under a large limit.
+        let mut limits = d.limits();
+        limits.max_buffered_bytes = 64 * MIB;
+        d.set_limits(limits).unwrap();
+        let held = fill(&d, 100);
+        assert_eq!(held, 100 * 3 * n);
+        // Lower it (below the events' bytes plus leases when it is small).
+        limits.max_buffered_bytes = new_limit;
+        d.set_limits(limits).unwrap();
+        let s = d.stats();
+        assert_eq!(s.buffered_bytes, held, "lowering dropped something: {s:?}");
+        // Admission honours the new limit: what is held plus the event must fit.
+        let big = new_limit - held + 1;
+        assert!(
+            matches!(handles[0].try_enqueue(ev(0, 9999, big)), Err(TryEnqueueError::Full(_))),
+            "limit {new_limit}: admitted over the lowered limit"
+        );
+        let got: usize = drain_now(&d, &b).iter().flatten().map(|e| e.size).sum();
+        assert_eq!(got, held);
+        assert_eq!(d.stats().buffered_bytes, 0);
+        // Everything is empty: the whole new limit fits through every partition.
+        for h in 0..n {
+            handles[h]
+                .try_enqueue(ev(h, 100_000 + h as u32, new_limit))
+                .unwrap_or_else(|e| {
+                    panic!("limit {new_limit}: whole limit refused on {h} after lowering: {e:?}")
+                });
+            assert_eq!(drain_now(&d, &b).len(), 1);
+        }
+    }
+}
+
+#[test]
+fn set_limits_racing_producers_keeps_bound_and_loses_nothing() {
+    within(Duration::from_secs(30), "set_limits race", || {
+        let n = 4;
+        let (d, b) = Dispatcher::<Ev>::builder()
+            .partitions(n)
+            .max_buffered_bytes(4 * MIB)
+            .interval(Duration::from_millis(1))
+            .policy(block(Duration::from_millis(5)))
+            .build()
+            .unwrap();
+        let d = Arc::new(d);
+        let receiver = thread::spawn(move || {
+            let mut got = Vec::new();
+            for batch in &b {
+                got.extend(batch.iter().map(key));
+            }
+            got
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let producers: Vec<_> = (0..3)
+            .map(|h| {
+                let (p, stop) = (d.producer(), Arc::clone(&stop));
+                thread::spawn(move || {
+                    let mut rng = fastrand::Rng::with_seed(h as u64);
+                    let mut accepted = Vec::new();
+                    let mut seq = 0;
+                    while !stop.load(SeqCst) {
+                        let size = if rng.u32(0..10) == 0 {
+                            rng.usize(16 * KIB..=200 * KIB)
+                        } else {
+                            rng.usize(1..=3 * KIB)
+                        };
+                        let e = ev(h, seq, size);
+                        seq += 1;
+                        match p.enqueue(e.clone()) {
+                            Ok(()) => accepted.push(key(&e)),
+                            Err(EnqueueError::Timeout(_) | EnqueueError::TooLarge(_)) => {}
+                            Err(other) => panic!("{other:?}"),
+                        }
+                    }
+                    accepted
+                })
+            })
+            .collect();
+        let mut rng = fastrand::Rng::with_seed(42);
+        let limits_seq: Vec<usize> = (0..300)
+            .map(|_| [MIB - 1, MIB, 3 * MIB / 2, 4 * MIB, 300 * KIB][rng.usize(0..5)])
+            .collect();
+        let max_limit = *limits_seq.iter().max().unwrap();
+        for &l in &limits_seq {
+            let mut limits = d.limits();
+            limits.max_buffered_bytes = l;
+            d.set_limits(limits).unwrap();
+            let s = d.stats();
+            assert!(s.buffered_bytes <= max_limit.max(4 * MIB), "{s:?}");
+            thread::sleep(Duration::from_millis(3));
+        }
+        // Settle on 1 MiB: after a while buffered goes back under it.
+        let mut limits = d.limits();
+        limits.max_buffered_bytes = MIB;
+        d.set_limits(limits).unwrap();
+        let until = Instant::now() + Duration::from_millis(300);
+        let mut over_after_settle = 0;
+        thread::sleep(Duration::from_millis(100));
+        while Instant::now() < until {
+            if d.stats().buffered_bytes > MIB {
+                over_after_settle += 1;
+            }
+            thread::sleep(Duration::from_micros(200));
+        }
+        stop.store(true, SeqCst);
+        let accepted: Vec<Key> = producers
+            .into_iter()
+            .flat_map(|p| p.join().unwrap())
+            .collect();
+        assert_eq!(over_after_settle, 0, "buffered stayed over the lowered limit");
+        wait_empty(&d, Duration::from_secs(5));
+        let p = d.producer();
+        p.try_enqueue(ev(77, 0, MIB)).unwrap();
+        let d = Arc::try_unwrap(d).ok().unwrap();
+        d.shutdown(Duration::from_secs(5)).unwrap();
+        let got = receiver.join().unwrap();
+        let set: HashSet<Key> = got.iter().copied().collect();
+        assert_eq!(set.len(), got.len(), "duplicates");
+        for k in &accepted {
+            assert!(set.contains(k), "{k:?} lost");
+        }
+        assert_eq!(got.len(), accepted.len() + 1);
+    });
+}
