@@ -1732,3 +1732,449 @@ fn set_limits_racing_producers_keeps_bound_and_loses_nothing() {
         assert_eq!(got.len(), accepted.len() + 1);
     });
 }
+
+// ---------------------------------------------------------------------------
+// 9. Waiters: timeouts honoured, no lost wake-ups, idle threads parked.
+// ---------------------------------------------------------------------------
+
+/// Margin for a wait to end past its deadline on a loaded 2-core machine.
+const LATE: Duration = Duration::from_millis(300);
+
+#[test]
+fn block_timeouts_and_recv_timeouts_are_honoured() {
+    let n = 8;
+    let timeout = Duration::from_millis(80);
+    let (d, b) = Dispatcher::<Ev>::builder()
+        .partitions(n)
+        .max_buffered_bytes(MIB)
+        .interval(HOUR)
+        .policy(block(timeout))
+        .build()
+        .unwrap();
+    let handles: Vec<Producer<Ev>> = (0..n).map(|_| d.producer()).collect();
+    // Other partitions hold a little (and leases); partition 0 fills the rest.
+    for (h, p) in handles.iter().enumerate().skip(1) {
+        p.try_enqueue(ev(h, 0, 10)).unwrap();
+    }
+    let room = MIB - 10 * (n - 1);
+    let mut filled = 0;
+    let mut seq = 1;
+    while filled < room - 40 * KIB {
+        match handles[0].try_enqueue(ev(0, seq, 20 * KIB)) {
+            Ok(()) => filled += 20 * KIB,
+            Err(e) => panic!("fill: {e:?} at {filled}"),
+        }
+        seq += 1;
+    }
+    // Now nothing of 100 KiB fits: every partition's Block must time out on time.
+    for (h, p) in handles.iter().enumerate() {
+        let e = ev(h, 500, 100 * KIB);
+        let t = Instant::now();
+        match p.enqueue(e.clone()) {
+            Err(EnqueueError::Timeout(back)) => assert_eq!(back, e),
+            other => panic!("partition {h}: {other:?}"),
+        }
+        let waited = t.elapsed();
+        assert!(waited >= timeout, "partition {h}: timed out early, {waited:?}");
+        assert!(waited < timeout + LATE, "partition {h}: timed out late, {waited:?}");
+        let t = Instant::now();
+        let short = Duration::from_millis(25);
+        assert!(matches!(
+            p.enqueue_timeout(e.clone(), short),
+            Err(EnqueueTimeoutError::Timeout(_))
+        ));
+        let waited = t.elapsed();
+        assert!(waited >= short && waited < short + LATE, "enqueue_timeout {waited:?}");
+    }
+    // All partitions waiting at once.
+    let waits: Vec<_> = handles
+        .iter()
+        .enumerate()
+        .map(|(h, p)| {
+            let p = p.clone();
+            thread::spawn(move || {
+                let t = Instant::now();
+                let r = p.enqueue(ev(h + 50, 0, 100 * KIB));
+                (r.is_err(), t.elapsed())
+            })
+        })
+        .collect();
+    for w in waits {
+        let (err, waited) = w.join().unwrap();
+        assert!(err);
+        assert!(
+            waited >= timeout && waited < timeout + 2 * LATE,
+            "concurrent wait {waited:?}"
+        );
+    }
+    // recv_timeout with only an open batch whose interval is far away.
+    for ms in [1u64, 10, 60] {
+        let wait = Duration::from_millis(ms);
+        let t = Instant::now();
+        assert_eq!(b.recv_timeout(wait).unwrap_err(), RecvTimeoutError::Timeout);
+        let waited = t.elapsed();
+        assert!(
+            waited >= wait && waited < wait + LATE,
+            "recv_timeout({wait:?}) took {waited:?}"
+        );
+    }
+    drop(d);
+}
+
+#[test]
+fn blocked_producer_wakes_on_delivery_not_on_timeout() {
+    // Ping-pong through a full budget: each event needs the previous one
+    // delivered. Block timeouts are 60 s, so a lost wake-up shows as a
+    // handoff that takes far longer than its peers (or a stuck watchdog).
+    within(Duration::from_secs(25), "ping-pong", || {
+        for n in [2, 8] {
+            let limit = MIB;
+            let (d, b) = Dispatcher::<Ev>::builder()
+                .partitions(n)
+                .max_buffered_bytes(limit)
+                .interval(HOUR)
+                .max_batch_items(1)
+                .policy(block(Duration::from_secs(60)))
+                .build()
+                .unwrap();
+            let receiver = thread::spawn(move || {
+                let mut got = 0;
+                for batch in &b {
+                    got += batch.len();
+                }
+                got
+            });
+            let rounds = 150u32;
+            let producers: Vec<_> = (0..4)
+                .map(|h| {
+                    let p = d.producer();
+                    thread::spawn(move || {
+                        let mut worst = Duration::ZERO;
+                        for seq in 0..rounds {
+                            let size = if seq % 2 == 0 { limit } else { limit / 2 + 1 };
+                            let t = Instant::now();
+                            p.enqueue(ev(h, seq, size)).unwrap();
+                            worst = worst.max(t.elapsed());
+                        }
+                        worst
+                    })
+                })
+                .collect();
+            let t = Instant::now();
+            let worst = producers
+                .into_iter()
+                .map(|p| p.join().unwrap())
+                .max()
+                .unwrap();
+            let total = t.elapsed();
+            let report = d.shutdown(Duration::from_secs(5)).unwrap();
+            assert_eq!(receiver.join().unwrap(), 4 * rounds as usize);
+            assert_eq!(report.stats.buffered_bytes, 0);
+            assert!(
+                worst < Duration::from_secs(2),
+                "n {n}: a producer waited {worst:?} for room that was delivered"
+            );
+            assert!(total < Duration::from_secs(10), "n {n}: {total:?} for 600 handoffs");
+        }
+    });
+}
+
+#[test]
+fn blocked_receiver_wakes_on_admission() {
+    // The receiver waits in recv(); every event completes a batch
+    // (max_batch_items 1). The producer waits for the receiver's ack, so a
+    // lost wake-up stalls a round.
+    within(Duration::from_secs(20), "receiver wake-ups", || {
+        let (d, b) = Dispatcher::<Ev>::builder()
+            .partitions(4)
+            .max_buffered_bytes(2 * MIB)
+            .interval(HOUR)
+            .max_batch_items(1)
+            .policy(block(Duration::from_secs(60)))
+            .build()
+            .unwrap();
+        let (ack_tx, ack_rx) = mpsc::channel();
+        let receiver = thread::spawn(move || {
+            let mut got = 0;
+            while let Ok(batch) = b.recv() {
+                ack_tx.send(Instant::now()).unwrap();
+                got += batch.len();
+            }
+            got
+        });
+        let handles: Vec<Producer<Ev>> = (0..4).map(|_| d.producer()).collect();
+        let mut worst = Duration::ZERO;
+        for round in 0..400u32 {
+            let h = round as usize % 4;
+            // Let the receiver park first now and then.
+            if round % 50 == 0 {
+                thread::sleep(Duration::from_millis(20));
+            }
+            let t = Instant::now();
+            handles[h].try_enqueue(ev(h, round, 100 + round as usize)).unwrap();
+            let got = ack_rx.recv_timeout(Duration::from_secs(5)).expect("receiver never woke");
+            worst = worst.max(got - t);
+        }
+        drop(handles);
+        d.shutdown(Duration::from_secs(5)).unwrap();
+        assert_eq!(receiver.join().unwrap(), 400);
+        assert!(worst < Duration::from_secs(1), "receiver woke after {worst:?}");
+    });
+}
+
+/// On-CPU nanoseconds of the calling thread.
+fn my_tid() -> String {
+    std::fs::read_link("/proc/thread-self")
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn cpu_ns(tid: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).unwrap();
+    s.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+fn threads_named(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|e| {
+            let tid = e.ok()?.file_name().to_string_lossy().into_owned();
+            let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;
+            comm.starts_with(prefix).then_some(tid)
+        })
+        .collect()
+}
+
+/// The most CPU any of `tids` used over one idle second.
+fn idle_cpu(tids: &[String]) -> Duration {
+    let before: Vec<u64> = tids.iter().map(|t| cpu_ns(t)).collect();
+    thread::sleep(Duration::from_secs(1));
+    let after: Vec<u64> = tids.iter().map(|t| cpu_ns(t)).collect();
+    let worst = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| a - b)
+        .max()
+        .unwrap();
+    Duration::from_nanos(worst)
+}
+
+#[test]
+fn idle_waiters_are_parked_not_spinning() {
+    // Pull mode: a receiver in recv() with an open batch due in an hour, and
+    // producers blocked on a full budget (other partitions holding leases).
+    let n = 8;
+    let (d, b) = Dispatcher::<Ev>::builder()
+        .partitions(n)
+        .max_buffered_bytes(MIB)
+        .interval(HOUR)
+        .policy(block(Duration::from_secs(30)))
+        .build()
+        .unwrap();
+    let handles: Vec<Producer<Ev>> = (0..n).map(|_| d.producer()).collect();
+    for (h, p) in handles.iter().enumerate() {
+        p.try_enqueue(ev(h, 0, 100)).unwrap();
+    }
+    // Leave only the documented slack free: a 20 KiB event cannot fit.
+    handles[0]
+        .try_enqueue(ev(0, 1, MIB - 100 * n - doc_slack(MIB, n)))
+        .unwrap();
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let receiver = {
+        let tid_tx = tid_tx.clone();
+        thread::spawn(move || {
+            tid_tx.send(my_tid()).unwrap();
+            let mut got = 0;
+            while let Ok(batch) = b.recv() {
+                got += batch.len();
+            }
+            got
+        })
+    };
+    let blocked: Vec<_> = handles
+        .iter()
+        .enumerate()
+        .skip(1)
+        .take(3)
+        .map(|(h, p)| {
+            let (p, tid_tx) = (p.clone(), tid_tx.clone());
+            thread::spawn(move || {
+                tid_tx.send(my_tid()).unwrap();
+                p.enqueue(ev(h + 100, 0, 20 * KIB))
+            })
+        })
+        .collect();
+    let mut tids: Vec<String> = (0..4).map(|_| tid_rx.recv().unwrap()).collect();
+    thread::sleep(Duration::from_millis(200)); // past any spinning phase
+    let used = idle_cpu(&tids);
+    assert!(
+        used < Duration::from_millis(60),
+        "an idle waiter used {used:?} of CPU in one second"
+    );
+    // The measure itself can fail: a spinning thread shows up.
+    let spin_stop = Arc::new(AtomicBool::new(false));
+    let spinner = {
+        let (spin_stop, tid_tx) = (Arc::clone(&spin_stop), tid_tx.clone());
+        thread::spawn(move || {
+            tid_tx.send(my_tid()).unwrap();
+            while !spin_stop.load(SeqCst) {
+                std::hint::spin_loop();
+            }
+        })
+    };
+    tids = vec![tid_rx.recv().unwrap()];
+    let spun = idle_cpu(&tids);
+    spin_stop.store(true, SeqCst);
+    spinner.join().unwrap();
+    assert!(spun > Duration::from_millis(200), "the CPU measure is blind: {spun:?}");
+    // News wakes them all: deliver, and the blocked producers get in.
+    d.flush();
+    for w in blocked {
+        assert!(w.join().unwrap().is_ok(), "blocked producer not let in");
+    }
+    let report = d.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!(receiver.join().unwrap() as u64, report.stats.delivered);
+    assert_eq!(report.stats.delivered, (n + 1 + 3) as u64);
+
+    // Sink mode: flush workers with an open batch due in an hour.
+    let d = Dispatcher::<Ev>::builder()
+        .name("lzidle")
+        .partitions(n)
+        .max_buffered_bytes(MIB)
+        .interval(HOUR)
+        .flush_workers(2)
+        .build_with_sink(sink::from_fn(|_b: &Batch<Ev>, _c: &FlushContext| {
+            Ok::<_, std::io::Error>(())
+        }))
+        .unwrap();
+    let p = d.producer();
+    p.try_enqueue(ev(0, 0, 10)).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let workers = threads_named("lzidle-flush");
+    assert_eq!(workers.len(), 2, "flush workers not found by name");
+    let used = idle_cpu(&workers);
+    assert!(
+        used < Duration::from_millis(60),
+        "an idle flush worker used {used:?} of CPU in one second"
+    );
+    let report = d.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!(report.stats.delivered, 1);
+}
+
+// ---------------------------------------------------------------------------
+// 10. try_enqueue_all is atomic within a partition under contention.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn groups_stay_contiguous_in_their_partition() {
+    within(Duration::from_secs(30), "groups", || {
+        for n in [2usize, 4] {
+            let handles_count = 3 * n;
+            let (d, b) = Dispatcher::<Ev>::builder()
+                .partitions(n)
+                .max_buffered_bytes(MIB)
+                .interval(Duration::from_millis(1))
+                .max_batch_items(5)
+                .policy(Policy::Reject)
+                .build()
+                .unwrap();
+            let receiver = thread::spawn(move || {
+                let mut got: Vec<Vec<Ev>> = Vec::new();
+                for batch in &b {
+                    got.push(batch.into_vec());
+                }
+                got
+            });
+            // Created one after another: handle k is in partition class k % n.
+            let handles: Vec<Producer<Ev>> = (0..handles_count).map(|_| d.producer()).collect();
+            let accepted_groups = Arc::new(AtomicUsize::new(0));
+            thread::scope(|s| {
+                for (h, p) in handles.iter().enumerate() {
+                    let accepted_groups = &accepted_groups;
+                    s.spawn(move || {
+                        let mut rng = fastrand::Rng::with_seed(h as u64 * 13 + n as u64);
+                        let mut seq = 0u32;
+                        for g in 0..400u64 {
+                            let count = rng.usize(1..=7);
+                            let big = rng.u32(0..10) == 0;
+                            let gid = ((h as u64) << 32) | (g + 1);
+                            let evs: Vec<Ev> = (0..count)
+                                .map(|i| Ev {
+                                    handle: h as u32,
+                                    seq: seq + i as u32,
+                                    size: if big {
+                                        rng.usize(8 * KIB..=60 * KIB)
+                                    } else {
+                                        rng.usize(1..=700)
+                                    },
+                                    group: gid,
+                                    idx: i as u32,
+                                })
+                                .collect();
+                            seq += count as u32;
+                            let mut pending = evs;
+                            for _ in 0..200 {
+                                match p.try_enqueue_all(pending) {
+                                    Ok(()) => {
+                                        accepted_groups.fetch_add(1, SeqCst);
+                                        break;
+                                    }
+                                    Err(TryEnqueueError::Full(back)) => {
+                                        pending = back;
+                                        thread::yield_now();
+                                    }
+                                    Err(e) => panic!("{e:?}"),
+                                }
+                            }
+                            // Lone events between groups.
+                            if rng.bool() {
+                                let _ = p.try_enqueue(ev(h, seq, rng.usize(1..=300)));
+                                seq += 1;
+                            }
+                        }
+                    });
+                }
+            });
+            d.shutdown(Duration::from_secs(5)).unwrap();
+            let batches = receiver.join().unwrap();
+            // Per partition class, in the order the single receiver got them.
+            let mut streams: Vec<Vec<Ev>> = vec![Vec::new(); n];
+            for batch in &batches {
+                let classes: HashSet<usize> =
+                    batch.iter().map(|e| e.handle as usize % n).collect();
+                assert_eq!(classes.len(), 1, "n {n}: a batch mixes partitions");
+                let c = *classes.iter().next().unwrap();
+                streams[c].extend(batch.iter().cloned());
+            }
+            let mut groups_seen = 0;
+            for (c, stream) in streams.iter().enumerate() {
+                let mut i = 0;
+                while i < stream.len() {
+                    let e = &stream[i];
+                    if e.group == 0 {
+                        i += 1;
+                        continue;
+                    }
+                    assert_eq!(e.idx, 0, "n {n} class {c}: group {} starts mid-way", e.group);
+                    let gid = e.group;
+                    let mut j = i;
+                    while j < stream.len() && stream[j].group == gid {
+                        assert_eq!(stream[j].idx as usize, j - i, "n {n}: group order");
+                        j += 1;
+                    }
+                    // The group ends here; no later member may appear.
+                    assert!(
+                        stream[j..].iter().all(|x| x.group != gid),
+                        "n {n} class {c}: another event landed inside group {gid}"
+                    );
+                    groups_seen += 1;
+                    i = j;
+                }
+            }
+            assert_eq!(groups_seen, accepted_groups.load(SeqCst), "n {n}");
+        }
+    });
+}
