@@ -2178,3 +2178,280 @@ fn groups_stay_contiguous_in_their_partition() {
         }
     });
 }
+
+// ---------------------------------------------------------------------------
+// 10b. News that must wake a blocked producer: a raised limit, a lowered
+//      limit's drain, receivers or the dispatcher going away.
+// ---------------------------------------------------------------------------
+
+/// A dispatcher whose budget is full (partition 0 holds almost everything,
+/// the others a little each, with their leases) and `waiters` producers
+/// blocked on 100 KiB events on partitions 1..
+fn full_with_waiters(
+    limit: usize,
+    waiters: usize,
+) -> (
+    Dispatcher<Ev>,
+    Batches<Ev>,
+    Vec<thread::JoinHandle<(Result<(), EnqueueError<Ev>>, Duration)>>,
+) {
+    let n = 8;
+    let (d, b) = Dispatcher::<Ev>::builder()
+        .partitions(n)
+        .max_buffered_bytes(limit)
+        .interval(HOUR)
+        .policy(block(Duration::from_secs(30)))
+        .build()
+        .unwrap();
+    let handles: Vec<Producer<Ev>> = (0..n).map(|_| d.producer()).collect();
+    for (h, p) in handles.iter().enumerate().skip(1) {
+        p.try_enqueue(ev(h, 0, 50)).unwrap();
+    }
+    handles[0]
+        .try_enqueue(ev(0, 0, limit - 50 * (n - 1) - doc_slack(limit, n)))
+        .unwrap();
+    let ws = handles
+        .into_iter()
+        .enumerate()
+        .skip(1)
+        .take(waiters)
+        .map(|(h, p)| {
+            thread::spawn(move || {
+                let t = Instant::now();
+                let r = p.enqueue(ev(h, 1, 100 * KIB));
+                (r, t.elapsed())
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(150));
+    (d, b, ws)
+}
+
+#[test]
+fn raising_the_limit_lets_blocked_producers_in() {
+    within(Duration::from_secs(15), "raised limit", || {
+        let (d, b, ws) = full_with_waiters(MIB, 3);
+        assert!(ws.iter().all(|w| !w.is_finished()), "admitted without room");
+        let mut limits = d.limits();
+        limits.max_buffered_bytes = 2 * MIB;
+        d.set_limits(limits).unwrap();
+        for w in ws {
+            let (r, waited) = w.join().unwrap();
+            assert!(r.is_ok(), "after raising the limit: {r:?}");
+            assert!(
+                waited < Duration::from_secs(5),
+                "a raised limit did not wake the waiter: {waited:?}"
+            );
+        }
+        assert!(d.stats().buffered_bytes <= 2 * MIB);
+        drop(b);
+    });
+}
+
+#[test]
+fn lowered_limit_block_waiter_gets_in_after_the_drain() {
+    within(Duration::from_secs(15), "lowered limit waiter", || {
+        let n = 4;
+        let (d, b) = Dispatcher::<Ev>::builder()
+            .partitions(n)
+            .max_buffered_bytes(64 * MIB)
+            .interval(HOUR)
+            .policy(block(Duration::from_secs(30)))
+            .build()
+            .unwrap();
+        let mut handles: Vec<Producer<Ev>> = (0..n).map(|_| d.producer()).collect();
+        for (h, p) in handles.iter().enumerate() {
+            p.try_enqueue(ev(h, 0, 3000)).unwrap();
+        }
+        for new_limit in [100_000, MIB] {
+            let mut limits = d.limits();
+            limits.max_buffered_bytes = new_limit;
+            d.set_limits(limits).unwrap();
+            // Partition 0 waits for the whole new limit.
+            let p0 = handles.remove(0);
+            let w = thread::spawn(move || {
+                let r = p0.enqueue(ev(0, 1, new_limit));
+                (r.is_ok(), p0)
+            });
+            thread::sleep(Duration::from_millis(100));
+            assert!(!w.is_finished(), "whole limit admitted over held events");
+            // Deliver everything held: the waiter must get in.
+            let mut got = drain_now(&d, &b).iter().flatten().count();
+            let start = Instant::now();
+            while !w.is_finished() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "limit {new_limit}: waiter stranded after the drain: {:?}",
+                    d.stats()
+                );
+                thread::sleep(Duration::from_millis(1));
+            }
+            let (ok, p0) = w.join().unwrap();
+            assert!(ok);
+            got += drain_now(&d, &b).iter().flatten().count();
+            assert!(got >= 1);
+            assert_eq!(d.stats().buffered_bytes, 0);
+            handles.insert(0, p0);
+            // Hold a little again for the next round.
+            for (h, p) in handles.iter().enumerate() {
+                p.try_enqueue(ev(h, 2, 3000)).unwrap();
+            }
+        }
+    });
+}
+
+#[test]
+fn blocked_producers_get_closed_when_receivers_or_dispatcher_go() {
+    within(Duration::from_secs(15), "closing wakes", || {
+        // Every receiver dropped: admission closes.
+        let (d, b, ws) = full_with_waiters(MIB, 3);
+        drop(b);
+        for w in ws {
+            let (r, waited) = w.join().unwrap();
+            assert!(
+                matches!(r, Err(EnqueueError::Closed(ref e)) if e.size == 100 * KIB),
+                "receivers gone: {r:?}"
+            );
+            assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+        }
+        let back = d.stop();
+        assert_eq!(back.len(), 8);
+        // The dispatcher dropped without shutdown: admission closes too.
+        let (d, b, ws) = full_with_waiters(MIB, 3);
+        drop(d);
+        for w in ws {
+            let (r, waited) = w.join().unwrap();
+            assert!(matches!(r, Err(EnqueueError::Closed(_))), "dispatcher dropped: {r:?}");
+            assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+        }
+        // Receivers can still drain what was accepted.
+        let drained: usize = b.iter().map(|batch| batch.len()).sum();
+        assert_eq!(drained, 8);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// 11. Async producers (feature `async`).
+// ---------------------------------------------------------------------------
+
+#[cfg(feature = "async")]
+mod async_leases {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn async_huge_waiter_gets_in_once_others_are_delivered() {
+        within(Duration::from_secs(20), "async huge waiter", || {
+            let n = 8;
+            let limit = MIB;
+            let (d, b) = Dispatcher::<Ev>::builder()
+                .partitions(n)
+                .max_buffered_bytes(limit)
+                .interval(HOUR)
+                .policy(block(Duration::from_secs(30)))
+                .build()
+                .unwrap();
+            let mut handles: Vec<Producer<Ev>> = (0..n).map(|_| d.producer()).collect();
+            for (h, p) in handles.iter().enumerate().skip(1) {
+                p.try_enqueue(ev(h, 0, 20 * KIB)).unwrap();
+                p.try_enqueue(ev(h, 1, 7)).unwrap();
+            }
+            let waiter = handles.remove(0).into_async();
+            let rt = runtime();
+            let task = rt.spawn(async move {
+                let t = Instant::now();
+                let r = waiter.enqueue(ev(0, 0, limit)).await;
+                (r.is_ok(), t.elapsed())
+            });
+            thread::sleep(Duration::from_millis(100));
+            assert!(!task.is_finished(), "whole-limit event admitted without room");
+            assert_eq!(drain_now(&d, &b).iter().flatten().count(), 2 * (n - 1));
+            let (ok, waited) = rt.block_on(task).unwrap();
+            assert!(ok, "async waiter refused after {waited:?}");
+            assert!(waited < Duration::from_secs(5), "async waiter took {waited:?}");
+            let got = drain_now(&d, &b);
+            assert_eq!(got.iter().flatten().map(|e| e.size).sum::<usize>(), limit);
+            assert_eq!(d.stats().buffered_bytes, 0);
+        });
+    }
+
+    #[test]
+    fn async_producers_lose_nothing_and_keep_order() {
+        within(Duration::from_secs(30), "async producers", || {
+            let n = 4;
+            let limit = MIB;
+            let (d, b) = Dispatcher::<Ev>::builder()
+                .partitions(n)
+                .max_buffered_bytes(limit)
+                .interval(Duration::from_millis(1))
+                .policy(block(Duration::from_secs(20)))
+                .build()
+                .unwrap();
+            let receiver = thread::spawn(move || {
+                let mut got: Vec<Ev> = Vec::new();
+                for batch in &b {
+                    got.extend(batch.into_vec());
+                    thread::sleep(Duration::from_micros(200));
+                }
+                got
+            });
+            let rt = runtime();
+            let tasks: Vec<_> = (0..6)
+                .map(|h| {
+                    let p = if h % 2 == 0 {
+                        d.async_producer()
+                    } else {
+                        d.producer().into_async()
+                    };
+                    rt.spawn(async move {
+                        let mut rng = fastrand::Rng::with_seed(h as u64 + 31);
+                        for seq in 0..400u32 {
+                            let size = match rng.u32(0..40) {
+                                0 => limit - rng.usize(0..=KIB),
+                                1..=4 => rng.usize(16 * KIB..=120 * KIB),
+                                _ => rng.usize(1..=2 * KIB),
+                            };
+                            p.enqueue(ev(h, seq, size)).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            let sampler_stop = Arc::new(AtomicBool::new(false));
+            let d = Arc::new(d);
+            let sampler = {
+                let (d, stop) = (Arc::clone(&d), Arc::clone(&sampler_stop));
+                thread::spawn(move || {
+                    while !stop.load(SeqCst) {
+                        let s = d.stats();
+                        assert!(s.buffered_bytes <= limit && s.peak_buffered_bytes <= limit);
+                        thread::sleep(Duration::from_micros(100));
+                    }
+                })
+            };
+            for t in tasks {
+                rt.block_on(t).unwrap();
+            }
+            sampler_stop.store(true, SeqCst);
+            sampler.join().unwrap();
+            wait_empty(&d, Duration::from_secs(10));
+            let d = Arc::try_unwrap(d).ok().unwrap();
+            d.shutdown(Duration::from_secs(5)).unwrap();
+            let got = receiver.join().unwrap();
+            assert_eq!(got.len(), 6 * 400);
+            let mut per: HashMap<u32, Vec<u32>> = HashMap::new();
+            for e in &got {
+                per.entry(e.handle).or_default().push(e.seq);
+            }
+            for (h, seqs) in per {
+                assert_eq!(seqs, (0..400).collect::<Vec<_>>(), "async handle {h} order");
+            }
+        });
+    }
+}
