@@ -136,7 +136,10 @@ fn wait_empty(d: &Dispatcher<Ev>, limit: Duration) {
         d.flush();
         let s = d.stats();
         if s.buffered_items == 0 {
-            assert_eq!(s.buffered_bytes, 0, "no items buffered but bytes are: {s:?}");
+            assert_eq!(
+                s.buffered_bytes, 0,
+                "no items buffered but bytes are: {s:?}"
+            );
             return;
         }
         assert!(
@@ -153,11 +156,10 @@ fn wait_empty(d: &Dispatcher<Ev>, limit: Duration) {
 
 #[test]
 fn default_partitions_follow_processors_round_robin() {
-    let ap = thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let (d, b) = Dispatcher::<Ev>::builder()
-        .interval(HOUR)
-        .build()
-        .unwrap();
+    let ap = thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let (d, b) = Dispatcher::<Ev>::builder().interval(HOUR).build().unwrap();
     // ap + 1 handles: the last one wraps around onto the first one's partition.
     let handles: Vec<Producer<Ev>> = (0..=ap).map(|_| d.producer()).collect();
     for (h, p) in handles.iter().enumerate() {
@@ -266,7 +268,10 @@ impl Model {
             self.items.iter().sum::<usize>(),
             "{ctx}: buffered_items"
         );
-        assert!(s.peak_buffered_bytes <= self.limit, "{ctx}: peak over limit {s:?}");
+        assert!(
+            s.peak_buffered_bytes <= self.limit,
+            "{ctx}: peak over limit {s:?}"
+        );
         assert!(
             s.peak_buffered_bytes >= self.true_peak,
             "{ctx}: peak {} below the true peak {}",
@@ -290,7 +295,9 @@ fn draw_size(rng: &mut fastrand::Rng, limit: usize, held: usize) -> usize {
         85..=96 => {
             // Right around what is free.
             let free = limit - held;
-            (free + rng.usize(0..=64)).saturating_sub(rng.usize(0..=64)).max(1)
+            (free + rng.usize(0..=64))
+                .saturating_sub(rng.usize(0..=64))
+                .max(1)
         }
         _ => limit + rng.usize(0..=1),
     }
@@ -354,7 +361,11 @@ fn model_run(seed: u64, n: usize, limit: usize, policy: Policy, ops: usize) {
                 };
                 match result {
                     Ok(()) => {
-                        assert!(size <= free, "{}: accepted {size} with {free} free", ctx(op));
+                        assert!(
+                            size <= free,
+                            "{}: accepted {size} with {free} free",
+                            ctx(op)
+                        );
                         m.admit(&e);
                     }
                     Err(TryEnqueueError::TooLarge(back)) => {
@@ -461,7 +472,11 @@ fn model_run(seed: u64, n: usize, limit: usize, policy: Policy, ops: usize) {
     m.take(drain_now(&d, &b));
     m.check_stats(&d, &ctx(ops));
     assert_eq!(m.held(), 0);
-    assert!(fulls > 10, "{}: only {fulls} refusals: the run did not press", ctx(ops));
+    assert!(
+        fulls > 10,
+        "{}: only {fulls} refusals: the run did not press",
+        ctx(ops)
+    );
     for (h, seqs) in &m.accepted {
         assert_eq!(
             m.delivered.get(h),
@@ -624,8 +639,8 @@ fn reject_fill_from_all_partitions_then_whole_limit_fits() {
             let got: usize = drain_now(&d, &b).iter().flatten().map(|e| e.size).sum();
             assert_eq!(got, held);
             assert_eq!(d.stats().buffered_bytes, 0);
-            for h in 0..n {
-                handles[h].try_enqueue(ev(h, seq, limit)).unwrap_or_else(|e| {
+            for (h, p) in handles.iter().enumerate() {
+                p.try_enqueue(ev(h, seq, limit)).unwrap_or_else(|e| {
                     panic!("n {n} limit {limit}: whole limit refused on {h} after drain: {e:?}")
                 });
                 seq += 1;
@@ -676,8 +691,8 @@ fn refusals_of_every_kind_leave_no_lease_behind() {
         seq += 4;
     }
     assert_eq!(d.stats().buffered_bytes, 0);
-    for h in 0..n {
-        handles[h].try_enqueue(ev(h, seq, limit)).unwrap_or_else(|e| {
+    for (h, p) in handles.iter().enumerate() {
+        p.try_enqueue(ev(h, seq, limit)).unwrap_or_else(|e| {
             panic!("whole limit refused on {h} after refused admissions elsewhere: {e:?}")
         });
         seq += 1;
@@ -686,7 +701,13 @@ fn refusals_of_every_kind_leave_no_lease_behind() {
     // A hook panic after the event is counted: the event is in; once it is
     // delivered the partition's lease must go back like any other.
     panicky.store(true, SeqCst);
-    std::panic::set_hook(Box::new(|_| {}));
+    // Silence only this test's own panics (other tests run in parallel).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info.to_string().contains("attack: should_flush") {
+            default_hook(info);
+        }
+    }));
     for (h, p) in handles.iter().enumerate() {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             p.try_enqueue(ev(h, seq, 10))
@@ -700,10 +721,9 @@ fn refusals_of_every_kind_leave_no_lease_behind() {
     assert_eq!(s.buffered_items, n, "{s:?}");
     assert_eq!(s.buffered_bytes, 10 * n, "{s:?}");
     assert_eq!(drain_now(&d, &b).iter().flatten().count(), n);
-    for h in 0..n {
-        handles[h].try_enqueue(ev(h, seq, limit)).unwrap_or_else(|e| {
-            panic!("whole limit refused on {h} after hook panics: {e:?}")
-        });
+    for (h, p) in handles.iter().enumerate() {
+        p.try_enqueue(ev(h, seq, limit))
+            .unwrap_or_else(|e| panic!("whole limit refused on {h} after hook panics: {e:?}"));
         seq += 1;
         assert_eq!(drain_now(&d, &b).len(), 1);
     }
@@ -741,7 +761,10 @@ fn huge_waiter(n: usize, limit: usize, own: usize, huge: usize, by_receiver_thre
             others += size;
         }
     }
-    assert!(own + others + huge > limit, "the test needs the waiter to wait");
+    assert!(
+        own + others + huge > limit,
+        "the test needs the waiter to wait"
+    );
     let done = Arc::new(AtomicBool::new(false));
     let waiter = {
         // The handle itself: a clone would take the next partition.
@@ -1135,7 +1158,10 @@ fn concurrent_run(run: Run) {
     let mut groups: HashMap<u64, Vec<u32>> = HashMap::new();
     for batch in &delivered {
         for e in batch {
-            assert!(seen.insert(key(e), e.size).is_none(), "{ctx}: duplicate {e:?}");
+            assert!(
+                seen.insert(key(e), e.size).is_none(),
+                "{ctx}: duplicate {e:?}"
+            );
             if e.seq < u32::MAX - 1 {
                 per_handle.entry(e.handle).or_default().push(e.seq);
             }
@@ -1177,13 +1203,24 @@ fn concurrent_run(run: Run) {
             accepted_groups += 1;
         }
         for gid in &log.refused_groups {
-            assert!(!groups.contains_key(gid), "{ctx}: refused group {gid} delivered");
+            assert!(
+                !groups.contains_key(gid),
+                "{ctx}: refused group {gid} delivered"
+            );
         }
     }
-    assert_eq!(groups.len(), accepted_groups, "{ctx}: unknown groups delivered");
+    assert_eq!(
+        groups.len(),
+        accepted_groups,
+        "{ctx}: unknown groups delivered"
+    );
     let singles: usize = logs.iter().map(|l| l.accepted.len()).sum();
     let group_events: usize = groups.values().map(Vec::len).sum();
-    assert_eq!(seen.len(), singles + group_events + n, "{ctx}: extra events");
+    assert_eq!(
+        seen.len(),
+        singles + group_events + n,
+        "{ctx}: extra events"
+    );
     assert_eq!(report.stats.accepted as usize, seen.len());
     assert_eq!(report.stats.delivered as usize, seen.len());
 }
@@ -1251,7 +1288,10 @@ fn concurrent_random_many() {
 
 #[derive(Clone, Copy, Debug)]
 enum Ending {
-    Shutdown { deadline_ms: u64, receiver_alive: bool },
+    Shutdown {
+        deadline_ms: u64,
+        receiver_alive: bool,
+    },
     Stop,
 }
 
@@ -1341,10 +1381,7 @@ fn close_under_load(seed: u64, n: usize, policy: Policy, ending: Ending) {
                                 !returned_before,
                                 "{ctx}: admitted after shutdown/stop returned"
                             );
-                            assert!(
-                                closed_after == 0,
-                                "{ctx}: admitted after a Closed refusal"
-                            );
+                            assert!(closed_after == 0, "{ctx}: admitted after a Closed refusal");
                             accepted.push(key(&e));
                         }
                         Err(EnqueueError::Closed(back)) => {
@@ -1410,7 +1447,11 @@ fn close_under_load(seed: u64, n: usize, policy: Policy, ending: Ending) {
     for k in &accepted {
         assert!(seen.contains(k), "{ctx}: accepted {k:?} lost");
     }
-    assert_eq!(seen.len(), accepted.len(), "{ctx}: never-accepted event came out");
+    assert_eq!(
+        seen.len(),
+        accepted.len(),
+        "{ctx}: never-accepted event came out"
+    );
 }
 
 #[test]
@@ -1465,7 +1506,9 @@ fn blocked_producers_get_closed_on_shutdown_and_stop() {
             d.stop()
         } else {
             drop(b);
-            d.shutdown(Duration::from_millis(100)).unwrap_err().into_inner()
+            d.shutdown(Duration::from_millis(100))
+                .unwrap_err()
+                .into_inner()
         };
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].size, MIB - 100);
@@ -1475,7 +1518,10 @@ fn blocked_producers_get_closed_on_shutdown_and_stop() {
                 Err(EnqueueError::Closed(e)) => assert_eq!(e.handle as usize, i + 1),
                 other => panic!("stop={use_stop}: waiter got {other:?}"),
             }
-            assert!(waited < Duration::from_secs(3), "waiter woke after {waited:?}");
+            assert!(
+                waited < Duration::from_secs(3),
+                "waiter woke after {waited:?}"
+            );
         }
     }
 }
@@ -1524,7 +1570,10 @@ fn sink_mode_settling_returns_leases() {
                 while !stop.load(SeqCst) {
                     let s = d.stats();
                     assert!(s.buffered_bytes <= limit, "sink: buffered over limit {s:?}");
-                    assert!(s.peak_buffered_bytes <= limit, "sink: peak over limit {s:?}");
+                    assert!(
+                        s.peak_buffered_bytes <= limit,
+                        "sink: peak over limit {s:?}"
+                    );
                     thread::sleep(Duration::from_micros(100));
                 }
             })
@@ -1555,12 +1604,19 @@ fn sink_mode_settling_returns_leases() {
             .collect();
         d.flush_and_wait(Duration::from_secs(10)).unwrap();
         let s = d.stats();
-        assert_eq!((s.buffered_bytes, s.buffered_items, s.in_flight_items), (0, 0, 0), "{s:?}");
+        assert_eq!(
+            (s.buffered_bytes, s.buffered_items, s.in_flight_items),
+            (0, 0, 0),
+            "{s:?}"
+        );
         // Whole limit through every partition, settled each time.
         for h in 100..100 + n {
             let p = d.producer();
             p.try_enqueue(ev(h, 1, limit)).unwrap_or_else(|e| {
-                panic!("sink: whole limit refused after settling: {e:?} {:?}", d.stats())
+                panic!(
+                    "sink: whole limit refused after settling: {e:?} {:?}",
+                    d.stats()
+                )
             });
             d.flush_and_wait(Duration::from_secs(5)).unwrap();
         }
@@ -1623,16 +1679,18 @@ fn set_limits_lowering_and_raising_while_leases_are_held() {
         // Admission honours the new limit: what is held plus the event must fit.
         let big = new_limit - held + 1;
         assert!(
-            matches!(handles[0].try_enqueue(ev(0, 9999, big)), Err(TryEnqueueError::Full(_))),
+            matches!(
+                handles[0].try_enqueue(ev(0, 9999, big)),
+                Err(TryEnqueueError::Full(_))
+            ),
             "limit {new_limit}: admitted over the lowered limit"
         );
         let got: usize = drain_now(&d, &b).iter().flatten().map(|e| e.size).sum();
         assert_eq!(got, held);
         assert_eq!(d.stats().buffered_bytes, 0);
         // Everything is empty: the whole new limit fits through every partition.
-        for h in 0..n {
-            handles[h]
-                .try_enqueue(ev(h, 100_000 + h as u32, new_limit))
+        for (h, p) in handles.iter().enumerate() {
+            p.try_enqueue(ev(h, 100_000 + h as u32, new_limit))
                 .unwrap_or_else(|e| {
                     panic!("limit {new_limit}: whole limit refused on {h} after lowering: {e:?}")
                 });
@@ -1717,7 +1775,10 @@ fn set_limits_racing_producers_keeps_bound_and_loses_nothing() {
             .into_iter()
             .flat_map(|p| p.join().unwrap())
             .collect();
-        assert_eq!(over_after_settle, 0, "buffered stayed over the lowered limit");
+        assert_eq!(
+            over_after_settle, 0,
+            "buffered stayed over the lowered limit"
+        );
         wait_empty(&d, Duration::from_secs(5));
         let p = d.producer();
         p.try_enqueue(ev(77, 0, MIB)).unwrap();
@@ -1775,8 +1836,14 @@ fn block_timeouts_and_recv_timeouts_are_honoured() {
             other => panic!("partition {h}: {other:?}"),
         }
         let waited = t.elapsed();
-        assert!(waited >= timeout, "partition {h}: timed out early, {waited:?}");
-        assert!(waited < timeout + LATE, "partition {h}: timed out late, {waited:?}");
+        assert!(
+            waited >= timeout,
+            "partition {h}: timed out early, {waited:?}"
+        );
+        assert!(
+            waited < timeout + LATE,
+            "partition {h}: timed out late, {waited:?}"
+        );
         let t = Instant::now();
         let short = Duration::from_millis(25);
         assert!(matches!(
@@ -1784,7 +1851,10 @@ fn block_timeouts_and_recv_timeouts_are_honoured() {
             Err(EnqueueTimeoutError::Timeout(_))
         ));
         let waited = t.elapsed();
-        assert!(waited >= short && waited < short + LATE, "enqueue_timeout {waited:?}");
+        assert!(
+            waited >= short && waited < short + LATE,
+            "enqueue_timeout {waited:?}"
+        );
     }
     // All partitions waiting at once.
     let waits: Vec<_> = handles
@@ -1874,7 +1944,10 @@ fn blocked_producer_wakes_on_delivery_not_on_timeout() {
                 worst < Duration::from_secs(2),
                 "n {n}: a producer waited {worst:?} for room that was delivered"
             );
-            assert!(total < Duration::from_secs(10), "n {n}: {total:?} for 600 handoffs");
+            assert!(
+                total < Duration::from_secs(10),
+                "n {n}: {total:?} for 600 handoffs"
+            );
         }
     });
 }
@@ -1911,14 +1984,21 @@ fn blocked_receiver_wakes_on_admission() {
                 thread::sleep(Duration::from_millis(20));
             }
             let t = Instant::now();
-            handles[h].try_enqueue(ev(h, round, 100 + round as usize)).unwrap();
-            let got = ack_rx.recv_timeout(Duration::from_secs(5)).expect("receiver never woke");
+            handles[h]
+                .try_enqueue(ev(h, round, 100 + round as usize))
+                .unwrap();
+            let got = ack_rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("receiver never woke");
             worst = worst.max(got - t);
         }
         drop(handles);
         d.shutdown(Duration::from_secs(5)).unwrap();
         assert_eq!(receiver.join().unwrap(), 400);
-        assert!(worst < Duration::from_secs(1), "receiver woke after {worst:?}");
+        assert!(
+            worst < Duration::from_secs(1),
+            "receiver woke after {worst:?}"
+        );
     });
 }
 
@@ -1953,12 +2033,7 @@ fn idle_cpu(tids: &[String]) -> Duration {
     let before: Vec<u64> = tids.iter().map(|t| cpu_ns(t)).collect();
     thread::sleep(Duration::from_secs(1));
     let after: Vec<u64> = tids.iter().map(|t| cpu_ns(t)).collect();
-    let worst = before
-        .iter()
-        .zip(&after)
-        .map(|(b, a)| a - b)
-        .max()
-        .unwrap();
+    let worst = before.iter().zip(&after).map(|(b, a)| a - b).max().unwrap();
     Duration::from_nanos(worst)
 }
 
@@ -2029,7 +2104,10 @@ fn idle_waiters_are_parked_not_spinning() {
     let spun = idle_cpu(&tids);
     spin_stop.store(true, SeqCst);
     spinner.join().unwrap();
-    assert!(spun > Duration::from_millis(200), "the CPU measure is blind: {spun:?}");
+    assert!(
+        spun > Duration::from_millis(200),
+        "the CPU measure is blind: {spun:?}"
+    );
     // News wakes them all: deliver, and the blocked producers get in.
     d.flush();
     for w in blocked {
@@ -2143,8 +2221,7 @@ fn groups_stay_contiguous_in_their_partition() {
             // Per partition class, in the order the single receiver got them.
             let mut streams: Vec<Vec<Ev>> = vec![Vec::new(); n];
             for batch in &batches {
-                let classes: HashSet<usize> =
-                    batch.iter().map(|e| e.handle as usize % n).collect();
+                let classes: HashSet<usize> = batch.iter().map(|e| e.handle as usize % n).collect();
                 assert_eq!(classes.len(), 1, "n {n}: a batch mixes partitions");
                 let c = *classes.iter().next().unwrap();
                 streams[c].extend(batch.iter().cloned());
@@ -2158,7 +2235,11 @@ fn groups_stay_contiguous_in_their_partition() {
                         i += 1;
                         continue;
                     }
-                    assert_eq!(e.idx, 0, "n {n} class {c}: group {} starts mid-way", e.group);
+                    assert_eq!(
+                        e.idx, 0,
+                        "n {n} class {c}: group {} starts mid-way",
+                        e.group
+                    );
                     let gid = e.group;
                     let mut j = i;
                     while j < stream.len() && stream[j].group == gid {
@@ -2184,17 +2265,13 @@ fn groups_stay_contiguous_in_their_partition() {
 //      limit's drain, receivers or the dispatcher going away.
 // ---------------------------------------------------------------------------
 
+/// A blocked producer's thread: its result and how long it waited.
+type Waiter = thread::JoinHandle<(Result<(), EnqueueError<Ev>>, Duration)>;
+
 /// A dispatcher whose budget is full (partition 0 holds almost everything,
 /// the others a little each, with their leases) and `waiters` producers
 /// blocked on 100 KiB events on partitions 1..
-fn full_with_waiters(
-    limit: usize,
-    waiters: usize,
-) -> (
-    Dispatcher<Ev>,
-    Batches<Ev>,
-    Vec<thread::JoinHandle<(Result<(), EnqueueError<Ev>>, Duration)>>,
-) {
+fn full_with_waiters(limit: usize, waiters: usize) -> (Dispatcher<Ev>, Batches<Ev>, Vec<Waiter>) {
     let n = 8;
     let (d, b) = Dispatcher::<Ev>::builder()
         .partitions(n)
@@ -2321,13 +2398,115 @@ fn blocked_producers_get_closed_when_receivers_or_dispatcher_go() {
         drop(d);
         for w in ws {
             let (r, waited) = w.join().unwrap();
-            assert!(matches!(r, Err(EnqueueError::Closed(_))), "dispatcher dropped: {r:?}");
+            assert!(
+                matches!(r, Err(EnqueueError::Closed(_))),
+                "dispatcher dropped: {r:?}"
+            );
             assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
         }
         // Receivers can still drain what was accepted.
         let drained: usize = b.iter().map(|batch| batch.len()).sum();
         assert_eq!(drained, 8);
     });
+}
+
+// ---------------------------------------------------------------------------
+// 10c. Odd charges: zero-weight events, Occupancy weighing, many partitions.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn zero_weight_events_charge_one_byte_and_give_it_back() {
+    let n = 8;
+    let limit = MIB;
+    let (d, b) = Dispatcher::<Vec<u8>>::builder()
+        .partitions(n)
+        .max_buffered_bytes(limit)
+        .interval(HOUR)
+        .build()
+        .unwrap();
+    let handles: Vec<Producer<Vec<u8>>> = (0..n).map(|_| d.producer()).collect();
+    for round in 0..3 {
+        let mut count = 0;
+        for (i, p) in handles.iter().enumerate() {
+            for _ in 0..(100 + i * 37) {
+                p.try_enqueue(Vec::new()).unwrap();
+                count += 1;
+            }
+            p.try_enqueue(vec![0; 5]).unwrap();
+        }
+        let s = d.stats();
+        assert_eq!(s.buffered_bytes, count + 5 * n, "round {round}: {s:?}");
+        d.flush();
+        let mut got = 0;
+        while let Ok(batch) = b.try_recv() {
+            got += batch.len();
+        }
+        assert_eq!(got, count + n);
+        assert_eq!(
+            d.stats().buffered_bytes,
+            0,
+            "round {round}: bytes left behind"
+        );
+        for p in &handles {
+            p.try_enqueue(vec![0; limit]).unwrap_or_else(|_| {
+                panic!("round {round}: whole limit refused after zero-weight events")
+            });
+            d.flush();
+            assert_eq!(b.try_recv().unwrap().len(), 1);
+        }
+    }
+}
+
+#[test]
+fn occupancy_weighing_with_leases_gives_back_what_it_charged() {
+    let n = 8;
+    let big = vec![0u8; 2 * MIB];
+    let limit = big.occupancy(); // exactly one such event fits
+    assert!(limit > 2 * MIB);
+    let (d, b) = Dispatcher::<Vec<u8>>::builder()
+        .partitions(n)
+        .max_buffered_bytes(limit)
+        .weighing(dispatcher::Weighing::Occupancy)
+        .interval(HOUR)
+        .build()
+        .unwrap();
+    let handles: Vec<Producer<Vec<u8>>> = (0..n).map(|_| d.producer()).collect();
+    let mut rng = fastrand::Rng::with_seed(5);
+    for round in 0..4 {
+        let mut charged = 0;
+        for _ in 0..300 {
+            let h = rng.usize(0..n);
+            let e = vec![1u8; rng.usize(0..=20 * KIB)];
+            let occ = e.occupancy();
+            if handles[h].try_enqueue(e).is_ok() {
+                charged += occ;
+            }
+        }
+        assert_eq!(d.stats().buffered_bytes, charged, "round {round}");
+        d.flush();
+        while b.try_recv().is_ok() {}
+        assert_eq!(
+            d.stats().buffered_bytes,
+            0,
+            "round {round}: bytes left behind"
+        );
+        for p in &handles {
+            p.try_enqueue(big.clone()).unwrap_or_else(|_| {
+                panic!("round {round}: the exactly-fitting event was refused after the drain")
+            });
+            d.flush();
+            assert_eq!(b.try_recv().unwrap().bytes(), limit);
+        }
+    }
+}
+
+#[test]
+fn many_partitions_model() {
+    // 256 partitions: leases of 64 bytes at 1 MiB, 16 KiB at 1 GiB.
+    model_run(7000, 256, MIB, Policy::Reject, 1500);
+    model_run(7001, 64, 64 * MIB, Policy::Reject, 1500);
+    model_run(7002, 256, 1 << 30, block(Duration::from_millis(1)), 1500);
+    model_run(7003, 16, MIB, block(Duration::from_millis(1)), 1500);
 }
 
 // ---------------------------------------------------------------------------
@@ -2371,11 +2550,17 @@ mod async_leases {
                 (r.is_ok(), t.elapsed())
             });
             thread::sleep(Duration::from_millis(100));
-            assert!(!task.is_finished(), "whole-limit event admitted without room");
+            assert!(
+                !task.is_finished(),
+                "whole-limit event admitted without room"
+            );
             assert_eq!(drain_now(&d, &b).iter().flatten().count(), 2 * (n - 1));
             let (ok, waited) = rt.block_on(task).unwrap();
             assert!(ok, "async waiter refused after {waited:?}");
-            assert!(waited < Duration::from_secs(5), "async waiter took {waited:?}");
+            assert!(
+                waited < Duration::from_secs(5),
+                "async waiter took {waited:?}"
+            );
             let got = drain_now(&d, &b);
             assert_eq!(got.iter().flatten().map(|e| e.size).sum::<usize>(), limit);
             assert_eq!(d.stats().buffered_bytes, 0);
