@@ -13,11 +13,14 @@ use std::ops::{Deref, DerefMut};
 use super::Core;
 use crate::state::{Caught, News, State};
 use crate::stats::Rejections;
-use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering::Relaxed};
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering::Relaxed};
 
 /// One partition: a complete batch builder behind its own lock.
 pub(crate) struct Partition<T> {
     state: Mutex<State<T>>,
+    /// How many sealed batches wait, as of the last change under the lock:
+    /// receivers choose a partition by it without taking every lock.
+    pub(crate) waiting: AtomicUsize,
     pub(crate) refusals: Refusals,
 }
 
@@ -25,6 +28,7 @@ impl<T> Partition<T> {
     pub(crate) fn new(state: State<T>) -> Self {
         Partition {
             state: Mutex::new(state),
+            waiting: AtomicUsize::new(0),
             refusals: Refusals::default(),
         }
     }
@@ -58,6 +62,7 @@ impl Refusals {
 /// (the notifications go out).
 pub(crate) struct Guard<'a, T> {
     state: MutexGuard<'a, State<T>>,
+    waiting: &'a AtomicUsize,
     after: Announce<'a, T>,
 }
 
@@ -71,8 +76,10 @@ impl<T> Core<T> {
     /// Locks partition `at`.
     #[inline]
     pub(crate) fn lock(&self, at: usize) -> Guard<'_, T> {
+        let part = &self.parts[at];
         Guard {
-            state: self.parts[at].state.lock(),
+            state: part.state.lock(),
+            waiting: &part.waiting,
             after: Announce {
                 core: self,
                 news: None,
@@ -117,6 +124,8 @@ impl<T> Drop for Guard<'_, T> {
         let Some(news) = self.state.take_news() else {
             return;
         };
+        // Batches are sealed, requeued and taken only with news.
+        self.waiting.store(self.state.ready_len(), Relaxed);
         if news.freed > 0 {
             // Events left: the lease goes back with their bytes.
             let credit = std::mem::take(&mut self.state.credit);
