@@ -289,6 +289,41 @@ impl<T: Weight> Core<T> {
             resume(st.unlock());
             return Err((Refusal::Refused, payload));
         }
+        if lease > 0 || st.credit > 0 {
+            // Leases are off under DropOldest, so nothing here evicts.
+            return self.admit_leased(st, payload, weight, seen, lease);
+        }
+        match self.budget.try_reserve_from(seen.word, seen.max, weight) {
+            Ok(after) => {
+                self.budget.note_peak(after);
+                payload.append_to(&mut st);
+                resume(st.unlock());
+                Ok(())
+            }
+            Err(short) => {
+                let refusal = self.refusal(short, weight);
+                if evicts && refusal == Refusal::Full {
+                    self.evict_for(st, at, payload, weight)
+                } else {
+                    Err((refusal, payload))
+                }
+            }
+        }
+    }
+
+    /// [`admit`](Self::admit) for a partition that leases (see
+    /// [`Core::lease`]), its lock held: charge the lease, or reserve the
+    /// need plus a new lease (or just the need), or give the lease back and
+    /// refuse.
+    #[inline]
+    fn admit_leased<P: Payload<T>>(
+        &self,
+        mut st: Guard<'_, T>,
+        payload: P,
+        weight: usize,
+        seen: Seen,
+        lease: usize,
+    ) -> Admitted<P> {
         if st.credit >= weight {
             // Closure is read under the lock: `close` sets it before it
             // takes each partition's lock to drain it.
@@ -328,12 +363,8 @@ impl<T: Weight> Core<T> {
                 if credit > 0 {
                     self.budget.release_quietly(credit);
                 }
-                let refusal = self.refusal(short, weight);
-                if evicts && refusal == Refusal::Full {
-                    self.evict_for(st, at, payload, weight)
-                } else {
-                    Err((refusal, payload))
-                }
+                resume(st.unlock());
+                Err((self.refusal(short, weight), payload))
             }
         }
     }
