@@ -81,6 +81,13 @@ fn doc_slack(limit: usize, n: usize) -> usize {
     }
 }
 
+/// A builder with `n` partitions under `limit` bytes: leases engage from 1 MiB.
+fn leasing(n: usize, limit: usize) -> dispatcher::Builder<Ev> {
+    Dispatcher::<Ev>::builder()
+        .partitions(n)
+        .max_buffered_bytes(limit)
+}
+
 fn block(timeout: Duration) -> Policy {
     Policy::Block { timeout }
 }
@@ -305,11 +312,7 @@ fn draw_size(rng: &mut fastrand::Rng, limit: usize, held: usize) -> usize {
 
 fn model_run(seed: u64, n: usize, limit: usize, policy: Policy, ops: usize) {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut builder = Dispatcher::<Ev>::builder()
-        .partitions(n)
-        .max_buffered_bytes(limit)
-        .interval(HOUR)
-        .policy(policy);
+    let mut builder = leasing(n, limit).interval(HOUR).policy(policy);
     if rng.bool() {
         builder = builder.max_batch_items(rng.usize(1..=4));
     }
@@ -550,12 +553,7 @@ fn model_many_seeds() {
 fn one_partition_alone_fills_to_the_exact_limit() {
     for n in [2, 4, 8] {
         for limit in [MIB, 3 * MIB + 5, 64 * MIB] {
-            let (d, b) = Dispatcher::<Ev>::builder()
-                .partitions(n)
-                .max_buffered_bytes(limit)
-                .interval(HOUR)
-                .build()
-                .unwrap();
+            let (d, b) = leasing(n, limit).interval(HOUR).build().unwrap();
             let handles: Vec<Producer<Ev>> = (0..n).map(|_| d.producer()).collect();
             for (round, h) in (0..n).enumerate() {
                 // Only partition h holds anything: no other lease exists, so
@@ -594,9 +592,7 @@ fn one_partition_alone_fills_to_the_exact_limit() {
 fn reject_fill_from_all_partitions_then_whole_limit_fits() {
     for n in [2, 4, 8] {
         for limit in [MIB, 64 * MIB] {
-            let (d, b) = Dispatcher::<Ev>::builder()
-                .partitions(n)
-                .max_buffered_bytes(limit)
+            let (d, b) = leasing(n, limit)
                 .interval(HOUR)
                 .policy(Policy::Reject)
                 .build()
@@ -656,9 +652,7 @@ fn refusals_of_every_kind_leave_no_lease_behind() {
     let limit = MIB;
     let panicky = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&panicky);
-    let (d, b) = Dispatcher::<Ev>::builder()
-        .partitions(n)
-        .max_buffered_bytes(limit)
+    let (d, b) = leasing(n, limit)
         .interval(HOUR)
         .can_add(|_open, e: &Ev| e.size != 777)
         .should_flush(move |_open| {
@@ -873,9 +867,7 @@ fn many_block_waiters_of_more_than_half_the_limit_all_get_in() {
     within(Duration::from_secs(20), "half-limit waiters", || {
         let n = 8;
         let limit = MIB;
-        let (d, b) = Dispatcher::<Ev>::builder()
-            .partitions(n)
-            .max_buffered_bytes(limit)
+        let (d, b) = leasing(n, limit)
             .interval(Duration::from_millis(1))
             .policy(block(Duration::from_secs(30)))
             .build()
@@ -950,9 +942,7 @@ fn concurrent_run(run: Run) {
         slow_receiver,
     } = run;
     let ctx = format!("{run:?}");
-    let (d, b) = Dispatcher::<Ev>::builder()
-        .partitions(n)
-        .max_buffered_bytes(limit)
+    let (d, b) = leasing(n, limit)
         .interval(Duration::from_millis(2))
         .max_batch_bytes(limit / 4)
         .policy(policy)
@@ -1298,9 +1288,7 @@ enum Ending {
 fn close_under_load(seed: u64, n: usize, policy: Policy, ending: Ending) {
     let ctx = format!("seed {seed} n {n} {policy:?} {ending:?}");
     let limit = MIB;
-    let (d, b) = Dispatcher::<Ev>::builder()
-        .partitions(n)
-        .max_buffered_bytes(limit)
+    let (d, b) = leasing(n, limit)
         .interval(Duration::from_millis(2))
         .policy(policy)
         .build()
@@ -1480,9 +1468,7 @@ fn shutdown_and_stop_racing_producers_lose_nothing() {
 #[test]
 fn blocked_producers_get_closed_on_shutdown_and_stop() {
     for use_stop in [false, true] {
-        let (d, b) = Dispatcher::<Ev>::builder()
-            .partitions(8)
-            .max_buffered_bytes(MIB)
+        let (d, b) = leasing(8, MIB)
             .interval(HOUR)
             .policy(block(Duration::from_secs(30)))
             .build()
@@ -1538,9 +1524,7 @@ fn sink_mode_settling_returns_leases() {
         let written = Arc::new(Mutex::new(Vec::<Ev>::new()));
         let failed = Arc::new(Mutex::new(Vec::<Ev>::new()));
         let (w, f) = (Arc::clone(&written), Arc::clone(&failed));
-        let d = Dispatcher::<Ev>::builder()
-            .partitions(n)
-            .max_buffered_bytes(limit)
+        let d = leasing(n, limit)
             .interval(Duration::from_millis(2))
             .policy(block(Duration::from_secs(10)))
             .flush_workers(2)
@@ -1646,9 +1630,7 @@ fn sink_mode_settling_returns_leases() {
 #[test]
 fn set_limits_lowering_and_raising_while_leases_are_held() {
     let n = 4;
-    let (d, b) = Dispatcher::<Ev>::builder()
-        .partitions(n)
-        .max_buffered_bytes(64 * MIB)
+    let (d, b) = leasing(n, 64 * MIB)
         .interval(HOUR)
         .policy(Policy::Reject)
         .build()
@@ -1703,9 +1685,7 @@ fn set_limits_lowering_and_raising_while_leases_are_held() {
 fn set_limits_racing_producers_keeps_bound_and_loses_nothing() {
     within(Duration::from_secs(30), "set_limits race", || {
         let n = 4;
-        let (d, b) = Dispatcher::<Ev>::builder()
-            .partitions(n)
-            .max_buffered_bytes(4 * MIB)
+        let (d, b) = leasing(n, 4 * MIB)
             .interval(Duration::from_millis(1))
             .policy(block(Duration::from_millis(5)))
             .build()
@@ -1805,9 +1785,7 @@ const LATE: Duration = Duration::from_millis(300);
 fn block_timeouts_and_recv_timeouts_are_honoured() {
     let n = 8;
     let timeout = Duration::from_millis(80);
-    let (d, b) = Dispatcher::<Ev>::builder()
-        .partitions(n)
-        .max_buffered_bytes(MIB)
+    let (d, b) = leasing(n, MIB)
         .interval(HOUR)
         .policy(block(timeout))
         .build()
@@ -1899,9 +1877,7 @@ fn blocked_producer_wakes_on_delivery_not_on_timeout() {
     within(Duration::from_secs(25), "ping-pong", || {
         for n in [2, 8] {
             let limit = MIB;
-            let (d, b) = Dispatcher::<Ev>::builder()
-                .partitions(n)
-                .max_buffered_bytes(limit)
+            let (d, b) = leasing(n, limit)
                 .interval(HOUR)
                 .max_batch_items(1)
                 .policy(block(Duration::from_secs(60)))
@@ -1958,9 +1934,7 @@ fn blocked_receiver_wakes_on_admission() {
     // (max_batch_items 1). The producer waits for the receiver's ack, so a
     // lost wake-up stalls a round.
     within(Duration::from_secs(20), "receiver wake-ups", || {
-        let (d, b) = Dispatcher::<Ev>::builder()
-            .partitions(4)
-            .max_buffered_bytes(2 * MIB)
+        let (d, b) = leasing(4, 2 * MIB)
             .interval(HOUR)
             .max_batch_items(1)
             .policy(block(Duration::from_secs(60)))
@@ -2042,9 +2016,7 @@ fn idle_waiters_are_parked_not_spinning() {
     // Pull mode: a receiver in recv() with an open batch due in an hour, and
     // producers blocked on a full budget (other partitions holding leases).
     let n = 8;
-    let (d, b) = Dispatcher::<Ev>::builder()
-        .partitions(n)
-        .max_buffered_bytes(MIB)
+    let (d, b) = leasing(n, MIB)
         .interval(HOUR)
         .policy(block(Duration::from_secs(30)))
         .build()
@@ -2151,9 +2123,7 @@ fn groups_stay_contiguous_in_their_partition() {
     within(Duration::from_secs(30), "groups", || {
         for n in [2usize, 4] {
             let handles_count = 3 * n;
-            let (d, b) = Dispatcher::<Ev>::builder()
-                .partitions(n)
-                .max_buffered_bytes(MIB)
+            let (d, b) = leasing(n, MIB)
                 .interval(Duration::from_millis(1))
                 .max_batch_items(5)
                 .policy(Policy::Reject)
@@ -2273,9 +2243,7 @@ type Waiter = thread::JoinHandle<(Result<(), EnqueueError<Ev>>, Duration)>;
 /// blocked on 100 KiB events on partitions 1..
 fn full_with_waiters(limit: usize, waiters: usize) -> (Dispatcher<Ev>, Batches<Ev>, Vec<Waiter>) {
     let n = 8;
-    let (d, b) = Dispatcher::<Ev>::builder()
-        .partitions(n)
-        .max_buffered_bytes(limit)
+    let (d, b) = leasing(n, limit)
         .interval(HOUR)
         .policy(block(Duration::from_secs(30)))
         .build()
@@ -2329,9 +2297,7 @@ fn raising_the_limit_lets_blocked_producers_in() {
 fn lowered_limit_block_waiter_gets_in_after_the_drain() {
     within(Duration::from_secs(15), "lowered limit waiter", || {
         let n = 4;
-        let (d, b) = Dispatcher::<Ev>::builder()
-            .partitions(n)
-            .max_buffered_bytes(64 * MIB)
+        let (d, b) = leasing(n, 64 * MIB)
             .interval(HOUR)
             .policy(block(Duration::from_secs(30)))
             .build()
@@ -2530,9 +2496,7 @@ mod async_leases {
         within(Duration::from_secs(20), "async huge waiter", || {
             let n = 8;
             let limit = MIB;
-            let (d, b) = Dispatcher::<Ev>::builder()
-                .partitions(n)
-                .max_buffered_bytes(limit)
+            let (d, b) = leasing(n, limit)
                 .interval(HOUR)
                 .policy(block(Duration::from_secs(30)))
                 .build()
@@ -2572,9 +2536,7 @@ mod async_leases {
         within(Duration::from_secs(30), "async producers", || {
             let n = 4;
             let limit = MIB;
-            let (d, b) = Dispatcher::<Ev>::builder()
-                .partitions(n)
-                .max_buffered_bytes(limit)
+            let (d, b) = leasing(n, limit)
                 .interval(Duration::from_millis(1))
                 .policy(block(Duration::from_secs(20)))
                 .build()

@@ -245,51 +245,65 @@ fn stop_answers_blocked_producers_closed() {
 /// as `Closed` with the event handed back.
 #[test]
 fn shutdown_racing_producers_loses_nothing() {
-    explore(|| {
-        let fates = Arc::new(Fates::default());
-        let (dispatcher, batches) = Dispatcher::<Ev>::builder()
-            .partitions(2)
-            .max_buffered_bytes(24)
-            .max_batch_items(2)
-            .interval(Duration::MAX)
-            .policy(block())
-            .build()
-            .unwrap();
-        let producers: Vec<_> = (0..2u8)
-            .map(|from| {
-                let (producer, fates) = (dispatcher.producer(), Arc::clone(&fates));
-                thread::spawn(move || {
-                    for seq in 0..3u8 {
-                        let event = ev(from, seq, 8);
-                        fates.record(&event, "accepted");
-                        match producer.enqueue(event) {
-                            Ok(()) => {}
-                            Err(EnqueueError::Closed(back)) => {
-                                fates.0.lock().unwrap().remove(&back);
-                            }
-                            Err(other) => panic!("{other:?}"),
-                        }
-                    }
-                })
-            })
-            .collect();
-        let receiver = {
-            let fates = Arc::clone(&fates);
+    explore(|| shutdown_race(24, [8, 8, 8]));
+}
+
+/// The same with leases (a 1 MiB limit on two partitions): small events
+/// admitted from a lease, a large one waiting for room. Closure is read
+/// under the partition's lock, so nothing admitted from a lease after the
+/// drain passed its partition is lost.
+#[test]
+fn shutdown_racing_leasing_producers_loses_nothing() {
+    explore(|| shutdown_race(1 << 20, [4 << 10, 600 << 10, 4 << 10]));
+}
+
+/// Two producers on two partitions each enqueue `weights` under Block
+/// while a receiver takes batches and shutdown starts; checks every fate.
+fn shutdown_race(limit: usize, weights: [u32; 3]) {
+    let fates = Arc::new(Fates::default());
+    let (dispatcher, batches) = Dispatcher::<Ev>::builder()
+        .partitions(2)
+        .max_buffered_bytes(limit)
+        .max_batch_items(2)
+        .interval(Duration::MAX)
+        .policy(block())
+        .build()
+        .unwrap();
+    let producers: Vec<_> = (0..2u8)
+        .map(|from| {
+            let (producer, fates) = (dispatcher.producer(), Arc::clone(&fates));
             thread::spawn(move || {
-                for batch in &batches {
-                    batch.iter().for_each(|e| fates.record(e, "delivered"));
+                for (seq, weight) in (0u8..).zip(weights) {
+                    let event = ev(from, seq, weight);
+                    fates.record(&event, "accepted");
+                    match producer.enqueue(event) {
+                        Ok(()) => {}
+                        Err(EnqueueError::Closed(back)) => {
+                            fates.0.lock().unwrap().remove(&back);
+                        }
+                        Err(other) => panic!("{other:?}"),
+                    }
                 }
             })
-        };
-        let returned = match dispatcher.shutdown(LONG) {
-            Ok(_) => Vec::new(),
-            Err(timeout) => timeout.into_inner(),
-        };
-        producers.into_iter().for_each(|p| p.join().unwrap());
-        receiver.join().unwrap();
-        returned.iter().for_each(|e| fates.record(e, "returned"));
-        fates.check_exactly_once();
-    });
+        })
+        .collect();
+    let receiver = {
+        let fates = Arc::clone(&fates);
+        thread::spawn(move || {
+            for batch in &batches {
+                batch.iter().for_each(|e| fates.record(e, "delivered"));
+            }
+        })
+    };
+    let (stats, returned) = match dispatcher.shutdown(LONG) {
+        Ok(report) => (report.stats, Vec::new()),
+        Err(timeout) => (timeout.report.stats, timeout.undelivered),
+    };
+    producers.into_iter().for_each(|p| p.join().unwrap());
+    receiver.join().unwrap();
+    returned.iter().for_each(|e| fates.record(e, "returned"));
+    fates.check_exactly_once();
+    assert!(stats.peak_buffered_bytes <= limit);
 }
 
 /// Two partitions under a 1 MiB limit lease budget bytes ahead (8 KiB
@@ -324,60 +338,6 @@ fn a_lease_comes_back_to_a_blocked_producer() {
         assert!(stats.peak_buffered_bytes <= 1 << 20);
         let report = dispatcher.shutdown(LONG).unwrap();
         assert_eq!(report.stats.buffered_bytes, 0);
-    });
-}
-
-/// Shutdown racing producers that admit from leases (small events) and
-/// wait for room (large ones): closure is read under the partition's lock,
-/// so every event a producer got `Ok` for is delivered or returned exactly
-/// once, and the rest are refused as `Closed`.
-#[test]
-fn shutdown_racing_leasing_producers_loses_nothing() {
-    explore(|| {
-        let fates = Arc::new(Fates::default());
-        let (dispatcher, batches) = Dispatcher::<Ev>::builder()
-            .partitions(2)
-            .max_buffered_bytes(1 << 20)
-            .max_batch_items(2)
-            .interval(Duration::MAX)
-            .policy(block())
-            .build()
-            .unwrap();
-        let producers: Vec<_> = (0..2u8)
-            .map(|from| {
-                let (producer, fates) = (dispatcher.producer(), Arc::clone(&fates));
-                thread::spawn(move || {
-                    for (seq, weight) in [(0u8, 4 << 10), (1, 600 << 10), (2, 4 << 10)] {
-                        let event = ev(from, seq, weight);
-                        fates.record(&event, "accepted");
-                        match producer.enqueue(event) {
-                            Ok(()) => {}
-                            Err(EnqueueError::Closed(back)) => {
-                                fates.0.lock().unwrap().remove(&back);
-                            }
-                            Err(other) => panic!("{other:?}"),
-                        }
-                    }
-                })
-            })
-            .collect();
-        let receiver = {
-            let fates = Arc::clone(&fates);
-            thread::spawn(move || {
-                for batch in &batches {
-                    batch.iter().for_each(|e| fates.record(e, "delivered"));
-                }
-            })
-        };
-        let (stats, returned) = match dispatcher.shutdown(LONG) {
-            Ok(report) => (report.stats, Vec::new()),
-            Err(timeout) => (timeout.report.stats, timeout.undelivered),
-        };
-        producers.into_iter().for_each(|p| p.join().unwrap());
-        receiver.join().unwrap();
-        returned.iter().for_each(|e| fates.record(e, "returned"));
-        fates.check_exactly_once();
-        assert!(stats.peak_buffered_bytes <= 1 << 20);
     });
 }
 
