@@ -359,10 +359,7 @@ impl<T: Weight> Core<T> {
             }
             Err(short) => {
                 // Others may fit in what this partition leased.
-                let credit = st.take_credit();
-                if credit > 0 {
-                    self.budget.release_quietly(credit);
-                }
+                st.give_back_lease();
                 resume(st.unlock());
                 Err((self.refusal(short, weight), payload))
             }

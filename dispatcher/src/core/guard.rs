@@ -127,9 +127,7 @@ impl<T> Drop for Guard<'_, T> {
         // Batches are sealed, requeued and taken only with news.
         self.waiting.store(self.state.ready_len(), Relaxed);
         if news.freed > 0 {
-            // Events left: the lease goes back with their bytes.
-            let credit = std::mem::take(&mut self.state.credit);
-            self.after.core.budget.release_quietly(news.freed + credit);
+            self.after.core.budget.release_quietly(news.freed);
         }
         self.after.news = Some(news);
     }
@@ -149,7 +147,7 @@ impl<T> Core<T> {
     /// already released.
     #[cold]
     fn announce(&self, news: News) {
-        if news.freed > 0 || news.room {
+        if news.freed > 0 {
             self.budget.room.notify();
         }
         if news.ready {

@@ -30,9 +30,6 @@ pub(crate) struct News {
     pub(crate) settled: bool,
     /// Bytes this partition no longer holds, to release from the budget.
     pub(crate) freed: usize,
-    /// Leased bytes went back to the budget: producers waiting for room
-    /// may fit now.
-    pub(crate) room: bool,
 }
 
 pub(crate) struct State<T> {
@@ -52,7 +49,8 @@ pub(crate) struct State<T> {
     news: News,
     /// Bytes of the budget this partition leased and has not charged to an
     /// event yet (see `Core::lease`). Only a partition that holds events
-    /// admitted since its last release has any: every release gives it back.
+    /// admitted since its last release has any: every `release` gives it
+    /// back.
     pub(crate) credit: usize,
     caught: Cell<Option<Caught>>,
     /// Ids of batches taken but not yet settled (sink mode; at most one per
@@ -120,15 +118,11 @@ impl<T> State<T> {
         }
     }
 
-    /// Takes the partition's leased bytes, to give back to the budget now;
-    /// producers waiting for room are told when the lock is released.
+    /// Gives the partition's lease back to the budget with the bytes it
+    /// frees (when the lock is released), so who waits for room is told.
     #[inline]
-    pub(crate) fn take_credit(&mut self) -> usize {
-        let credit = std::mem::take(&mut self.credit);
-        if credit > 0 {
-            self.news.room = true;
-        }
-        credit
+    pub(crate) fn give_back_lease(&mut self) {
+        self.news.freed += std::mem::take(&mut self.credit);
     }
 
     /// Takes the news of the changes made since the last call, if any.
@@ -481,6 +475,9 @@ impl<T> State<T> {
         self.stats.buffered_items -= len;
         self.news.freed += bytes;
         self.news.settled = true;
+        // Events left: the lease goes back with their bytes, so only a
+        // partition holding events admitted since holds one.
+        self.give_back_lease();
     }
 
     fn count_delivered(&mut self, len: usize, bytes: usize, reason: FlushReason) {
