@@ -21,11 +21,29 @@ use dispatcher::{Batch, Builder, Dispatcher, Policy};
 const BUFFERED_BYTES: usize = 8 * 1024 * 1024;
 const BATCH_BYTES: usize = 64 * 1024;
 
+/// Events per measured run: 20-40 ms of work on a 2-core machine, so the
+/// start (threads, the first batch) and the end (the last batch waits for
+/// its interval) weigh in. `BENCH_RUN_SCALE=N` (1 to 100) runs N times as
+/// many, to compare the steady state.
 fn events_per_run(size: usize) -> usize {
-    match size {
+    let base = match size {
         0..=256 => 400_000,
         257..=4096 => 100_000,
         _ => 20_000,
+    };
+    base * run_scale()
+}
+
+fn run_scale() -> usize {
+    let Ok(raw) = std::env::var("BENCH_RUN_SCALE") else {
+        return 1;
+    };
+    match raw.trim().parse::<usize>() {
+        Ok(scale @ 1..=100) => scale,
+        _ => {
+            eprintln!("BENCH_RUN_SCALE={raw:?}: expected a whole number from 1 to 100");
+            std::process::exit(2);
+        }
     }
 }
 
