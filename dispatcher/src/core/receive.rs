@@ -55,8 +55,8 @@ impl<T> Core<T> {
             self.lock(start % n).cut_if_due(now);
             if let Some(part) = self.busiest() {
                 let mut st = self.lock(part);
-                if st.ready_len() > 0 {
-                    return Check::Ready(Ok(self.take(part, &mut st)));
+                if let Some(taken) = self.take(part, &mut st) {
+                    return Check::Ready(Ok(taken));
                 }
             }
         }
@@ -64,8 +64,8 @@ impl<T> Core<T> {
         for part in (0..n).map(|i| (start + i) % n) {
             let mut st = self.lock(part);
             st.cut_if_due(now);
-            if st.ready_len() > 0 {
-                return Check::Ready(Ok(self.take(part, &mut st)));
+            if let Some(taken) = self.take(part, &mut st) {
+                return Check::Ready(Ok(taken));
             }
             due = due.into_iter().chain(st.due()).min();
         }
@@ -90,9 +90,10 @@ impl<T> Core<T> {
         (most > 0).then_some(part)
     }
 
-    /// Takes partition `part`'s oldest ready batch, which it has.
-    fn take(&self, part: usize, st: &mut crate::core::Guard<'_, T>) -> Taken<T> {
-        let sealed = st.take_ready().expect("the caller saw a ready batch");
+    /// Takes partition `part`'s oldest ready batch, if it has one, through
+    /// its lock `st`.
+    fn take(&self, part: usize, st: &mut crate::core::Guard<'_, T>) -> Option<Taken<T>> {
+        let sealed = st.take_ready()?;
         // Lent under the partition's lock (see `spill::acknowledge`).
         #[cfg(feature = "spill")]
         if let (Some(mark), Some(tier)) = (sealed.spill, &self.spill) {
@@ -100,7 +101,7 @@ impl<T> Core<T> {
                 tier.lend(mark);
             }
         }
-        Taken { part, sealed }
+        Some(Taken { part, sealed })
     }
 
     /// The signal receivers wait on (for the async stream).
