@@ -277,10 +277,10 @@ impl<T: Weight> Core<T> {
         weight: usize,
         evicts: bool,
     ) -> Admitted<P> {
-        let lease = self.lease();
+        let leasing = self.leasing();
         // With leases, "full" is decided under the lock: the partition's own
         // lease may hold the bytes.
-        let seen = match self.precheck(weight, evicts || lease > 0) {
+        let seen = match self.precheck(weight, evicts || leasing) {
             Ok(seen) => seen,
             Err(refusal) => return Err((refusal, payload)),
         };
@@ -289,9 +289,9 @@ impl<T: Weight> Core<T> {
             resume(st.unlock());
             return Err((Refusal::Refused, payload));
         }
-        if lease > 0 || st.credit > 0 {
+        if leasing || st.credit > 0 {
             // Leases are off under DropOldest, so nothing here evicts.
-            return self.admit_leased(st, payload, weight, seen, lease);
+            return self.admit_leased(st, payload, weight, seen);
         }
         match self.budget.try_reserve_from(seen.word, seen.max, weight) {
             Ok(after) => {
@@ -322,7 +322,6 @@ impl<T: Weight> Core<T> {
         payload: P,
         weight: usize,
         seen: Seen,
-        lease: usize,
     ) -> Admitted<P> {
         if st.credit >= weight {
             // Closure is read under the lock: `close` sets it before it
@@ -341,6 +340,7 @@ impl<T: Weight> Core<T> {
             return Ok(());
         }
         let need = weight - st.credit;
+        let lease = self.lease();
         let reserved = match self
             .budget
             .try_reserve_from(seen.word, seen.max, need + lease)

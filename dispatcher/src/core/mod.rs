@@ -181,15 +181,18 @@ impl<T> Core<T> {
     /// tier.
     #[inline]
     pub(crate) fn lease(&self) -> usize {
-        if !self.leases {
-            return 0;
-        }
-        let max = self.budget.max();
-        if max < LEASE_FROM {
-            0
+        if self.leasing() {
+            (self.budget.max() / (64 * self.parts.len())).min(LEASE_MAX)
         } else {
-            (max / (64 * self.parts.len())).min(LEASE_MAX)
+            0
         }
+    }
+
+    /// Whether partitions lease now. Cheap, for every admission: the
+    /// lease's size (a division) is worked out only when one is taken.
+    #[inline]
+    pub(crate) fn leasing(&self) -> bool {
+        self.leases && self.budget.max() >= LEASE_FROM
     }
 
     /// The partition for a new producer handle (or a clone): round-robin,
