@@ -187,6 +187,38 @@ impl<T> Batch<T> {
         self.items.drain(..)
     }
 
+    /// Takes the events out as a `Vec` without copying them, leaving `spare`'s
+    /// buffer (emptied first) in their place: that buffer goes back to the
+    /// dispatcher for reuse when the batch is dropped. For a consumer that hands
+    /// whole batches of events to another thread and gets the emptied vectors
+    /// back: no event is copied, and in the steady state nothing is allocated.
+    /// [`bytes`](Self::bytes) and [`reason`](Self::reason) stay as they were.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dispatcher::Dispatcher;
+    ///
+    /// let (dispatcher, batches) = Dispatcher::<String>::builder().build()?;
+    /// let producer = dispatcher.producer();
+    /// producer.try_enqueue("a".to_string())?;
+    /// producer.try_enqueue("bc".to_string())?;
+    /// dispatcher.flush();
+    ///
+    /// let mut batch = batches.recv()?;
+    /// let events = batch.swap_items(Vec::with_capacity(16));
+    /// assert_eq!(events, ["a", "bc"]);
+    /// assert!(batch.is_empty());
+    /// assert_eq!(batch.bytes(), 3);
+    /// drop(batch); // the spare buffer goes back to the dispatcher
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn swap_items(&mut self, mut spare: Vec<T>) -> Vec<T> {
+        debug_assert!(!self.unsettled, "a sink gets its batch by reference");
+        spare.clear();
+        std::mem::replace(&mut self.items, spare)
+    }
+
     /// Takes the events as a `Vec` (its buffer is then not recycled).
     pub fn into_vec(mut self) -> Vec<T> {
         debug_assert!(!self.unsettled, "a sink gets its batch by reference");

@@ -9,6 +9,7 @@ use dispatcher::FlushReason;
 use fastrand::Rng;
 use hdrhistogram::sync::Recorder;
 
+use crate::bookkeeper::Books;
 use crate::event::{Clock, duration_ns};
 use crate::pacing::{ConsumerSim, Pacer, Stall, batch_cost};
 use crate::source::{BatchSource, DeliveredBatch, SourceError};
@@ -275,12 +276,16 @@ fn reason_index(reason: FlushReason) -> Option<usize> {
 
 /// Receives batches from `source` until it is closed and drained.
 ///
-/// For each batch it records every event's latency (delivery time minus
+/// For each batch it adds the batch to `counters`, stays busy for the
+/// batch's simulated cost (see [`Pacer`]) while holding it, as a real
+/// consumer writing it downstream would, and then keeps its books: every event's
+/// latency (the instant the batch was received minus
 /// [`Event::intended_at_ns`](crate::Event::intended_at_ns), in microseconds)
-/// into `latency` when given, adds the batch to `counters`, and then stays
-/// busy for the batch's simulated cost (see [`Pacer`]) while holding it, as
-/// a real consumer writing it downstream would. Returns this consumer's own
-/// totals.
+/// is recorded into `latency` when given, and the events are freed. Once the
+/// work is [lifted](ConsumerControl::lift) for a drain, the bookkeeping moves to a
+/// thread beside the consumer's (`<name>-books`), so the consumer takes each
+/// next batch without waiting for it. The function returns once every batch
+/// is done with, with this consumer's own totals.
 ///
 /// Pass `latency: None` to skip recording. The owner of the histogram
 /// collects samples with
@@ -333,11 +338,14 @@ fn consume_from<S: BatchSource>(
     clock: Clock,
     latency: Option<Recorder<u64>>,
 ) -> ConsumerTotals {
+    let name = thread::current()
+        .name()
+        .map_or_else(|| "books".to_owned(), |name| format!("{name}-books"));
     let mut consumer = Consumer {
         control,
         counters,
         clock,
-        latency,
+        books: Books::start(name, latency),
         pacer: Pacer::new(Instant::now(), control.stall),
         rng: Rng::with_seed(control.seed),
         totals: ConsumerTotals::default(),
@@ -368,6 +376,8 @@ fn consume_from<S: BatchSource>(
             Err(SourceError::Closed) => break,
         }
     }
+    // Past a deadline (stopped), the bookkeeping still to do is not waited for.
+    consumer.books.finish(!control.is_stopped());
     consumer.totals
 }
 
@@ -423,7 +433,8 @@ struct Consumer<'c> {
     control: &'c ConsumerControl,
     counters: &'c ConsumerCounters,
     clock: Clock,
-    latency: Option<Recorder<u64>>,
+    /// Records latencies and frees the events (beside this thread during a drain).
+    books: Books,
     pacer: Pacer,
     rng: Rng,
     totals: ConsumerTotals,
@@ -431,14 +442,9 @@ struct Consumer<'c> {
 
 impl Consumer<'_> {
     /// Records, counts and works off one batch, then drops it.
-    fn consume<B: DeliveredBatch>(&mut self, batch: B, waited: bool) {
+    fn consume<B: DeliveredBatch>(&mut self, mut batch: B, waited: bool) {
         let now = Instant::now();
         let now_ns = self.clock.ns_at(now);
-        if let Some(recorder) = &mut self.latency {
-            for event in batch.iter() {
-                recorder.saturating_record(now_ns.saturating_sub(event.intended_at_ns) / 1_000);
-            }
-        }
         if let Some(tally) = self.counters.tally() {
             tally.count(self.clock, now_ns, batch.iter());
         }
@@ -471,7 +477,8 @@ impl Consumer<'_> {
             let deadline = self.pacer.charge(now, waited, cost);
             self.sleep_until(deadline);
         }
-        drop(batch);
+        self.books
+            .keep(&mut batch, now_ns, self.control.is_lifted());
     }
 
     /// Sleeps until `deadline`, checking in with the recorder at least
@@ -500,11 +507,7 @@ impl Consumer<'_> {
 
     /// Lets a pending histogram refresh collect this recorder's samples.
     fn check_in(&mut self) {
-        if let Some(recorder) = &mut self.latency {
-            // Recording zero occurrences changes nothing (not even min or
-            // max), but hands over the samples if a refresh is pending.
-            recorder.saturating_record_n(0, 0);
-        }
+        self.books.check_in();
     }
 }
 

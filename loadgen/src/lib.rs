@@ -73,6 +73,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bookkeeper;
 mod consumer;
 mod control;
 mod counters;

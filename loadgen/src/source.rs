@@ -17,6 +17,10 @@ pub trait DeliveredBatch: Deref<Target = [Event]> {
     /// Why the batch was emitted; `None` for sources that do not cut batches
     /// for a reason (the channel reference).
     fn reason(&self) -> Option<FlushReason>;
+    /// Takes the events out, in order, without copying them, leaving `spare`'s
+    /// buffer (emptied first) in their place for the source to reuse; the batch's
+    /// [`bytes`](Self::bytes) and [`reason`](Self::reason) stay.
+    fn take_events(&mut self, spare: Vec<Event>) -> Vec<Event>;
 }
 
 /// Why no batch came back.
@@ -76,6 +80,10 @@ impl DeliveredBatch for Batch<Event> {
 
     fn reason(&self) -> Option<FlushReason> {
         Some(Batch::reason(self))
+    }
+
+    fn take_events(&mut self, spare: Vec<Event>) -> Vec<Event> {
+        self.swap_items(spare)
     }
 }
 

@@ -189,6 +189,11 @@ impl DeliveredBatch for ReferenceBatch<'_> {
     fn reason(&self) -> Option<FlushReason> {
         None
     }
+
+    fn take_events(&mut self, mut spare: Vec<Event>) -> Vec<Event> {
+        spare.clear();
+        std::mem::replace(self.events, spare)
+    }
 }
 
 impl Drop for ReferenceBatch<'_> {
