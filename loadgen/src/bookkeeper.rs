@@ -22,13 +22,14 @@
 //! already counted in the buffer, which empties as fast. Both sides record
 //! into one recorder, so a histogram refresh waits for one recorder, as before.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 
 use hdrhistogram::sync::Recorder;
 
+use crate::consumer::RECORDER_POLL;
 use crate::event::Event;
 use crate::source::DeliveredBatch;
 
@@ -58,8 +59,12 @@ pub(crate) struct Books {
 struct Keeper {
     to: Sender<Delivered>,
     spares: Receiver<Vec<Event>>,
-    /// Batches handed over and not done yet.
+    /// Batches handed over whose latencies are not recorded yet.
     waiting: Arc<AtomicUsize>,
+    /// A deadline passed: record what is left, leave the frees to a thread of their own.
+    hurry: Arc<AtomicBool>,
+    /// Disconnected once the bookkeeper has recorded everything and let go of the recorder.
+    done: Receiver<()>,
     thread: JoinHandle<()>,
 }
 
@@ -72,16 +77,28 @@ impl Books {
         // before it is sent, against DRAIN_BATCHES.
         let (to, from) = mpsc::channel::<Delivered>();
         let (spare_to, spares) = mpsc::sync_channel(SPARES);
+        let (done_to, done) = mpsc::sync_channel::<()>(0);
         let waiting = Arc::new(AtomicUsize::new(0));
-        let (count, shared) = (Arc::clone(&waiting), latency.clone());
+        let hurry = Arc::new(AtomicBool::new(false));
+        let shared = latency.clone();
+        let progress = Progress {
+            waiting: Arc::clone(&waiting),
+            hurry: Arc::clone(&hurry),
+        };
         let keeper = thread::Builder::new()
-            .name(name)
-            .spawn(move || keep_books(&from, &spare_to, &count, shared.as_ref()))
+            .name(name.clone())
+            .spawn(move || {
+                keep_books(&from, &spare_to, &progress, shared, &name);
+                // Last, after the recorder is let go: the consumer's wait ends.
+                drop(done_to);
+            })
             .ok()
             .map(|thread| Keeper {
                 to,
                 spares,
                 waiting,
+                hurry,
+                done,
                 thread,
             });
         Self { latency, keeper }
@@ -111,25 +128,37 @@ impl Books {
 
     /// Lets a pending histogram refresh collect the recorder's samples.
     pub(crate) fn check_in(&self) {
-        if let Some(shared) = &self.latency {
-            // Recording zero occurrences changes nothing (not even min or max), but
-            // hands over the samples if a refresh is pending.
-            lock(shared).saturating_record_n(0, 0);
-        }
+        check_in(self.latency.as_ref());
     }
 
-    /// Waits until the bookkeeper is done with every batch handed over, or with `wait`
-    /// false lets it finish on its own (a deadline passed).
+    /// Waits until the bookkeeper is done with every batch handed over. Once
+    /// `stopped` says a deadline passed (it is asked at least every
+    /// [`RECORDER_POLL`]), it waits only for the latencies still to record, which
+    /// are cheap, and leaves the frees to a thread of their own: every delivered
+    /// event's latency is in the recorder when this returns, however it ends.
     ///
     /// # Panics
     ///
     /// If the bookkeeper thread panicked (a bug): the panic goes on on this thread.
-    pub(crate) fn finish(self, wait: bool) {
-        let Some(keeper) = self.keeper else {
+    pub(crate) fn finish(self, stopped: impl Fn() -> bool) {
+        let Self { latency, keeper } = self;
+        let Some(keeper) = keeper else {
             return;
         };
         drop(keeper.to);
-        if wait && let Err(panic) = keeper.thread.join() {
+        loop {
+            match keeper.done.recv_timeout(RECORDER_POLL) {
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    if stopped() {
+                        keeper.hurry.store(true, Ordering::Release);
+                    }
+                    check_in(latency.as_ref());
+                }
+            }
+        }
+        // It has let go of everything: the join returns at once.
+        if let Err(panic) = keeper.thread.join() {
             std::panic::resume_unwind(panic);
         }
     }
@@ -145,26 +174,58 @@ fn record(latency: Option<&Shared>, events: &[Event], at_ns: u64) {
     }
 }
 
+/// Lets a pending histogram refresh collect the recorder's samples.
+fn check_in(latency: Option<&Shared>) {
+    if let Some(shared) = latency {
+        // Recording zero occurrences changes nothing (not even min or max), but hands
+        // over the samples if a refresh is pending.
+        lock(shared).saturating_record_n(0, 0);
+    }
+}
+
 fn lock(shared: &Shared) -> MutexGuard<'_, Recorder<u64>> {
     // Recording cannot leave the histogram half-written: a poisoned lock is still good.
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// How far the bookkeeper is, and whether it must hurry: shared with the consumer's side.
+struct Progress {
+    waiting: Arc<AtomicUsize>,
+    hurry: Arc<AtomicBool>,
+}
+
 /// The bookkeeper thread: keeps each batch's books in turn until the consumer lets go. It need
 /// not check in with the recorder while it waits: the consumer does (see
-/// [`crate::run_consumer`]), and a refresh waits for the one recorder they share.
+/// [`crate::run_consumer`]), and a refresh waits for the one recorder they share. In a
+/// hurry (a deadline passed) it only records, and the events are freed on a thread of
+/// their own (`<name>-left`), so the consumer waiting for the latencies does not wait
+/// for the frees.
 fn keep_books(
     from: &Receiver<Delivered>,
     spares: &SyncSender<Vec<Event>>,
-    waiting: &AtomicUsize,
-    latency: Option<&Shared>,
+    with: &Progress,
+    latency: Option<Shared>,
+    name: &str,
 ) {
+    let mut left = Vec::new();
     for Delivered { mut events, at_ns } in from {
-        record(latency, &events, at_ns);
+        record(latency.as_ref(), &events, at_ns);
+        with.waiting.fetch_sub(1, Ordering::AcqRel);
+        if with.hurry.load(Ordering::Acquire) {
+            left.push(events);
+            continue;
+        }
         events.clear();
-        waiting.fetch_sub(1, Ordering::AcqRel);
         // A full spare list (or a consumer gone) frees the vector instead.
         let _ = spares.try_send(events);
+    }
+    drop(latency);
+    if !left.is_empty() {
+        let freeing = thread::Builder::new()
+            .name(format!("{name}-left"))
+            .spawn(move || drop(left));
+        // Without a thread, they are freed here.
+        drop(freeing);
     }
 }
 
@@ -207,7 +268,7 @@ mod tests {
                 assert_eq!(batch.bytes(), 100 * 16, "a batch's weight stays");
             }
             assert_eq!(handed, if draining { 10 } else { 0 });
-            books.finish(true);
+            books.finish(|| false);
             histogram.refresh();
             assert_eq!(histogram.len(), 1_000, "draining {draining}");
             // Latency = receipt - intended, in microseconds: 5000 down to 4001.
@@ -237,7 +298,7 @@ mod tests {
         // Emptied, with their buffers, for the next batches.
         let spare = keeper.spares.try_recv().expect("a vector came back");
         assert!(spare.is_empty() && spare.capacity() >= 8);
-        books.finish(true);
+        books.finish(|| false);
     }
 
     #[test]
@@ -268,6 +329,6 @@ mod tests {
         }
         let histogram = refresher.join().unwrap();
         assert_eq!(histogram.len(), 3);
-        books.finish(true);
+        books.finish(|| false);
     }
 }

@@ -376,8 +376,8 @@ fn consume_from<S: BatchSource>(
             Err(SourceError::Closed) => break,
         }
     }
-    // Past a deadline (stopped), the bookkeeping still to do is not waited for.
-    consumer.books.finish(!control.is_stopped());
+    // Past a deadline (stopped), only the latencies still to record are waited for.
+    consumer.books.finish(|| control.is_stopped());
     consumer.totals
 }
 
