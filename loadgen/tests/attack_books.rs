@@ -7,15 +7,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use dispatcher::Dispatcher;
 use hdrhistogram::Histogram;
-use hdrhistogram::sync::SyncHistogram;
+use hdrhistogram::sync::{Recorder, SyncHistogram};
 use loadgen::{
-    BatchSource, Clock, ConsumerControl, ConsumerCounters, ConsumerSim, DispatcherTarget, Event,
-    Offer, Stall, Target, channel, crossbeam, run_consumer, spawn_consumer, tokio_mpsc,
+    BatchSource, Clock, ConsumerControl, ConsumerCounters, ConsumerSim, ConsumerTotals,
+    DispatcherTarget, Event, Offer, Stall, Target, channel, crossbeam, run_consumer,
+    spawn_consumer, tokio_mpsc,
 };
 
 /// One source under attack: where to offer, the source, and how to close it (after the
@@ -51,6 +52,54 @@ fn each_source(capacity: usize, max_batch_items: usize, sc: &mut impl Scenario) 
     sc.run("crossbeam", Arc::new(t), s, Box::new(|| {}));
     let (t, s) = tokio_mpsc(capacity, max_batch_items);
     sc.run("tokio", Arc::new(t), s, Box::new(|| {}));
+}
+
+/// A consumer spawned by [`start`]: its control, its counters and its thread.
+struct Started {
+    control: Arc<ConsumerControl>,
+    counters: Arc<ConsumerCounters>,
+    handle: JoinHandle<ConsumerTotals>,
+}
+
+/// Spawns a consumer named `name` on `source` with `sim` (its work lifted from the start
+/// when `lift`), recording into `recorder`.
+fn start<S: BatchSource + Send + 'static>(
+    name: &str,
+    source: S,
+    sim: ConsumerSim,
+    lift: bool,
+    clock: Clock,
+    recorder: Option<Recorder<u64>>,
+) -> Started {
+    let control = Arc::new(ConsumerControl::new(sim));
+    if lift {
+        control.lift();
+    }
+    let counters = Arc::new(ConsumerCounters::new());
+    let handle = spawn_consumer(
+        name,
+        source,
+        Arc::clone(&control),
+        Arc::clone(&counters),
+        clock,
+        recorder,
+    )
+    .unwrap();
+    Started {
+        control,
+        counters,
+        handle,
+    }
+}
+
+/// Offers `n` one-byte events intended at 0, then lets go of `target` and closes the
+/// source.
+fn tiny_backlog(target: Arc<dyn Target>, close: Box<dyn FnOnce() + Send>, n: u64) {
+    for i in 0..n {
+        offer(&*target, Event::new(vec![1], 0, 0, i));
+    }
+    drop(target);
+    close();
 }
 
 fn offer(target: &dyn Target, event: Event) {
@@ -305,19 +354,19 @@ fn the_bookkeeper_thread_is_named_after_the_consumer() {
     for i in 0..100_000 {
         offer(&target, Event::new(vec![0; 9], 0, 0, i));
     }
-    let control = Arc::new(ConsumerControl::new(ConsumerSim::default()));
-    control.lift();
-    let counters = Arc::new(ConsumerCounters::new());
     let mut histogram: SyncHistogram<u64> = wide();
-    let handle = spawn_consumer(
+    let Started {
+        control: _,
+        counters: _,
+        handle,
+    } = start(
         "zq7",
         batches,
-        Arc::clone(&control),
-        counters,
+        ConsumerSim::default(),
+        true,
         Clock::new(),
         Some(histogram.recorder()),
-    )
-    .unwrap();
+    );
     let mut seen = false;
     let began = Instant::now();
     while !seen && began.elapsed() < Duration::from_secs(5) {
@@ -353,21 +402,22 @@ impl Scenario for LiftMidLongDelay {
         close: Box<dyn FnOnce() + Send>,
     ) {
         let clock = Clock::new();
-        let control = Arc::new(ConsumerControl::new(ConsumerSim {
-            delay_per_batch: Duration::from_secs(20),
-            ..ConsumerSim::default()
-        }));
-        let counters = Arc::new(ConsumerCounters::new());
         let mut histogram: SyncHistogram<u64> = wide();
-        let handle = spawn_consumer(
+        let Started {
+            control,
+            counters,
+            handle,
+        } = start(
             "long",
             source,
-            Arc::clone(&control),
-            Arc::clone(&counters),
+            ConsumerSim {
+                delay_per_batch: Duration::from_secs(20),
+                ..ConsumerSim::default()
+            },
+            false,
             clock,
             Some(histogram.recorder()),
-        )
-        .unwrap();
+        );
         // Intended now; the first batch is taken within a few ms (interval 2 ms).
         for i in 0..8 {
             offer(&*target, Event::new(vec![0; 8], clock.now_ns(), 0, i));
@@ -434,24 +484,25 @@ impl Scenario for RefreshHammer {
     ) {
         let histogram: SyncHistogram<u64> = wide();
         let recorder = histogram.recorder();
-        let control = Arc::new(ConsumerControl::new(ConsumerSim {
-            delay_per_batch: Duration::from_millis(3),
-            stall: Some(Stall {
-                every: Duration::from_millis(150),
-                duration: Duration::from_millis(40),
-            }),
-            ..ConsumerSim::default()
-        }));
-        let counters = Arc::new(ConsumerCounters::new());
-        let handle = spawn_consumer(
+        let Started {
+            control,
+            counters: _,
+            handle,
+        } = start(
             "ham",
             source,
-            Arc::clone(&control),
-            Arc::clone(&counters),
+            ConsumerSim {
+                delay_per_batch: Duration::from_millis(3),
+                stall: Some(Stall {
+                    every: Duration::from_millis(150),
+                    duration: Duration::from_millis(40),
+                }),
+                ..ConsumerSim::default()
+            },
+            false,
             Clock::new(),
             Some(recorder),
-        )
-        .unwrap();
+        );
         let done = Arc::new(AtomicBool::new(false));
         let hammer = {
             let done = Arc::clone(&done);
@@ -565,22 +616,23 @@ impl Scenario for RandomRun {
             seen: Arc::clone(&seen),
         };
         let mut histogram: SyncHistogram<u64> = wide();
-        let control = Arc::new(ConsumerControl::new(ConsumerSim {
-            delay_per_batch: Duration::from_micros(rng() % 2_000),
-            cost_per_kib: Duration::from_micros(rng() % 20),
-            jitter: Duration::from_micros(rng() % 500),
-            ..ConsumerSim::default()
-        }));
-        let counters = Arc::new(ConsumerCounters::new());
-        let handle = spawn_consumer(
+        let Started {
+            control,
+            counters: _,
+            handle,
+        } = start(
             "rnd",
             source,
-            Arc::clone(&control),
-            Arc::clone(&counters),
+            ConsumerSim {
+                delay_per_batch: Duration::from_micros(rng() % 2_000),
+                cost_per_kib: Duration::from_micros(rng() % 20),
+                jitter: Duration::from_micros(rng() % 500),
+                ..ConsumerSim::default()
+            },
+            false,
             Clock::new(),
             Some(histogram.recorder()),
-        )
-        .unwrap();
+        );
         let producers: Vec<_> = (0..3u32)
             .map(|p| {
                 let target = Arc::clone(&target);
@@ -672,25 +724,21 @@ impl Scenario for StopWhileFinishing {
         close: Box<dyn FnOnce() + Send>,
     ) {
         const N: u64 = 4_000_000;
-        for i in 0..N {
-            offer(&*target, Event::new(vec![1], 0, 0, i));
-        }
-        drop(target);
-        close();
+        tiny_backlog(target, close, N);
         let mut histogram = wide();
-        let control = Arc::new(ConsumerControl::new(ConsumerSim::default()));
-        control.lift();
-        let counters = Arc::new(ConsumerCounters::new());
         let began = Instant::now();
-        let handle = spawn_consumer(
+        let Started {
+            control,
+            counters,
+            handle,
+        } = start(
             "fin",
             source,
-            Arc::clone(&control),
-            Arc::clone(&counters),
+            ConsumerSim::default(),
+            true,
             Clock::new(),
             Some(histogram.recorder()),
-        )
-        .unwrap();
+        );
         // Every batch is handed over within a few ms (huge batches, nothing to do per
         // batch); the bookkeeping (4M records and frees) takes far longer.
         while counters.snapshot().delivered < N && began.elapsed() < Duration::from_secs(10) {
@@ -751,24 +799,20 @@ impl Scenario for LastDeliveryBeforeBooks {
         close: Box<dyn FnOnce() + Send>,
     ) {
         const N: u64 = 1_000_000;
-        for i in 0..N {
-            offer(&*target, Event::new(vec![1], 0, 0, i));
-        }
-        drop(target);
-        close();
+        tiny_backlog(target, close, N);
         let mut histogram = wide();
-        let control = Arc::new(ConsumerControl::new(ConsumerSim::default()));
-        control.lift();
-        let counters = Arc::new(ConsumerCounters::new());
-        let handle = spawn_consumer(
+        let Started {
+            control,
+            counters,
+            handle,
+        } = start(
             "ld",
             source,
-            Arc::clone(&control),
-            Arc::clone(&counters),
+            ConsumerSim::default(),
+            true,
             Clock::new(),
             Some(histogram.recorder()),
-        )
-        .unwrap();
+        );
         while counters.snapshot().delivered < N {
             thread::yield_now();
         }
