@@ -221,11 +221,7 @@ fn keep_books(
     }
     drop(latency);
     if !left.is_empty() {
-        let freeing = thread::Builder::new()
-            .name(format!("{name}-left"))
-            .spawn(move || drop(left));
-        // Without a thread, they are freed here.
-        drop(freeing);
+        crate::drop_elsewhere(&format!("{name}-left"), left);
     }
 }
 

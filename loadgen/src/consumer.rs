@@ -417,12 +417,9 @@ where
         let mut source = source;
         let totals = consume_from(&mut source, &control, &counters, clock, latency);
         if control.left() > 0 {
-            // Stopped at a deadline with events left: they are freed on a thread of
-            // their own, so whoever joins this one (a drain keeping its deadline) does
-            // not wait for millions of frees. If the process ends first, they go with it.
-            let _ = thread::Builder::new()
-                .name(left_name)
-                .spawn(move || drop(source));
+            // Stopped at a deadline with events left: whoever joins this thread (a
+            // drain keeping its deadline) does not wait for their frees.
+            crate::drop_elsewhere(&left_name, source);
         }
         totals
     })

@@ -77,6 +77,7 @@ mod bookkeeper;
 mod consumer;
 mod control;
 mod counters;
+mod elsewhere;
 mod event;
 mod pacing;
 mod payload;
@@ -92,6 +93,7 @@ pub use consumer::{
 };
 pub use control::{CONTROL_POLL, ProducerControl};
 pub use counters::{ProducerCounters, ProducerTotals};
+pub use elsewhere::drop_elsewhere;
 pub use event::{Clock, Event};
 pub use pacing::{ConsumerSim, MAX_CATCH_UP, Pacer, Stall, batch_cost};
 pub use payload::{

@@ -7,7 +7,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dispatcher::{
-    Builder, Dispatcher, Limits as DispatcherLimits, Policy as DispatcherPolicy, Stats,
+    Builder, Dispatcher, Limits as DispatcherLimits, Policy as DispatcherPolicy, ShutdownTimeout,
+    Stats,
 };
 use hdrhistogram::sync::Recorder;
 use loadgen::{
@@ -413,7 +414,17 @@ impl Subject {
             drained.spill_error = dispatcher.spill_error().map(|e| e.to_string());
             let (undelivered, report) = match dispatcher.shutdown(timeout) {
                 Ok(report) => (0, report),
-                Err(timeout) => (timeout.undelivered.len() as u64, *timeout.report),
+                Err(timeout) => {
+                    let ShutdownTimeout {
+                        undelivered,
+                        report,
+                        ..
+                    } = timeout;
+                    let left = undelivered.len() as u64;
+                    // Past the deadline already: their frees are not timed too.
+                    loadgen::drop_elsewhere("undelivered", undelivered);
+                    (left, *report)
+                }
             };
             shut = Instant::now();
             if let Some(counters) = &counters {
