@@ -57,18 +57,26 @@ pub trait BatchSource {
     fn try_recv_batch(&mut self) -> Result<Self::Batch<'_>, SourceError>;
 
     /// Gives up on what the source still holds: how many events that is. The default
-    /// takes and drops every batch ready; a source that can count without taking
-    /// overrides it. What it held is dropped with the source.
+    /// takes every batch ready and frees their events on a thread of their own; a
+    /// source that can count without taking overrides it. What it held is dropped with
+    /// the source.
     fn abandon(&mut self) -> u64 {
         take_all(self)
     }
 }
 
-/// Takes and drops every batch `source` has ready: how many events they held.
+/// Takes every batch `source` has ready, its events moved out (not copied) and freed on a
+/// thread of their own, so a consumer giving up at a deadline does not spend it on frees:
+/// how many events they held.
 pub(crate) fn take_all<S: BatchSource + ?Sized>(source: &mut S) -> u64 {
     let mut left = 0;
-    while let Ok(batch) = source.try_recv_batch() {
+    let mut taken = Vec::new();
+    while let Ok(mut batch) = source.try_recv_batch() {
         left += batch.len() as u64;
+        taken.push(batch.take_events(Vec::new()));
+    }
+    if !taken.is_empty() {
+        crate::drop_elsewhere("abandoned", taken);
     }
     left
 }
@@ -102,5 +110,32 @@ impl BatchSource for Batches<Event> {
             TryRecvError::Empty => SourceError::Empty,
             _ => SourceError::Closed,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dispatcher::Dispatcher;
+    use std::time::Duration;
+
+    #[test]
+    fn abandoning_the_dispatcher_takes_and_counts_every_event_left() {
+        let (dispatcher, mut batches) = Dispatcher::<Event>::builder()
+            .max_batch_items(7)
+            .interval(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let producer = dispatcher.producer();
+        for seq in 0..100 {
+            producer
+                .try_enqueue(Event::new(vec![1; 8], 0, 0, seq))
+                .unwrap();
+        }
+        dispatcher.flush();
+        assert_eq!(batches.abandon(), 100);
+        assert_eq!(batches.try_recv_batch().err(), Some(SourceError::Empty));
+        // Nothing left to hand back: the events were taken, not lost in the buffer.
+        assert!(dispatcher.stop().is_empty());
     }
 }
