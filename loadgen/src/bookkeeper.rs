@@ -9,9 +9,9 @@
 //! drain of 64 MiB of small events spent most of its time there. So once the
 //! consumer's work is lifted for a drain, the consumer hands each batch's
 //! events (moved, not copied), with the instant it received them, to a
-//! bookkeeper thread, and takes the next batch at once; the latencies recorded are those
-//! it would have recorded. The producers have stopped by then, so the bookkeeper
-//! has a processor to itself on a machine with two.
+//! bookkeeper thread, and takes the next batch at once; the latencies
+//! recorded are those it would have recorded. The producers have stopped by
+//! then, so the bookkeeper has a processor to itself on a machine with two.
 //!
 //! While the run goes on the consumer keeps each batch's books itself: a second
 //! thread handed tens of thousands of batches a second cost 22% of the
