@@ -169,7 +169,7 @@ fn record(latency: Option<&Shared>, events: &[Event], at_ns: u64) {
     if let Some(shared) = latency {
         let mut recorder = lock(shared);
         for event in events {
-            recorder.saturating_record(at_ns.saturating_sub(event.intended_at_ns) / 1_000);
+            recorder.saturating_record(event.latency_us(at_ns));
         }
     }
 }

@@ -144,6 +144,23 @@ impl Event {
     pub fn seq(&self) -> u64 {
         self.origin & ((1 << SEQ_BITS) - 1)
     }
+
+    /// Its enqueue-to-delivery latency when delivered at `at_ns` ([`Clock`]
+    /// nanoseconds), in whole microseconds: 0 for an intended time in the future.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use loadgen::Event;
+    ///
+    /// let event = Event::new(vec![1], 2_000, 0, 0);
+    /// assert_eq!(event.latency_us(5_999), 3);
+    /// assert_eq!(event.latency_us(1_000), 0);
+    /// ```
+    #[inline]
+    pub fn latency_us(&self, at_ns: u64) -> u64 {
+        at_ns.saturating_sub(self.intended_at_ns) / 1_000
+    }
 }
 
 impl dispatcher::Weight for Event {

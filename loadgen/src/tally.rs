@@ -101,8 +101,7 @@ impl OriginTally {
             }
             w.counts.delivered += 1;
             w.counts.delivered_bytes += event.payload.len() as u64;
-            w.latency
-                .saturating_record(now_ns.saturating_sub(event.intended_at_ns) / 1_000);
+            w.latency.saturating_record(event.latency_us(now_ns));
         }
     }
 

@@ -339,7 +339,7 @@ impl<S: Sink<Event>> Sink<Event> for Measured<S> {
         if let Some(latency) = &self.latency {
             let mut latency = latency.lock().unwrap_or_else(PoisonError::into_inner);
             for event in batch.iter() {
-                latency.saturating_record(now_ns.saturating_sub(event.intended_at_ns) / 1_000);
+                latency.saturating_record(event.latency_us(now_ns));
             }
         }
         self.counters.count(batch);
