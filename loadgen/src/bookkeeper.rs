@@ -59,10 +59,7 @@ pub(crate) struct Books {
 struct Keeper {
     to: Sender<Delivered>,
     spares: Receiver<Vec<Event>>,
-    /// Batches handed over whose latencies are not recorded yet.
-    waiting: Arc<AtomicUsize>,
-    /// A deadline passed: record what is left, leave the frees to a thread of their own.
-    hurry: Arc<AtomicBool>,
+    progress: Arc<Progress>,
     /// Disconnected once the bookkeeper has recorded everything and let go of the recorder.
     done: Receiver<()>,
     thread: JoinHandle<()>,
@@ -78,17 +75,12 @@ impl Books {
         let (to, from) = mpsc::channel::<Delivered>();
         let (spare_to, spares) = mpsc::sync_channel(SPARES);
         let (done_to, done) = mpsc::sync_channel::<()>(0);
-        let waiting = Arc::new(AtomicUsize::new(0));
-        let hurry = Arc::new(AtomicBool::new(false));
-        let shared = latency.clone();
-        let progress = Progress {
-            waiting: Arc::clone(&waiting),
-            hurry: Arc::clone(&hurry),
-        };
+        let progress = Arc::new(Progress::default());
+        let (shared, theirs) = (latency.clone(), Arc::clone(&progress));
         let keeper = thread::Builder::new()
             .name(name.clone())
             .spawn(move || {
-                keep_books(&from, &spare_to, &progress, shared, &name);
+                keep_books(&from, &spare_to, &theirs, shared, &name);
                 // Last, after the recorder is let go: the consumer's wait ends.
                 drop(done_to);
             })
@@ -96,8 +88,7 @@ impl Books {
             .map(|thread| Keeper {
                 to,
                 spares,
-                waiting,
-                hurry,
+                progress,
                 done,
                 thread,
             });
@@ -111,14 +102,14 @@ impl Books {
     pub(crate) fn keep<B: DeliveredBatch>(&self, batch: &mut B, at_ns: u64, draining: bool) {
         if draining
             && let Some(keeper) = &self.keeper
-            && keeper.waiting.load(Ordering::Acquire) < DRAIN_BATCHES
+            && keeper.progress.waiting.load(Ordering::Acquire) < DRAIN_BATCHES
         {
             let events = batch.take_events(keeper.spares.try_recv().unwrap_or_default());
-            keeper.waiting.fetch_add(1, Ordering::AcqRel);
+            keeper.progress.waiting.fetch_add(1, Ordering::AcqRel);
             if let Err(mpsc::SendError(lost)) = keeper.to.send(Delivered { events, at_ns }) {
                 // The bookkeeper is gone (it panicked, which shows when it is joined):
                 // the books are kept here instead.
-                keeper.waiting.fetch_sub(1, Ordering::AcqRel);
+                keeper.progress.waiting.fetch_sub(1, Ordering::AcqRel);
                 record(self.latency.as_ref(), &lost.events, lost.at_ns);
             }
             return;
@@ -151,7 +142,7 @@ impl Books {
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {
                     if stopped() {
-                        keeper.hurry.store(true, Ordering::Release);
+                        keeper.progress.hurry.store(true, Ordering::Release);
                     }
                     check_in(latency.as_ref());
                 }
@@ -189,9 +180,12 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Recorder<u64>> {
 }
 
 /// How far the bookkeeper is, and whether it must hurry: shared with the consumer's side.
+#[derive(Default)]
 struct Progress {
-    waiting: Arc<AtomicUsize>,
-    hurry: Arc<AtomicBool>,
+    /// Batches handed over whose latencies are not recorded yet.
+    waiting: AtomicUsize,
+    /// A deadline passed: record what is left, leave the frees to a thread of their own.
+    hurry: AtomicBool,
 }
 
 /// The bookkeeper thread: keeps each batch's books in turn until the consumer lets go. It need
@@ -288,7 +282,7 @@ mod tests {
             assert!(batch.is_empty());
         }
         let keeper = books.keeper.as_ref().expect("the bookkeeper started");
-        while keeper.waiting.load(Ordering::Acquire) > 0 {
+        while keeper.progress.waiting.load(Ordering::Acquire) > 0 {
             std::thread::yield_now();
         }
         // Emptied, with their buffers, for the next batches.
@@ -310,6 +304,7 @@ mod tests {
             .keeper
             .as_ref()
             .expect("the bookkeeper started")
+            .progress
             .waiting;
         while waiting.load(Ordering::Acquire) > 0 {
             std::thread::yield_now();
