@@ -3,6 +3,7 @@
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::core::Core;
 
@@ -66,6 +67,9 @@ pub(crate) struct Sealed<T> {
     /// The lowest spill sequence number among its events read back from
     /// the disk tier, if any (never above it; see `core::spill`).
     pub(crate) spill: Option<u64>,
+    /// When its first event joined it: receivers take the batch whose
+    /// events have waited longest.
+    pub(crate) since: Instant,
 }
 
 /// What settling a batch needs to know once its events are gone.
@@ -124,6 +128,8 @@ pub struct Batch<T> {
     /// See [`Sealed::spill`]: a pull-mode batch holding events read back
     /// from disk is acknowledged there when it is dropped.
     spill: Option<u64>,
+    /// See [`Sealed::since`]: kept for a batch that goes back to its queue.
+    since: Instant,
     core: Arc<Core<T>>,
     /// The partition the batch was cut in.
     part: usize,
@@ -141,6 +147,7 @@ impl<T> Batch<T> {
             bytes: sealed.bytes,
             reason: sealed.reason,
             spill: sealed.spill,
+            since: sealed.since,
             core,
             part,
             unsettled: held,
@@ -263,6 +270,7 @@ impl<T> Drop for Batch<T> {
                 bytes: self.bytes,
                 reason: self.reason,
                 spill: self.spill.take(),
+                since: self.since,
             };
             if let Some(mut sealed) = self.core.requeue(self.part, sealed) {
                 // Landed and counted failed: the error hook takes it over.

@@ -147,6 +147,44 @@ fn interval_cuts_reach_a_receiver_that_waits_for_a_later_batch() {
     });
 }
 
+/// Receivers take the batch whose first event joined it earliest, whichever
+/// partition holds it and however many batches wait in the others: under a
+/// full budget that keeps every event's wait close to the others'.
+#[test]
+fn receivers_take_the_batch_that_waited_longest_across_partitions() {
+    let (dispatcher, batches) = Dispatcher::builder()
+        .partitions(3)
+        .max_batch_items(1)
+        .interval(Duration::from_secs(60))
+        .max_buffered_bytes(1 << 20)
+        .build()
+        .unwrap();
+    let producers: Vec<_> = (0..3).map(|_| dispatcher.producer()).collect();
+    // Partition 2 gets one batch first; partition 0 then queues three.
+    producers[2].try_enqueue(ev(2, 0, 1)).unwrap();
+    let mut order = vec![ev(2, 0, 1)];
+    let mut rng = fastrand::Rng::with_seed(7);
+    for seq in 0..3 {
+        thread::sleep(Duration::from_millis(1));
+        producers[0].try_enqueue(ev(0, seq, 1)).unwrap();
+        order.push(ev(0, seq, 1));
+    }
+    // Then one producer at random at a time: each event is its own batch.
+    for seq in 1..40 {
+        let p = rng.usize(0..3);
+        thread::sleep(Duration::from_micros(200));
+        producers[p]
+            .try_enqueue(ev(p as u8, 1000 + seq, 1))
+            .unwrap();
+        order.push(ev(p as u8, 1000 + seq, 1));
+    }
+    let got: Vec<Ev> = (0..order.len())
+        .flat_map(|_| batches.try_recv().unwrap().into_vec())
+        .collect();
+    assert_eq!(got, order);
+    assert_eq!(batches.try_recv().unwrap_err(), TryRecvError::Empty);
+}
+
 // ---------------------------------------------------------------------------
 // 6. Sink mode with partitions.
 // ---------------------------------------------------------------------------

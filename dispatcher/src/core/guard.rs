@@ -13,14 +13,20 @@ use std::ops::{Deref, DerefMut};
 use super::Core;
 use crate::state::{Caught, News, State};
 use crate::stats::Rejections;
-use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering::Relaxed};
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering::Relaxed};
+
+/// [`Partition::ready_since`] when no sealed batch waits.
+pub(crate) const NONE_WAITING: u64 = u64::MAX;
 
 /// One partition: a complete batch builder behind its own lock.
 pub(crate) struct Partition<T> {
     state: Mutex<State<T>>,
-    /// How many sealed batches wait, as of the last change under the lock:
-    /// receivers choose a partition by it without taking every lock.
-    pub(crate) waiting: AtomicUsize,
+    /// When the first event of the oldest sealed batch waiting here joined
+    /// it, in nanoseconds since the core's epoch ([`NONE_WAITING`] if no
+    /// batch waits), as of the last change under the lock: receivers take
+    /// from the partition whose events have waited longest without taking
+    /// every lock.
+    pub(crate) ready_since: AtomicU64,
     pub(crate) refusals: Refusals,
 }
 
@@ -28,7 +34,7 @@ impl<T> Partition<T> {
     pub(crate) fn new(state: State<T>) -> Self {
         Partition {
             state: Mutex::new(state),
-            waiting: AtomicUsize::new(0),
+            ready_since: AtomicU64::new(NONE_WAITING),
             refusals: Refusals::default(),
         }
     }
@@ -62,7 +68,7 @@ impl Refusals {
 /// (the notifications go out).
 pub(crate) struct Guard<'a, T> {
     state: MutexGuard<'a, State<T>>,
-    waiting: &'a AtomicUsize,
+    ready_since: &'a AtomicU64,
     after: Announce<'a, T>,
 }
 
@@ -79,7 +85,7 @@ impl<T> Core<T> {
         let part = &self.parts[at];
         Guard {
             state: part.state.lock(),
-            waiting: &part.waiting,
+            ready_since: &part.ready_since,
             after: Announce {
                 core: self,
                 news: None,
@@ -125,7 +131,11 @@ impl<T> Drop for Guard<'_, T> {
             return;
         };
         // Batches are sealed, requeued and taken only with news.
-        self.waiting.store(self.state.ready_len(), Relaxed);
+        let since = self.state.ready_since().map_or(NONE_WAITING, |since| {
+            let age = since.saturating_duration_since(self.after.core.epoch);
+            u64::try_from(age.as_nanos()).unwrap_or(NONE_WAITING - 1)
+        });
+        self.ready_since.store(since, Relaxed);
         if news.freed > 0 {
             self.after.core.budget.release_quietly(news.freed);
         }

@@ -75,6 +75,9 @@ pub(crate) struct Core<T> {
     next_part: AtomicUsize,
     /// Where the next receive starts looking.
     next_scan: AtomicUsize,
+    /// The instant partitions measure how long their batches waited from
+    /// (see `Partition::ready_since`).
+    pub(crate) epoch: std::time::Instant,
     attempts: AttemptCounters,
     /// For `tracing` and `metrics`.
     #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
@@ -157,6 +160,7 @@ impl<T> Core<T> {
             no_receivers: AtomicBool::new(false),
             next_part: AtomicUsize::new(0),
             next_scan: AtomicUsize::new(0),
+            epoch: std::time::Instant::now(),
             attempts: AttemptCounters::default(),
             name: parts.name,
             #[cfg(feature = "metrics")]

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use super::Core;
+use super::guard::NONE_WAITING;
 use crate::batch::Sealed;
 use crate::error::RecvTimeoutError;
 use crate::signal::Check;
@@ -48,12 +49,13 @@ impl<T> Core<T> {
         if n > 1 {
             // One partition in turn has its interval checked (so a quiet
             // partition's batch is cut on time however busy the others
-            // are), then the batch comes from the one with the most batches
-            // waiting: under a full budget its events have waited longest.
-            // Taking round-robin let one queue fall behind (the default
-            // soak's p99 latency was 1.5-1.9x its p50 with 4 partitions).
+            // are), then the batch comes from the partition whose oldest
+            // waiting batch got its first event earliest. Taking
+            // round-robin, or from the partition with the most batches
+            // waiting, let one queue fall behind and stretched the tail of
+            // the latency.
             self.lock(start % n).cut_if_due(now);
-            if let Some(part) = self.busiest() {
+            if let Some(part) = self.longest_waiting() {
                 let mut st = self.lock(part);
                 if let Some(taken) = self.take(part, &mut st) {
                     return Check::Ready(Ok(taken));
@@ -78,16 +80,17 @@ impl<T> Core<T> {
         }
     }
 
-    /// The partition with the most sealed batches waiting, if any waits
-    /// (read without the locks: a hint, checked under the lock).
-    fn busiest(&self) -> Option<usize> {
-        let (part, most) = self
+    /// The partition whose oldest waiting batch got its first event
+    /// earliest, if any batch waits (read without the locks: a hint,
+    /// checked under the lock).
+    fn longest_waiting(&self) -> Option<usize> {
+        let (part, since) = self
             .parts
             .iter()
             .enumerate()
-            .map(|(at, part)| (at, part.waiting.load(Relaxed)))
-            .max_by_key(|&(at, waiting)| (waiting, std::cmp::Reverse(at)))?;
-        (most > 0).then_some(part)
+            .map(|(at, part)| (at, part.ready_since.load(Relaxed)))
+            .min_by_key(|&(at, since)| (since, at))?;
+        (since != NONE_WAITING).then_some(part)
     }
 
     /// Takes partition `part`'s oldest ready batch, if it has one, through

@@ -85,6 +85,10 @@ impl<T: Weight> State<T> {
             let weight = share(self.weighing, &self.caught, &item, left, count - at);
             left -= weight;
             self.placing_spill = mark;
+            // Every batch cut from it waited since the open batch did.
+            if self.open_since.is_none() {
+                self.open_since = since;
+            }
             self.place(item, weight);
         }
         self.placing_spill = None;

@@ -354,14 +354,19 @@ impl<T> State<T> {
         let items = std::mem::replace(&mut self.open, next);
         let id = self.next_id;
         self.next_id += 1;
+        // A batch its first event filled was never open: it is that new.
+        let since = self
+            .open_since
+            .take()
+            .map_or_else(Instant::now, |(since, _)| since);
         self.ready.push_back(Sealed {
             id,
             items,
             bytes: std::mem::take(&mut self.open_bytes),
             reason,
             spill: self.open_spill.take(),
+            since,
         });
-        self.open_since = None;
         self.news.ready = true;
     }
 
@@ -369,9 +374,10 @@ impl<T> State<T> {
         !self.ready.is_empty()
     }
 
-    /// How many sealed batches wait to be taken.
-    pub(crate) fn ready_len(&self) -> usize {
-        self.ready.len()
+    /// When the first event of the oldest sealed batch waiting joined it,
+    /// if one waits.
+    pub(crate) fn ready_since(&self) -> Option<Instant> {
+        self.ready.front().map(|sealed| sealed.since)
     }
 
     /// When the open batch must be emitted, if it holds anything. An
