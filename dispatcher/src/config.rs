@@ -385,7 +385,9 @@ impl<T: crate::Weight + Send + 'static> Builder<T> {
     /// gets the next partition round-robin, so one handle cloned into N
     /// threads spreads over the partitions. Events of one handle keep their
     /// order; events of different handles may be delivered in any order.
-    /// Batches are cut per partition. Under [`Policy::DropOldest`] an
+    /// Batches are cut per partition; receivers take the waiting batch
+    /// whose first event joined it earliest, whatever its partition, so no
+    /// partition's events wait behind the others'. Under [`Policy::DropOldest`] an
     /// admission evicts the oldest events of its own partition first and,
     /// when they are not enough, the oldest of the partitions after it;
     /// it is refused as `Full`, evicting nothing, only when the rest of the
