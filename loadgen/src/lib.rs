@@ -104,8 +104,8 @@ pub use producer::{
     DEFAULT_BACKOFF, ProducerConfig, ProducerPanicked, ProducerSet, SpawnError, spawn_producers,
 };
 pub use reference::{
-    CrossbeamQueue, Queue, ReferenceBatch, ReferenceBatches, ReferenceTarget, StdQueue, TokioQueue,
-    channel, crossbeam, tokio_mpsc,
+    CrossbeamQueue, LATE_SENDERS, Queue, ReferenceBatch, ReferenceBatches, ReferenceTarget,
+    StdQueue, TokioQueue, channel, crossbeam, tokio_mpsc,
 };
 pub use source::{BatchSource, DeliveredBatch, SourceError};
 pub use tally::{OriginCounts, OriginTally};

@@ -21,8 +21,8 @@ mod std_mpsc;
 mod tokio_mpsc;
 
 use std::ops::Deref;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use dispatcher::FlushReason;
 
@@ -99,12 +99,19 @@ impl<Q: Queue> Target for ReferenceTarget<Q> {
     }
 }
 
+/// How long [`ReferenceBatches::abandon`] waits for the last sender to go: a
+/// producer that checked its stop flag just before the drain may offer one
+/// more event whenever it next gets a processor.
+pub const LATE_SENDERS: Duration = Duration::from_secs(1);
+
 /// The receiving side of a reference channel.
 #[derive(Debug)]
-pub struct ReferenceBatches<Q> {
+pub struct ReferenceBatches<Q: Queue> {
     queue: Q,
     max_batch_items: usize,
     buf: Vec<Event>,
+    /// The targets' shared sender: while it lives, an offer may still land.
+    senders: Weak<Q::Sender>,
 }
 
 /// Pairs a queue's halves into the target and its batch reader.
@@ -114,12 +121,14 @@ fn pair<Q: Queue>(
     max_batch_items: usize,
 ) -> (ReferenceTarget<Q>, ReferenceBatches<Q>) {
     assert!(max_batch_items > 0, "max_batch_items must be at least 1");
+    let tx = Arc::new(tx);
     let batches = ReferenceBatches {
         queue,
         max_batch_items,
         buf: Vec::with_capacity(max_batch_items.min(1 << 16)),
+        senders: Arc::downgrade(&tx),
     };
-    (ReferenceTarget { tx: Arc::new(tx) }, batches)
+    (ReferenceTarget { tx }, batches)
 }
 
 impl<Q: Queue> ReferenceBatches<Q> {
@@ -157,7 +166,15 @@ impl<Q: Queue> BatchSource for ReferenceBatches<Q> {
         Ok(self.fill(first))
     }
 
+    /// Counts what the channel holds once no offer can land any more: it first
+    /// waits (up to [`LATE_SENDERS`]) for every target to be dropped, so an
+    /// offer made after the count cannot go uncounted. Offers never wait, so
+    /// stopped producers let go of their targets at once when they run.
     fn abandon(&mut self) -> u64 {
+        let until = Instant::now() + LATE_SENDERS;
+        while self.senders.strong_count() > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         match self.queue.waiting() {
             Some(n) => n as u64,
             None => crate::source::take_all(self),
@@ -247,13 +264,20 @@ mod tests {
     }
 
     /// Abandoning counts what is left without delivering it, with or without a length.
+    /// An offer that lands after the consumer gave up (a producer late to see its
+    /// stop) is counted too.
     fn abandons<Q: Queue>(make: fn(usize, usize) -> (ReferenceTarget<Q>, ReferenceBatches<Q>)) {
         let (target, mut batches) = make(10, 2);
         for seq in 0..7 {
             assert!(matches!(target.offer(event(seq, 1)), Offer::Accepted));
         }
         assert_eq!(batches.try_recv_batch().unwrap().len(), 2);
-        assert_eq!(batches.abandon(), 5);
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(matches!(target.offer(event(7, 1)), Offer::Accepted));
+        });
+        assert_eq!(batches.abandon(), 6);
+        late.join().unwrap();
     }
 
     #[test]
