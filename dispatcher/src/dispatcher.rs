@@ -335,7 +335,9 @@ impl<T: Weight> Dispatcher<T> {
     }
 
     /// Stops at once: closes admission and returns every undelivered event,
-    /// oldest first, without waiting for receivers.
+    /// oldest first within each partition, without waiting for receivers.
+    /// The events come back in the batch buffers that held them, moved, not
+    /// copied (see [`Undelivered`](crate::Undelivered)).
     ///
     /// # Examples
     ///
@@ -345,7 +347,7 @@ impl<T: Weight> Dispatcher<T> {
     /// assert_eq!(dispatcher.stop(), ["pending"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn stop(self) -> Vec<T> {
+    pub fn stop(self) -> crate::Undelivered<T> {
         // Empty the queue first, so no worker that gives up takes another
         // batch to the sink after this call.
         let undelivered = self.core.stop();

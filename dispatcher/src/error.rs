@@ -157,7 +157,8 @@ pub struct FlushWaitTimeout {
 
 /// [`Dispatcher::shutdown`](crate::Dispatcher::shutdown) ran out of time (or
 /// every receiver was gone) before all accepted events were delivered. It
-/// carries every undelivered event back, oldest first.
+/// carries every undelivered event back, oldest first within each partition,
+/// in the batch buffers that held them (see [`Undelivered`](crate::Undelivered)).
 #[derive(thiserror::Error)]
 #[error(
     "shutdown deadline passed with {} events undelivered and {} inside a sink call",
@@ -167,14 +168,14 @@ pub struct FlushWaitTimeout {
 #[non_exhaustive]
 pub struct ShutdownTimeout<T> {
     /// Events that were accepted but never handed to a receiver.
-    pub undelivered: Vec<T>,
+    pub undelivered: crate::Undelivered<T>,
     /// How far the drain got (boxed: it carries the final [`Stats`](crate::Stats)).
     pub report: Box<crate::ShutdownReport>,
 }
 
 impl<T> ShutdownTimeout<T> {
-    /// Returns the undelivered events, oldest first.
-    pub fn into_inner(self) -> Vec<T> {
+    /// Returns the undelivered events, oldest first within each partition.
+    pub fn into_inner(self) -> crate::Undelivered<T> {
         self.undelivered
     }
 }

@@ -153,6 +153,7 @@ pub mod spill;
 mod state;
 mod stats;
 mod sync;
+mod undelivered;
 pub mod weight;
 
 pub use batch::{Batch, FlushReason};
@@ -166,4 +167,5 @@ pub use hooks::OpenBatch;
 pub use producer::Producer;
 pub use receiver::{Batches, Iter};
 pub use stats::{FlushCounts, Rejections, SpillCounts, Stats};
+pub use undelivered::Undelivered;
 pub use weight::{Weighing, Weight};

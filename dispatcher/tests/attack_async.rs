@@ -272,7 +272,7 @@ mod async_hammer {
                 Ok(report) => (Vec::new(), report.stats),
                 Err(err) => {
                     let stats = err.report.stats;
-                    (err.into_inner(), stats)
+                    (err.into_inner().into_vec(), stats)
                 }
             }
         });

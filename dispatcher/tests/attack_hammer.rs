@@ -232,12 +232,12 @@ fn hammer_round(plan: Plan, progress: &Progress) {
     let dispatcher = Arc::try_unwrap(dispatcher).unwrap_or_else(|_| panic!("helpers ended"));
     progress.set(format!("round {plan:?}: {:?} under load", plan.end));
     let (returned, report) = match plan.end {
-        End::Stop => (dispatcher.stop(), None),
+        End::Stop => (dispatcher.stop().into_vec(), None),
         End::Shutdown(timeout) => match dispatcher.shutdown(timeout) {
             Ok(report) => (Vec::new(), Some(report.stats)),
             Err(err) => {
                 let stats = err.report.stats;
-                (err.into_inner(), Some(stats))
+                (err.into_inner().into_vec(), Some(stats))
             }
         },
     };

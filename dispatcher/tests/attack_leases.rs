@@ -1407,11 +1407,11 @@ fn close_under_load(seed: u64, n: usize, policy: Policy, ending: Ending) {
                 }
                 Err(timeout) => {
                     assert!(!receiver_alive || deadline_ms < 50, "{ctx}: {timeout:?}");
-                    (timeout.into_inner(), Some(deadline))
+                    (timeout.into_inner().into_vec(), Some(deadline))
                 }
             }
         }
-        Ending::Stop => (d.stop(), None),
+        Ending::Stop => (d.stop().into_vec(), None),
     };
     let took = start.elapsed();
     shutdown_returned.store(true, SeqCst);
@@ -1489,12 +1489,13 @@ fn blocked_producers_get_closed_on_shutdown_and_stop() {
             .collect();
         thread::sleep(Duration::from_millis(200));
         let back = if use_stop {
-            d.stop()
+            d.stop().into_vec()
         } else {
             drop(b);
             d.shutdown(Duration::from_millis(100))
                 .unwrap_err()
                 .into_inner()
+                .into_vec()
         };
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].size, MIB - 100);

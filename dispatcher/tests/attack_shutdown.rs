@@ -243,7 +243,7 @@ mod async_driver {
                 Ok(report) => (Vec::new(), report.stats),
                 Err(timeout) => {
                     let stats = timeout.report.stats;
-                    (timeout.into_inner(), stats)
+                    (timeout.into_inner().into_vec(), stats)
                 }
             };
             assert!(returned.is_empty(), "the event is in the sink call");

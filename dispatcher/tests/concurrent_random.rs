@@ -387,13 +387,13 @@ fn round(cfg: &Config, seed: u64, tally: &mut Tally) -> Vec<String> {
 
     // End in the middle of the load.
     let (returned, final_stats) = if cfg.stop {
-        (dispatcher.stop(), None)
+        (dispatcher.stop().into_vec(), None)
     } else {
         match dispatcher.shutdown(cfg.shutdown_timeout) {
             Ok(report) => (Vec::new(), Some(report.stats)),
             Err(timeout) => {
                 let stats = timeout.report.stats;
-                (timeout.into_inner(), Some(stats))
+                (timeout.into_inner().into_vec(), Some(stats))
             }
         }
     };

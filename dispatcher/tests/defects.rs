@@ -236,7 +236,7 @@ fn defect4_stop_with_partitions_answers_a_blocked_producer_closed() {
             let waiter = spawn(move || blocked.enqueue(vec![1; 50]));
             thread::sleep(Duration::from_millis(50));
             assert!(waiter.is_running(), "round {round}: must wait for room");
-            let returned = dispatcher.stop();
+            let returned = dispatcher.stop().into_vec();
             match waiter.join("blocked producer") {
                 Err(EnqueueError::Closed(item)) => assert_eq!(item, vec![1; 50]),
                 Ok(()) => {
@@ -321,7 +321,7 @@ mod driver_dropped {
             Ok(report) => (Vec::new(), report.stats),
             Err(timeout) => {
                 let stats = timeout.report.stats;
-                (timeout.into_inner(), stats)
+                (timeout.into_inner().into_vec(), stats)
             }
         };
         let mut fates: Vec<u32> = returned.iter().map(|e| e.seq).collect();

@@ -90,7 +90,10 @@ fn under_drop_oldest_lowering_the_limit_evicts_no_more_than_each_admission_adds(
     producer.try_enqueue(ev(0, 8, 10)).unwrap();
     let stats = dispatcher.stats();
     assert_eq!((stats.buffered_bytes, stats.dropped), (80, 1));
-    assert_eq!(seqs(&dispatcher.stop()), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(
+        seqs(&dispatcher.stop().into_vec()),
+        [1, 2, 3, 4, 5, 6, 7, 8]
+    );
 }
 
 #[test]

@@ -269,7 +269,7 @@ fn freeing_room_in_one_partition_wakes_producers_blocked_on_every_other() {
         let stats = dispatcher.stats();
         assert_eq!((stats.accepted, stats.buffered_bytes), (4, 90));
         let report = dispatcher.shutdown(Duration::ZERO).unwrap_err();
-        let mut back = report.into_inner();
+        let mut back = report.into_inner().into_vec();
         back.sort_by_key(|e| e.producer);
         assert_eq!(back, [ev(1, 0, 30), ev(2, 0, 30), ev(3, 0, 30)]);
     });

@@ -405,14 +405,14 @@ impl Run {
         let producers = self.handles.clone();
         let accepted = self.stats.accepted;
         let back = match end {
-            End::Stop => self.dispatcher.stop(),
+            End::Stop => self.dispatcher.stop().into_vec(),
             End::DropReceiversThenShutdown => {
                 drop(self.batches);
                 // No receiver left: shutdown returns at once, not after LONG.
                 let dispatcher = self.dispatcher;
                 spawn(move || dispatcher.shutdown(LONG))
                     .join("shutdown without receivers")
-                    .map_or_else(|timeout| timeout.into_inner(), |_| Vec::new())
+                    .map_or_else(|timeout| timeout.into_inner().into_vec(), |_| Vec::new())
             }
             _ => match self.dispatcher.shutdown(Duration::ZERO) {
                 Ok(report) => {
@@ -425,7 +425,7 @@ impl Run {
                     prop_assert_eq!(timeout.report.delivered_total, self.stats.delivered);
                     prop_assert_eq!(timeout.report.stats.buffered_bytes, 0);
                     assert_balanced(&timeout.report.stats);
-                    timeout.into_inner()
+                    timeout.into_inner().into_vec()
                 }
             },
         };

@@ -127,9 +127,9 @@ fn close(
     match how {
         Closing::Shutdown => match dispatcher.shutdown(Duration::ZERO) {
             Ok(_) => (Vec::new(), Some(batches)),
-            Err(timeout) => (timeout.into_inner(), Some(batches)),
+            Err(timeout) => (timeout.into_inner().into_vec(), Some(batches)),
         },
-        Closing::Stop => (dispatcher.stop(), Some(batches)),
+        Closing::Stop => (dispatcher.stop().into_vec(), Some(batches)),
         Closing::DropDispatcher => {
             drop(dispatcher);
             let rest = batches.iter().flat_map(|b| b.into_vec()).collect();
@@ -139,7 +139,7 @@ fn close(
             let clone = batches.clone();
             drop(batches);
             drop(clone);
-            (dispatcher.stop(), None)
+            (dispatcher.stop().into_vec(), None)
         }
     }
 }

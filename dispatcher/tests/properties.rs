@@ -277,7 +277,7 @@ impl Run {
         let expected_stats = self.model.stats;
         let producer = self.producer.clone();
         let back = match end {
-            End::Stop => self.dispatcher.stop(),
+            End::Stop => self.dispatcher.stop().into_vec(),
             End::DropReceiversThenShutdown => {
                 drop(self.batches);
                 shutdown(self.dispatcher, LONG, expected_stats)?
@@ -307,7 +307,7 @@ fn shutdown(
         Ok(report) => (report, Vec::new()),
         Err(timeout) => {
             let report: &ShutdownReport = &timeout.report;
-            (*report, timeout.into_inner())
+            (*report, timeout.into_inner().into_vec())
         }
     };
     prop_assert_eq!(report.stats, expected);

@@ -232,7 +232,7 @@ fn run(load: Load) {
         Ok(report) => (report, Vec::new()),
         Err(timeout) => {
             let report: &ShutdownReport = &timeout.report;
-            (*report, timeout.into_inner())
+            (*report, timeout.into_inner().into_vec())
         }
     };
 

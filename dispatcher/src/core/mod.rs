@@ -26,6 +26,7 @@ use crate::sink::ErrorHook;
 use crate::state::State;
 use crate::stats::Stats;
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering::Relaxed, Ordering::SeqCst};
+use crate::undelivered::Undelivered;
 
 pub(crate) mod admit;
 mod guard;
@@ -278,7 +279,7 @@ impl<T> Core<T> {
 
     /// Waits until every accepted event is delivered or `deadline` passes
     /// (or no receiver is left); then returns what is still undelivered.
-    pub(crate) fn drain_until(&self, deadline: Instant) -> Vec<T> {
+    pub(crate) fn drain_until(&self, deadline: Instant) -> Undelivered<T> {
         self.settled.wait(|| {
             // The tier first: it places events before it stops feeding.
             // Batches read back from disk are acknowledged when their
@@ -359,11 +360,11 @@ impl<T> Core<T> {
     /// not in flight, partition by partition, oldest first within each. A
     /// batch in flight that comes back later (its writer went away) then
     /// fails to the error hook: nobody is left to return it to.
-    fn retire(&self) -> Vec<T> {
-        let mut all = Vec::new();
+    fn retire(&self) -> Undelivered<T> {
+        let mut all = Undelivered::default();
         for at in 0..self.parts.len() {
             let mut st = self.lock(at);
-            all.extend(st.take_all());
+            all.append(st.take_all());
             st.retire();
         }
         all
@@ -372,7 +373,7 @@ impl<T> Core<T> {
     /// Stops admission at once and removes every undelivered event.
     /// Admission closes first, in the budget, so no producer gets in while
     /// partitions are emptied one after another.
-    pub(crate) fn stop(&self) -> Vec<T> {
+    pub(crate) fn stop(&self) -> Undelivered<T> {
         self.budget.close();
         self.stop_spill_worker();
         let all = self.retire();

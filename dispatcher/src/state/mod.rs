@@ -11,6 +11,7 @@ use crate::batch::{FlushReason, Receipt, Sealed};
 use crate::config::Limits;
 use crate::hooks::{Hooks, OpenBatch};
 use crate::stats::Stats;
+use crate::undelivered::Undelivered;
 
 mod evict;
 
@@ -521,18 +522,20 @@ impl<T> State<T> {
         }
     }
 
-    /// Removes every undelivered event not in flight, oldest first,
-    /// counting it as returned.
-    pub(crate) fn take_all(&mut self) -> Vec<T> {
-        let mut all = Vec::with_capacity(self.stats.buffered_items - self.stats.in_flight_items);
+    /// Removes every undelivered event not in flight, oldest first, in the
+    /// batch buffers that hold them (moved, not copied), counting it as
+    /// returned.
+    pub(crate) fn take_all(&mut self) -> Undelivered<T> {
         let mut bytes = std::mem::take(&mut self.open_bytes);
+        let mut buffers = Vec::with_capacity(self.ready.len() + 1);
         for sealed in self.ready.drain(..) {
             bytes += sealed.bytes;
-            all.extend(sealed.items);
+            buffers.push(sealed.items);
         }
-        all.append(&mut self.open);
+        buffers.push(std::mem::take(&mut self.open));
         self.open_since = None;
         self.open_spill = None;
+        let all = Undelivered::from_batches(buffers);
         self.stats.returned += all.len() as u64;
         self.release(all.len(), bytes);
         all

@@ -39,8 +39,8 @@ pub fn ev(handle: u32, seq: u32, weight: usize) -> Ev {
 }
 
 /// The sequence numbers of `events`, in order.
-pub fn seqs(events: &[Ev]) -> Vec<u32> {
-    events.iter().map(|e| e.seq).collect()
+pub fn seqs<'a>(events: impl IntoIterator<Item = &'a Ev>) -> Vec<u32> {
+    events.into_iter().map(|e| e.seq).collect()
 }
 
 /// Long enough that time never cuts a batch during a test.

@@ -149,8 +149,8 @@ pub fn builder() -> dispatcher::Builder<Ev> {
 }
 
 /// The sequence numbers of `events`, in order.
-pub fn seqs(events: &[Ev]) -> Vec<u32> {
-    events.iter().map(|e| e.seq).collect()
+pub fn seqs<'a>(events: impl IntoIterator<Item = &'a Ev>) -> Vec<u32> {
+    events.into_iter().map(|e| e.seq).collect()
 }
 
 /// Polls `cond` every millisecond until it holds; fails after `limit`.
