@@ -297,7 +297,7 @@ fn shutdown_race(limit: usize, weights: [u32; 3]) {
     };
     let (stats, returned) = match dispatcher.shutdown(LONG) {
         Ok(report) => (report.stats, Vec::new()),
-        Err(timeout) => (timeout.report.stats, timeout.undelivered),
+        Err(timeout) => (timeout.report.stats, timeout.undelivered.into_vec()),
     };
     producers.into_iter().for_each(|p| p.join().unwrap());
     receiver.join().unwrap();
