@@ -3,7 +3,6 @@
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::core::Core;
 
@@ -67,9 +66,11 @@ pub(crate) struct Sealed<T> {
     /// The lowest spill sequence number among its events read back from
     /// the disk tier, if any (never above it; see `core::spill`).
     pub(crate) spill: Option<u64>,
-    /// When its first event joined it: receivers take the batch whose
-    /// events have waited longest.
-    pub(crate) since: Instant,
+    /// When its first event joined it, in nanoseconds since the core's
+    /// epoch: with several partitions, receivers take the batch whose events
+    /// have waited longest. [`UNSTAMPED`](crate::state::UNSTAMPED) with one
+    /// partition, where nothing reads it.
+    pub(crate) since: u64,
 }
 
 /// What settling a batch needs to know once its events are gone.
@@ -129,7 +130,7 @@ pub struct Batch<T> {
     /// from disk is acknowledged there when it is dropped.
     spill: Option<u64>,
     /// See [`Sealed::since`]: kept for a batch that goes back to its queue.
-    since: Instant,
+    since: u64,
     core: Arc<Core<T>>,
     /// The partition the batch was cut in.
     part: usize,

@@ -11,21 +11,18 @@
 use std::ops::{Deref, DerefMut};
 
 use super::Core;
-use crate::state::{Caught, News, State};
+use crate::state::{Caught, News, State, UNSTAMPED};
 use crate::stats::Rejections;
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering::Relaxed};
-
-/// [`Partition::ready_since`] when no sealed batch waits.
-pub(crate) const NONE_WAITING: u64 = u64::MAX;
 
 /// One partition: a complete batch builder behind its own lock.
 pub(crate) struct Partition<T> {
     state: Mutex<State<T>>,
     /// When the first event of the oldest sealed batch waiting here joined
-    /// it, in nanoseconds since the core's epoch ([`NONE_WAITING`] if no
-    /// batch waits), as of the last change under the lock: receivers take
-    /// from the partition whose events have waited longest without taking
-    /// every lock.
+    /// it, in nanoseconds since the core's epoch ([`UNSTAMPED`] if no batch
+    /// waits), as of the last change under the lock: receivers take from
+    /// the partition whose events have waited longest without taking every
+    /// lock.
     pub(crate) ready_since: AtomicU64,
     pub(crate) refusals: Refusals,
 }
@@ -34,7 +31,7 @@ impl<T> Partition<T> {
     pub(crate) fn new(state: State<T>) -> Self {
         Partition {
             state: Mutex::new(state),
-            ready_since: AtomicU64::new(NONE_WAITING),
+            ready_since: AtomicU64::new(UNSTAMPED),
             refusals: Refusals::default(),
         }
     }
@@ -131,11 +128,7 @@ impl<T> Drop for Guard<'_, T> {
             return;
         };
         // Batches are sealed, requeued and taken only with news.
-        let since = self.state.ready_since().map_or(NONE_WAITING, |since| {
-            let age = since.saturating_duration_since(self.after.core.epoch);
-            u64::try_from(age.as_nanos()).unwrap_or(NONE_WAITING - 1)
-        });
-        self.ready_since.store(since, Relaxed);
+        self.ready_since.store(self.state.ready_since(), Relaxed);
         if news.freed > 0 {
             self.after.core.budget.release_quietly(news.freed);
         }

@@ -76,9 +76,6 @@ pub(crate) struct Core<T> {
     next_part: AtomicUsize,
     /// Where the next receive starts looking.
     next_scan: AtomicUsize,
-    /// The instant partitions measure how long their batches waited from
-    /// (see `Partition::ready_since`).
-    pub(crate) epoch: std::time::Instant,
     attempts: AttemptCounters,
     /// For `tracing` and `metrics`.
     #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
@@ -122,18 +119,25 @@ impl<T> Core<T> {
         let on_reject = hooks.on_reject.take();
         let hooks = hooks.armed();
         let filters = hooks.can_add.is_some();
+        // What sealed batches are stamped from, when receivers choose among
+        // several partitions by them.
+        let epoch = (parts.partitions > 1).then(Instant::now);
         let partitions = (0..parts.partitions as u64)
             .map(|at| {
                 let seed = parts
                     .seed
                     .wrapping_add(at.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-                Partition::new(State::new(
+                let state = State::new(
                     parts.limits,
                     hooks.clone(),
                     parts.hold_in_flight,
                     parts.weighing,
                     seed,
-                ))
+                );
+                Partition::new(match epoch {
+                    Some(epoch) => state.with_stamps(epoch),
+                    None => state,
+                })
             })
             .collect();
         #[cfg(not(feature = "metrics"))]
@@ -161,7 +165,6 @@ impl<T> Core<T> {
             no_receivers: AtomicBool::new(false),
             next_part: AtomicUsize::new(0),
             next_scan: AtomicUsize::new(0),
-            epoch: std::time::Instant::now(),
             attempts: AttemptCounters::default(),
             name: parts.name,
             #[cfg(feature = "metrics")]

@@ -5,10 +5,10 @@
 use std::time::Instant;
 
 use super::Core;
-use super::guard::NONE_WAITING;
 use crate::batch::Sealed;
 use crate::error::RecvTimeoutError;
 use crate::signal::Check;
+use crate::state::UNSTAMPED;
 use crate::sync::Ordering::Relaxed;
 
 /// A batch taken from partition `part`.
@@ -90,7 +90,7 @@ impl<T> Core<T> {
             .enumerate()
             .map(|(at, part)| (at, part.ready_since.load(Relaxed)))
             .min_by_key(|&(at, since)| (since, at))?;
-        (since != NONE_WAITING).then_some(part)
+        (since != UNSTAMPED).then_some(part)
     }
 
     /// Takes partition `part`'s oldest ready batch, if it has one, through

@@ -80,7 +80,14 @@ pub(crate) struct State<T> {
     /// see, so buffers are sized to what batches hold, not to the longest.
     len_hint: usize,
     rng: fastrand::Rng,
+    /// The epoch sealed batches are stamped from (see [`Sealed::since`]):
+    /// only receivers choosing among several partitions read the stamps.
+    stamps: Option<Instant>,
 }
+
+/// [`Sealed::since`] when nothing is stamped, and the oldest waiting
+/// batch's start when none waits: later than any stamp.
+pub(crate) const UNSTAMPED: u64 = u64::MAX;
 
 /// How many emptied batch buffers are kept for reuse.
 const POOL_CAPACITY: usize = 8;
@@ -116,7 +123,15 @@ impl<T> State<T> {
             pool: Vec::new(),
             len_hint: 0,
             rng: fastrand::Rng::with_seed(seed),
+            stamps: None,
         }
+    }
+
+    /// Stamps every sealed batch with its start, in nanoseconds since
+    /// `epoch` (see [`Sealed::since`]).
+    pub(crate) fn with_stamps(mut self, epoch: Instant) -> Self {
+        self.stamps = Some(epoch);
+        self
     }
 
     /// Gives the partition's lease back to the budget with the bytes it
@@ -355,11 +370,12 @@ impl<T> State<T> {
         let items = std::mem::replace(&mut self.open, next);
         let id = self.next_id;
         self.next_id += 1;
-        // A batch its first event filled was never open: it is that new.
-        let since = self
-            .open_since
-            .take()
-            .map_or_else(Instant::now, |(since, _)| since);
+        let opened = self.open_since.take();
+        let since = self.stamps.map_or(UNSTAMPED, |epoch| {
+            // A batch its first event filled was never open: it is that new.
+            let at = opened.map_or_else(Instant::now, |(since, _)| since);
+            u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(UNSTAMPED - 1)
+        });
         self.ready.push_back(Sealed {
             id,
             items,
@@ -375,10 +391,10 @@ impl<T> State<T> {
         !self.ready.is_empty()
     }
 
-    /// When the first event of the oldest sealed batch waiting joined it,
-    /// if one waits.
-    pub(crate) fn ready_since(&self) -> Option<Instant> {
-        self.ready.front().map(|sealed| sealed.since)
+    /// When the first event of the oldest sealed batch waiting joined it
+    /// (see [`Sealed::since`]); [`UNSTAMPED`] if none waits.
+    pub(crate) fn ready_since(&self) -> u64 {
+        self.ready.front().map_or(UNSTAMPED, |sealed| sealed.since)
     }
 
     /// When the open batch must be emitted, if it holds anything. An
