@@ -1485,7 +1485,10 @@ fn groups_stay_contiguous_through_disk() {
         .partitions(1)
         .max_batch_items(3)
         .build_on(&spill);
-    let consumer = collector(batches, Duration::ZERO);
+    // A consumer slower than the producers, so the disk is used however the
+    // threads are scheduled (with none, a fast consumer could keep memory
+    // from ever filling: CI saw nothing spilled once).
+    let consumer = collector(batches, Duration::from_micros(200));
     // Group members are marked by their length: 8 + 3*k for the k-th group.
     let groups: Arc<Mutex<Vec<Vec<Id>>>> = Arc::new(Mutex::new(Vec::new()));
     thread::scope(|s| {
