@@ -100,6 +100,24 @@ fn single_thread_items1_delivery_is_global_order() {
 /// Multi-item batches, interleaved receives: the batch delivered is always
 /// the sealed batch whose first event is oldest. Model: one partition per
 /// handle (exactly `parts` handles, round robin), a batch seals at 3 items.
+/// The next batch a receiver takes (its sequence numbers), and the one the
+/// model says it must be: the sealed batch whose first event is oldest.
+fn next_against_model(
+    batches: &dispatcher::Batches<E>,
+    sealed: &mut [VecDeque<Vec<u64>>],
+) -> (Option<Vec<u64>>, Option<Vec<u64>>) {
+    let want = sealed
+        .iter_mut()
+        .filter(|q| !q.is_empty())
+        .min_by_key(|q| q[0][0])
+        .map(|q| q.pop_front().unwrap());
+    let got = batches
+        .try_recv()
+        .ok()
+        .map(|b| b.iter().map(|e| e.seq).collect::<Vec<_>>());
+    (got, want)
+}
+
 #[test]
 fn multi_item_batches_taken_oldest_first_event_model() {
     for seed in 0..20u64 {
@@ -124,15 +142,7 @@ fn multi_item_batches_taken_oldest_first_event_model() {
                 sealed[h].push_back(std::mem::take(&mut open[h]));
             }
             if rng.u8(..4) == 0 {
-                let want = sealed
-                    .iter_mut()
-                    .filter(|q| !q.is_empty())
-                    .min_by_key(|q| q[0][0])
-                    .map(|q| q.pop_front().unwrap());
-                let got = batches
-                    .try_recv()
-                    .ok()
-                    .map(|b| b.iter().map(|e| e.seq).collect::<Vec<_>>());
+                let (got, want) = next_against_model(&batches, &mut sealed);
                 assert_eq!(got, want, "seed {seed} parts {parts} at seq {seq}");
             }
         }
@@ -144,15 +154,7 @@ fn multi_item_batches_taken_oldest_first_event_model() {
             }
         }
         loop {
-            let want = sealed
-                .iter_mut()
-                .filter(|q| !q.is_empty())
-                .min_by_key(|q| q[0][0])
-                .map(|q| q.pop_front().unwrap());
-            let got = batches
-                .try_recv()
-                .ok()
-                .map(|b| b.iter().map(|e| e.seq).collect::<Vec<_>>());
+            let (got, want) = next_against_model(&batches, &mut sealed);
             assert_eq!(got, want, "seed {seed} parts {parts} after flush");
             if got.is_none() {
                 break;

@@ -30,6 +30,23 @@ fn e(p: usize, seq: u64, w: usize) -> E {
     E { p, seq, w }
 }
 
+/// What `stop` hands back after two producers on two partitions enqueued
+/// five strings each ("a0".."a4", "b0".."b4") in batches of `items`.
+fn ten_stopped(items: usize) -> Undelivered<String> {
+    let (d, _b) = Dispatcher::<String>::builder()
+        .partitions(2)
+        .max_batch_items(items)
+        .interval(LONG)
+        .build()
+        .unwrap();
+    let (a, b) = (d.producer(), d.producer());
+    for i in 0..5 {
+        a.try_enqueue(format!("a{i}")).unwrap();
+        b.try_enqueue(format!("b{i}")).unwrap();
+    }
+    d.stop()
+}
+
 /// Checks every accessor of an `Undelivered` agrees with one list of events.
 #[allow(clippy::op_ref)] // `== &[U]` is one of the comparisons under test
 fn check_api<T: Clone + PartialEq + std::fmt::Debug>(u: &Undelivered<T>) -> Vec<T> {
@@ -102,18 +119,7 @@ fn api_surface_stop_with_partitions_moves_not_copies() {
     assert_eq!(into_iter, v);
     let _ = batches;
     // Fresh small ones for the owning conversions.
-    let (d, _b) = Dispatcher::<String>::builder()
-        .partitions(2)
-        .max_batch_items(2)
-        .interval(LONG)
-        .build()
-        .unwrap();
-    let (a, b) = (d.producer(), d.producer());
-    for i in 0..5 {
-        a.try_enqueue(format!("a{i}")).unwrap();
-        b.try_enqueue(format!("b{i}")).unwrap();
-    }
-    let u = d.stop();
+    let u = ten_stopped(2);
     let v = check_api(&u);
     let mut sorted = v.clone();
     sorted.sort();
@@ -128,18 +134,7 @@ fn api_surface_stop_with_partitions_moves_not_copies() {
     let ib = u.into_batches();
     assert!(ib.iter().all(|b| !b.is_empty()));
     assert_eq!(ib.concat(), v);
-    let (d, _b) = Dispatcher::<String>::builder()
-        .partitions(2)
-        .max_batch_items(3)
-        .interval(LONG)
-        .build()
-        .unwrap();
-    let (a, b) = (d.producer(), d.producer());
-    for i in 0..5 {
-        a.try_enqueue(format!("a{i}")).unwrap();
-        b.try_enqueue(format!("b{i}")).unwrap();
-    }
-    let u = d.stop();
+    let u = ten_stopped(3);
     let v = check_api(&u);
     let ptr0: Vec<usize> = u.iter().map(|s| s.as_ptr() as usize).collect();
     let vec: Vec<String> = Vec::from(u);
