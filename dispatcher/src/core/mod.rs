@@ -127,17 +127,16 @@ impl<T> Core<T> {
                 let seed = parts
                     .seed
                     .wrapping_add(at.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-                let state = State::new(
-                    parts.limits,
-                    hooks.clone(),
-                    parts.hold_in_flight,
-                    parts.weighing,
-                    seed,
-                );
-                Partition::new(match epoch {
-                    Some(epoch) => state.with_stamps(epoch),
-                    None => state,
-                })
+                Partition::new(
+                    State::new(
+                        parts.limits,
+                        hooks.clone(),
+                        parts.hold_in_flight,
+                        parts.weighing,
+                        seed,
+                    )
+                    .with_stamps(epoch),
+                )
             })
             .collect();
         #[cfg(not(feature = "metrics"))]

@@ -128,9 +128,9 @@ impl<T> State<T> {
     }
 
     /// Stamps every sealed batch with its start, in nanoseconds since
-    /// `epoch` (see [`Sealed::since`]).
-    pub(crate) fn with_stamps(mut self, epoch: Instant) -> Self {
-        self.stamps = Some(epoch);
+    /// `epoch`, if there is one (see [`Sealed::since`]).
+    pub(crate) fn with_stamps(mut self, epoch: Option<Instant>) -> Self {
+        self.stamps = epoch;
         self
     }
 
