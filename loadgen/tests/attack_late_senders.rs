@@ -246,37 +246,33 @@ where
     }
 }
 
-#[test]
-fn racing_producers_std() {
+/// Races of 2-8 producers against `abandon`, seed after seed, for up to 15 s.
+fn races<Q: Queue>(make: Make<Q>, name: &str)
+where
+    ReferenceBatches<Q>: Send + 'static,
+{
     let t = Instant::now();
     for seed in 0..40 {
         if t.elapsed() > Duration::from_secs(15) {
             break;
         }
-        race(channel, "std", seed);
+        race(make, name, seed);
     }
+}
+
+#[test]
+fn racing_producers_std() {
+    races(channel, "std");
 }
 
 #[test]
 fn racing_producers_crossbeam() {
-    let t = Instant::now();
-    for seed in 0..40 {
-        if t.elapsed() > Duration::from_secs(15) {
-            break;
-        }
-        race(crossbeam, "crossbeam", seed);
-    }
+    races(crossbeam, "crossbeam");
 }
 
 #[test]
 fn racing_producers_tokio() {
-    let t = Instant::now();
-    for seed in 0..40 {
-        if t.elapsed() > Duration::from_secs(15) {
-            break;
-        }
-        race(tokio_mpsc, "tokio", seed);
-    }
+    races(tokio_mpsc, "tokio");
 }
 
 /// A clone dropped right after one late offer, while abandon already waits.
