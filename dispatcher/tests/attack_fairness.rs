@@ -44,13 +44,7 @@ fn e(p: usize, seq: u64) -> E {
 fn single_thread_items1_delivery_is_global_order() {
     for &parts in &[2usize, 3, 4, 8] {
         for method in 0..3 {
-            let (d, batches) = Dispatcher::<E>::builder()
-                .partitions(parts)
-                .interval(LONG)
-                .max_batch_items(1)
-                .max_buffered_bytes(1 << 22)
-                .build()
-                .unwrap();
+            let (d, batches) = pulling(parts, 1);
             // parts handles via producer(), plus clones (next partition each).
             let mut handles: Vec<_> = (0..parts).map(|_| d.producer()).collect();
             let extra: Vec<_> = handles.to_vec();
@@ -100,6 +94,18 @@ fn single_thread_items1_delivery_is_global_order() {
 /// Multi-item batches, interleaved receives: the batch delivered is always
 /// the sealed batch whose first event is oldest. Model: one partition per
 /// handle (exactly `parts` handles, round robin), a batch seals at 3 items.
+/// A pull-mode dispatcher of `parts` partitions cutting batches of `items`
+/// events, never by time, with room for everything the tests send.
+fn pulling(parts: usize, items: usize) -> (Dispatcher<E>, dispatcher::Batches<E>) {
+    Dispatcher::<E>::builder()
+        .partitions(parts)
+        .interval(LONG)
+        .max_batch_items(items)
+        .max_buffered_bytes(1 << 22)
+        .build()
+        .unwrap()
+}
+
 /// The next batch a receiver takes (its sequence numbers), and the one the
 /// model says it must be: the sealed batch whose first event is oldest.
 fn next_against_model(
@@ -122,13 +128,7 @@ fn next_against_model(
 fn multi_item_batches_taken_oldest_first_event_model() {
     for seed in 0..20u64 {
         let parts = 2 + (seed as usize % 5);
-        let (d, batches) = Dispatcher::<E>::builder()
-            .partitions(parts)
-            .interval(LONG)
-            .max_batch_items(3)
-            .max_buffered_bytes(1 << 22)
-            .build()
-            .unwrap();
+        let (d, batches) = pulling(parts, 3);
         let handles: Vec<_> = (0..parts).map(|_| d.producer()).collect();
         let mut rng = fastrand::Rng::with_seed(seed);
         // Model: per handle, open batch + sealed queue.
