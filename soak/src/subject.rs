@@ -7,8 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dispatcher::{
-    Builder, Dispatcher, Limits as DispatcherLimits, Policy as DispatcherPolicy, ShutdownTimeout,
-    Stats,
+    Builder, Dispatcher, Limits as DispatcherLimits, Policy as DispatcherPolicy, Stats,
 };
 use hdrhistogram::sync::Recorder;
 use loadgen::{
@@ -415,15 +414,10 @@ impl Subject {
             let (undelivered, report) = match dispatcher.shutdown(timeout) {
                 Ok(report) => (0, report),
                 Err(timeout) => {
-                    let ShutdownTimeout {
-                        undelivered,
-                        report,
-                        ..
-                    } = timeout;
-                    let left = undelivered.len() as u64;
+                    let left = timeout.undelivered.len() as u64;
                     // Past the deadline already: their frees are not timed too.
-                    loadgen::drop_elsewhere("undelivered", undelivered);
-                    (left, *report)
+                    loadgen::drop_elsewhere("undelivered", timeout.undelivered);
+                    (left, *timeout.report)
                 }
             };
             shut = Instant::now();
