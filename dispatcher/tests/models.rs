@@ -123,6 +123,66 @@ fn a_blocked_waiter_that_fits_is_always_woken() {
     });
 }
 
+/// Receivers choose a partition by what each publishes without its lock
+/// (when its oldest waiting batch started). Two producers on two
+/// partitions seal one-event batches while two receivers wait and race for
+/// them; then each receiver is sent a stop event, and leaves with the first
+/// it takes. A notification lost between a look and a receiver's sleep
+/// leaves it asleep with a batch waiting: a deadlock. A reading out of date
+/// must not make two receivers take one batch, or none.
+#[test]
+fn waiting_receivers_see_every_batch_sealed_across_partitions() {
+    const STOP: u8 = u8::MAX;
+    explore(|| {
+        let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
+            .partitions(2)
+            .max_buffered_bytes(100)
+            .max_batch_items(1)
+            .interval(Duration::MAX)
+            .policy(block())
+            .build()
+            .unwrap();
+        let receivers: Vec<_> = (0..2)
+            .map(|_| {
+                let batches = batches.clone();
+                thread::spawn(move || {
+                    let mut got = Vec::new();
+                    loop {
+                        let event = batches.recv().unwrap().drain().next().unwrap();
+                        if event[0] == STOP {
+                            return got;
+                        }
+                        got.push(event);
+                    }
+                })
+            })
+            .collect();
+        let producers: Vec<_> = (0..2u8)
+            .map(|from| {
+                let producer = dispatcher.producer();
+                thread::spawn(move || {
+                    for seq in 0..2u8 {
+                        producer.enqueue(vec![from, seq]).unwrap();
+                    }
+                    producer.enqueue(vec![STOP]).unwrap();
+                })
+            })
+            .collect();
+        for producer in producers {
+            producer.join().unwrap();
+        }
+        let mut got: Vec<Vec<u8>> = receivers
+            .into_iter()
+            .flat_map(|receiver| receiver.join().unwrap())
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, [[0, 0], [0, 1], [1, 0], [1, 1]]);
+        let report = dispatcher.shutdown(LONG).unwrap();
+        assert_eq!(report.stats.delivered, 6);
+        drop(batches);
+    });
+}
+
 /// One delivery makes room for two waiters while a third producer tries to
 /// take part of it. Whoever is told first (arrival order) passes the news
 /// on when done, used or not: the one that fits what is left is let in by
