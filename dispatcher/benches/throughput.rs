@@ -91,7 +91,7 @@ fn bench_builder() -> Builder<Vec<u8>> {
         })
 }
 
-/// Pull mode with the default partitions (one per processor).
+/// Pull mode with the default partitions (four per processor).
 fn dispatcher_run(producers: usize, total: usize, size: usize) -> Duration {
     pull_run(bench_builder(), producers, total, size)
 }

@@ -158,14 +158,15 @@ fn wait_empty(d: &Dispatcher<Ev>, limit: Duration) {
 }
 
 // ---------------------------------------------------------------------------
-// 1. Partitions default to one per processor, round-robin handles.
+// 1. Partitions default to four per processor (4 to 64), round-robin handles.
 // ---------------------------------------------------------------------------
 
 #[test]
 fn default_partitions_follow_processors_round_robin() {
     let ap = thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(8);
+        .saturating_mul(4)
+        .clamp(4, 64);
     let (d, b) = Dispatcher::<Ev>::builder().interval(HOUR).build().unwrap();
     // ap + 1 handles: the last one wraps around onto the first one's partition.
     let handles: Vec<Producer<Ev>> = (0..=ap).map(|_| d.producer()).collect();
