@@ -29,9 +29,12 @@ fn block() -> Policy {
 }
 
 /// 100 bytes buffered under Block, every event its own batch, no interval
-/// cut: room comes only from deliveries, so each model decides when.
+/// cut: room comes only from deliveries, so each model decides when. Two
+/// partitions, whatever the machine (the default follows its processors):
+/// handles cloned from one another land on different ones.
 fn one_event_batches_of_100_bytes() -> (Dispatcher<Vec<u8>>, Batches<Vec<u8>>) {
     Dispatcher::builder()
+        .partitions(2)
         .max_buffered_bytes(100)
         .max_batch_items(1)
         .interval(Duration::MAX)
@@ -134,14 +137,7 @@ fn a_blocked_waiter_that_fits_is_always_woken() {
 fn waiting_receivers_see_every_batch_sealed_across_partitions() {
     const STOP: u8 = u8::MAX;
     explore(|| {
-        let (dispatcher, batches) = Dispatcher::<Vec<u8>>::builder()
-            .partitions(2)
-            .max_buffered_bytes(100)
-            .max_batch_items(1)
-            .interval(Duration::MAX)
-            .policy(block())
-            .build()
-            .unwrap();
+        let (dispatcher, batches) = one_event_batches_of_100_bytes();
         let receivers: Vec<_> = (0..2)
             .map(|_| {
                 let batches = batches.clone();
@@ -439,6 +435,7 @@ impl AsyncSink<Ev> for Hangs {
 fn an_aborted_sink_driver_loses_no_batch() {
     explore(|| {
         let (dispatcher, driver) = Dispatcher::<Ev>::builder()
+            .partitions(2)
             .max_batch_items(1)
             .interval(Duration::MAX)
             .flush_timeout(LONG)
