@@ -330,7 +330,7 @@ fn partitions(c: &mut Criterion) {
                 b.iter_custom(|iters| (0..iters).map(|_| run(producers, total, size)).sum())
             });
         }
-        for n in [1usize, 2, 4, 8] {
+        for n in [1usize, 2, 4, 8, 16] {
             group.bench_with_input(BenchmarkId::new("dispatcher", n), &n, |b, &n| {
                 b.iter_custom(|iters| {
                     (0..iters)
