@@ -238,8 +238,8 @@ impl<T> fmt::Debug for Builder<T> {
 /// receiver. With 4 and 32 producer threads on 2 processors, 8 partitions
 /// delivered 1.08-1.34x as many events as 2 in five of the six groups of
 /// 64 B, 1 KiB and 10 KiB events, and as many (1.01x) with 32 producers of
-/// 1 KiB (criterion medians of 3 to 8 interleaved runs); 16 did no better
-/// than 8.
+/// 1 KiB (criterion medians of 3 to 8 interleaved runs); 16 was not
+/// consistently better than 8.
 pub(crate) fn default_partitions() -> usize {
     let processors = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     processors.saturating_mul(4).clamp(4, 64)
