@@ -61,7 +61,10 @@ pub fn calibrate(config: &ScenarioConfig, payload: &PayloadSource) -> Option<Hea
         .min(config.max_buffered_bytes)
         .max(1);
     let fill = batch.saturating_mul(MIN_BATCHES).clamp(MIN_FILL, MAX_FILL);
+    // One partition: one handle fills one anyway, and the heap it keeps is
+    // counted per partition, whatever the machine's default count.
     let mut builder = Dispatcher::<Event>::builder()
+        .partitions(1)
         .interval(Duration::MAX)
         .max_batch_bytes(usize::try_from(batch).ok()?)
         .max_buffered_bytes(usize::try_from(fill.saturating_mul(2)).ok()?)
