@@ -91,9 +91,6 @@ fn single_thread_items1_delivery_is_global_order() {
     }
 }
 
-/// Multi-item batches, interleaved receives: the batch delivered is always
-/// the sealed batch whose first event is oldest. Model: one partition per
-/// handle (exactly `parts` handles, round robin), a batch seals at 3 items.
 /// A pull-mode dispatcher of `parts` partitions cutting batches of `items`
 /// events, never by time, with room for everything the tests send.
 fn pulling(parts: usize, items: usize) -> (Dispatcher<E>, dispatcher::Batches<E>) {
@@ -124,6 +121,9 @@ fn next_against_model(
     (got, want)
 }
 
+/// Multi-item batches, interleaved receives: the batch delivered is always
+/// the sealed batch whose first event is oldest. Model: one partition per
+/// handle (exactly `parts` handles, round robin), a batch seals at 3 items.
 #[test]
 fn multi_item_batches_taken_oldest_first_event_model() {
     for seed in 0..20u64 {
