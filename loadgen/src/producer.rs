@@ -28,6 +28,7 @@ use crate::control::{CONTROL_POLL, ProducerControl};
 use crate::counters::{ProducerCounters, Slot};
 use crate::event::{Clock, Event};
 use crate::payload::{PayloadGen, PayloadSource};
+use crate::sched::{Scheduling, SchedulingError, set_scheduling};
 use crate::target::{Offer, Target};
 
 /// How long a closed-loop producer sleeps after a refusal, unless configured.
@@ -53,6 +54,9 @@ pub struct ProducerConfig {
     /// prepares its payload generator, counts itself [`ready`](ProducerSet::ready) and
     /// waits (without spinning), so a run's clock can start when all of them exist.
     pub held: bool,
+    /// The scheduling class each producer thread asks for before it is ready; a
+    /// refusal leaves it in its class and is reported by [`ProducerSet::unscheduled`].
+    pub scheduling: Scheduling,
 }
 
 impl ProducerConfig {
@@ -75,6 +79,7 @@ impl ProducerConfig {
             backoff: DEFAULT_BACKOFF,
             events_per_producer: None,
             held: false,
+            scheduling: Scheduling::Normal,
         }
     }
 }
@@ -157,9 +162,13 @@ pub fn spawn_producers(
         let (control, gate) = (Arc::clone(&control), Arc::clone(&gate));
         let (producers, backoff) = (cfg.producers, cfg.backoff);
         let limit = cfg.events_per_producer.unwrap_or(u64::MAX);
+        let scheduling = cfg.scheduling;
         let handle = thread::Builder::new()
             .name(format!("producer-{index}"))
             .spawn(move || {
+                if let Err(refused) = set_scheduling(scheduling) {
+                    gate.unscheduled(refused);
+                }
                 let worker = Worker {
                     index,
                     producers,
@@ -186,6 +195,9 @@ struct StartGate {
     open: Mutex<bool>,
     opened: Condvar,
     ready: AtomicUsize,
+    /// Producers the operating system left in their scheduling class, and why (the
+    /// first refusal).
+    unscheduled: Mutex<(usize, Option<SchedulingError>)>,
 }
 
 impl StartGate {
@@ -194,7 +206,17 @@ impl StartGate {
             open: Mutex::new(open),
             opened: Condvar::new(),
             ready: AtomicUsize::new(0),
+            unscheduled: Mutex::new((0, None)),
         }
+    }
+
+    fn unscheduled(&self, refused: SchedulingError) {
+        let mut seen = self
+            .unscheduled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        seen.0 += 1;
+        seen.1.get_or_insert(refused);
     }
 
     /// Counts this producer ready, then waits until the gate opens (or the producers are
@@ -230,6 +252,18 @@ impl ProducerSet {
     /// line (all of them, soon after the start, unless [`ProducerConfig::held`]).
     pub fn ready(&self) -> usize {
         self.gate.ready.load(Ordering::Acquire)
+    }
+
+    /// How many of the [ready](Self::ready) producers the operating system left in
+    /// their scheduling class instead of [`ProducerConfig::scheduling`], with the
+    /// first refusal; `None` if every one got it.
+    pub fn unscheduled(&self) -> Option<(usize, String)> {
+        let seen = self
+            .gate
+            .unscheduled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        seen.1.as_ref().map(|first| (seen.0, first.to_string()))
     }
 
     /// Lets held producers go (see [`ProducerConfig::held`]); no effect otherwise.
@@ -531,6 +565,66 @@ mod tests {
         assert_eq!(totals.attempted, 1_500);
         assert_eq!(totals.accepted + totals.rejected, 1_500);
         assert_eq!(totals.accepted, 750);
+    }
+
+    /// Accepts everything, noting the scheduling policy of the thread that offered it.
+    #[cfg(target_os = "linux")]
+    #[derive(Default)]
+    struct PolicyProbe(Mutex<Vec<u32>>);
+
+    #[cfg(target_os = "linux")]
+    impl Target for PolicyProbe {
+        fn offer(&self, _event: Event) -> Offer {
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+            self.0.lock().unwrap().push(crate::sched::policy_of(&stat));
+            Offer::Accepted
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn producers_offer_in_the_scheduling_class_asked_for() {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let inherited = crate::sched::policy_of(&stat);
+        for (scheduling, policy) in [(Scheduling::Batch, 3), (Scheduling::Normal, inherited)] {
+            let mut cfg = config(3, 4);
+            cfg.scheduling = scheduling;
+            let probe = Arc::new(PolicyProbe::default());
+            let set = spawn_producers(
+                cfg,
+                probe.clone(),
+                Arc::new(ProducerCounters::new(3)),
+                Clock::new(),
+                Arc::new(ProducerControl::default()),
+            )
+            .unwrap();
+            while !set.is_finished() {
+                thread::sleep(Duration::from_millis(1));
+            }
+            assert!(set.unscheduled().is_none());
+            set.join().unwrap();
+            let seen = probe.0.lock().unwrap().clone();
+            assert_eq!(seen, vec![policy; 12], "{scheduling:?}");
+        }
+    }
+
+    #[test]
+    fn refused_classes_are_counted_with_the_first_reason() {
+        let set = ProducerSet {
+            handles: Vec::new(),
+            control: Arc::new(ProducerControl::default()),
+            gate: Arc::new(StartGate::new(true)),
+        };
+        assert!(set.unscheduled().is_none());
+        for reason in ["first", "second"] {
+            set.gate.unscheduled(SchedulingError {
+                asked: Scheduling::Batch,
+                source: std::io::Error::other(reason),
+            });
+        }
+        let (count, why) = set.unscheduled().expect("two refusals");
+        assert_eq!(count, 2);
+        assert!(why.contains("Batch") && why.contains("first"), "{why}");
     }
 
     #[test]

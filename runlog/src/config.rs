@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RunlogError;
+use crate::scheduling::ProducerScheduling;
 use crate::spill::SpillConfig;
 use crate::threshold::Thresholds;
 
@@ -111,6 +112,9 @@ pub struct ScenarioConfig {
     pub rate_per_sec: Option<u64>,
     /// How long a producer backs off after a refused event.
     pub backoff_us: u64,
+    /// How the operating system schedules the producer threads. Records written
+    /// before the key existed read as `batch`, the default, but ran with `normal`.
+    pub producer_scheduling: ProducerScheduling,
     /// Fixed time the consumer spends per batch.
     pub consumer_delay_us: u64,
     /// Extra consumer time per KiB of batch.
@@ -179,6 +183,7 @@ impl Default for ScenarioConfig {
             payload: "telemetry".to_owned(),
             rate_per_sec: None,
             backoff_us: 100,
+            producer_scheduling: ProducerScheduling::Batch,
             consumer_delay_us: 200,
             consumer_cost_per_kib_us: 0,
             consumer_jitter_us: 0,

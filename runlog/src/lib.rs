@@ -83,6 +83,7 @@ mod results;
 mod rundir;
 mod sample;
 mod samples_io;
+mod scheduling;
 mod spill;
 mod threshold;
 mod units;
@@ -111,6 +112,7 @@ pub use results::{
 pub use rundir::{LATEST, RunDir};
 pub use sample::{FlushReasonCounts, Sample, SpillSample, Totals};
 pub use samples_io::{SamplesLog, SamplesWriter, Truncation, read_samples};
+pub use scheduling::ProducerScheduling;
 pub use spill::{
     DEFAULT_MAX_DISK_BYTES, DEFAULT_SYNC_INTERVAL_MS, MAX_MAX_DISK_BYTES, MAX_SYNC_INTERVAL_MS,
     MIN_MAX_DISK_BYTES, SpillConfig, SpillSync, SpillTotals,

@@ -403,6 +403,24 @@ impl From<WeighArg> for runlog::Weighing {
     }
 }
 
+/// The producers' scheduling class, as spelled on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchedulingArg {
+    /// SCHED_BATCH: a producer waking up does not preempt a running thread.
+    Batch,
+    /// The class the soak itself runs in.
+    Normal,
+}
+
+impl From<SchedulingArg> for runlog::ProducerScheduling {
+    fn from(s: SchedulingArg) -> runlog::ProducerScheduling {
+        match s {
+            SchedulingArg::Batch => runlog::ProducerScheduling::Batch,
+            SchedulingArg::Normal => runlog::ProducerScheduling::Normal,
+        }
+    }
+}
+
 /// The overload policy, as spelled on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PolicyArg {
@@ -463,6 +481,10 @@ pub struct ScenarioArgs {
     /// Producer pause after a refusal, e.g. 100us.
     #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = LOAD)]
     pub backoff: Option<Duration>,
+    /// Producer threads' scheduling class: `batch` (Linux's SCHED_BATCH: their wake-ups
+    /// do not preempt the consumer) or `normal` (the class the soak runs in).
+    #[arg(long, value_name = "CLASS", value_enum, help_heading = LOAD)]
+    pub producer_scheduling: Option<SchedulingArg>,
     /// Simulated consumer work per batch, e.g. 200us; 0s for none.
     #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = CONSUMER)]
     pub consumer_delay: Option<Duration>,
@@ -591,6 +613,10 @@ pub fn scenario_defaults_of(c: &ScenarioConfig) -> Vec<(&'static str, String)> {
                 .map_or_else(|| "unlimited".to_owned(), |r| format!("{r}/s")),
         ),
         ("backoff", spell_micros(c.backoff_us)),
+        (
+            "producer_scheduling",
+            c.producer_scheduling.name().to_owned(),
+        ),
         ("target", c.target.name().to_owned()),
         (
             "cpus",

@@ -63,6 +63,7 @@ pub(crate) fn execute(
     let hooks = (probe.as_deref(), witness);
     let (mut harness, producers) = start_load(config, payload, (sink, spill), load, hooks)?;
     wait_ready(&producers, config.producers, progress);
+    let unscheduled = producers.unscheduled();
     let heap_model = cost.map(|cost| heap_model(config, cost, holders));
     // The clock starts when every producer exists and is ready.
     let start = Instant::now();
@@ -71,6 +72,15 @@ pub(crate) fn execute(
     sampler.heap_model = heap_model;
     begin_snapshot(&record, (started_at, environment), start);
     record.event(0.0, EventKind::Phase { name: "run".into() });
+    if let Some((count, why)) = unscheduled {
+        let message = format!(
+            "{count} of {} producers kept their scheduling class ({why}): \
+             their wake-ups may preempt the consumer",
+            config.producers
+        );
+        progress.note(&message);
+        record.event(0.0, EventKind::Warning { message });
+    }
     progress.started(config, &record.dir);
     Running {
         config,
@@ -172,6 +182,10 @@ fn start_producers(
     producer_config.seed = config.seed;
     producer_config.backoff = Duration::from_micros(config.backoff_us);
     producer_config.held = true;
+    producer_config.scheduling = match config.producer_scheduling {
+        runlog::ProducerScheduling::Batch => loadgen::Scheduling::Batch,
+        runlog::ProducerScheduling::Normal => loadgen::Scheduling::Normal,
+    };
     let producers = loadgen::spawn_producers(
         producer_config,
         Arc::clone(&subject.target),

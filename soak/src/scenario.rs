@@ -109,6 +109,9 @@ fn apply_flags(mut c: ScenarioConfig, a: &ScenarioArgs) -> ScenarioConfig {
     if let Some(w) = a.weigh {
         c.weighing = w.into();
     }
+    if let Some(s) = a.producer_scheduling {
+        c.producer_scheduling = s.into();
+    }
     if let Some(d) = a.sample_every {
         c.sample_every_ms = millis(d);
     }
@@ -379,6 +382,18 @@ mod tests {
             (c.interval_us, c.max_batch_bytes, c.max_buffered_bytes),
             (10_000, Some(32 * 1024), 64 << 20)
         );
+    }
+
+    #[test]
+    fn producers_run_as_batch_unless_asked_for_normal() {
+        let c = resolve(&ScenarioArgs::default()).expect("valid");
+        assert_eq!(c.producer_scheduling, runlog::ProducerScheduling::Batch);
+        let args = ScenarioArgs {
+            producer_scheduling: Some(crate::cli::SchedulingArg::Normal),
+            ..ScenarioArgs::default()
+        };
+        let c = resolve(&args).expect("valid");
+        assert_eq!(c.producer_scheduling, runlog::ProducerScheduling::Normal);
     }
 
     #[test]

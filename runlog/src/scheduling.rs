@@ -1,0 +1,79 @@
+//! How the operating system schedules the load generator's producer threads.
+
+use serde::{Deserialize, Serialize};
+
+/// The scheduling class of a soak's producer threads (scenario key
+/// `producer_scheduling`).
+///
+/// Closed-loop producers sleep briefly after every refusal (`backoff_us`), tens of
+/// thousands of times a second with 32 of them. With two processors, each of those
+/// wake-ups could preempt the consumer under test in the middle of a batch: the
+/// measured rate then said more about the load generator's wake-ups than about what
+/// it drives. Producers in the batch class still get their fair share of the
+/// processors, but only the scheduler's tick takes the processor from a running
+/// thread on their behalf. Linux only: elsewhere producers keep the system's default,
+/// and the run's record carries a warning saying so.
+///
+/// # Examples
+///
+/// ```
+/// use runlog::ProducerScheduling;
+///
+/// assert_eq!(ProducerScheduling::default(), ProducerScheduling::Batch);
+/// assert_eq!(ProducerScheduling::Normal.name(), "normal");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProducerScheduling {
+    /// Linux's `SCHED_BATCH` (`"batch"`): a producer waking up does not preempt the
+    /// thread running on its processor.
+    #[default]
+    Batch,
+    /// The class the soak itself runs in (`"normal"`): the system's default, unless it
+    /// was started under another (with `chrt`, say).
+    Normal,
+}
+
+impl ProducerScheduling {
+    /// The name a scenario file and `--producer-scheduling` use.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            ProducerScheduling::Batch => "batch",
+            ProducerScheduling::Normal => "normal",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ScenarioConfig;
+
+    #[test]
+    fn a_scenario_file_chooses_it_and_a_wrong_name_lists_the_right_ones() {
+        let c = ScenarioConfig::from_toml_str("producer_scheduling = \"normal\"").unwrap();
+        assert_eq!(c.producer_scheduling, ProducerScheduling::Normal);
+        let err = ScenarioConfig::from_toml_str("producer_scheduling = \"fast\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("fast") && err.contains("batch") && err.contains("normal"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_record_without_the_key_reads_as_the_default() {
+        let c: ScenarioConfig = serde_json::from_str(r#"{"producers": 8}"#).unwrap();
+        assert_eq!(c.producer_scheduling, ProducerScheduling::Batch);
+    }
+
+    #[test]
+    fn names_are_the_serialized_spelling() {
+        for s in [ProducerScheduling::Batch, ProducerScheduling::Normal] {
+            let json = serde_json::to_string(&s).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", s.name()));
+        }
+    }
+}
