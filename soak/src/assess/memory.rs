@@ -224,20 +224,33 @@ fn heap_note(f: &Facts) -> (Status, String) {
 /// The heap's slope fitted only over stretches of unchanged limits (their second halves):
 /// a limit raised or lowered moves the heap, and that is not growth. With a measured cost,
 /// what is fitted is the heap the buffer does not explain (heap - buffered bytes x cost):
-/// a buffer that fills and empties moves the heap too, and that is not a leak either.
+/// a buffer that fills moves the heap too, and that is not a leak either.
+///
+/// The buffered bytes are the most the buffer held so far in the stretch, not its level
+/// at the sample: a buffer that empties for a moment (a consumer faster than producers
+/// back from their back-off) hands its events' memory to the allocator's thread caches,
+/// which the heap figure still counts, so the heap does not follow it down. Read at
+/// its level, a buffer low at the last samples of a short run made a flat heap look
+/// like a leak.
 fn trend_note(f: &Facts) -> Option<(Status, String)> {
     let cost = f.heap_model.map(|m| m.cost.per_buffered_byte);
+    let mut most = (u32::MAX, 0_u64);
     let points: Vec<(f64, f64, u32)> = f
         .memory_series
         .iter()
         .map(|m| {
-            let explained = cost.map_or(0.0, |c| m.buffered_bytes as f64 * c);
+            most = if most.0 == m.stretch {
+                (m.stretch, most.1.max(m.buffered_bytes))
+            } else {
+                (m.stretch, m.buffered_bytes)
+            };
+            let explained = cost.map_or(0.0, |c| most.1 as f64 * c);
             (m.t_s, m.heap_bytes as f64 - explained, m.stretch)
         })
         .collect();
     let what = cost.map_or_else(
         || "heap".to_owned(),
-        |c| format!("heap the buffer does not explain (heap - buffered x {c:.3})"),
+        |c| format!("heap the buffer does not explain (heap - the most buffered so far x {c:.3})"),
     );
     let (fit, stretches) = runlog::heap_trend(&points);
     let scope = if stretches > 1 {

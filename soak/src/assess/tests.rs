@@ -258,6 +258,60 @@ fn a_buffer_filling_up_is_not_growth() {
 }
 
 #[test]
+fn a_buffer_that_empties_at_the_end_is_not_growth() {
+    // Full at 8 MiB, then low at the last samples while the heap stays flat (the events'
+    // memory went to the allocator's caches): as measured in a 2 s run with no consumer
+    // delay. Read at the buffer's level, that was a slope of +8.5 MiB/s.
+    let buffered = [8, 8, 1, 8, 8, 8, 5, 3];
+    let series = buffered
+        .iter()
+        .zip(1_u32..)
+        .map(|(&mib, t)| MemoryPoint {
+            buffered_bytes: mib << 20,
+            ..point(f64::from(t) / 4.0, 14 << 20, 8 << 20, 0)
+        })
+        .collect();
+    let a = assess(&Facts {
+        max_buffered_bytes: 8 << 20,
+        peak_buffered_bytes: 8 << 20,
+        peak_heap_bytes: 14 << 20,
+        memory_series: series,
+        duration_s: 2.0,
+        ..healthy()
+    });
+    assert_eq!(a.memory.status, Status::Pass, "{:#?}", a.memory);
+}
+
+#[test]
+fn a_leak_under_a_full_buffer_still_shows() {
+    // The buffer stays at its 64 MiB peak and the heap climbs 4 MiB a second beyond it.
+    let series = (1..=20_u32)
+        .map(|t| MemoryPoint {
+            buffered_bytes: 64 << 20,
+            ..point(
+                f64::from(t),
+                (90 << 20) + u64::from(t) * (4 << 20),
+                64 << 20,
+                0,
+            )
+        })
+        .collect();
+    let a = assess(&Facts {
+        memory_series: series,
+        peak_heap_bytes: 170 << 20,
+        ..healthy()
+    });
+    assert!(
+        a.memory
+            .notes
+            .iter()
+            .any(|n| n.contains("looks like a leak")),
+        "{:#?}",
+        a.memory
+    );
+}
+
+#[test]
 fn a_raised_limit_is_not_growth() {
     // The heap steps from 50 to 150 MiB when the limit goes from 64 MiB to 256 MiB at 10 s
     // and is flat in each stretch: no leak, and the note says how the trend was fitted.
