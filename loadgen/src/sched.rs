@@ -18,15 +18,33 @@ pub enum Scheduling {
     #[default]
     Normal,
     /// Linux's `SCHED_BATCH`: the thread gets its fair share of the processors, but
-    /// its wake-ups never preempt a running thread; only the scheduler's tick
-    /// takes a processor on its behalf.
+    /// its wake-ups do not preempt a running normal thread; only the scheduler's tick
+    /// takes a processor on its behalf. Only a thread in the normal class moves to it:
+    /// one started in another (idle, real-time, batch already, e.g. under `chrt`) keeps
+    /// its class, which was chosen on purpose. Moving an idle thread to batch would
+    /// raise it above the threads left idle.
     Batch,
+}
+
+impl Scheduling {
+    /// The name a scenario file and the soak's `--producer-scheduling` use.
+    ///
+    /// ```
+    /// assert_eq!(loadgen::Scheduling::Batch.name(), "batch");
+    /// ```
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Scheduling::Normal => "normal",
+            Scheduling::Batch => "batch",
+        }
+    }
 }
 
 /// The operating system would not put a thread in the class asked for; the thread
 /// keeps the class it had.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot schedule a producer thread as {asked:?}: {source}")]
+#[error("cannot put a producer thread in the {} scheduling class: {source}", .asked.name())]
 pub struct SchedulingError {
     /// The class asked for.
     pub asked: Scheduling,
@@ -36,7 +54,7 @@ pub struct SchedulingError {
 }
 
 /// Puts the calling thread in `scheduling`'s class ([`Scheduling::Normal`] changes
-/// nothing).
+/// nothing, and [`Scheduling::Batch`] changes only a thread in the normal class).
 ///
 /// # Errors
 ///
@@ -68,6 +86,15 @@ pub fn set_scheduling(scheduling: Scheduling) -> Result<(), SchedulingError> {
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn batch() -> io::Result<()> {
+    // SAFETY: `sched_getscheduler` takes no pointer and reads nothing of this program;
+    // pid 0 is the calling thread.
+    let class = unsafe { libc::sched_getscheduler(0) };
+    if class == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    if class != libc::SCHED_OTHER {
+        return Ok(());
+    }
     // SCHED_BATCH takes priority 0, the only one it has.
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: `sched_setscheduler` only reads the `sched_param` it is given, which is
@@ -124,6 +151,24 @@ mod tests {
         assert_eq!((before, after), (inherited, 3));
         // The class is the thread's own: this one is untouched.
         assert_eq!(own_policy(), inherited);
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn batch_leaves_an_idle_thread_idle() {
+        let policy = std::thread::spawn(|| {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: as in `batch`: the call only reads the initialized `param`, which
+            // outlives it, and changes the calling thread's class (any thread may enter
+            // SCHED_IDLE).
+            let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) };
+            assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+            set_scheduling(Scheduling::Batch).expect("nothing to refuse");
+            own_policy()
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(policy, 5);
     }
 
     #[test]

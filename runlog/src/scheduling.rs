@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 /// it drives. Producers in the batch class still get their fair share of the
 /// processors, but only the scheduler's tick takes the processor from a running
 /// thread on their behalf. Linux only: elsewhere producers keep the system's default,
-/// and the run's record carries a warning saying so.
+/// and the run's record carries a warning saying so. Producers started in another class
+/// than the normal one (under `chrt`, say) keep it.
 ///
 /// # Examples
 ///
@@ -25,8 +26,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProducerScheduling {
-    /// Linux's `SCHED_BATCH` (`"batch"`): a producer waking up does not preempt the
-    /// thread running on its processor.
+    /// Linux's `SCHED_BATCH` (`"batch"`): a producer waking up does not preempt a
+    /// normal thread running on its processor.
     #[default]
     Batch,
     /// The class the soak itself runs in (`"normal"`): the system's default, unless it
@@ -35,6 +36,11 @@ pub enum ProducerScheduling {
 }
 
 impl ProducerScheduling {
+    /// What a record written before the key existed ran with.
+    pub(crate) const fn unrecorded() -> Self {
+        ProducerScheduling::Normal
+    }
+
     /// The name a scenario file and `--producer-scheduling` use.
     #[must_use]
     pub const fn name(self) -> &'static str {
@@ -64,8 +70,10 @@ mod tests {
     }
 
     #[test]
-    fn a_record_without_the_key_reads_as_the_default() {
+    fn a_record_without_the_key_ran_normal_and_a_scenario_file_without_it_is_batch() {
         let c: ScenarioConfig = serde_json::from_str(r#"{"producers": 8}"#).unwrap();
+        assert_eq!(c.producer_scheduling, ProducerScheduling::Normal);
+        let c = ScenarioConfig::from_toml_str("producers = 8").unwrap();
         assert_eq!(c.producer_scheduling, ProducerScheduling::Batch);
     }
 

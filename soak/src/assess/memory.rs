@@ -281,7 +281,9 @@ fn trend_note(f: &Facts) -> Option<(Status, String)> {
         .map_or(f.max_buffered_bytes, |m| m.limit_bytes);
     let tolerated = 0.1 * limit as f64 + MIB;
     let t = slope_t(&points, &fit);
-    let (status, verdict) = if growth <= tolerated {
+    let (status, verdict) = if growth < -tolerated {
+        (Status::Pass, "falling".to_owned())
+    } else if growth <= tolerated {
         (Status::Pass, "flat".to_owned())
     } else if t < MIN_SLOPE_T {
         let t = format!("{t:.1}");

@@ -283,6 +283,27 @@ fn a_buffer_that_empties_at_the_end_is_not_growth() {
 }
 
 #[test]
+fn a_heap_that_shrinks_is_called_falling() {
+    let series = (1..=20_u32)
+        .map(|t| {
+            point(
+                f64::from(t),
+                (90 << 20) - u64::from(t) * (2 << 20),
+                64 << 20,
+                0,
+            )
+        })
+        .collect();
+    let a = assess(&Facts {
+        memory_series: series,
+        ..healthy()
+    });
+    let trend = a.memory.notes.iter().find(|n| n.contains("slope")).unwrap();
+    assert_eq!(a.memory.status, Status::Pass, "{trend}");
+    assert!(trend.contains("falling"), "{trend}");
+}
+
+#[test]
 fn a_leak_under_a_full_buffer_still_shows() {
     // The buffer stays at its 64 MiB peak and the heap climbs 4 MiB a second beyond it.
     let series = (1..=20_u32)
