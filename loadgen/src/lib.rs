@@ -72,7 +72,7 @@
 //!   [`Scheduling`].
 //! - Receiving: [`BatchSource`], [`run_consumer`], [`ConsumerSim`], [`Pacer`].
 
-// Denied, not forbidden: `sched` makes the one FFI call, with its proof.
+// Denied, not forbidden: `sched` makes the scheduler's FFI calls, with their proofs.
 #![deny(unsafe_code)]
 
 mod bookkeeper;
