@@ -92,7 +92,8 @@ fn batch() -> io::Result<()> {
     if class == -1 {
         return Err(io::Error::last_os_error());
     }
-    if class != libc::SCHED_OTHER {
+    // The reset-on-fork flag may come with the class; it is not one.
+    if class & !libc::SCHED_RESET_ON_FORK != libc::SCHED_OTHER {
         return Ok(());
     }
     // SCHED_BATCH takes priority 0, the only one it has.
