@@ -26,6 +26,20 @@ fn point(t_s: f64, heap_bytes: u64, limit_bytes: u64, stretch: u32) -> MemoryPoi
     }
 }
 
+/// The memory verdict of a healthy run whose samples are `series`.
+fn memory_of(series: Vec<MemoryPoint>) -> Section {
+    assess(&Facts {
+        memory_series: series,
+        ..healthy()
+    })
+    .memory
+}
+
+/// The verdict's heap-trend note.
+fn trend_of(memory: &Section) -> &str {
+    memory.notes.iter().find(|n| n.contains("slope")).unwrap()
+}
+
 fn healthy() -> Facts {
     Facts {
         attempted: 1_000,
@@ -200,17 +214,9 @@ fn a_growing_heap_warns_of_a_leak() {
             )
         })
         .collect();
-    let a = assess(&Facts {
-        memory_series: series,
-        ..healthy()
-    });
-    assert_eq!(a.memory.status, Status::Warn, "{:#?}", a.memory);
-    assert!(
-        a.memory
-            .notes
-            .iter()
-            .any(|n| n.contains("looks like a leak"))
-    );
+    let memory = memory_of(series);
+    assert_eq!(memory.status, Status::Warn, "{memory:#?}");
+    assert!(memory.notes.iter().any(|n| n.contains("looks like a leak")));
 }
 
 #[test]
@@ -228,12 +234,9 @@ fn a_heap_that_swings_is_noise_not_a_leak() {
             )
         })
         .collect();
-    let a = assess(&Facts {
-        memory_series: series,
-        ..healthy()
-    });
-    let trend = a.memory.notes.iter().find(|n| n.contains("slope")).unwrap();
-    assert_eq!(a.memory.status, Status::Pass, "{trend}");
+    let memory = memory_of(series);
+    let trend = trend_of(&memory);
+    assert_eq!(memory.status, Status::Pass, "{trend}");
     assert!(trend.contains("noise"), "{trend}");
 }
 
@@ -250,11 +253,8 @@ fn a_buffer_filling_up_is_not_growth() {
             }
         })
         .collect();
-    let a = assess(&Facts {
-        memory_series: series,
-        ..healthy()
-    });
-    assert_eq!(a.memory.status, Status::Pass, "{:#?}", a.memory);
+    let memory = memory_of(series);
+    assert_eq!(memory.status, Status::Pass, "{memory:#?}");
 }
 
 #[test]
@@ -294,12 +294,9 @@ fn a_heap_that_shrinks_is_called_falling() {
             )
         })
         .collect();
-    let a = assess(&Facts {
-        memory_series: series,
-        ..healthy()
-    });
-    let trend = a.memory.notes.iter().find(|n| n.contains("slope")).unwrap();
-    assert_eq!(a.memory.status, Status::Pass, "{trend}");
+    let memory = memory_of(series);
+    let trend = trend_of(&memory);
+    assert_eq!(memory.status, Status::Pass, "{trend}");
     assert!(trend.contains("falling"), "{trend}");
 }
 
@@ -349,7 +346,7 @@ fn a_raised_limit_is_not_growth() {
         ..healthy()
     });
     assert_eq!(a.memory.status, Status::Pass, "{:#?}", a.memory);
-    let trend = a.memory.notes.iter().find(|n| n.contains("slope")).unwrap();
+    let trend = trend_of(&a.memory);
     assert!(
         trend.contains("heap the buffer does not explain"),
         "{trend}"
