@@ -113,10 +113,9 @@ pub struct ScenarioConfig {
     /// How long a producer backs off after a refused event.
     pub backoff_us: u64,
     /// How the operating system schedules the producer threads. Records written
-    /// before the key existed read as `normal`, the class they ran in (so `compare`
-    /// tells them apart from a run with `batch`); a scenario file without the key gets
-    /// the default, `batch`.
-    #[serde(default = "ProducerScheduling::unrecorded")]
+    /// before the key existed read as `normal`, the class they ran in (see
+    /// [`read_results`](crate::read_results)), so `compare` tells them apart from a
+    /// run with `batch`; a scenario without the key gets the default, `batch`.
     pub producer_scheduling: ProducerScheduling,
     /// Fixed time the consumer spends per batch.
     pub consumer_delay_us: u64,
@@ -465,17 +464,10 @@ impl ScenarioConfig {
     }
 
     fn parse_toml(text: &str, path: &Path) -> Result<Self, RunlogError> {
-        let mut config: Self = toml::from_str(text).map_err(|e| RunlogError::Toml {
+        let config: Self = toml::from_str(text).map_err(|e| RunlogError::Toml {
             path: path.to_path_buf(),
             message: describe_toml_error(text, &e),
         })?;
-        // A missing key is the default scenario's value, here as everywhere in a scenario
-        // file; only a record without it means an older run.
-        let chosen = toml::from_str::<toml::Table>(text)
-            .is_ok_and(|table| table.contains_key("producer_scheduling"));
-        if !chosen {
-            config.producer_scheduling = Self::default().producer_scheduling;
-        }
         config.validate()?;
         Ok(config)
     }

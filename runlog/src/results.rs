@@ -225,10 +225,19 @@ pub(crate) fn write_json_atomically<T: Serialize>(
     crate::files::write_atomically(path, &text).map_err(|e| RunlogError::io(path, e))
 }
 
-/// Only the `schema` key, read before the rest so another schema gets a clear error.
+/// Only the `schema` key, read before the rest so another schema gets a clear error, and
+/// which scenario keys a record written before them lacks.
 #[derive(Deserialize)]
 struct SchemaProbe {
     schema: Option<String>,
+    #[serde(default)]
+    config: ConfigProbe,
+}
+
+/// The scenario keys whose absence says when the record was written.
+#[derive(Deserialize, Default)]
+struct ConfigProbe {
+    producer_scheduling: Option<serde::de::IgnoredAny>,
 }
 
 /// Reads `results.json`, refusing any schema other than [`SCHEMA`].
@@ -268,7 +277,11 @@ pub fn read_results(path: &Path) -> Result<RunResults, RunlogError> {
             found: probe.schema.unwrap_or_default(),
         });
     }
-    let results: RunResults = serde_json::from_str(&text).map_err(json_err)?;
+    let mut results: RunResults = serde_json::from_str(&text).map_err(json_err)?;
+    if probe.config.producer_scheduling.is_none() {
+        // Written before the key existed: the producers ran in the class the soak ran in.
+        results.config.producer_scheduling = crate::ProducerScheduling::Normal;
+    }
     check_figures(path, &results)?;
     Ok(results)
 }

@@ -36,11 +36,6 @@ pub enum ProducerScheduling {
 }
 
 impl ProducerScheduling {
-    /// What a record written before the key existed ran with.
-    pub(crate) const fn unrecorded() -> Self {
-        ProducerScheduling::Normal
-    }
-
     /// The name a scenario file and `--producer-scheduling` use.
     #[must_use]
     pub const fn name(self) -> &'static str {
@@ -69,11 +64,37 @@ mod tests {
         );
     }
 
+    /// A results.json path of this test process's own.
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("runlog-scheduling-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(format!("{name}.json"))
+    }
+
     #[test]
     fn a_record_without_the_key_ran_normal_and_a_scenario_file_without_it_is_batch() {
-        let c: ScenarioConfig = serde_json::from_str(r#"{"producers": 8}"#).unwrap();
+        let path = scratch("old");
+        let mut record = serde_json::to_value(crate::RunResults::default()).unwrap();
+        let config = record["config"].as_object_mut().unwrap();
+        assert!(config.remove("producer_scheduling").is_some());
+        std::fs::write(&path, record.to_string()).unwrap();
+        let c = crate::read_results(&path).unwrap().config;
+        std::fs::remove_file(&path).unwrap();
         assert_eq!(c.producer_scheduling, ProducerScheduling::Normal);
         let c = ScenarioConfig::from_toml_str("producers = 8").unwrap();
+        assert_eq!(c.producer_scheduling, ProducerScheduling::Batch);
+    }
+
+    #[test]
+    fn a_record_with_the_key_reads_as_written() {
+        let path = scratch("new");
+        std::fs::write(
+            &path,
+            serde_json::to_string(&crate::RunResults::default()).unwrap(),
+        )
+        .unwrap();
+        let c = crate::read_results(&path).unwrap().config;
+        std::fs::remove_file(&path).unwrap();
         assert_eq!(c.producer_scheduling, ProducerScheduling::Batch);
     }
 
