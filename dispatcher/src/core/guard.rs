@@ -13,7 +13,7 @@ use std::ops::{Deref, DerefMut};
 use super::Core;
 use crate::state::{Caught, News, State, UNSTAMPED};
 use crate::stats::Rejections;
-use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering::Relaxed};
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering::Relaxed, Ordering::SeqCst};
 
 /// One partition: a complete batch builder behind its own lock.
 pub(crate) struct Partition<T> {
@@ -24,6 +24,22 @@ pub(crate) struct Partition<T> {
     /// the partition whose events have waited longest without taking every
     /// lock.
     pub(crate) ready_since: AtomicU64,
+    /// When a receiver next has something to do here, in nanoseconds since
+    /// the core's epoch, as of the last change under the lock: 0 while a
+    /// sealed batch waits, the open batch's deadline while one is open,
+    /// [`UNSTAMPED`] while the partition is empty. Receivers lock only the
+    /// partitions whose instant has come (see [`Core::look_for_batch`]).
+    ///
+    /// Why a receiver that skips the lock misses no batch: every change
+    /// that brings the instant earlier (a batch sealed, opened or requeued,
+    /// new limits) is news. The guard stores the instant (`SeqCst`) before
+    /// it lets go, and the news is announced after: the notifier's store
+    /// then its read of the listener count, against the waiter's count-in
+    /// then its read of the instant, all `SeqCst`, so one of them sees the
+    /// other (see [`crate::signal`]). A stale instant is only ever early
+    /// (a batch taken or emptied by eviction without news): that costs a
+    /// lock, not a batch.
+    pub(crate) look_at: AtomicU64,
     pub(crate) refusals: Refusals,
 }
 
@@ -32,6 +48,7 @@ impl<T> Partition<T> {
         Partition {
             state: Mutex::new(state),
             ready_since: AtomicU64::new(UNSTAMPED),
+            look_at: AtomicU64::new(UNSTAMPED),
             refusals: Refusals::default(),
         }
     }
@@ -66,6 +83,7 @@ impl Refusals {
 pub(crate) struct Guard<'a, T> {
     state: MutexGuard<'a, State<T>>,
     ready_since: &'a AtomicU64,
+    look_at: &'a AtomicU64,
     after: Announce<'a, T>,
 }
 
@@ -83,6 +101,7 @@ impl<T> Core<T> {
         Guard {
             state: part.state.lock(),
             ready_since: &part.ready_since,
+            look_at: &part.look_at,
             after: Announce {
                 core: self,
                 news: None,
@@ -129,6 +148,8 @@ impl<T> Drop for Guard<'_, T> {
         };
         // Batches are sealed, requeued and taken only with news.
         self.ready_since.store(self.state.ready_since(), Relaxed);
+        let epoch = self.after.core.epoch;
+        self.look_at.store(self.state.look_at(epoch), SeqCst);
         if news.freed > 0 {
             self.after.core.budget.release_quietly(news.freed);
         }

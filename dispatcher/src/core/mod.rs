@@ -44,6 +44,9 @@ const LEASE_MAX: usize = 16 * 1024;
 
 pub(crate) struct Core<T> {
     parts: Box<[Partition<T>]>,
+    /// What partitions' [`look_at`](Partition::look_at) instants and
+    /// sealed batches' stamps count from.
+    pub(crate) epoch: Instant,
     pub(crate) budget: Budget,
     /// A batch was sealed, opened or requeued, or admission closed.
     ready: Signal,
@@ -119,9 +122,11 @@ impl<T> Core<T> {
         let on_reject = hooks.on_reject.take();
         let hooks = hooks.armed();
         let filters = hooks.can_add.is_some();
-        // What sealed batches are stamped from, when receivers choose among
-        // several partitions by them.
-        let epoch = (parts.partitions > 1).then(Instant::now);
+        // What partitions' look-at instants count from; sealed batches are
+        // stamped from it too when receivers choose among several
+        // partitions by their stamps.
+        let epoch = Instant::now();
+        let stamps = (parts.partitions > 1).then_some(epoch);
         let partitions = (0..parts.partitions as u64)
             .map(|at| {
                 let seed = parts
@@ -135,7 +140,7 @@ impl<T> Core<T> {
                         parts.weighing,
                         seed,
                     )
-                    .with_stamps(epoch),
+                    .with_stamps(stamps),
                 )
             })
             .collect();
@@ -147,6 +152,7 @@ impl<T> Core<T> {
         let spilling = false;
         let leases = parts.partitions > 1 && parts.policy != Policy::DropOldest && !spilling;
         Core {
+            epoch,
             leases,
             parts: partitions,
             budget: Budget::new(parts.limits.max_buffered_bytes),

@@ -9,7 +9,7 @@ use crate::batch::Sealed;
 use crate::error::RecvTimeoutError;
 use crate::signal::Check;
 use crate::state::UNSTAMPED;
-use crate::sync::Ordering::Relaxed;
+use crate::sync::Ordering::{Relaxed, SeqCst};
 
 /// A batch taken from partition `part`.
 pub(crate) struct Taken<T> {
@@ -40,6 +40,8 @@ impl<T> Core<T> {
         // back before it stops feeding.
         let feeding = self.spill_feeding();
         let now = Instant::now();
+        let now_ns = u64::try_from(now.saturating_duration_since(self.epoch).as_nanos())
+            .unwrap_or(UNSTAMPED - 1);
         let n = self.parts.len();
         let start = if n == 1 {
             0
@@ -54,7 +56,10 @@ impl<T> Core<T> {
             // round-robin, or from the partition with the most batches
             // waiting, let one queue fall behind and stretched the tail of
             // the latency.
-            self.lock(start % n).cut_if_due(now);
+            let turn = start % n;
+            if self.parts[turn].look_at.load(SeqCst) <= now_ns {
+                self.lock(turn).cut_if_due(now);
+            }
             if let Some(part) = self.longest_waiting() {
                 let mut st = self.lock(part);
                 if let Some(taken) = self.take(part, &mut st) {
@@ -64,6 +69,14 @@ impl<T> Core<T> {
         }
         let mut due: Option<Instant> = None;
         for part in (0..n).map(|i| (start + i) % n) {
+            let look_at = self.parts[part].look_at.load(SeqCst);
+            if look_at > now_ns {
+                // Nothing waits there and its open batch (if any) is not
+                // due: no lock, which the producers filling it would meet
+                // at every look of a receiver waiting for a batch.
+                due = due.into_iter().chain(self.instant_of(look_at)).min();
+                continue;
+            }
             let mut st = self.lock(part);
             st.cut_if_due(now);
             if let Some(taken) = self.take(part, &mut st) {
@@ -78,6 +91,16 @@ impl<T> Core<T> {
         } else {
             Check::Wait(due.into_iter().chain(deadline).min())
         }
+    }
+
+    /// The instant a partition's [`look_at`](super::Partition::look_at)
+    /// stands for; `None` for [`UNSTAMPED`] (nothing to look at).
+    fn instant_of(&self, look_at: u64) -> Option<Instant> {
+        (look_at != UNSTAMPED).then(|| {
+            self.epoch
+                .checked_add(std::time::Duration::from_nanos(look_at))
+                .unwrap_or_else(|| crate::clock::far_future(self.epoch))
+        })
     }
 
     /// The partition whose oldest waiting batch got its first event

@@ -397,6 +397,21 @@ impl<T> State<T> {
         self.ready.front().map_or(UNSTAMPED, |sealed| sealed.since)
     }
 
+    /// When a receiver next has something to do here, in nanoseconds since
+    /// `epoch` (see [`Partition::look_at`](crate::core::Partition)): 0
+    /// while a sealed batch waits, the open batch's deadline (rounded down)
+    /// while one is open, [`UNSTAMPED`] otherwise.
+    pub(crate) fn look_at(&self, epoch: Instant) -> u64 {
+        if self.has_ready() {
+            return 0;
+        }
+        self.due().map_or(UNSTAMPED, |due| {
+            u64::try_from(due.saturating_duration_since(epoch).as_nanos())
+                .unwrap_or(UNSTAMPED - 1)
+                .min(UNSTAMPED - 1)
+        })
+    }
+
     /// When the open batch must be emitted, if it holds anything. An
     /// interval too long to add to the clock never ends.
     pub(crate) fn due(&self) -> Option<Instant> {

@@ -127,6 +127,40 @@ fn an_interval_too_long_for_the_clock_never_ends() {
     assert!(!st.has_ready());
 }
 
+/// A receiver locks a partition only once its `look_at` instant has come:
+/// never later than a batch is there to take or due to be cut.
+#[test]
+fn look_at_is_now_for_a_waiting_batch_and_the_deadline_for_an_open_one() {
+    let epoch = Instant::now();
+    let interval = std::time::Duration::from_millis(5);
+    let mut st = state(Limits {
+        interval,
+        ..Limits::default()
+    });
+    assert_eq!(st.look_at(epoch), UNSTAMPED, "empty: nothing to look at");
+    add(&mut st, 1);
+    let due = st.due().expect("a batch is open");
+    let due_ns = u64::try_from((due - epoch).as_nanos()).unwrap();
+    assert_eq!(st.look_at(epoch), due_ns);
+    st.seal(FlushReason::Manual);
+    assert_eq!(st.look_at(epoch), 0, "a sealed batch waits: look now");
+    add(&mut st, 1);
+    assert_eq!(st.look_at(epoch), 0, "still waiting, whatever is open");
+    reasons(&mut st);
+    assert!(st.look_at(epoch) >= due_ns, "only the open batch is left");
+    st.seal(FlushReason::Manual);
+    reasons(&mut st);
+    assert_eq!(st.look_at(epoch), UNSTAMPED);
+    // An interval too long for the clock is still an open batch, far off.
+    let mut never = state(Limits {
+        interval: std::time::Duration::MAX,
+        ..Limits::default()
+    });
+    add(&mut never, 1);
+    let far = never.look_at(epoch);
+    assert!(far != UNSTAMPED && far > 50 * 365 * 24 * 3600 * 1_000_000_000);
+}
+
 #[test]
 fn opening_a_batch_sets_a_deadline_and_asks_for_a_wakeup() {
     let mut st = state(Limits::default());
