@@ -143,7 +143,12 @@ impl<T: Weight> Dispatcher<T> {
     /// what is buffered drops nothing: admission waits until deliveries bring
     /// the buffered bytes under the new limit. Lowering a batch limit cuts the
     /// open batch if it is already over it. A new interval applies to the open
-    /// batch too.
+    /// batch too, counted from its first event: a shorter one that has already
+    /// passed emits it at once, and a longer one keeps it open, even if the old
+    /// interval had just ended and no receiver had cut it yet. The interval
+    /// alone decides when an open batch under its size limits leaves: a full
+    /// buffer does not cut it, so with a long interval give batches a size
+    /// limit well under `max_buffered_bytes`.
     ///
     /// # Errors
     ///
