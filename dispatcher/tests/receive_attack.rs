@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use dispatcher::{
-    Batches, Dispatcher, EnqueueError, EnqueueTimeoutError, FlushReason, Limits, Policy,
+    Batches, Dispatcher, EnqueueError, EnqueueTimeoutError, FlushReason, Limits, Policy, Producer,
     RecvTimeoutError, TryEnqueueError, TryRecvError, Weight,
 };
 
@@ -118,16 +118,50 @@ fn assert_prompt(label: &str, overshoot_ms: &mut [f64]) {
     );
 }
 
-type Seen = mpsc::Sender<(Instant, Vec<(u32, u64, Instant)>, FlushReason)>;
+/// What a receiver thread reports of each batch: when it got it, its
+/// events (producer, sequence, enqueue instant) and why it was cut.
+type Report = (Instant, Vec<(u32, u64, Instant)>, FlushReason);
+type Seen = mpsc::Sender<Report>;
+
+/// A pull-mode dispatcher over some partitions, its producer handles (one
+/// per partition: handle `i` admits into partition `i`), what its receiver
+/// threads ([`spawn_recv`]) report of every batch, and those threads.
+struct Rig(
+    Dispatcher<Ev>,
+    Vec<Producer<Ev>>,
+    mpsc::Receiver<Report>,
+    Vec<thread::JoinHandle<()>>,
+);
+
+impl Rig {
+    /// Builds `builder` with `parts` partitions and starts `receivers`.
+    fn new(builder: dispatcher::Builder<Ev>, parts: usize, receivers: usize) -> Rig {
+        let (d, batches) = builder.partitions(parts).build().unwrap();
+        let prods = (0..parts).map(|_| d.producer()).collect();
+        let (tx, rx) = mpsc::channel();
+        let threads = (0..receivers)
+            .map(|_| spawn_recv(batches.clone(), tx.clone()))
+            .collect();
+        Rig(d, prods, rx, threads)
+    }
+
+    /// Shuts the dispatcher down and waits for every receiver to end.
+    fn finish(self) {
+        let Rig(d, prods, _, threads) = self;
+        drop(prods);
+        d.shutdown(Duration::from_secs(5)).unwrap();
+        for h in threads {
+            h.join().unwrap();
+        }
+    }
+}
 
 /// A receiver thread: blocking `recv` (never a timeout, so a missed wake-up
 /// shows as a long latency, not a poll), forwarding each batch.
 fn spawn_recv(batches: Batches<Ev>, out: Seen) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         while let Ok(b) = batches.recv() {
-            let now = Instant::now();
-            let ids = b.items().iter().map(|e| (e.p, e.seq, e.at)).collect();
-            if out.send((now, ids, b.reason())).is_err() {
+            if out.send(report(&b)).is_err() {
                 return;
             }
         }
@@ -159,28 +193,18 @@ struct Cfg {
 fn random_cfg(seed: u64, events: u64) -> Cfg {
     let mut r = Rng::new(seed);
     let buffered = r.pick(&[600usize, 4 * 1024, 64 * 1024, 2 << 20]);
-    let limits = Limits {
-        interval: r.pick(&[
+    let mut limits = draw_limits(
+        &mut r,
+        buffered,
+        &[
             Duration::from_micros(200),
             Duration::from_millis(1),
             Duration::from_millis(5),
             Duration::from_millis(30),
             Duration::from_secs(3600),
-        ]),
-        interval_jitter: Duration::ZERO,
-        max_buffered_bytes: buffered,
-        max_batch_bytes: if r.chance(1, 2) {
-            Some(r.range(1, buffered as u64) as usize)
-        } else {
-            None
-        },
-        max_batch_items: if r.chance(1, 2) {
-            Some(r.range(1, 64) as usize)
-        } else {
-            None
-        },
-    };
-    let mut limits = limits;
+        ],
+        64,
+    );
     if limits.interval > Duration::from_secs(60)
         && limits.max_batch_bytes.is_none()
         && limits.max_batch_items.is_none()
@@ -210,26 +234,29 @@ fn random_limits(r: &mut Rng, base: &Limits) -> Limits {
     } else {
         base.max_buffered_bytes
     };
-    Limits {
-        interval: r.pick(&[
+    draw_limits(
+        r,
+        buffered,
+        &[
             Duration::from_micros(100),
             Duration::from_millis(1),
             Duration::from_millis(3),
             Duration::from_millis(20),
             Duration::from_secs(3600),
-        ]),
+        ],
+        100,
+    )
+}
+
+/// Limits with one of `intervals`, no jitter, `buffered` bytes, and each
+/// batch limit drawn or left out (up to `buffered` bytes, `max_items` events).
+fn draw_limits(r: &mut Rng, buffered: usize, intervals: &[Duration], max_items: u64) -> Limits {
+    Limits {
+        interval: r.pick(intervals),
         interval_jitter: Duration::ZERO,
         max_buffered_bytes: buffered,
-        max_batch_bytes: if r.chance(1, 2) {
-            Some(r.range(1, buffered as u64) as usize)
-        } else {
-            None
-        },
-        max_batch_items: if r.chance(1, 2) {
-            Some(r.range(1, 100) as usize)
-        } else {
-            None
-        },
+        max_batch_bytes: r.chance(1, 2).then(|| r.range(1, buffered as u64) as usize),
+        max_batch_items: r.chance(1, 2).then(|| r.range(1, max_items) as usize),
     }
 }
 
@@ -539,17 +566,8 @@ fn pull_latency(
     trials: usize,
     seed: u64,
 ) -> Vec<f64> {
-    let (d, batches) = Dispatcher::<Ev>::builder()
-        .interval(interval)
-        .partitions(partitions)
-        .build()
-        .unwrap();
-    let prods: Vec<_> = (0..partitions).map(|_| d.producer()).collect();
-    let (tx, rx) = mpsc::channel();
-    let hs: Vec<_> = (0..receivers)
-        .map(|_| spawn_recv(batches.clone(), tx.clone()))
-        .collect();
-    drop(batches);
+    let built = Dispatcher::<Ev>::builder().interval(interval);
+    let Rig(d, prods, rx, threads) = Rig::new(built, partitions, receivers);
     let mut r = Rng::new(seed);
     let mut over = Vec::new();
     for t in 0..trials {
@@ -577,10 +595,7 @@ fn pull_latency(
             ),
         }
     }
-    d.shutdown(Duration::from_secs(5)).unwrap();
-    for h in hs {
-        h.join().unwrap();
-    }
+    Rig(d, prods, rx, threads).finish();
     over
 }
 
@@ -646,15 +661,10 @@ fn soak_interval_latency() {
 fn size_cut_in_other_partition_wakes_receiver() {
     let _g = serial();
     for parts in [2, 8, 32] {
-        let (d, batches) = Dispatcher::<Ev>::builder()
+        let built = Dispatcher::<Ev>::builder()
             .interval(Duration::from_secs(3600))
-            .max_batch_items(3)
-            .partitions(parts)
-            .build()
-            .unwrap();
-        let prods: Vec<_> = (0..parts).map(|_| d.producer()).collect();
-        let (tx, rx) = mpsc::channel();
-        let h = spawn_recv(batches, tx);
+            .max_batch_items(3);
+        let Rig(d, prods, rx, threads) = Rig::new(built, parts, 1);
         let mut lats = Vec::new();
         for t in 0..20u64 {
             // an open, far-off batch in partition t % parts
@@ -684,8 +694,7 @@ fn size_cut_in_other_partition_wakes_receiver() {
             &format!("size-cut in other partition, parts={parts} (latency)"),
             &mut lats,
         );
-        d.shutdown(Duration::from_secs(5)).unwrap();
-        h.join().unwrap();
+        Rig(d, prods, rx, threads).finish();
     }
 }
 
@@ -764,14 +773,8 @@ fn flush_and_lowered_batch_limit_wake_receiver() {
 fn set_limits_shortens_interval_while_receiver_sleeps() {
     let _g = serial();
     for parts in [1, 2, 8, 32] {
-        let (d, batches) = Dispatcher::<Ev>::builder()
-            .interval(Duration::from_secs(3600))
-            .partitions(parts)
-            .build()
-            .unwrap();
-        let prods: Vec<_> = (0..parts).map(|_| d.producer()).collect();
-        let (tx, rx) = mpsc::channel();
-        let h = spawn_recv(batches, tx);
+        let built = Dispatcher::<Ev>::builder().interval(Duration::from_secs(3600));
+        let Rig(d, prods, rx, threads) = Rig::new(built, parts, 1);
         let mut r = Rng::new(seed_base() ^ parts as u64);
         let mut overdue = Vec::new(); // change 30 ms after the event: from the change
         let mut future = Vec::new(); // change 2 ms after the event to 40 ms: from event + 40 ms
@@ -818,8 +821,7 @@ fn set_limits_shortens_interval_while_receiver_sleeps() {
             &format!("1h->40ms (2 ms after event) parts={parts}: overshoot past event+40ms"),
             &mut future,
         );
-        d.shutdown(Duration::from_secs(5)).unwrap();
-        h.join().unwrap();
+        Rig(d, prods, rx, threads).finish();
     }
 }
 
@@ -830,14 +832,8 @@ fn set_limits_shortens_interval_while_receiver_sleeps() {
 fn set_limits_lengthens_interval_while_receiver_sleeps() {
     let _g = serial();
     for parts in [1, 32] {
-        let (d, batches) = Dispatcher::<Ev>::builder()
-            .interval(Duration::from_millis(20))
-            .partitions(parts)
-            .build()
-            .unwrap();
-        let prods: Vec<_> = (0..parts).map(|_| d.producer()).collect();
-        let (tx, rx) = mpsc::channel();
-        let h = spawn_recv(batches, tx);
+        let built = Dispatcher::<Ev>::builder().interval(Duration::from_millis(20));
+        let Rig(d, prods, rx, threads) = Rig::new(built, parts, 1);
         let mut r = Rng::new(seed_base() ^ 77 ^ parts as u64);
         let mut over = Vec::new();
         let mut early = 0;
@@ -874,8 +870,7 @@ fn set_limits_lengthens_interval_while_receiver_sleeps() {
             early, 0,
             "parts={parts}: {early}/5 batches emitted on the old (shorter) interval"
         );
-        d.shutdown(Duration::from_secs(5)).unwrap();
-        h.join().unwrap();
+        Rig(d, prods, rx, threads).finish();
     }
 }
 
@@ -1057,11 +1052,65 @@ fn soak_sparse_random_latency() {
 
 // ------------------------------------------------------------ sink mode
 
+/// What a consumer reports of a batch: when it got it, its events and why
+/// it was cut (as [`spawn_recv`] does).
+fn report(b: &dispatcher::Batch<Ev>) -> Report {
+    let ids = b.items().iter().map(|e| (e.p, e.seq, e.at)).collect();
+    (Instant::now(), ids, b.reason())
+}
+
+/// Interval-cut batches reaching a consumer that reports on `rx`, under a
+/// 10 ms interval: 15 single events after random pauses, each due 10 ms
+/// after it was enqueued; then 6 batches opened under a 1 h interval that
+/// is cut to 10 ms 20 ms later, each due at the change. Returns how late
+/// each came past its due time, in ms, for the two kinds.
+fn ten_ms_trials(
+    d: &Dispatcher<Ev>,
+    prods: &[Producer<Ev>],
+    rx: &mpsc::Receiver<Report>,
+    seed: u64,
+) -> (Vec<f64>, Vec<f64>) {
+    let iv = Duration::from_millis(10);
+    let mut r = Rng::new(seed);
+    let next = |what: &str| {
+        let (when, ids, _) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("{what}: no batch within 5 s"));
+        assert_eq!(ids.len(), 1, "{what}: one event a batch");
+        (when, ids[0].2)
+    };
+    let mut over = Vec::new();
+    for t in 0..15u64 {
+        thread::sleep(Duration::from_millis(r.range(3, 25)));
+        prods[r.below(prods.len() as u64) as usize]
+            .try_enqueue(ev(0, t, 1))
+            .unwrap();
+        let (when, at) = next("10 ms interval");
+        over.push(ms((when - at).saturating_sub(iv)));
+    }
+    let mut short = Vec::new();
+    for t in 0..6u64 {
+        let mut l = d.limits();
+        l.interval = Duration::from_secs(3600);
+        d.set_limits(l).unwrap();
+        prods[r.below(prods.len() as u64) as usize]
+            .try_enqueue(ev(0, 100 + t, 1))
+            .unwrap();
+        thread::sleep(Duration::from_millis(20));
+        l.interval = iv;
+        let changed = Instant::now();
+        d.set_limits(l).unwrap();
+        let (when, _) = next("1 h cut to 10 ms");
+        short.push(ms(when - changed));
+    }
+    (over, short)
+}
+
 #[test]
 fn interval_latency_sink() {
     let _g = serial();
     for (parts, workers) in [(1, 1), (8, 1), (32, 2)] {
-        let (tx, rx) = mpsc::channel::<(Instant, Instant, usize)>();
+        let (tx, rx) = mpsc::channel();
         let tx = Mutex::new(tx);
         let d = Dispatcher::<Ev>::builder()
             .interval(Duration::from_millis(10))
@@ -1069,49 +1118,13 @@ fn interval_latency_sink() {
             .flush_workers(workers)
             .build_with_sink(dispatcher::sink::from_fn(
                 move |b: &dispatcher::Batch<Ev>, _: &dispatcher::sink::FlushContext| {
-                    let now = Instant::now();
-                    tx.lock()
-                        .unwrap()
-                        .send((now, b.items()[0].at, b.len()))
-                        .ok();
+                    tx.lock().unwrap().send(report(b)).ok();
                     Ok::<(), std::io::Error>(())
                 },
             ))
             .unwrap();
         let prods: Vec<_> = (0..parts).map(|_| d.producer()).collect();
-        let mut r = Rng::new(seed_base() ^ 99);
-        let mut over = Vec::new();
-        for t in 0..15u64 {
-            thread::sleep(Duration::from_millis(r.range(3, 25)));
-            prods[r.below(parts as u64) as usize]
-                .try_enqueue(ev(0, t, 1))
-                .unwrap();
-            let (when, at, n) = rx
-                .recv_timeout(Duration::from_secs(5))
-                .expect("sink never got the batch");
-            assert_eq!(n, 1);
-            over.push(ms((when - at).saturating_sub(Duration::from_millis(10))));
-        }
-        // shortened interval in sink mode
-        let mut l = d.limits();
-        l.interval = Duration::from_secs(3600);
-        d.set_limits(l).unwrap();
-        let mut short = Vec::new();
-        for t in 0..6u64 {
-            l.interval = Duration::from_secs(3600);
-            d.set_limits(l).unwrap();
-            prods[r.below(parts as u64) as usize]
-                .try_enqueue(ev(0, 100 + t, 1))
-                .unwrap();
-            thread::sleep(Duration::from_millis(20));
-            l.interval = Duration::from_millis(10);
-            let at = Instant::now();
-            d.set_limits(l).unwrap();
-            let (when, _, _) = rx
-                .recv_timeout(Duration::from_secs(5))
-                .expect("sink: 1h->10ms batch never came");
-            short.push(ms(when - at));
-        }
+        let (mut over, mut short) = ten_ms_trials(&d, &prods, &rx, seed_base() ^ 99);
         assert_prompt(
             &format!("sink overshoot parts={parts} workers={workers} iv=10ms"),
             &mut over,
@@ -1147,52 +1160,12 @@ fn interval_latency_async_stream() {
             rt.block_on(async move {
                 let mut s = batches.into_stream();
                 while let Some(b) = s.next().await {
-                    let now = Instant::now();
-                    tx.send((
-                        now,
-                        b.items()
-                            .iter()
-                            .map(|e| (e.p, e.seq, e.at))
-                            .collect::<Vec<_>>(),
-                        b.reason(),
-                    ))
-                    .ok();
+                    tx.send(report(&b)).ok();
                 }
             })
         });
         let prods: Vec<_> = (0..parts).map(|_| d.producer()).collect();
-        let mut r = Rng::new(seed_base() ^ 1234);
-        let mut over = Vec::new();
-        for t in 0..15u64 {
-            thread::sleep(Duration::from_millis(r.range(3, 25)));
-            let e = ev(0, t, 1);
-            let at = e.at;
-            prods[r.below(parts as u64) as usize]
-                .try_enqueue(e)
-                .unwrap();
-            let (when, ids, _) = rx
-                .recv_timeout(Duration::from_secs(5))
-                .expect("stream never yielded");
-            assert_eq!(ids.len(), 1);
-            over.push(ms((when - at).saturating_sub(Duration::from_millis(10))));
-        }
-        let mut short = Vec::new();
-        for t in 0..6u64 {
-            let mut l = d.limits();
-            l.interval = Duration::from_secs(3600);
-            d.set_limits(l).unwrap();
-            prods[r.below(parts as u64) as usize]
-                .try_enqueue(ev(0, 100 + t, 1))
-                .unwrap();
-            thread::sleep(Duration::from_millis(20));
-            l.interval = Duration::from_millis(10);
-            let at = Instant::now();
-            d.set_limits(l).unwrap();
-            let (when, _, _) = rx
-                .recv_timeout(Duration::from_secs(5))
-                .expect("stream: 1h->10ms batch never came");
-            short.push(ms(when - at));
-        }
+        let (mut over, mut short) = ten_ms_trials(&d, &prods, &rx, seed_base() ^ 1234);
         assert_prompt(
             &format!("stream overshoot parts={parts} iv=10ms"),
             &mut over,
@@ -1330,17 +1303,8 @@ fn oldest_ready_batch_first_across_partitions() {
 /// after a random spin of 0-50 us. Interval 1 ms.
 fn pingpong(parts: usize, recvs: usize, trials: usize, seed: u64) -> Vec<f64> {
     let iv = Duration::from_millis(1);
-    let (d, batches) = Dispatcher::<Ev>::builder()
-        .interval(iv)
-        .partitions(parts)
-        .build()
-        .unwrap();
-    let prods: Vec<_> = (0..parts).map(|_| d.producer()).collect();
-    let (tx, rx) = mpsc::channel();
-    let hs: Vec<_> = (0..recvs)
-        .map(|_| spawn_recv(batches.clone(), tx.clone()))
-        .collect();
-    drop(batches);
+    let built = Dispatcher::<Ev>::builder().interval(iv);
+    let Rig(d, prods, rx, threads) = Rig::new(built, parts, recvs);
     let mut r = Rng::new(seed);
     let mut over = Vec::new();
     for t in 0..trials {
@@ -1359,10 +1323,7 @@ fn pingpong(parts: usize, recvs: usize, trials: usize, seed: u64) -> Vec<f64> {
         });
         over.push(ms((when - at).saturating_sub(iv)));
     }
-    d.shutdown(Duration::from_secs(5)).unwrap();
-    for h in hs {
-        h.join().unwrap();
-    }
+    Rig(d, prods, rx, threads).finish();
     over
 }
 
@@ -1489,14 +1450,8 @@ fn set_limits_shorten_race_random_delay() {
     let _g = serial();
     let mut r = Rng::new(seed_base() ^ 4242);
     for parts in [1, 8, 32] {
-        let (d, batches) = Dispatcher::<Ev>::builder()
-            .interval(Duration::from_secs(3600))
-            .partitions(parts)
-            .build()
-            .unwrap();
-        let prods: Vec<_> = (0..parts).map(|_| d.producer()).collect();
-        let (tx, rx) = mpsc::channel();
-        let h = spawn_recv(batches, tx);
+        let built = Dispatcher::<Ev>::builder().interval(Duration::from_secs(3600));
+        let Rig(d, prods, rx, threads) = Rig::new(built, parts, 1);
         let mut over = Vec::new();
         for t in 0..80u64 {
             let mut l = d.limits();
@@ -1524,8 +1479,7 @@ fn set_limits_shorten_race_random_delay() {
             &format!("1h->1ms random delay parts={parts}: overshoot past max(change, event+1ms)"),
             &mut over,
         );
-        d.shutdown(Duration::from_secs(5)).unwrap();
-        h.join().unwrap();
+        Rig(d, prods, rx, threads).finish();
     }
 }
 
@@ -1602,15 +1556,10 @@ fn cancelled_stream_wait_does_not_keep_the_interval_watch() {
 fn hook_cut_wakes_receiver() {
     let _g = serial();
     for parts in [1, 8, 32] {
-        let (d, batches) = Dispatcher::<Ev>::builder()
+        let built = Dispatcher::<Ev>::builder()
             .interval(Duration::from_secs(3600))
-            .partitions(parts)
-            .should_flush(|open| open.items().last().is_some_and(|e| e.pad == 7))
-            .build()
-            .unwrap();
-        let prods: Vec<_> = (0..parts).map(|_| d.producer()).collect();
-        let (tx, rx) = mpsc::channel();
-        let h = spawn_recv(batches, tx);
+            .should_flush(|open| open.items().last().is_some_and(|e| e.pad == 7));
+        let Rig(d, prods, rx, threads) = Rig::new(built, parts, 1);
         let mut lat = Vec::new();
         for t in 0..15u64 {
             prods[t as usize % parts]
@@ -1633,8 +1582,7 @@ fn hook_cut_wakes_receiver() {
             }
         }
         assert_prompt(&format!("hook cut wake parts={parts}"), &mut lat);
-        d.shutdown(Duration::from_secs(5)).unwrap();
-        h.join().unwrap();
+        Rig(d, prods, rx, threads).finish();
     }
 }
 
