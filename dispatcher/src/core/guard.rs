@@ -138,14 +138,23 @@ impl<T> DerefMut for Guard<'_, T> {
 }
 
 impl<T> Drop for Guard<'_, T> {
-    /// Still locked: gives the freed bytes back to the budget (so a
-    /// snapshot under the lock agrees with it) and keeps the news for
-    /// `after`.
+    /// Still locked: publishes the news (see [`publish`](Guard::publish)).
+    /// Most admissions carry none, and pay only this look.
     #[inline]
     fn drop(&mut self) {
-        let Some(news) = self.state.take_news() else {
-            return;
-        };
+        if let Some(news) = self.state.take_news() {
+            self.publish(news);
+        }
+    }
+}
+
+impl<T> Guard<'_, T> {
+    /// Still locked: refreshes the partition's hints for receivers, gives
+    /// the freed bytes back to the budget (so a snapshot under the lock
+    /// agrees with it) and keeps the news for `after`. Out of line: news
+    /// comes once a batch, not once an event.
+    #[inline(never)]
+    fn publish(&mut self, news: News) {
         // Batches are sealed, requeued and taken only with news.
         self.ready_since.store(self.state.ready_since(), Relaxed);
         let epoch = self.after.core.epoch;

@@ -40,8 +40,19 @@ impl<T> Core<T> {
         // back before it stops feeding.
         let feeding = self.spill_feeding();
         let now = Instant::now();
-        let now_ns = u64::try_from(now.saturating_duration_since(self.epoch).as_nanos())
-            .unwrap_or(UNSTAMPED - 1);
+        // Whether a partition's look-at instant has come; the clock is read
+        // as nanoseconds only for an open batch's deadline.
+        let mut now_ns = None;
+        let mut come = |look_at: u64| match look_at {
+            0 => true,
+            UNSTAMPED => false,
+            at => {
+                at <= *now_ns.get_or_insert_with(|| {
+                    u64::try_from(now.saturating_duration_since(self.epoch).as_nanos())
+                        .unwrap_or(UNSTAMPED - 1)
+                })
+            }
+        };
         let n = self.parts.len();
         let start = if n == 1 {
             0
@@ -57,7 +68,7 @@ impl<T> Core<T> {
             // waiting, let one queue fall behind and stretched the tail of
             // the latency.
             let turn = start % n;
-            if self.parts[turn].look_at.load(SeqCst) <= now_ns {
+            if come(self.parts[turn].look_at.load(SeqCst)) {
                 self.lock(turn).cut_if_due(now);
             }
             if let Some(part) = self.longest_waiting() {
@@ -70,7 +81,7 @@ impl<T> Core<T> {
         let mut due: Option<Instant> = None;
         for part in (0..n).map(|i| (start + i) % n) {
             let look_at = self.parts[part].look_at.load(SeqCst);
-            if look_at > now_ns {
+            if !come(look_at) {
                 // Nothing waits there and its open batch (if any) is not
                 // due: no lock, which the producers filling it would meet
                 // at every look of a receiver waiting for a batch.
