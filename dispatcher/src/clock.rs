@@ -39,6 +39,21 @@ pub(crate) fn far_future(from: Instant) -> Instant {
     from.checked_add(NEVER).unwrap_or(from)
 }
 
+/// Nanoseconds from `epoch` to `at` (0 if `at` is earlier), at most
+/// `u64::MAX - 1`: `u64::MAX` is left to callers to mean "no instant".
+pub(crate) fn nanos_since(epoch: Instant, at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch).as_nanos())
+        .map_or(u64::MAX - 1, |nanos| nanos.min(u64::MAX - 1))
+}
+
+/// The instant `nanos` after `epoch` (see [`nanos_since`]), or a
+/// far-future one if that does not fit.
+pub(crate) fn instant_at(epoch: Instant, nanos: u64) -> Instant {
+    epoch
+        .checked_add(Duration::from_nanos(nanos))
+        .unwrap_or_else(|| far_future(epoch))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +63,17 @@ mod tests {
         let now = Instant::now();
         assert!(deadline_after(Duration::MAX) > now + Duration::from_secs(3600 * 24 * 365));
         assert!(deadline_after(Duration::from_millis(1)) >= now);
+    }
+
+    #[test]
+    fn nanos_since_an_epoch_round_trip() {
+        let epoch = Instant::now();
+        let at = epoch + Duration::from_micros(1500);
+        assert_eq!(nanos_since(epoch, at), 1_500_000);
+        assert_eq!(instant_at(epoch, 1_500_000), at);
+        assert_eq!(nanos_since(at, epoch), 0, "earlier than the epoch");
+        assert!(
+            instant_at(epoch, u64::MAX - 1) > epoch + Duration::from_secs(50 * 365 * 24 * 3600)
+        );
     }
 }

@@ -82,8 +82,8 @@ impl Refusals {
 /// (the notifications go out).
 pub(crate) struct Guard<'a, T> {
     state: MutexGuard<'a, State<T>>,
-    ready_since: &'a AtomicU64,
-    look_at: &'a AtomicU64,
+    /// Where the hints for receivers go.
+    part: &'a Partition<T>,
     after: Announce<'a, T>,
 }
 
@@ -100,8 +100,7 @@ impl<T> Core<T> {
         let part = &self.parts[at];
         Guard {
             state: part.state.lock(),
-            ready_since: &part.ready_since,
-            look_at: &part.look_at,
+            part,
             after: Announce {
                 core: self,
                 news: None,
@@ -156,9 +155,11 @@ impl<T> Guard<'_, T> {
     #[inline(never)]
     fn publish(&mut self, news: News) {
         // Batches are sealed, requeued and taken only with news.
-        self.ready_since.store(self.state.ready_since(), Relaxed);
+        self.part
+            .ready_since
+            .store(self.state.ready_since(), Relaxed);
         let epoch = self.after.core.epoch;
-        self.look_at.store(self.state.look_at(epoch), SeqCst);
+        self.part.look_at.store(self.state.look_at(epoch), SeqCst);
         if news.freed > 0 {
             self.after.core.budget.release_quietly(news.freed);
         }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::Core;
 use crate::batch::Sealed;
+use crate::clock;
 use crate::error::RecvTimeoutError;
 use crate::signal::Check;
 use crate::state::UNSTAMPED;
@@ -46,12 +47,7 @@ impl<T> Core<T> {
         let mut come = |look_at: u64| match look_at {
             0 => true,
             UNSTAMPED => false,
-            at => {
-                at <= *now_ns.get_or_insert_with(|| {
-                    u64::try_from(now.saturating_duration_since(self.epoch).as_nanos())
-                        .unwrap_or(UNSTAMPED - 1)
-                })
-            }
+            at => at <= *now_ns.get_or_insert_with(|| clock::nanos_since(self.epoch, now)),
         };
         let n = self.parts.len();
         let start = if n == 1 {
@@ -107,11 +103,7 @@ impl<T> Core<T> {
     /// The instant a partition's [`look_at`](super::Partition::look_at)
     /// stands for; `None` for [`UNSTAMPED`] (nothing to look at).
     fn instant_of(&self, look_at: u64) -> Option<Instant> {
-        (look_at != UNSTAMPED).then(|| {
-            self.epoch
-                .checked_add(std::time::Duration::from_nanos(look_at))
-                .unwrap_or_else(|| crate::clock::far_future(self.epoch))
-        })
+        (look_at != UNSTAMPED).then(|| clock::instant_at(self.epoch, look_at))
     }
 
     /// The partition whose oldest waiting batch got its first event

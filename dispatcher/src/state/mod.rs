@@ -374,7 +374,7 @@ impl<T> State<T> {
         let since = self.stamps.map_or(UNSTAMPED, |epoch| {
             // A batch its first event filled was never open: it is that new.
             let at = opened.map_or_else(Instant::now, |(since, _)| since);
-            u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(UNSTAMPED - 1)
+            crate::clock::nanos_since(epoch, at)
         });
         self.ready.push_back(Sealed {
             id,
@@ -405,11 +405,8 @@ impl<T> State<T> {
         if self.has_ready() {
             return 0;
         }
-        self.due().map_or(UNSTAMPED, |due| {
-            u64::try_from(due.saturating_duration_since(epoch).as_nanos())
-                .unwrap_or(UNSTAMPED - 1)
-                .min(UNSTAMPED - 1)
-        })
+        self.due()
+            .map_or(UNSTAMPED, |due| crate::clock::nanos_since(epoch, due))
     }
 
     /// When the open batch must be emitted, if it holds anything. An
