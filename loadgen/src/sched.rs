@@ -96,13 +96,20 @@ fn batch() -> io::Result<()> {
     if class & !libc::SCHED_RESET_ON_FORK != libc::SCHED_OTHER {
         return Ok(());
     }
-    // SCHED_BATCH takes priority 0, the only one it has.
+    set_class(libc::SCHED_BATCH)
+}
+
+/// Puts the calling thread in `class`, one without priorities (normal, batch, idle).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn set_class(class: libc::c_int) -> io::Result<()> {
+    // Those classes take priority 0, the only one they have.
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: `sched_setscheduler` only reads the `sched_param` it is given, which is
     // initialized and outlives the call, and keeps no pointer to it. Pid 0 is the
     // calling thread (Linux schedules threads, not processes); changing its class
     // touches no memory of this program.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &raw const param) };
+    let rc = unsafe { libc::sched_setscheduler(0, class, &raw const param) };
     if rc == 0 {
         Ok(())
     } else {
@@ -155,15 +162,10 @@ mod tests {
     }
 
     #[test]
-    #[allow(unsafe_code)]
     fn batch_leaves_an_idle_thread_idle() {
         let policy = std::thread::spawn(|| {
-            let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: as in `batch`: the call only reads the initialized `param`, which
-            // outlives it, and changes the calling thread's class (any thread may enter
-            // SCHED_IDLE).
-            let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) };
-            assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+            // Any thread may enter SCHED_IDLE.
+            set_class(libc::SCHED_IDLE).expect("idle class");
             set_scheduling(Scheduling::Batch).expect("nothing to refuse");
             own_policy()
         })
