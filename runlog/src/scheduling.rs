@@ -64,22 +64,23 @@ mod tests {
         );
     }
 
-    /// A results.json path of this test process's own.
-    fn scratch(name: &str) -> std::path::PathBuf {
+    /// The scenario of the record `json`, as `read_results` reads it from a file.
+    fn read_back(name: &str, json: &str) -> ScenarioConfig {
         let dir = std::env::temp_dir().join(format!("runlog-scheduling-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        dir.join(format!("{name}.json"))
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, json).unwrap();
+        let config = crate::read_results(&path).unwrap().config;
+        std::fs::remove_file(&path).unwrap();
+        config
     }
 
     #[test]
     fn a_record_without_the_key_ran_normal_and_a_scenario_file_without_it_is_batch() {
-        let path = scratch("old");
         let mut record = serde_json::to_value(crate::RunResults::default()).unwrap();
         let config = record["config"].as_object_mut().unwrap();
         assert!(config.remove("producer_scheduling").is_some());
-        std::fs::write(&path, record.to_string()).unwrap();
-        let c = crate::read_results(&path).unwrap().config;
-        std::fs::remove_file(&path).unwrap();
+        let c = read_back("old", &record.to_string());
         assert_eq!(c.producer_scheduling, ProducerScheduling::Normal);
         let c = ScenarioConfig::from_toml_str("producers = 8").unwrap();
         assert_eq!(c.producer_scheduling, ProducerScheduling::Batch);
@@ -87,14 +88,8 @@ mod tests {
 
     #[test]
     fn a_record_with_the_key_reads_as_written() {
-        let path = scratch("new");
-        std::fs::write(
-            &path,
-            serde_json::to_string(&crate::RunResults::default()).unwrap(),
-        )
-        .unwrap();
-        let c = crate::read_results(&path).unwrap().config;
-        std::fs::remove_file(&path).unwrap();
+        let record = serde_json::to_string(&crate::RunResults::default()).unwrap();
+        let c = read_back("new", &record);
         assert_eq!(c.producer_scheduling, ProducerScheduling::Batch);
     }
 
