@@ -26,6 +26,20 @@ fn point(t_s: f64, heap_bytes: u64, limit_bytes: u64, stretch: u32) -> MemoryPoi
     }
 }
 
+/// A sample a second for 20 s under a 64 MiB limit: `at(t)` gives the heap and the
+/// buffered bytes at second `t`.
+fn twenty_seconds(at: impl Fn(u64) -> (u64, u64)) -> Vec<MemoryPoint> {
+    (1..=20_u32)
+        .map(|t| {
+            let (heap, buffered) = at(u64::from(t));
+            MemoryPoint {
+                buffered_bytes: buffered,
+                ..point(f64::from(t), heap, 64 << 20, 0)
+            }
+        })
+        .collect()
+}
+
 /// The memory verdict of a healthy run whose samples are `series`.
 fn memory_of(series: Vec<MemoryPoint>) -> Section {
     assess(&Facts {
@@ -53,9 +67,7 @@ fn healthy() -> Facts {
         peak_buffered_bytes: 60 << 20,
         peak_heap_bytes: 70 << 20,
         heap_model: Some(model()),
-        memory_series: (1..=20_u32)
-            .map(|t| point(f64::from(t), 70 << 20, 64 << 20, 0))
-            .collect(),
+        memory_series: twenty_seconds(|_| (70 << 20, 0)),
         duration_s: 20.0,
         drain_us: 150,
         drain_deadline_us: 5_000_000,
@@ -204,17 +216,7 @@ fn heap_over_the_measured_budget_fails() {
 
 #[test]
 fn a_growing_heap_warns_of_a_leak() {
-    let series = (1..=20_u32)
-        .map(|t| {
-            point(
-                f64::from(t),
-                (50 << 20) + u64::from(t) * (1 << 20),
-                64 << 20,
-                0,
-            )
-        })
-        .collect();
-    let memory = memory_of(series);
+    let memory = memory_of(twenty_seconds(|t| ((50 << 20) + t * (1 << 20), 0)));
     assert_eq!(memory.status, Status::Warn, "{memory:#?}");
     assert!(memory.notes.iter().any(|n| n.contains("looks like a leak")));
 }
@@ -223,18 +225,10 @@ fn a_growing_heap_warns_of_a_leak() {
 fn a_heap_that_swings_is_noise_not_a_leak() {
     // Up and down by 12 MiB from one sample to the next, drifting a little: a fitted slope
     // exists, but it is far from significant.
-    let series = (1..=20_u32)
-        .map(|t| {
-            let swing = if t % 2 == 0 { 12 << 20 } else { 0 };
-            point(
-                f64::from(t),
-                (50 << 20) + swing + u64::from(t) * (1 << 19),
-                64 << 20,
-                0,
-            )
-        })
-        .collect();
-    let memory = memory_of(series);
+    let memory = memory_of(twenty_seconds(|t| {
+        let swing = if t % 2 == 0 { 12 << 20 } else { 0 };
+        ((50 << 20) + swing + t * (1 << 19), 0)
+    }));
     let trend = trend_of(&memory);
     assert_eq!(memory.status, Status::Pass, "{trend}");
     assert!(trend.contains("noise"), "{trend}");
@@ -244,16 +238,10 @@ fn a_heap_that_swings_is_noise_not_a_leak() {
 fn a_buffer_filling_up_is_not_growth() {
     // The buffer fills from 0 to 40 MiB over the run and the heap follows it at the
     // measured 1.25 bytes per byte: the heap grows, but the buffer explains all of it.
-    let series = (1..=20_u32)
-        .map(|t| {
-            let buffered = u64::from(t) * (2 << 20);
-            MemoryPoint {
-                buffered_bytes: buffered,
-                ..point(f64::from(t), (10 << 20) + buffered * 5 / 4, 64 << 20, 0)
-            }
-        })
-        .collect();
-    let memory = memory_of(series);
+    let memory = memory_of(twenty_seconds(|t| {
+        let buffered = t * (2 << 20);
+        ((10 << 20) + buffered * 5 / 4, buffered)
+    }));
     assert_eq!(memory.status, Status::Pass, "{memory:#?}");
 }
 
@@ -284,17 +272,7 @@ fn a_buffer_that_empties_at_the_end_is_not_growth() {
 
 #[test]
 fn a_heap_that_shrinks_is_called_falling() {
-    let series = (1..=20_u32)
-        .map(|t| {
-            point(
-                f64::from(t),
-                (90 << 20) - u64::from(t) * (2 << 20),
-                64 << 20,
-                0,
-            )
-        })
-        .collect();
-    let memory = memory_of(series);
+    let memory = memory_of(twenty_seconds(|t| ((90 << 20) - t * (2 << 20), 0)));
     let trend = trend_of(&memory);
     assert_eq!(memory.status, Status::Pass, "{trend}");
     assert!(trend.contains("falling"), "{trend}");
@@ -303,17 +281,7 @@ fn a_heap_that_shrinks_is_called_falling() {
 #[test]
 fn a_leak_under_a_full_buffer_still_shows() {
     // The buffer stays at its 64 MiB peak and the heap climbs 4 MiB a second beyond it.
-    let series = (1..=20_u32)
-        .map(|t| MemoryPoint {
-            buffered_bytes: 64 << 20,
-            ..point(
-                f64::from(t),
-                (90 << 20) + u64::from(t) * (4 << 20),
-                64 << 20,
-                0,
-            )
-        })
-        .collect();
+    let series = twenty_seconds(|t| ((90 << 20) + t * (4 << 20), 64 << 20));
     let a = assess(&Facts {
         memory_series: series,
         peak_heap_bytes: 170 << 20,
