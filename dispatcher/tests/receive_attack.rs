@@ -776,27 +776,14 @@ fn set_limits_shortens_interval_while_receiver_sleeps() {
         let built = Dispatcher::<Ev>::builder().interval(Duration::from_secs(3600));
         let Rig(d, prods, rx, threads) = Rig::new(built, parts, 1);
         let mut r = Rng::new(seed_base() ^ parts as u64);
-        let mut overdue = Vec::new(); // change 30 ms after the event: from the change
+        // Changed 30 ms after the event: from the change.
+        let mut overdue = cut_to_ten_ms(&d, &prods, &rx, &mut r, 0, Duration::from_millis(30));
         let mut future = Vec::new(); // change 2 ms after the event to 40 ms: from event + 40 ms
         for t in 0..6u64 {
             let mut l = d.limits();
             l.interval = Duration::from_secs(3600);
             d.set_limits(l).unwrap();
             let q = &prods[r.below(parts as u64) as usize];
-            let e = ev(0, t, 1);
-            q.try_enqueue(e).unwrap();
-            thread::sleep(Duration::from_millis(30));
-            l.interval = Duration::from_millis(10);
-            let at = Instant::now();
-            d.set_limits(l).unwrap();
-            let (when, _, reason) = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| {
-                panic!("parts={parts}: open batch not emitted 5 s after interval 1h -> 10ms")
-            });
-            assert_eq!(reason, FlushReason::Interval);
-            overdue.push(ms(when - at));
-
-            l.interval = Duration::from_secs(3600);
-            d.set_limits(l).unwrap();
             let e = ev(0, 1000 + t, 1);
             let ev_at = e.at;
             q.try_enqueue(e).unwrap();
@@ -1088,22 +1075,42 @@ fn ten_ms_trials(
         let (when, at) = next("10 ms interval");
         over.push(ms((when - at).saturating_sub(iv)));
     }
-    let mut short = Vec::new();
-    for t in 0..6u64 {
+    let short = cut_to_ten_ms(d, prods, rx, &mut r, 100, Duration::from_millis(20));
+    (over, short)
+}
+
+/// 6 batches of one event each (sequence numbers from `first`), opened
+/// under a 1 h interval that `set_limits` cuts to 10 ms `after` the event:
+/// overdue at the change, each must come at once, cut by the interval.
+/// Returns how long each took after the change, in ms.
+fn cut_to_ten_ms(
+    d: &Dispatcher<Ev>,
+    prods: &[Producer<Ev>],
+    rx: &mpsc::Receiver<Report>,
+    r: &mut Rng,
+    first: u64,
+    after: Duration,
+) -> Vec<f64> {
+    let mut from_change = Vec::new();
+    for t in first..first + 6 {
         let mut l = d.limits();
         l.interval = Duration::from_secs(3600);
         d.set_limits(l).unwrap();
         prods[r.below(prods.len() as u64) as usize]
-            .try_enqueue(ev(0, 100 + t, 1))
+            .try_enqueue(ev(0, t, 1))
             .unwrap();
-        thread::sleep(Duration::from_millis(20));
-        l.interval = iv;
+        thread::sleep(after);
+        l.interval = Duration::from_millis(10);
         let changed = Instant::now();
         d.set_limits(l).unwrap();
-        let (when, _) = next("1 h cut to 10 ms");
-        short.push(ms(when - changed));
+        let (when, ids, reason) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("open batch not emitted 5 s after interval 1h -> 10ms"));
+        assert_eq!(ids.len(), 1, "one event a batch");
+        assert_eq!(reason, FlushReason::Interval);
+        from_change.push(ms(when - changed));
     }
-    (over, short)
+    from_change
 }
 
 #[test]
