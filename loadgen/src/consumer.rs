@@ -441,7 +441,8 @@ impl Consumer<'_> {
     /// Records, counts and works off one batch, then drops it.
     fn consume<B: DeliveredBatch>(&mut self, mut batch: B, waited: bool) {
         let now = Instant::now();
-        let now_ns = self.clock.ns_at(now);
+        // On the clock the producers stamp events with.
+        let now_ns = self.clock.now_ns();
         if let Some(tally) = self.counters.tally() {
             tally.count(self.clock, now_ns, batch.iter());
         }
