@@ -149,7 +149,8 @@ fn swapping_twice_returns_the_first_spare_emptied_and_loses_nothing() {
 }
 
 /// The spare's buffer goes back to the dispatcher when the batch is dropped: a later
-/// batch's events come out in that very buffer.
+/// batch's events come out in that very buffer (one sized for the batches: a much
+/// larger one gives its spare slots back when its batch is sealed, see below).
 #[test]
 fn the_spares_buffer_is_reused_by_the_dispatcher() {
     let ledger = Ledger::default();
@@ -159,7 +160,8 @@ fn the_spares_buffer_is_reused_by_the_dispatcher() {
         .build()
         .unwrap();
     let producer = dispatcher.producer();
-    let spare: Vec<Tracked> = Vec::with_capacity(4096);
+    // Batches of 3 events: 6 slots is within the slack a sealed batch keeps.
+    let spare: Vec<Tracked> = Vec::with_capacity(6);
     let marked = spare.as_ptr() as usize;
     let mut id = 0;
     let mut round = |spare: Vec<Tracked>| -> Vec<Tracked> {
@@ -179,7 +181,7 @@ fn the_spares_buffer_is_reused_by_the_dispatcher() {
     for _ in 0..20 {
         let events = round(Vec::new());
         if events.as_ptr() as usize == marked {
-            assert!(events.capacity() >= 4096);
+            assert!(events.capacity() >= 6);
             seen = true;
             break;
         }
@@ -189,6 +191,37 @@ fn the_spares_buffer_is_reused_by_the_dispatcher() {
         seen,
         "the spare's buffer never came back out of the dispatcher"
     );
+}
+
+/// A spare far larger than the batches does not keep its slots while a batch waits in
+/// it: slots are heap the byte limit does not see. The events are all there.
+#[test]
+fn a_spare_too_large_for_the_batches_is_shrunk_when_its_batch_is_sealed() {
+    let ledger = Ledger::default();
+    let (dispatcher, batches) = Dispatcher::<Tracked>::builder()
+        .partitions(1)
+        .interval(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let producer = dispatcher.producer();
+    let mut largest = 0;
+    for round in 0..6u64 {
+        for i in 0..3 {
+            producer.try_enqueue(ledger.make(round * 3 + i, 1)).unwrap();
+        }
+        dispatcher.flush();
+        let mut batch = batches.recv_timeout(Duration::from_secs(5)).unwrap();
+        // The buffer this batch waited in comes out; a spare of 4096 slots goes
+        // back in, for the batches after it.
+        let events = batch.swap_items(Vec::with_capacity(4096));
+        drop(batch);
+        assert_eq!(events.len(), 3);
+        largest = largest.max(events.capacity());
+    }
+    assert!(largest <= 3 + 4, "a batch of 3 waited in {largest} slots");
+    assert_eq!(ledger.total(), 18);
+    ledger.assert_each_once(0..18);
+    dispatcher.shutdown(Duration::from_secs(1)).unwrap();
 }
 
 /// Admission decisions and stats are the same whether the receiver swaps events out

@@ -76,8 +76,10 @@ pub(crate) struct State<T> {
     /// Emptied batch buffers handed back by receivers, for reuse.
     pool: Vec<Vec<T>>,
     /// A running average of batch lengths (events): new batch buffers get
-    /// a little more than this. Slots are memory the byte limit does not
-    /// see, so buffers are sized to what batches hold, not to the longest.
+    /// a sixteenth more than this. Slots are memory the byte limit does not
+    /// see, so buffers are sized to what batches hold, not to the longest,
+    /// and a sealed batch whose buffer holds more than a sixteenth (and 4)
+    /// spare slots gives them back.
     len_hint: usize,
     rng: fastrand::Rng,
     /// The epoch sealed batches are stamped from (see [`Sealed::since`]):
@@ -88,6 +90,10 @@ pub(crate) struct State<T> {
 /// [`Sealed::since`] when nothing is stamped, and the oldest waiting
 /// batch's start when none waits: later than any stamp.
 pub(crate) const UNSTAMPED: u64 = u64::MAX;
+
+/// New batch buffers hold `len_hint / HEADROOM` slots more than the average
+/// batch; a sealed one with more spare slots than that (and 4) is shrunk.
+const HEADROOM: usize = 16;
 
 /// How many emptied batch buffers are kept for reuse.
 const POOL_CAPACITY: usize = 8;
@@ -366,8 +372,13 @@ impl<T> State<T> {
             self.len_hint - self.len_hint / 8 + len / 8
         };
         let mut next = self.pool.pop().unwrap_or_default();
-        next.reserve_exact(self.len_hint + self.len_hint / 8);
-        let items = std::mem::replace(&mut self.open, next);
+        next.reserve_exact(self.len_hint + self.len_hint / HEADROOM);
+        let mut items = std::mem::replace(&mut self.open, next);
+        if items.capacity() - len > len / HEADROOM + 4 {
+            // It grew past its events, or was sized for longer batches:
+            // the slots it will not use go back while it waits.
+            items.shrink_to_fit();
+        }
         let id = self.next_id;
         self.next_id += 1;
         let opened = self.open_since.take();

@@ -301,3 +301,34 @@ fn a_recut_stays_exact_when_weight_panics() {
     );
     assert_eq!((st.stats.buffered_bytes, st.stats.delivered), (0, 3));
 }
+
+/// Seals a manual batch of `n` one-byte events; returns its buffer's
+/// capacity.
+fn sealed_capacity(st: &mut State<Vec<u8>>, n: usize) -> (usize, usize) {
+    for _ in 0..n {
+        add(st, 1);
+    }
+    st.seal(FlushReason::Manual);
+    let sealed = st.take_ready().expect("the batch");
+    (sealed.items.len(), sealed.items.capacity())
+}
+
+#[test]
+fn sealed_buffers_keep_few_slots_their_events_do_not_use() {
+    let mut st = state(Limits::default());
+    // The first batch sets the average: 96 events.
+    assert_eq!(sealed_capacity(&mut st, 96).0, 96);
+    // Sized for the average and a sixteenth: a batch of that size keeps
+    // its buffer as it was.
+    let (len, cap) = sealed_capacity(&mut st, 96);
+    assert_eq!((len, cap), (96, 96 + 96 / 16));
+    // A batch three times as long grew its buffer by doubling: it gives
+    // the slots back.
+    let (len, cap) = sealed_capacity(&mut st, 300);
+    assert_eq!(len, 300);
+    assert!(cap <= 300 + 300 / 16 + 4, "{cap} slots for 300 events");
+    // A short batch in a buffer sized for long ones.
+    let (len, cap) = sealed_capacity(&mut st, 10);
+    assert_eq!(len, 10);
+    assert!(cap <= 10 + 4, "{cap} slots for 10 events");
+}
