@@ -149,7 +149,7 @@ pub struct ScenarioConfig {
     pub block_timeout_us: u64,
     /// Batch builders the dispatcher spreads producers over (each producer
     /// thread has its own handle); they share `max_buffered_bytes`. Records
-    /// written before the key existed read as 4, the default, but ran with 1.
+    /// written before the key existed read as the default (8), but ran with 1.
     pub partitions: u32,
     /// Sample interval of the run record.
     pub sample_every_ms: u64,
@@ -199,7 +199,7 @@ impl Default for ScenarioConfig {
             policy: Policy::Reject,
             weighing: Weighing::Occupancy,
             block_timeout_us: 1000,
-            partitions: 4,
+            partitions: 8,
             sample_every_ms: 1000,
             seed: 1,
             target: TargetKind::Dispatcher,

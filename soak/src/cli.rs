@@ -526,7 +526,7 @@ pub struct ScenarioArgs {
     /// refuse at once, use --policy reject).
     #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = LIMITS)]
     pub block_timeout: Option<Duration>,
-    /// Batch builders (1..=256, default 4) sharing the byte budget; each
+    /// Batch builders (1..=256, default 8) sharing the byte budget; each
     /// producer thread admits into one, round-robin.
     #[arg(long, value_name = "N", help_heading = LIMITS)]
     pub partitions: Option<u32>,
