@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 /// difference of two `now_ns` readings. [`ns_at`](Self::ns_at) and
 /// [`instant_at`](Self::instant_at) convert between it and [`Instant`]s
 /// through the present moment, so they are exact to within the two clocks'
-/// difference in rate (parts per million) times how far from now the instant
-/// is: microseconds for an instant seconds away.
+/// difference in rate times how far from now the instant is (the counter's
+/// rate is calibrated to within tens of parts per million: tens of
+/// microseconds for an instant a second away).
 ///
 /// `Clock` is `Copy`; hand the same value to every thread of a run. The first
 /// clock of a process calibrates the counter against the OS clock, which can
@@ -35,8 +36,13 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Clock {
     start: Instant,
-    /// The fast clock's reading at `start`.
+    /// The fast clock's reading at the clock's making (always a reading
+    /// this process took, so any origin can be told from it).
     fast: quanta::Instant,
+    /// Nanoseconds from that reading to `start` on the OS clock: negative
+    /// for an origin in the past (hours before, or before the machine
+    /// booted), positive for one in the future.
+    origin: i128,
 }
 
 impl Clock {
@@ -45,7 +51,13 @@ impl Clock {
         Self::starting_at(Instant::now())
     }
 
-    /// A clock whose origin is `start`.
+    /// A clock whose origin is `start`: in the past (however far) or in the
+    /// future.
+    ///
+    /// Two clocks made at different moments from the same origin disagree
+    /// by the clocks' difference in rate times the time between their
+    /// making (tens of microseconds for seconds apart): give every thread a
+    /// copy of one clock instead.
     ///
     /// # Examples
     ///
@@ -57,19 +69,19 @@ impl Clock {
     /// let clock = Clock::starting_at(start);
     /// let ns = clock.ns_at(start + Duration::from_millis(3));
     /// assert!(ns.abs_diff(3_000_000) < 100_000, "{ns}");
+    ///
+    /// // An origin an hour ago reads an hour (and more) now.
+    /// let hour = Duration::from_secs(3600);
+    /// if let Some(earlier) = Instant::now().checked_sub(hour) {
+    ///     assert!(Clock::starting_at(earlier).now_ns() >= 3_600_000_000_000);
+    /// }
     /// ```
     pub fn starting_at(start: Instant) -> Self {
-        let (fast_now, now) = paired();
-        let fast = if start <= now {
-            fast_now.checked_sub(now - start)
-        } else {
-            fast_now.checked_add(start - now)
-        };
+        let (fast, now) = paired();
         Self {
             start,
-            // Only an origin before the fast clock's own (its first reading
-            // in this process) cannot be told: it reads as that origin.
-            fast: fast.unwrap_or(fast_now),
+            fast,
+            origin: signed_ns(start, now),
         }
     }
 
@@ -78,25 +90,35 @@ impl Clock {
         self.start
     }
 
-    /// Nanoseconds since the origin, on the fast clock.
+    /// Nanoseconds since the origin, on the fast clock (0 before it).
     #[inline]
     pub fn now_ns(&self) -> u64 {
-        duration_ns(quanta::Instant::now().saturating_duration_since(self.fast))
+        clamp_ns(self.fast_ns(quanta::Instant::now()))
+    }
+
+    /// Nanoseconds from the origin to the fast clock's reading `at`
+    /// (negative before the origin).
+    #[inline]
+    fn fast_ns(&self, at: quanta::Instant) -> i128 {
+        let since = at.saturating_duration_since(self.fast).as_nanos();
+        // A `u128` of nanoseconds since this process started fits.
+        i128::try_from(since).unwrap_or(i128::MAX) - self.origin
     }
 
     /// Nanoseconds from the origin to `at` as [`now_ns`](Self::now_ns) would
-    /// have read them then (0 if `at` is earlier; saturates after ~584 years).
+    /// have read them then (0 if `at` is earlier; saturates after ~584
+    /// years). Converted through the present moment: exact to within the
+    /// two clocks' difference in rate times how far from now `at` is (the
+    /// counter's rate is calibrated to within tens of parts per million:
+    /// tens of microseconds for an instant a second away).
     pub fn ns_at(&self, at: Instant) -> u64 {
         let (fast, now) = paired();
-        let now_ns = duration_ns(fast.saturating_duration_since(self.fast));
-        if at <= now {
-            now_ns.saturating_sub(duration_ns(now - at))
-        } else {
-            now_ns.saturating_add(duration_ns(at - now))
-        }
+        clamp_ns(self.fast_ns(fast) + signed_ns(at, now))
     }
 
-    /// The instant `now_ns` read `ns` nanoseconds after the origin.
+    /// The instant `now_ns` read `ns` nanoseconds after the origin,
+    /// converted through the present moment as [`ns_at`](Self::ns_at) is
+    /// (the origin itself if that instant cannot be represented).
     ///
     /// # Examples
     ///
@@ -109,14 +131,29 @@ impl Clock {
     /// ```
     pub fn instant_at(&self, ns: u64) -> Instant {
         let (fast, now) = paired();
-        let now_ns = duration_ns(fast.saturating_duration_since(self.fast));
-        if ns <= now_ns {
-            now.checked_sub(Duration::from_nanos(now_ns - ns))
-                .unwrap_or(self.start)
+        let ahead = i128::from(ns) - self.fast_ns(fast);
+        let by = Duration::from_nanos(u64::try_from(ahead.unsigned_abs()).unwrap_or(u64::MAX));
+        let at = if ahead >= 0 {
+            now.checked_add(by)
         } else {
-            now + Duration::from_nanos(ns - now_ns)
-        }
+            now.checked_sub(by)
+        };
+        at.unwrap_or(self.start)
     }
+}
+
+/// Nanoseconds from `from` to `to`, negative if `to` is earlier.
+fn signed_ns(to: Instant, from: Instant) -> i128 {
+    match to.checked_duration_since(from) {
+        Some(ahead) => i128::try_from(ahead.as_nanos()).unwrap_or(i128::MAX),
+        None => -i128::try_from(from.duration_since(to).as_nanos()).unwrap_or(i128::MAX),
+    }
+}
+
+/// A signed count of nanoseconds as a reading: 0 below, `u64::MAX` above.
+#[inline]
+fn clamp_ns(ns: i128) -> u64 {
+    u64::try_from(ns.max(0)).unwrap_or(u64::MAX)
 }
 
 /// A reading of both clocks at one moment: the fast clock's between two of
