@@ -55,8 +55,13 @@ pub trait Weight {
 ///   events hold is then larger than `max_buffered_bytes` by their structs and
 ///   the allocator's rounding (a third more for small mixed payloads).
 /// - `Occupancy` charges [`Weight::occupancy`]: struct plus allocated size, so
-///   `max_buffered_bytes` is the memory the buffer holds. Choose it when the
-///   limit is a memory budget (a small device, a container limit).
+///   `max_buffered_bytes` is the memory the buffer's events hold. Choose it
+///   when the limit is a memory budget (a small device, a container limit).
+///   Each waiting batch holds about 100 bytes more that no event is charged
+///   (its record in its partition's queue, its buffer's own allocation, a few
+///   spare slots): nothing next to batches of tens of events, but with
+///   batches of one or a few small events (a small `max_batch_items`) the
+///   heap can pass the limit by that much per batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Weighing {
     /// Charge [`Weight::weight`], the payload bytes.

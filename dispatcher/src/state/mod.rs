@@ -310,12 +310,20 @@ impl<T> State<T> {
         }
     }
 
-    /// Pushes onto the open batch, growing it by an eighth rather than
-    /// doubling when it is full (a doubled buffer can hold twice the slots
-    /// its events need for as long as the batch waits).
+    /// Pushes onto the open batch. A full buffer grows to the average batch
+    /// and a sixteenth (`len_hint`), or past that by an eighth rather than
+    /// doubling (a doubled buffer can hold twice the slots its events need
+    /// for as long as the batch waits).
     fn push_open(&mut self, item: T) {
         if self.open.len() == self.open.capacity() {
-            self.open.reserve_exact((self.open.len() / 8).max(8));
+            let len = self.open.len();
+            let hinted = self.len_hint + self.len_hint / HEADROOM;
+            let want = if len < hinted {
+                hinted
+            } else {
+                len + (len / 8).max(8)
+            };
+            self.open.reserve_exact(want - len);
         }
         self.open.push(item);
     }
@@ -371,14 +379,11 @@ impl<T> State<T> {
         } else {
             self.len_hint - self.len_hint / 8 + len / 8
         };
-        let mut next = self.pool.pop().unwrap_or_default();
-        next.reserve_exact(self.len_hint + self.len_hint / HEADROOM);
+        // The next buffer is sized by its first event (`push_open`): a
+        // partition cut while the buffer is full holds no empty one.
+        let next = self.pool.pop().unwrap_or_default();
         let mut items = std::mem::replace(&mut self.open, next);
-        if items.capacity() - len > len / HEADROOM + 4 {
-            // It grew past its events, or was sized for longer batches:
-            // the slots it will not use go back while it waits.
-            items.shrink_to_fit();
-        }
+        trim(&mut items);
         let id = self.next_id;
         self.next_id += 1;
         let opened = self.open_since.take();
@@ -441,7 +446,11 @@ impl<T> State<T> {
     /// here on. In sink mode it stays charged, in flight, until
     /// [`settle`](Self::settle) or [`requeue`](Self::requeue).
     pub(crate) fn take_ready(&mut self) -> Option<Sealed<T>> {
-        let sealed = self.ready.pop_front()?;
+        let mut sealed = self.ready.pop_front()?;
+        // Only a batch DropOldest evicted from can have slots to give back
+        // here; waiting, it is its partition's front batch, the only one
+        // eviction takes from, so one batch's slots at most wait untrimmed.
+        trim(&mut sealed.items);
         if self.hold_in_flight {
             self.in_flight.push(sealed.id);
             self.in_flight_spill.extend(sealed.spill);
@@ -567,17 +576,31 @@ impl<T> State<T> {
     pub(crate) fn take_all(&mut self) -> Undelivered<T> {
         let mut bytes = std::mem::take(&mut self.open_bytes);
         let mut buffers = Vec::with_capacity(self.ready.len() + 1);
-        for sealed in self.ready.drain(..) {
+        for mut sealed in self.ready.drain(..) {
             bytes += sealed.bytes;
+            trim(&mut sealed.items);
             buffers.push(sealed.items);
         }
-        buffers.push(std::mem::take(&mut self.open));
+        let mut open = std::mem::take(&mut self.open);
+        trim(&mut open);
+        buffers.push(open);
         self.open_since = None;
         self.open_spill = None;
         let all = Undelivered::from_batches(buffers);
         self.stats.returned += all.len() as u64;
         self.release(all.len(), bytes);
         all
+    }
+}
+
+/// Gives back the slots a batch's buffer will not use (it grew past its
+/// events, came from the pool or a receiver's spare sized for longer
+/// batches, or lost events to eviction), when they are more than a
+/// sixteenth of its events and 4: slots are heap the byte limit does not see.
+pub(crate) fn trim<T>(items: &mut Vec<T>) {
+    let len = items.len();
+    if items.capacity() - len > len / HEADROOM + 4 {
+        items.shrink_to_fit();
     }
 }
 
