@@ -133,6 +133,12 @@ impl Slack {
         }
     }
 
+    /// Checks a delivered buffer, then passes its events to `ledger`.
+    fn check_and_take(&mut self, ledger: &mut Ledger, what: &str, v: &Vec<Ev>) {
+        self.check(what, v);
+        v.iter().for_each(|e| ledger.take(e));
+    }
+
     fn assert_ok(&self) {
         assert!(self.seen > 0, "no buffer was checked");
         assert!(
@@ -216,6 +222,14 @@ fn take_out<T>(mut batch: Batch<T>, how: Take) -> Vec<T> {
 
 const WAIT: Duration = Duration::from_secs(3);
 
+/// Every byte was given back, the dispatcher shuts down, and every buffer
+/// checked kept few spare slots.
+fn finish(dispatcher: Dispatcher<Ev>, slack: &Slack) {
+    assert_eq!(dispatcher.stats().buffered_bytes, 0);
+    dispatcher.shutdown(WAIT).unwrap();
+    slack.assert_ok();
+}
+
 /// Batch sizes that swing: steady, growing, shrinking suddenly, alternating,
 /// one huge then tiny.
 const SWING: [usize; 24] = [
@@ -250,8 +264,7 @@ fn swinging_batch_sizes_with_every_kind_of_spare_keep_little_slack() {
             assert_eq!(batch.reason(), FlushReason::Manual);
             let v = take_out(batch, how);
             assert_eq!(v.len(), n);
-            slack.check(&format!("{how:?} batch of {n}"), &v);
-            v.iter().for_each(|e| ledger.take(e));
+            slack.check_and_take(&mut ledger, &format!("{how:?} batch of {n}"), &v);
         }
         let stats = dispatcher.stats();
         assert_eq!(stats.buffered_bytes, 0, "{how:?}: bytes left buffered");
@@ -286,8 +299,7 @@ fn batches_sealed_while_others_wait_keep_little_slack() {
             let mut b = batches.recv_timeout(WAIT).unwrap();
             let v = b.swap_items(Vec::with_capacity(1 << 16));
             drop(b);
-            slack.check(&format!("round {round} primer"), &v);
-            v.iter().for_each(|e| ledger.take(e));
+            slack.check_and_take(&mut ledger, &format!("round {round} primer"), &v);
         }
         for &n in &SWING {
             for _ in 0..n {
@@ -300,8 +312,11 @@ fn batches_sealed_while_others_wait_keep_little_slack() {
             let b = batches.recv_timeout(WAIT).unwrap();
             assert_eq!(b.len(), n);
             let v = b.into_vec();
-            slack.check(&format!("round {round}, queued batch of {n}"), &v);
-            v.iter().for_each(|e| ledger.take(e));
+            slack.check_and_take(
+                &mut ledger,
+                &format!("round {round}, queued batch of {n}"),
+                &v,
+            );
         }
     }
     assert_eq!(dispatcher.stats().buffered_bytes, 0);
@@ -335,8 +350,7 @@ fn pump(
                         *reasons.entry(b.reason()).or_insert(0) += 1;
                         let n = b.len();
                         let v = take_out(b, how);
-                        slack.check(&format!("{how:?} batch of {n}"), &v);
-                        v.iter().for_each(|e| ledger.take(e));
+                        slack.check_and_take(&mut ledger, &format!("{how:?} batch of {n}"), &v);
                     }
                     Err(dispatcher::RecvTimeoutError::Timeout) if !stop.load(Ordering::SeqCst) => {}
                     Err(dispatcher::RecvTimeoutError::Timeout) => {}
@@ -366,6 +380,23 @@ fn pump(
     (slack, reasons)
 }
 
+/// [`pump`], then checks some batches were cut for `reason` and every
+/// buffer kept few spare slots.
+fn pump_cut_by(
+    reason: FlushReason,
+    builder: dispatcher::Builder<Ev>,
+    events: u64,
+    how: Take,
+    weight: impl Fn(u64) -> usize,
+) {
+    let (slack, reasons) = pump(builder, events, how, weight);
+    assert!(
+        reasons.get(&reason).copied().unwrap_or(0) > 0,
+        "no batch cut by {reason:?}: {reasons:?}"
+    );
+    slack.assert_ok();
+}
+
 #[test]
 fn batches_cut_by_item_count_keep_little_slack() {
     let _s = serial();
@@ -379,12 +410,7 @@ fn batches_cut_by_item_count_keep_little_slack() {
             .interval(Duration::from_secs(3600))
             .max_batch_items(items)
             .policy(Policy::Block { timeout: WAIT });
-        let (slack, reasons) = pump(b, 5000, how, |s| 1 + (s % 5) as usize);
-        assert!(
-            reasons.get(&FlushReason::Items).copied().unwrap_or(0) > 0,
-            "{reasons:?}"
-        );
-        slack.assert_ok();
+        pump_cut_by(FlushReason::Items, b, 5000, how, |s| 1 + (s % 5) as usize);
     }
 }
 
@@ -399,18 +425,13 @@ fn batches_cut_by_bytes_with_wild_weights_keep_little_slack() {
             .max_batch_bytes(4096)
             .max_buffered_bytes(1 << 20)
             .policy(Policy::Block { timeout: WAIT });
-        let (slack, reasons) = pump(b, 8000, how, |s| {
+        pump_cut_by(FlushReason::Bytes, b, 8000, how, |s| {
             if (s / 1500) % 2 == 0 {
                 1
             } else {
                 1 + ((s * 7919) % 2000) as usize
             }
         });
-        assert!(
-            reasons.get(&FlushReason::Bytes).copied().unwrap_or(0) > 0,
-            "{reasons:?}"
-        );
-        slack.assert_ok();
     }
 }
 
@@ -421,12 +442,7 @@ fn batches_cut_by_interval_keep_little_slack() {
         let b = Dispatcher::<Ev>::builder()
             .interval(Duration::from_millis(2))
             .policy(Policy::Block { timeout: WAIT });
-        let (slack, reasons) = pump(b, 6000, how, |_| 3);
-        assert!(
-            reasons.get(&FlushReason::Interval).copied().unwrap_or(0) > 0,
-            "{reasons:?}"
-        );
-        slack.assert_ok();
+        pump_cut_by(FlushReason::Interval, b, 6000, how, |_| 3);
     }
 }
 
@@ -443,12 +459,7 @@ fn batches_cut_by_hooks_keep_little_slack() {
                 e.seq % 1500 == 1499 || (e.seq / 1500) % 2 == 1 && e.seq % 5 == 0
             })
         });
-    let (slack, reasons) = pump(b, 9000, Take::SwapHuge, |_| 1);
-    assert!(
-        reasons.get(&FlushReason::Hook).copied().unwrap_or(0) > 0,
-        "{reasons:?}"
-    );
-    slack.assert_ok();
+    pump_cut_by(FlushReason::Hook, b, 9000, Take::SwapHuge, |_| 1);
 }
 
 /// A long open batch re-cut under lowered limits (set_limits) comes out in
@@ -492,14 +503,11 @@ fn batches_recut_under_lowered_limits_keep_little_slack() {
             let b = batches.recv_timeout(WAIT).expect("re-cut batch");
             let n = b.len();
             let v = take_out(b, how);
-            slack.check(&format!("re-cut to {items}: batch of {n}"), &v);
-            v.iter().for_each(|e| ledger.take(e));
+            slack.check_and_take(&mut ledger, &format!("re-cut to {items}: batch of {n}"), &v);
             got += n;
         }
         ledger.assert_all(&HashMap::from([(0, 5001)]));
-        assert_eq!(dispatcher.stats().buffered_bytes, 0);
-        dispatcher.shutdown(WAIT).unwrap();
-        slack.assert_ok();
+        finish(dispatcher, &slack);
     }
 }
 
@@ -594,8 +602,7 @@ fn several_partitions_with_huge_spares_keep_little_slack() {
             let how = TAKES[k % TAKES.len()];
             k += 1;
             let v = take_out(b, how);
-            slack.check(&format!("{how:?} batch of {n}"), &v);
-            v.iter().for_each(|e| ledger.take(e));
+            slack.check_and_take(&mut ledger, &format!("{how:?} batch of {n}"), &v);
         }
         (slack, ledger)
     });
@@ -654,9 +661,7 @@ fn a_sealed_batch_mostly_evicted_by_drop_oldest_keeps_little_slack() {
         (990..1990).collect::<Vec<_>>(),
         "the newest 1000 events, in order"
     );
-    assert_eq!(dispatcher.stats().buffered_bytes, 0);
-    dispatcher.shutdown(WAIT).unwrap();
-    slack.assert_ok();
+    finish(dispatcher, &slack);
 }
 
 // ---------------------------------------------------------------------------
@@ -817,8 +822,7 @@ fn batches_from_the_async_stream_keep_little_slack() {
             .unwrap();
         let how = TAKES[k % TAKES.len()];
         let v = take_out(b, how);
-        slack.check(&format!("stream {how:?} batch of {n}"), &v);
-        v.iter().for_each(|e| ledger.take(e));
+        slack.check_and_take(&mut ledger, &format!("stream {how:?} batch of {n}"), &v);
     }
     ledger.assert_all(&HashMap::from([(0, seq)]));
     drop(stream);

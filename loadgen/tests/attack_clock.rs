@@ -315,7 +315,7 @@ fn round_trips_are_exact_to_microseconds_for_instants_seconds_away() {
 
 /// `ns_at(t)` must be what `now_ns` read at `t`: read both at one moment, wait 2 s,
 /// convert the instant then. The difference is the two clocks' disagreement over
-/// 2 s; the contract allows "a few microseconds".
+/// 2 s; the contract allows tens of microseconds a second.
 #[test]
 fn ns_at_an_instant_two_seconds_ago_is_what_now_ns_read_then() {
     let clock = warm();
@@ -498,29 +498,4 @@ fn a_clock_made_on_one_thread_orders_readings_across_a_barrier() {
             assert!(ns >= last, "{ns} read after {last}");
         }
     }
-}
-
-/// Later clocks are cheap: the contract says only the first calibrates.
-/// The two clocks' rates: over one second the fast clock and the conversions must
-/// agree to tens of microseconds (we allow 100 µs, i.e. 100 ppm). `ns_at` of an instant
-/// read one second ago must be what `now_ns` read at that instant.
-#[test]
-fn conversions_of_an_instant_one_second_away_are_within_a_hundred_microseconds() {
-    let clock = warm();
-    let mut pairs = Vec::new();
-    for _ in 0..50 {
-        let a = clock.now_ns();
-        let t = Instant::now();
-        let b = clock.now_ns();
-        pairs.push((b - a, a + (b - a) / 2, t));
-    }
-    pairs.sort();
-    let (_, ns_then, t_then) = pairs[0];
-    std::thread::sleep(Duration::from_secs(1));
-    let err = best_of(5, || clock.ns_at(t_then).abs_diff(ns_then));
-    assert!(
-        err < 100_000,
-        "1 s later, ns_at(t) is {err} ns off what now_ns read at t ({:.1} ppm)",
-        err as f64 / 1e3
-    );
 }
