@@ -17,6 +17,9 @@ use std::time::Duration;
 use dispatcher::sink::{self, FlushContext, Retry};
 use dispatcher::{Batch, Dispatcher, FlushReason, Limits, Policy, Weighing, Weight};
 
+mod common;
+use common::Ev;
+
 // ---------------------------------------------------------------------------
 // A counting allocator
 // ---------------------------------------------------------------------------
@@ -85,26 +88,9 @@ fn serial() -> MutexGuard<'static, ()> {
 // Events and checks
 // ---------------------------------------------------------------------------
 
-/// An event that knows who made it and in what order; weighs `w`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Ev {
-    p: u32,
-    seq: u64,
-    w: usize,
-}
-
-impl Weight for Ev {
-    fn weight(&self) -> usize {
-        self.w
-    }
-}
-
-fn ev(p: u32, seq: u64) -> Ev {
-    Ev {
-        p,
-        seq,
-        w: 1 + (seq % 7) as usize,
-    }
+/// The shared test event (producer, per-producer seq), weighing 1 to 7 bytes.
+fn ev(producer: u8, seq: u32) -> Ev {
+    common::ev(producer, seq, 1 + (seq % 7) as usize)
 }
 
 /// The slack the contract allows a buffer holding `len` events.
@@ -159,23 +145,23 @@ impl Slack {
 /// Checks every producer's events arrived exactly once and in order.
 #[derive(Default)]
 struct Ledger {
-    next: HashMap<u32, u64>,
+    next: HashMap<u8, u32>,
     errors: Vec<String>,
 }
 
 impl Ledger {
     fn take(&mut self, e: &Ev) {
-        let next = self.next.entry(e.p).or_insert(0);
+        let next = self.next.entry(e.producer).or_insert(0);
         if e.seq != *next {
             self.errors.push(format!(
                 "producer {}: got seq {} expecting {}",
-                e.p, e.seq, next
+                e.producer, e.seq, next
             ));
         }
         *next = e.seq + 1;
     }
 
-    fn assert_all(&self, sent: &HashMap<u32, u64>) {
+    fn assert_all(&self, sent: &HashMap<u8, u32>) {
         assert!(
             self.errors.is_empty(),
             "order/dup/loss: {:?}",
@@ -269,7 +255,7 @@ fn swinging_batch_sizes_with_every_kind_of_spare_keep_little_slack() {
         let stats = dispatcher.stats();
         assert_eq!(stats.buffered_bytes, 0, "{how:?}: bytes left buffered");
         assert_eq!(stats.buffered_items, 0);
-        assert_eq!(stats.delivered, seq);
+        assert_eq!(stats.delivered, u64::from(seq));
         ledger.assert_all(&HashMap::from([(0, seq)]));
         dispatcher.shutdown(WAIT).unwrap();
         slack.assert_ok();
@@ -331,9 +317,9 @@ fn batches_sealed_while_others_wait_keep_little_slack() {
 
 fn pump(
     builder: dispatcher::Builder<Ev>,
-    events: u64,
+    events: u32,
     how: Take,
-    weight: impl Fn(u64) -> usize,
+    weight: impl Fn(u32) -> usize,
 ) -> (Slack, HashMap<FlushReason, usize>) {
     let (dispatcher, batches) = builder.partitions(1).build().unwrap();
     let producer = dispatcher.producer();
@@ -361,12 +347,7 @@ fn pump(
         })
     };
     for seq in 0..events {
-        let e = Ev {
-            p: 0,
-            seq,
-            w: weight(seq),
-        };
-        producer.enqueue(e).unwrap();
+        producer.enqueue(common::ev(0, seq, weight(seq))).unwrap();
         if seq % 997 == 0 {
             // Let interval cuts happen now and then.
             std::thread::sleep(Duration::from_millis(3));
@@ -385,9 +366,9 @@ fn pump(
 fn pump_cut_by(
     reason: FlushReason,
     builder: dispatcher::Builder<Ev>,
-    events: u64,
+    events: u32,
     how: Take,
-    weight: impl Fn(u64) -> usize,
+    weight: impl Fn(u32) -> usize,
 ) {
     let (slack, reasons) = pump(builder, events, how, weight);
     assert!(
@@ -529,7 +510,7 @@ fn batches_cut_by_the_shutdown_drain_keep_little_slack() {
         // Prime each partition's pool with huge spares, then leave open
         // batches of different lengths for shutdown to cut.
         for (i, p) in producers.iter().enumerate() {
-            p.try_enqueue(ev(i as u32, 0)).unwrap();
+            p.try_enqueue(ev(i as u8, 0)).unwrap();
         }
         dispatcher.flush();
         let mut ledger = Ledger::default();
@@ -539,11 +520,11 @@ fn batches_cut_by_the_shutdown_drain_keep_little_slack() {
             v.iter().for_each(|e| ledger.take(e));
         }
         for (i, p) in producers.iter().enumerate() {
-            let n = [3u64, 5000, 17, 1][i % 4];
+            let n = [3u32, 5000, 17, 1][i % 4];
             for seq in 1..=n {
-                p.try_enqueue(ev(i as u32, seq)).unwrap();
+                p.try_enqueue(ev(i as u8, seq)).unwrap();
             }
-            sent.insert(i as u32, n + 1);
+            sent.insert(i as u8, n + 1);
         }
         let consumer = std::thread::spawn(move || {
             let mut slack = Slack::default();
@@ -579,13 +560,13 @@ fn several_partitions_with_huge_spares_keep_little_slack() {
         .policy(Policy::Block { timeout: WAIT })
         .build()
         .unwrap();
-    let per = 4000u64;
+    let per = 4000u32;
     let producers: Vec<_> = (0..parts)
         .map(|i| {
             let p = dispatcher.producer();
             std::thread::spawn(move || {
                 for seq in 0..per {
-                    p.enqueue(ev(i as u32, seq)).unwrap();
+                    p.enqueue(ev(i as u8, seq)).unwrap();
                     if seq % 500 == 0 {
                         std::thread::sleep(Duration::from_millis(2));
                     }
@@ -612,7 +593,7 @@ fn several_partitions_with_huge_spares_keep_little_slack() {
     let report = dispatcher.shutdown(WAIT).unwrap();
     let (slack, ledger) = consumer.join().unwrap();
     assert_eq!(report.stats.buffered_bytes, 0);
-    ledger.assert_all(&(0..parts as u32).map(|p| (p, per)).collect());
+    ledger.assert_all(&(0..parts as u8).map(|p| (p, per)).collect());
     slack.assert_ok();
 }
 
@@ -639,11 +620,11 @@ fn a_sealed_batch_mostly_evicted_by_drop_oldest_keeps_little_slack() {
         .unwrap();
     let producer = dispatcher.producer();
     for seq in 0..1000 {
-        producer.try_enqueue(Ev { p: 0, seq, w: 1 }).unwrap();
+        producer.try_enqueue(common::ev(0, seq, 1)).unwrap();
     }
     dispatcher.flush(); // a sealed batch of 1000
     for seq in 1000..1990 {
-        producer.try_enqueue(Ev { p: 0, seq, w: 1 }).unwrap(); // each evicts one
+        producer.try_enqueue(common::ev(0, seq, 1)).unwrap(); // each evicts one
     }
     dispatcher.flush();
     assert_eq!(evicted.load(Ordering::SeqCst), 990);
@@ -699,7 +680,7 @@ fn batches_handed_to_the_sink_error_hook_keep_little_slack() {
     }
     let stats = dispatcher.stats();
     assert_eq!(stats.buffered_bytes, 0);
-    assert_eq!(stats.failed, seq);
+    assert_eq!(stats.failed, u64::from(seq));
     drop(producer);
     dispatcher.shutdown(WAIT).unwrap();
     let g = seen.lock().unwrap();
