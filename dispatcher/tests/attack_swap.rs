@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use dispatcher::{Batch, Dispatcher, FlushReason, Weight};
+use dispatcher::{Batch, Batches, Dispatcher, FlushReason, Weight};
 
 /// An event that records its drops by id.
 #[derive(Debug)]
@@ -148,17 +148,22 @@ fn swapping_twice_returns_the_first_spare_emptied_and_loses_nothing() {
     dispatcher.shutdown(Duration::from_secs(1)).unwrap();
 }
 
+/// One partition whose batches are cut by `flush` (the interval is a minute).
+fn one_partition_cut_by_hand() -> (Dispatcher<Tracked>, Batches<Tracked>) {
+    Dispatcher::<Tracked>::builder()
+        .partitions(1)
+        .interval(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
 /// The spare's buffer goes back to the dispatcher when the batch is dropped: a later
 /// batch's events come out in that very buffer (one sized for the batches: a much
 /// larger one gives its spare slots back when its batch is sealed, see below).
 #[test]
 fn the_spares_buffer_is_reused_by_the_dispatcher() {
     let ledger = Ledger::default();
-    let (dispatcher, batches) = Dispatcher::<Tracked>::builder()
-        .partitions(1)
-        .interval(Duration::from_secs(60))
-        .build()
-        .unwrap();
+    let (dispatcher, batches) = one_partition_cut_by_hand();
     let producer = dispatcher.producer();
     // Batches of 3 events: 6 slots is within the slack a sealed batch keeps.
     let spare: Vec<Tracked> = Vec::with_capacity(6);
@@ -198,11 +203,7 @@ fn the_spares_buffer_is_reused_by_the_dispatcher() {
 #[test]
 fn a_spare_too_large_for_the_batches_is_shrunk_when_its_batch_is_sealed() {
     let ledger = Ledger::default();
-    let (dispatcher, batches) = Dispatcher::<Tracked>::builder()
-        .partitions(1)
-        .interval(Duration::from_secs(60))
-        .build()
-        .unwrap();
+    let (dispatcher, batches) = one_partition_cut_by_hand();
     let producer = dispatcher.producer();
     let mut largest = 0;
     for round in 0..6u64 {
