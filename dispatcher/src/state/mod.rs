@@ -576,14 +576,12 @@ impl<T> State<T> {
     pub(crate) fn take_all(&mut self) -> Undelivered<T> {
         let mut bytes = std::mem::take(&mut self.open_bytes);
         let mut buffers = Vec::with_capacity(self.ready.len() + 1);
-        for mut sealed in self.ready.drain(..) {
+        for sealed in self.ready.drain(..) {
             bytes += sealed.bytes;
-            trim(&mut sealed.items);
             buffers.push(sealed.items);
         }
-        let mut open = std::mem::take(&mut self.open);
-        trim(&mut open);
-        buffers.push(open);
+        buffers.push(std::mem::take(&mut self.open));
+        buffers.iter_mut().for_each(trim);
         self.open_since = None;
         self.open_spill = None;
         let all = Undelivered::from_batches(buffers);
@@ -597,7 +595,7 @@ impl<T> State<T> {
 /// events, came from the pool or a receiver's spare sized for longer
 /// batches, or lost events to eviction), when they are more than a
 /// sixteenth of its events and 4: slots are heap the byte limit does not see.
-pub(crate) fn trim<T>(items: &mut Vec<T>) {
+fn trim<T>(items: &mut Vec<T>) {
     let len = items.len();
     if items.capacity() - len > len / HEADROOM + 4 {
         items.shrink_to_fit();
