@@ -6,254 +6,15 @@
 //! measures the peers a user would pick instead: a bounded crossbeam channel
 //! drained in batches, and tokio's mpsc with `chunks_timeout`.
 
-use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::mpsc::sync_channel;
-use std::sync::{Arc, Barrier, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dispatcher::sink::{self, FlushContext};
-use dispatcher::{Batch, Builder, Dispatcher, Policy};
 
-/// Bytes either side may hold before producers wait.
-const BUFFERED_BYTES: usize = 8 * 1024 * 1024;
-const BATCH_BYTES: usize = 64 * 1024;
-
-/// Events per measured run: 20-40 ms of work on a 2-core machine, so the
-/// start (threads, the first batch) and the end (the last batch waits for
-/// its interval) weigh in. `BENCH_RUN_SCALE=N` (1 to 100) runs N times as
-/// many, to compare the steady state.
-fn events_per_run(size: usize) -> usize {
-    let base = match size {
-        0..=256 => 400_000,
-        257..=4096 => 100_000,
-        _ => 20_000,
-    };
-    base * run_scale()
-}
-
-fn run_scale() -> usize {
-    let Ok(raw) = std::env::var("BENCH_RUN_SCALE") else {
-        return 1;
-    };
-    match raw.trim().parse::<usize>() {
-        Ok(scale @ 1..=100) => scale,
-        _ => {
-            eprintln!("BENCH_RUN_SCALE={raw:?}: expected a whole number from 1 to 100");
-            std::process::exit(2);
-        }
-    }
-}
-
-/// Runs `producers` threads that each send their share of `total` events of
-/// `size` bytes through `send`, while `consume` runs on this thread and
-/// returns once all are received. Times from a common start to the last receipt.
-fn timed_run<S>(
-    producers: usize,
-    total: usize,
-    size: usize,
-    make_sender: impl Fn() -> S,
-    consume: impl FnOnce(),
-) -> Duration
-where
-    S: FnMut(Vec<u8>) + Send,
-{
-    let start = Arc::new(Barrier::new(producers + 1));
-    thread::scope(|scope| {
-        for p in 0..producers {
-            let mut send = make_sender();
-            let start = Arc::clone(&start);
-            let share = total / producers + usize::from(p < total % producers);
-            scope.spawn(move || {
-                start.wait();
-                for _ in 0..share {
-                    send(vec![0u8; size]);
-                }
-            });
-        }
-        start.wait();
-        let began = Instant::now();
-        consume();
-        began.elapsed()
-    })
-}
-
-/// The configuration every dispatcher run shares.
-fn bench_builder() -> Builder<Vec<u8>> {
-    Dispatcher::<Vec<u8>>::builder()
-        .max_buffered_bytes(BUFFERED_BYTES)
-        .max_batch_bytes(BATCH_BYTES)
-        .interval(Duration::from_millis(1))
-        .policy(Policy::Block {
-            timeout: Duration::from_secs(60),
-        })
-}
-
-/// Pull mode with the default partitions (four per processor).
-fn dispatcher_run(producers: usize, total: usize, size: usize) -> Duration {
-    pull_run(bench_builder(), producers, total, size)
-}
-
-/// Pull mode: one consumer thread receives from `partitions` partitions.
-fn partitioned_run(partitions: usize, producers: usize, total: usize, size: usize) -> Duration {
-    pull_run(
-        bench_builder().partitions(partitions),
-        producers,
-        total,
-        size,
-    )
-}
-
-/// Pull mode: one consumer thread receives every batch.
-fn pull_run(builder: Builder<Vec<u8>>, producers: usize, total: usize, size: usize) -> Duration {
-    let (dispatcher, batches) = builder.build().expect("valid bench config");
-    dispatcher_timed(dispatcher, producers, total, size, || {
-        let mut seen = 0;
-        while seen < total {
-            let batch = batches.recv().expect("bench batch");
-            seen += black_box(batch.len());
-        }
-    })
-}
-
-/// [`timed_run`] with producers enqueueing into `dispatcher`; shuts it
-/// down (untimed) after.
-fn dispatcher_timed(
-    dispatcher: Dispatcher<Vec<u8>>,
-    producers: usize,
-    total: usize,
-    size: usize,
-    consume: impl FnOnce(),
-) -> Duration {
-    // One handle cloned into every producer thread, the common pattern:
-    // each clone takes the next partition.
-    let handle = dispatcher.producer();
-    let elapsed = timed_run(
-        producers,
-        total,
-        size,
-        || {
-            let producer = handle.clone();
-            move |event| producer.enqueue(event).expect("bench enqueue")
-        },
-        consume,
-    );
-    drop(handle);
-    dispatcher
-        .shutdown(Duration::from_secs(1))
-        .expect("drained");
-    elapsed
-}
-
-/// Sink mode: the dispatcher's flush worker hands batches to a sink that
-/// counts them; the run ends when the sink has seen every event.
-fn sink_run(producers: usize, total: usize, size: usize) -> Duration {
-    let seen = Arc::new(AtomicUsize::new(0));
-    let (done_tx, done_rx) = sync_channel::<()>(1);
-    let counted = Arc::clone(&seen);
-    let done = Mutex::new(done_tx);
-    let dispatcher = bench_builder()
-        .build_with_sink(sink::from_fn(
-            move |batch: &Batch<Vec<u8>>, _: &FlushContext| {
-                let now = counted.fetch_add(black_box(batch.len()), Relaxed) + batch.len();
-                if now == total {
-                    let _ = done.lock().expect("bench lock").send(());
-                }
-                Ok::<_, std::convert::Infallible>(())
-            },
-        ))
-        .expect("valid bench config");
-    let elapsed = dispatcher_timed(dispatcher, producers, total, size, || {
-        done_rx.recv().expect("bench sink done")
-    });
-    assert_eq!(seen.load(Relaxed), total);
-    elapsed
-}
-
-fn channel_run(producers: usize, total: usize, size: usize) -> Duration {
-    let (tx, rx) = sync_channel::<Vec<u8>>(BUFFERED_BYTES / size);
-    timed_run(
-        producers,
-        total,
-        size,
-        || {
-            let tx = tx.clone();
-            move |event| tx.send(event).expect("bench send")
-        },
-        || {
-            for _ in 0..total {
-                black_box(rx.recv().expect("bench recv"));
-            }
-        },
-    )
-}
-
-/// The peer to beat: a bounded crossbeam channel of the same capacity, its
-/// consumer draining it in batches of up to `BATCH_BYTES` (no byte bound,
-/// no policies, no ordering per producer).
-fn crossbeam_run(producers: usize, total: usize, size: usize) -> Duration {
-    let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(BUFFERED_BYTES / size);
-    timed_run(
-        producers,
-        total,
-        size,
-        || {
-            let tx = tx.clone();
-            move |event| tx.send(event).expect("bench send")
-        },
-        || {
-            let mut batch = Vec::with_capacity(BATCH_BYTES / size + 1);
-            let mut seen = 0;
-            while seen < total {
-                let first = rx.recv().expect("bench recv");
-                let mut bytes = first.len();
-                batch.push(first);
-                while bytes < BATCH_BYTES {
-                    let Ok(event) = rx.try_recv() else { break };
-                    bytes += event.len();
-                    batch.push(event);
-                }
-                seen += batch.len();
-                black_box(&batch);
-                batch.clear();
-            }
-        },
-    )
-}
-
-/// tokio's bounded mpsc with `blocking_send` from the producer threads and a
-/// consumer taking `chunks_timeout` of a batch's worth of events.
-fn tokio_run(producers: usize, total: usize, size: usize) -> Duration {
-    use tokio_stream::StreamExt;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(BUFFERED_BYTES / size);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("bench runtime");
-    timed_run(
-        producers,
-        total,
-        size,
-        || {
-            let tx = tx.clone();
-            move |event| tx.blocking_send(event).expect("bench send")
-        },
-        || {
-            runtime.block_on(async {
-                let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-                let chunks = stream.chunks_timeout(BATCH_BYTES / size, Duration::from_millis(1));
-                tokio::pin!(chunks);
-                let mut seen = 0;
-                while seen < total {
-                    let chunk = chunks.next().await.expect("bench chunk");
-                    seen += black_box(chunk).len();
-                }
-            })
-        },
-    )
-}
+mod runs;
+use runs::{
+    Run, channel_run, crossbeam_run, dispatcher_run, events_per_run, partitioned_run, sink_run,
+    tokio_run,
+};
 
 fn enqueue_to_batch(c: &mut Criterion) {
     for size in [64usize, 1024, 10 * 1024] {
@@ -261,7 +22,7 @@ fn enqueue_to_batch(c: &mut Criterion) {
         group.sample_size(10);
         group.warm_up_time(Duration::from_millis(500));
         group.measurement_time(Duration::from_secs(3));
-        let total = events_per_run(size);
+        let total = events_per_run(size, run_scale());
         group.throughput(Throughput::Elements(total as u64));
         for producers in [1usize, 4, 32] {
             group.bench_with_input(
@@ -286,13 +47,10 @@ fn enqueue_to_batch(c: &mut Criterion) {
     }
 }
 
-/// One measured run: producers, events, event size -> elapsed.
-type Run = fn(usize, usize, usize) -> Duration;
-
 /// Push (sink) delivery against pull delivery, beside the channel.
 fn sink_vs_pull(c: &mut Criterion) {
     let size = 64;
-    let total = events_per_run(size);
+    let total = events_per_run(size, run_scale());
     for producers in [1usize, 4] {
         let mut group = c.benchmark_group(format!("sink_vs_pull/{size}B/{producers}p"));
         group.sample_size(10);
@@ -318,7 +76,7 @@ fn sink_vs_pull(c: &mut Criterion) {
 fn partitions(c: &mut Criterion) {
     let producers = 32;
     for size in [64usize, 1024] {
-        let total = events_per_run(size);
+        let total = events_per_run(size, run_scale());
         let mut group = c.benchmark_group(format!("partitions/{size}B/{producers}p"));
         group.sample_size(10);
         group.warm_up_time(Duration::from_millis(500));
@@ -340,6 +98,20 @@ fn partitions(c: &mut Criterion) {
             });
         }
         group.finish();
+    }
+}
+
+/// `BENCH_RUN_SCALE=N` (1 to 100): each run takes N times as many events.
+fn run_scale() -> usize {
+    let Ok(raw) = std::env::var("BENCH_RUN_SCALE") else {
+        return 1;
+    };
+    match raw.trim().parse::<usize>() {
+        Ok(scale @ 1..=100) => scale,
+        _ => {
+            eprintln!("BENCH_RUN_SCALE={raw:?}: expected a whole number from 1 to 100");
+            std::process::exit(2);
+        }
     }
 }
 
