@@ -1,5 +1,6 @@
 //! The statistics of the verdict: medians, ranges, and a bootstrap interval
-//! of the median.
+//! of the median. The values are the rounds' paired ratios (dispatcher /
+//! peer, measured in the same round), not two independent sets of runs.
 
 use std::fmt;
 
