@@ -65,7 +65,7 @@ impl<T> Payload<T> for One<T> {
     fn admitted_by(&self, st: &State<T>) -> bool {
         st.hook_admits(&self.0)
     }
-    #[inline]
+    #[inline(always)]
     fn append_to(self, st: &mut State<T>) {
         st.append(self.0, self.1);
     }
@@ -145,6 +145,13 @@ impl<T: Weight> Core<T> {
         mut deadline: Deadline,
     ) -> Result<(), EnqueueError<T>> {
         let weight = charge(self.weighing, &item);
+        // The first look outside the wait: most admissions are done by it,
+        // and skip the waiter's set-up (its loop, listener and back-off).
+        let item = match self.admit_any(at, One(item, weight), weight) {
+            Ok(()) => return Ok(()),
+            Err((Refusal::Full, One(item, _))) => item,
+            Err((refusal, payload)) => return Err(self.refuse_for_good(at, refusal, payload)),
+        };
         let mut slot = Some(item);
         self.budget.room.wait_for(weight, || {
             self.admit_or_wait(at, &mut slot, weight, &mut deadline)
@@ -174,10 +181,17 @@ impl<T: Weight> Core<T> {
                 Check::Ready(Err(EnqueueError::Timeout(item)))
             }
             Err((refusal, payload)) => {
-                let (error, One(item, _)) = self.refuse(at, refusal, payload);
-                Check::Ready(Err(error(item).into()))
+                Check::Ready(Err(self.refuse_for_good(at, refusal, payload)))
             }
         }
+    }
+
+    /// A waiting admission's refusal other than "full" (which waits):
+    /// counted, shown to `on_reject`, the event handed back in the error.
+    #[cold]
+    fn refuse_for_good(&self, at: usize, refusal: Refusal, payload: One<T>) -> EnqueueError<T> {
+        let (error, One(item, _)) = self.refuse(at, refusal, payload);
+        error(item).into()
     }
 
     /// Counts a refusal and shows a hook's refusal to `on_reject`; returns
@@ -211,8 +225,10 @@ impl<T: Weight> Core<T> {
     }
 
     /// Admits `payload` (weighing `weight` in all) through partition `at`:
-    /// into memory, or onto the disk tier if there is one.
-    #[inline]
+    /// into memory, or onto the disk tier if there is one. Always inlined:
+    /// with the disk tier compiled in (and unused), the memory-only path
+    /// must not pay a call either.
+    #[inline(always)]
     fn admit_any<P: Payload<T>>(&self, at: usize, payload: P, weight: usize) -> Admitted<P> {
         #[cfg(feature = "spill")]
         if let Some(tier) = &self.spill {
@@ -315,7 +331,7 @@ impl<T: Weight> Core<T> {
     /// [`Core::lease`]), its lock held: charge the lease, or reserve the
     /// need plus a new lease (or just the need), or give the lease back and
     /// refuse.
-    #[inline]
+    #[inline(always)]
     fn admit_leased<P: Payload<T>>(
         &self,
         mut st: Guard<'_, T>,
@@ -339,6 +355,19 @@ impl<T: Weight> Core<T> {
             resume(st.unlock());
             return Ok(());
         }
+        self.admit_leasing(st, payload, weight, seen)
+    }
+
+    /// [`admit_leased`](Self::admit_leased) when the lease does not cover
+    /// `weight`: once a lease's worth of bytes, out of line.
+    #[inline(never)]
+    fn admit_leasing<P: Payload<T>>(
+        &self,
+        mut st: Guard<'_, T>,
+        payload: P,
+        weight: usize,
+        seen: Seen,
+    ) -> Admitted<P> {
         let need = weight - st.credit;
         let lease = self.lease();
         let reserved = match self

@@ -164,11 +164,37 @@ impl<T> State<T> {
     #[inline]
     pub(crate) fn append(&mut self, item: T, weight: usize) {
         self.stats.accepted += 1;
-        self.enter(item, weight);
+        if self.joins_open(weight) {
+            // What `enter` comes to for such an event: nothing opens, nothing
+            // is cut, no hook runs, the buffer does not grow.
+            self.stats.buffered_items += 1;
+            self.stats.buffered_bytes += weight;
+            self.open.push(item);
+            self.open_bytes += weight;
+        } else {
+            self.enter(item, weight);
+        }
     }
 
-    /// Puts an event (counted as accepted already) in the partition.
+    /// Whether an event of `weight` joins the open batch without opening
+    /// it, filling it (to either size limit) or growing its buffer, with no
+    /// hook to run: the path most events take, kept short.
     #[inline]
+    fn joins_open(&self, weight: usize) -> bool {
+        let len = self.open.len();
+        len > 0
+            && len < self.open.capacity()
+            && !self.hooks.on_append
+            && self
+                .limits
+                .max_batch_bytes
+                .is_none_or(|max| self.open_bytes.saturating_add(weight) < max)
+            && self.limits.max_batch_items.is_none_or(|max| len + 1 < max)
+    }
+
+    /// Puts an event (counted as accepted already) in the partition. Out of
+    /// line: [`append`](Self::append) keeps the common case to itself.
+    #[inline(never)]
     fn enter(&mut self, item: T, weight: usize) {
         if self.hooks.on_append {
             self.append_hooked(item, weight);
