@@ -53,17 +53,22 @@ pub(crate) enum Workload {
     /// `try_enqueue_all` of groups of 16 64-byte events (the group `Vec` is
     /// built per call, as a caller must).
     TryEnqueueAll16x64B,
+    /// `enqueue` under Block (never waiting: the receiver drains every 64
+    /// events) of 64-byte events, through one of 8 partitions, which lease
+    /// their budget: the path of a blocking producer with the defaults.
+    Enqueue64BBlock8Partitions,
     /// loadgen's telemetry payload generation (one fresh `Vec` per event).
     LoadgenTelemetry,
 }
 
 impl Workload {
     /// Every workload, in report order.
-    pub(crate) const ALL: [Workload; 5] = [
+    pub(crate) const ALL: [Workload; 6] = [
         Workload::TryEnqueue64B,
         Workload::TryEnqueue1KiB,
         Workload::DropOldest64B,
         Workload::TryEnqueueAll16x64B,
+        Workload::Enqueue64BBlock8Partitions,
         Workload::LoadgenTelemetry,
     ];
 
@@ -74,6 +79,7 @@ impl Workload {
             Workload::TryEnqueue1KiB => "dispatcher.try_enqueue_1kib_batch_bytes",
             Workload::DropOldest64B => "dispatcher.drop_oldest_64b",
             Workload::TryEnqueueAll16x64B => "dispatcher.try_enqueue_all_16x64b",
+            Workload::Enqueue64BBlock8Partitions => "dispatcher.enqueue_block_64b_8_partitions",
             Workload::LoadgenTelemetry => "loadgen.telemetry",
         }
     }
@@ -86,14 +92,24 @@ impl Workload {
     fn driver(self) -> Result<Box<dyn Drive>> {
         Ok(match self {
             Workload::TryEnqueue64B => {
-                Box::new(Enqueue::new(64, 64, 1, |b| b.max_batch_items(64))?)
+                Box::new(Enqueue::new(64, 64, Call::Try, |b| b.max_batch_items(64))?)
             }
-            Workload::TryEnqueue1KiB => Box::new(Enqueue::new(1024, 16, 1, |b| {
+            Workload::TryEnqueue1KiB => Box::new(Enqueue::new(1024, 16, Call::Try, |b| {
                 b.max_batch_bytes(16 * 1024 + 512)
             })?),
             Workload::DropOldest64B => Box::new(DropOldest::new(64, 64)?),
             Workload::TryEnqueueAll16x64B => {
-                Box::new(Enqueue::new(64, 64, 16, |b| b.max_batch_items(64))?)
+                Box::new(Enqueue::new(64, 64, Call::TryAll(16), |b| {
+                    b.max_batch_items(64)
+                })?)
+            }
+            Workload::Enqueue64BBlock8Partitions => {
+                Box::new(Enqueue::new(64, 64, Call::Block, |b| {
+                    // A count the same on any machine, as for one partition.
+                    b.max_batch_items(64).partitions(8).policy(Policy::Block {
+                        timeout: Duration::from_secs(60),
+                    })
+                })?)
             }
             Workload::LoadgenTelemetry => Box::new(Telemetry::new()?),
         })
@@ -147,8 +163,8 @@ trait Drive {
 /// A byte filler that is not zero, so no allocator shortcut applies.
 const FILL: u8 = 0x5a;
 
-/// Reject-policy enqueueing (`try_enqueue` or `try_enqueue_all`) with a
-/// receiver that drains after every `drain_every` events.
+/// Enqueueing (`try_enqueue`, `try_enqueue_all` or a blocking `enqueue`)
+/// with a receiver that drains after every `drain_every` events.
 struct Enqueue {
     _dispatcher: Dispatcher<Vec<u8>>,
     producer: Producer<Vec<u8>>,
@@ -157,18 +173,39 @@ struct Enqueue {
     spare: Vec<Vec<u8>>,
     size: usize,
     drain_every: u64,
-    group: usize,
+    call: Call,
+}
+
+/// How an [`Enqueue`] workload hands its events over.
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    /// `try_enqueue`, one event at a time.
+    Try,
+    /// `try_enqueue_all` of this many events at a time.
+    TryAll(usize),
+    /// `enqueue`, one event at a time (the policy is the builder's).
+    Block,
+}
+
+impl Call {
+    /// Events per call.
+    fn events(self) -> usize {
+        match self {
+            Call::Try | Call::Block => 1,
+            Call::TryAll(group) => group,
+        }
+    }
 }
 
 impl Enqueue {
     fn new(
         size: usize,
         drain_every: u64,
-        group: usize,
+        call: Call,
         limits: impl FnOnce(dispatcher::Builder<Vec<u8>>) -> dispatcher::Builder<Vec<u8>>,
     ) -> Result<Self> {
-        // One partition: the default follows the machine's processors, and
-        // a count must not.
+        // One partition unless `limits` says otherwise: the default follows
+        // the machine's processors, and a count must not.
         let builder = Dispatcher::<Vec<u8>>::builder()
             .partitions(1)
             .interval(NEVER)
@@ -185,7 +222,7 @@ impl Enqueue {
             spare,
             size,
             drain_every,
-            group,
+            call,
         })
     }
 
@@ -194,21 +231,28 @@ impl Enqueue {
     }
 
     fn send(&mut self) -> Result<()> {
-        let refused = if self.group == 1 {
-            let payload = self.payload();
-            self.producer
-                .try_enqueue(payload)
-                .err()
-                .map(|e| e.to_string())
-        } else {
-            let mut group = Vec::with_capacity(self.group);
-            for _ in 0..self.group {
-                group.push(self.payload());
+        let refused = match self.call {
+            Call::Try => {
+                let payload = self.payload();
+                self.producer
+                    .try_enqueue(payload)
+                    .err()
+                    .map(|e| e.to_string())
             }
-            self.producer
-                .try_enqueue_all(group)
-                .err()
-                .map(|e| e.to_string())
+            Call::TryAll(events) => {
+                let mut group = Vec::with_capacity(events);
+                for _ in 0..events {
+                    group.push(self.payload());
+                }
+                self.producer
+                    .try_enqueue_all(group)
+                    .err()
+                    .map(|e| e.to_string())
+            }
+            Call::Block => {
+                let payload = self.payload();
+                self.producer.enqueue(payload).err().map(|e| e.to_string())
+            }
         };
         match refused {
             None => Ok(()),
@@ -228,7 +272,7 @@ impl Drive for Enqueue {
         let mut sent = 0;
         while sent < events {
             self.send()?;
-            sent += self.group as u64;
+            sent += self.call.events() as u64;
             if sent % self.drain_every == 0 {
                 self.drain();
             }
