@@ -174,7 +174,9 @@ impl<T> Batch<T> {
         (&self.core, self.part)
     }
 
-    /// The summed weight of the events, as admission charged them.
+    /// The summed weight of the events, as admission charged them (for a
+    /// batch DropOldest evicted from or a re-cut split, its share of that
+    /// sum: see the crate docs on a `Weight` that changes its answer).
     pub fn bytes(&self) -> usize {
         self.bytes
     }

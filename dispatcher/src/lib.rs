@@ -111,8 +111,16 @@
 //! dispatcher is consistent. The same holds for [`Weight::weight`] when the
 //! dispatcher asks it again (eviction, re-cutting under a lowered batch
 //! limit): a panic there counts the event for one byte. The weight is
-//! charged once, at admission; later answers never change the counters
-//! beyond what the event was charged.
+//! charged once, at admission, and the counters never trust a second
+//! answer beyond what the batch was charged: an event split off a batch
+//! frees its new answer, clamped so every event left keeps a byte, so
+//! `buffered_bytes` and every batch's [`Batch::bytes`] stay exact sums
+//! that never underflow and never pass the bound. What they cannot keep is
+//! each event's own charge: if `weight` answers differently than it did at
+//! admission, an evicted event can free more (or less) than it was charged,
+//! and the events left are then counted for less (or more) than they were.
+//! Keep `weight` stable while the dispatcher holds an event (the length of
+//! a payload and the [`Weight::occupancy`] of an unchanged event are).
 //!
 //! # Features
 //!
