@@ -375,6 +375,9 @@ impl<T> Core<T> {
             all.append(st.take_all());
             st.retire();
         }
+        // Receivers still waiting for a batch this took (until its interval
+        // ends) learn that nothing will come.
+        self.ready.notify();
         all
     }
 
@@ -384,9 +387,7 @@ impl<T> Core<T> {
     pub(crate) fn stop(&self) -> Undelivered<T> {
         self.budget.close();
         self.stop_spill_worker();
-        let all = self.retire();
-        self.ready.notify();
-        all
+        self.retire()
     }
 
     pub(crate) fn add_receiver(&self) {

@@ -51,6 +51,11 @@ impl<T: Weight> State<T> {
                 } else {
                     self.open_since = None;
                     self.open_spill = None;
+                    // News, so the guard refreshes the receivers' hint: left
+                    // at the emptied batch's deadline, it would read as work
+                    // still to come, and once admission closed a receiver
+                    // would wait for that deadline instead of ending.
+                    self.news.settled = true;
                 }
             }
         }
