@@ -36,9 +36,11 @@ pub(crate) struct Partition<T> {
     /// it lets go, and the news is announced after: the notifier's store
     /// then its read of the listener count, against the waiter's count-in
     /// then its read of the instant, all `SeqCst`, so one of them sees the
-    /// other (see [`crate::signal`]). A stale instant is only ever early
-    /// (a batch taken or emptied by eviction without news): that costs a
-    /// lock, not a batch.
+    /// other (see [`crate::signal`]). A stale instant is only ever early (a
+    /// batch taken without news): that costs a lock, not a batch. One left
+    /// late would read as work still to come, and keep a receiver from
+    /// ending once admission closed: an open batch DropOldest empties is
+    /// news for that reason, and so is the drain's end.
     pub(crate) look_at: AtomicU64,
     pub(crate) refusals: Refusals,
 }
