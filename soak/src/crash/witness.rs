@@ -1,5 +1,5 @@
 //! A crash test's child run, as the run sees it: it tags every event with its run index
-//! and writes down, in the [`ledger`](super::ledger), each id the dispatcher accepted
+//! and writes down, in the [`ledger`], each id the dispatcher accepted
 //! (after `Ok`) and each id the consumer received (before the batch is dropped, which
 //! acknowledges it). A kill between accepting and writing down leaves an event delivered
 //! without an accepted record; one between writing down and acknowledging, a duplicate:

@@ -19,7 +19,7 @@
 //!
 //! The buffered limit is not bisected (a bisection's answer depends on how many
 //! probes the budget allowed): it is computed from what the shape probe measured
-//! (see [`super::recommend`]) and checked by the verification probe
+//! (see [`super::recommend`](mod@super::recommend)) and checked by the verification probe
 //! ([`super::verify`]).
 
 use std::fmt;
