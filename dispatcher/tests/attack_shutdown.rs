@@ -334,3 +334,69 @@ fn a_batch_kept_across_shutdown_stays_valid() {
         drop(kept);
     });
 }
+
+/// Contract: a receiver's stream ends only once every accepted event has
+/// been handed over. Producer P's event opens a batch in an empty
+/// partition, and P's `should_flush` hook (run under that partition's
+/// lock, before the receivers' hint for it is published) holds P there
+/// while dropping the dispatcher closes admission. The receiver takes the
+/// other partition's batch, which the closing seals, and looks again:
+/// admission is closed and P's hint still says "empty". Read from the
+/// hints alone, the stream ended there, and P's accepted event was sealed
+/// for nobody (under `shutdown`, which waits for it, until its deadline).
+/// Found by the model `the_stream_ends_only_after_every_accepted_event`
+/// (tests/models.rs).
+#[test]
+fn the_stream_ends_only_after_every_accepted_event() {
+    watchdog(
+        "an accepted event held in a hook across the close",
+        |progress| {
+            let (entered, gate) = (Gate::new(), Gate::new());
+            let (in_hook, held) = (Arc::clone(&entered), Arc::clone(&gate));
+            let (dispatcher, batches) = Dispatcher::<Ev>::builder()
+                .partitions(2)
+                .max_buffered_bytes(8 << 20)
+                .interval(LONG)
+                .should_flush(move |open| {
+                    if open.items().iter().any(|e| e.handle == 1) {
+                        in_hook.open();
+                        held.wait(Duration::from_secs(10));
+                    }
+                    false
+                })
+                .build()
+                .unwrap();
+            // Handles take the partitions in turn: the probe gets 0, P gets 1.
+            let (probe, p) = (dispatcher.producer(), dispatcher.producer());
+            let receiver = thread::spawn(move || {
+                let mut seen = 0;
+                for batch in &batches {
+                    seen += batch.len();
+                }
+                seen
+            });
+            let held_producer = thread::spawn(move || p.try_enqueue(ev(1, 0, 8)).is_ok());
+            progress.set("P enters its hook");
+            entered.wait(Duration::from_secs(10));
+            // Dropping the dispatcher closes admission, then seals partition 0
+            // and waits for partition 1's lock, which P holds.
+            let closing = thread::spawn(move || drop(dispatcher));
+            progress.set("the probe enqueues until admission reads closed");
+            let mut probed = 0;
+            while probe.try_enqueue(ev(0, probed, 8)).is_ok() {
+                probed += 1;
+            }
+            // Time for the receiver to take the probe's batch and look again.
+            thread::sleep(Duration::from_millis(100));
+            gate.open();
+            progress.set("the receiver's stream ends");
+            closing.join().unwrap();
+            assert!(held_producer.join().unwrap(), "P's event was accepted");
+            assert_eq!(
+                receiver.join().unwrap(),
+                probed as usize + 1,
+                "the stream ended before every accepted event was received"
+            );
+        },
+    );
+}

@@ -362,6 +362,66 @@ fn shutdown_race(limit: usize, weights: [u32; 3]) {
     assert!(stats.peak_buffered_bytes <= limit);
 }
 
+/// The stream ends only once every accepted event has been handed over:
+/// the receiver keeps its handle after its loop ends, until shutdown
+/// returns. A receiver told "no more" while an accepted event was still
+/// on its way to a partition would stop taking, and the drain would wait
+/// for it forever (a deadlock under shuttle) instead of ending.
+#[test]
+fn the_stream_ends_only_after_every_accepted_event() {
+    explore(|| stream_end_race(24, [8, 8, 8]));
+}
+
+/// The same with leases: admission from a lease reads no budget word.
+#[test]
+fn the_stream_ends_only_after_every_leased_event() {
+    explore(|| stream_end_race(1 << 20, [4 << 10, 4 << 10, 4 << 10]));
+}
+
+/// Two producers on two partitions each enqueue `weights` under Block
+/// while a receiver takes batches (keeping its handle when its loop ends)
+/// and shutdown starts; every accepted event must be delivered.
+fn stream_end_race(limit: usize, weights: [u32; 3]) {
+    let fates = Arc::new(Fates::default());
+    let (dispatcher, batches) = Dispatcher::<Ev>::builder()
+        .partitions(2)
+        .max_buffered_bytes(limit)
+        .max_batch_items(2)
+        .interval(Duration::MAX)
+        .policy(block())
+        .build()
+        .unwrap();
+    let producers: Vec<_> = (0..2u8)
+        .map(|from| {
+            let (producer, fates) = (dispatcher.producer(), Arc::clone(&fates));
+            thread::spawn(move || {
+                for (seq, weight) in (0u8..).zip(weights) {
+                    let event = ev(from, seq, weight);
+                    fates.record(&event, "accepted");
+                    if let Err(EnqueueError::Closed(back)) = producer.enqueue(event) {
+                        fates.0.lock().unwrap().remove(&back);
+                    }
+                }
+            })
+        })
+        .collect();
+    let receiver = {
+        let fates = Arc::clone(&fates);
+        thread::spawn(move || {
+            for batch in &batches {
+                batch.iter().for_each(|e| fates.record(e, "delivered"));
+            }
+            // Kept: dropping it would end the drain as "no receiver left".
+            batches
+        })
+    };
+    let report = dispatcher.shutdown(LONG).expect("drained");
+    producers.into_iter().for_each(|p| p.join().unwrap());
+    drop(receiver.join().unwrap());
+    fates.check_exactly_once();
+    assert!(report.stats.peak_buffered_bytes <= limit);
+}
+
 /// Two partitions under a 1 MiB limit lease budget bytes ahead (8 KiB
 /// here). B's 1020 KiB event does not fit beside A's events and A's unused
 /// lease, so B waits: A's lease must come back with A's events, and B be

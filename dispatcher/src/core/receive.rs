@@ -32,9 +32,13 @@ impl<T> Core<T> {
     /// nothing left to take), a timeout, or when to look again (the
     /// earliest open batch's deadline, or `deadline`).
     ///
-    /// "Closed" is read before the partitions: a producer that reserved
-    /// bytes before admission closed appended under the partition's lock
-    /// in the same step, so this look sees its event.
+    /// "Closed" is read before the partitions, and once it reads true every
+    /// partition is looked at under its lock, hint or not: a producer that
+    /// was admitted before admission closed appended under the partition's
+    /// lock in the same step, so the lock shows its event, but its hint may
+    /// not be published yet. Read from the hints alone, the stream could
+    /// end with that event still to come (the receiver stops, the drain
+    /// waits for it until its deadline).
     pub(crate) fn look_for_batch(&self, deadline: Option<Instant>) -> Check<Received<T>> {
         let closed = self.budget.is_closed();
         // Read before the partitions: the disk tier places what it read
@@ -77,10 +81,11 @@ impl<T> Core<T> {
         let mut due: Option<Instant> = None;
         for part in (0..n).map(|i| (start + i) % n) {
             let look_at = self.parts[part].look_at.load(SeqCst);
-            if !come(look_at) {
+            if !closed && !come(look_at) {
                 // Nothing waits there and its open batch (if any) is not
                 // due: no lock, which the producers filling it would meet
-                // at every look of a receiver waiting for a batch.
+                // at every look of a receiver waiting for a batch. Once
+                // closed, the lock is taken anyway (see above).
                 due = due.into_iter().chain(self.instant_of(look_at)).min();
                 continue;
             }
