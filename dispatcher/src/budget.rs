@@ -17,8 +17,10 @@
 
 use std::sync::Arc;
 
+use crossbeam_utils::CachePadded;
+
 use crate::signal::Signal;
-use crate::sync::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use crate::sync::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 
 /// The top bit of the budget word: admission is closed.
 const CLOSED: usize = 1 << (usize::BITS - 1);
@@ -55,6 +57,11 @@ pub(crate) struct Budget {
     /// News for producers waiting for room: bytes released (each told
     /// when its bytes fit), the limits changed, admission closed (all told).
     pub(crate) room: Signal,
+    /// Set by [`close`](Self::close) after it closed the word, on a cache
+    /// line of its own: receivers read it at every look instead of the
+    /// word, which producers charge at nearly every event (reading the
+    /// word, each look took its line from them).
+    closed: CachePadded<AtomicBool>,
 }
 
 struct Counts {
@@ -87,6 +94,7 @@ impl Budget {
         Budget {
             counts,
             room: Signal::with_room(Arc::new(move || free.free())),
+            closed: CachePadded::new(AtomicBool::new(false)),
         }
     }
 
@@ -99,6 +107,16 @@ impl Budget {
     #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.counts.word.load(SeqCst) & CLOSED != 0
+    }
+
+    /// [`is_closed`](Self::is_closed) for receivers, without reading the
+    /// word: true only once the word is closed. A look that reads it true
+    /// takes every partition's lock (see `Core::look_for_batch`), which
+    /// shows every event admitted before the word closed; one that reads it
+    /// false while the word is closed waits for the news the closing sends.
+    #[inline]
+    pub(crate) fn closed_for_receivers(&self) -> bool {
+        self.closed.load(SeqCst)
     }
 
     #[inline]
@@ -245,6 +263,7 @@ impl Budget {
     /// Closes admission for good; every waiter for room learns it.
     pub(crate) fn close(&self) {
         self.counts.word.fetch_or(CLOSED, SeqCst);
+        self.closed.store(true, SeqCst);
         self.room.notify_all();
     }
 

@@ -10,20 +10,29 @@
 
 use std::ops::{Deref, DerefMut};
 
+use crossbeam_utils::CachePadded;
+
 use super::Core;
 use crate::state::{Caught, News, State, UNSTAMPED};
 use crate::stats::Rejections;
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering::Relaxed, Ordering::SeqCst};
 
 /// One partition: a complete batch builder behind its own lock.
+///
+/// In declared order (`repr(C)`): the state first, then the receivers'
+/// hints on cache lines of their own. In the compiler's order (the hints
+/// first, by alignment) admission counted 2% more instructions per event.
+#[repr(C)]
 pub(crate) struct Partition<T> {
     state: Mutex<State<T>>,
     /// When the first event of the oldest sealed batch waiting here joined
     /// it, in nanoseconds since the core's epoch ([`UNSTAMPED`] if no batch
     /// waits), as of the last change under the lock: receivers take from
     /// the partition whose events have waited longest without taking every
-    /// lock.
-    pub(crate) ready_since: AtomicU64,
+    /// lock. On a cache line of its own, as is `look_at`: receivers read
+    /// both at every look, and producers write the state beside them at
+    /// every event (sharing a line, each look took it from the producer).
+    pub(crate) ready_since: CachePadded<AtomicU64>,
     /// When a receiver next has something to do here, in nanoseconds since
     /// the core's epoch, as of the last change under the lock: 0 while a
     /// sealed batch waits, the open batch's deadline while one is open,
@@ -41,7 +50,7 @@ pub(crate) struct Partition<T> {
     /// late would read as work still to come, and keep a receiver from
     /// ending once admission closed: an open batch DropOldest empties is
     /// news for that reason, and so is the drain's end.
-    pub(crate) look_at: AtomicU64,
+    pub(crate) look_at: CachePadded<AtomicU64>,
     pub(crate) refusals: Refusals,
 }
 
@@ -49,8 +58,8 @@ impl<T> Partition<T> {
     pub(crate) fn new(state: State<T>) -> Self {
         Partition {
             state: Mutex::new(state),
-            ready_since: AtomicU64::new(UNSTAMPED),
-            look_at: AtomicU64::new(UNSTAMPED),
+            ready_since: CachePadded::new(AtomicU64::new(UNSTAMPED)),
+            look_at: CachePadded::new(AtomicU64::new(UNSTAMPED)),
             refusals: Refusals::default(),
         }
     }

@@ -18,6 +18,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crossbeam_utils::CachePadded;
+
 use crate::budget::Budget;
 use crate::config::{EvictHook, Limits, Policy};
 use crate::hooks::{Hooks, ItemObserver};
@@ -77,8 +79,9 @@ pub(crate) struct Core<T> {
     no_receivers: AtomicBool,
     /// The partition the next producer handle gets.
     next_part: AtomicUsize,
-    /// Where the next receive starts looking.
-    next_scan: AtomicUsize,
+    /// Where the next receive starts looking. Bumped at every look, so on a
+    /// cache line of its own, away from what producers read at every event.
+    next_scan: CachePadded<AtomicUsize>,
     attempts: AttemptCounters,
     /// For `tracing` and `metrics`.
     #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
@@ -169,7 +172,7 @@ impl<T> Core<T> {
             receivers: AtomicUsize::new(1),
             no_receivers: AtomicBool::new(false),
             next_part: AtomicUsize::new(0),
-            next_scan: AtomicUsize::new(0),
+            next_scan: CachePadded::new(AtomicUsize::new(0)),
             attempts: AttemptCounters::default(),
             name: parts.name,
             #[cfg(feature = "metrics")]

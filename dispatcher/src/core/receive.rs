@@ -40,7 +40,7 @@ impl<T> Core<T> {
     /// end with that event still to come (the receiver stops, the drain
     /// waits for it until its deadline).
     pub(crate) fn look_for_batch(&self, deadline: Option<Instant>) -> Check<Received<T>> {
-        let closed = self.budget.is_closed();
+        let closed = self.budget.closed_for_receivers();
         // Read before the partitions: the disk tier places what it read
         // back before it stops feeding.
         let feeding = self.spill_feeding();
