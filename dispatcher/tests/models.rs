@@ -301,7 +301,7 @@ fn stop_answers_blocked_producers_closed() {
 /// as `Closed` with the event handed back.
 #[test]
 fn shutdown_racing_producers_loses_nothing() {
-    explore(|| shutdown_race(24, [8, 8, 8]));
+    explore(|| shutdown_race(24, [8, 8, 8], Receiver::Drops));
 }
 
 /// The same with leases (a 1 MiB limit on two partitions): small events
@@ -310,12 +310,23 @@ fn shutdown_racing_producers_loses_nothing() {
 /// drain passed its partition is lost.
 #[test]
 fn shutdown_racing_leasing_producers_loses_nothing() {
-    explore(|| shutdown_race(1 << 20, [4 << 10, 600 << 10, 4 << 10]));
+    explore(|| shutdown_race(1 << 20, [4 << 10, 600 << 10, 4 << 10], Receiver::Drops));
+}
+
+/// What the receiver does with its handle once its loop ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Receiver {
+    /// Drops it: the drain may end as "no receiver left", with events
+    /// returned.
+    Drops,
+    /// Keeps it until shutdown returns: the loop must not end before every
+    /// accepted event was delivered, or the drain waits forever.
+    Holds,
 }
 
 /// Two producers on two partitions each enqueue `weights` under Block
 /// while a receiver takes batches and shutdown starts; checks every fate.
-fn shutdown_race(limit: usize, weights: [u32; 3]) {
+fn shutdown_race(limit: usize, weights: [u32; 3], receiver: Receiver) {
     let fates = Arc::new(Fates::default());
     let (dispatcher, batches) = Dispatcher::<Ev>::builder()
         .partitions(2)
@@ -343,12 +354,13 @@ fn shutdown_race(limit: usize, weights: [u32; 3]) {
             })
         })
         .collect();
-    let receiver = {
+    let taker = {
         let fates = Arc::clone(&fates);
         thread::spawn(move || {
             for batch in &batches {
                 batch.iter().for_each(|e| fates.record(e, "delivered"));
             }
+            (receiver == Receiver::Holds).then_some(batches)
         })
     };
     let (stats, returned) = match dispatcher.shutdown(LONG) {
@@ -356,7 +368,11 @@ fn shutdown_race(limit: usize, weights: [u32; 3]) {
         Err(timeout) => (timeout.report.stats, timeout.undelivered.into_vec()),
     };
     producers.into_iter().for_each(|p| p.join().unwrap());
-    receiver.join().unwrap();
+    drop(taker.join().unwrap());
+    assert!(
+        receiver == Receiver::Drops || returned.is_empty(),
+        "a receiver held on, yet shutdown returned {returned:?}"
+    );
     returned.iter().for_each(|e| fates.record(e, "returned"));
     fates.check_exactly_once();
     assert!(stats.peak_buffered_bytes <= limit);
@@ -369,57 +385,13 @@ fn shutdown_race(limit: usize, weights: [u32; 3]) {
 /// for it forever (a deadlock under shuttle) instead of ending.
 #[test]
 fn the_stream_ends_only_after_every_accepted_event() {
-    explore(|| stream_end_race(24, [8, 8, 8]));
+    explore(|| shutdown_race(24, [8, 8, 8], Receiver::Holds));
 }
 
 /// The same with leases: admission from a lease reads no budget word.
 #[test]
 fn the_stream_ends_only_after_every_leased_event() {
-    explore(|| stream_end_race(1 << 20, [4 << 10, 4 << 10, 4 << 10]));
-}
-
-/// Two producers on two partitions each enqueue `weights` under Block
-/// while a receiver takes batches (keeping its handle when its loop ends)
-/// and shutdown starts; every accepted event must be delivered.
-fn stream_end_race(limit: usize, weights: [u32; 3]) {
-    let fates = Arc::new(Fates::default());
-    let (dispatcher, batches) = Dispatcher::<Ev>::builder()
-        .partitions(2)
-        .max_buffered_bytes(limit)
-        .max_batch_items(2)
-        .interval(Duration::MAX)
-        .policy(block())
-        .build()
-        .unwrap();
-    let producers: Vec<_> = (0..2u8)
-        .map(|from| {
-            let (producer, fates) = (dispatcher.producer(), Arc::clone(&fates));
-            thread::spawn(move || {
-                for (seq, weight) in (0u8..).zip(weights) {
-                    let event = ev(from, seq, weight);
-                    fates.record(&event, "accepted");
-                    if let Err(EnqueueError::Closed(back)) = producer.enqueue(event) {
-                        fates.0.lock().unwrap().remove(&back);
-                    }
-                }
-            })
-        })
-        .collect();
-    let receiver = {
-        let fates = Arc::clone(&fates);
-        thread::spawn(move || {
-            for batch in &batches {
-                batch.iter().for_each(|e| fates.record(e, "delivered"));
-            }
-            // Kept: dropping it would end the drain as "no receiver left".
-            batches
-        })
-    };
-    let report = dispatcher.shutdown(LONG).expect("drained");
-    producers.into_iter().for_each(|p| p.join().unwrap());
-    drop(receiver.join().unwrap());
-    fates.check_exactly_once();
-    assert!(report.stats.peak_buffered_bytes <= limit);
+    explore(|| shutdown_race(1 << 20, [4 << 10, 4 << 10, 4 << 10], Receiver::Holds));
 }
 
 /// Two partitions under a 1 MiB limit lease budget bytes ahead (8 KiB
