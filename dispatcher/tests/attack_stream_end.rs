@@ -30,11 +30,11 @@ mod attack_kit;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use attack_kit::{Ev, LONG, Progress, ev, watchdog};
+use attack_kit::{Ev, Gate, LONG, Progress, ev, watchdog};
 use dispatcher::sink::{self, FlushContext};
 use dispatcher::{
     Batch, Batches, Builder, Dispatcher, EnqueueError, Policy, Producer, RecvTimeoutError,
@@ -63,40 +63,18 @@ const DEADLINE: Duration = Duration::from_secs(2);
 /// again while P is held.
 const LOOK_AGAIN: Duration = Duration::from_millis(15);
 
-/// A one-shot latch with a bounded wait.
-#[derive(Default)]
-struct Latch {
-    open: Mutex<bool>,
-    changed: Condvar,
-}
-
-impl Latch {
-    fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.changed.notify_all();
-    }
-
-    /// Whether it opened within `limit`.
-    fn wait(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut open = self.open.lock().unwrap();
-        while !*open {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            open = self.changed.wait_timeout(open, deadline - now).unwrap().0;
-        }
-        true
-    }
+/// The limit of the `n`th case of a table: every other case leases budget
+/// ahead (8 MiB) or does not (64 KiB).
+fn limit_for(n: usize) -> usize {
+    if n % 2 == 0 { 64 << 10 } else { 8 * MIB }
 }
 
 /// Holds P once, inside a hook, on its marked event.
 struct Holder {
     mark: u32,
     armed: AtomicBool,
-    entered: Latch,
-    release: Latch,
+    entered: Gate,
+    release: Gate,
 }
 
 impl Holder {
@@ -104,8 +82,8 @@ impl Holder {
         Arc::new(Holder {
             mark,
             armed: AtomicBool::new(true),
-            entered: Latch::default(),
-            release: Latch::default(),
+            entered: Gate::default(),
+            release: Gate::default(),
         })
     }
 
@@ -119,7 +97,7 @@ impl Holder {
             return false;
         }
         self.entered.open();
-        assert!(self.release.wait(GATE_LIMIT), "P was never released");
+        self.release.wait(GATE_LIMIT);
         true
     }
 }
@@ -776,7 +754,7 @@ fn run_held(case: Case, progress: &Progress) -> Result<(), String> {
         delivery = Some(start_pull(b));
     }
     let delivery = delivery.expect("a delivery was started");
-    if !holder.entered.wait(Duration::from_secs(2)) {
+    if !holder.entered.opened_within(Duration::from_secs(2)) {
         holder.release.open();
         let (_, outcome) = p_thread.join().unwrap();
         drop(dispatcher);
@@ -1132,7 +1110,7 @@ fn the_last_receiver_leaving_while_a_producer_is_held_loses_nothing() {
                     partitions,
                     mode: Mode::Pull { style, receivers },
                     end: End::ReceiversGone,
-                    limit: if n % 2 == 0 { 64 << 10 } else { 8 * MIB },
+                    limit: limit_for(n),
                     hold: if n % 3 == 0 {
                         Hold::CanAdd
                     } else {
@@ -1189,7 +1167,7 @@ fn sink_workers_stop_only_after_the_held_event_is_written() {
                     partitions,
                     mode: Mode::Sink { workers },
                     end,
-                    limit: if n % 2 == 0 { 64 << 10 } else { 8 * MIB },
+                    limit: limit_for(n),
                     hold: if n % 4 == 3 {
                         Hold::CanAdd
                     } else {
@@ -1225,7 +1203,7 @@ mod async_streams {
                             receivers,
                         },
                         end,
-                        limit: if n % 2 == 0 { 64 << 10 } else { 8 * MIB },
+                        limit: limit_for(n),
                         join: if n % 3 == 2 { Join::Own } else { Join::Alone },
                         ..BASE
                     });
@@ -1250,7 +1228,7 @@ mod async_streams {
                         partitions,
                         mode: Mode::AsyncSink { workers },
                         end,
-                        limit: if n % 2 == 0 { 64 << 10 } else { 8 * MIB },
+                        limit: limit_for(n),
                         ..BASE
                     });
                 }

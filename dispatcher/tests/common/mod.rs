@@ -194,13 +194,24 @@ impl Gate {
     /// Waits until the gate is open; fails after `limit` so a test that
     /// forgets to open it does not hang.
     pub fn wait(&self, limit: Duration) {
+        assert!(
+            self.opened_within(limit),
+            "gate never opened within {limit:?}"
+        );
+    }
+
+    /// Waits until the gate is open or `limit` passes; whether it opened.
+    pub fn opened_within(&self, limit: Duration) -> bool {
         let deadline = std::time::Instant::now() + limit;
         let mut open = self.open.lock().unwrap();
         while !*open {
             let now = std::time::Instant::now();
-            assert!(now < deadline, "gate never opened within {limit:?}");
+            if now >= deadline {
+                return false;
+            }
             open = self.changed.wait_timeout(open, deadline - now).unwrap().0;
         }
+        true
     }
 
     pub fn open(&self) {
