@@ -46,10 +46,9 @@ pub(crate) struct Partition<T> {
     /// then its read of the listener count, against the waiter's count-in
     /// then its read of the instant, all `SeqCst`, so one of them sees the
     /// other (see [`crate::signal`]). A stale instant is only ever early (a
-    /// batch taken without news): that costs a lock, not a batch. One left
-    /// late would read as work still to come, and keep a receiver from
-    /// ending once admission closed: an open batch DropOldest empties is
-    /// news for that reason, and so is the drain's end.
+    /// batch taken without news): that costs a lock, not a batch. Whether
+    /// the stream is over is never read from it: once admission closed, a
+    /// look takes every lock (see [`Core::look_for_batch`]).
     pub(crate) look_at: CachePadded<AtomicU64>,
     pub(crate) refusals: Refusals,
 }

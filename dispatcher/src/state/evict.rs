@@ -52,9 +52,9 @@ impl<T: Weight> State<T> {
                     self.open_since = None;
                     self.open_spill = None;
                     // News, so the guard refreshes the receivers' hint: left
-                    // at the emptied batch's deadline, it would read as work
-                    // still to come, and once admission closed a receiver
-                    // would wait for that deadline instead of ending.
+                    // at the emptied batch's deadline, a receiver would wake
+                    // for nothing at it, then lock this idle partition at
+                    // every look until its next news.
                     self.news.settled = true;
                 }
             }
