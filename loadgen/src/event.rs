@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 /// difference of two `now_ns` readings. [`ns_at`](Self::ns_at) and
 /// [`instant_at`](Self::instant_at) convert between it and [`Instant`]s
 /// through the present moment, so they are exact to within the two clocks'
-/// difference in rate times how far from now the instant is (the counter's
-/// rate is calibrated to within tens of parts per million: tens of
-/// microseconds for an instant a second away).
+/// drift over how far from now the instant is. The counter's rate is
+/// calibrated against the OS clock once, so the drift is their difference in
+/// rate: tens of parts per million on a quiet host (tens of microseconds for
+/// an instant a second away), more where an NTP daemon steers the OS clock
+/// (139 ppm seen on a CI host).
 ///
 /// `Clock` is `Copy`; hand the same value to every thread of a run. The first
 /// clock of a process calibrates the counter against the OS clock, which can
@@ -108,9 +110,7 @@ impl Clock {
     /// Nanoseconds from the origin to `at` as [`now_ns`](Self::now_ns) would
     /// have read them then (0 if `at` is earlier; saturates after ~584
     /// years). Converted through the present moment: exact to within the
-    /// two clocks' difference in rate times how far from now `at` is (the
-    /// counter's rate is calibrated to within tens of parts per million:
-    /// tens of microseconds for an instant a second away).
+    /// two clocks' drift over how far from now `at` is (see [`Clock`]).
     pub fn ns_at(&self, at: Instant) -> u64 {
         let (fast, now) = paired();
         clamp_ns(self.fast_ns(fast) + signed_ns(at, now))

@@ -6,7 +6,8 @@
 //! `ns_at(at)` is the nanoseconds from the origin to `at` as `now_ns` would have read
 //! them (0 before the origin, saturating far ahead); `instant_at` is its inverse;
 //! conversions through the present moment are exact to within the two clocks'
-//! difference in rate (tens of parts per million) times how far the instant is;
+//! drift over how far the instant is (their difference in rate: tens of parts
+//! per million on a quiet host, more where NTP steers the OS clock);
 //! any origin, in the past or the future, reads from the origin.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use loadgen::Clock;
 
-/// Slack for a conversion of an instant up to 2 s away: the counter's rate is
-/// calibrated to within tens of parts per million (17 ppm seen), so 100 ppm
-/// over 2 s; an origin or a conversion gone wrong is off by milliseconds.
+/// Slack for a conversion whose clock pairings (the clock's making, the
+/// conversion's own) are moments apart, so the clocks' drift between them is
+/// nanoseconds whatever the instant's distance: 200 us covers a preemption
+/// between readings; an origin or a conversion gone wrong is off by far more.
 const CONVERSION_SLACK_NS: u64 = 200_000;
 
 /// Runs `attempt` up to `tries` times, returning the smallest error it reports:
@@ -313,27 +315,48 @@ fn round_trips_are_exact_to_microseconds_for_instants_seconds_away() {
     }
 }
 
-/// `ns_at(t)` must be what `now_ns` read at `t`: read both at one moment, wait 2 s,
-/// convert the instant then. The difference is the two clocks' disagreement over
-/// 2 s; the contract allows tens of microseconds a second.
+/// A reading of both clocks at one moment: `(ns, instant)`, the tightest of 50
+/// back-to-back tries (the fast clock's reading is the midpoint of two taken
+/// around the `Instant`).
+fn tight_pair(clock: &Clock) -> (u64, Instant) {
+    (0..50)
+        .map(|_| {
+            let a = clock.now_ns();
+            let t = Instant::now();
+            let b = clock.now_ns();
+            (b - a, a + (b - a) / 2, t)
+        })
+        .min_by_key(|&(split, _, _)| split)
+        .map(|(_, ns, t)| (ns, t))
+        .expect("50 tries")
+}
+
+/// `ns_at(t)` is what `now_ns` read at `t`, up to the two clocks' drift since:
+/// read both at one moment, wait 2 s, read both again and convert the first
+/// instant. The conversion must be off by exactly the drift the two pairs show
+/// (the fast clock's elapsed time less the OS clock's), whatever the host's rate
+/// difference: an NTP daemon steering the OS clock makes that drift hundreds of
+/// microseconds over 2 s on some hosts (278 us seen on a CI host), while an
+/// origin or a conversion gone wrong is off by milliseconds more.
 #[test]
-fn ns_at_an_instant_two_seconds_ago_is_what_now_ns_read_then() {
+fn ns_at_an_instant_two_seconds_ago_is_what_now_ns_read_then_up_to_the_drift() {
     let clock = warm();
-    // Pairs (ns, instant) read back to back, keeping the tightest.
-    let mut pairs = Vec::new();
-    for _ in 0..50 {
-        let a = clock.now_ns();
-        let t = Instant::now();
-        let b = clock.now_ns();
-        pairs.push((b - a, a + (b - a) / 2, t));
-    }
-    pairs.sort();
-    let (_, ns_then, t_then) = pairs[0];
+    let (ns_then, t_then) = tight_pair(&clock);
     std::thread::sleep(Duration::from_secs(2));
-    let err = best_of(5, || clock.ns_at(t_then).abs_diff(ns_then));
+    let mut seen = Vec::new();
+    let err = best_of(5, || {
+        let (ns_now, t_now) = tight_pair(&clock);
+        let fast = i128::from(ns_now - ns_then);
+        let os = i128::try_from(t_now.duration_since(t_then).as_nanos()).expect("2 s fits");
+        let drift = fast - os;
+        let off = i128::from(clock.ns_at(t_then)) - i128::from(ns_then);
+        seen.push((off, drift));
+        (off - drift).unsigned_abs() as u64
+    });
     assert!(
-        err < CONVERSION_SLACK_NS,
-        "2 s later, ns_at(t) is {err} ns off what now_ns read at t"
+        err < 20_000,
+        "2 s later, ns_at(t) - now_ns then (off) strays from the clocks' drift \
+         by {err} ns; (off, drift) in ns per try: {seen:?}"
     );
 }
 
