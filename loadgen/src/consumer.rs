@@ -444,7 +444,7 @@ impl Consumer<'_> {
         // On the clock the producers stamp events with.
         let now_ns = self.clock.now_ns();
         if let Some(tally) = self.counters.tally() {
-            tally.count(self.clock, now_ns, batch.iter());
+            tally.count(now_ns, batch.iter());
         }
         let sim = self.control.sim();
         let cost = if sim.is_free() {
@@ -468,9 +468,11 @@ impl Consumer<'_> {
         if let Some(i) = batch.reason().and_then(reason_index) {
             tally.batches_by_reason[i] = 1;
         }
+        // Noted before the counters show the batch, so whoever sees them
+        // count it sees a last delivery no later than that.
+        self.control.note_delivery(Instant::now());
         self.counters.add(&tally);
         self.totals = add(self.totals, &tally);
-        self.control.note_delivery(Instant::now());
         if !sim.is_free() && !self.control.is_aborted() {
             let deadline = self.pacer.charge(now, waited, cost);
             self.sleep_until(deadline);

@@ -4,11 +4,10 @@
 //! its own events did, however many events of an earlier probe are still being delivered.
 
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use crate::event::{Clock, Event};
+use crate::event::Event;
 
 /// What the events of the open window did so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,7 +26,11 @@ pub struct OriginCounts {
 
 #[derive(Debug)]
 struct Window {
-    from: Instant,
+    /// The window's start on the run's clock: events stamped at or after it
+    /// are the window's. A reading of the clock events are stamped on, not an
+    /// `Instant` converted at every count (a conversion is off by the clocks'
+    /// drift since).
+    from_ns: u64,
     counts: OriginCounts,
     latency: Histogram<u64>,
 }
@@ -37,16 +40,16 @@ struct Window {
 /// until [`open`](Self::open).
 ///
 /// ```
-/// use std::time::{Duration, Instant};
+/// use std::time::Duration;
 /// use loadgen::{Clock, Event, OriginTally};
 ///
 /// let clock = Clock::new();
 /// let tally = OriginTally::new();
 /// let old = Event::new(vec![0; 10], clock.now_ns(), 0, 0);
-/// std::thread::sleep(Duration::from_millis(2));
-/// tally.open(Instant::now());
+/// std::thread::sleep(Duration::from_millis(1));
+/// tally.open(clock.now_ns());
 /// let new = Event::new(vec![0; 20], clock.now_ns(), 0, 1);
-/// tally.count(clock, clock.now_ns(), [&old, &new].into_iter());
+/// tally.count(clock.now_ns(), [&old, &new].into_iter());
 /// let counts = tally.take();
 /// assert_eq!((counts.delivered, counts.delivered_bytes, counts.earlier), (1, 20, 1));
 /// assert_eq!(tally.take().delivered, 0, "closed by take");
@@ -62,12 +65,14 @@ impl OriginTally {
         Self::default()
     }
 
-    /// Starts counting afresh: events made at or after `from` are the window's.
-    pub fn open(&self, from: Instant) {
+    /// Starts counting afresh: events stamped at or after `from_ns` (a reading
+    /// of the run's [`Clock`](crate::Clock), the one events are stamped on)
+    /// are the window's.
+    pub fn open(&self, from_ns: u64) {
         let latency = Histogram::new_with_bounds(1, 3_600_000_000, 3)
             .expect("static histogram bounds are valid");
         *self.lock() = Some(Window {
-            from,
+            from_ns,
             counts: OriginCounts::default(),
             latency,
         });
@@ -87,15 +92,14 @@ impl OriginTally {
             .unwrap_or_default()
     }
 
-    /// Counts delivered `events` at `now_ns` (both on the run's `clock`).
-    pub fn count<'a>(&self, clock: Clock, now_ns: u64, events: impl Iterator<Item = &'a Event>) {
+    /// Counts delivered `events` at `now_ns` (on the run's clock).
+    pub fn count<'a>(&self, now_ns: u64, events: impl Iterator<Item = &'a Event>) {
         let mut window = self.lock();
         let Some(w) = window.as_mut() else {
             return;
         };
-        let from_ns = clock.ns_at(w.from);
         for event in events {
-            if event.intended_at_ns < from_ns {
+            if event.intended_at_ns < w.from_ns {
                 w.counts.earlier += 1;
                 continue;
             }
@@ -122,5 +126,36 @@ impl Window {
             max_us,
             ..self.counts
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(intended_at_ns: u64, len: usize) -> Event {
+        Event::new(vec![0; len], intended_at_ns, 0, intended_at_ns)
+    }
+
+    #[test]
+    fn the_window_starts_exactly_at_its_reading() {
+        let tally = OriginTally::new();
+        let (before, at, after) = (event(999, 1), event(1_000, 10), event(5_000, 100));
+        tally.count(2_000, [&before].into_iter());
+        assert_eq!(
+            tally.snapshot(),
+            OriginCounts::default(),
+            "closed: nothing counted"
+        );
+        tally.open(1_000);
+        tally.count(6_000, [&before, &at, &after].into_iter());
+        let counts = tally.take();
+        assert_eq!(
+            (counts.delivered, counts.delivered_bytes, counts.earlier),
+            (2, 110, 1),
+            "the event stamped at the window's start is the window's, the one a nanosecond before is not"
+        );
+        // Latencies of the window's events only: 5 us and 1 us.
+        assert_eq!(counts.max_us, 5);
     }
 }

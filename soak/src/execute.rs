@@ -155,6 +155,7 @@ fn start_load(
         probe.attach(
             Arc::clone(&producer_control),
             Arc::clone(&producer_counters),
+            clock,
         );
     }
     let harness = Harness {

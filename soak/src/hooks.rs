@@ -3,8 +3,9 @@
 //! measures its own events only.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
-use loadgen::{OriginTally, ProducerControl, ProducerCounters, ProducerTotals};
+use loadgen::{Clock, OriginTally, ProducerControl, ProducerCounters, ProducerTotals};
 
 /// Handed to a run through [`RunOptions::probe`](crate::run::RunOptions); the run attaches
 /// its producers when it starts them.
@@ -12,7 +13,16 @@ use loadgen::{OriginTally, ProducerControl, ProducerCounters, ProducerTotals};
 pub struct ProbeHooks {
     /// Deliveries by event origin, counted by the run's consumer (or sink).
     pub tally: Arc<OriginTally>,
-    producers: OnceLock<(Arc<ProducerControl>, Arc<ProducerCounters>)>,
+    producers: OnceLock<Attached>,
+}
+
+/// What the run hands over once its producers exist.
+#[derive(Debug)]
+struct Attached {
+    control: Arc<ProducerControl>,
+    counters: Arc<ProducerCounters>,
+    /// The clock the producers stamp events on.
+    clock: Clock,
 }
 
 impl ProbeHooks {
@@ -21,8 +31,30 @@ impl ProbeHooks {
         Arc::new(Self::default())
     }
 
-    pub(crate) fn attach(&self, control: Arc<ProducerControl>, counters: Arc<ProducerCounters>) {
-        let _ = self.producers.set((control, counters));
+    pub(crate) fn attach(
+        &self,
+        control: Arc<ProducerControl>,
+        counters: Arc<ProducerCounters>,
+        clock: Clock,
+    ) {
+        let _ = self.producers.set(Attached {
+            control,
+            counters,
+            clock,
+        });
+    }
+
+    /// Opens the tally's window from now (on the producers' clock, so events
+    /// are told apart by their own stamps) and returns the instant it opened.
+    /// Before the run attached, the window takes every event.
+    pub fn open_window(&self) -> Instant {
+        let from_ns = self
+            .producers
+            .get()
+            .map_or(0, |attached| attached.clock.now_ns());
+        let from = Instant::now();
+        self.tally.open(from_ns);
+        from
     }
 
     /// Whether the run has started its producers.
@@ -32,15 +64,15 @@ impl ProbeHooks {
 
     /// Pauses the producers (within a few milliseconds: see [`loadgen::CONTROL_POLL`]).
     pub fn pause(&self) {
-        if let Some((control, _)) = self.producers.get() {
-            control.pause();
+        if let Some(attached) = self.producers.get() {
+            attached.control.pause();
         }
     }
 
     /// Resumes them; an open-loop schedule restarts from now.
     pub fn resume(&self) {
-        if let Some((control, _)) = self.producers.get() {
-            control.resume();
+        if let Some(attached) = self.producers.get() {
+            attached.control.resume();
         }
     }
 
@@ -48,7 +80,7 @@ impl ProbeHooks {
     pub fn offered(&self) -> ProducerTotals {
         self.producers
             .get()
-            .map(|(_, counters)| counters.snapshot())
+            .map(|attached| attached.counters.snapshot())
             .unwrap_or_default()
     }
 }

@@ -344,7 +344,7 @@ impl<S: Sink<Event>> Sink<Event> for Measured<S> {
         }
         self.counters.count(batch);
         if let Some(tally) = self.counters.acknowledged.tally() {
-            tally.count(self.clock, now_ns, batch.iter());
+            tally.count(now_ns, batch.iter());
         }
         Ok(())
     }

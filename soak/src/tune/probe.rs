@@ -251,8 +251,7 @@ impl Machine for LiveMachine {
         self.apply(point)?;
         self.settle(window.max(SETTLE_AT_LEAST))?;
         let before = self.hooks.offered();
-        let from = Instant::now();
-        self.hooks.tally.open(from);
+        let from = self.hooks.open_window();
         self.hooks.resume();
         thread::sleep(
             self.bounded(from + window)
