@@ -18,7 +18,11 @@ trap 'rm -rf "$out"' EXIT
 cargo build --release --quiet -p soak
 ./target/release/soak --duration 60s --no-tui -q --out "$out" &
 pid=$!
-sleep 3
+# Mid-run: once the run's directory is linked as latest (a minute at most), and a
+# second more.
+for _ in $(seq 600); do [ -e "$out/latest" ] && break; sleep 0.1; done
+[ -e "$out/latest" ] || { echo "ci-smoke: the run never linked $out/latest" >&2; exit 1; }
+sleep 1
 kill -TERM "$pid"
 status=0
 wait "$pid" || status=$?

@@ -421,17 +421,20 @@ fn readings_ordered_by_release_acquire_are_ordered() {
     let run = |me: u64, cell: Arc<AtomicU64>, turn: Arc<AtomicU64>| {
         move || {
             let mut worst: i128 = i128::MAX;
-            let mut spins_left = 200_000_000u64;
+            // A deadline, not a count of spins: with both threads on one
+            // core, every turn waits for a yield.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut spins = 0u64;
             let mut t = me;
             while t < rounds * 2 {
                 // Wait for my turn.
                 while turn.load(Ordering::Acquire) != t {
                     std::hint::spin_loop();
-                    spins_left -= 1;
-                    if spins_left == 0 {
-                        return Err(format!("thread {me} starved at turn {t}"));
-                    }
-                    if spins_left % 1024 == 0 {
+                    spins += 1;
+                    if spins % 1024 == 0 {
+                        if Instant::now() > deadline {
+                            return Err(format!("thread {me} starved at turn {t}"));
+                        }
                         std::thread::yield_now();
                     }
                 }

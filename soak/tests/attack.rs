@@ -35,7 +35,25 @@ fn attack_sigint_during_sink_setup_exits_130() {
     let out_dir = path(&dir.path().join("runs"));
     let args = long_run(&out_dir, &["--sink", &url]);
     let child = spawn(&refs(&args));
-    std::thread::sleep(Duration::from_millis(700));
+    // The connection proves the set-up has begun (the handler is installed
+    // before anything else), however slow the host.
+    silent
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    let deadline = std::time::Instant::now() + LIMIT;
+    let _connection = loop {
+        match silent.accept() {
+            Ok((connection, _)) => break connection,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the soak never connected to its sink"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("accepting the soak's connection: {e}"),
+        }
+    };
     signal(child.id(), Signal::SIGINT);
     let out = finish(child, LIMIT);
     assert_eq!(
