@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Ev, LONG, PROMPTLY, WATCHDOG, assert_balanced, charge, ev, with_watchdog};
+use common::{Ev, LONG, PROMPTLY, WATCHDOG, assert_balanced, charge, ev, wait_for, with_watchdog};
 use dispatcher::weight::allocation;
 use dispatcher::{
     Batch, Batches, Dispatcher, EnqueueError, EnqueueTimeoutError, FlushReason, Limits, Policy,
@@ -1528,6 +1528,7 @@ fn stress(cfg: Stress) {
         got
     });
     let done = AtomicBool::new(false);
+    let sampled = AtomicU64::new(0);
     let group_refusals = AtomicU64::new(0);
     let samples = thread::scope(|s| {
         let sampler = s.spawn(|| {
@@ -1537,6 +1538,7 @@ fn stress(cfg: Stress) {
                 assert!(stats.buffered_bytes <= max_buffered, "{stats:?}");
                 assert!(stats.peak_buffered_bytes <= max_buffered, "{stats:?}");
                 samples += 1;
+                sampled.store(samples, Ordering::Relaxed);
                 thread::yield_now();
             }
             samples
@@ -1578,6 +1580,11 @@ fn stress(cfg: Stress) {
         for worker in workers {
             worker.join().expect("producer");
         }
+        // A busy host may not have run the sampler yet: let it look once
+        // before stopping it (one that ended has panicked: its join says why).
+        wait_for(PROMPTLY, "the bound sampler's first look", || {
+            sampled.load(Ordering::Relaxed) > 0 || sampler.is_finished()
+        });
         done.store(true, Ordering::Release);
         sampler.join().expect("sampler")
     });

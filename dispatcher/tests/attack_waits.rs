@@ -203,7 +203,7 @@ fn tids_named(prefix: &str) -> Vec<String> {
 fn no_wait_spins() {
     use std::sync::mpsc;
 
-    use crate::attack_kit::Gate;
+    use crate::attack_kit::{Gate, wait_for};
     use dispatcher::Batch;
     use dispatcher::nonblocking::AsyncSink;
     use dispatcher::sink::{self, FlushContext, Retry, SinkError};
@@ -342,7 +342,20 @@ fn no_wait_spins() {
         };
         drop(tid_tx);
         tids.extend(tid_rx.iter().take(5));
-        thread::sleep(Duration::from_millis(200));
+        // A thread names itself once it runs, which a busy host may delay:
+        // wait for every flush worker's name (zi has 2, the others 1).
+        progress.set("finding the flush workers by name");
+        for (prefix, workers) in [
+            ("zi-flush", 2),
+            ("zb-flush", 1),
+            ("zs-flush", 1),
+            ("zd-flush", 1),
+        ] {
+            wait_for(&format!("{workers} thread(s) named {prefix}*"), || {
+                tids_named(prefix).len() == workers
+            });
+        }
+        thread::sleep(Duration::from_millis(200)); // past any spinning phase
         for prefix in ["zi-flush", "zb-flush", "zs-flush", "zd-flush"] {
             let named = tids_named(prefix);
             assert!(!named.is_empty(), "no thread named {prefix}*");

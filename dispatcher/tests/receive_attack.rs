@@ -106,12 +106,21 @@ fn dist(label: &str, xs: &mut [f64]) -> (f64, f64, f64, f64) {
     r
 }
 
+/// The fewest samples [`assert_prompt`] judges the 90th percentile of.
+/// Below 20 the p90 sample is the largest or the second largest, so one
+/// scheduling stall of a slow or noisy host (not the code) would decide
+/// it; the median and the maximum are judged whatever the count.
+const P90_MIN_SAMPLES: usize = 20;
+
 /// Distribution judgement for "prompt" (overshoot past the due time, ms):
-/// median within 15 ms, 90% within 50 ms, all within 250 ms.
+/// median within 15 ms, 90% within 50 ms (from [`P90_MIN_SAMPLES`]
+/// samples on), all within 250 ms.
 fn assert_prompt(label: &str, overshoot_ms: &mut [f64]) {
     let (p50, p90, _, max) = dist(label, overshoot_ms);
     assert!(p50 <= 15.0, "{label}: median overshoot {p50:.2} ms");
-    assert!(p90 <= 50.0, "{label}: p90 overshoot {p90:.2} ms");
+    if overshoot_ms.len() >= P90_MIN_SAMPLES {
+        assert!(p90 <= 50.0, "{label}: p90 overshoot {p90:.2} ms");
+    }
     assert!(
         max <= 250.0,
         "{label}: max overshoot {max:.2} ms (receiver slept through?)"
@@ -815,18 +824,30 @@ fn set_limits_shortens_interval_while_receiver_sleeps() {
 /// Interval 20 ms, event, then lengthened to 150 ms at +5 ms: the batch
 /// should come at about event + 150 ms (new interval applies to the open
 /// batch); it must not be lost in between either.
+///
+/// A trial counts only if `set_limits` returned before the old deadline
+/// (event + 20 ms): on a slow or noisy host the 5 ms sleep or the call can
+/// overrun it, and then a batch cut on the old interval is right, not
+/// early. Such trials are redone: up to 40 attempts for the 5 that count.
 #[test]
 fn set_limits_lengthens_interval_while_receiver_sleeps() {
+    const LENGTHEN_TRIALS: usize = 5;
+    const LENGTHEN_ATTEMPTS: u64 = 40;
     let _g = serial();
+    let old = Duration::from_millis(20);
     for parts in [1, 32] {
-        let built = Dispatcher::<Ev>::builder().interval(Duration::from_millis(20));
+        let built = Dispatcher::<Ev>::builder().interval(old);
         let Rig(d, prods, rx, threads) = Rig::new(built, parts, 1);
         let mut r = Rng::new(seed_base() ^ 77 ^ parts as u64);
         let mut over = Vec::new();
         let mut early = 0;
-        for t in 0..5u64 {
+        let mut late_changes = 0;
+        for t in 0..LENGTHEN_ATTEMPTS {
+            if over.len() == LENGTHEN_TRIALS {
+                break;
+            }
             let mut l = d.limits();
-            l.interval = Duration::from_millis(20);
+            l.interval = old;
             d.set_limits(l).unwrap();
             let e = ev(0, t, 1);
             let at = e.at;
@@ -836,9 +857,19 @@ fn set_limits_lengthens_interval_while_receiver_sleeps() {
             thread::sleep(Duration::from_millis(5));
             l.interval = Duration::from_millis(150);
             d.set_limits(l).unwrap();
+            let changed = Instant::now();
             let (when, _, _) = rx
                 .recv_timeout(Duration::from_secs(5))
                 .expect("lengthened batch never came");
+            if changed >= at + old {
+                late_changes += 1;
+                eprintln!(
+                    "lengthen parts={parts}: set_limits returned {:.2} ms after the event, \
+                     past the old deadline: trial redone",
+                    ms(changed - at)
+                );
+                continue;
+            }
             let lat = when - at;
             if lat < Duration::from_millis(140) {
                 early += 1;
@@ -849,13 +880,20 @@ fn set_limits_lengthens_interval_while_receiver_sleeps() {
             }
             over.push(ms(lat.saturating_sub(Duration::from_millis(150))));
         }
+        assert_eq!(
+            over.len(),
+            LENGTHEN_TRIALS,
+            "parts={parts}: in {LENGTHEN_ATTEMPTS} attempts only {} changed the interval \
+             before the old deadline ({late_changes} too late)",
+            over.len()
+        );
         assert_prompt(
             &format!("20ms->150ms parts={parts}: overshoot past event+150ms"),
             &mut over,
         );
         assert_eq!(
             early, 0,
-            "parts={parts}: {early}/5 batches emitted on the old (shorter) interval"
+            "parts={parts}: {early}/{LENGTHEN_TRIALS} batches emitted on the old (shorter) interval"
         );
         Rig(d, prods, rx, threads).finish();
     }
@@ -1229,6 +1267,11 @@ fn recv_timeout_returns_on_time() {
     }
 }
 
+/// How soon after `shutdown` returns a receiver blocked in `recv` must
+/// return. Nothing but the end wakes it (the interval is an hour), so this
+/// only tells a hang from a slow or noisy host.
+const RETURN_AFTER_SHUTDOWN: Duration = Duration::from_secs(2);
+
 #[test]
 fn blocked_receivers_return_after_shutdown() {
     let _g = serial();
@@ -1266,7 +1309,7 @@ fn blocked_receivers_return_after_shutdown() {
                 .recv_timeout(Duration::from_secs(5))
                 .expect("a receiver blocked in recv never returned");
             assert!(
-                w - s < Duration::from_millis(300),
+                w - s < RETURN_AFTER_SHUTDOWN,
                 "receiver returned {:?} after shutdown",
                 w - s
             );
@@ -1492,12 +1535,17 @@ fn set_limits_shorten_race_random_delay() {
 
 /// An async stream whose `next()` is cancelled (timeout) before the batch
 /// is due; a blocking receiver must still take it on time.
+///
+/// The stream's timeout is at most half the 50 ms interval, so a tokio
+/// timer (or the stream's thread) running up to 25 ms late on a busy host
+/// still cancels the wait before the batch is due. A trial whose stream
+/// took the batch anyway is not measured.
 #[cfg(feature = "async")]
 #[test]
 fn cancelled_stream_wait_does_not_keep_the_interval_watch() {
     use tokio_stream::StreamExt;
     let _g = serial();
-    let iv = Duration::from_millis(15);
+    let iv = Duration::from_millis(50);
     for parts in [1, 32] {
         let (d, batches) = Dispatcher::<Ev>::builder()
             .interval(iv)
@@ -1511,7 +1559,7 @@ fn cancelled_stream_wait_does_not_keep_the_interval_watch() {
         let mut r = Rng::new(seed_base() ^ 31337);
         for t in 0..6u64 {
             let stream_batches = batches.clone();
-            let cut = Duration::from_micros(r.range(1000, 12_000));
+            let cut = Duration::from_micros(r.range(1000, iv.as_micros() as u64 / 2));
             let (go_tx, go_rx) = mpsc::channel();
             let sh = {
                 thread::spawn(move || {
@@ -1547,6 +1595,10 @@ fn cancelled_stream_wait_does_not_keep_the_interval_watch() {
             }
             assert!(!sh.join().unwrap());
         }
+        assert!(
+            !over.is_empty(),
+            "parts={parts}: the stream took every batch, its wait never cancelled in time"
+        );
         assert_prompt(
             &format!("cancelled stream wait, blocking B parts={parts}"),
             &mut over,
@@ -1624,7 +1676,10 @@ mod spill_replay {
 
     /// Events read back from the disk tier into a partition while the
     /// receiver sleeps must be cut on the interval like any other: each
-    /// batch comes within interval + slack of the one before.
+    /// batch comes within interval + slack of the one before. The slack is
+    /// a second: a receiver that slept through a replayed batch waits for
+    /// news that never comes (the 5 s receive limit), while disk reads and
+    /// writes on a slow host can take far more than the interval.
     #[test]
     fn replayed_events_are_cut_on_the_interval() {
         let _g = serial();
@@ -1666,7 +1721,7 @@ mod spill_replay {
                 &mut gaps,
             );
             assert!(
-                max <= ms(iv) + 100.0,
+                max <= ms(iv + Duration::from_secs(1)),
                 "parts={parts}: a replayed batch waited {max:.2} ms after the previous one"
             );
             d.shutdown(Duration::from_secs(5)).unwrap();

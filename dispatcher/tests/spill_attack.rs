@@ -350,6 +350,7 @@ fn random_run(cfg: RunCfg) -> Outcome {
 
     let producers: Vec<_> = (0..cfg.producers).map(|_| d.producer()).collect();
     let stop_sampling = AtomicBool::new(false);
+    let sampled = AtomicU64::new(0);
     let mut accepted_all = Vec::new();
     let mut max_seen = 0usize;
     thread::scope(|s| {
@@ -372,6 +373,7 @@ fn random_run(cfg: RunCfg) -> Outcome {
                 );
                 max_seen = max_seen.max(st.buffered_bytes);
                 samples += 1;
+                sampled.store(samples, Ordering::Relaxed);
                 thread::sleep(Duration::from_micros(200));
             }
             assert!(samples > 0);
@@ -449,6 +451,13 @@ fn random_run(cfg: RunCfg) -> Outcome {
         for h in handles {
             accepted_all.extend(h.join().unwrap());
         }
+        // A busy host may not have run the sampler yet: let it look once
+        // before stopping it (one that ended has panicked: its join says why).
+        wait_for(
+            "the bound sampler's first look",
+            Duration::from_secs(10),
+            || sampled.load(Ordering::Relaxed) > 0 || sampler.is_finished(),
+        );
         stop_sampling.store(true, Ordering::Relaxed);
         max_seen = sampler.join().unwrap();
     });
@@ -2288,20 +2297,40 @@ fn idle_child(wal: bool, dir: &Path) {
     }
 }
 
-/// Everything delivered, every batch dropped, the process idle for a while:
-/// then SIGKILL. Nothing was in memory, so (at-least-once, "duplicates
-/// bounded by what was in memory") a reopen should replay nothing.
+/// Everything delivered, every batch dropped, the process idle until the
+/// acknowledgement of it all has reached the disk: then SIGKILL. Nothing
+/// was in memory, so (at-least-once, "duplicates bounded by what was in
+/// memory") a reopen should replay nothing.
+///
+/// The idle child acknowledges at its next periodic tick (50 ms) and
+/// deletes the segments the acknowledgement covers, the last one too once
+/// every record is acknowledged. So the test waits (generously: a slow
+/// host may run the tick late) for the child's spill directory to hold no
+/// segment, instead of a fixed pause; a child that never acknowledges
+/// while idle fails that wait.
 fn assert_idle_kill_replays_nothing(mode: &str) {
     let dir = tempfile::tempdir().unwrap();
     let child = start_child(mode, dir.path(), 1, || {
         usize::from(dir.path().join("done").exists())
     });
-    thread::sleep(Duration::from_millis(500));
+    // Polled by hand, not with `wait_for`: the child is killed either way.
+    let spill_dir = child_spill(dir.path()).dir().to_path_buf();
+    let start = Instant::now();
+    while !segments(&spill_dir).is_empty() && start.elapsed() < Duration::from_secs(30) {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let left = segments(&spill_dir).len();
+    let idle = start.elapsed();
     sigkill(child);
+    assert_eq!(
+        left, 0,
+        "all 1000 delivered and dropped, yet {left} segments still on disk after {idle:?} idle"
+    );
     let n = child_spill(dir.path()).open().unwrap().1.events;
     assert_eq!(
         n, 0,
-        "all 1000 delivered and dropped, idle 500 ms, SIGKILL: {n} records replayed"
+        "all 1000 delivered and dropped, acknowledged on disk after {idle:?} idle, \
+         SIGKILL: {n} records replayed"
     );
 }
 
