@@ -1409,7 +1409,9 @@ fn handover(parts: usize, drop_a: bool, trials: usize, linger: Duration, seed: u
     let mut a_took = 0;
     for t in 0..trials {
         let a_batches = batches.clone();
-        let a_to = Duration::from_micros(r.range(0, 14_000));
+        // At most half the interval: A's timeout ends well before the batch
+        // is due, so only a timer some 8 ms late hands A the batch.
+        let a_to = Duration::from_micros(r.range(0, 7_000));
         let (a_tx, a_rx) = mpsc::channel();
         let a = thread::spawn(move || {
             a_tx.send(()).unwrap();
@@ -1460,7 +1462,7 @@ fn timed_out_receiver_does_not_keep_the_interval_watch() {
     let _g = serial();
     let seed = seed_base();
     for parts in [1, 32] {
-        handover_case(parts, 4, Duration::from_millis(150), seed);
+        handover_case(parts, 4, Duration::from_millis(300), seed);
     }
 }
 
@@ -1475,6 +1477,7 @@ fn handover_case(parts: usize, trials: usize, linger: Duration, seed: u64) {
         );
         let label =
             format!("handover (A times out, dropped={drop_a}, linger {linger:?}) parts={parts}");
+        assert!(!o.is_empty(), "{label}: A took every batch, B none");
         let max = o.iter().cloned().fold(0.0, f64::max);
         assert!(
             max < ms(linger) * 0.6,
