@@ -89,8 +89,10 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Prints and returns (p50, p90, p99, max) in ms of a set of durations.
+/// Prints and returns (p50, p90, p99, max) in ms of a set of durations;
+/// fails, by `label`, on an empty set (a run that measured nothing).
 fn dist(label: &str, xs: &mut [f64]) -> (f64, f64, f64, f64) {
+    assert!(!xs.is_empty(), "{label}: nothing was measured");
     xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let q = |f: f64| xs[((xs.len() as f64 - 1.0) * f).round() as usize];
     let r = (q(0.5), q(0.9), q(0.99), q(1.0));
@@ -1477,7 +1479,6 @@ fn handover_case(parts: usize, trials: usize, linger: Duration, seed: u64) {
         );
         let label =
             format!("handover (A times out, dropped={drop_a}, linger {linger:?}) parts={parts}");
-        assert!(!o.is_empty(), "{label}: A took every batch, B none");
         let max = o.iter().cloned().fold(0.0, f64::max);
         assert!(
             max < ms(linger) * 0.6,
@@ -1598,10 +1599,6 @@ fn cancelled_stream_wait_does_not_keep_the_interval_watch() {
             }
             assert!(!sh.join().unwrap());
         }
-        assert!(
-            !over.is_empty(),
-            "parts={parts}: the stream took every batch, its wait never cancelled in time"
-        );
         assert_prompt(
             &format!("cancelled stream wait, blocking B parts={parts}"),
             &mut over,
