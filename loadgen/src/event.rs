@@ -114,7 +114,8 @@ impl Clock {
     /// Nanoseconds from the origin to `at` as [`now_ns`](Self::now_ns) would
     /// have read them then (0 if `at` is earlier; saturates after ~584
     /// years). Converted through the present moment: exact to within the
-    /// two clocks' drift over how far from now `at` is (see [`Clock`]).
+    /// two clocks' drift over how far from now `at` is (see [`Clock`]), so an
+    /// instant closer to the origin than that drift can read 0 too.
     pub fn ns_at(&self, at: Instant) -> u64 {
         let (fast, now) = paired();
         clamp_ns(self.fast_ns(fast) + signed_ns(at, now))

@@ -36,6 +36,20 @@ fn warm() -> Clock {
     c
 }
 
+/// A calibrated clock whose origin is 10 s in the past, for conversions of
+/// instants seconds before now. With an origin just made, such an instant is
+/// before it (and reads 0), and one microseconds after it reads 0 as soon as
+/// the clocks' drift since is larger than that (a CI run saw ns_at clamp a
+/// reading of 5 us to 0 after 34 us of drift, and took it for a conversion
+/// error).
+fn warm_with_history() -> Clock {
+    warm();
+    let start = Instant::now()
+        .checked_sub(Duration::from_secs(10))
+        .expect("the machine has been up for 10 s");
+    Clock::starting_at(start)
+}
+
 // ---------------------------------------------------------------------------
 // Origins far from now
 // ---------------------------------------------------------------------------
@@ -284,7 +298,7 @@ fn ns_at_now_matches_now_ns_back_to_back() {
 
 #[test]
 fn round_trips_are_exact_to_microseconds_for_instants_seconds_away() {
-    let clock = warm();
+    let clock = warm_with_history();
     for secs in [-2i64, -1, 1, 3, 30, 600] {
         let err = best_of(5, || {
             let now = Instant::now();
@@ -293,9 +307,6 @@ fn round_trips_are_exact_to_microseconds_for_instants_seconds_away() {
             } else {
                 now + Duration::from_secs(secs as u64)
             };
-            if t < clock.start() {
-                return 0;
-            }
             let back = clock.instant_at(clock.ns_at(t));
             let d = if back > t { back - t } else { t - back };
             d.as_nanos() as u64
@@ -340,8 +351,12 @@ fn tight_pair(clock: &Clock) -> (u64, Instant) {
 /// origin or a conversion gone wrong is off by milliseconds more.
 #[test]
 fn ns_at_an_instant_two_seconds_ago_is_what_now_ns_read_then_up_to_the_drift() {
-    let clock = warm();
+    let clock = warm_with_history();
     let (ns_then, t_then) = tight_pair(&clock);
+    assert!(
+        ns_then > 9_000_000_000,
+        "{ns_then} ns: the origin is 10 s back"
+    );
     std::thread::sleep(Duration::from_secs(2));
     let mut seen = Vec::new();
     let err = best_of(5, || {
@@ -356,7 +371,7 @@ fn ns_at_an_instant_two_seconds_ago_is_what_now_ns_read_then_up_to_the_drift() {
     assert!(
         err < 20_000,
         "2 s later, ns_at(t) - now_ns then (off) strays from the clocks' drift \
-         by {err} ns; (off, drift) in ns per try: {seen:?}"
+         by {err} ns; now_ns then {ns_then}; (off, drift) in ns per try: {seen:?}"
     );
 }
 
