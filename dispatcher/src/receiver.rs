@@ -124,7 +124,7 @@ impl<T: Weight> Batches<T> {
     /// ```
     pub fn try_recv(&self) -> Result<Batch<T>, TryRecvError> {
         self.core
-            .recv_until(Some(std::time::Instant::now()))
+            .try_take()
             .map(|taken| self.batch(taken))
             .map_err(|err| match err {
                 RecvTimeoutError::Timeout => TryRecvError::Empty,

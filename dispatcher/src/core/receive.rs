@@ -28,6 +28,13 @@ impl<T> Core<T> {
         self.ready.wait(|| self.look_for_batch(deadline))
     }
 
+    /// One look, never waiting: a batch, the end, or a timeout. The
+    /// deadline is the epoch, which has always passed, so the look's own
+    /// reading of the clock is the only one.
+    pub(crate) fn try_take(&self) -> Received<T> {
+        self.recv_until(Some(self.epoch))
+    }
+
     /// One look for a receiver: a batch, the end (admission closed and
     /// nothing left to take), a timeout, or when to look again (the
     /// earliest open batch's deadline, or `deadline`).
