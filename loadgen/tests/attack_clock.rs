@@ -38,19 +38,15 @@ fn nanos(d: Duration) -> u64 {
 /// microsecond-scale bound must allow it on a host whose OS clock reads are
 /// system calls.
 fn read_cost(clock: &Clock) -> u64 {
-    let os = (0..50)
-        .map(|_| {
-            let a = Instant::now();
-            nanos(Instant::now() - a)
-        })
-        .min();
-    let fast = (0..50)
-        .map(|_| {
-            let a = clock.now_ns();
-            clock.now_ns().saturating_sub(a)
-        })
-        .min();
-    os.unwrap_or(0) + fast.unwrap_or(0)
+    let os = best_of(50, || {
+        let a = Instant::now();
+        nanos(Instant::now() - a)
+    });
+    let fast = best_of(50, || {
+        let a = clock.now_ns();
+        clock.now_ns().saturating_sub(a)
+    });
+    os + fast
 }
 
 /// Makes sure the process calibrated its counter before timing anything.
@@ -542,20 +538,20 @@ fn stamps_through_a_mutex_and_a_channel_give_no_negative_latency() {
     let deadline = Instant::now() + Duration::from_millis(600);
     let mut worst: i128 = i128::MAX;
     let mut seen = 0u64;
+    // A stamp against a reading taken after it was published.
+    let mut judge = |now: u64, stamp: u64| {
+        worst = worst.min(i128::from(now) - i128::from(stamp));
+        seen += 1;
+    };
     while Instant::now() < deadline {
         let stamps = std::mem::take(&mut *shared.lock().unwrap());
         let now = clock.now_ns();
-        for s in stamps {
-            worst = worst.min(now as i128 - s as i128);
-            seen += 1;
-        }
+        stamps.into_iter().for_each(|s| judge(now, s));
         // Bounded: three producers can send faster than one consumer
         // receives (on a host whose clock reads are slow), and an unbounded
         // drain would then never reach the deadline.
         for s in rx.try_iter().take(1024) {
-            let now = clock.now_ns();
-            worst = worst.min(now as i128 - s as i128);
-            seen += 1;
+            judge(clock.now_ns(), s);
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -565,10 +561,9 @@ fn stamps_through_a_mutex_and_a_channel_give_no_negative_latency() {
     // What was left is checked too, against a reading taken after all of it.
     let now = clock.now_ns();
     let left = std::mem::take(&mut *shared.lock().unwrap());
-    for s in left.into_iter().chain(rx.try_iter()) {
-        worst = worst.min(now as i128 - s as i128);
-        seen += 1;
-    }
+    left.into_iter()
+        .chain(rx.try_iter())
+        .for_each(|s| judge(now, s));
     assert!(seen > 1000, "{seen} stamps");
     assert!(worst >= 0, "a latency read {worst} ns (negative)");
 }
