@@ -345,18 +345,19 @@ fn no_wait_spins() {
         // A thread names itself once it runs, which a busy host may delay:
         // wait for every flush worker's name (zi has 2, the others 1).
         progress.set("finding the flush workers by name");
-        for (prefix, workers) in [
+        let flush_workers = [
             ("zi-flush", 2),
             ("zb-flush", 1),
             ("zs-flush", 1),
             ("zd-flush", 1),
-        ] {
+        ];
+        for (prefix, workers) in flush_workers {
             wait_for(&format!("{workers} thread(s) named {prefix}*"), || {
                 tids_named(prefix).len() == workers
             });
         }
         thread::sleep(Duration::from_millis(200)); // past any spinning phase
-        for prefix in ["zi-flush", "zb-flush", "zs-flush", "zd-flush"] {
+        for (prefix, _) in flush_workers {
             let named = tids_named(prefix);
             assert!(!named.is_empty(), "no thread named {prefix}*");
             tids.extend(named);

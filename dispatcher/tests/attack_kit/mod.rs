@@ -94,13 +94,10 @@ pub fn watchdog<R: Send + 'static>(
     }
 }
 
-/// Polls `cond` until it holds; fails after 10 s.
-pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what}: not within 10 s");
-        thread::sleep(Duration::from_millis(1));
-    }
+/// Polls `cond` until it holds; fails after 10 s (the shared
+/// [`common::wait_for`] with the attacks' limit).
+pub fn wait_for(what: &str, cond: impl FnMut() -> bool) {
+    common::wait_for(Duration::from_secs(10), what, cond);
 }
 
 // The balance and the sink gate are the other integration tests' own.
