@@ -2,6 +2,7 @@
 //! interval elapsed), shared by blocking receivers, streams and sink
 //! workers, which wait on the "ready" signal between looks.
 
+use std::cell::OnceCell;
 use std::time::Instant;
 
 use super::Core;
@@ -51,14 +52,17 @@ impl<T> Core<T> {
         // Read before the partitions: the disk tier places what it read
         // back before it stops feeding.
         let feeding = self.spill_feeding();
-        let now = Instant::now();
-        // Whether a partition's look-at instant has come; the clock is read
-        // as nanoseconds only for an open batch's deadline.
-        let mut now_ns = None;
-        let mut come = |look_at: u64| match look_at {
+        // The clock is read once, and only if an open batch's deadline or
+        // the receiver's own needs it: a look that takes a waiting batch
+        // from a partition with nothing open does not read it.
+        let clock = OnceCell::new();
+        let now = || *clock.get_or_init(Instant::now);
+        // Whether a partition's look-at instant has come.
+        let now_ns = OnceCell::new();
+        let come = |look_at: u64| match look_at {
             0 => true,
             UNSTAMPED => false,
-            at => at <= *now_ns.get_or_insert_with(|| clock::nanos_since(self.epoch, now)),
+            at => at <= *now_ns.get_or_init(|| clock::nanos_since(self.epoch, now())),
         };
         let n = self.parts.len();
         let start = if n == 1 {
@@ -105,7 +109,7 @@ impl<T> Core<T> {
         }
         if closed && due.is_none() && !feeding {
             Check::Ready(Err(RecvTimeoutError::Disconnected))
-        } else if deadline.is_some_and(|deadline| now >= deadline) {
+        } else if deadline.is_some_and(|deadline| now() >= deadline) {
             Check::Ready(Err(RecvTimeoutError::Timeout))
         } else {
             Check::Wait(due.into_iter().chain(deadline).min())

@@ -461,9 +461,10 @@ impl<T> State<T> {
         })
     }
 
-    /// Seals the open batch if its interval has elapsed by `now`.
-    pub(crate) fn cut_if_due(&mut self, now: Instant) {
-        if self.due().is_some_and(|due| now >= due) {
+    /// Seals the open batch if its interval has elapsed by `now`, which is
+    /// asked only when a batch is open.
+    pub(crate) fn cut_if_due(&mut self, now: impl FnOnce() -> Instant) {
+        if self.due().is_some_and(|due| now() >= due) {
             self.seal(FlushReason::Interval);
         }
     }
