@@ -4,7 +4,7 @@
 //! from a common start to the last receipt.
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Relaxed};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
@@ -46,6 +46,24 @@ fn timed_run<S>(
 where
     S: FnMut(Vec<u8>) + Send,
 {
+    timed_run_ending(producers, total, size, make_sender, || {}, consume)
+}
+
+/// [`timed_run`], where the last producer to finish calls `ended`: the
+/// input is over, as a producer that knows it would say.
+fn timed_run_ending<S>(
+    producers: usize,
+    total: usize,
+    size: usize,
+    make_sender: impl Fn() -> S,
+    ended: impl Fn() + Sync,
+    consume: impl FnOnce(),
+) -> Duration
+where
+    S: FnMut(Vec<u8>) + Send,
+{
+    let sending = AtomicUsize::new(producers);
+    let (sending, ended) = (&sending, &ended);
     let start = Arc::new(Barrier::new(producers + 1));
     thread::scope(|scope| {
         for p in 0..producers {
@@ -56,6 +74,9 @@ where
                 start.wait();
                 for _ in 0..share {
                     send(vec![0u8; size]);
+                }
+                if sending.fetch_sub(1, AcqRel) == 1 {
+                    ended();
                 }
             });
         }
@@ -121,7 +142,9 @@ fn dispatcher_timed(
     // One handle cloned into every producer thread, the common pattern:
     // each clone takes the next partition.
     let handle = dispatcher.producer();
-    let elapsed = timed_run(
+    // When the input ends, the open batch goes without waiting out its
+    // interval: a consumer of the peers takes what is there.
+    let elapsed = timed_run_ending(
         producers,
         total,
         size,
@@ -129,6 +152,7 @@ fn dispatcher_timed(
             let producer = handle.clone();
             move |event| producer.enqueue(event).expect("bench enqueue")
         },
+        || dispatcher.flush(),
         consume,
     );
     drop(handle);
