@@ -142,16 +142,30 @@ impl<T: Weight> Core<T> {
         &self,
         at: usize,
         item: T,
-        mut deadline: Deadline,
+        deadline: Deadline,
     ) -> Result<(), EnqueueError<T>> {
         let weight = charge(self.weighing, &item);
         // The first look outside the wait: most admissions are done by it,
         // and skip the waiter's set-up (its loop, listener and back-off).
-        let item = match self.admit_any(at, One(item, weight), weight) {
-            Ok(()) => return Ok(()),
-            Err((Refusal::Full, One(item, _))) => item,
-            Err((refusal, payload)) => return Err(self.refuse_for_good(at, refusal, payload)),
-        };
+        match self.admit_any(at, One(item, weight), weight) {
+            Ok(()) => Ok(()),
+            Err((Refusal::Full, One(item, _))) => self.wait_to_admit(at, item, weight, deadline),
+            Err((refusal, payload)) => Err(self.refuse_for_good(at, refusal, payload)),
+        }
+    }
+
+    /// [`enqueue_until`](Self::enqueue_until) once the first look found no
+    /// room: waits for it. Out of line, so the first look does not pay for
+    /// the wait's set-up in its own prologue.
+    #[cold]
+    #[inline(never)]
+    fn wait_to_admit(
+        &self,
+        at: usize,
+        item: T,
+        weight: usize,
+        mut deadline: Deadline,
+    ) -> Result<(), EnqueueError<T>> {
         let mut slot = Some(item);
         self.budget.room.wait_for(weight, || {
             self.admit_or_wait(at, &mut slot, weight, &mut deadline)
