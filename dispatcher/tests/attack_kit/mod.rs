@@ -69,6 +69,15 @@ pub fn watchdog<R: Send + 'static>(
     name: &str,
     body: impl FnOnce(Progress) -> R + Send + 'static,
 ) -> R {
+    watchdog_within(name, WATCHDOG, body)
+}
+
+/// [`watchdog`] with a limit of its own.
+pub fn watchdog_within<R: Send + 'static>(
+    name: &str,
+    limit: Duration,
+    body: impl FnOnce(Progress) -> R + Send + 'static,
+) -> R {
     let progress = Progress::default();
     let (tx, rx) = mpsc::sync_channel(1);
     let seen = progress.clone();
@@ -78,7 +87,7 @@ pub fn watchdog<R: Send + 'static>(
             let _ = tx.send(body(seen));
         })
         .unwrap();
-    match rx.recv_timeout(WATCHDOG) {
+    match rx.recv_timeout(limit) {
         Ok(value) => {
             let _ = handle.join();
             value
@@ -88,7 +97,7 @@ pub fn watchdog<R: Send + 'static>(
             Ok(()) => panic!("{name}: ended without a result"),
         },
         Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-            "{name}: not finished within {WATCHDOG:?} (deadlock or lost wake-up?); stuck at: {}",
+            "{name}: not finished within {limit:?} (deadlock or lost wake-up?); stuck at: {}",
             progress.get()
         ),
     }
