@@ -5,7 +5,8 @@
 # - A SIGTERM mid-run drains and writes a complete record (exit 143).
 # - A 2 s soak whose memory cannot keep up spills to a disk tier and must say so.
 # - A crash test of 3 kills: exit 0 only if no accepted event was lost.
-# - The peers example: a verdict line for each group it was given.
+# - The peers example: a verdict line for each group it was given, also with
+#   every run in a process of its own (`--isolate`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,10 +43,15 @@ echo "ci-smoke: the run spilled to disk and drained it"
 echo "--- crash test: 3 SIGKILLs of a write-ahead soak, then a run that drains"
 ./target/release/soak crash-test --kills 3 --out "$out/crash"
 
-echo "--- the peers example (3 rounds of two groups, debug build: a check that it runs, not a measurement)"
+echo "--- the peers example (3 rounds of two groups, then one group isolated; debug build: a check that it runs, not a measurement)"
 cargo run --quiet -p dispatcher --example peers -- --rounds 3 --sizes 1024 --producers 1,4 \
   | tee "$out/peers.txt"
 verdicts=$(grep -cE '^1 KiB x [14] .* crossbeam .*(ahead|behind|even)' "$out/peers.txt" || true)
 [ "$verdicts" -eq 2 ] \
   || { echo "ci-smoke: the peers example printed $verdicts verdict lines, expected 2" >&2; exit 1; }
 echo "ci-smoke: the peers example gave a verdict for each group"
+cargo run --quiet -p dispatcher --example peers -- --rounds 3 --sizes 1024 --producers 1 \
+  --isolate | tee "$out/peers-isolated.txt"
+grep -qE '^1 KiB x 1 .* crossbeam .*(ahead|behind|even)' "$out/peers-isolated.txt" \
+  || { echo "ci-smoke: the peers example gave no verdict with --isolate" >&2; exit 1; }
+echo "ci-smoke: the peers example gave a verdict with every run in a process of its own"

@@ -11,6 +11,10 @@
 //! rounds, with a 95% bootstrap interval. "ahead" and "behind" need the
 //! whole interval above or below 1; anything else is "even".
 //!
+//! With `--isolate` every run is a process of its own (this binary again),
+//! after a warm-up run there: targets sharing one process also share its
+//! heap, and a round of one starts on the heap the other's round shaped.
+//!
 //! Run with `cargo run --release -p dispatcher --example peers -- --rounds 15`
 //! (`--help` for the groups, peers and scale). Nothing else should run
 //! meanwhile.
@@ -21,11 +25,13 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 // The bench's own runs; this example uses only some of them.
+mod isolate;
 #[allow(dead_code)]
 #[path = "../../benches/runs/mod.rs"]
 mod runs;
 mod stats;
 
+use isolate::Child;
 use runs::Run;
 use stats::{Spread, Verdict};
 
@@ -50,6 +56,14 @@ struct Args {
     /// Each run takes this many times the benchmark's events.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     scale: u32,
+    /// Run every measured run in a process of its own, after a warm-up run
+    /// there, so no target runs on a heap another target shaped.
+    #[arg(long)]
+    isolate: bool,
+    /// Internal: make one isolated run (TARGET:PRODUCERS:EVENTS:SIZE) and
+    /// print its nanoseconds.
+    #[arg(long, hide = true, value_parser = Child::parse)]
+    child: Option<Child>,
 }
 
 /// A peer a user would pick instead of the dispatcher.
@@ -61,6 +75,17 @@ enum Peer {
     Channel,
     /// tokio's bounded mpsc with `chunks_timeout`.
     Tokio,
+}
+
+/// The dispatcher's name among the targets.
+const DISPATCHER: &str = "dispatcher";
+
+/// A target's run by its name.
+fn run_of(target: &str) -> Option<Run> {
+    if target == DISPATCHER {
+        return Some(runs::dispatcher_run);
+    }
+    Peer::from_str(target, true).ok().map(Peer::run)
 }
 
 impl Peer {
@@ -89,6 +114,14 @@ impl std::fmt::Display for Peer {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(child) = &args.child {
+        let Some(run) = run_of(&child.target) else {
+            eprintln!("peers: --child: unknown target `{}`", child.target);
+            return ExitCode::from(2);
+        };
+        println!("{}", child.measure(run).as_nanos());
+        return ExitCode::SUCCESS;
+    }
     let mut peers: Vec<Peer> = Vec::new();
     for &peer in &args.peers {
         if !peers.contains(&peer) {
@@ -117,7 +150,13 @@ fn main() -> ExitCode {
             size_label(size),
             args.rounds
         );
-        let rates = group_rates(&peers, args.rounds, producers, total, size);
+        let rates = match group_rates(&peers, args.rounds, args.isolate, producers, total, size) {
+            Ok(rates) => rates,
+            Err(error) => {
+                eprintln!("peers: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
         let ours = Spread::of(&rates[0]);
         for (peer, theirs) in peers.iter().zip(&rates[1..]) {
             let ratios: Vec<f64> = rates[0].iter().zip(theirs).map(|(a, b)| a / b).collect();
@@ -138,16 +177,18 @@ fn main() -> ExitCode {
 }
 
 /// Every target's rate (M events/s) in each round: the dispatcher first,
-/// then the peers in order. Odd rounds run the targets in reverse.
+/// then the peers in order. Odd rounds run the targets in reverse. With
+/// `isolate`, each run is a child process of its own (see [`isolate`]).
 fn group_rates(
     peers: &[Peer],
     rounds: u32,
+    isolate: bool,
     producers: usize,
     total: usize,
     size: usize,
-) -> Vec<Vec<f64>> {
-    let targets: Vec<Run> = std::iter::once(runs::dispatcher_run as Run)
-        .chain(peers.iter().map(|peer| peer.run()))
+) -> Result<Vec<Vec<f64>>, String> {
+    let targets: Vec<&str> = std::iter::once(DISPATCHER)
+        .chain(peers.iter().map(|peer| peer.name()))
         .collect();
     let mut rates = vec![Vec::with_capacity(rounds as usize); targets.len()];
     for round in 0..rounds {
@@ -156,11 +197,22 @@ fn group_rates(
             order.reverse();
         }
         for at in order {
-            let elapsed = targets[at](producers, total, size);
+            let elapsed = if isolate {
+                Child {
+                    target: targets[at].to_owned(),
+                    producers,
+                    total,
+                    size,
+                }
+                .spawn()?
+            } else {
+                let run = run_of(targets[at]).expect("every target has a run");
+                run(producers, total, size)
+            };
             rates[at].push(rate(total, elapsed));
         }
     }
-    rates
+    Ok(rates)
 }
 
 /// Millions of events a second.
