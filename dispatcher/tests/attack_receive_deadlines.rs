@@ -825,34 +825,26 @@ fn randomized_producers_partitions_and_mixed_receivers() {
                             let end = Instant::now() + Duration::from_millis(300);
                             let target = rng.u64(300..4000);
                             while seq < target && Instant::now() < end {
+                                let mut one = |result: Result<(), bool>| match result {
+                                    Ok(()) => {
+                                        mine.push(seq);
+                                        false
+                                    }
+                                    Err(closed) => closed,
+                                };
                                 let closed = match rng.u8(..10) {
-                                    0..=4 => match producer.try_enqueue(ev(p, seq)) {
-                                        Ok(()) => {
-                                            mine.push(seq);
-                                            false
-                                        }
-                                        Err(TryEnqueueError::Closed(_)) => true,
-                                        Err(_) => false,
-                                    },
-                                    5..=6 => match producer.enqueue(ev(p, seq)) {
-                                        Ok(()) => {
-                                            mine.push(seq);
-                                            false
-                                        }
-                                        Err(EnqueueError::Closed(_)) => true,
-                                        Err(_) => false,
-                                    },
-                                    7 => match producer.enqueue_timeout(
-                                        ev(p, seq),
-                                        Duration::from_micros(rng.u64(0..2000)),
-                                    ) {
-                                        Ok(()) => {
-                                            mine.push(seq);
-                                            false
-                                        }
-                                        Err(EnqueueTimeoutError::Closed(_)) => true,
-                                        Err(_) => false,
-                                    },
+                                    0..=4 => one(producer
+                                        .try_enqueue(ev(p, seq))
+                                        .map_err(|e| matches!(e, TryEnqueueError::Closed(_)))),
+                                    5..=6 => one(producer
+                                        .enqueue(ev(p, seq))
+                                        .map_err(|e| matches!(e, EnqueueError::Closed(_)))),
+                                    7 => one(producer
+                                        .enqueue_timeout(
+                                            ev(p, seq),
+                                            Duration::from_micros(rng.u64(0..2000)),
+                                        )
+                                        .map_err(|e| matches!(e, EnqueueTimeoutError::Closed(_)))),
                                     8 => {
                                         let n = rng.u64(1..5);
                                         let group: Vec<_> =
