@@ -80,7 +80,7 @@ enum Peer {
 /// The dispatcher's name among the targets.
 const DISPATCHER: &str = "dispatcher";
 
-/// A target's run by its name.
+/// A target's run by its name (a `--child`'s target).
 fn run_of(target: &str) -> Option<Run> {
     if target == DISPATCHER {
         return Some(runs::dispatcher_run);
@@ -187,8 +187,8 @@ fn group_rates(
     total: usize,
     size: usize,
 ) -> Result<Vec<Vec<f64>>, String> {
-    let targets: Vec<&str> = std::iter::once(DISPATCHER)
-        .chain(peers.iter().map(|peer| peer.name()))
+    let targets: Vec<(&str, Run)> = std::iter::once((DISPATCHER, runs::dispatcher_run as Run))
+        .chain(peers.iter().map(|peer| (peer.name(), peer.run())))
         .collect();
     let mut rates = vec![Vec::with_capacity(rounds as usize); targets.len()];
     for round in 0..rounds {
@@ -197,16 +197,16 @@ fn group_rates(
             order.reverse();
         }
         for at in order {
+            let (target, run) = targets[at];
             let elapsed = if isolate {
                 Child {
-                    target: targets[at].to_owned(),
+                    target: target.to_owned(),
                     producers,
                     total,
                     size,
                 }
                 .spawn()?
             } else {
-                let run = run_of(targets[at]).expect("every target has a run");
                 run(producers, total, size)
             };
             rates[at].push(rate(total, elapsed));
