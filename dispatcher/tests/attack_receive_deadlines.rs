@@ -189,6 +189,16 @@ fn check_ledger(
     }
 }
 
+/// A pull-mode dispatcher with `parts` partitions and `interval`, the rest
+/// the builder's defaults.
+fn pull(parts: usize, interval: Duration) -> (Dispatcher<Ev>, Batches<Ev>) {
+    Dispatcher::<Ev>::builder()
+        .partitions(parts)
+        .interval(interval)
+        .build()
+        .unwrap()
+}
+
 /// How a receiver waits for its batch.
 #[derive(Clone, Copy, Debug)]
 enum Mode {
@@ -241,11 +251,7 @@ fn recv_timeout_tiny_and_huge_durations() {
     watchdog_within("recv_timeout_edges", Duration::from_secs(60), |_| {
         let mut failures = Vec::new();
         for parts in [1usize, 4] {
-            let (d, batches) = Dispatcher::<Ev>::builder()
-                .partitions(parts)
-                .interval(Duration::from_millis(5))
-                .build()
-                .unwrap();
+            let (d, batches) = pull(parts, Duration::from_millis(5));
             let producer = kth_producer(&d, parts - 1);
             for tiny in [Duration::ZERO, Duration::from_nanos(1)] {
                 let t = Instant::now();
@@ -300,11 +306,7 @@ fn recv_timeout_tiny_and_huge_durations() {
             Duration::from_secs(u64::MAX / 2),
         ] {
             for interval in [HOUR, Duration::MAX] {
-                let (d, batches) = Dispatcher::<Ev>::builder()
-                    .partitions(2)
-                    .interval(interval)
-                    .build()
-                    .unwrap();
+                let (d, batches) = pull(2, interval);
                 let d = Arc::new(d);
                 let (tx, rx) = mpsc::channel();
                 let consumer = thread::spawn(move || {
@@ -371,11 +373,7 @@ fn recv_timeout_never_times_out_early_while_others_take_the_batches() {
     let _g = serial();
     watchdog_within("recv_timeout_spurious", Duration::from_secs(60), |_| {
         for parts in [1usize, 4] {
-            let (d, batches) = Dispatcher::<Ev>::builder()
-                .partitions(parts)
-                .interval(HOUR)
-                .build()
-                .unwrap();
+            let (d, batches) = pull(parts, HOUR);
             let stop = Arc::new(AtomicBool::new(false));
             let wait = Duration::from_millis(120);
             let timed = {
@@ -591,11 +589,7 @@ fn flush_from_a_producer_thread_wakes_a_blocked_receiver_every_time() {
         let mut failures = Vec::new();
         for mode in MODES {
             for (parts, interval) in [(1usize, HOUR), (16, Duration::MAX)] {
-                let (d, batches) = Dispatcher::<Ev>::builder()
-                    .partitions(parts)
-                    .interval(interval)
-                    .build()
-                    .unwrap();
+                let (d, batches) = pull(parts, interval);
                 let d = Arc::new(d);
                 let (tx, rx) = mpsc::channel();
                 let consumer = thread::spawn(move || {
@@ -1015,11 +1009,7 @@ fn huge_intervals_never_panic_or_hang() {
         }
         // Live changes between huge and tiny intervals under a sleeping receiver.
         let r = catch_unwind(AssertUnwindSafe(|| {
-            let (d, batches) = Dispatcher::<Ev>::builder()
-                .partitions(2)
-                .interval(Duration::from_millis(10))
-                .build()
-                .unwrap();
+            let (d, batches) = pull(2, Duration::from_millis(10));
             let consumer = thread::spawn(move || {
                 let mut got = Vec::new();
                 while let Ok(b) = batches.recv() {
