@@ -121,7 +121,18 @@ fn update_then_pass_then_fail_on_a_tightened_baseline() {
         .lines()
         .find(|l| l.starts_with(name))
         .expect("verdict line");
-    assert!(line.contains("+25.00%") && line.ends_with("FAIL"), "{line}");
+    // Instruction counts of two runs of the same build may differ by a few
+    // hundredths of a percent (seen on a CI machine: +24.99%), so the change
+    // is read back and held to the tightening, not to its last digit.
+    let change: f64 = line
+        .split_whitespace()
+        .skip_while(|w| *w != "change")
+        .nth(1)
+        .and_then(|w| w.strip_suffix('%'))
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no change in {line}"));
+    assert!((24.0..=26.0).contains(&change), "{line}");
+    assert!(line.ends_with("FAIL"), "{line}");
     assert!(
         stdout.contains(&format!("FAIL: 1 of {metrics} metrics failed")),
         "{stdout}"
