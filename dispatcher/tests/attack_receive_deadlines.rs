@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 
 mod attack_kit;
 
-use attack_kit::watchdog_within;
+use attack_kit::ledger::{Fates, verify};
+use attack_kit::{Id, watchdog_within};
 use dispatcher::{
     Batch, Batches, Dispatcher, EnqueueError, EnqueueTimeoutError, FlushReason, Policy,
     RecvTimeoutError, TryEnqueueError, TryRecvError, Weight,
@@ -93,7 +94,8 @@ fn kth_producer(d: &Dispatcher<Ev>, k: usize) -> dispatcher::Producer<Ev> {
     last
 }
 
-/// Exactly-once and per-handle order over everything the receivers got.
+/// Exactly-once and per-handle order over everything the receivers got,
+/// by the attack tests' one check (`attack_kit::ledger`).
 ///
 /// `accepted[p]`: the sequence numbers handle `p` had accepted, in order.
 /// `streams[c]`: the batches consumer `c` received, in the order it got them.
@@ -104,88 +106,28 @@ fn check_ledger(
     streams: &[Vec<Vec<(u32, u64)>>],
     returned: &[(u32, u64)],
 ) {
-    let mut problems = Vec::new();
-    // counts[p][seq]: how often (p, seq) was seen (delivered or returned).
-    let max_seq = |p: usize| {
-        accepted
-            .get(p)
-            .and_then(|v| v.last())
-            .map_or(0, |&s| s as usize + 1)
+    let id =
+        |&(p, seq): &(u32, u64)| -> Id { (p, u32::try_from(seq).expect("a test's seq fits u32")) };
+    let accepted: Vec<Id> = (0u32..)
+        .zip(accepted)
+        .flat_map(|(p, seqs)| seqs.iter().map(move |&seq| id(&(p, seq))))
+        .collect();
+    let fates = Fates {
+        streams: streams
+            .iter()
+            .enumerate()
+            .map(|(c, batches)| {
+                (
+                    format!("consumer {c}"),
+                    batches.iter().flatten().map(id).collect(),
+                )
+            })
+            .collect(),
+        evicted: Vec::new(),
+        returned: returned.iter().map(id).collect(),
     };
-    let mut counts: Vec<Vec<u32>> = (0..accepted.len()).map(|p| vec![0; max_seq(p)]).collect();
-    let mut delivered = 0usize;
-    let mut see = |id: (u32, u64), problems: &mut Vec<String>| {
-        let (p, s) = (id.0 as usize, id.1 as usize);
-        match counts.get_mut(p).and_then(|c| c.get_mut(s)) {
-            Some(c) => *c += 1,
-            None => problems.push(format!("PHANTOM: {id:?} delivered but never accepted")),
-        }
-    };
-    for stream in streams {
-        for batch in stream {
-            for &id in batch {
-                delivered += 1;
-                see(id, &mut problems);
-            }
-        }
-    }
-    for &id in returned {
-        see(id, &mut problems);
-    }
-    for (p, seqs) in accepted.iter().enumerate() {
-        let mut is_accepted = vec![false; counts[p].len()];
-        for &s in seqs {
-            is_accepted[s as usize] = true;
-            match counts[p][s as usize] {
-                1 => {}
-                0 => problems.push(format!(
-                    "LOST: accepted ({p}, {s}) never delivered nor returned"
-                )),
-                n => problems.push(format!("DUPLICATE: ({p}, {s}) seen {n} times")),
-            }
-        }
-        for (s, &n) in counts[p].iter().enumerate() {
-            if n > 0 && !is_accepted[s] {
-                problems.push(format!(
-                    "PHANTOM: ({p}, {s}) delivered {n} times but never accepted"
-                ));
-            }
-        }
-    }
-    for (c, stream) in streams.iter().enumerate() {
-        let mut last: Vec<Option<u64>> = vec![None; accepted.len()];
-        for (b, batch) in stream.iter().enumerate() {
-            for &(p, s) in batch {
-                let Some(slot) = last.get_mut(p as usize) else {
-                    continue;
-                };
-                if let Some(prev) = *slot {
-                    if s <= prev {
-                        problems.push(format!(
-                            "ORDER: consumer {c} batch {b}: handle {p} seq {s} after seq {prev}"
-                        ));
-                    }
-                }
-                *slot = Some(s);
-            }
-        }
-    }
-    let total: usize = accepted.iter().map(Vec::len).sum();
-    if std::env::var_os("LEDGER_DEBUG").is_some() {
-        eprintln!(
-            "LEDGER {label}: accepted {total}, delivered {delivered}, returned {}, batches {}",
-            returned.len(),
-            streams.iter().map(Vec::len).sum::<usize>()
-        );
-    }
-    if !problems.is_empty() {
-        let n = problems.len();
-        problems.truncate(12);
-        panic!(
-            "{label}: {n} ledger problems (accepted {total}, delivered {delivered}, returned {}):\n  {}",
-            returned.len(),
-            problems.join("\n  ")
-        );
+    if let Err(problems) = verify(&accepted, &fates) {
+        panic!("{label}: {problems}");
     }
 }
 

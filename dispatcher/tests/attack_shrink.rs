@@ -17,7 +17,10 @@ use std::time::Duration;
 use dispatcher::sink::{self, FlushContext, Retry};
 use dispatcher::{Batch, Dispatcher, FlushReason, Limits, Policy, Weighing, Weight};
 
-mod common;
+mod attack_kit;
+
+use attack_kit::ledger::{Fates, verify};
+use attack_kit::{Id, common};
 use common::Ev;
 
 // ---------------------------------------------------------------------------
@@ -142,37 +145,30 @@ impl Slack {
     }
 }
 
-/// Checks every producer's events arrived exactly once and in order.
+/// Every producer's events in the order they arrived, checked at the end
+/// by the attack tests' one exactly-once check (`attack_kit::ledger`):
+/// each sent event once, and each producer's in order.
 #[derive(Default)]
 struct Ledger {
-    next: HashMap<u8, u32>,
-    errors: Vec<String>,
+    got: Vec<Id>,
 }
 
 impl Ledger {
     fn take(&mut self, e: &Ev) {
-        let next = self.next.entry(e.producer).or_insert(0);
-        if e.seq != *next {
-            self.errors.push(format!(
-                "producer {}: got seq {} expecting {}",
-                e.producer, e.seq, next
-            ));
-        }
-        *next = e.seq + 1;
+        self.got.push((u32::from(e.producer), e.seq));
     }
 
     fn assert_all(&self, sent: &HashMap<u8, u32>) {
-        assert!(
-            self.errors.is_empty(),
-            "order/dup/loss: {:?}",
-            &self.errors[..self.errors.len().min(10)]
-        );
-        for (p, n) in sent {
-            assert_eq!(
-                self.next.get(p).copied().unwrap_or(0),
-                *n,
-                "producer {p}: events missing"
-            );
+        let accepted: Vec<Id> = sent
+            .iter()
+            .flat_map(|(&p, &n)| (0..n).map(move |seq| (u32::from(p), seq)))
+            .collect();
+        let fates = Fates {
+            streams: vec![("delivered".into(), self.got.clone())],
+            ..Fates::default()
+        };
+        if let Err(problems) = verify(&accepted, &fates) {
+            panic!("{problems}");
         }
     }
 }

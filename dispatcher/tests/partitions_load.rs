@@ -4,14 +4,16 @@
 
 #![allow(missing_docs)]
 
-mod common;
+mod attack_kit;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use attack_kit::ledger::{Fates, verify};
+use attack_kit::{Id, common};
 use common::{
     Ev, PROMPTLY, WATCHDOG, assert_balanced, block, ev, sharded, spawn, stress_weight,
     with_watchdog,
@@ -128,13 +130,25 @@ fn stress(receivers: usize) -> (Vec<Vec<(u8, u32)>>, Watch, dispatcher::Shutdown
     (got, watch, report)
 }
 
+/// Every producer's events delivered once, each receiver's in order, by the
+/// attack tests' one exactly-once check (`attack_kit::ledger`).
 fn assert_exactly_once(got: &[Vec<(u8, u32)>]) {
-    let mut seen = HashSet::new();
-    for &event in got.iter().flatten() {
-        assert!(seen.insert(event), "{event:?} delivered twice");
+    let accepted: Vec<Id> = (0..u32::from(STRESS_PRODUCERS))
+        .flat_map(|p| (0..STRESS_EVENTS).map(move |seq| (p, seq)))
+        .collect();
+    let fates = Fates {
+        streams: (0..)
+            .zip(got)
+            .map(|(c, stream): (usize, _)| {
+                let ids = stream.iter().map(|&(p, seq)| (u32::from(p), seq));
+                (format!("receiver {c}"), ids.collect())
+            })
+            .collect(),
+        ..Fates::default()
+    };
+    if let Err(problems) = verify(&accepted, &fates) {
+        panic!("{problems}");
     }
-    let expected = usize::from(STRESS_PRODUCERS) * STRESS_EVENTS as usize;
-    assert_eq!(seen.len(), expected, "events lost");
 }
 
 fn assert_report(report: &dispatcher::ShutdownReport) {

@@ -11,8 +11,7 @@ use dispatcher::Weight;
 
 use super::CHAOS;
 
-/// An event's identity: its producer handle and sequence number.
-pub type Id = (u32, u32);
+pub use super::Id;
 
 /// A hammer event. With `chaos`, its weight drifts between calls and
 /// sometimes panics (user code the dispatcher must survive).

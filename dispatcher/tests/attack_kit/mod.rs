@@ -2,7 +2,8 @@
 //! carries its producer handle and sequence number, a watchdog that names
 //! what a stuck scenario was doing, a gate for sinks and wakers, and panics
 //! raised on purpose that are not printed. The hammers' shared vocabulary is
-//! in [`hammer`], the thread hammer's plan and load in [`thread_hammer`].
+//! in [`hammer`], the thread hammer's plan and load in [`thread_hammer`], and the
+//! exactly-once check in [`ledger`].
 
 #![allow(dead_code, missing_docs, unreachable_pub, unused_imports)]
 
@@ -13,7 +14,12 @@ use std::time::{Duration, Instant};
 use dispatcher::Weight;
 
 pub mod hammer;
+pub mod ledger;
 pub mod thread_hammer;
+
+/// An event's identity: its producer handle and its sequence number on
+/// that handle.
+pub type Id = (u32, u32);
 
 /// A test event: the producer handle that made it, its sequence number on
 /// that handle, and the weight admission charges (0 is charged as 1).
@@ -111,7 +117,7 @@ pub fn wait_for(what: &str, cond: impl FnMut() -> bool) {
 
 // The balance and the sink gate are the other integration tests' own.
 #[path = "../common/mod.rs"]
-mod common;
+pub mod common;
 pub use common::{Gate, assert_balanced};
 
 /// Panics raised on purpose start with this, and are not printed.
