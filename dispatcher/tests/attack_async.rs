@@ -30,6 +30,7 @@ mod async_hammer {
 
     use super::*;
     use crate::attack_kit::hammer::{Hev, Id, Log, Seen, draw_weight, hid};
+    use crate::attack_kit::ledger::verify;
     use crate::attack_kit::{CHAOS, Progress, assert_balanced, quiet_chaos_panics};
     use dispatcher::nonblocking::AsyncSink;
     use dispatcher::sink::SinkError;
@@ -294,42 +295,26 @@ mod async_hammer {
         {
             thread::sleep(Duration::from_millis(2));
         }
-        let mut fates: std::collections::HashMap<Id, usize> = std::collections::HashMap::new();
-        for id in seen
-            .delivered
-            .lock()
-            .unwrap()
+        // Every fate, by the attack tests' one exactly-once check: each
+        // event a producer was told was accepted has one, nothing else any
+        // (refused or cancelled calls included); each batch keeps its
+        // handles' order, as does what came back.
+        let accepted_ids: Vec<Id> = logs
             .iter()
-            .flatten()
-            .chain(seen.evicted.lock().unwrap().iter())
-            .chain(seen.failed.lock().unwrap().iter())
-            .chain(returned_ids.iter())
-        {
-            *fates.entry(*id).or_default() += 1;
-        }
+            .enumerate()
+            .flat_map(|(h, l)| l.accepted.iter().map(move |&s| (h as u32, s)))
+            .collect();
+        let fates = seen.fates(returned_ids.clone(), false);
         let mut problems = seen.problems.lock().unwrap().clone();
-        for (handle, log) in logs.iter().enumerate() {
-            for &seq in &log.accepted {
-                let n = fates.get(&(handle as u32, seq)).copied().unwrap_or(0);
-                if n != 1 {
-                    problems.push(format!("accepted event {:?} has {n} fates", (handle, seq)));
-                }
-            }
-            for &seq in &log.refused {
-                if fates.contains_key(&(handle as u32, seq)) {
-                    problems.push(format!(
-                        "event {:?}, refused or cancelled, has a fate",
-                        (handle, seq)
-                    ));
-                }
-            }
+        if let Err(broken) = verify(&accepted_ids, &fates) {
+            problems.push(broken);
         }
-        let accepted: usize = logs.iter().map(|l| l.accepted.len()).sum();
-        if stats.accepted as usize != accepted || fates.len() != accepted {
+        let accepted = accepted_ids.len();
+        if stats.accepted as usize != accepted || fates.fated() != accepted {
             problems.push(format!(
-                "producers got Ok for {accepted}, stats.accepted {}, {} events have a fate: {stats:?}",
+                "producers got Ok for {accepted}, stats.accepted {}, {} fates in all: {stats:?}",
                 stats.accepted,
-                fates.len()
+                fates.fated()
             ));
         }
         if stats.buffered_items != stats.in_flight_items {

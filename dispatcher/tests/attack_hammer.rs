@@ -23,6 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use attack_kit::hammer::{Hev, Id, Log, Seen, hid};
+use attack_kit::ledger::verify_allowing;
 use attack_kit::thread_hammer::{
     End, Plan, hammer_checkpoints, hammer_flip, hammer_produce, hammer_watch,
 };
@@ -112,21 +113,6 @@ fn build_hammer(
     (dispatcher, None)
 }
 
-/// Checks every batch: one handle's events in increasing order.
-fn check_batch_order(ids: &[Id], seen: &Seen) {
-    let mut last: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
-    for &(handle, seq) in ids {
-        if let Some(&before) = last.get(&handle) {
-            if seq <= before {
-                seen.problem(format!(
-                    "handle {handle}: event {seq} after {before} in one batch"
-                ));
-            }
-        }
-        last.insert(handle, seq);
-    }
-}
-
 fn hammer_round(plan: Plan, progress: &Progress) {
     progress.set(format!("round {plan:?}: starting"));
     let seen = Arc::new(Seen::default());
@@ -145,7 +131,6 @@ fn hammer_round(plan: Plan, progress: &Progress) {
             consumers.push(thread::spawn(move || {
                 for batch in &*batches {
                     let ids: Vec<Id> = batch.iter().map(hid).collect();
-                    check_batch_order(&ids, &seen);
                     seen.delivered.lock().unwrap().push(ids);
                 }
             }));
@@ -164,7 +149,6 @@ fn hammer_round(plan: Plan, progress: &Progress) {
                         for _ in 0..takes {
                             if let Ok(batch) = clone.recv_timeout(Duration::from_millis(2)) {
                                 let ids: Vec<Id> = batch.iter().map(hid).collect();
-                                check_batch_order(&ids, &seen);
                                 seen.delivered.lock().unwrap().push(ids);
                             }
                         }
@@ -288,66 +272,23 @@ fn hammer_round(plan: Plan, progress: &Progress) {
         thread::sleep(Duration::from_millis(2));
     }
 
-    // Every fate, counted per event.
-    let mut fates: std::collections::HashMap<Id, Vec<&str>> = std::collections::HashMap::new();
+    // Every fate, by the attack tests' one exactly-once check: each event a
+    // producer was told was accepted has one, each whose call panicked at
+    // most one, nothing else any; each batch (and, for a single consumer,
+    // all it took, and what came back) keeps its handles' order.
     let delivered = seen.delivered.lock().unwrap().clone();
-    for id in delivered.iter().flatten() {
-        fates.entry(*id).or_default().push("delivered");
-    }
-    for id in seen.evicted.lock().unwrap().iter() {
-        fates.entry(*id).or_default().push("evicted");
-    }
-    for id in seen.failed.lock().unwrap().iter() {
-        fates.entry(*id).or_default().push("failed");
-    }
-    for id in &returned_ids {
-        fates.entry(*id).or_default().push("returned");
-    }
-    let mut problems = seen.problems.lock().unwrap().clone();
-    let mut sure = 0;
-    for (handle, log) in logs.iter().enumerate() {
-        let handle = handle as u32;
-        for &seq in &log.accepted {
-            sure += 1;
-            match fates.get(&(handle, seq)).map(Vec::as_slice) {
-                Some([_]) => {}
-                other => problems.push(format!(
-                    "accepted event {:?} has fates {other:?}",
-                    (handle, seq)
-                )),
-            }
-        }
-        for &seq in &log.refused {
-            if let Some(f) = fates.get(&(handle, seq)) {
-                problems.push(format!("refused event {:?} has fates {f:?}", (handle, seq)));
-            }
-        }
-        for &seq in &log.uncertain {
-            if let Some(f) = fates.get(&(handle, seq)).filter(|f| f.len() > 1) {
-                problems.push(format!(
-                    "event {:?} (its call panicked) has fates {f:?}",
-                    (handle, seq)
-                ));
-            }
-        }
-    }
-    let known: std::collections::HashSet<Id> = logs
+    let fates = seen.fates(returned_ids.clone(), plan.single_consumer());
+    let maybe: Vec<Id> = logs
         .iter()
         .enumerate()
-        .flat_map(|(h, l)| {
-            l.accepted
-                .iter()
-                .chain(&l.uncertain)
-                .map(move |&s| (h as u32, s))
-        })
+        .flat_map(|(h, l)| l.uncertain.iter().map(move |&s| (h as u32, s)))
         .collect();
-    if let Some(stray) = fates.keys().find(|id| !known.contains(id)) {
-        problems.push(format!(
-            "event {stray:?} was never accepted, yet has fates {:?}",
-            fates[stray]
-        ));
+    let mut problems = seen.problems.lock().unwrap().clone();
+    if let Err(broken) = verify_allowing(&certain, &maybe, &fates) {
+        problems.push(broken);
     }
-    let fated = fates.len();
+    let sure = certain.len();
+    let fated = fates.fated();
     if let Some(stats) = report {
         if stats.accepted as usize != fated {
             problems.push(format!(
@@ -377,24 +318,6 @@ fn hammer_round(plan: Plan, progress: &Progress) {
             ));
         }
         assert_balanced(&stats);
-    }
-    // Order per handle: what one consumer saw, and what came back.
-    let mut order_of: Vec<(&str, Vec<Id>)> = vec![("returned", returned_ids.clone())];
-    if plan.single_consumer() {
-        order_of.push(("delivered", delivered.iter().flatten().copied().collect()));
-    }
-    for (what, ids) in order_of {
-        let mut last: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
-        for (handle, seq) in ids {
-            if last.get(&handle).is_some_and(|&before| seq <= before) {
-                problems.push(format!(
-                    "{what}: handle {handle} event {seq} after {}",
-                    last[&handle]
-                ));
-                break;
-            }
-            last.insert(handle, seq);
-        }
     }
     println!(
         "  {:?} p{} {:?}: accepted {sure}, refused {}, uncertain {}, delivered {}, evicted {}, failed {}, returned {}",

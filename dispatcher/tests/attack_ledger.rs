@@ -6,7 +6,7 @@
 mod attack_kit;
 
 use attack_kit::Id;
-use attack_kit::ledger::{Fates, verify};
+use attack_kit::ledger::{Fates, verify, verify_allowing};
 
 /// Handle 1 accepted 0..4 and handle 2 accepted 0..2.
 fn accepted() -> Vec<Id> {
@@ -21,6 +21,7 @@ fn right() -> Fates {
             ("receiver 1".into(), vec![(1, 1), (2, 1)]),
         ],
         evicted: vec![],
+        failed: vec![],
         returned: vec![(1, 3)],
     }
 }
@@ -36,6 +37,11 @@ fn every_event_once_in_each_handles_order_passes() {
     evicted.returned.clear();
     evicted.evicted.push((1, 3));
     assert_eq!(verify(&accepted(), &evicted), Ok(()));
+    let mut failed = right();
+    failed.returned.clear();
+    failed.failed.push((1, 3));
+    assert_eq!(verify(&accepted(), &failed), Ok(()));
+    assert_eq!(failed.fated(), accepted().len());
 }
 
 #[test]
@@ -87,6 +93,23 @@ fn a_handles_events_out_of_order_are_named_in_a_stream_and_in_what_came_back() {
     let problem = broken(&fates);
     assert!(
         problem.contains("returned: handle 1 seq 2 after 3"),
+        "{problem}"
+    );
+}
+
+#[test]
+fn an_event_whose_call_panicked_may_have_one_fate_or_none_never_two() {
+    let maybe = [(3, 0), (3, 1)];
+    let mut fates = right();
+    assert_eq!(verify_allowing(&accepted(), &maybe, &fates), Ok(()));
+    fates.streams[1].1.push((3, 0));
+    assert_eq!(verify_allowing(&accepted(), &maybe, &fates), Ok(()));
+    // Without the allowance it is an event nobody accepted.
+    assert!(verify(&accepted(), &fates).is_err());
+    fates.failed.push((3, 0));
+    let problem = verify_allowing(&accepted(), &maybe, &fates).expect_err("two fates");
+    assert!(
+        problem.contains("TWICE") && problem.contains("(3, 0)") && problem.contains("failed"),
         "{problem}"
     );
 }

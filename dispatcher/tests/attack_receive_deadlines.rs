@@ -123,8 +123,8 @@ fn check_ledger(
                 )
             })
             .collect(),
-        evicted: Vec::new(),
         returned: returned.iter().map(id).collect(),
+        ..Fates::default()
     };
     if let Err(problems) = verify(&accepted, &fates) {
         panic!("{label}: {problems}");

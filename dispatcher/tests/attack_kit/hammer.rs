@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use dispatcher::Weight;
 
 use super::CHAOS;
+use super::ledger::Fates;
 
 pub use super::Id;
 
@@ -62,6 +63,28 @@ impl Seen {
         let mut problems = self.problems.lock().unwrap();
         if problems.len() < 20 {
             problems.push(what);
+        }
+    }
+
+    /// What was seen, and what the end handed back, as the ledger's fates
+    /// (see [`super::ledger`]): one stream for a single consumer, else one
+    /// per batch (several consumers or sink workers make no order between
+    /// batches, each batch keeps its handles' order).
+    pub fn fates(&self, returned: Vec<Id>, one_consumer: bool) -> Fates {
+        let batches = self.delivered.lock().unwrap().clone();
+        let streams = if one_consumer {
+            vec![("delivered".to_string(), batches.concat())]
+        } else {
+            (0..)
+                .zip(batches)
+                .map(|(k, batch): (usize, _)| (format!("batch {k}"), batch))
+                .collect()
+        };
+        Fates {
+            streams,
+            evicted: self.evicted.lock().unwrap().clone(),
+            failed: self.failed.lock().unwrap().clone(),
+            returned,
         }
     }
 

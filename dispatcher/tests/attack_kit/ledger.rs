@@ -1,7 +1,7 @@
 //! The one exactly-once check of the attack tests: where every accepted
-//! event ended up (delivered in some ordered stream, evicted, or handed
-//! back), checked for events lost, seen twice, seen but never accepted,
-//! and one handle's events out of order.
+//! event ended up (delivered in some ordered stream, evicted, failed in a
+//! sink, or handed back), checked for events lost, seen twice, seen but
+//! never accepted, and one handle's events out of order.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -12,15 +12,23 @@ use super::Id;
 #[derive(Default)]
 pub struct Fates {
     /// Ordered streams of delivered events: one per receiver (in the order
-    /// it took them) or per sink worker.
+    /// it took them), per sink worker, or per batch where several consumers
+    /// make no order between batches.
     pub streams: Vec<(String, Vec<Id>)>,
     pub evicted: Vec<Id>,
+    /// Given up by a sink (the error hook's).
+    pub failed: Vec<Id>,
     pub returned: Vec<Id>,
 }
 
 impl Fates {
     pub fn delivered(&self) -> usize {
         self.streams.iter().map(|(_, s)| s.len()).sum()
+    }
+
+    /// Fates in all: once the check passed, the events that have one.
+    pub fn fated(&self) -> usize {
+        self.delivered() + self.evicted.len() + self.failed.len() + self.returned.len()
     }
 }
 
@@ -37,19 +45,28 @@ pub fn sample<T: std::fmt::Debug>(items: &[T]) -> String {
 /// every ordered stream (and the events handed back) keeps each handle's
 /// order.
 pub fn verify(accepted: &[Id], fates: &Fates) -> Result<(), String> {
+    verify_allowing(accepted, &[], fates)
+}
+
+/// [`verify`], where the events of `maybe` (a call that panicked, so its
+/// caller cannot know whether it was admitted) may have one fate or none.
+pub fn verify_allowing(accepted: &[Id], maybe: &[Id], fates: &Fates) -> Result<(), String> {
     let mut seen: HashMap<Id, Vec<&str>> = HashMap::new();
     for (name, stream) in &fates.streams {
         for &i in stream {
             seen.entry(i).or_default().push(name);
         }
     }
-    for &i in &fates.evicted {
-        seen.entry(i).or_default().push("evicted");
+    for (what, ids) in [
+        ("evicted", &fates.evicted),
+        ("failed", &fates.failed),
+        ("returned", &fates.returned),
+    ] {
+        for &i in ids {
+            seen.entry(i).or_default().push(what);
+        }
     }
-    for &i in &fates.returned {
-        seen.entry(i).or_default().push("returned");
-    }
-    let accepted_set: HashSet<Id> = accepted.iter().copied().collect();
+    let known: HashSet<Id> = accepted.iter().chain(maybe).copied().collect();
     let mut lost = Vec::new();
     let mut twice = Vec::new();
     for &i in accepted {
@@ -59,9 +76,14 @@ pub fn verify(accepted: &[Id], fates: &Fates) -> Result<(), String> {
             Some(_) => {}
         }
     }
+    for &i in maybe {
+        if let Some(fates) = seen.get(&i).filter(|fates| fates.len() > 1) {
+            twice.push((i, fates.clone()));
+        }
+    }
     let mut phantom: Vec<Id> = seen
         .keys()
-        .filter(|i| !accepted_set.contains(i))
+        .filter(|i| !known.contains(i))
         .copied()
         .collect();
     phantom.sort_unstable();
@@ -82,7 +104,7 @@ pub fn verify(accepted: &[Id], fates: &Fates) -> Result<(), String> {
     if !lost.is_empty() {
         let _ = write!(
             problems,
-            "LOST {} accepted event(s) (neither delivered, evicted nor handed back): {}; ",
+            "LOST {} accepted event(s) (neither delivered, evicted, failed nor handed back): {}; ",
             lost.len(),
             sample(&lost)
         );
@@ -100,10 +122,12 @@ pub fn verify(accepted: &[Id], fates: &Fates) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{problems}(accepted {}, delivered {}, evicted {}, returned {})",
+            "{problems}(accepted {}, maybe {}, delivered {}, evicted {}, failed {}, returned {})",
             accepted.len(),
+            maybe.len(),
             fates.delivered(),
             fates.evicted.len(),
+            fates.failed.len(),
             fates.returned.len()
         ))
     }
