@@ -2,14 +2,18 @@
 
 #![allow(missing_docs)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use attack_kit::Id;
+use attack_kit::ledger::{Fates, verify};
 use dispatcher::sink::{self, FlushContext, FlushFailure, Retry};
 use dispatcher::{Batch, Dispatcher, Policy, Undelivered, Weight};
+
+mod attack_kit;
 
 const LONG: Duration = Duration::from_secs(3600);
 
@@ -28,6 +32,24 @@ impl Weight for E {
 
 fn e(p: usize, seq: u64, w: usize) -> E {
     E { p, seq, w }
+}
+
+/// An event's identity for the ledger: its producer and sequence number.
+fn id(x: &E) -> Id {
+    let p = u32::try_from(x.p).expect("a test's producer fits u32");
+    (p, u32::try_from(x.seq).expect("a test's seq fits u32"))
+}
+
+fn ids<'a>(events: impl IntoIterator<Item = &'a E>) -> Vec<Id> {
+    events.into_iter().map(id).collect()
+}
+
+/// Every accepted event has exactly one fate, each producer's in order,
+/// by the attack tests' one check (`attack_kit::ledger`).
+fn exactly_once(ctx: &str, accepted: &[Id], fates: &Fates) {
+    if let Err(problems) = verify(accepted, fates) {
+        panic!("{ctx}: {problems}");
+    }
 }
 
 /// What `stop` hands back after two producers on two partitions enqueued
@@ -196,9 +218,13 @@ fn timed_out_shutdown_len_equals_returned_and_into_inner() {
         );
         let u = err.into_inner();
         let v = check_api(&u);
-        let all: HashSet<E> = v.iter().chain(&taken).cloned().collect();
-        assert_eq!(all.len(), 103);
-        assert_eq!(v.len() + taken.len(), 103);
+        let accepted: Vec<Id> = (0..103u32).map(|i| (i % parts as u32, i)).collect();
+        let fates = Fates {
+            streams: vec![("taken".into(), ids(&taken))],
+            returned: ids(&v),
+            ..Fates::default()
+        };
+        exactly_once(&format!("parts {parts}"), &accepted, &fates);
         drop(batches);
     }
 }
@@ -242,27 +268,14 @@ fn drop_oldest_partitions_then_stop_and_shutdown() {
         if let Some(r) = returned {
             assert_eq!(r as usize, v.len());
         }
-        let ev = evicted.lock().unwrap().clone();
-        let mut seen: HashMap<E, u32> = HashMap::new();
-        for x in v.iter().chain(&ev) {
-            *seen.entry(x.clone()).or_default() += 1;
-        }
-        assert!(seen.values().all(|&n| n == 1), "duplicated");
-        assert_eq!(
-            seen.len(),
-            acc.len(),
-            "lost: {} of {}",
-            acc.len() - seen.len(),
-            acc.len()
-        );
+        // Evicted or handed back, once each, each producer's oldest first.
+        let fates = Fates {
+            evicted: ids(&*evicted.lock().unwrap()),
+            returned: ids(&v),
+            ..Fates::default()
+        };
+        exactly_once(&format!("round {round}"), &ids(&acc), &fates);
         assert!(v.iter().map(|x| x.w).sum::<usize>() <= 500);
-        for p in 0..6 {
-            let s: Vec<u64> = v.iter().filter(|x| x.p == p).map(|x| x.seq).collect();
-            assert!(
-                s.windows(2).all(|w| w[0] < w[1]),
-                "producer {p} not oldest first: {s:?}"
-            );
-        }
         drop(batches);
     }
 }
@@ -315,22 +328,20 @@ fn set_limits_lowering_batch_limits_then_stop() {
             assert_eq!(t.report.stats.accepted, total);
             check_api(&t.undelivered)
         };
-        assert_eq!(v.len() + taken.len(), total as usize, "variant {variant}");
-        let all: HashSet<&E> = v.iter().chain(&taken).collect();
-        assert_eq!(all.len(), total as usize);
-        for (p, &sent) in seqs.iter().enumerate().take(3) {
-            let s: Vec<u64> = taken
-                .iter()
-                .chain(&v)
-                .filter(|x| x.p == p)
-                .map(|x| x.seq)
-                .collect();
-            assert_eq!(
-                s,
-                (0..sent).collect::<Vec<_>>(),
-                "variant {variant} producer {p} order"
-            );
-        }
+        // Taken, then handed back: one stream, so what came back is newer,
+        // for each producer, than anything taken.
+        let accepted: Vec<Id> = (0u32..)
+            .zip(seqs)
+            .flat_map(|(p, sent)| (0..sent).map(move |seq| (p, seq as u32)))
+            .collect();
+        let fates = Fates {
+            streams: vec![(
+                "taken, then handed back".into(),
+                ids(taken.iter().chain(&v)),
+            )],
+            ..Fates::default()
+        };
+        exactly_once(&format!("variant {variant}"), &accepted, &fates);
         drop(batches);
     }
 }
@@ -417,23 +428,18 @@ fn sink_in_flight_batch_not_in_undelivered() {
         thread::sleep(Duration::from_millis(100));
         let w = written.lock().unwrap().clone();
         let f = failed.lock().unwrap().clone();
-        let mut all: Vec<&E> = w.iter().chain(&f).chain(&u_vec).collect();
-        all.sort_by_key(|x| (x.p, x.seq));
-        let n = all.len();
-        all.dedup();
-        assert_eq!(
-            n,
-            all.len(),
-            "duplicated (stop={use_stop}): written {w:?} failed {f:?}"
-        );
-        assert_eq!(
-            n,
-            34,
-            "stop={use_stop}: written {} failed {} returned {}",
-            w.len(),
-            f.len(),
-            u_vec.len()
-        );
+        let accepted: Vec<Id> = (0u32..)
+            .zip(seqs)
+            .flat_map(|(p, sent)| (0..sent).map(move |seq| (p, seq as u32)))
+            .collect();
+        assert_eq!(accepted.len(), 34);
+        let fates = Fates {
+            streams: vec![("written".into(), ids(&w))],
+            failed: ids(&f),
+            returned: ids(&u_vec),
+            ..Fates::default()
+        };
+        exactly_once(&format!("stop={use_stop}"), &accepted, &fates);
         assert_eq!(
             w.len() + f.len(),
             4,
@@ -500,10 +506,6 @@ fn sink_batch_between_retries_at_stop() {
         thread::sleep(Duration::from_millis(1500));
         let w = written.lock().unwrap().clone();
         let f = failed.lock().unwrap().clone();
-        let mut count: HashMap<&E, u32> = HashMap::new();
-        for x in w.iter().chain(&f).chain(&u_vec) {
-            *count.entry(x).or_default() += 1;
-        }
         let ctx = format!(
             "stop={use_stop}: written {} failed {} returned {} stats {in_flight:?}",
             w.len(),
@@ -511,9 +513,13 @@ fn sink_batch_between_retries_at_stop() {
             u_vec.len()
         );
         eprintln!("{ctx}");
-        for x in &acc {
-            assert_eq!(count.get(x).copied().unwrap_or(0), 1, "{ctx}: {x:?}");
-        }
+        let fates = Fates {
+            streams: vec![("written".into(), ids(&w))],
+            failed: ids(&f),
+            returned: ids(&u_vec),
+            ..Fates::default()
+        };
+        exactly_once(&ctx, &ids(&acc), &fates);
     }
 }
 
@@ -561,33 +567,27 @@ fn racing_producers_and_stop() {
         let recv = thread::spawn(move || {
             let mut got = Vec::new();
             while let Ok(b) = batches.recv() {
-                got.extend(b.iter().map(|x| (x.p, x.seq)));
+                got.extend(ids(b.iter()));
                 thread::sleep(Duration::from_micros(800));
             }
             got
         });
         thread::sleep(Duration::from_millis(100 + round * 10));
         let u = d.stop();
-        let v: Vec<(usize, u64)> = check_api(&u).iter().map(|x| (x.p, x.seq)).collect();
+        let v = ids(&check_api(&u));
         go.store(false, Ordering::Relaxed);
         let ok: Vec<Vec<u64>> = prods.into_iter().map(|t| t.join().unwrap()).collect();
         let got = recv.join().unwrap();
-        let mut count: HashMap<(usize, u64), u32> = HashMap::new();
-        for k in got.iter().chain(&v) {
-            *count.entry(*k).or_default() += 1;
-        }
-        let total: usize = ok.iter().map(Vec::len).sum();
-        for (p, seqs) in ok.iter().enumerate() {
-            for s in seqs {
-                assert_eq!(count.remove(&(p, *s)), Some(1), "round {round}: ({p},{s})");
-            }
-        }
-        assert!(
-            count.is_empty(),
-            "round {round}: unaccepted events appeared {:?}",
-            count.keys().take(5).collect::<Vec<_>>()
-        );
-        let _ = total;
+        let accepted: Vec<Id> = (0u32..)
+            .zip(&ok)
+            .flat_map(|(p, seqs)| seqs.iter().map(move |&seq| (p, seq as u32)))
+            .collect();
+        let fates = Fates {
+            streams: vec![("received".into(), got)],
+            returned: v,
+            ..Fates::default()
+        };
+        exactly_once(&format!("round {round}"), &accepted, &fates);
     }
 }
 
