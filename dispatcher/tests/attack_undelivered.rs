@@ -479,7 +479,8 @@ fn sink_batch_between_retries_at_stop() {
                 if ctx.attempt() < 3 {
                     Err(std::io::Error::other("flaky"))
                 } else {
-                    w2.lock().unwrap().extend(b.iter().cloned());
+                    // By batch: two workers may finish batches in any order.
+                    w2.lock().unwrap().push(ids(b.iter()));
                     Ok(())
                 }
             }))
@@ -504,17 +505,20 @@ fn sink_batch_between_retries_at_stop() {
             }
         };
         thread::sleep(Duration::from_millis(1500));
-        let w = written.lock().unwrap().clone();
+        let w: Vec<Vec<Id>> = written.lock().unwrap().clone();
         let f = failed.lock().unwrap().clone();
         let ctx = format!(
             "stop={use_stop}: written {} failed {} returned {} stats {in_flight:?}",
-            w.len(),
+            w.iter().map(Vec::len).sum::<usize>(),
             f.len(),
             u_vec.len()
         );
         eprintln!("{ctx}");
         let fates = Fates {
-            streams: vec![("written".into(), ids(&w))],
+            streams: (0..)
+                .zip(w)
+                .map(|(k, batch): (usize, _)| (format!("written batch {k}"), batch))
+                .collect(),
             failed: ids(&f),
             returned: ids(&u_vec),
             ..Fates::default()
