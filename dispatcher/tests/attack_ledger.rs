@@ -70,9 +70,10 @@ fn an_event_seen_twice_is_named_with_both_fates() {
 fn an_event_never_accepted_is_named() {
     let mut fates = right();
     fates.streams[1].1.push((2, 7));
+    fates.returned.push((9, 0)); // a handle that accepted nothing
     let problem = broken(&fates);
     assert!(
-        problem.contains("never accepted yet seen: [(2, 7)]"),
+        problem.contains("never accepted yet seen: [(2, 7), (9, 0)]"),
         "{problem}"
     );
 }

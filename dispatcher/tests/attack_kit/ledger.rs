@@ -3,7 +3,6 @@
 //! sink, or handed back), checked for events lost, seen twice, seen but
 //! never accepted, and one handle's events out of order.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::Id;
@@ -51,53 +50,80 @@ pub fn verify(accepted: &[Id], fates: &Fates) -> Result<(), String> {
 /// [`verify`], where the events of `maybe` (a call that panicked, so its
 /// caller cannot know whether it was admitted) may have one fate or none.
 pub fn verify_allowing(accepted: &[Id], maybe: &[Id], fates: &Fates) -> Result<(), String> {
-    let mut seen: HashMap<Id, Vec<&str>> = HashMap::new();
-    for (name, stream) in &fates.streams {
-        for &i in stream {
-            seen.entry(i).or_default().push(name);
-        }
-    }
-    for (what, ids) in [
+    let lists = [
         ("evicted", &fates.evicted),
         ("failed", &fates.failed),
         ("returned", &fates.returned),
-    ] {
-        for &i in ids {
-            seen.entry(i).or_default().push(what);
+    ];
+    let mut names: Vec<&str> = fates
+        .streams
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    names.extend(lists.iter().map(|(name, _)| *name));
+    let where_ids: Vec<&Vec<Id>> = fates
+        .streams
+        .iter()
+        .map(|(_, ids)| ids)
+        .chain(lists.iter().map(|(_, ids)| *ids))
+        .collect();
+    // One slot per (handle, seq) up to each handle's highest seq: runs
+    // hand over millions of events, and a map of them took seconds in a
+    // debug build.
+    let mut table = Table::default();
+    for &i in accepted.iter().chain(maybe) {
+        table.size(i);
+    }
+    for ids in &where_ids {
+        ids.iter().for_each(|&i| table.size(i));
+    }
+    table.lay_out();
+    for &i in maybe {
+        table.slot(i).expected = Expected::Maybe;
+    }
+    for &i in accepted {
+        table.slot(i).expected = Expected::Must;
+    }
+    for (at, ids) in where_ids.iter().enumerate() {
+        for &i in ids.iter() {
+            let slot = table.slot(i);
+            slot.fates += 1;
+            match slot.fates {
+                1 => slot.first = at,
+                2 => slot.second = at,
+                _ => {}
+            }
         }
     }
-    let known: HashSet<Id> = accepted.iter().chain(maybe).copied().collect();
     let mut lost = Vec::new();
     let mut twice = Vec::new();
-    for &i in accepted {
-        match seen.get(&i) {
-            None => lost.push(i),
-            Some(fates) if fates.len() > 1 => twice.push((i, fates.clone())),
-            Some(_) => {}
+    let mut phantom = Vec::new();
+    for (id, slot) in table.slots() {
+        match (slot.expected, slot.fates) {
+            (Expected::Must, 0) => lost.push(id),
+            (Expected::Not, n) if n > 0 => phantom.push(id),
+            (_, n) if n > 1 => twice.push((id, n, names[slot.first], names[slot.second])),
+            _ => {}
         }
     }
-    for &i in maybe {
-        if let Some(fates) = seen.get(&i).filter(|fates| fates.len() > 1) {
-            twice.push((i, fates.clone()));
-        }
-    }
-    let mut phantom: Vec<Id> = seen
-        .keys()
-        .filter(|i| !known.contains(i))
-        .copied()
-        .collect();
-    phantom.sort_unstable();
     let mut disorder = Vec::new();
-    let returned = ("returned".to_string(), fates.returned.clone());
-    for (name, stream) in fates.streams.iter().chain(std::iter::once(&returned)) {
-        let mut last: HashMap<u32, u32> = HashMap::new();
+    let ordered = fates
+        .streams
+        .iter()
+        .map(|(name, stream)| (name.as_str(), stream.as_slice()))
+        .chain(std::iter::once(("returned", fates.returned.as_slice())));
+    for (name, stream) in ordered {
+        // The last seq seen per handle, plus one (0: none yet).
+        let mut last = vec![0u64; table.handles.len()];
         for &(handle, seq) in stream {
-            if let Some(&before) = last.get(&handle) {
-                if seq <= before {
-                    disorder.push(format!("{name}: handle {handle} seq {seq} after {before}"));
-                }
+            let before = &mut last[handle as usize];
+            if *before > u64::from(seq) {
+                disorder.push(format!(
+                    "{name}: handle {handle} seq {seq} after {}",
+                    *before - 1
+                ));
             }
-            last.insert(handle, seq);
+            *before = u64::from(seq) + 1;
         }
     }
     let mut problems = String::new();
@@ -130,5 +156,79 @@ pub fn verify_allowing(accepted: &[Id], maybe: &[Id], fates: &Fates) -> Result<(
             fates.failed.len(),
             fates.returned.len()
         ))
+    }
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Expected {
+    /// Nobody accepted it: any fate is a problem.
+    #[default]
+    Not,
+    /// Accepted: exactly one fate.
+    Must,
+    /// Its call panicked: one fate or none.
+    Maybe,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    expected: Expected,
+    fates: usize,
+    /// Where its first and second fates were (indices of the fate names).
+    first: usize,
+    second: usize,
+}
+
+/// The ledger's slots: each handle's seqs `0..=highest`, one after
+/// another. Handles index a vector too: a map lookup per event took
+/// seconds for the millions of events of a load run in a debug build.
+#[derive(Default)]
+struct Table {
+    /// Per handle: its highest seq and where its slots start; `None` for a
+    /// handle no id has.
+    handles: Vec<Option<(u32, usize)>>,
+    slots: Vec<Slot>,
+}
+
+impl Table {
+    /// Slots (and handles) in all past which the ids are too sparse for a table.
+    const MOST: usize = 1 << 26;
+
+    fn size(&mut self, (handle, seq): Id) {
+        let h = handle as usize;
+        assert!(h < Self::MOST, "the ledger's handle {handle} is too large");
+        if h >= self.handles.len() {
+            self.handles.resize(h + 1, None);
+        }
+        let highest = &mut self.handles[h].get_or_insert((seq, 0)).0;
+        *highest = (*highest).max(seq);
+    }
+
+    fn lay_out(&mut self) {
+        let mut start = 0;
+        for (highest, at) in self.handles.iter_mut().flatten() {
+            *at = start;
+            start += *highest as usize + 1;
+        }
+        assert!(
+            start <= Self::MOST,
+            "the ledger's ids are too sparse: {start} slots"
+        );
+        self.slots = vec![Slot::default(); start];
+    }
+
+    fn slot(&mut self, (handle, seq): Id) -> &mut Slot {
+        let (_, at) = self.handles[handle as usize].expect("sized");
+        &mut self.slots[at + seq as usize]
+    }
+
+    /// Every slot with its id, by handle then seq.
+    fn slots(&self) -> impl Iterator<Item = (Id, &Slot)> + '_ {
+        (0u32..)
+            .zip(&self.handles)
+            .filter_map(|(handle, sized)| sized.map(|(highest, at)| (handle, highest, at)))
+            .flat_map(move |(handle, highest, at)| {
+                (0..=highest).map(move |seq| ((handle, seq), &self.slots[at + seq as usize]))
+            })
     }
 }
