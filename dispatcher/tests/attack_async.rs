@@ -30,7 +30,7 @@ mod async_hammer {
 
     use super::*;
     use crate::attack_kit::hammer::{Hev, Id, Log, Seen, draw_weight, hid};
-    use crate::attack_kit::ledger::verify;
+    use crate::attack_kit::ledger::{per_handle, verify};
     use crate::attack_kit::{CHAOS, Progress, assert_balanced, quiet_chaos_panics};
     use dispatcher::nonblocking::AsyncSink;
     use dispatcher::sink::SinkError;
@@ -299,12 +299,8 @@ mod async_hammer {
         // event a producer was told was accepted has one, nothing else any
         // (refused or cancelled calls included); each batch keeps its
         // handles' order, as does what came back.
-        let accepted_ids: Vec<Id> = logs
-            .iter()
-            .enumerate()
-            .flat_map(|(h, l)| l.accepted.iter().map(move |&s| (h as u32, s)))
-            .collect();
-        let fates = seen.fates(returned_ids.clone(), false);
+        let accepted_ids = per_handle(logs.iter().map(|l| l.accepted.iter().copied()));
+        let fates = seen.fates(returned_ids, false);
         let mut problems = seen.problems.lock().unwrap().clone();
         if let Err(broken) = verify(&accepted_ids, &fates) {
             problems.push(broken);
@@ -326,15 +322,10 @@ mod async_hammer {
         println!(
             "  accepted {accepted}, refused or cancelled {}, delivered {}, evicted {}, failed {}, returned {}",
             logs.iter().map(|l| l.refused.len()).sum::<usize>(),
-            seen.delivered
-                .lock()
-                .unwrap()
-                .iter()
-                .map(Vec::len)
-                .sum::<usize>(),
-            seen.evicted.lock().unwrap().len(),
-            seen.failed.lock().unwrap().len(),
-            returned_ids.len()
+            fates.delivered(),
+            fates.evicted.len(),
+            fates.failed.len(),
+            fates.returned.len()
         );
         problems.truncate(20);
         assert!(problems.is_empty(), "{what}\n{}", problems.join("\n"));

@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use attack_kit::hammer::{Hev, Id, Log, Seen, hid};
-use attack_kit::ledger::verify_allowing;
+use attack_kit::ledger::{per_handle, verify_allowing};
 use attack_kit::thread_hammer::{
     End, Plan, hammer_checkpoints, hammer_flip, hammer_produce, hammer_watch,
 };
@@ -248,11 +248,7 @@ fn hammer_round(plan: Plan, progress: &Progress) {
     // every accepted event has a fate (or the limit passes).
     let returned_ids: Vec<Id> = returned.iter().map(hid).collect();
     let expected = report.map(|stats| stats.accepted as usize);
-    let certain: Vec<Id> = logs
-        .iter()
-        .enumerate()
-        .flat_map(|(h, l)| l.accepted.iter().map(move |&s| (h as u32, s)))
-        .collect();
+    let certain = per_handle(logs.iter().map(|l| l.accepted.iter().copied()));
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         let fated = seen.fated() + returned_ids.len();
@@ -276,13 +272,9 @@ fn hammer_round(plan: Plan, progress: &Progress) {
     // producer was told was accepted has one, each whose call panicked at
     // most one, nothing else any; each batch (and, for a single consumer,
     // all it took, and what came back) keeps its handles' order.
-    let delivered = seen.delivered.lock().unwrap().clone();
-    let fates = seen.fates(returned_ids.clone(), plan.single_consumer());
-    let maybe: Vec<Id> = logs
-        .iter()
-        .enumerate()
-        .flat_map(|(h, l)| l.uncertain.iter().map(move |&s| (h as u32, s)))
-        .collect();
+    let fates = seen.fates(returned_ids, plan.single_consumer());
+    let delivered = fates.delivered();
+    let maybe = per_handle(logs.iter().map(|l| l.uncertain.iter().copied()));
     let mut problems = seen.problems.lock().unwrap().clone();
     if let Err(broken) = verify_allowing(&certain, &maybe, &fates) {
         problems.push(broken);
@@ -297,18 +289,17 @@ fn hammer_round(plan: Plan, progress: &Progress) {
             ));
         }
         if plan.sink.is_none() {
-            let delivered_count: usize = delivered.iter().map(Vec::len).sum();
-            if stats.delivered as usize != delivered_count || stats.buffered_items != 0 {
+            if stats.delivered as usize != delivered || stats.buffered_items != 0 {
                 problems.push(format!(
-                    "stats say {} delivered, {} buffered; the consumers got {delivered_count}: {stats:?}",
+                    "stats say {} delivered, {} buffered; the consumers got {delivered}: {stats:?}",
                     stats.delivered, stats.buffered_items
                 ));
             }
-            if stats.returned as usize != returned_ids.len() {
+            if stats.returned as usize != fates.returned.len() {
                 problems.push(format!(
                     "stats.returned {} but {} returned",
                     stats.returned,
-                    returned_ids.len()
+                    fates.returned.len()
                 ));
             }
         }
@@ -326,10 +317,10 @@ fn hammer_round(plan: Plan, progress: &Progress) {
         plan.policy,
         logs.iter().map(|l| l.refused.len()).sum::<usize>(),
         logs.iter().map(|l| l.uncertain.len()).sum::<usize>(),
-        delivered.iter().map(Vec::len).sum::<usize>(),
-        seen.evicted.lock().unwrap().len(),
-        seen.failed.lock().unwrap().len(),
-        returned_ids.len()
+        delivered,
+        fates.evicted.len(),
+        fates.failed.len(),
+        fates.returned.len()
     );
     assert!(
         problems.is_empty(),

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 mod attack_kit;
 
-use attack_kit::ledger::{Fates, verify};
+use attack_kit::ledger::{Fates, assert_exactly_once, per_handle};
 use attack_kit::{Id, watchdog_within};
 use dispatcher::{
     Batch, Batches, Dispatcher, EnqueueError, EnqueueTimeoutError, FlushReason, Policy,
@@ -108,10 +108,7 @@ fn check_ledger(
 ) {
     let id =
         |&(p, seq): &(u32, u64)| -> Id { (p, u32::try_from(seq).expect("a test's seq fits u32")) };
-    let accepted: Vec<Id> = (0u32..)
-        .zip(accepted)
-        .flat_map(|(p, seqs)| seqs.iter().map(move |&seq| id(&(p, seq))))
-        .collect();
+    let accepted = per_handle(accepted.iter().map(|seqs| seqs.iter().copied()));
     let fates = Fates {
         streams: streams
             .iter()
@@ -126,9 +123,7 @@ fn check_ledger(
         returned: returned.iter().map(id).collect(),
         ..Fates::default()
     };
-    if let Err(problems) = verify(&accepted, &fates) {
-        panic!("{label}: {problems}");
-    }
+    assert_exactly_once(label, &accepted, &fates);
 }
 
 /// A pull-mode dispatcher with `parts` partitions and `interval`, the rest

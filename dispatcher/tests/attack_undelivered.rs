@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use attack_kit::Id;
-use attack_kit::ledger::{Fates, verify};
+use attack_kit::ledger::{Fates, assert_exactly_once, per_handle};
 use dispatcher::sink::{self, FlushContext, FlushFailure, Retry};
 use dispatcher::{Batch, Dispatcher, Policy, Undelivered, Weight};
 
@@ -42,14 +42,6 @@ fn id(x: &E) -> Id {
 
 fn ids<'a>(events: impl IntoIterator<Item = &'a E>) -> Vec<Id> {
     events.into_iter().map(id).collect()
-}
-
-/// Every accepted event has exactly one fate, each producer's in order,
-/// by the attack tests' one check (`attack_kit::ledger`).
-fn exactly_once(ctx: &str, accepted: &[Id], fates: &Fates) {
-    if let Err(problems) = verify(accepted, fates) {
-        panic!("{ctx}: {problems}");
-    }
 }
 
 /// What `stop` hands back after two producers on two partitions enqueued
@@ -224,7 +216,7 @@ fn timed_out_shutdown_len_equals_returned_and_into_inner() {
             returned: ids(&v),
             ..Fates::default()
         };
-        exactly_once(&format!("parts {parts}"), &accepted, &fates);
+        assert_exactly_once(&format!("parts {parts}"), &accepted, &fates);
         drop(batches);
     }
 }
@@ -274,7 +266,7 @@ fn drop_oldest_partitions_then_stop_and_shutdown() {
             returned: ids(&v),
             ..Fates::default()
         };
-        exactly_once(&format!("round {round}"), &ids(&acc), &fates);
+        assert_exactly_once(&format!("round {round}"), &ids(&acc), &fates);
         assert!(v.iter().map(|x| x.w).sum::<usize>() <= 500);
         drop(batches);
     }
@@ -330,10 +322,7 @@ fn set_limits_lowering_batch_limits_then_stop() {
         };
         // Taken, then handed back: one stream, so what came back is newer,
         // for each producer, than anything taken.
-        let accepted: Vec<Id> = (0u32..)
-            .zip(seqs)
-            .flat_map(|(p, sent)| (0..sent).map(move |seq| (p, seq as u32)))
-            .collect();
+        let accepted = per_handle(seqs.map(|sent| 0..sent));
         let fates = Fates {
             streams: vec![(
                 "taken, then handed back".into(),
@@ -341,7 +330,7 @@ fn set_limits_lowering_batch_limits_then_stop() {
             )],
             ..Fates::default()
         };
-        exactly_once(&format!("variant {variant}"), &accepted, &fates);
+        assert_exactly_once(&format!("variant {variant}"), &accepted, &fates);
         drop(batches);
     }
 }
@@ -428,10 +417,7 @@ fn sink_in_flight_batch_not_in_undelivered() {
         thread::sleep(Duration::from_millis(100));
         let w = written.lock().unwrap().clone();
         let f = failed.lock().unwrap().clone();
-        let accepted: Vec<Id> = (0u32..)
-            .zip(seqs)
-            .flat_map(|(p, sent)| (0..sent).map(move |seq| (p, seq as u32)))
-            .collect();
+        let accepted = per_handle(seqs.map(|sent| 0..sent));
         assert_eq!(accepted.len(), 34);
         let fates = Fates {
             streams: vec![("written".into(), ids(&w))],
@@ -439,7 +425,7 @@ fn sink_in_flight_batch_not_in_undelivered() {
             returned: ids(&u_vec),
             ..Fates::default()
         };
-        exactly_once(&format!("stop={use_stop}"), &accepted, &fates);
+        assert_exactly_once(&format!("stop={use_stop}"), &accepted, &fates);
         assert_eq!(
             w.len() + f.len(),
             4,
@@ -523,7 +509,7 @@ fn sink_batch_between_retries_at_stop() {
             returned: ids(&u_vec),
             ..Fates::default()
         };
-        exactly_once(&ctx, &ids(&acc), &fates);
+        assert_exactly_once(&ctx, &ids(&acc), &fates);
     }
 }
 
@@ -582,16 +568,13 @@ fn racing_producers_and_stop() {
         go.store(false, Ordering::Relaxed);
         let ok: Vec<Vec<u64>> = prods.into_iter().map(|t| t.join().unwrap()).collect();
         let got = recv.join().unwrap();
-        let accepted: Vec<Id> = (0u32..)
-            .zip(&ok)
-            .flat_map(|(p, seqs)| seqs.iter().map(move |&seq| (p, seq as u32)))
-            .collect();
+        let accepted = per_handle(ok);
         let fates = Fates {
             streams: vec![("received".into(), got)],
             returned: v,
             ..Fates::default()
         };
-        exactly_once(&format!("round {round}"), &accepted, &fates);
+        assert_exactly_once(&format!("round {round}"), &accepted, &fates);
     }
 }
 

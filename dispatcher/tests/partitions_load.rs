@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use attack_kit::ledger::{Fates, verify};
-use attack_kit::{Id, common};
+use attack_kit::common;
+use attack_kit::ledger::{self, Fates, per_handle};
 use common::{
     Ev, PROMPTLY, WATCHDOG, assert_balanced, block, ev, sharded, spawn, stress_weight,
     with_watchdog,
@@ -133,9 +133,7 @@ fn stress(receivers: usize) -> (Vec<Vec<(u8, u32)>>, Watch, dispatcher::Shutdown
 /// Every producer's events delivered once, each receiver's in order, by the
 /// attack tests' one exactly-once check (`attack_kit::ledger`).
 fn assert_exactly_once(got: &[Vec<(u8, u32)>]) {
-    let accepted: Vec<Id> = (0..u32::from(STRESS_PRODUCERS))
-        .flat_map(|p| (0..STRESS_EVENTS).map(move |seq| (p, seq)))
-        .collect();
+    let accepted = per_handle((0..STRESS_PRODUCERS).map(|_| 0..STRESS_EVENTS));
     let fates = Fates {
         streams: (0..)
             .zip(got)
@@ -146,9 +144,7 @@ fn assert_exactly_once(got: &[Vec<(u8, u32)>]) {
             .collect(),
         ..Fates::default()
     };
-    if let Err(problems) = verify(&accepted, &fates) {
-        panic!("{problems}");
-    }
+    ledger::assert_exactly_once("partitions under load", &accepted, &fates);
 }
 
 fn assert_report(report: &dispatcher::ShutdownReport) {

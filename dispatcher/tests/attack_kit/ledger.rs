@@ -40,6 +40,31 @@ pub fn sample<T: std::fmt::Debug>(items: &[T]) -> String {
     }
 }
 
+/// The ids of per-handle lists of seqs, the handle being the list's
+/// position: what each producer handle was told was accepted (or, with
+/// ranges, each handle's first `n`).
+pub fn per_handle<L, S>(lists: impl IntoIterator<Item = L>) -> Vec<Id>
+where
+    L: IntoIterator<Item = S>,
+    S: TryInto<u32>,
+    S::Error: std::fmt::Debug,
+{
+    (0u32..)
+        .zip(lists)
+        .flat_map(|(handle, seqs)| {
+            seqs.into_iter()
+                .map(move |seq| (handle, seq.try_into().expect("a test's seq fits u32")))
+        })
+        .collect()
+}
+
+/// [`verify`], panicking with `context` and the problems if it fails.
+pub fn assert_exactly_once(context: &str, accepted: &[Id], fates: &Fates) {
+    if let Err(problems) = verify(accepted, fates) {
+        panic!("{context}: {problems}");
+    }
+}
+
 /// Every accepted event has exactly one fate, nothing else has one, and
 /// every ordered stream (and the events handed back) keeps each handle's
 /// order.
@@ -50,32 +75,24 @@ pub fn verify(accepted: &[Id], fates: &Fates) -> Result<(), String> {
 /// [`verify`], where the events of `maybe` (a call that panicked, so its
 /// caller cannot know whether it was admitted) may have one fate or none.
 pub fn verify_allowing(accepted: &[Id], maybe: &[Id], fates: &Fates) -> Result<(), String> {
-    let lists = [
-        ("evicted", &fates.evicted),
-        ("failed", &fates.failed),
-        ("returned", &fates.returned),
-    ];
-    let mut names: Vec<&str> = fates
+    // Every fate's place and its events: the streams, then the lists.
+    let places: Vec<(&str, &[Id])> = fates
         .streams
         .iter()
-        .map(|(name, _)| name.as_str())
-        .collect();
-    names.extend(lists.iter().map(|(name, _)| *name));
-    let where_ids: Vec<&Vec<Id>> = fates
-        .streams
-        .iter()
-        .map(|(_, ids)| ids)
-        .chain(lists.iter().map(|(_, ids)| *ids))
+        .map(|(name, ids)| (name.as_str(), ids.as_slice()))
+        .chain([
+            ("evicted", fates.evicted.as_slice()),
+            ("failed", fates.failed.as_slice()),
+            ("returned", fates.returned.as_slice()),
+        ])
         .collect();
     // One slot per (handle, seq) up to each handle's highest seq: runs
     // hand over millions of events, and a map of them took seconds in a
     // debug build.
     let mut table = Table::default();
-    for &i in accepted.iter().chain(maybe) {
+    let every_id = places.iter().flat_map(|(_, ids)| ids.iter());
+    for &i in accepted.iter().chain(maybe).chain(every_id) {
         table.size(i);
-    }
-    for ids in &where_ids {
-        ids.iter().for_each(|&i| table.size(i));
     }
     table.lay_out();
     for &i in maybe {
@@ -84,8 +101,8 @@ pub fn verify_allowing(accepted: &[Id], maybe: &[Id], fates: &Fates) -> Result<(
     for &i in accepted {
         table.slot(i).expected = Expected::Must;
     }
-    for (at, ids) in where_ids.iter().enumerate() {
-        for &i in ids.iter() {
+    for (at, (_, ids)) in places.iter().enumerate() {
+        for &i in *ids {
             let slot = table.slot(i);
             slot.fates += 1;
             match slot.fates {
@@ -102,19 +119,19 @@ pub fn verify_allowing(accepted: &[Id], maybe: &[Id], fates: &Fates) -> Result<(
         match (slot.expected, slot.fates) {
             (Expected::Must, 0) => lost.push(id),
             (Expected::Not, n) if n > 0 => phantom.push(id),
-            (_, n) if n > 1 => twice.push((id, n, names[slot.first], names[slot.second])),
+            (_, n) if n > 1 => twice.push((id, n, places[slot.first].0, places[slot.second].0)),
             _ => {}
         }
     }
     let mut disorder = Vec::new();
-    let ordered = fates
-        .streams
-        .iter()
-        .map(|(name, stream)| (name.as_str(), stream.as_slice()))
-        .chain(std::iter::once(("returned", fates.returned.as_slice())));
-    for (name, stream) in ordered {
-        // The last seq seen per handle, plus one (0: none yet).
-        let mut last = vec![0u64; table.handles.len()];
+    // Each stream keeps each handle's order, and so does what came back
+    // (the last place); evicted and failed events leave in no order of theirs.
+    let streams = fates.streams.len();
+    let ordered = places[..streams].iter().chain(places.last());
+    // The last seq seen per handle in one stream, plus one (0: none yet).
+    let mut last = vec![0u64; table.handles.len()];
+    for &(name, stream) in ordered {
+        last.fill(0);
         for &(handle, seq) in stream {
             let before = &mut last[handle as usize];
             if *before > u64::from(seq) {
