@@ -39,10 +39,10 @@ use std::time::{Duration, Instant};
 mod attack_kit;
 
 use attack_kit::ledger::{Fates, assert_exactly_once, per_handle};
-use attack_kit::{Id, watchdog_within};
+use attack_kit::{Ev, Id, LONG, watchdog_within};
 use dispatcher::{
     Batch, Batches, Dispatcher, EnqueueError, EnqueueTimeoutError, FlushReason, Policy,
-    RecvTimeoutError, TryEnqueueError, TryRecvError, Weight,
+    RecvTimeoutError, TryEnqueueError, TryRecvError,
 };
 
 // ------------------------------------------------------------------ helpers
@@ -53,8 +53,6 @@ const SLACK: Duration = Duration::from_millis(500);
 const ROUNDING: Duration = Duration::from_millis(1);
 /// "Eventually".
 const EVENTUALLY: Duration = Duration::from_secs(10);
-/// Long enough that time never cuts a batch during a test.
-const HOUR: Duration = Duration::from_secs(3600);
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -62,26 +60,13 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// An event with an identity: producer handle and its sequence number on
-/// that handle.
-#[derive(Debug, Clone)]
-struct Ev {
-    p: u32,
-    seq: u64,
-}
-
-impl Weight for Ev {
-    fn weight(&self) -> usize {
-        16
-    }
-}
-
+/// The attacks' event of handle `p`, number `seq`, weighing 16 bytes.
 fn ev(p: u32, seq: u64) -> Ev {
-    Ev { p, seq }
+    attack_kit::ev(p, u32::try_from(seq).expect("a test's seq fits u32"), 16)
 }
 
-fn ids(batch: &[Ev]) -> Vec<(u32, u64)> {
-    batch.iter().map(|e| (e.p, e.seq)).collect()
+fn ids(batch: &[Ev]) -> Vec<Id> {
+    batch.iter().map(|e| (e.handle, e.seq)).collect()
 }
 
 /// The `k`-th handle (0-based) made on a fresh dispatcher, so with `n`
@@ -100,27 +85,15 @@ fn kth_producer(d: &Dispatcher<Ev>, k: usize) -> dispatcher::Producer<Ev> {
 /// `accepted[p]`: the sequence numbers handle `p` had accepted, in order.
 /// `streams[c]`: the batches consumer `c` received, in the order it got them.
 /// `returned`: what shutdown / stop handed back.
-fn check_ledger(
-    label: &str,
-    accepted: &[Vec<u64>],
-    streams: &[Vec<Vec<(u32, u64)>>],
-    returned: &[(u32, u64)],
-) {
-    let id =
-        |&(p, seq): &(u32, u64)| -> Id { (p, u32::try_from(seq).expect("a test's seq fits u32")) };
+fn check_ledger(label: &str, accepted: &[Vec<u64>], streams: &[Vec<Vec<Id>>], returned: &[Id]) {
     let accepted = per_handle(accepted.iter().map(|seqs| seqs.iter().copied()));
     let fates = Fates {
         streams: streams
             .iter()
             .enumerate()
-            .map(|(c, batches)| {
-                (
-                    format!("consumer {c}"),
-                    batches.iter().flatten().map(id).collect(),
-                )
-            })
+            .map(|(c, batches)| (format!("consumer {c}"), batches.concat()))
             .collect(),
-        returned: returned.iter().map(id).collect(),
+        returned: returned.to_vec(),
         ..Fates::default()
     };
     assert_exactly_once(label, &accepted, &fates);
@@ -216,7 +189,7 @@ fn recv_timeout_tiny_and_huge_durations() {
                 }
                 // Sealed by flush.
                 let mut limits = d.limits();
-                limits.interval = HOUR;
+                limits.interval = LONG;
                 d.set_limits(limits).unwrap();
                 producer
                     .try_enqueue(ev(0, 10 + tiny.as_nanos() as u64))
@@ -242,7 +215,7 @@ fn recv_timeout_tiny_and_huge_durations() {
             Duration::from_secs(u64::MAX),
             Duration::from_secs(u64::MAX / 2),
         ] {
-            for interval in [HOUR, Duration::MAX] {
+            for interval in [LONG, Duration::MAX] {
                 let (d, batches) = pull(2, interval);
                 let d = Arc::new(d);
                 let (tx, rx) = mpsc::channel();
@@ -310,7 +283,7 @@ fn recv_timeout_never_times_out_early_while_others_take_the_batches() {
     let _g = serial();
     watchdog_within("recv_timeout_spurious", Duration::from_secs(60), |_| {
         for parts in [1usize, 4] {
-            let (d, batches) = pull(parts, HOUR);
+            let (d, batches) = pull(parts, LONG);
             let stop = Arc::new(AtomicBool::new(false));
             let wait = Duration::from_millis(120);
             let timed = {
@@ -383,7 +356,7 @@ fn recv_timeout_never_times_out_early_while_others_take_the_batches() {
             );
             let returned: Vec<_> = match report {
                 Ok(_) => Vec::new(),
-                Err(t) => t.into_inner().iter().map(|e| (e.p, e.seq)).collect(),
+                Err(t) => ids(&t.into_inner().into_vec()),
             };
             check_ledger(
                 &format!("spurious parts={parts}"),
@@ -413,7 +386,7 @@ fn try_recv_never_blocks_beside_a_blocked_receiver_and_busy_producers() {
     watchdog_within("try_recv_load", Duration::from_secs(60), |_| {
         for (parts, interval) in [
             (1usize, Duration::from_millis(2)),
-            (8, HOUR),
+            (8, LONG),
             (4, Duration::from_micros(1)),
         ] {
             let (d, batches) = Dispatcher::<Ev>::builder()
@@ -525,7 +498,7 @@ fn flush_from_a_producer_thread_wakes_a_blocked_receiver_every_time() {
     watchdog_within("flush_ping_pong", Duration::from_secs(90), |_| {
         let mut failures = Vec::new();
         for mode in MODES {
-            for (parts, interval) in [(1usize, HOUR), (16, Duration::MAX)] {
+            for (parts, interval) in [(1usize, LONG), (16, Duration::MAX)] {
                 let (d, batches) = pull(parts, interval);
                 let d = Arc::new(d);
                 let (tx, rx) = mpsc::channel();
@@ -534,7 +507,7 @@ fn flush_from_a_producer_thread_wakes_a_blocked_receiver_every_time() {
                         let _ = tx.send((Instant::now(), ids(&b), b.reason()));
                     }
                 });
-                let (ptx, prx) = mpsc::channel::<u64>();
+                let (ptx, prx) = mpsc::channel::<u32>();
                 let (ack_tx, ack_rx) = mpsc::channel::<Instant>();
                 let producer_thread = {
                     let d = Arc::clone(&d);
@@ -542,7 +515,7 @@ fn flush_from_a_producer_thread_wakes_a_blocked_receiver_every_time() {
                         // A fresh handle per round: rounds land on different partitions.
                         for round in prx {
                             let producer = d.producer();
-                            producer.try_enqueue(ev(0, round)).unwrap();
+                            producer.try_enqueue(ev(0, round.into())).unwrap();
                             let t = Instant::now();
                             d.flush();
                             ack_tx.send(t).unwrap();
@@ -551,7 +524,7 @@ fn flush_from_a_producer_thread_wakes_a_blocked_receiver_every_time() {
                 };
                 let label = format!("mode={mode:?} parts={parts} interval={interval:?}");
                 let mut worst = Duration::ZERO;
-                for round in 0..40u64 {
+                for round in 0..40u32 {
                     // Let the receiver go to sleep first, some rounds.
                     if round % 4 == 0 {
                         thread::sleep(Duration::from_millis(15));
@@ -614,7 +587,7 @@ fn randomized_producers_partitions_and_mixed_receivers() {
             Duration::from_millis(1),
             Duration::from_millis(7),
             Duration::from_millis(30),
-            HOUR,
+            LONG,
             Duration::MAX,
         ];
         for seed in 0..48u64 {
@@ -622,7 +595,7 @@ fn randomized_producers_partitions_and_mixed_receivers() {
                 fastrand::Rng::with_seed(0xD15_7A7C4 ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let parts = [1usize, 2, 3, 8][rng.usize(..4)];
             let interval = intervals[rng.usize(..intervals.len())];
-            let jitter = if rng.bool() && interval < HOUR {
+            let jitter = if rng.bool() && interval < LONG {
                 interval / 2
             } else {
                 Duration::ZERO
@@ -818,7 +791,7 @@ fn randomized_producers_partitions_and_mixed_receivers() {
                 }
             });
 
-            let returned: Vec<(u32, u64)> = if by_drop {
+            let returned: Vec<Id> = if by_drop {
                 drop(d);
                 Vec::new()
             } else {
@@ -829,7 +802,7 @@ fn randomized_producers_partitions_and_mixed_receivers() {
                             "shutdown timed out with live receivers ({} undelivered)",
                             t.undelivered.len()
                         ));
-                        t.into_inner().iter().map(|e| (e.p, e.seq)).collect()
+                        ids(&t.into_inner().into_vec())
                     }
                 }
             };
@@ -960,7 +933,7 @@ fn huge_intervals_never_panic_or_hang() {
                 Duration::MAX,
                 Duration::from_nanos(1),
                 Duration::from_secs(u64::MAX),
-                HOUR,
+                LONG,
                 Duration::from_micros(1),
             ]
             .into_iter()
