@@ -17,8 +17,8 @@ use dispatcher::{Batch, Builder, Dispatcher, Policy};
 pub(crate) type Run = fn(usize, usize, usize) -> Duration;
 
 /// Bytes either side may hold before producers wait.
-const BUFFERED_BYTES: usize = 8 * 1024 * 1024;
-const BATCH_BYTES: usize = 64 * 1024;
+pub(crate) const BUFFERED_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const BATCH_BYTES: usize = 64 * 1024;
 
 /// Events per measured run: 20-40 ms of work on a 2-core machine, so the
 /// start (threads, the first batch) and the end (the last batch waits for
@@ -36,7 +36,7 @@ pub(crate) fn events_per_run(size: usize, scale: usize) -> usize {
 /// Runs `producers` threads that each send their share of `total` events of
 /// `size` bytes through `send`, while `consume` runs on this thread and
 /// returns once all are received. Times from a common start to the last receipt.
-fn timed_run<S>(
+pub(crate) fn timed_run<S>(
     producers: usize,
     total: usize,
     size: usize,

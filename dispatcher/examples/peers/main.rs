@@ -29,6 +29,7 @@ mod isolate;
 #[allow(dead_code)]
 #[path = "../../benches/runs/mod.rs"]
 mod runs;
+mod staged;
 mod stats;
 
 use isolate::Child;
@@ -75,6 +76,10 @@ enum Peer {
     Channel,
     /// tokio's bounded mpsc with `chunks_timeout`.
     Tokio,
+    /// Not a peer: the floor of any byte-bounded batcher (each producer
+    /// owns its open batch, one compare-and-swap an event on a shared byte
+    /// count, 64 KiB batches over a channel; see `staged.rs`).
+    Staged,
 }
 
 /// The dispatcher's name among the targets.
@@ -94,6 +99,7 @@ impl Peer {
             Peer::Crossbeam => runs::crossbeam_run,
             Peer::Channel => runs::channel_run,
             Peer::Tokio => runs::tokio_run,
+            Peer::Staged => staged::staged_run,
         }
     }
 
@@ -102,6 +108,7 @@ impl Peer {
             Peer::Crossbeam => "crossbeam",
             Peer::Channel => "channel",
             Peer::Tokio => "tokio",
+            Peer::Staged => "staged",
         }
     }
 }
