@@ -3,13 +3,14 @@
 //!
 //! Each group (an event size and a producer count) runs the same workload as
 //! the `enqueue_to_batch` benchmark: P producer threads hand `Vec<u8>`
-//! events to one consumer, an 8 MiB bound, 64 KiB batches. A round runs the
-//! dispatcher and every peer once each, in an order that alternates from
-//! round to round, so a drift of the machine (another tenant, the placement
-//! of the two processors) falls on both sides. The ratio of a round
-//! (dispatcher / peer) is the unit of the verdict: its median over the
-//! rounds, with a 95% bootstrap interval. "ahead" and "behind" need the
-//! whole interval above or below 1; anything else is "even".
+//! events to one consumer, a 64 MiB bound (its item equivalent for the
+//! channels), 64 KiB batches. A round runs the dispatcher and every peer
+//! once each, in an order that alternates from round to round, so a drift
+//! of the machine (another tenant, the placement of the two processors)
+//! falls on both sides. The ratio of a round (dispatcher / peer) is the
+//! unit of the verdict: its median over the rounds, with a 95% bootstrap
+//! interval. "ahead" and "behind" need the whole interval above or below
+//! 1; anything else is "even".
 //!
 //! With `--isolate` every run is a process of its own (this binary again),
 //! after a warm-up run there: targets sharing one process also share its
