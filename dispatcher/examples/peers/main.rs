@@ -77,9 +77,9 @@ enum Peer {
     Channel,
     /// tokio's bounded mpsc with `chunks_timeout`.
     Tokio,
-    /// Not a peer: the floor of any byte-bounded batcher (each producer
-    /// owns its open batch, one compare-and-swap an event on a shared byte
-    /// count, 64 KiB batches over a channel; see `staged.rs`).
+    /// Not a peer: one simple staged design (each producer owns its open
+    /// batch, one compare-and-swap an event on a shared byte count, the
+    /// dispatcher's 64 KiB batches over a channel; see `staged.rs`).
     Staged,
 }
 
