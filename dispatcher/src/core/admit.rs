@@ -321,7 +321,15 @@ impl<T: Weight> Core<T> {
         }
         if leasing || st.credit > 0 {
             // Leases are off under DropOldest, so nothing here evicts.
-            return self.admit_leased(st, payload, weight, seen);
+            if st.credit >= weight {
+                // The guard stays in this frame: moved into a callee (even
+                // an inlined one), it was copied, and the copy read it back
+                // before its stores had landed, a stall at every event.
+                let admitted = self.charge_lease(&mut st, payload, weight);
+                resume(st.unlock());
+                return admitted;
+            }
+            return self.admit_leasing(st, payload, weight, seen);
         }
         match self.budget.try_reserve_from(seen.word, seen.max, weight) {
             Ok(after) => {
@@ -341,38 +349,31 @@ impl<T: Weight> Core<T> {
         }
     }
 
-    /// [`admit`](Self::admit) for a partition that leases (see
-    /// [`Core::lease`]), its lock held: charge the lease, or reserve the
-    /// need plus a new lease (or just the need), or give the lease back and
-    /// refuse.
+    /// [`admit`](Self::admit) for a partition whose lease covers `weight`,
+    /// its lock held (the caller lets go): charge the lease, unless
+    /// admission closed.
     #[inline(always)]
-    fn admit_leased<P: Payload<T>>(
+    fn charge_lease<P: Payload<T>>(
         &self,
-        mut st: Guard<'_, T>,
+        st: &mut Guard<'_, T>,
         payload: P,
         weight: usize,
-        seen: Seen,
     ) -> Admitted<P> {
-        if st.credit >= weight {
-            // Closure is read under the lock: `close` sets it before it
-            // takes each partition's lock to drain it.
-            if self.budget.is_closed() {
-                resume(st.unlock());
-                return Err((Refusal::Closed, payload));
-            }
-            st.credit -= weight;
-            // What the partitions hold is at most what is charged less this
-            // lease (less the other partitions' leases, not known here).
-            self.budget
-                .note_peak(self.budget.used().saturating_sub(st.credit));
-            payload.append_to(&mut st);
-            resume(st.unlock());
-            return Ok(());
+        // Closure is read under the lock: `close` sets it before it takes
+        // each partition's lock to drain it.
+        if self.budget.is_closed() {
+            return Err((Refusal::Closed, payload));
         }
-        self.admit_leasing(st, payload, weight, seen)
+        st.credit -= weight;
+        // What the partitions hold is at most what is charged less this
+        // lease (less the other partitions' leases, not known here).
+        self.budget
+            .note_peak(self.budget.used().saturating_sub(st.credit));
+        payload.append_to(st);
+        Ok(())
     }
 
-    /// [`admit_leased`](Self::admit_leased) when the lease does not cover
+    /// [`admit`](Self::admit) when the partition's lease does not cover
     /// `weight`: once a lease's worth of bytes, out of line.
     #[inline(never)]
     fn admit_leasing<P: Payload<T>>(
