@@ -322,9 +322,11 @@ impl<T: Weight> Core<T> {
         if leasing || st.credit > 0 {
             // Leases are off under DropOldest, so nothing here evicts.
             if st.credit >= weight {
-                // The guard stays in this frame: moved into a callee (even
-                // an inlined one), it was copied, and the copy read it back
-                // before its stores had landed, a stall at every event.
+                // The guard is borrowed while the event is charged and
+                // appended, and moved only into `unlock` once done: moved
+                // into the function that charged the lease (even inlined),
+                // it was copied, and the copy read it back before its stores
+                // had landed, a stall at every event.
                 let admitted = self.charge_lease(&mut st, payload, weight);
                 resume(st.unlock());
                 return admitted;
