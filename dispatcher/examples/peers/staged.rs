@@ -35,7 +35,6 @@ struct Staging<'a> {
     tx: Sender<Sealed>,
     open: Vec<Vec<u8>>,
     bytes: usize,
-    per_batch: usize,
 }
 
 impl Staging<'_> {
@@ -53,7 +52,9 @@ impl Staging<'_> {
     }
 
     fn seal(&mut self) {
-        let batch = std::mem::replace(&mut self.open, Vec::with_capacity(self.per_batch));
+        // The next batch's buffer is sized as this one was: for a batch.
+        let capacity = self.open.capacity();
+        let batch = std::mem::replace(&mut self.open, Vec::with_capacity(capacity));
         let bytes = std::mem::take(&mut self.bytes);
         self.tx.send((batch, bytes)).expect("bench staged send");
     }
@@ -100,7 +101,8 @@ pub(crate) fn staged_run(producers: usize, total: usize, size: usize) -> Duratio
     run.elapsed
 }
 
-/// What a staged run saw, for its tests.
+/// What a staged run saw: its time, and what `staged_run` and the tests
+/// check of it.
 struct Measured {
     elapsed: Duration,
     /// Bytes still reserved once every event was taken.
@@ -130,7 +132,6 @@ fn measured(producers: usize, total: usize, size: usize) -> Measured {
                 tx: tx.clone(),
                 open: Vec::with_capacity(per_batch),
                 bytes: 0,
-                per_batch,
             };
             move |event| staging.send(event)
         },
