@@ -6,7 +6,8 @@
 # - A 2 s soak whose memory cannot keep up spills to a disk tier and must say so.
 # - A crash test of 3 kills: exit 0 only if no accepted event was lost.
 # - The peers example: a verdict line for each group it was given, also with
-#   every run in a process of its own (`--isolate`).
+#   every run in a process of its own (`--isolate`), against crossbeam and
+#   against the dispatcher itself (the A/A control).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,7 +52,9 @@ verdicts=$(grep -cE '^1 KiB x [14] .* crossbeam .*(ahead|behind|even)' "$out/pee
   || { echo "ci-smoke: the peers example printed $verdicts verdict lines, expected 2" >&2; exit 1; }
 echo "ci-smoke: the peers example gave a verdict for each group"
 cargo run --quiet -p dispatcher --example peers -- --rounds 3 --sizes 1024 --producers 1 \
-  --isolate | tee "$out/peers-isolated.txt"
-grep -qE '^1 KiB x 1 .* crossbeam .*(ahead|behind|even)' "$out/peers-isolated.txt" \
-  || { echo "ci-smoke: the peers example gave no verdict with --isolate" >&2; exit 1; }
-echo "ci-smoke: the peers example gave a verdict with every run in a process of its own"
+  --peers crossbeam,control --isolate | tee "$out/peers-isolated.txt"
+for peer in crossbeam control; do
+  grep -qE "^1 KiB x 1 .* $peer .*(ahead|behind|even)" "$out/peers-isolated.txt" \
+    || { echo "ci-smoke: the peers example gave no verdict against $peer with --isolate" >&2; exit 1; }
+done
+echo "ci-smoke: the peers example gave a verdict against crossbeam and the A/A control, every run in a process of its own"

@@ -9,8 +9,13 @@
 //! of the machine (another tenant, the placement of the two processors)
 //! falls on both sides. The ratio of a round (dispatcher / peer) is the
 //! unit of the verdict: its median over the rounds, with a 95% bootstrap
-//! interval. "ahead" and "behind" need the whole interval above or below
-//! 1; anything else is "even".
+//! interval. "ahead" and "behind" need the whole interval above 1.05 or
+//! below 0.95; anything else is "even": two runs of the dispatcher itself
+//! differ by that much on a shared machine (see `stats::EVEN_WITHIN`).
+//!
+//! `--peers control` runs the dispatcher against itself, an A/A control:
+//! how often it is called anything but "even" is how often the machine's
+//! noise alone decides a verdict.
 //!
 //! With `--isolate` every run is a process of its own (this binary again),
 //! after a warm-up run there: targets sharing one process also share its
@@ -81,6 +86,10 @@ enum Peer {
     /// batch, one compare-and-swap an event on a shared byte count, the
     /// dispatcher's 64 KiB batches over a channel; see `staged.rs`).
     Staged,
+    /// Not a peer: the dispatcher again, an A/A control. Its verdicts show
+    /// what the machine's noise alone decides: anything but "even" there
+    /// is a verdict the noise made.
+    Control,
 }
 
 /// The dispatcher's name among the targets.
@@ -101,6 +110,7 @@ impl Peer {
             Peer::Channel => runs::channel_run,
             Peer::Tokio => runs::tokio_run,
             Peer::Staged => staged::staged_run,
+            Peer::Control => runs::dispatcher_run,
         }
     }
 
@@ -110,6 +120,7 @@ impl Peer {
             Peer::Channel => "channel",
             Peer::Tokio => "tokio",
             Peer::Staged => "staged",
+            Peer::Control => "control",
         }
     }
 }
