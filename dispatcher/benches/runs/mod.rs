@@ -19,7 +19,7 @@ pub(crate) type Run = fn(usize, usize, usize) -> Duration;
 /// Bytes either side may hold before producers wait: the 64 MiB of the
 /// workload the peers are compared on (and of the soak's default limit); the
 /// channels get its item equivalent. Until 2026-12 it was 8 MiB, which the
-/// README's earlier tables were measured with.
+/// measurement log's (`docs/measurements.md`) earlier tables were measured with.
 pub(crate) const BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) const BATCH_BYTES: usize = 64 * 1024;
 
