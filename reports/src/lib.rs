@@ -69,7 +69,8 @@
 //! a [`Verdict`] from the distributions: the change of the median with a bootstrap
 //! confidence interval ([`compare_stats`]) from the runs (at least [`MIN_RUNS`] a side) or,
 //! with fewer, from the runs' sample intervals where that means something, judged against
-//! the metric's noise threshold. The [`Headline`] comes from the primary metrics
+//! the metric's noise threshold. Sample intervals hold no run-to-run variation, so from
+//! them a metric is `NoChange` or `Inconclusive`, never `Regressed` or `Improved`. The [`Headline`] comes from the primary metrics
 //! (delivered/s, p99 and peak heap unless [`CompareOptions::primary`] says otherwise).
 
 #![forbid(unsafe_code)]

@@ -259,7 +259,12 @@ fn every_run_leaves_a_report_and_runs_compare() {
 #[test]
 fn compare_fails_on_a_regression_when_asked() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/tests/fixtures");
-    let (base, regressed) = (fixtures.join("basic"), fixtures.join("regressed"));
+    // Groups of five runs: one run a side is never a verdict (see the next test). The
+    // slower group's consumer delay differs, hence --force.
+    let (base, regressed) = (
+        fixtures.join("groups/same-a"),
+        fixtures.join("groups/slower"),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let page = dir.path().join("compare.html");
     let args = |extra: &[&str]| {
@@ -267,6 +272,7 @@ fn compare_fails_on_a_regression_when_asked() {
             "compare".to_string(),
             base.to_str().expect("utf-8").to_string(),
             regressed.to_str().expect("utf-8").to_string(),
+            "--force".to_string(),
             "--output".to_string(),
             page.to_str().expect("utf-8").to_string(),
         ];
@@ -291,6 +297,27 @@ fn compare_fails_on_a_regression_when_asked() {
     let out = run(args(&["--fail-on-regression"]));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(page.exists());
+}
+
+#[test]
+fn compare_of_one_run_a_side_never_fails_on_regression() {
+    // Two runs of one build, back to back, 27% apart: noise, not a regression.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/tests/fixtures");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = dir.path().join("compare.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_soak"))
+        .arg("compare")
+        .arg(fixtures.join("aa-delay0/first"))
+        .arg(fixtures.join("aa-delay0/second"))
+        .arg("--fail-on-regression")
+        .arg("--output")
+        .arg(&page)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("overall: INCONCLUSIVE"), "{text}");
+    assert!(text.contains("--repeat 3"), "{text}");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The verdict on each metric: values from runs (at least [`MIN_RUNS`] a side) or else
 //! from sample intervals, the bootstrap interval of the change of their median, and the
-//! verdict against the noise threshold.
+//! verdict against the noise threshold. Sample intervals can show that two runs agree
+//! (no change), never that one is worse or better: they hold none of the variation
+//! between runs.
 
 use super::metrics::{METRICS, MetricDef, intervals};
 use super::stats::{self, Change};
@@ -105,12 +107,36 @@ fn judge(
         return out;
     };
     out.ci_pct = Some(change.ci_pct);
-    out.verdict = classify(m.direction, &change, noise);
+    let verdict = classify(m.direction, &change, noise);
+    if basis == Basis::Intervals && matches!(verdict, Verdict::Regressed | Verdict::Improved) {
+        // The runs differ, but one run a side says nothing of how much runs differ:
+        // two runs of one build, back to back, differed by 27% (`aa-delay0`).
+        out.verdict = Verdict::Inconclusive;
+        out.runs_needed = Some(MIN_RUNS);
+        out.note = differ_note(verdict, &change, noise);
+        return out;
+    }
+    out.verdict = verdict;
     out.runs_needed = (out.verdict == Verdict::Inconclusive && basis == Basis::Runs)
         .then(|| stats::needed(vb.len().min(vc.len()), &change, noise))
         .flatten();
     out.note = note(&out, &change);
     out
+}
+
+/// Why a difference beyond the noise, seen in the runs' own sample intervals, is not a
+/// verdict.
+fn differ_note(would_be: Verdict, change: &Change, noise: f64) -> String {
+    let (lo, hi) = change.ci_pct;
+    let way = if would_be == Verdict::Regressed {
+        "worse"
+    } else {
+        "better"
+    };
+    format!(
+        "{way} by {:.1}% (95% CI {lo:+.1}%..{hi:+.1}%), beyond the ±{noise}% noise threshold, but between single runs: two runs of one build can differ by as much, and one run a side cannot tell; needs at least {MIN_RUNS} runs a side (--repeat {MIN_RUNS})",
+        change.estimate_pct.abs()
+    )
 }
 
 /// The verdict of a change against the noise threshold: regressed or improved only when

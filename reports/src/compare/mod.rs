@@ -148,9 +148,11 @@ impl Unit {
 /// The judgement on one metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Better, beyond the noise threshold, with the whole confidence interval.
+    /// Better, beyond the noise threshold, with the whole confidence interval; judged
+    /// from runs (at least [`MIN_RUNS`] a side), never from one run's sample intervals.
     Improved,
-    /// Worse, beyond the noise threshold, with the whole confidence interval.
+    /// Worse, beyond the noise threshold, with the whole confidence interval; judged
+    /// from runs (at least [`MIN_RUNS`] a side), never from one run's sample intervals.
     Regressed,
     /// The whole confidence interval is within the noise threshold.
     NoChange,
