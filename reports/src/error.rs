@@ -92,6 +92,15 @@ pub enum CompareError {
         /// The group directory.
         path: PathBuf,
     },
+    /// A group that lists one run twice (by directory, or two directories holding the
+    /// same run): counted twice, it would pass for repeated runs it is not.
+    #[error("{}: the group lists run {run_id} more than once", path.display())]
+    DuplicateRun {
+        /// The group directory.
+        path: PathBuf,
+        /// The run listed again.
+        run_id: String,
+    },
 }
 
 impl CompareError {

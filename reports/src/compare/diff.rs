@@ -64,6 +64,28 @@ pub(super) fn config_differences(base: &RunRecord, candidate: &RunRecord) -> Vec
     }
 }
 
+/// Differences of `config` between the base's first run and every run of both sides,
+/// each key once (its first difference), in key order: a side whose runs did not all run
+/// one scenario differs from the base as much as one whose first run did not. Later runs
+/// without `results.json` have no known scenario to differ.
+pub(super) fn side_config_differences(
+    base: &[RunRecord],
+    candidate: &[RunRecord],
+) -> Vec<ConfigDifference> {
+    let first = &base[0];
+    let mut all = config_differences(first, &candidate[0]);
+    let later = base[1..].iter().chain(&candidate[1..]);
+    for run in later.filter(|run| run.results.is_some()) {
+        for difference in config_differences(first, run) {
+            if !all.iter().any(|known| known.key == difference.key) {
+                all.push(difference);
+            }
+        }
+    }
+    all.sort_by(|a, b| a.key.cmp(&b.key));
+    all
+}
+
 pub(super) fn environment_differences(
     base: &RunRecord,
     candidate: &RunRecord,

@@ -117,9 +117,14 @@ fn judge(
         return out;
     }
     out.verdict = verdict;
-    out.runs_needed = (out.verdict == Verdict::Inconclusive && basis == Basis::Runs)
-        .then(|| stats::needed(vb.len().min(vc.len()), &change, noise))
-        .flatten();
+    out.runs_needed = match (out.verdict, basis) {
+        (Verdict::Inconclusive, Basis::Runs) => {
+            stats::needed(vb.len().min(vc.len()), &change, noise)
+        }
+        // Single runs cannot settle it, however many sample intervals they hold.
+        (Verdict::Inconclusive, _) => Some(MIN_RUNS),
+        _ => None,
+    };
     out.note = note(&out, &change);
     out
 }
@@ -176,6 +181,9 @@ fn note(m: &MetricComparison, change: &Change) -> String {
         }
         Verdict::NoChange => format!("within the ±{noise}% noise threshold ({ci})"),
         _ => match m.runs_needed {
+            Some(n) if m.basis == Basis::Intervals => format!(
+                "the {ci} straddles the ±{noise}% noise threshold; between single runs: needs at least {n} runs a side (--repeat {n})"
+            ),
             Some(n) => format!(
                 "the {ci} straddles the ±{noise}% noise threshold: about {n} runs a side would settle it"
             ),

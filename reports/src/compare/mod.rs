@@ -195,9 +195,11 @@ pub enum Headline {
     Regressed,
     /// Some primary metrics improved and others regressed: a trade-off.
     Mixed,
-    /// Every primary metric is within its noise.
+    /// Every primary metric both sides measured is within its noise (and at least one
+    /// was measured).
     NoChange,
-    /// No primary metric moved for sure, and some could not be told.
+    /// No primary metric moved for sure, and some could not be told (or none was
+    /// measured on both sides).
     Inconclusive,
 }
 
@@ -350,7 +352,7 @@ impl Comparison {
             }
         }
         let primary = primary_keys(&opts.primary)?;
-        let config_differences = diff::config_differences(base.first(), candidate.first());
+        let config_differences = diff::side_config_differences(&base.runs, &candidate.runs);
         if !config_differences.is_empty() && !opts.force {
             return Err(CompareError::Incomparable {
                 differences: config_differences,
@@ -377,11 +379,12 @@ impl Comparison {
     pub fn headline(&self) -> Headline {
         let primary = || self.metrics.iter().filter(|m| m.primary);
         let any = |v: Verdict| primary().any(|m| m.verdict == v);
+        let measured = primary().any(|m| m.verdict != Verdict::Unavailable);
         match (any(Verdict::Regressed), any(Verdict::Improved)) {
             (true, true) => Headline::Mixed,
             (true, false) => Headline::Regressed,
             (false, true) => Headline::Improved,
-            (false, false) if any(Verdict::Inconclusive) => Headline::Inconclusive,
+            (false, false) if any(Verdict::Inconclusive) || !measured => Headline::Inconclusive,
             (false, false) => Headline::NoChange,
         }
     }

@@ -24,7 +24,8 @@ impl Side {
     ///
     /// # Errors
     /// [`CompareError::Report`] when a record cannot be read (naming the file);
-    /// [`CompareError::EmptyGroup`] for a group with no finished run.
+    /// [`CompareError::EmptyGroup`] for a group with no finished run;
+    /// [`CompareError::DuplicateRun`] for a group that lists one run twice.
     pub fn load(path: &Path) -> Result<Side, CompareError> {
         if !runlog::is_group(path) {
             return Ok(Side {
@@ -42,6 +43,14 @@ impl Side {
         if runs.is_empty() {
             return Err(CompareError::EmptyGroup {
                 path: path.to_path_buf(),
+            });
+        }
+        let listed = group.runs.iter().map(|r| r.run_id.as_str());
+        let recorded = runs.iter().map(|r| r.run_id.as_str());
+        if let Some(run_id) = first_repeat(listed).or_else(|| first_repeat(recorded)) {
+            return Err(CompareError::DuplicateRun {
+                path: path.to_path_buf(),
+                run_id: run_id.to_owned(),
             });
         }
         Ok(Side {
@@ -93,4 +102,10 @@ impl Side {
             .map_or(0, |(i, _)| i);
         &self.runs[closest]
     }
+}
+
+/// The first id that appears again, if any.
+fn first_repeat<'a>(ids: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    ids.into_iter().find(|id| !seen.insert(*id))
 }

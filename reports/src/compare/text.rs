@@ -198,7 +198,7 @@ pub fn human(c: &Comparison) -> String {
 #[must_use]
 pub fn markdown(c: &Comparison) -> String {
     let mut out = format!(
-        "### Metronome comparison: {}\n\ncandidate {} against base {}\n\n| {} |\n|{}|\n",
+        "### Metronome comparison: {}\n\ncandidate {} against base {}\n\n| {} |\n|{}\n",
         c.headline().as_str().to_uppercase(),
         c.candidate_id,
         c.base_id,
