@@ -95,7 +95,7 @@ fn judge(
         out.verdict = Verdict::Inconclusive;
         out.runs_needed = Some(MIN_RUNS);
         out.note = format!(
-            "{} and {} runs, and a single run says nothing about this metric's noise: needs at least {MIN_RUNS} runs a side (--repeat {MIN_RUNS})",
+            "{} and {} runs: fewer than {MIN_RUNS} a side say nothing about this metric's noise; needs at least {MIN_RUNS} runs a side (--repeat {MIN_RUNS})",
             vb.len(),
             vc.len()
         );
@@ -139,7 +139,7 @@ fn differ_note(would_be: Verdict, change: &Change, noise: f64) -> String {
         "better"
     };
     format!(
-        "{way} by {:.1}% (95% CI {lo:+.1}%..{hi:+.1}%), beyond the ±{noise}% noise threshold, but between single runs: two runs of one build can differ by as much, and one run a side cannot tell; needs at least {MIN_RUNS} runs a side (--repeat {MIN_RUNS})",
+        "{way} by {:.1}% (95% CI {lo:+.1}%..{hi:+.1}%), beyond the ±{noise}% noise threshold, but seen in the runs' sample intervals (fewer than {MIN_RUNS} runs a side), which hold none of the variation between runs: two runs of one build can differ by as much; needs at least {MIN_RUNS} runs a side (--repeat {MIN_RUNS})",
         change.estimate_pct.abs()
     )
 }
@@ -182,7 +182,7 @@ fn note(m: &MetricComparison, change: &Change) -> String {
         Verdict::NoChange => format!("within the ±{noise}% noise threshold ({ci})"),
         _ => match m.runs_needed {
             Some(n) if m.basis == Basis::Intervals => format!(
-                "the {ci} straddles the ±{noise}% noise threshold; between single runs: needs at least {n} runs a side (--repeat {n})"
+                "the {ci} straddles the ±{noise}% noise threshold; from the runs' sample intervals (fewer than {n} runs a side): needs at least {n} runs a side (--repeat {n})"
             ),
             Some(n) => format!(
                 "the {ci} straddles the ±{noise}% noise threshold: about {n} runs a side would settle it"
