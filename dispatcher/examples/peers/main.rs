@@ -192,6 +192,12 @@ fn main() -> ExitCode {
             );
         }
     }
+    println!(
+        "\nratio: dispatcher / peer, median of the rounds (95% bootstrap interval); \
+         ahead or behind only when the whole interval is beyond 1 ± {:.0}%, \
+         what two runs of the dispatcher itself stay within (--peers control)",
+        stats::EVEN_WITHIN * 100.0
+    );
     ExitCode::SUCCESS
 }
 
