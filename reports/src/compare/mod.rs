@@ -337,8 +337,9 @@ impl Comparison {
     /// ```
     ///
     /// # Errors
-    /// [`CompareError::Incomparable`] when the scenarios differ (outside
-    /// [`IGNORED_CONFIG_KEYS`], or a run has no `results.json`) and `force` is off;
+    /// [`CompareError::Incomparable`] when the scenarios differ, between the sides or
+    /// among one side's runs (outside [`IGNORED_CONFIG_KEYS`], or a side's first run has
+    /// no `results.json`) and `force` is off;
     /// [`CompareError::BadThreshold`] for a negative or NaN noise threshold;
     /// [`CompareError::UnknownMetric`] for a primary metric that does not exist.
     pub fn evaluate(
