@@ -440,7 +440,8 @@ fn primary_keys(names: &[String]) -> Result<Vec<&'static str>, CompareError> {
 ///
 /// # Errors
 /// [`CompareError::Report`] when a record cannot be read or the page cannot be written
-/// (naming the file); [`CompareError::EmptyGroup`] for a group without runs; otherwise as
+/// (naming the file); [`CompareError::EmptyGroup`] for a group without runs;
+/// [`CompareError::DuplicateRun`] for a group that lists one run twice; otherwise as
 /// [`Comparison::evaluate`].
 pub fn compare(
     base: &Path,
