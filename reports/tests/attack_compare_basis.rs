@@ -36,6 +36,11 @@ fn group_runs(group: &str) -> Vec<PathBuf> {
     g.runs.iter().map(|r| dir.join(&r.run_id)).collect()
 }
 
+/// Every run of a recorded group, loaded.
+fn group_records(group: &str) -> Vec<RunRecord> {
+    group_runs(group).iter().map(|p| load(p)).collect()
+}
+
 fn load(dir: &Path) -> RunRecord {
     RunRecord::load(dir).unwrap()
 }
@@ -200,18 +205,12 @@ fn a_10x_drop_with_one_run_a_side_is_inconclusive_never_regressed() {
 
 #[test]
 fn mixed_run_counts_below_three_never_regress_even_with_a_10x_drop() {
-    let a: Vec<RunRecord> = group_runs("groups/same-a")
-        .iter()
-        .map(|p| load(p))
-        .collect();
+    let a: Vec<RunRecord> = group_records("groups/same-a");
     let drop: Vec<RunRecord> = group_runs("groups/same-b")
         .iter()
         .map(|p| scaled(load(p), 0.1))
         .collect();
-    let slower: Vec<RunRecord> = group_runs("groups/slower")
-        .iter()
-        .map(|p| load(p))
-        .collect();
+    let slower: Vec<RunRecord> = group_records("groups/slower");
     for (nb, nc) in [
         (1, 5),
         (5, 1),
@@ -268,14 +267,8 @@ fn mixed_run_counts_below_three_never_regress_even_with_a_10x_drop() {
 #[test]
 fn with_three_runs_a_side_a_real_regression_is_still_regressed() {
     // consumer twice as slow (fixtures groups/slower), and a 10x drop, 3 vs 3 and 5 vs 3
-    let a: Vec<RunRecord> = group_runs("groups/same-a")
-        .iter()
-        .map(|p| load(p))
-        .collect();
-    let slower: Vec<RunRecord> = group_runs("groups/slower")
-        .iter()
-        .map(|p| load(p))
-        .collect();
+    let a: Vec<RunRecord> = group_records("groups/same-a");
+    let slower: Vec<RunRecord> = group_records("groups/slower");
     let drop: Vec<RunRecord> = group_runs("groups/same-b")
         .iter()
         .map(|p| scaled(load(p), 0.1))
@@ -324,14 +317,8 @@ fn with_three_runs_a_side_a_real_regression_is_still_regressed() {
 
 #[test]
 fn json_verdict_basis_and_runs_needed_agree() {
-    let a: Vec<RunRecord> = group_runs("groups/same-a")
-        .iter()
-        .map(|p| load(p))
-        .collect();
-    let slower: Vec<RunRecord> = group_runs("groups/slower")
-        .iter()
-        .map(|p| load(p))
-        .collect();
+    let a: Vec<RunRecord> = group_records("groups/same-a");
+    let slower: Vec<RunRecord> = group_records("groups/slower");
     let pairs: Vec<(Side, Side)> = vec![
         (
             side_of("a", a[..1].to_vec()),
@@ -434,13 +421,7 @@ fn groups_whose_runs_lack_results_json_count_their_runs_but_never_regress_below_
     );
     let side = Side::load(&g).unwrap();
     assert_eq!(side.runs.len(), 3);
-    let base = side_of(
-        "a",
-        group_runs("groups/same-a")
-            .iter()
-            .map(|p| load(p))
-            .collect(),
-    );
+    let base = side_of("a", group_records("groups/same-a"));
     let c = Comparison::evaluate(&base, &side, &CompareOptions::default()).unwrap();
     let d = c.metric("avg_delivered_per_sec").unwrap();
     assert_eq!((d.basis, d.counts), (Basis::Runs, (5, 3)), "{}", table(&c));
@@ -542,23 +523,13 @@ fn peaks_and_drain_with_one_run_a_side_are_inconclusive_unless_identical() {
     }
 }
 
-/// README: a difference beyond the threshold seen in intervals is `inconclusive (3 runs a
-/// side needed)`, and every inconclusive verdict comes "with about how many runs a side
-/// would settle it". aa-delay0 second -> first: p99 -26.6% (beyond ±10%), CI -32.4..-8.5
-/// straddles; verdict `inconclusive` with runs_needed null, shown as bare "inconclusive"
-/// in the table, note "the 95% CI ... straddles ..." (no "better by", no "3 runs").
+/// One run a side, aa-delay0 second -> first. Single runs settle nothing beyond "no
+/// change", so every `inconclusive` verdict names the 3 runs a side it needs, whether the
+/// interval lies beyond the threshold (delivered/s, p50) or straddles it (p99 at -26.6%,
+/// CI -32.4..-8.5 against ±10%; it named none).
 #[test]
 fn an_interval_based_inconclusive_with_one_run_a_side_names_three_runs() {
-    let (first, second) = (
-        load(&fixture("aa-delay0/first")),
-        load(&fixture("aa-delay0/second")),
-    );
-    let c = Comparison::evaluate(
-        &Side::single(second),
-        &Side::single(first),
-        &CompareOptions::default(),
-    )
-    .unwrap();
+    let c = aa_second_against_first();
     let bad: Vec<String> = c
         .metrics
         .iter()
@@ -582,16 +553,7 @@ fn an_interval_based_inconclusive_with_one_run_a_side_names_three_runs() {
 /// straddles it; the note says so and what would settle it.
 #[test]
 fn an_interval_that_straddles_the_threshold_says_what_would_settle_it() {
-    let (first, second) = (
-        load(&fixture("aa-delay0/first")),
-        load(&fixture("aa-delay0/second")),
-    );
-    let c = Comparison::evaluate(
-        &Side::single(second),
-        &Side::single(first),
-        &CompareOptions::default(),
-    )
-    .unwrap();
+    let c = aa_second_against_first();
     let p99 = c.metric("latency_p99_us").unwrap();
     assert!(p99.change_pct.unwrap() < -p99.noise_pct, "{p99:?}");
     assert_eq!(p99.verdict, Verdict::Inconclusive);
@@ -695,14 +657,8 @@ fn the_headline_is_not_no_change_when_no_primary_metric_was_measured() {
 /// scenario and whose other runs had the consumer twice as slow is compared unforced.
 #[test]
 fn a_side_whose_later_runs_ran_another_scenario_is_refused() {
-    let a: Vec<RunRecord> = group_runs("groups/same-a")
-        .iter()
-        .map(|p| load(p))
-        .collect();
-    let s: Vec<RunRecord> = group_runs("groups/slower")
-        .iter()
-        .map(|p| load(p))
-        .collect();
+    let a: Vec<RunRecord> = group_records("groups/same-a");
+    let s: Vec<RunRecord> = group_records("groups/slower");
     let base = side_of("a", a[..3].to_vec());
     let mixed = side_of("mixed", vec![a[3].clone(), s[0].clone(), s[1].clone()]);
     let got = Comparison::evaluate(&base, &mixed, &CompareOptions::default());
@@ -712,4 +668,18 @@ fn a_side_whose_later_runs_ran_another_scenario_is_refused() {
         got.map(|c| compare_text::overall_line(&c))
             .unwrap_or_default()
     );
+}
+
+/// aa-delay0's second run as the base, its first as the candidate: one run a side.
+fn aa_second_against_first() -> Comparison {
+    let (first, second) = (
+        load(&fixture("aa-delay0/first")),
+        load(&fixture("aa-delay0/second")),
+    );
+    Comparison::evaluate(
+        &Side::single(second),
+        &Side::single(first),
+        &CompareOptions::default(),
+    )
+    .unwrap()
 }
