@@ -107,16 +107,16 @@ fn judge(
         return out;
     };
     out.ci_pct = Some(change.ci_pct);
-    let verdict = classify(m.direction, &change, noise);
-    if basis == Basis::Intervals && matches!(verdict, Verdict::Regressed | Verdict::Improved) {
-        // The runs differ, but one run a side says nothing of how much runs differ:
-        // two runs of one build, back to back, differed by 27% (`aa-delay0`).
-        out.verdict = Verdict::Inconclusive;
-        out.runs_needed = Some(MIN_RUNS);
-        out.note = differ_note(verdict, &change, noise);
-        return out;
-    }
-    out.verdict = verdict;
+    let judged = classify(m.direction, &change, noise);
+    // Sample intervals hold none of the variation between runs: two runs of one build,
+    // back to back, differed by 27% in theirs (`aa-delay0`). From them a difference
+    // beyond the noise is a lead, not a verdict.
+    out.verdict = match judged {
+        Verdict::Regressed | Verdict::Improved if basis == Basis::Intervals => {
+            Verdict::Inconclusive
+        }
+        judged => judged,
+    };
     out.runs_needed = match (out.verdict, basis) {
         (Verdict::Inconclusive, Basis::Runs) => {
             stats::needed(vb.len().min(vc.len()), &change, noise)
@@ -125,23 +125,8 @@ fn judge(
         (Verdict::Inconclusive, _) => Some(MIN_RUNS),
         _ => None,
     };
-    out.note = note(&out, &change);
+    out.note = note(&out, judged, &change);
     out
-}
-
-/// Why a difference beyond the noise, seen in the runs' own sample intervals, is not a
-/// verdict.
-fn differ_note(would_be: Verdict, change: &Change, noise: f64) -> String {
-    let (lo, hi) = change.ci_pct;
-    let way = if would_be == Verdict::Regressed {
-        "worse"
-    } else {
-        "better"
-    };
-    format!(
-        "{way} by {:.1}% (95% CI {lo:+.1}%..{hi:+.1}%), beyond the ±{noise}% noise threshold, but seen in the runs' sample intervals (fewer than {MIN_RUNS} runs a side), which hold none of the variation between runs: two runs of one build can differ by as much; needs at least {MIN_RUNS} runs a side (--repeat {MIN_RUNS})",
-        change.estimate_pct.abs()
-    )
 }
 
 /// The verdict of a change against the noise threshold: regressed or improved only when
@@ -163,36 +148,40 @@ pub(super) fn classify(direction: Direction, change: &Change, noise: f64) -> Ver
     }
 }
 
-fn note(m: &MetricComparison, change: &Change) -> String {
+/// What the verdict rests on; `judged` is the interval's verdict before single runs'
+/// sample intervals were kept from calling a difference.
+fn note(m: &MetricComparison, judged: Verdict, change: &Change) -> String {
     let (lo, hi) = change.ci_pct;
     let ci = format!("95% CI {lo:+.1}%..{hi:+.1}%");
     let noise = m.noise_pct;
-    let said = match m.verdict {
-        Verdict::Regressed | Verdict::Improved => {
-            let way = if m.verdict == Verdict::Regressed {
+    let said = match (judged, m.runs_needed) {
+        (Verdict::Regressed | Verdict::Improved, needed) => {
+            let way = if judged == Verdict::Regressed {
                 "worse"
             } else {
                 "better"
             };
-            format!(
+            let beyond = format!(
                 "{way} by {:.1}% ({ci}), beyond the ±{noise}% noise threshold",
                 change.estimate_pct.abs()
-            )
+            );
+            match needed {
+                Some(n) => format!("{beyond}, but from fewer than {n} runs a side"),
+                None => beyond,
+            }
         }
-        Verdict::NoChange => format!("within the ±{noise}% noise threshold ({ci})"),
-        _ => match m.runs_needed {
-            Some(n) if m.basis == Basis::Intervals => format!(
-                "the {ci} straddles the ±{noise}% noise threshold; from the runs' sample intervals (fewer than {n} runs a side): needs at least {n} runs a side (--repeat {n})"
-            ),
-            Some(n) => format!(
-                "the {ci} straddles the ±{noise}% noise threshold: about {n} runs a side would settle it"
-            ),
-            None if m.basis == Basis::Runs => format!(
-                "the {ci} straddles the ±{noise}% noise threshold: more than {} runs a side would be needed (the spread is too wide, or the change sits at the threshold)",
-                stats::MAX_NEEDED
-            ),
-            None => format!("the {ci} straddles the ±{noise}% noise threshold"),
-        },
+        (Verdict::NoChange, _) => format!("within the ±{noise}% noise threshold ({ci})"),
+        (_, Some(n)) if m.basis == Basis::Intervals => format!(
+            "the {ci} straddles the ±{noise}% noise threshold, from fewer than {n} runs a side"
+        ),
+        (_, Some(n)) => format!(
+            "the {ci} straddles the ±{noise}% noise threshold: about {n} runs a side would settle it"
+        ),
+        (_, None) if m.basis == Basis::Runs => format!(
+            "the {ci} straddles the ±{noise}% noise threshold: more than {} runs a side would be needed (the spread is too wide, or the change sits at the threshold)",
+            stats::MAX_NEEDED
+        ),
+        (_, None) => format!("the {ci} straddles the ±{noise}% noise threshold"),
     };
     if m.basis == Basis::Intervals {
         format!("{said}; {INTERVALS_CAVEAT}")
