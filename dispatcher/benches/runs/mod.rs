@@ -22,6 +22,8 @@ pub(crate) type Run = fn(usize, usize, usize) -> Duration;
 /// measurement log's (`docs/measurements.md`) earlier tables were measured with.
 pub(crate) const BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) const BATCH_BYTES: usize = 64 * 1024;
+/// The dispatcher's interval in these runs.
+pub(crate) const INTERVAL: Duration = Duration::from_millis(1);
 
 /// Events per measured run: 20-40 ms of work on a 2-core machine, so the
 /// start (threads, the first batch) and the end (the last batch waits for
@@ -95,7 +97,7 @@ fn bench_builder() -> Builder<Vec<u8>> {
     Dispatcher::<Vec<u8>>::builder()
         .max_buffered_bytes(BUFFERED_BYTES)
         .max_batch_bytes(BATCH_BYTES)
-        .interval(Duration::from_millis(1))
+        .interval(INTERVAL)
         .policy(Policy::Block {
             timeout: Duration::from_secs(60),
         })

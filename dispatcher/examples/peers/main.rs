@@ -31,6 +31,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 // The bench's own runs; this example uses only some of them.
+mod held;
 mod isolate;
 #[allow(dead_code)]
 #[path = "../../benches/runs/mod.rs"]
@@ -78,6 +79,11 @@ struct Args {
 enum Peer {
     /// A bounded crossbeam channel, its consumer draining it in batches.
     Crossbeam,
+    /// Not a peer: the crossbeam batcher held to the dispatcher's batches
+    /// (its consumer waits for 64 KiB or 1 ms; see `held.rs`), to split
+    /// the ratio to `crossbeam` into the batches' share and the
+    /// dispatcher's own.
+    CrossbeamFull,
     /// std's bounded `sync_channel`, one event at a time.
     Channel,
     /// tokio's bounded mpsc with `chunks_timeout`.
@@ -107,6 +113,7 @@ impl Peer {
     fn run(self) -> Run {
         match self {
             Peer::Crossbeam => runs::crossbeam_run,
+            Peer::CrossbeamFull => held::crossbeam_full_run,
             Peer::Channel => runs::channel_run,
             Peer::Tokio => runs::tokio_run,
             Peer::Staged => staged::staged_run,
@@ -117,6 +124,7 @@ impl Peer {
     fn name(self) -> &'static str {
         match self {
             Peer::Crossbeam => "crossbeam",
+            Peer::CrossbeamFull => "crossbeam-full",
             Peer::Channel => "channel",
             Peer::Tokio => "tokio",
             Peer::Staged => "staged",
@@ -157,7 +165,7 @@ fn main() -> ExitCode {
         })
         .collect();
     println!(
-        "{:<14} {:>18} {:<10} {:>18} {:>22}  verdict",
+        "{:<14} {:>18} {:<14} {:>18} {:>22}  verdict",
         "group", "dispatcher M/s", "peer", "peer M/s", "ratio (95% interval)"
     );
     for (at, &(size, producers)) in groups.iter().enumerate() {
@@ -182,7 +190,7 @@ fn main() -> ExitCode {
             let ratio = Spread::of(&ratios);
             let (lo, hi) = stats::median_interval(&ratios, 0x5eed ^ at as u64);
             println!(
-                "{:<14} {:>18} {:<10} {:>18} {:>22}  {}",
+                "{:<14} {:>18} {:<14} {:>18} {:>22}  {}",
                 format!("{} x {producers}", size_label(size)),
                 ours.to_string(),
                 peer.name(),
