@@ -214,6 +214,34 @@ pub(crate) fn channel_run(producers: usize, total: usize, size: usize) -> Durati
 /// consumer draining it in batches of up to `BATCH_BYTES` (no byte bound,
 /// no policies, no ordering per producer).
 pub(crate) fn crossbeam_run(producers: usize, total: usize, size: usize) -> Duration {
+    crossbeam_timed(producers, total, size, |rx| {
+        let mut batch = Vec::with_capacity(BATCH_BYTES / size + 1);
+        let mut seen = 0;
+        while seen < total {
+            let first = rx.recv().expect("bench recv");
+            let mut bytes = first.len();
+            batch.push(first);
+            while bytes < BATCH_BYTES {
+                let Ok(event) = rx.try_recv() else { break };
+                bytes += event.len();
+                batch.push(event);
+            }
+            seen += batch.len();
+            black_box(&batch);
+            batch.clear();
+        }
+    })
+}
+
+/// [`timed_run`] over a bounded crossbeam channel of the workload's
+/// capacity: the producers send on clones of its sender while `consume`
+/// drains its receiver.
+pub(crate) fn crossbeam_timed(
+    producers: usize,
+    total: usize,
+    size: usize,
+    consume: impl FnOnce(&crossbeam_channel::Receiver<Vec<u8>>),
+) -> Duration {
     let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(BUFFERED_BYTES / size);
     timed_run(
         producers,
@@ -223,23 +251,7 @@ pub(crate) fn crossbeam_run(producers: usize, total: usize, size: usize) -> Dura
             let tx = tx.clone();
             move |event| tx.send(event).expect("bench send")
         },
-        || {
-            let mut batch = Vec::with_capacity(BATCH_BYTES / size + 1);
-            let mut seen = 0;
-            while seen < total {
-                let first = rx.recv().expect("bench recv");
-                let mut bytes = first.len();
-                batch.push(first);
-                while bytes < BATCH_BYTES {
-                    let Ok(event) = rx.try_recv() else { break };
-                    bytes += event.len();
-                    batch.push(event);
-                }
-                seen += batch.len();
-                black_box(&batch);
-                batch.clear();
-            }
-        },
+        || consume(&rx),
     )
 }
 
