@@ -5,9 +5,10 @@
 # - A SIGTERM mid-run drains and writes a complete record (exit 143).
 # - A 2 s soak whose memory cannot keep up spills to a disk tier and must say so.
 # - A crash test of 3 kills: exit 0 only if no accepted event was lost.
-# - The peers example: a verdict line for each group it was given, also with
-#   every run in a process of its own (`--isolate`), against crossbeam and
-#   against the dispatcher itself (the A/A control).
+# - The peers example: a verdict line for each group it was given, against
+#   crossbeam and crossbeam-full with the batches' share, and with every run
+#   in a process of its own (`--isolate`) against crossbeam and against the
+#   dispatcher itself (the A/A control).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,11 +47,14 @@ echo "--- crash test: 3 SIGKILLs of a write-ahead soak, then a run that drains"
 
 echo "--- the peers example (3 rounds of two groups, then one group isolated; debug build: a check that it runs, not a measurement)"
 cargo run --quiet -p dispatcher --example peers -- --rounds 3 --sizes 1024 --producers 1,4 \
-  | tee "$out/peers.txt"
-verdicts=$(grep -cE '^1 KiB x [14] .* crossbeam .*(ahead|behind|even)' "$out/peers.txt" || true)
-[ "$verdicts" -eq 2 ] \
-  || { echo "ci-smoke: the peers example printed $verdicts verdict lines, expected 2" >&2; exit 1; }
-echo "ci-smoke: the peers example gave a verdict for each group"
+  --peers crossbeam,crossbeam-full | tee "$out/peers.txt"
+for pattern in ' crossbeam .*(ahead|behind|even)' ' crossbeam-full .*(ahead|behind|even)' \
+  " batches' share: crossbeam-full / crossbeam [0-9.]+ \\("; do
+  lines=$(grep -cE "^1 KiB x [14] .*$pattern" "$out/peers.txt" || true)
+  [ "$lines" -eq 2 ] \
+    || { echo "ci-smoke: the peers example printed $lines lines matching '$pattern', expected 2" >&2; exit 1; }
+done
+echo "ci-smoke: the peers example gave a verdict against each peer and the batches' share for each group"
 cargo run --quiet -p dispatcher --example peers -- --rounds 3 --sizes 1024 --producers 1 \
   --peers crossbeam,control --isolate | tee "$out/peers-isolated.txt"
 for peer in crossbeam control; do

@@ -168,6 +168,7 @@ fn main() -> ExitCode {
         "{:<14} {:>18} {:<14} {:>18} {:>22}  verdict",
         "group", "dispatcher M/s", "peer", "peer M/s", "ratio (95% interval)"
     );
+    let mut shares_shown = false;
     for (at, &(size, producers)) in groups.iter().enumerate() {
         let total = runs::events_per_run(size, args.scale as usize);
         eprintln!(
@@ -199,6 +200,16 @@ fn main() -> ExitCode {
                 Verdict::of(lo, hi),
             );
         }
+        if let Some(shares) = batches_share(&peers, &rates) {
+            shares_shown = true;
+            let share = Spread::of(&shares);
+            let (lo, hi) = stats::median_interval(&shares, 0xba7c ^ at as u64);
+            println!(
+                "{:<14} batches' share: crossbeam-full / crossbeam {:.2} ({lo:.2}-{hi:.2})",
+                format!("{} x {producers}", size_label(size)),
+                share.median,
+            );
+        }
     }
     println!(
         "\nratio: dispatcher / peer, median of the rounds (95% bootstrap interval); \
@@ -206,7 +217,26 @@ fn main() -> ExitCode {
          what two runs of the dispatcher itself stay within (--peers control)",
         stats::EVEN_WITHIN * 100.0
     );
+    if shares_shown {
+        println!(
+            "batches' share: crossbeam-full / crossbeam in the same rounds, what waiting for \
+             the dispatcher's batches costs that consumer here; the dispatcher / crossbeam-full \
+             ratio is what is the dispatcher's own"
+        );
+    }
     ExitCode::SUCCESS
+}
+
+/// With both `crossbeam` and `crossbeam-full` among the peers, each
+/// round's ratio of the second's rate to the first's: what waiting for the
+/// dispatcher's batches cost that consumer on this machine.
+fn batches_share(peers: &[Peer], rates: &[Vec<f64>]) -> Option<Vec<f64>> {
+    let of = |peer| {
+        let at = peers.iter().position(|&p| p == peer)?;
+        rates.get(at + 1)
+    };
+    let (full, greedy) = (of(Peer::CrossbeamFull)?, of(Peer::Crossbeam)?);
+    Some(full.iter().zip(greedy).map(|(f, g)| f / g).collect())
 }
 
 /// Every target's rate (M events/s) in each round: the dispatcher first,
@@ -258,5 +288,25 @@ fn size_label(size: usize) -> String {
         format!("{} KiB", size / 1024)
     } else {
         format!("{size} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batches_share_needs_both_crossbeam_targets() {
+        // The dispatcher's rates first, then the peers' in `peers` order.
+        let rates = vec![vec![9.0, 9.0], vec![2.0, 4.0], vec![1.0, 3.0]];
+        let peers = [Peer::CrossbeamFull, Peer::Crossbeam];
+        assert_eq!(batches_share(&peers, &rates), Some(vec![2.0, 4.0 / 3.0]));
+        let swapped = [Peer::Crossbeam, Peer::CrossbeamFull];
+        assert_eq!(batches_share(&swapped, &rates), Some(vec![0.5, 0.75]));
+        assert_eq!(
+            batches_share(&[Peer::Crossbeam, Peer::Control], &rates),
+            None
+        );
+        assert_eq!(batches_share(&[Peer::CrossbeamFull], &rates[..2]), None);
     }
 }
