@@ -17,6 +17,11 @@
 //! how often it is called anything but "even" is how often the machine's
 //! noise alone decides a verdict.
 //!
+//! `--peers crossbeam,crossbeam-full` splits the ratio to the crossbeam
+//! batcher in two: crossbeam-full is that batcher held to the dispatcher's
+//! batches (see `held.rs`), and for each group `peers` prints the batches'
+//! share, crossbeam-full / crossbeam in the same rounds.
+//!
 //! With `--isolate` every run is a process of its own (this binary again),
 //! after a warm-up run there: targets sharing one process also share its
 //! heap, and a round of one starts on the heap the other's round shaped.
@@ -30,9 +35,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-// The bench's own runs; this example uses only some of them.
 mod held;
 mod isolate;
+// The bench's own runs; this example uses only some of them.
 #[allow(dead_code)]
 #[path = "../../benches/runs/mod.rs"]
 mod runs;
