@@ -37,7 +37,14 @@ fn wait_on(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> io::Result<()>
         Err(err) => return Err(err.into()),
     }
     let seen = fds[0].revents().unwrap_or(PollFlags::empty());
-    if seen.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+    // A terminal that hung up does not always say so with `POLLHUP`: it may only read
+    // as readable with nothing in it (its end of file). In raw mode a live terminal is
+    // readable only with input waiting, so readable and empty is the hang-up too.
+    // Left to crossterm, that end of file made every wait return at once and the
+    // dashboard spin on a processor for good.
+    let at_end = seen.contains(PollFlags::POLLIN)
+        && rustix::io::ioctl_fionread(fd).is_ok_and(|waiting| waiting == 0);
+    if at_end || seen.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "the terminal hung up",
@@ -63,5 +70,24 @@ mod tests {
         drop(writer);
         let err = wait_on(reader.as_fd(), Duration::from_secs(30)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn readable_with_nothing_to_read_is_a_hang_up_too() {
+        // The writing side shut, the reading side still open: readable, empty, and
+        // no `POLLHUP`, as a hung-up terminal can be.
+        let (reader, writer) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+        writer
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown");
+        let err = wait_on(reader.as_fd(), Duration::from_secs(30)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        // Input still waiting is not an end, even once the writer is done.
+        let (reader, mut writer) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+        writer.write_all(b"q").expect("write");
+        writer
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown");
+        wait_on(reader.as_fd(), Duration::from_secs(30)).expect("input is ready");
     }
 }

@@ -1,7 +1,12 @@
 //! A terminal that goes away under the dashboard (its window closed, its tmux pane
 //! killed, the ssh link dropped) ends the run like any signal would: the process
 //! stops, drains and writes its record, instead of spinning on the dead terminal
-//! until someone kills it.
+//! until someone kills it. The kernel tells the soak with `SIGHUP`; a soak started
+//! with `SIGHUP` ignored (`nohup`) was asked to outlive its terminal, and does: the
+//! dashboard ends, and the run goes on to its end and writes its record.
+//!
+//! The soak inherits the disposition of `SIGHUP` from whoever ran the tests (a CI
+//! job under `nohup` ignores it), so each test sets it for the soak with `env`.
 
 mod common;
 
@@ -10,30 +15,45 @@ use std::time::{Duration, Instant};
 use common::*;
 use nix::sys::signal::Signal;
 
-#[test]
-fn a_terminal_that_hangs_up_ends_the_run_with_its_record() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = path(dir.path());
+/// Runs the soak with the dashboard under script(1), `env_args` before it, and takes
+/// its terminal away once it has drawn: the run's directory and the soak's pid.
+fn hang_up_under(env_args: &str, soak_args: &str, out: &str) -> (runlog::RunDir, u32) {
     let command = format!(
-        "TERM=xterm-256color {} --tui -d 120s --producers 2 --sample-every 250ms --out {out}",
+        "env {env_args} TERM=xterm-256color {} --tui --producers 2 --sample-every 250ms \
+         --out {out} {soak_args}",
         bin().display()
     );
     let mut script = under_script(&command, false);
-    let run = wait_for_samples(dir.path(), 2, Duration::from_secs(60));
-    let pid = pid_of(&out).expect("the soak is running");
+    let run = wait_for_samples(std::path::Path::new(out), 2, Duration::from_secs(60));
+    let pid = pid_of(out).expect("the soak is running");
     // Let the dashboard draw, then take its terminal away: killing script(1) closes
     // the pty's master side.
     std::thread::sleep(Duration::from_millis(1000));
     signal(script.id(), Signal::SIGKILL);
     let _ = script.wait();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pid_of(&out) == Some(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "the soak still runs 30 s after its terminal hung up"
-        );
+    (run, pid)
+}
+
+/// Waits until the soak `pid` (of the run under `out`) is gone.
+fn wait_gone(out: &str, pid: u32, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    while pid_of(out) == Some(pid) {
+        assert!(Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_terminal_that_hangs_up_ends_the_run_with_its_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = path(dir.path());
+    let (run, pid) = hang_up_under("--default-signal=HUP", "-d 120s", &out);
+    wait_gone(
+        &out,
+        pid,
+        Duration::from_secs(30),
+        "the soak still runs 30 s after its terminal hung up",
+    );
     let results = runlog::read_results(&run.results_path()).expect("the run wrote its record");
     assert!(
         results.totals.delivered > 0,
@@ -44,5 +64,30 @@ fn a_terminal_that_hangs_up_ends_the_run_with_its_record() {
         results.duration_s < 60.0,
         "the run ended at the hang-up, not after {} s",
         results.duration_s
+    );
+}
+
+#[test]
+fn a_soak_under_nohup_outlives_its_terminal_and_writes_its_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = path(dir.path());
+    // The terminal goes about 1.5 s in; the run is 6 s long.
+    let (run, pid) = hang_up_under("--ignore-signal=HUP", "-d 6s", &out);
+    wait_gone(
+        &out,
+        pid,
+        Duration::from_secs(60),
+        "the soak still runs a minute after its 6 s run should have ended",
+    );
+    let results = runlog::read_results(&run.results_path()).expect("the run wrote its record");
+    assert!(
+        results.duration_s >= 5.5,
+        "the run went on to its end without its terminal, not {} s",
+        results.duration_s
+    );
+    assert!(
+        results.totals.delivered > 0,
+        "the record holds the run: {:?}",
+        results.totals
     );
 }
