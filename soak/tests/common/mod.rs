@@ -15,10 +15,19 @@ pub fn bin() -> PathBuf {
         .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_soak")), PathBuf::from)
 }
 
-/// `soak ARGS` with stdin closed and stdout/stderr captured.
+/// The signals the soak stops on. Every soak the tests start has them at their
+/// default disposition, whatever the test runner inherited: the soak leaves a signal
+/// ignored at its start ignored (`nohup`), and a shell without job control starts its
+/// background commands with `SIGINT` ignored. A test that wants one ignored says so.
+pub const DEFAULT_SIGNALS: &str = "--default-signal=INT,TERM,HUP";
+
+/// `soak ARGS` with stdin closed and stdout/stderr captured, its stop signals at
+/// their defaults (see [`DEFAULT_SIGNALS`]).
 pub fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(bin());
+    let mut command = Command::new("env");
     command
+        .arg(DEFAULT_SIGNALS)
+        .arg(bin())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -203,8 +212,8 @@ pub fn under_script(command: &str, screen: bool) -> Child {
             Stdio::null()
         }
     };
-    Command::new("script")
-        .args(["-qfec", command, "/dev/null"])
+    Command::new("env")
+        .args([DEFAULT_SIGNALS, "script", "-qfec", command, "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(out())
         .stderr(out())
