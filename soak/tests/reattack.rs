@@ -194,8 +194,9 @@ fn reattack_ctrl_c_under_the_dashboard_is_a_sigint() {
         bin().display(),
         out.display()
     );
-    let mut child = Command::new("script")
-        .args(["-qfec", &cmd, "/dev/null"])
+    // The soak's stop signals at their defaults, whatever the runner ignores.
+    let mut child = Command::new("env")
+        .args([DEFAULT_SIGNALS, "script", "-qfec", &cmd, "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

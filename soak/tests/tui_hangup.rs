@@ -34,13 +34,27 @@ fn hang_up_under(env_args: &str, soak_args: &str, out: &str) -> (runlog::RunDir,
     (run, pid)
 }
 
-/// Waits until the soak `pid` (of the run under `out`) is gone.
-fn wait_gone(out: &str, pid: u32, limit: Duration, what: &str) {
+/// Waits until the soak `pid` (of the run under `out`) is gone, failing with `what`
+/// after `limit`, and returns the record `run` holds, which must count deliveries.
+fn record_once_gone(
+    run: &runlog::RunDir,
+    out: &str,
+    pid: u32,
+    limit: Duration,
+    what: &str,
+) -> runlog::RunResults {
     let deadline = Instant::now() + limit;
     while pid_of(out) == Some(pid) {
         assert!(Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let results = runlog::read_results(&run.results_path()).expect("the run wrote its record");
+    assert!(
+        results.totals.delivered > 0,
+        "the record holds the run: {:?}",
+        results.totals
+    );
+    results
 }
 
 #[test]
@@ -48,17 +62,12 @@ fn a_terminal_that_hangs_up_ends_the_run_with_its_record() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = path(dir.path());
     let (run, pid) = hang_up_under("--default-signal=HUP", "-d 120s", &out);
-    wait_gone(
+    let results = record_once_gone(
+        &run,
         &out,
         pid,
         Duration::from_secs(30),
         "the soak still runs 30 s after its terminal hung up",
-    );
-    let results = runlog::read_results(&run.results_path()).expect("the run wrote its record");
-    assert!(
-        results.totals.delivered > 0,
-        "the record holds the run: {:?}",
-        results.totals
     );
     assert!(
         results.duration_s < 60.0,
@@ -73,21 +82,16 @@ fn a_soak_under_nohup_outlives_its_terminal_and_writes_its_record() {
     let out = path(dir.path());
     // The terminal goes about 1.5 s in; the run is 6 s long.
     let (run, pid) = hang_up_under("--ignore-signal=HUP", "-d 6s", &out);
-    wait_gone(
+    let results = record_once_gone(
+        &run,
         &out,
         pid,
         Duration::from_secs(60),
         "the soak still runs a minute after its 6 s run should have ended",
     );
-    let results = runlog::read_results(&run.results_path()).expect("the run wrote its record");
     assert!(
         results.duration_s >= 5.5,
         "the run went on to its end without its terminal, not {} s",
         results.duration_s
-    );
-    assert!(
-        results.totals.delivered > 0,
-        "the record holds the run: {:?}",
-        results.totals
     );
 }
