@@ -194,14 +194,7 @@ fn reattack_ctrl_c_under_the_dashboard_is_a_sigint() {
         bin().display(),
         out.display()
     );
-    // The soak's stop signals at their defaults, whatever the runner ignores.
-    let mut child = Command::new("env")
-        .args([DEFAULT_SIGNALS, "script", "-qfec", &cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("script");
+    let mut child = under_script(&cmd, false);
     let mut stdin = child.stdin.take().expect("stdin");
     std::thread::sleep(Duration::from_secs(2));
     stdin.write_all(b"\x03").expect("Ctrl-C");

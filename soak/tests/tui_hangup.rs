@@ -5,8 +5,8 @@
 //! with `SIGHUP` ignored (`nohup`) was asked to outlive its terminal, and does: the
 //! dashboard ends, and the run goes on to its end and writes its record.
 //!
-//! The soak inherits the disposition of `SIGHUP` from whoever ran the tests (a CI
-//! job under `nohup` ignores it), so each test sets it for the soak with `env`.
+//! `under_script` starts the soak with `SIGHUP` at its default, whatever the test
+//! runner ignores; the `nohup` case ignores it again with `env`.
 
 mod common;
 
@@ -15,36 +15,32 @@ use std::time::{Duration, Instant};
 use common::*;
 use nix::sys::signal::Signal;
 
-/// Runs the soak with the dashboard under script(1), `env_args` before it, and takes
-/// its terminal away once it has drawn: the run's directory and the soak's pid.
-fn hang_up_under(env_args: &str, soak_args: &str, out: &str) -> (runlog::RunDir, u32) {
+/// Runs the soak with the dashboard under script(1), `env_args` before it, takes its
+/// terminal away once it has drawn, and waits until the soak is gone (failing with
+/// `what` after `limit`): the record it wrote, which must count deliveries.
+fn record_after_hang_up(
+    env_args: &str,
+    soak_args: &str,
+    limit: Duration,
+    what: &str,
+) -> runlog::RunResults {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = path(dir.path());
     let command = format!(
         "env {env_args} TERM=xterm-256color {} --tui --producers 2 --sample-every 250ms \
          --out {out} {soak_args}",
         bin().display()
     );
     let mut script = under_script(&command, false);
-    let run = wait_for_samples(std::path::Path::new(out), 2, Duration::from_secs(60));
-    let pid = pid_of(out).expect("the soak is running");
+    let run = wait_for_samples(dir.path(), 2, Duration::from_secs(60));
+    let pid = pid_of(&out).expect("the soak is running");
     // Let the dashboard draw, then take its terminal away: killing script(1) closes
     // the pty's master side.
     std::thread::sleep(Duration::from_millis(1000));
     signal(script.id(), Signal::SIGKILL);
     let _ = script.wait();
-    (run, pid)
-}
-
-/// Waits until the soak `pid` (of the run under `out`) is gone, failing with `what`
-/// after `limit`, and returns the record `run` holds, which must count deliveries.
-fn record_once_gone(
-    run: &runlog::RunDir,
-    out: &str,
-    pid: u32,
-    limit: Duration,
-    what: &str,
-) -> runlog::RunResults {
     let deadline = Instant::now() + limit;
-    while pid_of(out) == Some(pid) {
+    while pid_of(&out) == Some(pid) {
         assert!(Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -59,13 +55,9 @@ fn record_once_gone(
 
 #[test]
 fn a_terminal_that_hangs_up_ends_the_run_with_its_record() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = path(dir.path());
-    let (run, pid) = hang_up_under("--default-signal=HUP", "-d 120s", &out);
-    let results = record_once_gone(
-        &run,
-        &out,
-        pid,
+    let results = record_after_hang_up(
+        "",
+        "-d 120s",
         Duration::from_secs(30),
         "the soak still runs 30 s after its terminal hung up",
     );
@@ -78,14 +70,10 @@ fn a_terminal_that_hangs_up_ends_the_run_with_its_record() {
 
 #[test]
 fn a_soak_under_nohup_outlives_its_terminal_and_writes_its_record() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = path(dir.path());
     // The terminal goes about 1.5 s in; the run is 6 s long.
-    let (run, pid) = hang_up_under("--ignore-signal=HUP", "-d 6s", &out);
-    let results = record_once_gone(
-        &run,
-        &out,
-        pid,
+    let results = record_after_hang_up(
+        "--ignore-signal=HUP",
+        "-d 6s",
         Duration::from_secs(60),
         "the soak still runs a minute after its 6 s run should have ended",
     );

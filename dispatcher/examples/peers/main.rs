@@ -173,7 +173,6 @@ fn main() -> ExitCode {
         "{:<14} {:>18} {:<14} {:>18} {:>22}  verdict",
         "group", "dispatcher M/s", "peer", "peer M/s", "ratio (95% interval)"
     );
-    let mut shares_shown = false;
     for (at, &(size, producers)) in groups.iter().enumerate() {
         let total = runs::events_per_run(size, args.scale as usize);
         eprintln!(
@@ -206,7 +205,6 @@ fn main() -> ExitCode {
             );
         }
         if let Some(shares) = batches_share(&peers, &rates) {
-            shares_shown = true;
             let share = Spread::of(&shares);
             let (lo, hi) = stats::median_interval(&shares, 0xba7c ^ at as u64);
             println!(
@@ -222,7 +220,7 @@ fn main() -> ExitCode {
          what two runs of the dispatcher itself stay within (--peers control)",
         stats::EVEN_WITHIN * 100.0
     );
-    if shares_shown {
+    if split(&peers).is_some() {
         println!(
             "batches' share: crossbeam-full / crossbeam in the same rounds, what waiting for \
              the dispatcher's batches costs that consumer here; the dispatcher / crossbeam-full \
@@ -236,12 +234,15 @@ fn main() -> ExitCode {
 /// round's ratio of the second's rate to the first's: what waiting for the
 /// dispatcher's batches cost that consumer on this machine.
 fn batches_share(peers: &[Peer], rates: &[Vec<f64>]) -> Option<Vec<f64>> {
-    let of = |peer| {
-        let at = peers.iter().position(|&p| p == peer)?;
-        rates.get(at + 1)
-    };
-    let (full, greedy) = (of(Peer::CrossbeamFull)?, of(Peer::Crossbeam)?);
+    let (full, greedy) = split(peers)?;
+    let (full, greedy) = (rates.get(full + 1)?, rates.get(greedy + 1)?);
     Some(full.iter().zip(greedy).map(|(f, g)| f / g).collect())
+}
+
+/// Where `crossbeam-full` and `crossbeam` are among `peers`, when both are.
+fn split(peers: &[Peer]) -> Option<(usize, usize)> {
+    let at = |peer| peers.iter().position(|&p| p == peer);
+    Some((at(Peer::CrossbeamFull)?, at(Peer::Crossbeam)?))
 }
 
 /// Every target's rate (M events/s) in each round: the dispatcher first,
