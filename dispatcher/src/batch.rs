@@ -68,8 +68,7 @@ pub(crate) struct Sealed<T> {
     pub(crate) spill: Option<u64>,
     /// When its first event joined it, in nanoseconds since the core's
     /// epoch: with several partitions, receivers take the batch whose events
-    /// have waited longest. [`UNSTAMPED`](crate::state::UNSTAMPED) with one
-    /// partition, where nothing reads it.
+    /// have waited longest (its outbox publishes the oldest's).
     pub(crate) since: u64,
 }
 

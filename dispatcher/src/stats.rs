@@ -75,6 +75,15 @@ impl FlushCounts {
         };
         *slot += 1;
     }
+
+    pub(crate) fn absorb(&mut self, o: &FlushCounts) {
+        self.interval += o.interval;
+        self.bytes += o.bytes;
+        self.items += o.items;
+        self.manual += o.manual;
+        self.drain += o.drain;
+        self.hook += o.hook;
+    }
 }
 
 /// A snapshot of a dispatcher's counters (since it was built) and gauges (now).
@@ -199,13 +208,7 @@ impl Stats {
         self.delivered_bytes += other.delivered_bytes;
         self.returned += other.returned;
         self.batches += other.batches;
-        let (f, o) = (&mut self.flushes, &other.flushes);
-        f.interval += o.interval;
-        f.bytes += o.bytes;
-        f.items += o.items;
-        f.manual += o.manual;
-        f.drain += o.drain;
-        f.hook += o.hook;
+        self.flushes.absorb(&other.flushes);
         self.failed += other.failed;
         self.failed_batches += other.failed_batches;
         self.retries += other.retries;

@@ -87,6 +87,16 @@ impl Fates {
             .push(fate);
     }
 
+    /// The bytes of the accepted events with no other fate yet: what the
+    /// dispatcher holds, by these records alone.
+    fn held_bytes(&self) -> usize {
+        let fates = self.0.lock().unwrap();
+        let held = fates
+            .iter()
+            .filter(|(_, fates)| fates.as_slice() == ["accepted"]);
+        held.map(|(event, _)| event.weight as usize).sum()
+    }
+
     /// Every accepted event has exactly one fate besides "accepted".
     fn check_exactly_once(&self) {
         for (event, fates) in self.0.lock().unwrap().iter() {
@@ -257,12 +267,139 @@ fn drop_oldest_across_partitions_keeps_the_bound_and_every_event() {
         };
         producers.into_iter().for_each(|p| p.join().unwrap());
         let _batches = receiver.join().unwrap();
+        // Eviction counted what it may evict while the receiver took from
+        // the partition: an eviction short of what it owed would leave the
+        // budget charged less than the partitions hold.
+        assert_eq!(dispatcher.stats().buffered_bytes, fates.held_bytes());
         let dispatcher = Arc::into_inner(dispatcher).expect("threads are done");
         for event in dispatcher.stop() {
             fates.record(&event, "returned");
         }
         fates.check_exactly_once();
     });
+}
+
+/// DropOldest counts what it may evict, then evicts it, under the
+/// partition's lock; a pull receiver takes the same sealed batch. If the
+/// take could fall between the two, eviction would come up short of what
+/// it owed and the budget would no longer match what is held.
+#[test]
+fn drop_oldest_evicts_what_it_counted_while_a_receiver_takes() {
+    explore(|| {
+        let fates = Arc::new(Fates::default());
+        let evicted = Arc::clone(&fates);
+        let (dispatcher, batches) = Dispatcher::<Ev>::builder()
+            .partitions(1)
+            .max_buffered_bytes(20)
+            .max_batch_items(2)
+            .interval(Duration::MAX)
+            .policy(Policy::DropOldest)
+            .on_evict(move |e| evicted.record(&e, "evicted"))
+            .build()
+            .unwrap();
+        let producer = dispatcher.producer();
+        for seq in 0..2 {
+            let event = ev(0, seq, 10);
+            fates.record(&event, "accepted");
+            producer.try_enqueue(event).unwrap();
+        }
+        // One sealed batch of 20 B fills the budget: the next event owes 10 B.
+        let receiver = {
+            let fates = Arc::clone(&fates);
+            thread::spawn(move || {
+                if let Ok(batch) = batches.try_recv() {
+                    batch.iter().for_each(|e| fates.record(e, "delivered"));
+                }
+                batches
+            })
+        };
+        let event = ev(0, 2, 10);
+        fates.record(&event, "accepted");
+        producer.try_enqueue(event).expect("DropOldest makes room");
+        let _batches = receiver.join().unwrap();
+        let stats = dispatcher.stats();
+        assert_eq!(stats.buffered_bytes, fates.held_bytes(), "{stats:?}");
+        assert!(stats.peak_buffered_bytes <= 20, "{stats:?}");
+        for event in dispatcher.stop() {
+            fates.record(&event, "returned");
+        }
+        fates.check_exactly_once();
+    });
+}
+
+/// A snapshot counts each accepted event once, delivered or buffered, and
+/// holds the bound; with one partition its bytes are exactly those of the
+/// buffered events (10 each).
+fn consistent(stats: &dispatcher::Stats, partitions: usize) {
+    assert_eq!(
+        stats.accepted,
+        stats.delivered + stats.buffered_items as u64,
+        "{stats:?}"
+    );
+    assert!(stats.buffered_bytes <= 40, "{stats:?}");
+    if partitions == 1 {
+        assert_eq!(stats.buffered_bytes, 10 * stats.buffered_items, "{stats:?}");
+    }
+}
+
+/// Pull receivers take batches without the partition's lock, and their
+/// takes reach the statistics only when these are read. Every snapshot
+/// taken meanwhile, by a producer or beside the receiver, must still count
+/// each accepted event once (delivered or buffered), and, with one
+/// partition (the budget read under its locks), charge exactly the bytes
+/// those buffered events weigh.
+#[test]
+fn snapshots_beside_pull_receivers_count_every_event_once() {
+    for partitions in [1, 2] {
+        explore(move || {
+            let fates = Arc::new(Fates::default());
+            let (dispatcher, batches) = Dispatcher::<Ev>::builder()
+                .partitions(partitions)
+                .max_buffered_bytes(40)
+                .max_batch_items(2)
+                .interval(Duration::MAX)
+                .policy(block())
+                .build()
+                .unwrap();
+            let dispatcher = Arc::new(dispatcher);
+            let producers: Vec<_> = (0..2u8)
+                .map(|from| {
+                    let (dispatcher, fates) = (Arc::clone(&dispatcher), Arc::clone(&fates));
+                    let producer = dispatcher.producer();
+                    thread::spawn(move || {
+                        for seq in 0..3u8 {
+                            let event = ev(from, seq, 10);
+                            fates.record(&event, "accepted");
+                            producer.enqueue(event).expect("room comes");
+                            consistent(&dispatcher.stats(), partitions);
+                        }
+                    })
+                })
+                .collect();
+            let receiver = {
+                let fates = Arc::clone(&fates);
+                thread::spawn(move || {
+                    // Two batches of two: room for the third of each producer.
+                    for _ in 0..2 {
+                        let batch = batches.recv().expect("a batch");
+                        batch.iter().for_each(|e| fates.record(e, "delivered"));
+                    }
+                    batches
+                })
+            };
+            consistent(&dispatcher.stats(), partitions);
+            producers.into_iter().for_each(|p| p.join().unwrap());
+            let _batches = receiver.join().unwrap();
+            let stats = dispatcher.stats();
+            consistent(&stats, partitions);
+            assert_eq!(stats.buffered_bytes, fates.held_bytes(), "{stats:?}");
+            let dispatcher = Arc::into_inner(dispatcher).expect("threads are done");
+            for event in dispatcher.stop() {
+                fates.record(&event, "returned");
+            }
+            fates.check_exactly_once();
+        });
+    }
 }
 
 /// Defect 4's shape: the budget is full and producers on both partitions

@@ -9,55 +9,53 @@
 //! code path can change the state and forget to wake who waits for it.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
 use super::Core;
-use crate::state::{Caught, News, State, UNSTAMPED};
+use crate::state::{Caught, News, Outbox, State, UNSTAMPED};
 use crate::stats::Rejections;
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering::Relaxed, Ordering::SeqCst};
 
 /// One partition: a complete batch builder behind its own lock.
 ///
 /// In declared order (`repr(C)`): the state first, then the receivers'
-/// hints on cache lines of their own. In the compiler's order (the hints
+/// hint on a cache line of its own. In the compiler's order (the hints
 /// first, by alignment) admission counted 2% more instructions per event.
 #[repr(C)]
 pub(crate) struct Partition<T> {
     state: Mutex<State<T>>,
-    /// When the first event of the oldest sealed batch waiting here joined
-    /// it, in nanoseconds since the core's epoch ([`UNSTAMPED`] if no batch
-    /// waits), as of the last change under the lock: receivers take from
-    /// the partition whose events have waited longest without taking every
-    /// lock. On a cache line of its own, as is `look_at`: receivers read
-    /// both at every look, and producers write the state beside them at
-    /// every event (sharing a line, each look took it from the producer).
-    pub(crate) ready_since: CachePadded<AtomicU64>,
-    /// When a receiver next has something to do here, in nanoseconds since
-    /// the core's epoch, as of the last change under the lock: 0 while a
-    /// sealed batch waits, the open batch's deadline while one is open,
-    /// [`UNSTAMPED`] while the partition is empty. Receivers lock only the
-    /// partitions whose instant has come (see [`Core::look_for_batch`]).
+    /// When a receiver next has to cut a batch here, in nanoseconds since
+    /// the core's epoch, as of the last change under the lock: the open
+    /// batch's deadline while one is open, [`UNSTAMPED`] otherwise.
+    /// Receivers lock only the partitions whose instant has come (see
+    /// [`Core::look_for_batch`]). On a cache line of its own: receivers read
+    /// it at every look, and producers write the state beside it at every
+    /// event (sharing a line, each look took it from the producer).
     ///
     /// Why a receiver that skips the lock misses no batch: every change
-    /// that brings the instant earlier (a batch sealed, opened or requeued,
-    /// new limits) is news. The guard stores the instant (`SeqCst`) before
-    /// it lets go, and the news is announced after: the notifier's store
-    /// then its read of the listener count, against the waiter's count-in
-    /// then its read of the instant, all `SeqCst`, so one of them sees the
-    /// other (see [`crate::signal`]). A stale instant is only ever early (a
-    /// batch taken without news): that costs a lock, not a batch. Whether
-    /// the stream is over is never read from it: once admission closed, a
-    /// look takes every lock (see [`Core::look_for_batch`]).
+    /// that brings the instant earlier (a batch opened, new limits) is
+    /// news. The guard stores the instant (`SeqCst`) before it lets go, and
+    /// the news is announced after: the notifier's store then its read of
+    /// the listener count, against the waiter's count-in then its read of
+    /// the instant, all `SeqCst`, so one of them sees the other (see
+    /// [`crate::signal`]). Sealed batches are published the same way by
+    /// their outbox ([`Outbox::since`]). Whether the stream is over is
+    /// never read from either: once admission closed, a look takes every
+    /// lock (see [`Core::look_for_batch`]).
     pub(crate) look_at: CachePadded<AtomicU64>,
+    /// The partition's sealed batches (the state holds the same outbox):
+    /// pull receivers take from it without the state's lock.
+    pub(crate) outbox: Arc<Outbox<T>>,
     pub(crate) refusals: Refusals,
 }
 
 impl<T> Partition<T> {
     pub(crate) fn new(state: State<T>) -> Self {
         Partition {
+            outbox: Arc::clone(state.outbox()),
             state: Mutex::new(state),
-            ready_since: CachePadded::new(AtomicU64::new(UNSTAMPED)),
             look_at: CachePadded::new(AtomicU64::new(UNSTAMPED)),
             refusals: Refusals::default(),
         }
@@ -164,10 +162,6 @@ impl<T> Guard<'_, T> {
     /// comes once a batch, not once an event.
     #[inline(never)]
     fn publish(&mut self, news: News) {
-        // Batches are sealed, requeued and taken only with news.
-        self.part
-            .ready_since
-            .store(self.state.ready_since(), Relaxed);
         let epoch = self.after.core.epoch;
         self.part.look_at.store(self.state.look_at(epoch), SeqCst);
         if news.freed > 0 {
@@ -190,7 +184,7 @@ impl<T> Core<T> {
     /// Tells who waits for what `news` is about. The lock it came from is
     /// already released.
     #[cold]
-    fn announce(&self, news: News) {
+    pub(super) fn announce(&self, news: News) {
         if news.freed > 0 {
             self.budget.room.notify();
         }

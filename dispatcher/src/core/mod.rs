@@ -125,26 +125,22 @@ impl<T> Core<T> {
         let on_reject = hooks.on_reject.take();
         let hooks = hooks.armed();
         let filters = hooks.can_add.is_some();
-        // What partitions' look-at instants count from; sealed batches are
-        // stamped from it too when receivers choose among several
-        // partitions by their stamps.
+        // What partitions' look-at instants and sealed batches' stamps
+        // count from.
         let epoch = Instant::now();
-        let stamps = (parts.partitions > 1).then_some(epoch);
         let partitions = (0..parts.partitions as u64)
             .map(|at| {
                 let seed = parts
                     .seed
                     .wrapping_add(at.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-                Partition::new(
-                    State::new(
-                        parts.limits,
-                        hooks.clone(),
-                        parts.hold_in_flight,
-                        parts.weighing,
-                        seed,
-                    )
-                    .with_stamps(stamps),
-                )
+                Partition::new(State::new(
+                    parts.limits,
+                    hooks.clone(),
+                    parts.hold_in_flight,
+                    parts.weighing,
+                    seed,
+                    epoch,
+                ))
             })
             .collect();
         #[cfg(not(feature = "metrics"))]
@@ -217,23 +213,28 @@ impl<T> Core<T> {
         self.next_part.fetch_add(1, Relaxed) % self.parts.len()
     }
 
-    /// Keeps an emptied batch buffer of partition `at` for reuse.
+    /// Keeps an emptied batch buffer of partition `at` for reuse (in its
+    /// outbox: the partition's lock is the producers').
     pub(crate) fn recycle(&self, at: usize, buffer: Vec<T>) {
-        self.lock(at).recycle(buffer);
+        self.parts[at].outbox.recycle(buffer);
     }
 
     /// Every partition's counters added up. With one partition it is one
-    /// snapshot under its lock; with several the partitions are read one
+    /// snapshot under its locks (the state's, then its outbox's, where pull
+    /// receivers give bytes back); with several the partitions are read one
     /// after another, and `buffered_bytes` is their sum, at most one reading
     /// of the budget.
     pub(crate) fn stats(&self) -> Stats {
         let mut total = Stats::default();
         for (at, part) in self.parts.iter().enumerate() {
-            let st = self.lock(at);
+            let mut st = self.lock(at);
+            let mut outbox = part.outbox.lock();
+            st.fold(std::mem::take(&mut outbox.takes));
             total.absorb(&st.stats);
             if self.parts.len() == 1 {
                 total.buffered_bytes = self.budget.used();
             }
+            drop(outbox);
             drop(st);
             total.rejected.absorb(&part.refusals.read());
         }
@@ -363,7 +364,11 @@ impl<T> Core<T> {
     /// Events accepted and not yet delivered (or settled), all partitions.
     fn buffered_items(&self) -> usize {
         (0..self.parts.len())
-            .map(|at| self.lock(at).stats.buffered_items)
+            .map(|at| {
+                let mut st = self.lock(at);
+                st.fold_takes();
+                st.stats.buffered_items
+            })
             .sum()
     }
 

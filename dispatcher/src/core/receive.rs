@@ -8,9 +8,10 @@ use std::time::Instant;
 use super::Core;
 use crate::batch::Sealed;
 use crate::clock;
+use crate::config::Policy;
 use crate::error::RecvTimeoutError;
 use crate::signal::Check;
-use crate::state::UNSTAMPED;
+use crate::state::{News, UNSTAMPED, trim};
 use crate::sync::Ordering::{Relaxed, SeqCst};
 
 /// A batch taken from partition `part`.
@@ -83,8 +84,7 @@ impl<T> Core<T> {
                 self.lock(turn).cut_if_due(now);
             }
             if let Some(part) = self.longest_waiting() {
-                let mut st = self.lock(part);
-                if let Some(taken) = self.take(part, &mut st) {
+                if let Some(taken) = self.take_from(part) {
                     return Check::Ready(Ok(taken));
                 }
             }
@@ -92,20 +92,26 @@ impl<T> Core<T> {
         let mut due: Option<Instant> = None;
         for part in (0..n).map(|i| (start + i) % n) {
             let look_at = self.parts[part].look_at.load(SeqCst);
-            if !closed && !come(look_at) {
-                // Nothing waits there and its open batch (if any) is not
-                // due: no lock, which the producers filling it would meet
-                // at every look of a receiver waiting for a batch. Once
-                // closed, the lock is taken anyway (see above).
+            // Nothing to cut there unless its open batch is due: no lock,
+            // which the producers filling it would meet at every look of
+            // a receiver waiting for a batch. Once closed, the lock is
+            // taken anyway (see above).
+            let cut = closed || come(look_at);
+            if cut {
+                let mut st = self.lock(part);
+                st.cut_if_due(now);
+                due = due.into_iter().chain(st.due()).min();
+            } else {
                 due = due.into_iter().chain(self.instant_of(look_at)).min();
-                continue;
             }
-            let mut st = self.lock(part);
-            st.cut_if_due(now);
-            if let Some(taken) = self.take(part, &mut st) {
-                return Check::Ready(Ok(taken));
+            // Once closed the outbox is looked at under its lock whatever
+            // its hint says, after the partition's lock (a batch sealed
+            // before that is there).
+            if cut || self.parts[part].outbox.since() != UNSTAMPED {
+                if let Some(taken) = self.take_from(part) {
+                    return Check::Ready(Ok(taken));
+                }
             }
-            due = due.into_iter().chain(st.due()).min();
         }
         if closed && due.is_none() && !feeding {
             Check::Ready(Err(RecvTimeoutError::Disconnected))
@@ -124,28 +130,50 @@ impl<T> Core<T> {
 
     /// The partition whose oldest waiting batch got its first event
     /// earliest, if any batch waits (read without the locks: a hint,
-    /// checked under the lock).
+    /// checked under the outbox's lock).
     fn longest_waiting(&self) -> Option<usize> {
         let (part, since) = self
             .parts
             .iter()
             .enumerate()
-            .map(|(at, part)| (at, part.ready_since.load(Relaxed)))
+            .map(|(at, part)| (at, part.outbox.since()))
             .min_by_key(|&(at, since)| (since, at))?;
         (since != UNSTAMPED).then_some(part)
     }
 
-    /// Takes partition `part`'s oldest ready batch, if it has one, through
-    /// its lock `st`.
-    fn take(&self, part: usize, st: &mut crate::core::Guard<'_, T>) -> Option<Taken<T>> {
-        let sealed = st.take_ready()?;
-        // Lent under the partition's lock (see `spill::acknowledge`).
-        #[cfg(feature = "spill")]
-        if let (Some(mark), Some(tier)) = (sealed.spill, &self.spill) {
-            if !self.hold_in_flight {
+    /// Takes partition `part`'s oldest sealed batch, if it has one.
+    ///
+    /// A pull receiver takes it from the partition's outbox, without the
+    /// partition's lock (the producers'), and gives its bytes back to the
+    /// budget there. Under DropOldest it holds the partition's lock too:
+    /// eviction counts what it may evict under that lock, and a batch
+    /// leaving meanwhile would leave it short. A sink worker takes it under
+    /// the partition's lock: it stays in flight there until settled.
+    fn take_from(&self, part: usize) -> Option<Taken<T>> {
+        if self.hold_in_flight {
+            let sealed = self.lock(part).take_ready()?;
+            return Some(Taken { part, sealed });
+        }
+        let evicting = (self.policy == Policy::DropOldest).then(|| self.lock(part));
+        let taken = self.parts[part].outbox.take(|sealed| {
+            // Lent under the outbox's lock (see `spill::acknowledge`).
+            #[cfg(feature = "spill")]
+            if let (Some(mark), Some(tier)) = (sealed.spill, &self.spill) {
                 tier.lend(mark);
             }
-        }
+            self.budget.release_quietly(sealed.bytes);
+        });
+        drop(evicting);
+        let mut sealed = taken?;
+        self.announce(News {
+            ready: false,
+            settled: true,
+            freed: sealed.bytes,
+        });
+        // Only a batch DropOldest evicted from can have slots to give back
+        // here; waiting, it is its partition's front batch, the only one
+        // eviction takes from, so one batch's slots at most wait untrimmed.
+        trim(&mut sealed.items);
         Some(Taken { part, sealed })
     }
 

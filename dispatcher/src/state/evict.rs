@@ -16,22 +16,28 @@ use crate::weight::{Weighing, Weight, charge};
 use std::cell::Cell;
 
 impl<T: Weight> State<T> {
-    /// Bytes eviction could free: everything buffered but not in flight.
+    /// Bytes eviction could free: everything buffered but not in flight
+    /// nor taken by a receiver.
     pub(crate) fn evictable_bytes(&self) -> usize {
-        self.stats.buffered_bytes - self.in_flight_bytes
+        let taken = self.outbox.lock().takes.bytes;
+        self.stats.buffered_bytes - taken - self.in_flight_bytes
     }
 
     /// Evicts the oldest events not in flight until at least `owed` bytes
     /// are freed, passing each to `evicted`; returns the bytes freed (whole
     /// events, so possibly more). The caller checked
-    /// `owed <= evictable_bytes()` and settles the budget: the freed bytes
-    /// are *not* released here, they pay for the event being admitted.
+    /// `owed <= evictable_bytes()` under this lock (receivers take under it
+    /// too when the policy evicts, so no batch left meanwhile) and settles
+    /// the budget: the freed bytes are *not* released here, they pay for
+    /// the event being admitted.
     pub(crate) fn evict(&mut self, owed: usize, evicted: &mut impl FnMut(T)) -> usize {
+        self.fold_takes();
         debug_assert!(owed <= self.evictable_bytes());
         let mut freed = 0;
+        let mut queue = self.outbox.lock();
         while freed < owed && self.stats.buffered_items > self.stats.in_flight_items {
-            let from_ready = !self.ready.is_empty();
-            let (items, bytes) = match self.ready.front_mut() {
+            let from_ready = !queue.batches.is_empty();
+            let (items, bytes) = match queue.batches.front_mut() {
                 Some(front) => (&mut front.items, &mut front.bytes),
                 None => (&mut self.open, &mut self.open_bytes),
             };
@@ -45,8 +51,8 @@ impl<T: Weight> State<T> {
             items.drain(..count).for_each(&mut *evicted);
             if items.is_empty() {
                 if from_ready {
-                    let emptied = self.ready.pop_front().expect("front was there");
-                    self.recycle(emptied.items);
+                    let emptied = queue.batches.pop_front().expect("front was there");
+                    queue.recycle(emptied.items);
                     self.news.settled = true;
                 } else {
                     self.open_since = None;

@@ -4,7 +4,7 @@
 //! adds the lock, the shared byte budget and the waiting.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::batch::{FlushReason, Receipt, Sealed};
@@ -14,6 +14,9 @@ use crate::stats::Stats;
 use crate::undelivered::Undelivered;
 
 mod evict;
+mod outbox;
+
+pub(crate) use outbox::{Outbox, Takes};
 
 /// A panic of user code (a hook, `Weight::weight`) caught under the lock,
 /// kept until the operation is complete and the lock released.
@@ -72,9 +75,9 @@ pub(crate) struct State<T> {
     open_bytes: usize,
     /// When the open batch got its first event, and its share of the jitter.
     open_since: Option<(Instant, Duration)>,
-    ready: VecDeque<Sealed<T>>,
-    /// Emptied batch buffers handed back by receivers, for reuse.
-    pool: Vec<Vec<T>>,
+    /// Sealed batches, behind a lock of their own (taken inside this
+    /// state's): pull receivers take them there without this state's lock.
+    outbox: Arc<Outbox<T>>,
     /// A running average of batch lengths (events): new batch buffers get
     /// a sixteenth more than this. Slots are memory the byte limit does not
     /// see, so buffers are sized to what batches hold, not to the longest,
@@ -82,21 +85,16 @@ pub(crate) struct State<T> {
     /// spare slots gives them back.
     len_hint: usize,
     rng: fastrand::Rng,
-    /// The epoch sealed batches are stamped from (see [`Sealed::since`]):
-    /// only receivers choosing among several partitions read the stamps.
-    stamps: Option<Instant>,
+    /// The epoch sealed batches are stamped from (see [`Sealed::since`]).
+    epoch: Instant,
 }
 
-/// [`Sealed::since`] when nothing is stamped, and the oldest waiting
-/// batch's start when none waits: later than any stamp.
+/// The oldest waiting batch's start when none waits: later than any stamp.
 pub(crate) const UNSTAMPED: u64 = u64::MAX;
 
 /// New batch buffers hold `len_hint / HEADROOM` slots more than the average
 /// batch; a sealed one with more spare slots than that (and 4) is shrunk.
 const HEADROOM: usize = 16;
-
-/// How many emptied batch buffers are kept for reuse.
-const POOL_CAPACITY: usize = 8;
 
 impl<T> State<T> {
     pub(crate) fn new(
@@ -105,6 +103,7 @@ impl<T> State<T> {
         hold_in_flight: bool,
         weighing: crate::Weighing,
         seed: u64,
+        epoch: Instant,
     ) -> Self {
         State {
             limits,
@@ -125,19 +124,38 @@ impl<T> State<T> {
             open: Vec::new(),
             open_bytes: 0,
             open_since: None,
-            ready: VecDeque::new(),
-            pool: Vec::new(),
+            outbox: Arc::new(Outbox::new()),
             len_hint: 0,
             rng: fastrand::Rng::with_seed(seed),
-            stamps: None,
+            epoch,
         }
     }
 
-    /// Stamps every sealed batch with its start, in nanoseconds since
-    /// `epoch`, if there is one (see [`Sealed::since`]).
-    pub(crate) fn with_stamps(mut self, epoch: Option<Instant>) -> Self {
-        self.stamps = epoch;
-        self
+    /// Where this partition's sealed batches wait (shared with receivers).
+    pub(crate) fn outbox(&self) -> &Arc<Outbox<T>> {
+        &self.outbox
+    }
+
+    /// Folds what pull receivers took from the outbox since the last call
+    /// into the statistics, which are then exact (under this lock).
+    pub(crate) fn fold_takes(&mut self) {
+        let taken = std::mem::take(&mut self.outbox.lock().takes);
+        self.fold(taken);
+    }
+
+    /// [`fold_takes`](Self::fold_takes) for a caller holding the outbox's
+    /// lock: `taken` is what it took out of the outbox.
+    pub(crate) fn fold(&mut self, taken: Takes) {
+        if taken == Takes::default() {
+            return;
+        }
+        let stats = &mut self.stats;
+        stats.buffered_items -= taken.items;
+        stats.buffered_bytes -= taken.bytes;
+        stats.delivered += taken.items as u64;
+        stats.delivered_bytes += taken.bytes as u64;
+        stats.batches += taken.batches;
+        stats.flushes.absorb(&taken.flushes);
     }
 
     /// Gives the partition's lease back to the budget with the bytes it
@@ -245,7 +263,8 @@ impl<T> State<T> {
     /// waiting or in flight): no event read back from disk with a lower
     /// sequence number is still here.
     pub(crate) fn oldest_spilled(&self) -> Option<u64> {
-        let waiting = self.ready.iter().filter_map(|sealed| sealed.spill);
+        let queue = self.outbox.lock();
+        let waiting = queue.batches.iter().filter_map(|sealed| sealed.spill);
         let flying = self.in_flight_spill.iter().copied();
         self.open_spill
             .into_iter()
@@ -394,7 +413,8 @@ impl<T> State<T> {
         }
     }
 
-    /// Moves the open batch, if it holds anything, to the ready queue.
+    /// Moves the open batch, if it holds anything, to the outbox. A lease
+    /// goes back with it (see [`give_back_lease`](Self::give_back_lease)).
     pub(crate) fn seal(&mut self, reason: FlushReason) {
         if self.open.is_empty() {
             return;
@@ -405,20 +425,18 @@ impl<T> State<T> {
         } else {
             self.len_hint - self.len_hint / 8 + len / 8
         };
-        // The next buffer is sized by its first event (`push_open`): a
-        // partition cut while the buffer is full holds no empty one.
-        let next = self.pool.pop().unwrap_or_default();
-        let mut items = std::mem::replace(&mut self.open, next);
-        trim(&mut items);
         let id = self.next_id;
         self.next_id += 1;
         let opened = self.open_since.take();
-        let since = self.stamps.map_or(UNSTAMPED, |epoch| {
-            // A batch its first event filled was never open: it is that new.
-            let at = opened.map_or_else(Instant::now, |(since, _)| since);
-            crate::clock::nanos_since(epoch, at)
-        });
-        self.ready.push_back(Sealed {
+        // A batch its first event filled was never open: it is that new.
+        let at = opened.map_or_else(Instant::now, |(since, _)| since);
+        let since = crate::clock::nanos_since(self.epoch, at);
+        let mut queue = self.outbox.lock();
+        // The next buffer is sized by its first event (`push_open`): a
+        // partition cut while the buffer is full holds no empty one.
+        let mut items = std::mem::replace(&mut self.open, queue.reuse());
+        trim(&mut items);
+        queue.batches.push_back(Sealed {
             id,
             items,
             bytes: std::mem::take(&mut self.open_bytes),
@@ -426,27 +444,24 @@ impl<T> State<T> {
             spill: self.open_spill.take(),
             since,
         });
+        drop(queue);
         self.news.ready = true;
+        // Only a partition with an open batch holds a lease: that batch is
+        // sealed in time (by size, interval, flush or close), and the lease
+        // comes back with it, whether or not a receiver ever takes it.
+        self.give_back_lease();
     }
 
     pub(crate) fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
+        !self.outbox.lock().batches.is_empty()
     }
 
-    /// When the first event of the oldest sealed batch waiting joined it
-    /// (see [`Sealed::since`]); [`UNSTAMPED`] if none waits.
-    pub(crate) fn ready_since(&self) -> u64 {
-        self.ready.front().map_or(UNSTAMPED, |sealed| sealed.since)
-    }
-
-    /// When a receiver next has something to do here, in nanoseconds since
-    /// `epoch` (see [`Partition::look_at`](crate::core::Partition)): 0
-    /// while a sealed batch waits, the open batch's deadline (rounded down)
-    /// while one is open, [`UNSTAMPED`] otherwise.
+    /// When a receiver next has to cut a batch here, in nanoseconds since
+    /// `epoch` (see [`Partition::look_at`](crate::core::Partition)): the
+    /// open batch's deadline (rounded down) while one is open,
+    /// [`UNSTAMPED`] otherwise. Sealed batches have their own hint
+    /// ([`Outbox::since`]).
     pub(crate) fn look_at(&self, epoch: Instant) -> u64 {
-        if self.has_ready() {
-            return 0;
-        }
         self.due()
             .map_or(UNSTAMPED, |due| crate::clock::nanos_since(epoch, due))
     }
@@ -469,24 +484,21 @@ impl<T> State<T> {
         }
     }
 
-    /// Hands the oldest sealed batch to a receiver: it is delivered from
-    /// here on. In sink mode it stays charged, in flight, until
-    /// [`settle`](Self::settle) or [`requeue`](Self::requeue).
+    /// Sink mode: hands the oldest sealed batch to a flush worker. It
+    /// stays charged, in flight, until [`settle`](Self::settle) or
+    /// [`requeue`](Self::requeue). (Pull receivers take from the outbox,
+    /// see [`Outbox::take`].)
     pub(crate) fn take_ready(&mut self) -> Option<Sealed<T>> {
-        let mut sealed = self.ready.pop_front()?;
+        debug_assert!(self.hold_in_flight, "pull receivers take from the outbox");
+        let mut sealed = self.outbox.lock().batches.pop_front()?;
         // Only a batch DropOldest evicted from can have slots to give back
         // here; waiting, it is its partition's front batch, the only one
         // eviction takes from, so one batch's slots at most wait untrimmed.
         trim(&mut sealed.items);
-        if self.hold_in_flight {
-            self.in_flight.push(sealed.id);
-            self.in_flight_spill.extend(sealed.spill);
-            self.in_flight_bytes += sealed.bytes;
-            self.stats.in_flight_items += sealed.items.len();
-        } else {
-            self.release(sealed.items.len(), sealed.bytes);
-            self.count_delivered(sealed.items.len(), sealed.bytes, sealed.reason);
-        }
+        self.in_flight.push(sealed.id);
+        self.in_flight_spill.extend(sealed.spill);
+        self.in_flight_bytes += sealed.bytes;
+        self.stats.in_flight_items += sealed.items.len();
         Some(sealed)
     }
 
@@ -521,8 +533,12 @@ impl<T> State<T> {
             self.stats.failed_batches += 1;
             return Some(sealed);
         }
-        let at = self.ready.partition_point(|queued| queued.id < sealed.id);
-        self.ready.insert(at, sealed);
+        let mut queue = self.outbox.lock();
+        let at = queue
+            .batches
+            .partition_point(|queued| queued.id < sealed.id);
+        queue.batches.insert(at, sealed);
+        drop(queue);
         self.news.ready = true;
         None
     }
@@ -573,7 +589,7 @@ impl<T> State<T> {
     /// The id of the oldest batch not yet settled (sealed batches waiting,
     /// or in flight); the next id if there is none.
     pub(crate) fn oldest_unsettled(&self) -> u64 {
-        let waiting = self.ready.front().map(|sealed| sealed.id);
+        let waiting = self.outbox.lock().batches.front().map(|sealed| sealed.id);
         self.in_flight
             .iter()
             .copied()
@@ -589,24 +605,19 @@ impl<T> State<T> {
         self.next_id
     }
 
-    /// Keeps an emptied batch buffer for reuse, up to a bound.
-    pub(crate) fn recycle(&mut self, buffer: Vec<T>) {
-        debug_assert!(buffer.is_empty());
-        if self.pool.len() < POOL_CAPACITY {
-            self.pool.push(buffer);
-        }
-    }
-
     /// Removes every undelivered event not in flight, oldest first, in the
     /// batch buffers that hold them (moved, not copied), counting it as
     /// returned.
     pub(crate) fn take_all(&mut self) -> Undelivered<T> {
+        self.fold_takes();
         let mut bytes = std::mem::take(&mut self.open_bytes);
-        let mut buffers = Vec::with_capacity(self.ready.len() + 1);
-        for sealed in self.ready.drain(..) {
+        let mut queue = self.outbox.lock();
+        let mut buffers = Vec::with_capacity(queue.batches.len() + 1);
+        for sealed in queue.batches.drain(..) {
             bytes += sealed.bytes;
             buffers.push(sealed.items);
         }
+        drop(queue);
         buffers.push(std::mem::take(&mut self.open));
         buffers.iter_mut().for_each(trim);
         self.open_since = None;
@@ -622,7 +633,7 @@ impl<T> State<T> {
 /// events, came from the pool or a receiver's spare sized for longer
 /// batches, or lost events to eviction), when they are more than a
 /// sixteenth of its events and 4: slots are heap the byte limit does not see.
-fn trim<T>(items: &mut Vec<T>) {
+pub(crate) fn trim<T>(items: &mut Vec<T>) {
     let len = items.len();
     if items.capacity() - len > len / HEADROOM + 4 {
         items.shrink_to_fit();

@@ -5,7 +5,23 @@ use crate::hooks::Hooks;
 
 fn state(limits: Limits) -> State<Vec<u8>> {
     limits.validate().expect("valid limits");
-    State::new(limits, Hooks::default(), false, crate::Weighing::Payload, 1)
+    State::new(
+        limits,
+        Hooks::default(),
+        false,
+        crate::Weighing::Payload,
+        1,
+        Instant::now(),
+    )
+}
+
+/// What a pull receiver does: takes the outbox's oldest batch, without
+/// this state; the state folds the take into its statistics (as a
+/// snapshot or an eviction does, next time they lock it).
+fn take<T>(st: &mut State<T>) -> Option<Sealed<T>> {
+    let sealed = st.outbox().take(|_| ());
+    st.fold_takes();
+    sealed
 }
 
 /// Appends an event of `len` bytes; returns whether receivers were told.
@@ -16,7 +32,7 @@ fn add(st: &mut State<Vec<u8>>, len: usize) -> bool {
 }
 
 fn reasons(st: &mut State<Vec<u8>>) -> Vec<(usize, FlushReason)> {
-    std::iter::from_fn(|| st.take_ready())
+    std::iter::from_fn(|| take(st))
         .map(|s| (s.bytes, s.reason))
         .collect()
 }
@@ -65,15 +81,48 @@ fn cuts_at_the_item_limit() {
 }
 
 #[test]
-fn taking_a_batch_frees_its_bytes_and_tells_who_waits() {
+fn a_batch_taken_from_the_outbox_is_delivered_once_folded() {
     let mut st = state(Limits::default());
     add(&mut st, 7);
+    add(&mut st, 2);
     st.seal(FlushReason::Manual);
+    let mut leaving = 0;
+    let sealed = st.outbox().take(|sealed| leaving += sealed.bytes);
+    assert_eq!(sealed.map(|s| s.items.len()), Some(2));
+    assert_eq!(
+        leaving, 9,
+        "its bytes are given back under the outbox's lock"
+    );
+    assert_eq!(st.outbox().since(), UNSTAMPED, "nothing waits");
+    // Not folded yet: the state still counts it, but eviction does not.
+    assert_eq!((st.stats.buffered_bytes, st.evictable_bytes()), (9, 0));
+    st.fold_takes();
+    let s = &st.stats;
+    assert_eq!(
+        (
+            s.buffered_bytes,
+            s.buffered_items,
+            s.delivered,
+            s.delivered_bytes
+        ),
+        (0, 0, 2, 9)
+    );
+    assert_eq!((s.batches, s.flushes.manual), (1, 1));
+    st.fold_takes();
+    assert_eq!(st.stats.delivered, 2, "folded once");
+}
+
+#[test]
+fn sealing_gives_the_lease_back_and_publishes_the_batch() {
+    let mut st = state(Limits::default());
+    add(&mut st, 4);
+    st.credit = 100;
     st.take_news();
-    assert!(st.take_ready().is_some());
+    assert_eq!(st.outbox().since(), UNSTAMPED);
+    st.seal(FlushReason::Manual);
     let news = st.take_news().unwrap_or_default();
-    assert_eq!((news.freed, news.settled), (7, true));
-    assert_eq!(st.stats.buffered_bytes, 0);
+    assert_eq!((news.freed, news.ready, st.credit), (100, true, 0));
+    assert_ne!(st.outbox().since(), UNSTAMPED, "a batch waits");
 }
 
 #[test]
@@ -84,6 +133,7 @@ fn a_sink_batch_stays_charged_until_settled_or_requeued() {
         true,
         crate::Weighing::Payload,
         1,
+        Instant::now(),
     );
     st.append(vec![0; 5], 5);
     st.append(vec![0; 3], 3);
@@ -128,9 +178,10 @@ fn an_interval_too_long_for_the_clock_never_ends() {
 }
 
 /// A receiver locks a partition only once its `look_at` instant has come:
-/// never later than a batch is there to take or due to be cut.
+/// never later than a batch is due to be cut. Sealed batches are the
+/// outbox's hint.
 #[test]
-fn look_at_is_now_for_a_waiting_batch_and_the_deadline_for_an_open_one() {
+fn look_at_is_the_open_batchs_deadline() {
     let epoch = Instant::now();
     let interval = std::time::Duration::from_millis(5);
     let mut st = state(Limits {
@@ -143,11 +194,9 @@ fn look_at_is_now_for_a_waiting_batch_and_the_deadline_for_an_open_one() {
     let due_ns = u64::try_from((due - epoch).as_nanos()).unwrap();
     assert_eq!(st.look_at(epoch), due_ns);
     st.seal(FlushReason::Manual);
-    assert_eq!(st.look_at(epoch), 0, "a sealed batch waits: look now");
+    assert_eq!(st.look_at(epoch), UNSTAMPED, "sealed: nothing to cut");
     add(&mut st, 1);
-    assert_eq!(st.look_at(epoch), 0, "still waiting, whatever is open");
-    reasons(&mut st);
-    assert!(st.look_at(epoch) >= due_ns, "only the open batch is left");
+    assert!(st.look_at(epoch) >= due_ns, "a new open batch");
     st.seal(FlushReason::Manual);
     reasons(&mut st);
     assert_eq!(st.look_at(epoch), UNSTAMPED);
@@ -252,7 +301,14 @@ fn fickle_state(events: impl IntoIterator<Item = Fickle>) -> State<Fickle> {
         max_buffered_bytes: 100,
         ..Limits::default()
     };
-    let mut st = State::new(limits, Hooks::default(), false, crate::Weighing::Payload, 1);
+    let mut st = State::new(
+        limits,
+        Hooks::default(),
+        false,
+        crate::Weighing::Payload,
+        1,
+        Instant::now(),
+    );
     for event in events {
         let weight = crate::weight::charge(crate::Weighing::Payload, &event);
         st.append(event, weight);
@@ -272,7 +328,7 @@ fn eviction_stays_exact_when_weight_changes() {
         (37, 3, 3)
     );
     st.seal(FlushReason::Manual);
-    let sealed = st.take_ready().expect("the rest");
+    let sealed = take(&mut st).expect("the rest");
     assert_eq!(
         (sealed.bytes, sealed.items.len(), st.stats.buffered_bytes),
         (3, 3, 0)
@@ -291,7 +347,7 @@ fn a_recut_stays_exact_when_weight_panics() {
         st.take_caught().is_some(),
         "the panic is kept for the caller"
     );
-    let batches: Vec<(usize, usize)> = std::iter::from_fn(|| st.take_ready())
+    let batches: Vec<(usize, usize)> = std::iter::from_fn(|| take(&mut st))
         .map(|s| (s.items.len(), s.bytes))
         .collect();
     assert_eq!(
@@ -309,7 +365,7 @@ fn sealed_capacity(st: &mut State<Vec<u8>>, n: usize) -> (usize, usize) {
         add(st, 1);
     }
     st.seal(FlushReason::Manual);
-    let sealed = st.take_ready().expect("the batch");
+    let sealed = take(st).expect("the batch");
     (sealed.items.len(), sealed.items.capacity())
 }
 
