@@ -68,7 +68,8 @@ pub(crate) struct Sealed<T> {
     pub(crate) spill: Option<u64>,
     /// When its first event joined it, in nanoseconds since the core's
     /// epoch: with several partitions, receivers take the batch whose events
-    /// have waited longest (its outbox publishes the oldest's).
+    /// have waited longest (its outbox publishes the oldest's). 0 with one
+    /// partition, where nothing compares them.
     pub(crate) since: u64,
 }
 

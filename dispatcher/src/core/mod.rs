@@ -125,9 +125,11 @@ impl<T> Core<T> {
         let on_reject = hooks.on_reject.take();
         let hooks = hooks.armed();
         let filters = hooks.can_add.is_some();
-        // What partitions' look-at instants and sealed batches' stamps
-        // count from.
+        // What partitions' look-at instants count from; sealed batches are
+        // stamped from it too when receivers choose among several
+        // partitions by their stamps.
         let epoch = Instant::now();
+        let stamps = (parts.partitions > 1).then_some(epoch);
         let partitions = (0..parts.partitions as u64)
             .map(|at| {
                 let seed = parts
@@ -139,7 +141,7 @@ impl<T> Core<T> {
                     parts.hold_in_flight,
                     parts.weighing,
                     seed,
-                    epoch,
+                    stamps,
                 ))
             })
             .collect();
@@ -229,7 +231,7 @@ impl<T> Core<T> {
         for (at, part) in self.parts.iter().enumerate() {
             let mut st = self.lock(at);
             let mut outbox = part.outbox.lock();
-            st.fold(std::mem::take(&mut outbox.takes));
+            st.fold(outbox.taken());
             total.absorb(&st.stats);
             if self.parts.len() == 1 {
                 total.buffered_bytes = self.budget.used();

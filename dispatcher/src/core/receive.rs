@@ -91,6 +91,12 @@ impl<T> Core<T> {
         }
         let mut due: Option<Instant> = None;
         for part in (0..n).map(|i| (start + i) % n) {
+            // A batch waiting is taken before anything reads the clock.
+            if self.parts[part].outbox.since() != UNSTAMPED {
+                if let Some(taken) = self.take_from(part) {
+                    return Check::Ready(Ok(taken));
+                }
+            }
             let look_at = self.parts[part].look_at.load(SeqCst);
             // Nothing to cut there unless its open batch is due: no lock,
             // which the producers filling it would meet at every look of
@@ -104,10 +110,10 @@ impl<T> Core<T> {
             } else {
                 due = due.into_iter().chain(self.instant_of(look_at)).min();
             }
-            // Once closed the outbox is looked at under its lock whatever
-            // its hint says, after the partition's lock (a batch sealed
-            // before that is there).
-            if cut || self.parts[part].outbox.since() != UNSTAMPED {
+            // What the cut sealed; and once closed, the outbox is looked at
+            // under its lock whatever its hint says, after the partition's
+            // lock (a batch sealed before that is there).
+            if cut {
                 if let Some(taken) = self.take_from(part) {
                     return Check::Ready(Ok(taken));
                 }
@@ -145,16 +151,17 @@ impl<T> Core<T> {
     ///
     /// A pull receiver takes it from the partition's outbox, without the
     /// partition's lock (the producers'), and gives its bytes back to the
-    /// budget there. Under DropOldest it holds the partition's lock too:
-    /// eviction counts what it may evict under that lock, and a batch
-    /// leaving meanwhile would leave it short. A sink worker takes it under
+    /// budget there. Under DropOldest it holds the partition's lock too,
+    /// and folds the take into the statistics before letting go: eviction
+    /// counts what it may evict under that lock, and a batch leaving
+    /// meanwhile would leave it short. A sink worker takes it under
     /// the partition's lock: it stays in flight there until settled.
     fn take_from(&self, part: usize) -> Option<Taken<T>> {
         if self.hold_in_flight {
             let sealed = self.lock(part).take_ready()?;
             return Some(Taken { part, sealed });
         }
-        let evicting = (self.policy == Policy::DropOldest).then(|| self.lock(part));
+        let mut evicting = (self.policy == Policy::DropOldest).then(|| self.lock(part));
         let taken = self.parts[part].outbox.take(|sealed| {
             // Lent under the outbox's lock (see `spill::acknowledge`).
             #[cfg(feature = "spill")]
@@ -163,6 +170,9 @@ impl<T> Core<T> {
             }
             self.budget.release_quietly(sealed.bytes);
         });
+        if let Some(st) = &mut evicting {
+            st.fold_takes();
+        }
         drop(evicting);
         let mut sealed = taken?;
         self.announce(News {

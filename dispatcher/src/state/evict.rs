@@ -11,16 +11,18 @@
 //! underflow; a panic counts as one byte and is resumed after the lock is
 //! released.
 
-use super::{Caught, State, guarded};
+use super::{Caught, State, fold_into, guarded};
 use crate::weight::{Weighing, Weight, charge};
 use std::cell::Cell;
 
 impl<T: Weight> State<T> {
-    /// Bytes eviction could free: everything buffered but not in flight
-    /// nor taken by a receiver.
+    /// Bytes eviction could free: everything buffered but not in flight.
+    /// Under DropOldest, the one policy that evicts, receivers take under
+    /// this lock and fold what they took at once, so the statistics are
+    /// exact here (see `Core::take_from`).
     pub(crate) fn evictable_bytes(&self) -> usize {
-        let taken = self.outbox.lock().takes.bytes;
-        self.stats.buffered_bytes - taken - self.in_flight_bytes
+        debug_assert!(!self.outbox.lock().has_takes());
+        self.stats.buffered_bytes - self.in_flight_bytes
     }
 
     /// Evicts the oldest events not in flight until at least `owed` bytes
@@ -31,10 +33,10 @@ impl<T: Weight> State<T> {
     /// the budget: the freed bytes are *not* released here, they pay for
     /// the event being admitted.
     pub(crate) fn evict(&mut self, owed: usize, evicted: &mut impl FnMut(T)) -> usize {
-        self.fold_takes();
-        debug_assert!(owed <= self.evictable_bytes());
-        let mut freed = 0;
         let mut queue = self.outbox.lock();
+        fold_into(&mut self.stats, queue.taken());
+        debug_assert!(owed <= self.stats.buffered_bytes - self.in_flight_bytes);
+        let mut freed = 0;
         while freed < owed && self.stats.buffered_items > self.stats.in_flight_items {
             let from_ready = !queue.batches.is_empty();
             let (items, bytes) = match queue.batches.front_mut() {

@@ -85,11 +85,13 @@ pub(crate) struct State<T> {
     /// spare slots gives them back.
     len_hint: usize,
     rng: fastrand::Rng,
-    /// The epoch sealed batches are stamped from (see [`Sealed::since`]).
-    epoch: Instant,
+    /// The epoch sealed batches are stamped from (see [`Sealed::since`]):
+    /// only receivers choosing among several partitions read the stamps.
+    stamps: Option<Instant>,
 }
 
-/// The oldest waiting batch's start when none waits: later than any stamp.
+/// The oldest waiting batch's start when none waits: later than any stamp
+/// (and than the 0 of batches not stamped).
 pub(crate) const UNSTAMPED: u64 = u64::MAX;
 
 /// New batch buffers hold `len_hint / HEADROOM` slots more than the average
@@ -103,7 +105,7 @@ impl<T> State<T> {
         hold_in_flight: bool,
         weighing: crate::Weighing,
         seed: u64,
-        epoch: Instant,
+        stamps: Option<Instant>,
     ) -> Self {
         State {
             limits,
@@ -127,7 +129,7 @@ impl<T> State<T> {
             outbox: Arc::new(Outbox::new()),
             len_hint: 0,
             rng: fastrand::Rng::with_seed(seed),
-            epoch,
+            stamps,
         }
     }
 
@@ -139,23 +141,14 @@ impl<T> State<T> {
     /// Folds what pull receivers took from the outbox since the last call
     /// into the statistics, which are then exact (under this lock).
     pub(crate) fn fold_takes(&mut self) {
-        let taken = std::mem::take(&mut self.outbox.lock().takes);
+        let taken = self.outbox.lock().taken();
         self.fold(taken);
     }
 
     /// [`fold_takes`](Self::fold_takes) for a caller holding the outbox's
     /// lock: `taken` is what it took out of the outbox.
-    pub(crate) fn fold(&mut self, taken: Takes) {
-        if taken == Takes::default() {
-            return;
-        }
-        let stats = &mut self.stats;
-        stats.buffered_items -= taken.items;
-        stats.buffered_bytes -= taken.bytes;
-        stats.delivered += taken.items as u64;
-        stats.delivered_bytes += taken.bytes as u64;
-        stats.batches += taken.batches;
-        stats.flushes.absorb(&taken.flushes);
+    pub(crate) fn fold(&mut self, taken: Option<Takes>) {
+        fold_into(&mut self.stats, taken);
     }
 
     /// Gives the partition's lease back to the budget with the bytes it
@@ -428,9 +421,11 @@ impl<T> State<T> {
         let id = self.next_id;
         self.next_id += 1;
         let opened = self.open_since.take();
-        // A batch its first event filled was never open: it is that new.
-        let at = opened.map_or_else(Instant::now, |(since, _)| since);
-        let since = crate::clock::nanos_since(self.epoch, at);
+        let since = self.stamps.map_or(0, |epoch| {
+            // A batch its first event filled was never open: it is that new.
+            let at = opened.map_or_else(Instant::now, |(since, _)| since);
+            crate::clock::nanos_since(epoch, at)
+        });
         let mut queue = self.outbox.lock();
         // The next buffer is sized by its first event (`push_open`): a
         // partition cut while the buffer is full holds no empty one.
@@ -638,6 +633,17 @@ pub(crate) fn trim<T>(items: &mut Vec<T>) {
     if items.capacity() - len > len / HEADROOM + 4 {
         items.shrink_to_fit();
     }
+}
+
+/// Counts what pull receivers took (see [`State::fold`]) in `stats`.
+fn fold_into(stats: &mut Stats, taken: Option<Takes>) {
+    let Some(taken) = taken else { return };
+    stats.buffered_items -= taken.items;
+    stats.buffered_bytes -= taken.bytes;
+    stats.delivered += taken.items as u64;
+    stats.delivered_bytes += taken.bytes as u64;
+    stats.batches += taken.batches;
+    stats.flushes.absorb(&taken.flushes);
 }
 
 /// Runs user code, keeping its panic in `caught` and answering `on_panic`

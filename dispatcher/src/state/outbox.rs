@@ -18,7 +18,7 @@ use crossbeam_utils::CachePadded;
 use super::UNSTAMPED;
 use crate::batch::Sealed;
 use crate::stats::FlushCounts;
-use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering::SeqCst};
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering::Relaxed, Ordering::SeqCst};
 
 /// How many emptied batch buffers are kept for reuse.
 const POOL_CAPACITY: usize = 8;
@@ -42,8 +42,8 @@ pub(crate) struct Queue<T> {
     /// Emptied batch buffers handed back by receivers, for reuse.
     pool: Vec<Vec<T>>,
     /// Batches pull receivers took here, not yet folded into the
-    /// partition's statistics.
-    pub(crate) takes: Takes,
+    /// partition's statistics (see [`Queue::taken`]).
+    takes: Takes,
 }
 
 /// What pull receivers took from an outbox since the partition last folded
@@ -114,6 +114,17 @@ impl<T> Queue<T> {
         }
     }
 
+    /// What pull receivers took since the last call, if they took anything.
+    #[inline]
+    pub(crate) fn taken(&mut self) -> Option<Takes> {
+        (self.takes.batches != 0).then(|| std::mem::take(&mut self.takes))
+    }
+
+    /// Whether pull receivers took anything not yet folded.
+    pub(crate) fn has_takes(&self) -> bool {
+        self.takes.batches != 0
+    }
+
     /// A buffer for the next open batch: a recycled one, or none yet.
     pub(crate) fn reuse(&mut self) -> Vec<T> {
         self.pool.pop().unwrap_or_default()
@@ -146,10 +157,14 @@ impl<T> std::ops::DerefMut for Locked<'_, T> {
 }
 
 impl<T> Drop for Locked<'_, T> {
+    /// Publishes the front batch's stamp if it changed (a buffer handed
+    /// back changes nothing receivers read).
     #[inline]
     fn drop(&mut self) {
         let front = self.queue.batches.front();
-        self.since
-            .store(front.map_or(UNSTAMPED, |sealed| sealed.since), SeqCst);
+        let since = front.map_or(UNSTAMPED, |sealed| sealed.since);
+        if self.since.load(Relaxed) != since {
+            self.since.store(since, SeqCst);
+        }
     }
 }
