@@ -221,6 +221,25 @@ fn a_told_waiter_passes_the_news_on_used_or_not() {
     });
 }
 
+/// DropOldest over `partitions`, `max_bytes` buffered, batches of two
+/// events, no interval cut; evictions are recorded in `fates`.
+fn evicting(
+    fates: &Arc<Fates>,
+    partitions: usize,
+    max_bytes: usize,
+) -> (Dispatcher<Ev>, Batches<Ev>) {
+    let evicted = Arc::clone(fates);
+    Dispatcher::<Ev>::builder()
+        .partitions(partitions)
+        .max_buffered_bytes(max_bytes)
+        .max_batch_items(2)
+        .interval(Duration::MAX)
+        .policy(Policy::DropOldest)
+        .on_evict(move |e| evicted.record(&e, "evicted"))
+        .build()
+        .unwrap()
+}
+
 /// Defects 1 and 2's shape: two producers on two partitions evict for each
 /// other under DropOldest while a receiver takes batches. The shared budget
 /// is never exceeded, nothing is refused (in pull mode every held byte can
@@ -229,16 +248,7 @@ fn a_told_waiter_passes_the_news_on_used_or_not() {
 fn drop_oldest_across_partitions_keeps_the_bound_and_every_event() {
     explore(|| {
         let fates = Arc::new(Fates::default());
-        let evicted = Arc::clone(&fates);
-        let (dispatcher, batches) = Dispatcher::<Ev>::builder()
-            .partitions(2)
-            .max_buffered_bytes(30)
-            .max_batch_items(2)
-            .interval(Duration::MAX)
-            .policy(Policy::DropOldest)
-            .on_evict(move |e| evicted.record(&e, "evicted"))
-            .build()
-            .unwrap();
+        let (dispatcher, batches) = evicting(&fates, 2, 30);
         let dispatcher = Arc::new(dispatcher);
         let producers: Vec<_> = (0..2u8)
             .map(|from| {
@@ -287,16 +297,7 @@ fn drop_oldest_across_partitions_keeps_the_bound_and_every_event() {
 fn drop_oldest_evicts_what_it_counted_while_a_receiver_takes() {
     explore(|| {
         let fates = Arc::new(Fates::default());
-        let evicted = Arc::clone(&fates);
-        let (dispatcher, batches) = Dispatcher::<Ev>::builder()
-            .partitions(1)
-            .max_buffered_bytes(20)
-            .max_batch_items(2)
-            .interval(Duration::MAX)
-            .policy(Policy::DropOldest)
-            .on_evict(move |e| evicted.record(&e, "evicted"))
-            .build()
-            .unwrap();
+        let (dispatcher, batches) = evicting(&fates, 1, 20);
         let producer = dispatcher.producer();
         for seq in 0..2 {
             let event = ev(0, seq, 10);
