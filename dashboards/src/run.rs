@@ -91,6 +91,7 @@ impl Loop {
         let mut dirty = true;
         let mut last_draw: Option<Instant> = None;
         let mut next_poll = Instant::now();
+        let mut last_size = crate::input::size();
         loop {
             let now = Instant::now();
             if now >= next_poll {
@@ -123,11 +124,20 @@ impl Loop {
             if dirty {
                 wake = wake.min(draw_due);
             }
-            crate::input::wait(wake.saturating_duration_since(Instant::now()))
+            let mut input = crate::input::wait(wake.saturating_duration_since(Instant::now()))
                 .map_err(DashboardError::terminal("wait for input"))?;
-            // Whatever crossterm has now (keys, and resizes from its signal handler),
-            // without waiting.
-            while event::poll(Duration::ZERO).map_err(DashboardError::terminal("read input"))? {
+            // A resize (crossterm's SIGWINCH handler ended the wait) shows as a new size:
+            // read from the terminal's settings, not from its input.
+            let size = crate::input::size();
+            if size != last_size {
+                (last_size, dirty) = (size, true);
+            }
+            // Keys, only while the terminal has input waiting: crossterm asked with
+            // nothing there can meet a terminal that hung up meanwhile, and spins on it
+            // for good (see `crate::input`).
+            while input
+                && event::poll(Duration::ZERO).map_err(DashboardError::terminal("read input"))?
+            {
                 match event::read().map_err(DashboardError::terminal("read input"))? {
                     TermEvent::Key(key) => {
                         dirty = true;
@@ -139,6 +149,8 @@ impl Loop {
                     TermEvent::Resize(..) => dirty = true,
                     _ => {}
                 }
+                input = crate::input::wait(Duration::ZERO)
+                    .map_err(DashboardError::terminal("wait for input"))?;
             }
         }
     }
