@@ -29,10 +29,12 @@ pub(crate) struct Outbox<T> {
     queue: Mutex<Queue<T>>,
     /// When the first event of the oldest batch waiting here joined it, in
     /// nanoseconds since the core's epoch; [`UNSTAMPED`] while none waits.
-    /// Stored (`SeqCst`) before the queue's lock is released by every change
-    /// under it, so a batch sealed is published before the news of it is
-    /// announced (see [`crate::signal`]): a receiver that reads
-    /// [`UNSTAMPED`] after counting itself in as a listener will be told.
+    /// Stored (`SeqCst`) before the queue's lock is released whenever a
+    /// change under it moved it (see [`Locked`]'s drop), so a batch sealed is
+    /// published before the news of it is announced (see [`crate::signal`]):
+    /// a receiver that reads [`UNSTAMPED`] after counting itself in as a
+    /// listener will be told. Batches are stamped only with several
+    /// partitions; with one, a waiting batch reads 0.
     since: CachePadded<AtomicU64>,
 }
 
@@ -48,7 +50,7 @@ pub(crate) struct Queue<T> {
 
 /// What pull receivers took from an outbox since the partition last folded
 /// it into its statistics.
-#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Default)]
 pub(crate) struct Takes {
     pub(crate) items: usize,
     pub(crate) bytes: usize,
