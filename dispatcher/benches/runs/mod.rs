@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use dispatcher::sink::{self, FlushContext};
 use dispatcher::{Batch, Builder, Dispatcher, Policy};
 
+pub(crate) mod busy;
+
 /// One measured run: producers, events, event size -> elapsed.
 pub(crate) type Run = fn(usize, usize, usize) -> Duration;
 
@@ -77,9 +79,11 @@ where
             let share = total / producers + usize::from(p < total % producers);
             scope.spawn(move || {
                 start.wait();
+                let busy = busy::thread_start();
                 for _ in 0..share {
                     send(vec![0u8; size]);
                 }
+                busy::thread_end(busy);
                 if sending.fetch_sub(1, AcqRel) == 1 {
                     ended();
                 }

@@ -6,12 +6,55 @@
 //! of them for its lifetime. Isolated, each run is this binary started
 //! again with `--child`, which makes one warm-up run (its heap then is the
 //! target's own, in a steady state) and then the measured one, and prints
-//! the measured run's nanoseconds.
+//! the measured run's nanoseconds (and, with `--producer-time`, its
+//! producers' nanoseconds on a processor).
 
 use std::process::Command;
 use std::time::Duration;
 
-use super::runs::Run;
+use super::runs::{Run, busy};
+
+/// What one measured run took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Measured {
+    pub(crate) elapsed: Duration,
+    /// Its producer threads' time on a processor, added up, when counted
+    /// (`--producer-time`).
+    pub(crate) producer_time: Option<Duration>,
+}
+
+impl Measured {
+    /// After `run` ran: its time, and the producers' if counted.
+    pub(crate) fn of(elapsed: Duration) -> Measured {
+        Measured {
+            elapsed,
+            producer_time: busy::take(),
+        }
+    }
+
+    /// What a child prints: the nanoseconds, then the producers' if counted.
+    pub(crate) fn line(&self) -> String {
+        match self.producer_time {
+            Some(busy) => format!("{} {}", self.elapsed.as_nanos(), busy.as_nanos()),
+            None => self.elapsed.as_nanos().to_string(),
+        }
+    }
+
+    /// Reads a child's [`line`](Self::line).
+    fn parse(line: &str) -> Option<Measured> {
+        let nanos = |field: &str| field.parse::<u64>().ok().map(Duration::from_nanos);
+        let mut fields = line.split_whitespace();
+        let elapsed = nanos(fields.next()?)?;
+        let producer_time = match fields.next() {
+            Some(field) => Some(nanos(field)?),
+            None => None,
+        };
+        fields.next().is_none().then_some(Measured {
+            elapsed,
+            producer_time,
+        })
+    }
+}
 
 /// One run to make in a child process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,17 +98,23 @@ impl Child {
     }
 
     /// In the child: one warm-up run of `run`, then the measured one.
-    pub(crate) fn measure(&self, run: Run) -> Duration {
+    pub(crate) fn measure(&self, run: Run) -> Measured {
         run(self.producers, self.total, self.size);
-        run(self.producers, self.total, self.size)
+        let _warm_up = busy::take();
+        Measured::of(run(self.producers, self.total, self.size))
     }
 
-    /// In the parent: starts this binary as a child for the run and reads
-    /// the measured nanoseconds it prints.
-    pub(crate) fn spawn(&self) -> Result<Duration, String> {
+    /// In the parent: starts this binary as a child for the run (counting
+    /// its producers' time on a processor if `producer_time`) and reads
+    /// what it measured.
+    pub(crate) fn spawn(&self, producer_time: bool) -> Result<Measured, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-        let output = Command::new(&exe)
-            .args(["--child", &self.arg()])
+        let mut command = Command::new(&exe);
+        command.args(["--child", &self.arg()]);
+        if producer_time {
+            command.arg("--producer-time");
+        }
+        let output = command
             .output()
             .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -77,17 +126,21 @@ impl Child {
                 String::from_utf8_lossy(&output.stderr).trim()
             ));
         }
-        stdout
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_nanos)
-            .map_err(|_| {
-                format!(
-                    "child run {} printed `{}`, not nanoseconds",
-                    self.arg(),
-                    stdout.trim()
-                )
-            })
+        let measured = Measured::parse(stdout.trim()).ok_or_else(|| {
+            format!(
+                "child run {} printed `{}`, not nanoseconds",
+                self.arg(),
+                stdout.trim()
+            )
+        })?;
+        if producer_time && measured.producer_time.is_none() {
+            return Err(format!(
+                "child run {} could not read its producers' time on a processor \
+                 (--producer-time reads /proc/thread-self/schedstat, Linux only)",
+                self.arg()
+            ));
+        }
+        Ok(measured)
     }
 }
 
@@ -119,5 +172,47 @@ mod tests {
                 .unwrap_err()
                 .contains("EVENTS `x`")
         );
+    }
+
+    #[test]
+    fn a_run_counts_its_producers_work_and_not_their_sleep() {
+        busy::count();
+        let _before = busy::take();
+        let start = busy::thread_start();
+        assert!(start.is_some(), "no thread processor-time clock here");
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        busy::thread_end(start);
+        let worked = Measured::of(Duration::from_millis(1)).producer_time;
+        assert!(worked.is_some_and(|worked| worked > Duration::ZERO));
+        let start = busy::thread_start();
+        std::thread::sleep(Duration::from_millis(50));
+        busy::thread_end(start);
+        let slept = busy::take().expect("counting");
+        assert!(
+            slept < Duration::from_millis(25),
+            "50 ms asleep counted {slept:?} on a processor"
+        );
+    }
+
+    #[test]
+    fn a_childs_line_round_trips_with_or_without_the_producers_time() {
+        let plain = Measured {
+            elapsed: Duration::from_nanos(1500),
+            producer_time: None,
+        };
+        let counted = Measured {
+            producer_time: Some(Duration::from_nanos(1400)),
+            ..plain
+        };
+        assert_eq!(plain.line(), "1500");
+        assert_eq!(Measured::parse(&plain.line()), Some(plain));
+        assert_eq!(counted.line(), "1500 1400");
+        assert_eq!(Measured::parse(&counted.line()), Some(counted));
+        for bad in ["", "x", "1500 x", "1500 1400 9", "-1"] {
+            assert_eq!(Measured::parse(bad), None, "`{bad}`");
+        }
     }
 }

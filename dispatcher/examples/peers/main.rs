@@ -44,8 +44,8 @@ mod runs;
 mod staged;
 mod stats;
 
-use isolate::Child;
-use runs::Run;
+use isolate::{Child, Measured};
+use runs::{Run, busy};
 use stats::{Spread, Verdict};
 
 /// Interleaved rounds of the dispatcher against its peers.
@@ -73,6 +73,12 @@ struct Args {
     /// there, so no target runs on a heap another target shaped.
     #[arg(long)]
     isolate: bool,
+    /// Also print each target's producer threads' time on a processor: per
+    /// event, and as a share of the run (Linux: /proc/thread-self/schedstat).
+    /// With one producer and a faster consumer the producer works the whole
+    /// run, and its time per event is what sets the rate.
+    #[arg(long)]
+    producer_time: bool,
     /// Internal: make one isolated run (TARGET:PRODUCERS:EVENTS:SIZE) and
     /// print its nanoseconds.
     #[arg(long, hide = true, value_parser = Child::parse)]
@@ -146,12 +152,15 @@ impl std::fmt::Display for Peer {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.producer_time {
+        busy::count();
+    }
     if let Some(child) = &args.child {
         let Some(run) = run_of(&child.target) else {
             eprintln!("peers: --child: unknown target `{}`", child.target);
             return ExitCode::from(2);
         };
-        println!("{}", child.measure(run).as_nanos());
+        println!("{}", child.measure(run).line());
         return ExitCode::SUCCESS;
     }
     let mut peers: Vec<Peer> = Vec::new();
@@ -182,13 +191,17 @@ fn main() -> ExitCode {
             size_label(size),
             args.rounds
         );
-        let rates = match group_rates(&peers, args.rounds, args.isolate, producers, total, size) {
-            Ok(rates) => rates,
+        let measured = match group_runs(&peers, &args, producers, total, size) {
+            Ok(measured) => measured,
             Err(error) => {
                 eprintln!("peers: {error}");
                 return ExitCode::FAILURE;
             }
         };
+        let rates: Vec<Vec<f64>> = measured
+            .iter()
+            .map(|runs| runs.iter().map(|run| rate(total, run.elapsed)).collect())
+            .collect();
         let ours = Spread::of(&rates[0]);
         for (peer, theirs) in peers.iter().zip(&rates[1..]) {
             let ratios: Vec<f64> = rates[0].iter().zip(theirs).map(|(a, b)| a / b).collect();
@@ -213,6 +226,17 @@ fn main() -> ExitCode {
                 share.median,
             );
         }
+        let names = std::iter::once(DISPATCHER).chain(peers.iter().map(|peer| peer.name()));
+        for (target, runs) in names.zip(&measured) {
+            if let Some(busy) = Busy::of(runs, producers, total) {
+                println!(
+                    "{:<14} producer time: {target:<14} {:>7.0} ns an event, {:.1}% of the run",
+                    format!("{} x {producers}", size_label(size)),
+                    busy.nanos_per_event,
+                    busy.share * 100.0,
+                );
+            }
+        }
     }
     println!(
         "\nratio: dispatcher / peer, median of the rounds (95% bootstrap interval); \
@@ -220,6 +244,13 @@ fn main() -> ExitCode {
          what two runs of the dispatcher itself stay within (--peers control)",
         stats::EVEN_WITHIN * 100.0
     );
+    if args.producer_time {
+        println!(
+            "producer time: the producer threads' time on a processor, added up, per event and \
+             as a share of the run's time x producers (medians of the rounds); what is not \
+             that share they waited"
+        );
+    }
     if split(&peers).is_some() {
         println!(
             "batches' share: crossbeam-full / crossbeam in the same rounds, what waiting for \
@@ -245,43 +276,68 @@ fn split(peers: &[Peer]) -> Option<(usize, usize)> {
     Some((at(Peer::CrossbeamFull)?, at(Peer::Crossbeam)?))
 }
 
-/// Every target's rate (M events/s) in each round: the dispatcher first,
-/// then the peers in order. Odd rounds run the targets in reverse. With
-/// `isolate`, each run is a child process of its own (see [`isolate`]).
-fn group_rates(
+/// The producers' time on a processor in a target's runs (medians of the
+/// rounds), when every run counted it.
+struct Busy {
+    nanos_per_event: f64,
+    /// Of the run's time times the producers.
+    share: f64,
+}
+
+impl Busy {
+    fn of(runs: &[Measured], producers: usize, total: usize) -> Option<Busy> {
+        let mut per_event = Vec::with_capacity(runs.len());
+        let mut shares = Vec::with_capacity(runs.len());
+        for run in runs {
+            let busy = run.producer_time?.as_secs_f64();
+            per_event.push(busy * 1e9 / total as f64);
+            shares.push(busy / (run.elapsed.as_secs_f64().max(1e-9) * producers as f64));
+        }
+        (!runs.is_empty()).then(|| Busy {
+            nanos_per_event: Spread::of(&per_event).median,
+            share: Spread::of(&shares).median,
+        })
+    }
+}
+
+/// Every target's runs in each round: the dispatcher first, then the peers
+/// in order. Odd rounds run the targets in reverse. With `isolate`, each
+/// run is a child process of its own (see [`isolate`]), told to count its
+/// producers' time on a processor with `--producer-time`.
+fn group_runs(
     peers: &[Peer],
-    rounds: u32,
-    isolate: bool,
+    args: &Args,
     producers: usize,
     total: usize,
     size: usize,
-) -> Result<Vec<Vec<f64>>, String> {
+) -> Result<Vec<Vec<Measured>>, String> {
     let targets: Vec<(&str, Run)> = std::iter::once((DISPATCHER, runs::dispatcher_run as Run))
         .chain(peers.iter().map(|peer| (peer.name(), peer.run())))
         .collect();
-    let mut rates = vec![Vec::with_capacity(rounds as usize); targets.len()];
-    for round in 0..rounds {
+    let mut measured = vec![Vec::with_capacity(args.rounds as usize); targets.len()];
+    for round in 0..args.rounds {
         let mut order: Vec<usize> = (0..targets.len()).collect();
         if round % 2 == 1 {
             order.reverse();
         }
         for at in order {
             let (target, run) = targets[at];
-            let elapsed = if isolate {
+            let run = if args.isolate {
                 Child {
                     target: target.to_owned(),
                     producers,
                     total,
                     size,
                 }
-                .spawn()?
+                .spawn(args.producer_time)?
             } else {
-                run(producers, total, size)
+                let _before = busy::take();
+                Measured::of(run(producers, total, size))
             };
-            rates[at].push(rate(total, elapsed));
+            measured[at].push(run);
         }
     }
-    Ok(rates)
+    Ok(measured)
 }
 
 /// Millions of events a second.
