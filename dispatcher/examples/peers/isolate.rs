@@ -14,6 +14,10 @@ use std::time::Duration;
 
 use super::runs::{Run, busy};
 
+/// Why `--producer-time` has nothing to print.
+pub(crate) const UNREAD: &str = "a producer thread could not read its processor-time clock \
+     (--producer-time needs CLOCK_THREAD_CPUTIME_ID)";
+
 /// What one measured run took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Measured {
@@ -134,11 +138,7 @@ impl Child {
             )
         })?;
         if producer_time && measured.producer_time.is_none() {
-            return Err(format!(
-                "child run {} could not read its producers' time on a processor \
-                 (--producer-time reads /proc/thread-self/schedstat, Linux only)",
-                self.arg()
-            ));
+            return Err(format!("child run {}: {UNREAD}", self.arg()));
         }
         Ok(measured)
     }

@@ -73,14 +73,14 @@ struct Args {
     /// there, so no target runs on a heap another target shaped.
     #[arg(long)]
     isolate: bool,
-    /// Also print each target's producer threads' time on a processor: per
-    /// event, and as a share of the run (Linux: /proc/thread-self/schedstat).
-    /// With one producer and a faster consumer the producer works the whole
-    /// run, and its time per event is what sets the rate.
+    /// Also print each target's producer threads' time on a processor
+    /// (CLOCK_THREAD_CPUTIME_ID): per event, and as a share of the run. With
+    /// one producer and a faster consumer the producer works the whole run,
+    /// and its time per event is what sets the rate.
     #[arg(long)]
     producer_time: bool,
     /// Internal: make one isolated run (TARGET:PRODUCERS:EVENTS:SIZE) and
-    /// print its nanoseconds.
+    /// print its nanoseconds (then, with --producer-time, its producers').
     #[arg(long, hide = true, value_parser = Child::parse)]
     child: Option<Child>,
 }
@@ -332,7 +332,11 @@ fn group_runs(
                 .spawn(args.producer_time)?
             } else {
                 let _before = busy::take();
-                Measured::of(run(producers, total, size))
+                let measured = Measured::of(run(producers, total, size));
+                if args.producer_time && measured.producer_time.is_none() {
+                    return Err(isolate::UNREAD.to_owned());
+                }
+                measured
             };
             measured[at].push(run);
         }
