@@ -15,24 +15,37 @@ use std::time::Duration;
 use super::runs::{Run, busy};
 
 /// Why `--producer-time` has nothing to print.
-pub(crate) const UNREAD: &str = "a producer thread could not read its processor-time clock \
+const UNREAD: &str = "a producer thread could not read its processor-time clock \
      (--producer-time needs CLOCK_THREAD_CPUTIME_ID)";
 
 /// What one measured run took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Measured {
+pub(crate) struct Timing {
     pub(crate) elapsed: Duration,
     /// Its producer threads' time on a processor, added up, when counted
     /// (`--producer-time`).
     pub(crate) producer_time: Option<Duration>,
 }
 
-impl Measured {
-    /// After `run` ran: its time, and the producers' if counted.
-    pub(crate) fn of(elapsed: Duration) -> Measured {
-        Measured {
+impl Timing {
+    /// Makes one run of `run` in this process: its time, and its producers'
+    /// if counted (`--producer-time`).
+    pub(crate) fn of_run(run: Run, producers: usize, total: usize, size: usize) -> Timing {
+        let _earlier = busy::take();
+        let elapsed = run(producers, total, size);
+        Timing {
             elapsed,
             producer_time: busy::take(),
+        }
+    }
+
+    /// `self`, or why its producers' time is missing when `producer_time`
+    /// asked for it.
+    pub(crate) fn counted(self, producer_time: bool) -> Result<Timing, &'static str> {
+        if producer_time && self.producer_time.is_none() {
+            Err(UNREAD)
+        } else {
+            Ok(self)
         }
     }
 
@@ -45,7 +58,7 @@ impl Measured {
     }
 
     /// Reads a child's [`line`](Self::line).
-    fn parse(line: &str) -> Option<Measured> {
+    fn parse(line: &str) -> Option<Timing> {
         let nanos = |field: &str| field.parse::<u64>().ok().map(Duration::from_nanos);
         let mut fields = line.split_whitespace();
         let elapsed = nanos(fields.next()?)?;
@@ -53,7 +66,7 @@ impl Measured {
             Some(field) => Some(nanos(field)?),
             None => None,
         };
-        fields.next().is_none().then_some(Measured {
+        fields.next().is_none().then_some(Timing {
             elapsed,
             producer_time,
         })
@@ -102,16 +115,15 @@ impl Child {
     }
 
     /// In the child: one warm-up run of `run`, then the measured one.
-    pub(crate) fn measure(&self, run: Run) -> Measured {
+    pub(crate) fn measure(&self, run: Run) -> Timing {
         run(self.producers, self.total, self.size);
-        let _warm_up = busy::take();
-        Measured::of(run(self.producers, self.total, self.size))
+        Timing::of_run(run, self.producers, self.total, self.size)
     }
 
     /// In the parent: starts this binary as a child for the run (counting
     /// its producers' time on a processor if `producer_time`) and reads
     /// what it measured.
-    pub(crate) fn spawn(&self, producer_time: bool) -> Result<Measured, String> {
+    pub(crate) fn spawn(&self, producer_time: bool) -> Result<Timing, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
         let mut command = Command::new(&exe);
         command.args(["--child", &self.arg()]);
@@ -130,17 +142,16 @@ impl Child {
                 String::from_utf8_lossy(&output.stderr).trim()
             ));
         }
-        let measured = Measured::parse(stdout.trim()).ok_or_else(|| {
+        let timing = Timing::parse(stdout.trim()).ok_or_else(|| {
             format!(
                 "child run {} printed `{}`, not nanoseconds",
                 self.arg(),
                 stdout.trim()
             )
         })?;
-        if producer_time && measured.producer_time.is_none() {
-            return Err(format!("child run {}: {UNREAD}", self.arg()));
-        }
-        Ok(measured)
+        timing
+            .counted(producer_time)
+            .map_err(|unread| format!("child run {}: {unread}", self.arg()))
     }
 }
 
@@ -185,7 +196,7 @@ mod tests {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
         }
         busy::thread_end(start);
-        let worked = Measured::of(Duration::from_millis(1)).producer_time;
+        let worked = busy::take();
         assert!(worked.is_some_and(|worked| worked > Duration::ZERO));
         let start = busy::thread_start();
         std::thread::sleep(Duration::from_millis(50));
@@ -199,20 +210,24 @@ mod tests {
 
     #[test]
     fn a_childs_line_round_trips_with_or_without_the_producers_time() {
-        let plain = Measured {
+        let plain = Timing {
             elapsed: Duration::from_nanos(1500),
             producer_time: None,
         };
-        let counted = Measured {
+        let counted = Timing {
             producer_time: Some(Duration::from_nanos(1400)),
             ..plain
         };
         assert_eq!(plain.line(), "1500");
-        assert_eq!(Measured::parse(&plain.line()), Some(plain));
+        assert_eq!(Timing::parse(&plain.line()), Some(plain));
         assert_eq!(counted.line(), "1500 1400");
-        assert_eq!(Measured::parse(&counted.line()), Some(counted));
+        assert_eq!(Timing::parse(&counted.line()), Some(counted));
+        // Asked for, a missing time is an error, whichever way the run was made.
+        assert_eq!(plain.counted(false), Ok(plain));
+        assert_eq!(plain.counted(true), Err(UNREAD));
+        assert_eq!(counted.counted(true), Ok(counted));
         for bad in ["", "x", "1500 x", "1500 1400 9", "-1"] {
-            assert_eq!(Measured::parse(bad), None, "`{bad}`");
+            assert_eq!(Timing::parse(bad), None, "`{bad}`");
         }
     }
 }

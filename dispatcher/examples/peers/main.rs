@@ -44,7 +44,7 @@ mod runs;
 mod staged;
 mod stats;
 
-use isolate::{Child, Measured};
+use isolate::{Child, Timing};
 use runs::{Run, busy};
 use stats::{Spread, Verdict};
 
@@ -285,7 +285,7 @@ struct Busy {
 }
 
 impl Busy {
-    fn of(runs: &[Measured], producers: usize, total: usize) -> Option<Busy> {
+    fn of(runs: &[Timing], producers: usize, total: usize) -> Option<Busy> {
         let mut per_event = Vec::with_capacity(runs.len());
         let mut shares = Vec::with_capacity(runs.len());
         for run in runs {
@@ -310,7 +310,7 @@ fn group_runs(
     producers: usize,
     total: usize,
     size: usize,
-) -> Result<Vec<Vec<Measured>>, String> {
+) -> Result<Vec<Vec<Timing>>, String> {
     let targets: Vec<(&str, Run)> = std::iter::once((DISPATCHER, runs::dispatcher_run as Run))
         .chain(peers.iter().map(|peer| (peer.name(), peer.run())))
         .collect();
@@ -331,12 +331,7 @@ fn group_runs(
                 }
                 .spawn(args.producer_time)?
             } else {
-                let _before = busy::take();
-                let measured = Measured::of(run(producers, total, size));
-                if args.producer_time && measured.producer_time.is_none() {
-                    return Err(isolate::UNREAD.to_owned());
-                }
-                measured
+                Timing::of_run(run, producers, total, size).counted(args.producer_time)?
             };
             measured[at].push(run);
         }
