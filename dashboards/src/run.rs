@@ -138,16 +138,15 @@ impl Loop {
             while input
                 && event::poll(Duration::ZERO).map_err(DashboardError::terminal("read input"))?
             {
-                match event::read().map_err(DashboardError::terminal("read input"))? {
-                    TermEvent::Key(key) => {
-                        dirty = true;
-                        let action = self.app.on_key(key);
-                        if let Some(exit) = self.on_action(action) {
-                            return Ok(exit);
-                        }
+                // Its resize events are left aside: the size above is how resizes are seen.
+                if let TermEvent::Key(key) =
+                    event::read().map_err(DashboardError::terminal("read input"))?
+                {
+                    dirty = true;
+                    let action = self.app.on_key(key);
+                    if let Some(exit) = self.on_action(action) {
+                        return Ok(exit);
                     }
-                    TermEvent::Resize(..) => dirty = true,
-                    _ => {}
                 }
                 input = crate::input::wait(Duration::ZERO)
                     .map_err(DashboardError::terminal("wait for input"))?;
